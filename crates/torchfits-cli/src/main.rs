@@ -1,0 +1,257 @@
+//! The `torchfits` command: a thin shell over `torchfits-core`.
+//!
+//! Exit status: 0 on success, 1 for a bad file or input (one line on stderr naming the file, the
+//! HDU and the cause), 2 for bad usage.
+#![deny(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde_json::{Value as Json, json};
+use torchfits_core::preview::{self, Stretch};
+use torchfits_core::{Error, ErrorKind, FitsFile, HduInfo, HduKind, HduSelector, Header, Section, Value, npy};
+
+#[derive(Parser)]
+#[command(name = "torchfits", version, about = "Inspect and convert FITS files", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the HDUs of a file (like astropy's fitsinfo).
+    Info {
+        /// The FITS file (opened literally: no cfitsio filename syntax).
+        file: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the header of one HDU.
+    Header {
+        /// The FITS file.
+        file: PathBuf,
+        /// HDU: 0-based index, EXTNAME, or EXTNAME,EXTVER.
+        #[arg(long, default_value = "0", value_parser = parse_hdu)]
+        hdu: HduSelector,
+        /// Print JSON (typed values) instead of card text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read an image (or a section of one) into a NumPy .npy file.
+    Read {
+        /// The FITS file.
+        file: PathBuf,
+        /// HDU: 0-based index, EXTNAME, or EXTNAME,EXTVER.
+        #[arg(long, default_value = "0", value_parser = parse_hdu)]
+        hdu: HduSelector,
+        /// NumPy-style section, C order, 0-based half-open: `y0:y1,x0:x1`.
+        #[arg(long)]
+        section: Option<String>,
+        /// Output file (.npy).
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+    },
+    /// Render a quick-look PNG of a 2-D image (the first plane of a cube).
+    Preview {
+        /// The FITS file.
+        file: PathBuf,
+        /// HDU: 0-based index, EXTNAME, or EXTNAME,EXTVER.
+        #[arg(long, default_value = "0", value_parser = parse_hdu)]
+        hdu: HduSelector,
+        /// NumPy-style section of the image to render.
+        #[arg(long)]
+        section: Option<String>,
+        /// zscale (default), asinh or linear.
+        #[arg(long, default_value = "zscale")]
+        stretch: Stretch,
+        /// Output file (.png).
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+    },
+}
+
+fn parse_hdu(s: &str) -> Result<HduSelector, Error> {
+    s.parse()
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Info { file, json } => info(&file, json),
+        Command::Header { file, hdu, json } => header(&file, hdu, json),
+        Command::Read { file, hdu, section, output } => read(&file, hdu, section.as_deref(), &output),
+        Command::Preview { file, hdu, section, stretch, output } => {
+            preview(&file, hdu, section.as_deref(), stretch, &output)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("torchfits: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn print_json(value: &Json) -> Result<(), Error> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot format JSON: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
+fn hdu_json(h: &HduInfo) -> Json {
+    json!({
+        "index": h.index,
+        "kind": h.kind.as_str(),
+        "extname": h.extname,
+        "extver": h.extver,
+        "compressed": h.compressed,
+        "shape": h.shape,
+        "bitpix": h.bitpix,
+        "dtype": h.dtype.map(|d| d.numpy_name()),
+        "nrows": h.nrows,
+        "ncols": h.ncols,
+    })
+}
+
+fn info(path: &Path, as_json: bool) -> Result<(), Error> {
+    let hdus = FitsFile::open(path)?.hdus()?;
+    if as_json {
+        let list: Vec<Json> = hdus.iter().map(hdu_json).collect();
+        return print_json(&json!({ "path": path.display().to_string(), "hdus": list }));
+    }
+    println!("Filename: {}", path.display());
+    println!("{:<4} {:<16} {:>4}  {:<13} {:>6}  {:<24} {}", "No.", "Name", "Ver", "Type", "Cards", "Shape (C order)", "Dtype");
+    for h in &hdus {
+        let name = h.extname.clone().unwrap_or_else(|| if h.index == 0 { "PRIMARY".into() } else { String::new() });
+        let kind = match (h.kind, h.compressed) {
+            (HduKind::Image, true) => "CompImage".to_string(),
+            (k, _) => k.as_str().to_string(),
+        };
+        let shape = match (&h.shape, h.nrows, h.ncols) {
+            (Some(s), _, _) => format!("{s:?}"),
+            (None, Some(r), Some(c)) => format!("{r} rows x {c} cols"),
+            _ => String::new(),
+        };
+        let dtype = h.dtype.map(|d| d.numpy_name()).unwrap_or("");
+        println!(
+            "{:<4} {:<16} {:>4}  {:<13} {:>6}  {:<24} {}",
+            h.index,
+            name,
+            h.extver.unwrap_or(1),
+            kind,
+            h.ncards,
+            shape,
+            dtype
+        );
+    }
+    Ok(())
+}
+
+fn value_json(v: &Value) -> Json {
+    match v {
+        Value::Bool(b) => Json::from(*b),
+        Value::Int(i) => Json::from(*i),
+        Value::Float(f) => Json::from(*f),
+        Value::Complex(re, im) => json!([re, im]),
+        Value::Str(s) => Json::from(s.as_str()),
+        Value::Undefined => Json::Null,
+    }
+}
+
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::Bool(b) => format!("{:>20}", if *b { "T" } else { "F" }),
+        Value::Int(i) => format!("{i:>20}"),
+        Value::Float(f) => format!("{:>20}", format!("{f:E}")),
+        Value::Complex(re, im) => format!("({re:E}, {im:E})"),
+        Value::Str(s) => format!("'{:<8}'", s.replace('\'', "''")),
+        Value::Undefined => String::new(),
+    }
+}
+
+fn header(path: &Path, hdu: HduSelector, as_json: bool) -> Result<(), Error> {
+    let header: Header = FitsFile::open(path)?.header(hdu)?;
+    if as_json {
+        let cards: Vec<Json> = header
+            .iter()
+            .map(|c| json!({ "keyword": c.keyword(), "value": value_json(c.value()), "comment": c.comment() }))
+            .collect();
+        return print_json(&json!({ "cards": cards }));
+    }
+    for c in &header {
+        if c.is_commentary() {
+            println!("{:<8}{}", c.keyword(), c.value().as_str().unwrap_or(""));
+            continue;
+        }
+        let value = value_text(c.value());
+        match c.comment() {
+            Some(comment) => println!("{:<8}= {value} / {comment}", c.keyword()),
+            None => println!("{:<8}= {value}", c.keyword()),
+        }
+    }
+    println!("END");
+    Ok(())
+}
+
+fn extension(path: &Path) -> String {
+    path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase()
+}
+
+fn read(path: &Path, hdu: HduSelector, section: Option<&str>, output: &Path) -> Result<(), Error> {
+    let mut file = FitsFile::open(path)?;
+    let info = file.hdu(hdu.clone())?;
+    let in_hdu = |e: Error| e.in_hdu(info.index).in_file(path);
+    match (extension(output).as_str(), info.kind) {
+        ("npy", HduKind::Image) => {}
+        ("npy", kind) => {
+            return Err(in_hdu(Error::new(
+                ErrorKind::Parameter,
+                format!("the HDU is a {kind}; .npy output is for images"),
+            )));
+        }
+        ("parquet" | "arrow", HduKind::BinTable | HduKind::AsciiTable) => {
+            return Err(in_hdu(Error::new(ErrorKind::Unsupported, "table reads are not supported yet")));
+        }
+        (ext, _) => {
+            return Err(in_hdu(Error::new(
+                ErrorKind::Parameter,
+                format!("cannot write .{ext} output: use .npy for images"),
+            )));
+        }
+    }
+    let mut image = file.image(info.index)?;
+    let section = match section {
+        Some(spec) => Some(Section::parse(spec, image.shape()).map_err(in_hdu)?),
+        None => None,
+    };
+    let data = image.read_data(section.as_ref())?;
+    npy::write(output, &data)
+}
+
+fn preview(path: &Path, hdu: HduSelector, section: Option<&str>, stretch: Stretch, output: &Path) -> Result<(), Error> {
+    let mut file = FitsFile::open(path)?;
+    let mut image = file.image(hdu)?;
+    let index = image.index();
+    let in_hdu = |e: Error| e.in_hdu(index).in_file(path);
+    let shape = image.shape().to_vec();
+    if shape.len() < 2 {
+        return Err(in_hdu(Error::new(ErrorKind::Parameter, format!("preview needs a 2-D image; shape is {shape:?}"))));
+    }
+    let section = match section {
+        Some(spec) => Section::parse(spec, &shape).map_err(in_hdu)?,
+        // the first plane of a cube: index 0 on every axis but the last two
+        None => Section::new(shape.iter().enumerate().map(|(k, &n)| if k + 2 < shape.len() { 0..n.min(1) } else { 0..n }).collect()),
+    };
+    let sshape = section.shape();
+    let (h, w) = (sshape[sshape.len() - 2], sshape[sshape.len() - 1]);
+    let values: Vec<f64> = image.read_section(&section)?;
+    // a section of a cube keeps its first plane
+    let plane = &values[..(h * w).min(values.len())];
+    let gray = preview::render(plane, h, w, stretch).map_err(in_hdu)?;
+    preview::write_png(output, &gray, h, w)
+}

@@ -1,0 +1,252 @@
+//! The only module that calls cfitsio, and the only one with `unsafe` code.
+//!
+//! A [`Handle`] owns one `fitsfile*`. It is `Send` but not `Sync`: every method takes `&mut self`,
+//! so one thread at a time uses it, and parallel readers open one handle each. cfitsio keeps some
+//! global state (the error message stack, its table of open files); it is safe to use from several
+//! threads only when it was built reentrant (`fits_is_reentrant()`). When it was not, every call
+//! here takes one process-wide lock instead, so correctness never depends on how the system library
+//! was configured.
+#![allow(unsafe_code)]
+
+use std::ffi::{CStr, CString, c_char, c_int, c_long, c_void};
+use std::path::Path;
+use std::ptr::{self, NonNull};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use fitsio_sys as sys;
+
+use crate::error::{CfitsioError, Error, Result};
+use crate::image::{Dtype, Pixel};
+
+
+/// Whether the linked cfitsio was built reentrant (thread-safe with one handle per thread).
+pub(crate) fn is_reentrant() -> bool {
+    static REENTRANT: OnceLock<bool> = OnceLock::new();
+    // SAFETY: fits_is_reentrant takes no arguments and reads a compile-time constant.
+    *REENTRANT.get_or_init(|| unsafe { sys::fits_is_reentrant() } != 0)
+}
+
+/// The process-wide lock taken around every cfitsio call when cfitsio is not reentrant.
+fn serialise() -> Option<MutexGuard<'static, ()>> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    if is_reentrant() {
+        None
+    } else {
+        Some(LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+}
+
+/// cfitsio's status text and message stack for `status`; empties the stack.
+fn cfitsio_error(status: c_int) -> CfitsioError {
+    let mut text = [0 as c_char; 32];
+    // SAFETY: ffgerr writes at most FLEN_STATUS (31 chars + NUL) into `text`, which has 32.
+    unsafe { sys::ffgerr(status, text.as_mut_ptr()) };
+    // SAFETY: ffgerr NUL-terminates `text`.
+    let text = unsafe { CStr::from_ptr(text.as_ptr()) }.to_string_lossy().into_owned();
+    let mut messages = Vec::new();
+    loop {
+        let mut msg = [0 as c_char; 96];
+        // SAFETY: ffgmsg writes at most FLEN_ERRMSG (80 chars + NUL) into `msg`, which has 96,
+        // and returns 0 when the stack is empty.
+        let more = unsafe { sys::ffgmsg(msg.as_mut_ptr()) };
+        if more == 0 {
+            break;
+        }
+        // SAFETY: ffgmsg NUL-terminates `msg`.
+        let m = unsafe { CStr::from_ptr(msg.as_ptr()) }.to_string_lossy().trim_end().to_string();
+        messages.push(m);
+        if messages.len() > 64 {
+            break;
+        }
+    }
+    CfitsioError { status, text, messages }
+}
+
+fn check(status: c_int, what: &str) -> Result<()> {
+    if status > 0 { Err(Error::from_cfitsio(cfitsio_error(status), what)) } else { Ok(()) }
+}
+
+/// cfitsio's data type code for a pixel type: the buffer cfitsio writes into must have exactly
+/// this element type, which is why [`Pixel`] is sealed.
+fn datatype(dtype: Dtype) -> c_int {
+    match dtype {
+        Dtype::U8 => 11,  // TBYTE
+        Dtype::I8 => 12,  // TSBYTE
+        Dtype::U16 => 20, // TUSHORT
+        Dtype::I16 => 21, // TSHORT
+        Dtype::U32 => 30, // TUINT (C unsigned int is 32-bit on every platform we build for)
+        Dtype::I32 => 31, // TINT
+        Dtype::U64 => 80, // TULONGLONG
+        Dtype::I64 => 81, // TLONGLONG
+        Dtype::F32 => 42, // TFLOAT
+        Dtype::F64 => 82, // TDOUBLE
+    }
+}
+
+const _: () = assert!(std::mem::size_of::<c_int>() == 4 && std::mem::size_of::<c_long>() == 8);
+
+/// One open cfitsio file.
+#[derive(Debug)]
+pub(crate) struct Handle {
+    ptr: NonNull<sys::fitsfile>,
+}
+
+// SAFETY: a `fitsfile` has no thread affinity; `Handle` is not `Sync` and every use goes through
+// `&mut self`, so one thread at a time touches it. cfitsio's shared globals are either protected by
+// cfitsio itself (reentrant build) or by `serialise()`.
+unsafe impl Send for Handle {}
+
+impl Handle {
+    /// Opens `path` read-only. `extended_syntax` selects `fits_open_file` (cfitsio's filename
+    /// syntax: filters, URLs, pipes); otherwise `fits_open_diskfile` takes the name literally.
+    pub(crate) fn open(path: &Path, extended_syntax: bool) -> Result<Handle> {
+        use std::os::unix::ffi::OsStrExt;
+        let cpath = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| Error::parameter("the path contains a NUL byte"))?;
+        let _g = serialise();
+        let mut fptr: *mut sys::fitsfile = ptr::null_mut();
+        let mut status: c_int = 0;
+        // SAFETY: `cpath` is NUL-terminated and outlives the call; `fptr` and `status` are valid
+        // out-pointers. READONLY = 0.
+        unsafe {
+            if extended_syntax {
+                sys::ffopen(&mut fptr, cpath.as_ptr(), 0, &mut status);
+            } else {
+                sys::ffdkopn(&mut fptr, cpath.as_ptr(), 0, &mut status);
+            }
+        }
+        if status > 0 {
+            if !fptr.is_null() {
+                let mut s2 = 0;
+                // SAFETY: cfitsio returned a handle despite the error; close it once.
+                unsafe { sys::ffclos(fptr, &mut s2) };
+            }
+            return Err(Error::from_cfitsio(cfitsio_error(status), "cannot open"));
+        }
+        NonNull::new(fptr)
+            .map(|ptr| Handle { ptr })
+            .ok_or_else(|| Error::decoding("cfitsio returned no handle"))
+    }
+
+    /// Number of HDUs in the file (cfitsio scans the whole file for this).
+    pub(crate) fn num_hdus(&mut self) -> Result<usize> {
+        let _g = serialise();
+        let (mut n, mut status): (c_int, c_int) = (0, 0);
+        // SAFETY: the handle is open; out-pointers are valid.
+        unsafe { sys::ffthdu(self.ptr.as_ptr(), &mut n, &mut status) };
+        check(status, "cannot count the HDUs")?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    /// Moves to the 0-based HDU `index`; returns cfitsio's HDU type code.
+    pub(crate) fn move_to(&mut self, index: usize) -> Result<c_int> {
+        let hdunum = c_int::try_from(index + 1).map_err(|_| Error::parameter("HDU index too large"))?;
+        let _g = serialise();
+        let (mut kind, mut status): (c_int, c_int) = (0, 0);
+        // SAFETY: the handle is open; out-pointers are valid.
+        unsafe { sys::ffmahd(self.ptr.as_ptr(), hdunum, &mut kind, &mut status) };
+        check(status, "cannot read the HDU")?;
+        Ok(kind)
+    }
+
+    /// Number of cards in the current HDU's header (without END).
+    pub(crate) fn card_count(&mut self) -> Result<usize> {
+        let _g = serialise();
+        let (mut nexist, mut nmore, mut status): (c_int, c_int, c_int) = (0, 0, 0);
+        // SAFETY: the handle is open; out-pointers are valid.
+        unsafe { sys::ffghsp(self.ptr.as_ptr(), &mut nexist, &mut nmore, &mut status) };
+        check(status, "cannot read the header size")?;
+        Ok(usize::try_from(nexist).unwrap_or(0))
+    }
+
+    /// The current HDU's header as raw 80-byte cards, in one call (`fits_hdr2str`). For a
+    /// tile-compressed image these are the binary table's cards: the image header is derived in
+    /// Rust (`fits_convert_hdr2str` fails on valid files whose ZTENSION card comes late).
+    pub(crate) fn header_bytes(&mut self) -> Result<Vec<u8>> {
+        let _g = serialise();
+        let mut text: *mut c_char = ptr::null_mut();
+        let (mut nkeys, mut status): (c_int, c_int) = (0, 0);
+        // SAFETY: the handle is open; no exclusion list (NULL, 0); cfitsio allocates `text` and we
+        // free it with fffree below.
+        unsafe { sys::ffhdr2str(self.ptr.as_ptr(), 0, ptr::null_mut(), 0, &mut text, &mut nkeys, &mut status) };
+        if text.is_null() {
+            check(status, "cannot read the header")?;
+            return Err(Error::decoding("cfitsio returned no header"));
+        }
+        // SAFETY: cfitsio returns a NUL-terminated string of nkeys*80 chars when text is not NULL.
+        let bytes = unsafe { CStr::from_ptr(text) }.to_bytes().to_vec();
+        let mut s2 = 0;
+        // SAFETY: `text` was allocated by cfitsio and is freed once.
+        unsafe { sys::fffree(text.cast::<c_void>(), &mut s2) };
+        check(status, "cannot read the header")?;
+        Ok(bytes)
+    }
+
+    /// Reads the pixels `first..=last` (1-based, FITS axis order, inclusive) of the current image
+    /// HDU into `out`, converted by cfitsio to `T` (BSCALE/BZERO applied in double). For a float
+    /// `T` and `nan_nulls`, undefined pixels (BLANK, compressed nulls) become NaN. A compressed image decodes only the tiles the
+    /// range touches. `out.len()` must be the number of pixels in the range.
+    pub(crate) fn read_subset<T: Pixel>(
+        &mut self,
+        first: &[i64],
+        last: &[i64],
+        out: &mut [T],
+        nan_nulls: bool,
+    ) -> Result<()> {
+        let n = first.len();
+        let count = first
+            .iter()
+            .zip(last)
+            .try_fold(1usize, |acc, (&a, &b)| usize::try_from(b - a + 1).ok().and_then(|k| acc.checked_mul(k)));
+        if n == 0 || last.len() != n || count != Some(out.len()) {
+            return Err(Error::parameter("read range does not match the output buffer"));
+        }
+        if out.is_empty() {
+            return Ok(());
+        }
+        let mut blc: Vec<c_long> = first.to_vec();
+        let mut trc: Vec<c_long> = last.to_vec();
+        let mut inc: Vec<c_long> = vec![1; n];
+        let nan_f32 = f32::NAN;
+        let nan_f64 = f64::NAN;
+        let nulval: *mut c_void = match T::DTYPE {
+            _ if !nan_nulls => ptr::null_mut(),
+            Dtype::F32 => (&nan_f32 as *const f32).cast_mut().cast(),
+            Dtype::F64 => (&nan_f64 as *const f64).cast_mut().cast(),
+            _ => ptr::null_mut(),
+        };
+        let _g = serialise();
+        let (mut anynul, mut status): (c_int, c_int) = (0, 0);
+        // SAFETY: `out` holds exactly count elements of the C type `datatype(T::DTYPE)` (Pixel is
+        // sealed and implemented only for the matching Rust types); blc/trc/inc have NAXIS entries
+        // each; `nulval` is NULL or points to a value of type T alive for the call (cfitsio only
+        // reads it).
+        unsafe {
+            sys::ffgsv(
+                self.ptr.as_ptr(),
+                datatype(T::DTYPE),
+                blc.as_mut_ptr(),
+                trc.as_mut_ptr(),
+                inc.as_mut_ptr(),
+                nulval,
+                out.as_mut_ptr().cast::<c_void>(),
+                &mut anynul,
+                &mut status,
+            )
+        };
+        check(status, "cannot read the image")
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let _g = serialise();
+        let mut status: c_int = 0;
+        // SAFETY: the handle is open and is closed exactly once, here. Errors on closing a
+        // read-only file are not actionable; the message stack is emptied.
+        unsafe { sys::ffclos(self.ptr.as_ptr(), &mut status) };
+        if status > 0 {
+            let _ = cfitsio_error(status);
+        }
+    }
+}

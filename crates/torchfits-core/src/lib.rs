@@ -1,0 +1,59 @@
+//! # torchfits-core
+//!
+//! FITS reading for Rust data pipelines, on cfitsio: open a file, list its HDUs, read headers as
+//! typed cards and images (whole, N-D sections, tile-compressed) straight into buffers the caller
+//! owns, with astropy's semantics for pixel types and scaling.
+//!
+//! What it does not do: it knows nothing of Burn or any tensor library (that is `torchfits-burn`),
+//! it has no command line (that is `torchfits-cli`), and it does not interpret WCS.
+//!
+//! ```
+//! use torchfits_core::{Dtype, FitsFile, Section};
+//! # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");
+//! let mut file = FitsFile::open(path)?;                 // literal path, read-only
+//! println!("{} HDUs", file.hdu_count()?);
+//! let header = file.header("SCI")?;                      // by EXTNAME, index or (EXTNAME, EXTVER)
+//! let exptime = header.get_f64("EXPTIME");
+//! let mut image = file.image("SCI")?;
+//! assert_eq!(image.dtype(), Dtype::F32);
+//! let mut buf = vec![0f32; image.len()];
+//! image.read_into(&mut buf)?;                             // into a caller-owned buffer
+//! let stamp: Vec<f32> = image.read_section(&Section::new(vec![0..8, 0..8]))?;
+//! # let _ = (exptime, stamp);
+//! # Ok::<(), torchfits_core::Error>(())
+//! ```
+//!
+//! ## Semantics
+//! - Axis order is C order (slowest first): an image with `NAXIS1 = 200`, `NAXIS2 = 100` has
+//!   shape `[100, 200]`; sections are 0-based and half-open in the same order.
+//! - Pixel types follow astropy: see [`Scaling::dtype`].
+//! - Tile-compressed images are presented as the images they hold; a section decodes only the
+//!   tiles it touches.
+//! - Every error names the file, the HDU and the cause ([`Error`]); sizes read from a file are
+//!   checked against [`Limits`] before anything is allocated.
+#![deny(unsafe_code)]
+#![deny(missing_docs)]
+
+mod error;
+mod ffi;
+mod file;
+mod hdu;
+mod header;
+mod image;
+mod limits;
+mod scan;
+pub mod npy;
+pub mod preview;
+
+pub use error::{CfitsioError, Error, ErrorKind, Result};
+pub use file::{FitsFile, OpenOptions};
+pub use hdu::{HduInfo, HduKind, HduSelector};
+pub use header::{CARD_LEN, Card, Header, Value};
+pub use image::{Dtype, ImageData, ImageReader, Pixel, Pixels, Scaling, Section};
+pub use limits::Limits;
+
+/// Whether the linked cfitsio is reentrant, i.e. separate handles may be used from separate
+/// threads at once without a process-wide lock (this crate falls back to such a lock otherwise).
+pub fn cfitsio_is_reentrant() -> bool {
+    ffi::is_reentrant()
+}

@@ -1,0 +1,94 @@
+//! Budgets that bound what a file's header can make this crate allocate.
+
+use crate::error::{Error, Result};
+
+/// Bounds on what reading a file may cost, checked (with overflow-checked arithmetic) before
+/// anything a header asks for is allocated. Exceeding one is an [`ErrorKind::Limits`] error that
+/// names the limit.
+///
+/// The defaults admit every real survey file we know of; [`Limits::unlimited`] is the explicit
+/// opt-out for trusted data.
+///
+/// ```
+/// use torchfits_core::Limits;
+/// let strict = Limits::default().with_max_alloc(1 << 20).with_max_header_cards(1000);
+/// assert!(strict.check_alloc(2 << 20, "an image").is_err());
+/// assert!(Limits::unlimited().check_alloc(u64::MAX, "anything").is_ok());
+/// ```
+///
+/// [`ErrorKind::Limits`]: crate::ErrorKind::Limits
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Largest single buffer, in bytes, that a read may allocate on the caller's behalf.
+    pub max_alloc: u64,
+    /// Most header cards per HDU.
+    pub max_header_cards: usize,
+    /// Most axes (NAXIS) of an image.
+    pub max_naxis: usize,
+    /// Most HDUs in one file.
+    pub max_hdus: usize,
+}
+
+impl Limits {
+    /// Default [`Limits::max_alloc`]: 8 GiB.
+    pub const DEFAULT_MAX_ALLOC: u64 = 8 << 30;
+    /// Default [`Limits::max_header_cards`]: 100 000 cards (8 MB of header).
+    pub const DEFAULT_MAX_HEADER_CARDS: usize = 100_000;
+    /// Default [`Limits::max_naxis`]: 999, the FITS standard's own maximum.
+    pub const DEFAULT_MAX_NAXIS: usize = 999;
+    /// Default [`Limits::max_hdus`]: 100 000.
+    pub const DEFAULT_MAX_HDUS: usize = 100_000;
+
+    /// No limits beyond the FITS standard's: for trusted files only.
+    pub fn unlimited() -> Self {
+        Limits { max_alloc: u64::MAX, max_header_cards: usize::MAX, max_naxis: Self::DEFAULT_MAX_NAXIS, max_hdus: usize::MAX }
+    }
+
+    /// Sets [`Limits::max_alloc`].
+    pub fn with_max_alloc(mut self, bytes: u64) -> Self {
+        self.max_alloc = bytes;
+        self
+    }
+
+    /// Sets [`Limits::max_header_cards`].
+    pub fn with_max_header_cards(mut self, cards: usize) -> Self {
+        self.max_header_cards = cards;
+        self
+    }
+
+    /// Sets [`Limits::max_naxis`] (at most 999).
+    pub fn with_max_naxis(mut self, naxis: usize) -> Self {
+        self.max_naxis = naxis.min(Self::DEFAULT_MAX_NAXIS);
+        self
+    }
+
+    /// Sets [`Limits::max_hdus`].
+    pub fn with_max_hdus(mut self, hdus: usize) -> Self {
+        self.max_hdus = hdus;
+        self
+    }
+
+    /// `Ok` if allocating `bytes` for `what` is within [`Limits::max_alloc`].
+    pub fn check_alloc(&self, bytes: u64, what: &str) -> Result<()> {
+        if bytes > self.max_alloc {
+            Err(Error::limits(format!(
+                "{what} needs {bytes} bytes, over the limit of {} (Limits::max_alloc)",
+                self.max_alloc
+            )))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_alloc: Self::DEFAULT_MAX_ALLOC,
+            max_header_cards: Self::DEFAULT_MAX_HEADER_CARDS,
+            max_naxis: Self::DEFAULT_MAX_NAXIS,
+            max_hdus: Self::DEFAULT_MAX_HDUS,
+        }
+    }
+}
