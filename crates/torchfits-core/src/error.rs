@@ -102,7 +102,8 @@ impl Error {
             113 => ErrorKind::Limits,
             // BAD_HDU_NUM, bad pixel numbers/ranges, NUM_OVERFLOW (caller's output type)
             301 | 302 | 304 | 305 | 306 | 307 | 308 | 319 | 320 | 321 | 412 => ErrorKind::Parameter,
-            // no compression/decompression support for this algorithm
+            // BAD_DATATYPE (e.g. decompressing into 64-bit integers); an unknown compression algorithm
+            410 => ErrorKind::Unsupported,
             413 if err.messages.iter().any(|m| m.contains("Unknown compression")) => ErrorKind::Unsupported,
             _ => ErrorKind::Decoding,
         };

@@ -182,6 +182,16 @@ impl Handle {
         Ok(bytes)
     }
 
+    /// Byte offsets of the current HDU: (header start, data start, data end).
+    pub(crate) fn hdu_span(&mut self) -> Result<(u64, u64, u64)> {
+        let _g = serialise();
+        let (mut head, mut data, mut end, mut status): (i64, i64, i64, c_int) = (0, 0, 0, 0);
+        // SAFETY: the handle is open; out-pointers are valid.
+        unsafe { sys::ffghadll(self.ptr.as_ptr(), &mut head, &mut data, &mut end, &mut status) };
+        check(status, "cannot locate the HDU")?;
+        Ok((head.max(0) as u64, data.max(0) as u64, end.max(0) as u64))
+    }
+
     /// Reads the pixels `first..=last` (1-based, FITS axis order, inclusive) of the current image
     /// HDU into `out`, converted by cfitsio to `T` (BSCALE/BZERO applied in double). For a float
     /// `T` and `nan_nulls`, undefined pixels (BLANK, compressed nulls) become NaN. A compressed image decodes only the tiles the

@@ -189,6 +189,28 @@ impl FitsFile {
         }
     }
 
+    /// A read error, with truncation named as such: cfitsio reports reading past the end of the
+    /// file as a plain READ_ERROR.
+    pub(crate) fn explain_read_error(&mut self, index: usize, e: Error) -> Error {
+        let Some(status) = e.cfitsio().map(|c| c.status) else { return e };
+        if status != 107 && status != 108 {
+            return e;
+        }
+        let file_len = std::fs::metadata(&self.path).map(|m| m.len()).ok();
+        let span = match &mut self.source {
+            Source::Cfitsio(handle) => handle.hdu_span().ok(),
+            Source::HeadersOnly { .. } => None,
+        };
+        match (file_len, span) {
+            (Some(len), Some((_, _, end))) if end > len => Error::new(
+                ErrorKind::Decoding,
+                format!("the file is truncated: the HDU's data ends at byte {end}, the file has {len} bytes"),
+            )
+            .in_hdu(index),
+            _ => e,
+        }
+    }
+
     /// Reads HDU `index`'s kind, compressed flag and header (for a compressed image, the header
     /// of the image it holds), with one header call.
     fn load(&mut self, index: usize) -> Result<(HduKind, bool, Header)> {

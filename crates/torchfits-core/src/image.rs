@@ -443,7 +443,13 @@ impl<'f> ImageReader<'f> {
         let nan_nulls = self.layout.scaling.nulls_to_nan();
         let index = self.index;
         let handle = self.file.handle_at(index)?;
-        handle.read_subset(&first, &last, out, nan_nulls).map_err(|e| self.err(e))
+        match handle.read_subset(&first, &last, out, nan_nulls) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let e = self.file.explain_read_error(index, e);
+                Err(self.err(e))
+            }
+        }
     }
 
     /// Reads the whole image into a new `Vec<T>` (allocates, within [`crate::Limits::max_alloc`]).

@@ -67,7 +67,9 @@ pub fn to_writer<W: Write>(mut w: W, data: &ImageData) -> std::io::Result<()> {
 /// npy::write(&path, &data)?;
 /// let bytes = std::fs::read(&path)?;
 /// assert_eq!(&bytes[..6], b"\x93NUMPY");
-/// assert_eq!(bytes.len(), 64 + 6 * 2); // header, then 6 int16 values
+/// let header_len = 10 + u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+/// assert_eq!(header_len % 64, 0);
+/// assert_eq!(bytes.len(), header_len + 6 * 2); // header, then 6 little-endian int16 values
 /// # std::fs::remove_file(&path)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
