@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The test suite: installs what is missing, runs every Rust test (unit, integration, CLI, doc),
+# then the conformance check of the `torchfits` command against astropy on ../shared/corpus and on
+# this repository's own fixtures.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --test
+
+cargo test --workspace --all-targets
+cargo test --workspace --doc
+cargo build --release -p torchfits-cli
+
+corpus=()
+[ -d ../shared/corpus ] && corpus+=(../shared/corpus)
+if [ "${#corpus[@]}" = 0 ]; then
+  if [ "${CI:-}" = true ]; then echo "test: ../shared/corpus is missing" >&2; exit 1; fi
+  echo "test: ../shared/corpus not found; checking this repository's fixtures only" >&2
+fi
+checker=../shared/conformance/check.py
+if [ -f "$checker" ]; then
+  python3 "$checker" --cli target/release/torchfits --only info,header,image "${corpus[@]}" tests/data examples/data
+elif [ "${CI:-}" = true ]; then
+  echo "test: $checker is missing" >&2; exit 1
+else
+  echo "test: $checker not found; conformance check skipped" >&2
+fi
