@@ -16,9 +16,10 @@ if [ "${#corpus[@]}" = 0 ]; then
   if [ "${CI:-}" = true ]; then echo "test: ../shared/corpus is missing" >&2; exit 1; fi
   echo "test: ../shared/corpus not found; checking this repository's fixtures only" >&2
 fi
+cli="${CARGO_TARGET_DIR:-target}/release/torchfits"
 checker=../shared/conformance/check.py
 if [ -f "$checker" ]; then
-  python3 "$checker" --cli target/release/torchfits --only info,header,image "${corpus[@]}" tests/data examples/data
+  python3 "$checker" --cli "$cli" --only info,header,image "${corpus[@]}" tests/data examples/data
 elif [ "${CI:-}" = true ]; then
   echo "test: $checker is missing" >&2; exit 1
 else
