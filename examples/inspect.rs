@@ -21,7 +21,8 @@ struct Stats {
 }
 
 fn stats(values: &[f64]) -> Stats {
-    let (mut n, mut nan, mut min, mut max, mut mean, mut m2) = (0usize, 0usize, f64::INFINITY, f64::NEG_INFINITY, 0.0, 0.0);
+    let (mut n, mut nan, mut min, mut max, mut mean, mut m2) =
+        (0usize, 0usize, f64::INFINITY, f64::NEG_INFINITY, 0.0, 0.0);
     for &v in values {
         if !v.is_finite() {
             nan += 1;
@@ -35,8 +36,19 @@ fn stats(values: &[f64]) -> Stats {
         min = min.min(v);
         max = max.max(v);
     }
-    let std = if n > 1 { (m2 / (n - 1) as f64).sqrt() } else { 0.0 };
-    Stats { finite: n, nan, min, max, mean, std }
+    let std = if n > 1 {
+        (m2 / (n - 1) as f64).sqrt()
+    } else {
+        0.0
+    };
+    Stats {
+        finite: n,
+        nan,
+        min,
+        max,
+        mean,
+        std,
+    }
 }
 
 fn run(path: PathBuf) -> Result<(), torchfits::Error> {
@@ -46,8 +58,15 @@ fn run(path: PathBuf) -> Result<(), torchfits::Error> {
     // one buffer, reused for every image (grown when a larger one comes)
     let mut buf: Vec<f64> = Vec::new();
     for hdu in &hdus {
-        let name = hdu.extname.as_deref().unwrap_or(if hdu.index == 0 { "PRIMARY" } else { "" });
-        let kind = if hdu.compressed { "compressed image".to_string() } else { hdu.kind.to_string() };
+        let name = hdu
+            .extname
+            .as_deref()
+            .unwrap_or(if hdu.index == 0 { "PRIMARY" } else { "" });
+        let kind = if hdu.compressed {
+            "compressed image".to_string()
+        } else {
+            hdu.kind.to_string()
+        };
         match (hdu.kind, &hdu.shape) {
             (HduKind::Image, Some(shape)) if !shape.is_empty() => {
                 let mut image = file.image(hdu.index)?;
@@ -55,7 +74,12 @@ fn run(path: PathBuf) -> Result<(), torchfits::Error> {
                 image.read_into(&mut buf)?;
                 let s = stats(&buf);
                 if s.finite == 0 {
-                    println!("  [{}] {name:<12} {kind:<17} shape {shape:?} {}: all {} values NaN", hdu.index, image.dtype(), s.nan);
+                    println!(
+                        "  [{}] {name:<12} {kind:<17} shape {shape:?} {}: all {} values NaN",
+                        hdu.index,
+                        image.dtype(),
+                        s.nan
+                    );
                     continue;
                 }
                 println!(
@@ -86,7 +110,9 @@ fn main() -> ExitCode {
     let path = std::env::args_os()
         .nth(1)
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/data/sample.fits"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/data/sample.fits")
+        });
     match run(path) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

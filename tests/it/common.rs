@@ -43,7 +43,13 @@ pub struct Hdu {
 }
 
 /// An image HDU of `bitpix` with `shape` in C order; `data` is the big-endian pixel bytes.
-pub fn image(primary: bool, bitpix: i32, shape: &[usize], extra: &[(&str, &str)], data: Vec<u8>) -> Hdu {
+pub fn image(
+    primary: bool,
+    bitpix: i32,
+    shape: &[usize],
+    extra: &[(&str, &str)],
+    data: Vec<u8>,
+) -> Hdu {
     let mut cards = Vec::new();
     if primary {
         cards.push(card("SIMPLE", "T"));
@@ -65,7 +71,11 @@ pub fn image(primary: bool, bitpix: i32, shape: &[usize], extra: &[(&str, &str)]
         cards.push(card(k, v));
     }
     let expected = shape.iter().product::<usize>() * (bitpix.unsigned_abs() as usize / 8);
-    assert_eq!(data.len(), if shape.is_empty() { 0 } else { expected }, "data size");
+    assert_eq!(
+        data.len(),
+        if shape.is_empty() { 0 } else { expected },
+        "data size"
+    );
     Hdu { cards, data }
 }
 

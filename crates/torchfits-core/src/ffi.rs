@@ -18,7 +18,6 @@ use fitsio_sys as sys;
 use crate::error::{CfitsioError, Error, Result};
 use crate::image::{Dtype, Pixel};
 
-
 /// Whether the linked cfitsio was built reentrant (thread-safe with one handle per thread).
 pub(crate) fn is_reentrant() -> bool {
     static REENTRANT: OnceLock<bool> = OnceLock::new();
@@ -42,7 +41,9 @@ fn cfitsio_error(status: c_int) -> CfitsioError {
     // SAFETY: ffgerr writes at most FLEN_STATUS (31 chars + NUL) into `text`, which has 32.
     unsafe { sys::ffgerr(status, text.as_mut_ptr()) };
     // SAFETY: ffgerr NUL-terminates `text`.
-    let text = unsafe { CStr::from_ptr(text.as_ptr()) }.to_string_lossy().into_owned();
+    let text = unsafe { CStr::from_ptr(text.as_ptr()) }
+        .to_string_lossy()
+        .into_owned();
     let mut messages = Vec::new();
     loop {
         let mut msg = [0 as c_char; 96];
@@ -53,17 +54,28 @@ fn cfitsio_error(status: c_int) -> CfitsioError {
             break;
         }
         // SAFETY: ffgmsg NUL-terminates `msg`.
-        let m = unsafe { CStr::from_ptr(msg.as_ptr()) }.to_string_lossy().trim_end().to_string();
+        let m = unsafe { CStr::from_ptr(msg.as_ptr()) }
+            .to_string_lossy()
+            .trim_end()
+            .to_string();
         messages.push(m);
         if messages.len() > 64 {
             break;
         }
     }
-    CfitsioError { status, text, messages }
+    CfitsioError {
+        status,
+        text,
+        messages,
+    }
 }
 
 fn check(status: c_int, what: &str) -> Result<()> {
-    if status > 0 { Err(Error::from_cfitsio(cfitsio_error(status), what)) } else { Ok(()) }
+    if status > 0 {
+        Err(Error::from_cfitsio(cfitsio_error(status), what))
+    } else {
+        Ok(())
+    }
 }
 
 /// cfitsio's data type code for a pixel type: the buffer cfitsio writes into must have exactly
@@ -140,7 +152,8 @@ impl Handle {
 
     /// Moves to the 0-based HDU `index`; returns cfitsio's HDU type code.
     pub(crate) fn move_to(&mut self, index: usize) -> Result<c_int> {
-        let hdunum = c_int::try_from(index + 1).map_err(|_| Error::parameter("HDU index too large"))?;
+        let hdunum =
+            c_int::try_from(index + 1).map_err(|_| Error::parameter("HDU index too large"))?;
         let _g = serialise();
         let (mut kind, mut status): (c_int, c_int) = (0, 0);
         // SAFETY: the handle is open; out-pointers are valid.
@@ -168,7 +181,17 @@ impl Handle {
         let (mut nkeys, mut status): (c_int, c_int) = (0, 0);
         // SAFETY: the handle is open; no exclusion list (NULL, 0); cfitsio allocates `text` and we
         // free it with fffree below.
-        unsafe { sys::ffhdr2str(self.ptr.as_ptr(), 0, ptr::null_mut(), 0, &mut text, &mut nkeys, &mut status) };
+        unsafe {
+            sys::ffhdr2str(
+                self.ptr.as_ptr(),
+                0,
+                ptr::null_mut(),
+                0,
+                &mut text,
+                &mut nkeys,
+                &mut status,
+            )
+        };
         if text.is_null() {
             check(status, "cannot read the header")?;
             return Err(Error::decoding("cfitsio returned no header"));
@@ -187,7 +210,15 @@ impl Handle {
         let _g = serialise();
         let (mut head, mut data, mut end, mut status): (i64, i64, i64, c_int) = (0, 0, 0, 0);
         // SAFETY: the handle is open; out-pointers are valid.
-        unsafe { sys::ffghadll(self.ptr.as_ptr(), &mut head, &mut data, &mut end, &mut status) };
+        unsafe {
+            sys::ffghadll(
+                self.ptr.as_ptr(),
+                &mut head,
+                &mut data,
+                &mut end,
+                &mut status,
+            )
+        };
         check(status, "cannot locate the HDU")?;
         Ok((head.max(0) as u64, data.max(0) as u64, end.max(0) as u64))
     }
@@ -204,12 +235,15 @@ impl Handle {
         nan_nulls: bool,
     ) -> Result<()> {
         let n = first.len();
-        let count = first
-            .iter()
-            .zip(last)
-            .try_fold(1usize, |acc, (&a, &b)| usize::try_from(b - a + 1).ok().and_then(|k| acc.checked_mul(k)));
+        let count = first.iter().zip(last).try_fold(1usize, |acc, (&a, &b)| {
+            usize::try_from(b - a + 1)
+                .ok()
+                .and_then(|k| acc.checked_mul(k))
+        });
         if n == 0 || last.len() != n || count != Some(out.len()) {
-            return Err(Error::parameter("read range does not match the output buffer"));
+            return Err(Error::parameter(
+                "read range does not match the output buffer",
+            ));
         }
         if out.is_empty() {
             return Ok(());

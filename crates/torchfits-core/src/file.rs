@@ -61,7 +61,11 @@ impl OpenOptions {
             }
             Err(e) => return Err(e.in_file(path)),
         };
-        Ok(FitsFile { source, path: path.to_path_buf(), limits: self.limits })
+        Ok(FitsFile {
+            source,
+            path: path.to_path_buf(),
+            limits: self.limits,
+        })
     }
 }
 
@@ -99,24 +103,42 @@ pub struct FitsFile {
 enum Source {
     Cfitsio(Handle),
     /// cfitsio refused the file; its headers, read by [`scan`].
-    HeadersOnly { headers: Vec<Vec<u8>>, refusal: Error },
+    HeadersOnly {
+        headers: Vec<Vec<u8>>,
+        refusal: Error,
+    },
 }
 
 /// What an HDU is, by its header (the same rules for both sources).
 fn classify(index: usize, header: &Header) -> Result<(HduKind, bool)> {
-    let first = header.iter().next().map(|c| c.keyword()).unwrap_or_default();
+    let first = header
+        .iter()
+        .next()
+        .map(|c| c.keyword())
+        .unwrap_or_default();
     if index == 0 || first == "SIMPLE" {
         // astropy: a primary header with GROUPS = T is random groups
         let groups = header.get_bool("GROUPS") == Some(true);
-        return Ok((if groups { HduKind::RandomGroups } else { HduKind::Image }, false));
+        return Ok((
+            if groups {
+                HduKind::RandomGroups
+            } else {
+                HduKind::Image
+            },
+            false,
+        ));
     }
     let xtension = header.get_str("XTENSION").map(str::trim_end).unwrap_or("");
     match xtension {
         "IMAGE" | "IUEIMAGE" => Ok((HduKind::Image, false)),
         "TABLE" => Ok((HduKind::AsciiTable, false)),
-        "BINTABLE" | "A3DTABLE" if header.get_bool("ZIMAGE") == Some(true) => Ok((HduKind::Image, true)),
+        "BINTABLE" | "A3DTABLE" if header.get_bool("ZIMAGE") == Some(true) => {
+            Ok((HduKind::Image, true))
+        }
         "BINTABLE" | "A3DTABLE" => Ok((HduKind::BinTable, false)),
-        other => Err(Error::unsupported(format!("extension type XTENSION = {other:?}"))),
+        other => Err(Error::unsupported(format!(
+            "extension type XTENSION = {other:?}"
+        ))),
     }
 }
 
@@ -145,7 +167,10 @@ impl FitsFile {
         if n > self.limits.max_hdus {
             return Err(Error::new(
                 ErrorKind::Limits,
-                format!("{n} HDUs, over the limit of {} (Limits::max_hdus)", self.limits.max_hdus),
+                format!(
+                    "{n} HDUs, over the limit of {} (Limits::max_hdus)",
+                    self.limits.max_hdus
+                ),
             )
             .in_file(&self.path));
         }
@@ -154,7 +179,11 @@ impl FitsFile {
 
     fn no_hdu(&mut self, index: usize) -> Error {
         let n = self.hdu_count().unwrap_or(index);
-        Error::new(ErrorKind::Parameter, format!("no HDU {index}: the file has {n}")).in_file(&self.path)
+        Error::new(
+            ErrorKind::Parameter,
+            format!("no HDU {index}: the file has {n}"),
+        )
+        .in_file(&self.path)
     }
 
     /// Moves to HDU `index`.
@@ -162,13 +191,21 @@ impl FitsFile {
         let result = match &mut self.source {
             Source::Cfitsio(handle) => handle.move_to(index).map(|_| ()),
             Source::HeadersOnly { headers, .. } => {
-                return if index < headers.len() { Ok(()) } else { Err(self.no_hdu(index)) };
+                return if index < headers.len() {
+                    Ok(())
+                } else {
+                    Err(self.no_hdu(index))
+                };
             }
         };
         match result {
             Ok(()) => Ok(()),
             // END_OF_FILE / BAD_HDU_NUM: past the last HDU
-            Err(e) if index > 0 && e.cfitsio().is_some_and(|c| c.status == 107 || c.status == 301) => {
+            Err(e)
+                if index > 0
+                    && e.cfitsio()
+                        .is_some_and(|c| c.status == 107 || c.status == 301) =>
+            {
                 Err(self.no_hdu(index))
             }
             Err(e) => Err(e.in_hdu(index).in_file(&self.path)),
@@ -182,7 +219,10 @@ impl FitsFile {
             Source::Cfitsio(handle) => Ok(handle),
             Source::HeadersOnly { refusal, .. } => Err(Error::new(
                 ErrorKind::Decoding,
-                format!("cfitsio cannot read data from this non-standard file: {}", refusal.message()),
+                format!(
+                    "cfitsio cannot read data from this non-standard file: {}",
+                    refusal.message()
+                ),
             )
             .in_hdu(index)
             .in_file(&self.path)),
@@ -192,7 +232,9 @@ impl FitsFile {
     /// A read error, with truncation named as such: cfitsio reports reading past the end of the
     /// file as a plain READ_ERROR.
     pub(crate) fn explain_read_error(&mut self, index: usize, e: Error) -> Error {
-        let Some(status) = e.cfitsio().map(|c| c.status) else { return e };
+        let Some(status) = e.cfitsio().map(|c| c.status) else {
+            return e;
+        };
         if status != 107 && status != 108 {
             return e;
         }
@@ -233,7 +275,9 @@ impl FitsFile {
                 let bytes = handle.header_bytes().map_err(wrap)?;
                 Header::parse_limited(&bytes, limits.max_header_cards).map_err(wrap)?
             }
-            Source::HeadersOnly { headers, .. } => Header::parse_limited(&headers[index], limits.max_header_cards).map_err(wrap)?,
+            Source::HeadersOnly { headers, .. } => {
+                Header::parse_limited(&headers[index], limits.max_header_cards).map_err(wrap)?
+            }
         };
         let (kind, compressed) = classify(index, &header).map_err(wrap)?;
         if compressed {
@@ -259,14 +303,19 @@ impl FitsFile {
                 return Ok(i);
             }
         }
-        Err(Error::new(ErrorKind::Parameter, format!("no HDU named {selector} (the file has {n} HDUs)")).in_file(&self.path))
+        Err(Error::new(
+            ErrorKind::Parameter,
+            format!("no HDU named {selector} (the file has {n} HDUs)"),
+        )
+        .in_file(&self.path))
     }
 
     /// What HDU `selector` holds (reads its header, not its data).
     pub fn hdu(&mut self, selector: impl Into<HduSelector>) -> Result<HduInfo> {
         let i = self.resolve(selector)?;
         let (kind, compressed, header) = self.load(i)?;
-        HduInfo::from_header(i, kind, compressed, &header, &self.limits).map_err(|e| e.in_hdu(i).in_file(&self.path))
+        HduInfo::from_header(i, kind, compressed, &header, &self.limits)
+            .map_err(|e| e.in_hdu(i).in_file(&self.path))
     }
 
     /// Every HDU in file order (reads every header).
@@ -293,9 +342,15 @@ impl FitsFile {
         match kind {
             HduKind::Image => {}
             HduKind::RandomGroups => {
-                return Err(wrap(Error::unsupported("random-groups arrays are not read as images")));
+                return Err(wrap(Error::unsupported(
+                    "random-groups arrays are not read as images",
+                )));
             }
-            other => return Err(wrap(Error::parameter(format!("the HDU is a {other}, not an image")))),
+            other => {
+                return Err(wrap(Error::parameter(format!(
+                    "the HDU is a {other}, not an image"
+                ))));
+            }
         }
         let layout = ImageLayout::from_header(&header, &self.limits).map_err(wrap)?;
         Ok(ImageReader::new(self, i, layout, header))

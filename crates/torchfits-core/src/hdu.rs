@@ -94,10 +94,11 @@ impl FromStr for HduSelector {
             return Ok(HduSelector::Index(i));
         }
         if let Some((name, ver)) = s.rsplit_once(',') {
-            let ver = ver
-                .trim()
-                .parse::<i64>()
-                .map_err(|_| Error::parameter(format!("HDU selector {s:?}: EXTVER {ver:?} is not an integer")))?;
+            let ver = ver.trim().parse::<i64>().map_err(|_| {
+                Error::parameter(format!(
+                    "HDU selector {s:?}: EXTVER {ver:?} is not an integer"
+                ))
+            })?;
             return Ok(HduSelector::NameVersion(name.trim().to_string(), ver));
         }
         Ok(HduSelector::Name(s.to_string()))
@@ -127,14 +128,19 @@ impl HduSelector {
             None => index == 0 && wanted.eq_ignore_ascii_case("PRIMARY"),
         };
         match self {
-            HduSelector::NameVersion(_, v) => name_ok && header.get_i64("EXTVER").unwrap_or(1) == *v,
+            HduSelector::NameVersion(_, v) => {
+                name_ok && header.get_i64("EXTVER").unwrap_or(1) == *v
+            }
             _ => name_ok,
         }
     }
 }
 
 fn extname(header: &Header) -> Option<String> {
-    header.get_str("EXTNAME").map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+    header
+        .get_str("EXTNAME")
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
 }
 
 /// The geometry and pixel type of an image HDU, as a read returns it.
@@ -153,30 +159,47 @@ pub(crate) struct ImageLayout {
 impl ImageLayout {
     /// From an image header (for a compressed HDU, the header of the image it holds).
     pub(crate) fn from_header(header: &Header, limits: &Limits) -> Result<ImageLayout> {
-        let bitpix = header.get_i64("BITPIX").ok_or_else(|| Error::decoding("BITPIX missing or not an integer"))?;
+        let bitpix = header
+            .get_i64("BITPIX")
+            .ok_or_else(|| Error::decoding("BITPIX missing or not an integer"))?;
         let bitpix = match bitpix {
             8 | 16 | 32 | 64 | -32 | -64 => bitpix as i32,
-            other => return Err(Error::decoding(format!("BITPIX = {other} is not a FITS pixel type"))),
+            other => {
+                return Err(Error::decoding(format!(
+                    "BITPIX = {other} is not a FITS pixel type"
+                )));
+            }
         };
-        let naxis = header.get_i64("NAXIS").ok_or_else(|| Error::decoding("NAXIS missing or not an integer"))?;
+        let naxis = header
+            .get_i64("NAXIS")
+            .ok_or_else(|| Error::decoding("NAXIS missing or not an integer"))?;
         let naxis = usize::try_from(naxis)
             .ok()
             .filter(|n| *n <= 999)
             .ok_or_else(|| Error::decoding(format!("NAXIS = {naxis} is outside 0..=999")))?;
         if naxis > limits.max_naxis {
-            return Err(Error::limits(format!("NAXIS = {naxis} is over the limit of {} (Limits::max_naxis)", limits.max_naxis)));
+            return Err(Error::limits(format!(
+                "NAXIS = {naxis} is over the limit of {} (Limits::max_naxis)",
+                limits.max_naxis
+            )));
         }
         let mut shape = Vec::with_capacity(naxis);
         for k in (1..=naxis).rev() {
             let n = header
                 .get_i64(&format!("NAXIS{k}"))
                 .ok_or_else(|| Error::decoding(format!("NAXIS{k} missing or not an integer")))?;
-            let n = usize::try_from(n).map_err(|_| Error::decoding(format!("NAXIS{k} = {n} is negative")))?;
+            let n = usize::try_from(n)
+                .map_err(|_| Error::decoding(format!("NAXIS{k} = {n} is negative")))?;
             shape.push(n);
         }
         let scaling = Scaling::from_header(header, bitpix);
         let dtype = scaling.dtype(bitpix);
-        Ok(ImageLayout { shape, bitpix, dtype, scaling })
+        Ok(ImageLayout {
+            shape,
+            bitpix,
+            dtype,
+            scaling,
+        })
     }
 
     /// Number of pixels, checked for overflow.
@@ -221,7 +244,13 @@ pub struct HduInfo {
 }
 
 impl HduInfo {
-    pub(crate) fn from_header(index: usize, kind: HduKind, compressed: bool, header: &Header, limits: &Limits) -> Result<HduInfo> {
+    pub(crate) fn from_header(
+        index: usize,
+        kind: HduKind,
+        compressed: bool,
+        header: &Header,
+        limits: &Limits,
+    ) -> Result<HduInfo> {
         let mut info = HduInfo {
             index,
             kind,

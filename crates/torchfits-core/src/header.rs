@@ -77,7 +77,12 @@ pub struct Card {
 impl Card {
     /// A card from its parts (used by tests and by writers).
     pub fn new(keyword: impl Into<String>, value: Value, comment: Option<String>) -> Self {
-        Card { keyword: keyword.into(), field: None, value, comment }
+        Card {
+            keyword: keyword.into(),
+            field: None,
+            value,
+            comment,
+        }
     }
 
     /// The keyword: upper case, without a `HIERARCH ` prefix, and for a record-valued card the
@@ -161,7 +166,8 @@ impl Header {
 
     /// As [`Header::parse`], failing with a limits error past `max_cards` cards.
     pub fn parse_limited(bytes: &[u8], max_cards: usize) -> Result<Header> {
-        let mut raw: Vec<&[u8]> = Vec::with_capacity((bytes.len() / CARD_LEN).min(max_cards.saturating_add(1)));
+        let mut raw: Vec<&[u8]> =
+            Vec::with_capacity((bytes.len() / CARD_LEN).min(max_cards.saturating_add(1)));
         for chunk in bytes.chunks(CARD_LEN) {
             if &chunk[..chunk.len().min(8)] == b"END     " || chunk == b"END" {
                 break;
@@ -173,7 +179,9 @@ impl Header {
                 )));
             }
             if raw.len() >= max_cards {
-                return Err(Error::limits(format!("header has more than {max_cards} cards (Limits::max_header_cards)")));
+                return Err(Error::limits(format!(
+                    "header has more than {max_cards} cards (Limits::max_header_cards)"
+                )));
             }
             raw.push(chunk);
         }
@@ -184,23 +192,30 @@ impl Header {
             let mut card = parse_card(&image);
             i += 1;
             // astropy joins every CONTINUE card that follows a string-valued card into it
-            if let Value::Str(first) = &card.value {
-                if card.field.is_none() && !card.is_commentary() && i < raw.len() && raw[i].starts_with(b"CONTINUE") {
-                    let mut value = strip_amp(first).to_string();
-                    let mut comments: Vec<String> = card.comment.take().into_iter().collect();
-                    while i < raw.len() && raw[i].starts_with(b"CONTINUE") {
-                        let sub = String::from_utf8_lossy(raw[i]);
-                        let (v, c) = match parse_value_field(&sub[8..]) {
-                            (Value::Str(s), c) => (s, c),
-                            _ => break,
-                        };
-                        value.push_str(strip_amp(&v));
-                        comments.extend(c);
-                        i += 1;
-                    }
-                    card.value = Value::Str(value);
-                    card.comment = if comments.is_empty() { None } else { Some(comments.join(" ")) };
+            if let Value::Str(first) = &card.value
+                && card.field.is_none()
+                && !card.is_commentary()
+                && i < raw.len()
+                && raw[i].starts_with(b"CONTINUE")
+            {
+                let mut value = strip_amp(first).to_string();
+                let mut comments: Vec<String> = card.comment.take().into_iter().collect();
+                while i < raw.len() && raw[i].starts_with(b"CONTINUE") {
+                    let sub = String::from_utf8_lossy(raw[i]);
+                    let (v, c) = match parse_value_field(&sub[8..]) {
+                        (Value::Str(s), c) => (s, c),
+                        _ => break,
+                    };
+                    value.push_str(strip_amp(&v));
+                    comments.extend(c);
+                    i += 1;
                 }
+                card.value = Value::Str(value);
+                card.comment = if comments.is_empty() {
+                    None
+                } else {
+                    Some(comments.join(" "))
+                };
             }
             cards.push(card);
         }
@@ -262,13 +277,14 @@ impl Header {
 
 /// Table keywords indexed by column (astropy's `KEYWORD_NAMES`).
 const TABLE_INDEXED: [&str; 15] = [
-    "TTYPE", "TFORM", "TUNIT", "TNULL", "TSCAL", "TZERO", "TDISP", "TBCOL", "TDIM", "TCTYP", "TCUNI", "TCRPX",
-    "TCRVL", "TCDLT", "TRPOS",
+    "TTYPE", "TFORM", "TUNIT", "TNULL", "TSCAL", "TZERO", "TDISP", "TBCOL", "TDIM", "TCTYP",
+    "TCUNI", "TCRPX", "TCRVL", "TCDLT", "TRPOS",
 ];
 /// Tile-compression keywords that never reach the image header.
 const COMPRESSION_KEYWORDS: [&str; 18] = [
-    "ZSIMPLE", "ZTENSION", "ZBITPIX", "ZNAXIS", "ZEXTEND", "ZBLOCKED", "ZPCOUNT", "ZGCOUNT", "ZHECKSUM", "ZDATASUM",
-    "ZIMAGE", "ZCMPTYPE", "ZMASKCMP", "ZQUANTIZ", "ZDITHER0", "ZBLANK", "ZSCALE", "ZZERO",
+    "ZSIMPLE", "ZTENSION", "ZBITPIX", "ZNAXIS", "ZEXTEND", "ZBLOCKED", "ZPCOUNT", "ZGCOUNT",
+    "ZHECKSUM", "ZDATASUM", "ZIMAGE", "ZCMPTYPE", "ZMASKCMP", "ZQUANTIZ", "ZDITHER0", "ZBLANK",
+    "ZSCALE", "ZZERO",
 ];
 const COMPRESSION_INDEXED: [&str; 4] = ["ZNAXIS", "ZTILE", "ZNAME", "ZVAL"];
 
@@ -281,7 +297,8 @@ fn indexed_label(keyword: &str) -> Option<&str> {
 
 impl Header {
     fn push(&mut self, keyword: &str, value: Value, comment: Option<&str>) {
-        self.cards.push(Card::new(keyword, value, comment.map(str::to_string)));
+        self.cards
+            .push(Card::new(keyword, value, comment.map(str::to_string)));
     }
 
     /// The header of the image a tile-compressed HDU holds, from the binary table's header, by
@@ -290,8 +307,10 @@ impl Header {
     /// `COMPRESSED_IMAGE` is dropped; `ZBLANK` becomes `BLANK`.
     pub fn compressed_image_header(&self) -> Result<Header> {
         let get = |k: &str| self.card(k);
-        let zbitpix = get("ZBITPIX").ok_or_else(|| Error::decoding("compressed image without ZBITPIX"))?;
-        let znaxis = get("ZNAXIS").ok_or_else(|| Error::decoding("compressed image without ZNAXIS"))?;
+        let zbitpix =
+            get("ZBITPIX").ok_or_else(|| Error::decoding("compressed image without ZBITPIX"))?;
+        let znaxis =
+            get("ZNAXIS").ok_or_else(|| Error::decoding("compressed image without ZNAXIS"))?;
         let naxis = znaxis
             .value
             .as_i64()
@@ -304,14 +323,19 @@ impl Header {
                 true
             }
             None => {
-                out.push("XTENSION", Value::Str("IMAGE".into()), get("ZTENSION").and_then(Card::comment));
+                out.push(
+                    "XTENSION",
+                    Value::Str("IMAGE".into()),
+                    get("ZTENSION").and_then(Card::comment),
+                );
                 false
             }
         };
         out.push("BITPIX", zbitpix.value.clone(), zbitpix.comment());
         out.push("NAXIS", Value::Int(naxis), znaxis.comment());
         for k in 1..=naxis {
-            let c = get(&format!("ZNAXIS{k}")).ok_or_else(|| Error::decoding(format!("compressed image without ZNAXIS{k}")))?;
+            let c = get(&format!("ZNAXIS{k}"))
+                .ok_or_else(|| Error::decoding(format!("compressed image without ZNAXIS{k}")))?;
             out.push(&format!("NAXIS{k}"), c.value.clone(), c.comment());
         }
         if !is_primary {
@@ -326,21 +350,29 @@ impl Header {
         }
         let tfields = self.get_i64("TFIELDS").unwrap_or(0);
         let structural = [
-            "SIMPLE", "XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "EXTEND", "PCOUNT", "GCOUNT", "GROUPS", "TFIELDS",
-            "THEAP", "CHECKSUM", "DATASUM",
+            "SIMPLE", "XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "EXTEND", "PCOUNT",
+            "GCOUNT", "GROUPS", "TFIELDS", "THEAP", "CHECKSUM", "DATASUM",
         ];
         for c in &self.cards {
             let k = c.keyword.as_str();
             let reserved = c.field.is_none()
                 && (structural.contains(&k)
                     || COMPRESSION_KEYWORDS.contains(&k)
-                    || indexed_label(k).is_some_and(|l| TABLE_INDEXED.contains(&l) || COMPRESSION_INDEXED.contains(&l))
-                    || (k == "EXTNAME" && c.value.as_str().map(str::trim_end) == Some("COMPRESSED_IMAGE")));
+                    || indexed_label(k).is_some_and(|l| {
+                        TABLE_INDEXED.contains(&l) || COMPRESSION_INDEXED.contains(&l)
+                    })
+                    || (k == "EXTNAME"
+                        && c.value.as_str().map(str::trim_end) == Some("COMPRESSED_IMAGE")));
             if !reserved {
                 out.cards.push(c.clone());
             }
         }
-        for (z, k) in [("ZEXTEND", "EXTEND"), ("ZBLOCKED", "BLOCKED"), ("ZHECKSUM", "CHECKSUM"), ("ZDATASUM", "DATASUM")] {
+        for (z, k) in [
+            ("ZEXTEND", "EXTEND"),
+            ("ZBLOCKED", "BLOCKED"),
+            ("ZHECKSUM", "CHECKSUM"),
+            ("ZDATASUM", "DATASUM"),
+        ] {
             if let Some(c) = get(z) {
                 out.push(k, c.value.clone(), c.comment());
             }
@@ -348,9 +380,19 @@ impl Header {
         if zbitpix.value.as_i64().is_some_and(|b| b > 0) && !out.contains("BLANK") {
             if let Some(c) = get("ZBLANK") {
                 out.push("BLANK", c.value.clone(), c.comment());
-            } else if (1..=tfields).any(|i| self.get_str(&format!("TTYPE{i}")).map(str::trim_end) == Some("ZBLANK")) {
+            } else if (1..=tfields)
+                .any(|i| self.get_str(&format!("TTYPE{i}")).map(str::trim_end) == Some("ZBLANK"))
+            {
                 let bits = zbitpix.value.as_i64().unwrap_or(8).clamp(8, 64);
-                out.push("BLANK", Value::Int(if bits == 64 { i64::MIN } else { -(1i64 << (bits - 1)) }), None);
+                out.push(
+                    "BLANK",
+                    Value::Int(if bits == 64 {
+                        i64::MIN
+                    } else {
+                        -(1i64 << (bits - 1))
+                    }),
+                    None,
+                );
             }
         }
         Ok(out)
@@ -359,11 +401,15 @@ impl Header {
     /// astropy's normalisation of a random-groups primary header: such an HDU always has at
     /// least one axis, so `NAXIS = 0` reads as `NAXIS = 1`, `NAXIS1 = 0`.
     pub(crate) fn normalise_random_groups(&mut self) {
-        if self.get_i64("NAXIS") == Some(0) {
-            if let Some(pos) = self.cards.iter().position(|c| c.keyword == "NAXIS" && c.field.is_none()) {
-                self.cards[pos].value = Value::Int(1);
-                self.cards.insert(pos + 1, Card::new("NAXIS1", Value::Int(0), None));
-            }
+        if self.get_i64("NAXIS") == Some(0)
+            && let Some(pos) = self
+                .cards
+                .iter()
+                .position(|c| c.keyword == "NAXIS" && c.field.is_none())
+        {
+            self.cards[pos].value = Value::Int(1);
+            self.cards
+                .insert(pos + 1, Card::new("NAXIS1", Value::Int(0), None));
         }
     }
 }
@@ -385,7 +431,14 @@ fn strip_amp(s: &str) -> &str {
 fn parse_card(image: &str) -> Card {
     let kw_field: String = image.chars().take(8).collect();
     let kw_upper = kw_field.trim().to_ascii_uppercase();
-    let text_after_kw = || image.chars().skip(8).collect::<String>().trim_end().to_string();
+    let text_after_kw = || {
+        image
+            .chars()
+            .skip(8)
+            .collect::<String>()
+            .trim_end()
+            .to_string()
+    };
     match kw_upper.as_str() {
         // commentary cards, and a CONTINUE card that follows no string (kept as text)
         "COMMENT" | "HISTORY" | "" | "CONTINUE" => {
@@ -394,7 +447,12 @@ fn parse_card(image: &str) -> Card {
         "HIERARCH" if image.as_bytes().get(8) == Some(&b' ') && image.contains('=') => {
             let (name, rest) = image[9..].split_once('=').unwrap_or(("", ""));
             let (value, comment) = parse_value_field(rest);
-            return Card { keyword: name.trim().to_ascii_uppercase(), field: None, value, comment };
+            return Card {
+                keyword: name.trim().to_ascii_uppercase(),
+                field: None,
+                value,
+                comment,
+            };
         }
         _ => {}
     }
@@ -405,10 +463,20 @@ fn parse_card(image: &str) -> Card {
         _ => return Card::new(kw_upper, Value::Str(text_after_kw()), None),
     };
     if let Some((field, value, comment)) = parse_rvkc(rest) {
-        return Card { keyword, field: Some(field), value, comment };
+        return Card {
+            keyword,
+            field: Some(field),
+            value,
+            comment,
+        };
     }
     let (value, comment) = parse_value_field(rest);
-    Card { keyword, field: None, value, comment }
+    Card {
+        keyword,
+        field: None,
+        value,
+        comment,
+    }
 }
 
 /// A record-valued card's `'field.spec: number' / comment`, as astropy recognises it.
@@ -505,7 +573,10 @@ fn parse_number(s: &str) -> Option<Value> {
     if t.is_empty() {
         return None;
     }
-    let is_int = t.bytes().enumerate().all(|(i, b)| b.is_ascii_digit() || (i == 0 && (b == b'+' || b == b'-')))
+    let is_int = t
+        .bytes()
+        .enumerate()
+        .all(|(i, b)| b.is_ascii_digit() || (i == 0 && (b == b'+' || b == b'-')))
         && t.bytes().any(|b| b.is_ascii_digit());
     if is_int {
         if let Ok(i) = t.parse::<i64>() {
@@ -515,7 +586,10 @@ fn parse_number(s: &str) -> Option<Value> {
     }
     let f = t.replace(['D', 'd'], "E");
     // Rust accepts "inf"/"nan" spellings that FITS does not: require digits only
-    if !f.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'E' | b'e')) {
+    if !f
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'E' | b'e'))
+    {
         return None;
     }
     f.parse::<f64>().ok().map(Value::Float)
@@ -526,7 +600,10 @@ fn parse_value_field(rest: &str) -> (Value, Option<String>) {
     let s = rest.trim_start();
     let comment_of = |after: &str| -> Option<String> {
         let after = after.trim_start();
-        after.strip_prefix('/').map(|c| c.trim().to_string()).filter(|c| !c.is_empty())
+        after
+            .strip_prefix('/')
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
     };
     if let Some(body) = s.strip_prefix('\'') {
         // a string: '' is an escaped quote; the closing quote ends it
@@ -561,14 +638,12 @@ fn parse_value_field(rest: &str) -> (Value, Option<String>) {
     if field == "T" || field == "F" {
         return (Value::Bool(field == "T"), comment);
     }
-    if let Some(inner) = field.strip_prefix('(').and_then(|f| f.strip_suffix(')')) {
-        if let Some((re, im)) = inner.split_once(',') {
-            if let (Some(re), Some(im)) = (parse_number(re.trim()), parse_number(im.trim())) {
-                if let (Some(re), Some(im)) = (re.as_f64(), im.as_f64()) {
-                    return (Value::Complex(re, im), comment);
-                }
-            }
-        }
+    if let Some(inner) = field.strip_prefix('(').and_then(|f| f.strip_suffix(')'))
+        && let Some((re, im)) = inner.split_once(',')
+        && let (Some(re), Some(im)) = (parse_number(re.trim()), parse_number(im.trim()))
+        && let (Some(re), Some(im)) = (re.as_f64(), im.as_f64())
+    {
+        return (Value::Complex(re, im), comment);
     }
     if let Some(v) = parse_number(field) {
         return (v, comment);
@@ -634,7 +709,10 @@ mod tests {
         assert_eq!(h.get_str("HISTORY"), Some(" step one"));
         assert_eq!(h.get("DP1.AXIS.1"), Some(&Value::Int(1)));
         assert_eq!(h.get("DP1.NAXES"), Some(&Value::Float(2.5)));
-        assert_eq!(h.card("DP1.NAXES").map(Card::keyword).as_deref(), Some("DP1.NAXES"));
+        assert_eq!(
+            h.card("DP1.NAXES").map(Card::keyword).as_deref(),
+            Some("DP1.NAXES")
+        );
         assert_eq!(h.get_str("NOVALUE"), Some(" free text here")); // columns 9-80, as astropy keeps them
         assert_eq!(h.len(), 7);
     }

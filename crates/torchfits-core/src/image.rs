@@ -112,10 +112,14 @@ impl Scaling {
         Scaling {
             bscale: header.get_f64("BSCALE").unwrap_or(1.0),
             bzero: header.get_f64("BZERO").unwrap_or(0.0),
-            blank: if bitpix > 0 { header.get("BLANK").and_then(|v| match v {
-                crate::Value::Int(i) => Some(*i),
-                _ => None,
-            }) } else { None },
+            blank: if bitpix > 0 {
+                header.get("BLANK").and_then(|v| match v {
+                    crate::Value::Int(i) => Some(*i),
+                    _ => None,
+                })
+            } else {
+                None
+            },
         }
     }
 
@@ -136,11 +140,15 @@ impl Scaling {
             return stored;
         }
         if self.bscale == 1.0 {
-            match (bitpix, self.bzero) {
-                (8, z) if z == -128.0 => return Dtype::I8,
-                (16, z) if z == 32768.0 => return Dtype::U16,
-                (32, z) if z == 2147483648.0 => return Dtype::U32,
-                (64, z) if z == 9223372036854775808.0 => return Dtype::U64,
+            let unsigned_zero = match bitpix {
+                16 | 32 | 64 => Some(2f64.powi(bitpix - 1)),
+                _ => None,
+            };
+            match bitpix {
+                8 if self.bzero == -128.0 => return Dtype::I8,
+                16 if unsigned_zero == Some(self.bzero) => return Dtype::U16,
+                32 if unsigned_zero == Some(self.bzero) => return Dtype::U32,
+                64 if unsigned_zero == Some(self.bzero) => return Dtype::U64,
                 _ => {}
             }
         }
@@ -181,7 +189,9 @@ impl Section {
 
     /// The whole of an image of `shape`.
     pub fn full(shape: &[usize]) -> Self {
-        Section { ranges: shape.iter().map(|&n| 0..n).collect() }
+        Section {
+            ranges: shape.iter().map(|&n| 0..n).collect(),
+        }
     }
 
     /// Parses a NumPy-style spec, `y0:y1,x0:x1`, for an image of `shape`: one item per axis, each
@@ -198,7 +208,11 @@ impl Section {
         }
         let mut ranges = Vec::with_capacity(items.len());
         for (axis, (item, &n)) in items.iter().zip(shape).enumerate() {
-            let bad = || Error::parameter(format!("section {spec:?}: axis {axis}: {item:?} is not a range like a:b"));
+            let bad = || {
+                Error::parameter(format!(
+                    "section {spec:?}: axis {axis}: {item:?} is not a range like a:b"
+                ))
+            };
             let bound = |t: &str, default: usize| -> Result<usize> {
                 let t = t.trim();
                 if t.is_empty() {
@@ -236,7 +250,10 @@ impl Section {
 
     /// The shape of the data the section selects.
     pub fn shape(&self) -> Vec<usize> {
-        self.ranges.iter().map(|r| r.end.saturating_sub(r.start)).collect()
+        self.ranges
+            .iter()
+            .map(|r| r.end.saturating_sub(r.start))
+            .collect()
     }
 
     /// `Ok` if the section fits an image of `shape`.
@@ -250,7 +267,10 @@ impl Section {
         }
         for (axis, (r, &n)) in self.ranges.iter().zip(shape).enumerate() {
             if r.start > r.end || r.end > n {
-                return Err(Error::parameter(format!("section axis {axis}: {}..{} is outside 0..{n}", r.start, r.end)));
+                return Err(Error::parameter(format!(
+                    "section axis {axis}: {}..{} is outside 0..{n}",
+                    r.start, r.end
+                )));
             }
         }
         Ok(())
@@ -319,6 +339,7 @@ impl Pixels {
     }
 
     /// The values as f64 (allocates; exact for every type except 64-bit integers beyond 2^53).
+    #[allow(clippy::unnecessary_cast)] // the F64 arm casts f64 to itself
     pub fn to_f64(&self) -> Vec<f64> {
         each_pixels!(self, v => v.iter().map(|&x| x as f64).collect())
     }
@@ -358,8 +379,18 @@ pub struct ImageReader<'f> {
 }
 
 impl<'f> ImageReader<'f> {
-    pub(crate) fn new(file: &'f mut FitsFile, index: usize, layout: ImageLayout, header: Header) -> Self {
-        ImageReader { file, index, layout, header }
+    pub(crate) fn new(
+        file: &'f mut FitsFile,
+        index: usize,
+        layout: ImageLayout,
+        header: Header,
+    ) -> Self {
+        ImageReader {
+            file,
+            index,
+            layout,
+            header,
+        }
     }
 
     /// 0-based index of the HDU.
@@ -374,7 +405,11 @@ impl<'f> ImageReader<'f> {
 
     /// Number of pixels (0 when the HDU has no data).
     pub fn len(&self) -> usize {
-        if self.layout.shape.is_empty() { 0 } else { self.layout.len().unwrap_or(0) }
+        if self.layout.shape.is_empty() {
+            0
+        } else {
+            self.layout.len().unwrap_or(0)
+        }
     }
 
     /// Whether the image has no pixels.
@@ -438,8 +473,18 @@ impl<'f> ImageReader<'f> {
             return Ok(());
         }
         // cfitsio: 1-based, inclusive, FITS axis order (fastest first)
-        let first: Vec<i64> = section.ranges().iter().rev().map(|r| r.start as i64 + 1).collect();
-        let last: Vec<i64> = section.ranges().iter().rev().map(|r| r.end as i64).collect();
+        let first: Vec<i64> = section
+            .ranges()
+            .iter()
+            .rev()
+            .map(|r| r.start as i64 + 1)
+            .collect();
+        let last: Vec<i64> = section
+            .ranges()
+            .iter()
+            .rev()
+            .map(|r| r.end as i64)
+            .collect();
         let nan_nulls = self.layout.scaling.nulls_to_nan();
         let index = self.index;
         let handle = self.file.handle_at(index)?;
@@ -494,14 +539,20 @@ impl<'f> ImageReader<'f> {
             Dtype::F32 => Pixels::F32(self.read_section(section)?),
             Dtype::F64 => Pixels::F64(self.read_section(section)?),
         };
-        Ok(ImageData { shape: section.shape(), pixels })
+        Ok(ImageData {
+            shape: section.shape(),
+            pixels,
+        })
     }
 
     fn alloc<T: Pixel>(&self, section: &Section) -> Result<Vec<T>> {
         section.check(&self.layout.shape).map_err(|e| self.err(e))?;
         let n = checked_len(&section.shape()).map_err(|e| self.err(e))?;
-        let bytes = (n as u64).checked_mul(std::mem::size_of::<T>() as u64).unwrap_or(u64::MAX);
-        self.file.limits().check_alloc(bytes, "the image read").map_err(|e| self.err(e))?;
+        let bytes = (n as u64).saturating_mul(std::mem::size_of::<T>() as u64);
+        self.file
+            .limits()
+            .check_alloc(bytes, "the image read")
+            .map_err(|e| self.err(e))?;
         Ok(vec![T::default(); n])
     }
 }

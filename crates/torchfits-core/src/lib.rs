@@ -41,9 +41,9 @@ mod hdu;
 mod header;
 mod image;
 mod limits;
-mod scan;
 pub mod npy;
 pub mod preview;
+mod scan;
 
 pub use error::{CfitsioError, Error, ErrorKind, Result};
 pub use file::{FitsFile, OpenOptions};

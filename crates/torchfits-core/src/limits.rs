@@ -42,7 +42,12 @@ impl Limits {
 
     /// No limits beyond the FITS standard's: for trusted files only.
     pub fn unlimited() -> Self {
-        Limits { max_alloc: u64::MAX, max_header_cards: usize::MAX, max_naxis: Self::DEFAULT_MAX_NAXIS, max_hdus: usize::MAX }
+        Limits {
+            max_alloc: u64::MAX,
+            max_header_cards: usize::MAX,
+            max_naxis: Self::DEFAULT_MAX_NAXIS,
+            max_hdus: usize::MAX,
+        }
     }
 
     /// Sets [`Limits::max_alloc`].

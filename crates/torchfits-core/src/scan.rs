@@ -21,15 +21,26 @@ pub(crate) fn read_headers(path: &Path, limits: &Limits) -> Result<Vec<Vec<u8>>>
     let mut pos: u64 = 0;
     while pos < file_len {
         if headers.len() >= limits.max_hdus {
-            return Err(Error::limits(format!("more than {} HDUs (Limits::max_hdus)", limits.max_hdus)));
+            return Err(Error::limits(format!(
+                "more than {} HDUs (Limits::max_hdus)",
+                limits.max_hdus
+            )));
         }
         let index = headers.len();
         let raw = read_header(&mut f, limits).map_err(|e| e.in_hdu(index))?;
-        let header = Header::parse_limited(&raw, limits.max_header_cards).map_err(|e| e.in_hdu(index))?;
-        let first = header.iter().next().map(|c| c.keyword()).unwrap_or_default();
+        let header =
+            Header::parse_limited(&raw, limits.max_header_cards).map_err(|e| e.in_hdu(index))?;
+        let first = header
+            .iter()
+            .next()
+            .map(|c| c.keyword())
+            .unwrap_or_default();
         if (index == 0 && first != "SIMPLE") || (index > 0 && first != "XTENSION") {
-            return Err(Error::decoding(format!("header does not start with {}", if index == 0 { "SIMPLE" } else { "XTENSION" }))
-                .in_hdu(index));
+            return Err(Error::decoding(format!(
+                "header does not start with {}",
+                if index == 0 { "SIMPLE" } else { "XTENSION" }
+            ))
+            .in_hdu(index));
         }
         let data = data_size(&header).map_err(|e| e.in_hdu(index))?;
         let header_len = (raw.len() / BLOCK + 1) as u64 * BLOCK as u64;
@@ -38,7 +49,8 @@ pub(crate) fn read_headers(path: &Path, limits: &Limits) -> Result<Vec<Vec<u8>>>
             .and_then(|p| p.checked_add(data.div_ceil(BLOCK as u64) * BLOCK as u64))
             .ok_or_else(|| Error::decoding("data size overflows").in_hdu(index))?;
         headers.push(raw);
-        f.seek(SeekFrom::Start(pos)).map_err(|e| Error::io(e, "cannot seek"))?;
+        f.seek(SeekFrom::Start(pos))
+            .map_err(|e| Error::io(e, "cannot seek"))?;
     }
     if headers.is_empty() {
         return Err(Error::decoding("empty file"));
@@ -80,19 +92,28 @@ fn data_size(h: &Header) -> Result<u64> {
     if naxis <= 0 {
         return Ok(0);
     }
-    let bitpix = h.get_i64("BITPIX").ok_or_else(|| Error::decoding("BITPIX missing"))?;
+    let bitpix = h
+        .get_i64("BITPIX")
+        .ok_or_else(|| Error::decoding("BITPIX missing"))?;
     let groups = h.get_bool("GROUPS") == Some(true) && h.get_i64("NAXIS1") == Some(0);
     let mut n: u64 = 1;
     for k in 1..=naxis {
-        let v = h.get_i64(&format!("NAXIS{k}")).ok_or_else(|| Error::decoding(format!("NAXIS{k} missing")))?;
-        let v = u64::try_from(v).map_err(|_| Error::decoding(format!("NAXIS{k} = {v} is negative")))?;
+        let v = h
+            .get_i64(&format!("NAXIS{k}"))
+            .ok_or_else(|| Error::decoding(format!("NAXIS{k} missing")))?;
+        let v =
+            u64::try_from(v).map_err(|_| Error::decoding(format!("NAXIS{k} = {v} is negative")))?;
         if k == 1 && groups {
             continue;
         }
-        n = n.checked_mul(v).ok_or_else(|| Error::decoding("data size overflows"))?;
+        n = n
+            .checked_mul(v)
+            .ok_or_else(|| Error::decoding("data size overflows"))?;
     }
-    let pcount = u64::try_from(h.get_i64("PCOUNT").unwrap_or(0)).map_err(|_| Error::decoding("PCOUNT is negative"))?;
-    let gcount = u64::try_from(h.get_i64("GCOUNT").unwrap_or(1)).map_err(|_| Error::decoding("GCOUNT is negative"))?;
+    let pcount = u64::try_from(h.get_i64("PCOUNT").unwrap_or(0))
+        .map_err(|_| Error::decoding("PCOUNT is negative"))?;
+    let gcount = u64::try_from(h.get_i64("GCOUNT").unwrap_or(1))
+        .map_err(|_| Error::decoding("GCOUNT is negative"))?;
     n.checked_add(pcount)
         .and_then(|n| n.checked_mul(gcount))
         .and_then(|n| n.checked_mul(bitpix.unsigned_abs() / 8))
