@@ -61,6 +61,20 @@ impl std::error::Error for CfitsioError {}
 /// The `Display` form is one line naming the file, the HDU (0-based) and the cause, suitable for a
 /// command-line message. cfitsio's status and message stack, or the I/O error, is the
 /// [`source`](std::error::Error::source).
+///
+/// ```
+/// use torchfits_core::{ErrorKind, FitsFile};
+/// # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");
+/// let err = FitsFile::open(path)?.image("CATALOG").unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::Parameter);            // the caller asked a table for pixels
+/// assert_eq!(err.hdu(), Some(4));
+/// assert!(err.to_string().ends_with("HDU 4: the HDU is a bintable, not an image"));
+///
+/// let err = FitsFile::open("/no/such/file.fits").unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::Io);
+/// assert_eq!(err.cfitsio().map(|c| c.status), Some(104));  // cfitsio's FILE_NOT_OPENED
+/// # Ok::<(), torchfits_core::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Error {
     kind: ErrorKind,

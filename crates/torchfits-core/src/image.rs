@@ -515,6 +515,16 @@ impl<'f> ImageReader<'f> {
 
     /// Reads the image, or `section` of it, in its own [`Dtype`] (allocates, within
     /// [`crate::Limits::max_alloc`]).
+    ///
+    /// ```
+    /// use torchfits_core::{FitsFile, Pixels};
+    /// # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");
+    /// let mut file = FitsFile::open(path)?;
+    /// let data = file.image("DQ")?.read_data(None)?;
+    /// assert_eq!(data.shape, vec![48, 64]);
+    /// assert!(matches!(data.pixels, Pixels::I16(_)));
+    /// # Ok::<(), torchfits_core::Error>(())
+    /// ```
     pub fn read_data(&mut self, section: Option<&Section>) -> Result<ImageData> {
         if self.layout.shape.is_empty() {
             return Err(self.no_data());

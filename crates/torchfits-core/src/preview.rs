@@ -1,5 +1,20 @@
 //! Quick-look rendering of an image as an 8-bit grayscale PNG, with the stretches astronomers
 //! expect from ds9 and fits2bitmap: IRAF's zscale, or an asinh stretch.
+//!
+//! ```
+//! use torchfits_core::FitsFile;
+//! use torchfits_core::preview::{self, Stretch};
+//! # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");
+//! let mut file = FitsFile::open(path)?;
+//! let mut image = file.image("SCI")?;
+//! let (h, w) = (image.shape()[0], image.shape()[1]);
+//! let values: Vec<f64> = image.read()?;
+//! let gray = preview::render(&values, h, w, Stretch::ZScale)?;   // row 0 at the bottom, as ds9
+//! let out = std::env::temp_dir().join("torchfits-preview-doc.png");
+//! preview::write_png(&out, &gray, h, w)?;
+//! # std::fs::remove_file(&out).ok();
+//! # Ok::<(), torchfits_core::Error>(())
+//! ```
 
 use std::fs::File;
 use std::io::BufWriter;
