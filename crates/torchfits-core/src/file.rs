@@ -289,18 +289,18 @@ impl FitsFile {
         Ok((kind, compressed, header))
     }
 
-    /// The 0-based index of the HDU `selector` names (for a name, reads headers from the start).
-    pub fn resolve(&mut self, selector: impl Into<HduSelector>) -> Result<usize> {
-        let selector = selector.into();
+    /// The HDU `selector` names, loaded: index, kind, compressed flag, header. A name is looked up
+    /// by reading headers from the start.
+    fn find(&mut self, selector: HduSelector) -> Result<(usize, HduKind, bool, Header)> {
         if let HduSelector::Index(i) = selector {
-            self.seek(i)?;
-            return Ok(i);
+            let (kind, compressed, header) = self.load(i)?;
+            return Ok((i, kind, compressed, header));
         }
         let n = self.hdu_count()?;
         for i in 0..n {
-            let (_, _, header) = self.load(i)?;
+            let (kind, compressed, header) = self.load(i)?;
             if selector.matches(i, &header) {
-                return Ok(i);
+                return Ok((i, kind, compressed, header));
             }
         }
         Err(Error::new(
@@ -310,10 +310,17 @@ impl FitsFile {
         .in_file(&self.path))
     }
 
+    /// The 0-based index of the HDU `selector` names (for a name, reads headers from the start).
+    pub fn resolve(&mut self, selector: impl Into<HduSelector>) -> Result<usize> {
+        match selector.into() {
+            HduSelector::Index(i) => self.seek(i).map(|()| i),
+            named => self.find(named).map(|(i, ..)| i),
+        }
+    }
+
     /// What HDU `selector` holds (reads its header, not its data).
     pub fn hdu(&mut self, selector: impl Into<HduSelector>) -> Result<HduInfo> {
-        let i = self.resolve(selector)?;
-        let (kind, compressed, header) = self.load(i)?;
+        let (i, kind, compressed, header) = self.find(selector.into())?;
         HduInfo::from_header(i, kind, compressed, &header, &self.limits)
             .map_err(|e| e.in_hdu(i).in_file(&self.path))
     }
@@ -327,16 +334,14 @@ impl FitsFile {
     /// The header of HDU `selector`, all cards in file order. For a compressed image, the header
     /// of the image it holds. One cfitsio call, then parsing (allocates the cards).
     pub fn header(&mut self, selector: impl Into<HduSelector>) -> Result<Header> {
-        let i = self.resolve(selector)?;
-        Ok(self.load(i)?.2)
+        Ok(self.find(selector.into())?.3)
     }
 
     /// A reader for the image in HDU `selector` (reads its header). Fails with a
     /// [`Parameter`](ErrorKind::Parameter) error for a table, an
     /// [`Unsupported`](ErrorKind::Unsupported) one for random groups.
     pub fn image(&mut self, selector: impl Into<HduSelector>) -> Result<ImageReader<'_>> {
-        let i = self.resolve(selector)?;
-        let (kind, _, header) = self.load(i)?;
+        let (i, kind, _, header) = self.find(selector.into())?;
         let path = self.path.clone();
         let wrap = |e: Error| e.in_hdu(i).in_file(&path);
         match kind {
