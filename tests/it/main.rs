@@ -1,6 +1,7 @@
 //! Integration tests of the core reader, compiled into one binary.
 
 mod common;
+mod direct;
 mod files;
 mod headers;
 mod images;

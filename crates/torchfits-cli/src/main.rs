@@ -4,6 +4,8 @@
 //! HDU and the cause), 2 for bad usage.
 #![deny(unsafe_code)]
 
+mod bench;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -56,6 +58,18 @@ enum Command {
         #[arg(short = 'o', long = "output")]
         output: PathBuf,
     },
+    /// Time the standard benchmark cases (../shared/peers/README.md) on the files in DIR.
+    Bench {
+        /// Folder with the standard files (made by `peer_bench.py make`).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Timed runs per case (after one warm-up); the median is reported.
+        #[arg(long, default_value_t = 7)]
+        runs: usize,
+        /// Write `{"cases": {id: {"torchfits": median_ms}}}` here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Render a quick-look PNG of a 2-D image (the first plane of a cube).
     Preview {
         /// The FITS file.
@@ -90,6 +104,7 @@ fn main() -> ExitCode {
             section,
             output,
         } => read(&file, hdu, section.as_deref(), &output),
+        Command::Bench { dir, runs, json } => bench::run(&dir, runs, json.as_deref()),
         Command::Preview {
             file,
             hdu,

@@ -97,6 +97,25 @@ fn datatype(dtype: Dtype) -> c_int {
 
 const _: () = assert!(std::mem::size_of::<c_int>() == 4 && std::mem::size_of::<c_long>() == 8);
 
+/// A read-only memory map of a whole file (the `mmap` mode of direct reads).
+#[derive(Debug)]
+pub(crate) struct Map(memmap2::Mmap);
+
+impl Map {
+    pub(crate) fn new(file: &std::fs::File) -> Result<Map> {
+        // SAFETY: the map is read-only and its bytes are only ever copied out. If another process
+        // truncates the file while it is mapped, touching the lost pages raises SIGBUS: that is
+        // the documented risk of mmap mode (`OpenOptions::mmap`), which is off by default.
+        let map = unsafe { memmap2::Mmap::map(file) };
+        map.map(Map)
+            .map_err(|e| Error::io(e, "cannot map the file"))
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// One open cfitsio file.
 #[derive(Debug)]
 pub(crate) struct Handle {

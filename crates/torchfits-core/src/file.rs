@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::direct::Direct;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ffi::Handle;
 use crate::hdu::{HduInfo, HduKind, HduSelector, ImageLayout};
@@ -19,10 +20,32 @@ use crate::scan;
 /// let file = OpenOptions::new().limits(Limits::default().with_max_alloc(1 << 30)).open(path)?;
 /// # Ok::<(), torchfits_core::Error>(())
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct OpenOptions {
     limits: Limits,
     extended_syntax: bool,
+    direct: bool,
+    mmap: bool,
+    threads: usize,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            limits: Limits::default(),
+            extended_syntax: false,
+            direct: true,
+            mmap: false,
+            threads: default_threads(),
+        }
+    }
+}
+
+/// The default thread count of large reads: the available cores.
+fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 impl OpenOptions {
@@ -46,6 +69,28 @@ impl OpenOptions {
         self
     }
 
+    /// Read uncompressed images directly (the default): cfitsio locates the data, the bytes go
+    /// from the file into the caller's buffer with one conversion pass. `false` sends every read
+    /// through cfitsio's own conversion (slower; the results are identical).
+    pub fn direct_reads(mut self, yes: bool) -> Self {
+        self.direct = yes;
+        self
+    }
+
+    /// Direct reads copy from a memory map of the file instead of `pread` (off by default). Faster
+    /// for many small sections; but if another process truncates the file while it is mapped, the
+    /// process gets SIGBUS: use it only on files nothing else rewrites.
+    pub fn mmap(mut self, yes: bool) -> Self {
+        self.mmap = yes;
+        self
+    }
+
+    /// Threads a large read may use (default: the available cores; 1 reads on the calling thread).
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = n.max(1);
+        self
+    }
+
     /// Opens `path` read-only (one cfitsio handle; reads the primary header).
     pub fn open(&self, path: impl AsRef<Path>) -> Result<FitsFile> {
         let path = path.as_ref();
@@ -65,6 +110,13 @@ impl OpenOptions {
             source,
             path: path.to_path_buf(),
             limits: self.limits,
+            direct: if self.direct && !self.extended_syntax {
+                DirectState::Untried
+            } else {
+                DirectState::Off
+            },
+            mmap: self.mmap,
+            threads: self.threads,
         })
     }
 }
@@ -97,6 +149,17 @@ pub struct FitsFile {
     source: Source,
     path: PathBuf,
     limits: Limits,
+    direct: DirectState,
+    mmap: bool,
+    threads: usize,
+}
+
+/// The file opened a second time, by us, for direct reads (on the first such read).
+#[derive(Debug)]
+enum DirectState {
+    Untried,
+    Off,
+    Open(Direct),
 }
 
 #[derive(Debug)]
@@ -156,6 +219,27 @@ impl FitsFile {
     /// The limits reads from this file enforce.
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// Threads a large read may use.
+    pub(crate) fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// The file opened for direct reads, or `None` where they do not apply (disabled, extended
+    /// syntax, a gzip file that cfitsio decompresses in memory, a file cfitsio refused).
+    pub(crate) fn direct(&mut self) -> Result<Option<&Direct>> {
+        if let DirectState::Untried = self.direct {
+            self.direct = match (&self.source, Direct::open(&self.path, self.mmap)) {
+                (Source::Cfitsio(_), Ok(Some(d))) => DirectState::Open(d),
+                (_, Err(e)) => return Err(e.in_file(&self.path)),
+                _ => DirectState::Off,
+            };
+        }
+        Ok(match &self.direct {
+            DirectState::Open(d) => Some(d),
+            _ => None,
+        })
     }
 
     /// Number of HDUs (cfitsio reads every header in the file to count them).
@@ -341,7 +425,7 @@ impl FitsFile {
     /// [`Parameter`](ErrorKind::Parameter) error for a table, an
     /// [`Unsupported`](ErrorKind::Unsupported) one for random groups.
     pub fn image(&mut self, selector: impl Into<HduSelector>) -> Result<ImageReader<'_>> {
-        let (i, kind, _, header) = self.find(selector.into())?;
+        let (i, kind, compressed, header) = self.find(selector.into())?;
         let path = self.path.clone();
         let wrap = |e: Error| e.in_hdu(i).in_file(&path);
         match kind {
@@ -358,6 +442,13 @@ impl FitsFile {
             }
         }
         let layout = ImageLayout::from_header(&header, &self.limits).map_err(wrap)?;
-        Ok(ImageReader::new(self, i, layout, header))
+        // where the data starts, for direct reads of an uncompressed image
+        let data_start = match (&mut self.source, &self.direct, compressed) {
+            (Source::Cfitsio(handle), DirectState::Untried | DirectState::Open(_), false) => {
+                Some(handle.hdu_span().map_err(wrap)?.1)
+            }
+            _ => None,
+        };
+        Ok(ImageReader::new(self, i, layout, header, data_start))
     }
 }

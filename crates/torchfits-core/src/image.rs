@@ -3,6 +3,7 @@
 use std::fmt;
 use std::ops::Range;
 
+use crate::direct::Plan;
 use crate::error::{Error, Result};
 use crate::file::FitsFile;
 use crate::hdu::{ImageLayout, checked_len};
@@ -83,7 +84,7 @@ mod private {
 /// precision); a value that does not fit the target type is a [`Parameter`] error.
 ///
 /// [`Parameter`]: crate::ErrorKind::Parameter
-pub trait Pixel: private::Sealed + Copy + Default + Send + Sync + 'static {
+pub trait Pixel: private::Sealed + bytemuck::Pod + Default + Send + Sync + 'static {
     /// The matching [`Dtype`].
     const DTYPE: Dtype;
 }
@@ -376,6 +377,8 @@ pub struct ImageReader<'f> {
     index: usize,
     layout: ImageLayout,
     header: Header,
+    /// For an uncompressed image: the direct-read plan (data offsets, conversion).
+    plan: Option<Plan>,
 }
 
 impl<'f> ImageReader<'f> {
@@ -384,12 +387,34 @@ impl<'f> ImageReader<'f> {
         index: usize,
         layout: ImageLayout,
         header: Header,
+        data_start: Option<u64>,
     ) -> Self {
+        let plan = data_start.and_then(|start| {
+            let bytes = (layout.bitpix.unsigned_abs() / 8) as u64;
+            let len = if layout.shape.is_empty() {
+                0
+            } else {
+                layout.len().ok()? as u64
+            };
+            let end = start.checked_add(len.checked_mul(bytes)?)?;
+            let s = layout.scaling;
+            // astropy ignores BLANK = 0
+            let blank = s.blank.filter(|&b| b != 0);
+            Plan::new(
+                layout.bitpix,
+                layout.dtype,
+                s.bscale,
+                s.bzero,
+                blank,
+                (start, end),
+            )
+        });
         ImageReader {
             file,
             index,
             layout,
             header,
+            plan,
         }
     }
 
@@ -472,7 +497,20 @@ impl<'f> ImageReader<'f> {
         if n == 0 {
             return Ok(());
         }
-        // cfitsio: 1-based, inclusive, FITS axis order (fastest first)
+        let index = self.index;
+        // the fast path: an uncompressed image read in its own type
+        if T::DTYPE == self.layout.dtype
+            && let Some(plan) = &self.plan
+        {
+            let threads = self.file.threads();
+            if let Some(direct) = self.file.direct().map_err(|e| e.in_hdu(index))? {
+                return direct
+                    .read(plan, &self.layout.shape, section, out, threads)
+                    .map_err(|e| self.err(e));
+            }
+        }
+        // cfitsio: compressed images, conversions to other types, gzip files.
+        // 1-based, inclusive, FITS axis order (fastest first)
         let first: Vec<i64> = section
             .ranges()
             .iter()
@@ -486,7 +524,6 @@ impl<'f> ImageReader<'f> {
             .map(|r| r.end as i64)
             .collect();
         let nan_nulls = self.layout.scaling.nulls_to_nan();
-        let index = self.index;
         let handle = self.file.handle_at(index)?;
         match handle.read_subset(&first, &last, out, nan_nulls) {
             Ok(()) => Ok(()),

@@ -34,6 +34,7 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+mod direct;
 mod error;
 mod ffi;
 mod file;
