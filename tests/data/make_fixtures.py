@@ -40,6 +40,12 @@ add("RICE_F32_DITHER", smooth, compression_type="RICE_1", tile_shape=(16, 16),
     quantize_level=16.0, quantize_method=1)
 add("GZIP2_F64_LOSSLESS", smooth.astype(np.float64) / 3.0, compression_type="GZIP_2", tile_shape=(20, 50),
     quantize_level=0.0)
+# large enough (2 MiB decoded) for reads split into tile-row bands across threads; compresses to
+# little because each tile row is piecewise constant: value = 7 * y + x // 128
+yy, xx = np.mgrid[0:1024, 0:1024]
+big = (7 * yy + xx // 128).astype(np.int16)
+add("RICE_BIG_I16", big, compression_type="RICE_1", tile_shape=(16, 1024))
+add("GZIP_BIG_TILES_I16", big, compression_type="GZIP_2", tile_shape=(64, 64))
 fits.HDUList(hdus).writeto(os.path.join(here, "compressed.fits"), overwrite=True)
 
 # the dithered float image as astropy decodes it, for an exact comparison

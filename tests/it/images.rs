@@ -528,3 +528,42 @@ fn handles_are_send_and_threads_read_the_same_file_independently() {
         assert_eq!(out, reference[plane * 600..(plane + 1) * 600]);
     }
 }
+
+#[test]
+fn compressed_reads_split_into_tile_bands_across_threads() {
+    let path = common::compressed_fixture();
+    let want = |y: usize, x: usize| (7 * y + x / 128) as i16;
+    for name in ["RICE_BIG_I16", "GZIP_BIG_TILES_I16"] {
+        for threads in [1, 2, 3, 8] {
+            let mut file = OpenOptions::new()
+                .threads(threads)
+                .open(&path)
+                .expect("open");
+            let mut img = file.image(name).expect("image");
+            assert_eq!(img.shape(), &[1024, 1024]);
+            let full: Vec<i16> = img.read().expect("full");
+            for (k, v) in full.iter().enumerate() {
+                assert_eq!(
+                    *v,
+                    want(k / 1024, k % 1024),
+                    "{name} threads {threads} pixel {k}"
+                );
+            }
+            // bands that start and end inside tiles, and a narrow one
+            for ranges in [
+                vec![5..1019, 3..1000],
+                vec![100..900, 0..1024],
+                vec![0..1024, 512..513],
+            ] {
+                let got: Vec<i16> = img
+                    .read_section(&Section::new(ranges.clone()))
+                    .expect("section");
+                assert_eq!(
+                    got,
+                    slice(&full, &[1024, 1024], &ranges),
+                    "{name} threads {threads} {ranges:?}"
+                );
+            }
+        }
+    }
+}

@@ -224,6 +224,30 @@ impl Handle {
         Ok(bytes)
     }
 
+    /// Reads `section` (0-based, half-open, C order) of the current image HDU into `out`; see
+    /// [`Handle::read_subset`].
+    pub(crate) fn read_section<T: Pixel>(
+        &mut self,
+        section: &crate::image::Section,
+        out: &mut [T],
+        nan_nulls: bool,
+    ) -> Result<()> {
+        // cfitsio: 1-based, inclusive, FITS axis order (fastest first)
+        let first: Vec<i64> = section
+            .ranges()
+            .iter()
+            .rev()
+            .map(|r| r.start as i64 + 1)
+            .collect();
+        let last: Vec<i64> = section
+            .ranges()
+            .iter()
+            .rev()
+            .map(|r| r.end as i64)
+            .collect();
+        self.read_subset(&first, &last, out, nan_nulls)
+    }
+
     /// Byte offsets of the current HDU: (header start, data start, data end).
     pub(crate) fn hdu_span(&mut self) -> Result<(u64, u64, u64)> {
         let _g = serialise();

@@ -117,6 +117,7 @@ impl OpenOptions {
             },
             mmap: self.mmap,
             threads: self.threads,
+            extended_syntax: self.extended_syntax,
         })
     }
 }
@@ -152,6 +153,7 @@ pub struct FitsFile {
     direct: DirectState,
     mmap: bool,
     threads: usize,
+    extended_syntax: bool,
 }
 
 /// The file opened a second time, by us, for direct reads (on the first such read).
@@ -170,6 +172,45 @@ enum Source {
         headers: Vec<Vec<u8>>,
         refusal: Error,
     },
+}
+
+/// Opens more cfitsio handles on one file, for worker threads (a handle is never shared).
+#[derive(Debug, Clone)]
+pub(crate) struct Reopener {
+    path: PathBuf,
+    extended_syntax: bool,
+}
+
+impl Reopener {
+    /// A new handle, at HDU `index`.
+    pub(crate) fn open_at(&self, index: usize) -> Result<Handle> {
+        let mut handle = Handle::open(&self.path, self.extended_syntax)?;
+        handle.move_to(index)?;
+        Ok(handle)
+    }
+}
+
+/// One HDU's header, read and classified.
+struct Loaded {
+    kind: HduKind,
+    compressed: bool,
+    /// The header (for a compressed image, the header of the image it holds).
+    header: Header,
+    /// For a compressed image, the tile shape in C order.
+    tiles: Option<Vec<usize>>,
+}
+
+/// The tile shape (C order) of a compressed image, from its binary table's header: ZTILEn, by
+/// default whole rows (ZTILE1 = ZNAXIS1, the others 1).
+fn tile_shape(table: &Header) -> Option<Vec<usize>> {
+    let naxis = usize::try_from(table.get_i64("ZNAXIS")?).ok()?;
+    let mut tiles = Vec::with_capacity(naxis);
+    for k in (1..=naxis).rev() {
+        let default = if k == 1 { table.get_i64("ZNAXIS1")? } else { 1 };
+        let t = table.get_i64(&format!("ZTILE{k}")).unwrap_or(default);
+        tiles.push(usize::try_from(t).ok().filter(|&t| t > 0)?);
+    }
+    Some(tiles)
 }
 
 /// What an HDU is, by its header (the same rules for both sources).
@@ -224,6 +265,14 @@ impl FitsFile {
     /// Threads a large read may use.
     pub(crate) fn threads(&self) -> usize {
         self.threads
+    }
+
+    /// What a worker thread needs to open its own cfitsio handle on this file.
+    pub(crate) fn reopener(&self) -> Reopener {
+        Reopener {
+            path: self.path.clone(),
+            extended_syntax: self.extended_syntax,
+        }
     }
 
     /// The file opened for direct reads, or `None` where they do not apply (disabled, extended
@@ -339,7 +388,7 @@ impl FitsFile {
 
     /// Reads HDU `index`'s kind, compressed flag and header (for a compressed image, the header
     /// of the image it holds), with one header call.
-    fn load(&mut self, index: usize) -> Result<(HduKind, bool, Header)> {
+    fn load(&mut self, index: usize) -> Result<Loaded> {
         self.seek(index)?;
         let limits = self.limits;
         let path = self.path.clone();
@@ -364,27 +413,33 @@ impl FitsFile {
             }
         };
         let (kind, compressed) = classify(index, &header).map_err(wrap)?;
+        let mut tiles = None;
         if compressed {
+            tiles = tile_shape(&header);
             header = header.compressed_image_header().map_err(wrap)?;
         }
         if kind == HduKind::RandomGroups {
             header.normalise_random_groups();
         }
-        Ok((kind, compressed, header))
+        Ok(Loaded {
+            kind,
+            compressed,
+            header,
+            tiles,
+        })
     }
 
     /// The HDU `selector` names, loaded: index, kind, compressed flag, header. A name is looked up
     /// by reading headers from the start.
-    fn find(&mut self, selector: HduSelector) -> Result<(usize, HduKind, bool, Header)> {
+    fn find(&mut self, selector: HduSelector) -> Result<(usize, Loaded)> {
         if let HduSelector::Index(i) = selector {
-            let (kind, compressed, header) = self.load(i)?;
-            return Ok((i, kind, compressed, header));
+            return Ok((i, self.load(i)?));
         }
         let n = self.hdu_count()?;
         for i in 0..n {
-            let (kind, compressed, header) = self.load(i)?;
-            if selector.matches(i, &header) {
-                return Ok((i, kind, compressed, header));
+            let loaded = self.load(i)?;
+            if selector.matches(i, &loaded.header) {
+                return Ok((i, loaded));
             }
         }
         Err(Error::new(
@@ -404,8 +459,8 @@ impl FitsFile {
 
     /// What HDU `selector` holds (reads its header, not its data).
     pub fn hdu(&mut self, selector: impl Into<HduSelector>) -> Result<HduInfo> {
-        let (i, kind, compressed, header) = self.find(selector.into())?;
-        HduInfo::from_header(i, kind, compressed, &header, &self.limits)
+        let (i, l) = self.find(selector.into())?;
+        HduInfo::from_header(i, l.kind, l.compressed, &l.header, &self.limits)
             .map_err(|e| e.in_hdu(i).in_file(&self.path))
     }
 
@@ -418,14 +473,22 @@ impl FitsFile {
     /// The header of HDU `selector`, all cards in file order. For a compressed image, the header
     /// of the image it holds. One cfitsio call, then parsing (allocates the cards).
     pub fn header(&mut self, selector: impl Into<HduSelector>) -> Result<Header> {
-        Ok(self.find(selector.into())?.3)
+        Ok(self.find(selector.into())?.1.header)
     }
 
     /// A reader for the image in HDU `selector` (reads its header). Fails with a
     /// [`Parameter`](ErrorKind::Parameter) error for a table, an
     /// [`Unsupported`](ErrorKind::Unsupported) one for random groups.
     pub fn image(&mut self, selector: impl Into<HduSelector>) -> Result<ImageReader<'_>> {
-        let (i, kind, compressed, header) = self.find(selector.into())?;
+        let (
+            i,
+            Loaded {
+                kind,
+                compressed,
+                header,
+                tiles,
+            },
+        ) = self.find(selector.into())?;
         let path = self.path.clone();
         let wrap = |e: Error| e.in_hdu(i).in_file(&path);
         match kind {
@@ -449,6 +512,6 @@ impl FitsFile {
             }
             _ => None,
         };
-        Ok(ImageReader::new(self, i, layout, header, data_start))
+        Ok(ImageReader::new(self, i, layout, header, data_start, tiles))
     }
 }

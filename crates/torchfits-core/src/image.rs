@@ -379,7 +379,12 @@ pub struct ImageReader<'f> {
     header: Header,
     /// For an uncompressed image: the direct-read plan (data offsets, conversion).
     plan: Option<Plan>,
+    /// For a compressed image: the tile shape, C order.
+    tiles: Option<Vec<usize>>,
 }
+
+/// Compressed reads smaller than this (output bytes) are decoded on the calling thread.
+const PARALLEL_DECODE_MIN_BYTES: usize = 1 << 20;
 
 impl<'f> ImageReader<'f> {
     pub(crate) fn new(
@@ -388,6 +393,7 @@ impl<'f> ImageReader<'f> {
         layout: ImageLayout,
         header: Header,
         data_start: Option<u64>,
+        tiles: Option<Vec<usize>>,
     ) -> Self {
         let plan = data_start.and_then(|start| {
             let bytes = (layout.bitpix.unsigned_abs() / 8) as u64;
@@ -415,6 +421,7 @@ impl<'f> ImageReader<'f> {
             layout,
             header,
             plan,
+            tiles,
         }
     }
 
@@ -509,29 +516,101 @@ impl<'f> ImageReader<'f> {
                     .map_err(|e| self.err(e));
             }
         }
-        // cfitsio: compressed images, conversions to other types, gzip files.
-        // 1-based, inclusive, FITS axis order (fastest first)
-        let first: Vec<i64> = section
-            .ranges()
-            .iter()
-            .rev()
-            .map(|r| r.start as i64 + 1)
-            .collect();
-        let last: Vec<i64> = section
-            .ranges()
-            .iter()
-            .rev()
-            .map(|r| r.end as i64)
-            .collect();
+        // cfitsio: compressed images, conversions to other types, gzip files
         let nan_nulls = self.layout.scaling.nulls_to_nan();
-        let handle = self.file.handle_at(index)?;
-        match handle.read_subset(&first, &last, out, nan_nulls) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let e = self.file.explain_read_error(index, e);
-                Err(self.err(e))
-            }
+        let bands = self.tile_bands(section, std::mem::size_of_val(out))?;
+        let result = if bands.len() > 1 {
+            self.read_bands(&bands, out, nan_nulls)
+        } else {
+            self.file
+                .handle_at(index)?
+                .read_section(section, out, nan_nulls)
+        };
+        result.map_err(|e| {
+            let e = self.file.explain_read_error(index, e);
+            self.err(e)
+        })
+    }
+
+    /// For a large read of a tile-compressed plain file: the section split along its first axis
+    /// into one band of whole tile rows per thread. Otherwise the section as one band.
+    fn tile_bands(&mut self, section: &Section, out_bytes: usize) -> Result<Vec<Section>> {
+        let threads = self.file.threads();
+        let one = vec![section.clone()];
+        let Some(tile_rows) = self.tiles.as_ref().and_then(|t| t.first().copied()) else {
+            return Ok(one);
+        };
+        if threads < 2 || out_bytes < PARALLEL_DECODE_MIN_BYTES || self.file.direct()?.is_none() {
+            return Ok(one);
         }
+        let rows = section.ranges()[0].clone();
+        let first_tile = rows.start / tile_rows;
+        let tile_count = rows.end.div_ceil(tile_rows) - first_tile;
+        if tile_count < 2 {
+            return Ok(one);
+        }
+        let per = tile_count.div_ceil(threads.min(tile_count));
+        let mut bands = Vec::new();
+        let mut t = first_tile;
+        while t * tile_rows < rows.end {
+            let a = (t * tile_rows).max(rows.start);
+            let b = ((t + per) * tile_rows).min(rows.end);
+            let mut ranges = section.ranges().to_vec();
+            ranges[0] = a..b;
+            bands.push(Section::new(ranges));
+            t += per;
+        }
+        Ok(bands)
+    }
+
+    /// Decodes each band on its own thread (the first on this one), each with its own cfitsio
+    /// handle, into disjoint parts of `out`.
+    fn read_bands<T: Pixel>(
+        &mut self,
+        bands: &[Section],
+        out: &mut [T],
+        nan_nulls: bool,
+    ) -> Result<()> {
+        let mut chunks: Vec<(&Section, &mut [T])> = Vec::with_capacity(bands.len());
+        let mut rest = out;
+        for band in bands {
+            let n: usize = band.shape().iter().product();
+            let (mine, tail) = rest.split_at_mut(n);
+            chunks.push((band, mine));
+            rest = tail;
+        }
+        let mut chunks = chunks.into_iter();
+        let Some((first_band, first_out)) = chunks.next() else {
+            return Ok(());
+        };
+        let index = self.index;
+        let reopener = self.file.reopener();
+        let reopener = &reopener;
+        let workers: Vec<_> = chunks.collect();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = workers
+                .into_iter()
+                .map(|(band, chunk)| {
+                    scope.spawn(move || {
+                        reopener
+                            .open_at(index)?
+                            .read_section(band, chunk, nan_nulls)
+                    })
+                })
+                .collect();
+            // the first band on this thread, with a fresh handle too (this reader's handle is
+            // borrowed by `self`, and its position would move under other reads)
+            let mine = reopener
+                .open_at(index)
+                .and_then(|mut h| h.read_section(first_band, first_out, nan_nulls));
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(Error::decoding("a decoding thread panicked")))
+                })
+                .fold(mine, |acc, r| acc.and(r))
+        })
     }
 
     /// Reads the whole image into a new `Vec<T>` (allocates, within [`crate::Limits::max_alloc`]).
