@@ -6,9 +6,9 @@
 //! results are identical to cfitsio's (tests compare both paths on every pixel type).
 
 use std::fs::File;
-use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::OnceLock;
 
 use bytemuck::Pod;
 
@@ -93,33 +93,56 @@ impl Plan {
     }
 }
 
-/// A plain FITS file on disk, opened for direct reads (alongside cfitsio's handle).
+/// A plain FITS file on disk: the handle for `pread`, and the memory map in mmap mode (made on the
+/// first read).
 #[derive(Debug)]
 pub(crate) struct Direct {
     file: File,
     len: u64,
-    map: Option<ffi::Map>,
+    mmap: bool,
+    map: OnceLock<ffi::Map>,
 }
 
 impl Direct {
-    /// Opens `path` for direct reads; `None` when the file on disk is not plain FITS (gzip or
-    /// Unix-compressed files, which cfitsio decompresses into memory).
+    /// Opens `path`; `None` when the file on disk is not plain FITS (a gzip or Unix-compressed
+    /// file, which cfitsio decompresses into memory).
     pub(crate) fn open(path: &Path, mmap: bool) -> Result<Option<Direct>> {
-        let mut file = File::open(path).map_err(|e| Error::io(e, "cannot open"))?;
+        let file = File::open(path).map_err(|e| Error::io(e, "cannot open"))?;
         let mut magic = [0u8; 9];
-        if file.read_exact(&mut magic).is_err() || &magic != b"SIMPLE  =" {
+        if file.read_exact_at(&mut magic, 0).is_err() || &magic != b"SIMPLE  =" {
             return Ok(None);
         }
         let len = file
             .metadata()
             .map_err(|e| Error::io(e, "cannot stat"))?
             .len();
-        let map = if mmap && len > 0 {
-            Some(ffi::Map::new(&file)?)
-        } else {
-            None
-        };
-        Ok(Some(Direct { file, len, map }))
+        Ok(Some(Direct {
+            file,
+            len,
+            mmap,
+            map: OnceLock::new(),
+        }))
+    }
+
+    /// The open file.
+    pub(crate) fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// The file's length in bytes when opened.
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn map(&self) -> Result<Option<&ffi::Map>> {
+        if !self.mmap || self.len == 0 {
+            return Ok(None);
+        }
+        if let Some(m) = self.map.get() {
+            return Ok(Some(m));
+        }
+        let m = ffi::Map::new(&self.file)?;
+        Ok(Some(self.map.get_or_init(|| m)))
     }
 
     /// Reads `section` of an image of `shape` into `out` by `plan`, with up to `threads` threads.
@@ -197,7 +220,7 @@ impl Direct {
     ) -> Result<()> {
         let offset = plan.data_offset + start * size as u64;
         let per_chunk = (CHUNK_BYTES / size).max(1);
-        if let Some(map) = &self.map {
+        if let Some(map) = self.map()? {
             let bytes = map.bytes();
             for (k, chunk) in out.chunks_mut(per_chunk).enumerate() {
                 let at = (offset + (k * per_chunk * size) as u64) as usize;

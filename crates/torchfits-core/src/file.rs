@@ -9,7 +9,7 @@ use crate::hdu::{HduInfo, HduKind, HduSelector, ImageLayout};
 use crate::header::Header;
 use crate::image::ImageReader;
 use crate::limits::Limits;
-use crate::scan;
+use crate::scan::Index;
 
 /// How to open a file: the [`Limits`] to enforce and whether cfitsio's extended filename syntax is
 /// allowed.
@@ -91,47 +91,48 @@ impl OpenOptions {
         self
     }
 
-    /// Opens `path` read-only (one cfitsio handle; reads the primary header).
+    /// Opens `path` read-only. A plain FITS file is opened with one `open` and one read of its
+    /// first block; cfitsio is opened only when a compressed image is read. A gzip-compressed
+    /// file, or a path in cfitsio's extended syntax, is opened by cfitsio at once.
     pub fn open(&self, path: impl AsRef<Path>) -> Result<FitsFile> {
         let path = path.as_ref();
-        let source = match Handle::open(path, self.extended_syntax) {
-            Ok(handle) => Source::Cfitsio(handle),
-            // cfitsio refuses some headers other readers accept (keywords out of the standard's
-            // order): list such a file's HDUs and headers from our own reader
-            Err(refusal) if refusal.kind() == ErrorKind::Decoding && !self.extended_syntax => {
-                match scan::read_headers(path, &self.limits) {
-                    Ok(headers) => Source::HeadersOnly { headers, refusal },
-                    Err(_) => return Err(refusal.in_file(path)),
-                }
-            }
-            Err(e) => return Err(e.in_file(path)),
+        let plain = if self.extended_syntax {
+            None
+        } else {
+            Direct::open(path, self.mmap).map_err(|e| e.in_file(path))?
+        };
+        let source = match plain {
+            Some(file) => Source::Plain {
+                file,
+                index: Index::default(),
+                cfitsio: None,
+            },
+            None => Source::Cfitsio(
+                Handle::open(path, self.extended_syntax).map_err(|e| e.in_file(path))?,
+            ),
         };
         Ok(FitsFile {
             source,
             path: path.to_path_buf(),
             limits: self.limits,
-            direct: if self.direct && !self.extended_syntax {
-                DirectState::Untried
-            } else {
-                DirectState::Off
-            },
-            mmap: self.mmap,
+            direct: self.direct,
             threads: self.threads,
             extended_syntax: self.extended_syntax,
         })
     }
 }
 
-/// An open FITS file: one cfitsio handle, read-only.
+/// An open FITS file, read-only.
 ///
 /// `FitsFile` is `Send` but not `Sync`: move it to another thread, or open the same path once per
 /// thread for parallel reads (there is no global lock when cfitsio is built reentrant). Paths are
 /// opened literally: `a[1].fits` is a file name, `http://x` is not fetched (see
 /// [`OpenOptions::cfitsio_extended_syntax`]).
 ///
-/// A file whose headers cfitsio refuses but which is otherwise readable FITS (for example a
-/// primary header with NAXIS before BITPIX, which astropy accepts) still opens: its HDUs and
-/// headers are listed, and a data read reports cfitsio's refusal.
+/// For a plain FITS file, headers are read and parsed in Rust and uncompressed pixels go straight
+/// from the file into the caller's buffer; cfitsio decodes tile-compressed images and reads
+/// gzip-compressed files. Like astropy, this reads files that cfitsio refuses for keyword order
+/// alone (for example NAXIS before BITPIX), and ignores bytes after the last HDU.
 ///
 /// ```
 /// use torchfits_core::{FitsFile, HduKind};
@@ -150,28 +151,21 @@ pub struct FitsFile {
     source: Source,
     path: PathBuf,
     limits: Limits,
-    direct: DirectState,
-    mmap: bool,
+    direct: bool,
     threads: usize,
     extended_syntax: bool,
 }
 
-/// The file opened a second time, by us, for direct reads (on the first such read).
-#[derive(Debug)]
-enum DirectState {
-    Untried,
-    Off,
-    Open(Direct),
-}
-
 #[derive(Debug)]
 enum Source {
-    Cfitsio(Handle),
-    /// cfitsio refused the file; its headers, read by [`scan`].
-    HeadersOnly {
-        headers: Vec<Vec<u8>>,
-        refusal: Error,
+    /// A plain FITS file on disk: our HDU index; cfitsio opened on first need.
+    Plain {
+        file: Direct,
+        index: Index,
+        cfitsio: Option<Handle>,
     },
+    /// A file only cfitsio reads (gzip, extended syntax).
+    Cfitsio(Handle),
 }
 
 /// Opens more cfitsio handles on one file, for worker threads (a handle is never shared).
@@ -198,6 +192,8 @@ struct Loaded {
     header: Header,
     /// For a compressed image, the tile shape in C order.
     tiles: Option<Vec<usize>>,
+    /// For an uncompressed image of a plain file, the byte offset of its data.
+    data_start: Option<u64>,
 }
 
 /// The tile shape (C order) of a compressed image, from its binary table's header: ZTILEn, by
@@ -213,7 +209,7 @@ fn tile_shape(table: &Header) -> Option<Vec<usize>> {
     Some(tiles)
 }
 
-/// What an HDU is, by its header (the same rules for both sources).
+/// What an HDU is, by its header.
 fn classify(index: usize, header: &Header) -> Result<(HduKind, bool)> {
     let first = header
         .iter()
@@ -275,34 +271,33 @@ impl FitsFile {
         }
     }
 
-    /// The file opened for direct reads, or `None` where they do not apply (disabled, extended
-    /// syntax, a gzip file that cfitsio decompresses in memory, a file cfitsio refused).
-    pub(crate) fn direct(&mut self) -> Result<Option<&Direct>> {
-        if let DirectState::Untried = self.direct {
-            self.direct = match (&self.source, Direct::open(&self.path, self.mmap)) {
-                (Source::Cfitsio(_), Ok(Some(d))) => DirectState::Open(d),
-                (_, Err(e)) => return Err(e.in_file(&self.path)),
-                _ => DirectState::Off,
-            };
-        }
-        Ok(match &self.direct {
-            DirectState::Open(d) => Some(d),
+    /// The file for direct reads: a plain file on disk, direct reads not turned off.
+    pub(crate) fn direct(&self) -> Option<&Direct> {
+        match &self.source {
+            Source::Plain { file, .. } if self.direct => Some(file),
             _ => None,
-        })
+        }
     }
 
-    /// Number of HDUs (cfitsio reads every header in the file to count them).
+    /// Whether this is a plain file on disk (not gzip, not extended syntax).
+    pub(crate) fn is_plain(&self) -> bool {
+        matches!(self.source, Source::Plain { .. })
+    }
+
+    /// Number of HDUs (reads every header in the file).
     pub fn hdu_count(&mut self) -> Result<usize> {
+        let limits = self.limits;
         let n = match &mut self.source {
-            Source::Cfitsio(handle) => handle.num_hdus().map_err(|e| e.in_file(&self.path))?,
-            Source::HeadersOnly { headers, .. } => headers.len(),
-        };
-        if n > self.limits.max_hdus {
+            Source::Plain { file, index, .. } => index.count(file.file(), file.len(), &limits),
+            Source::Cfitsio(handle) => handle.num_hdus(),
+        }
+        .map_err(|e| e.in_file(&self.path))?;
+        if n > limits.max_hdus {
             return Err(Error::new(
                 ErrorKind::Limits,
                 format!(
                     "{n} HDUs, over the limit of {} (Limits::max_hdus)",
-                    self.limits.max_hdus
+                    limits.max_hdus
                 ),
             )
             .in_file(&self.path));
@@ -319,47 +314,19 @@ impl FitsFile {
         .in_file(&self.path)
     }
 
-    /// Moves to HDU `index`.
-    fn seek(&mut self, index: usize) -> Result<()> {
-        let result = match &mut self.source {
-            Source::Cfitsio(handle) => handle.move_to(index).map(|_| ()),
-            Source::HeadersOnly { headers, .. } => {
-                return if index < headers.len() {
-                    Ok(())
-                } else {
-                    Err(self.no_hdu(index))
-                };
-            }
-        };
-        match result {
-            Ok(()) => Ok(()),
-            // END_OF_FILE / BAD_HDU_NUM: past the last HDU
-            Err(e)
-                if index > 0
-                    && e.cfitsio()
-                        .is_some_and(|c| c.status == 107 || c.status == 301) =>
-            {
-                Err(self.no_hdu(index))
-            }
-            Err(e) => Err(e.in_hdu(index).in_file(&self.path)),
-        }
-    }
-
-    /// The cfitsio handle, moved to HDU `index`, for reading data.
+    /// The cfitsio handle at HDU `index` (opened now, for a plain file, if not yet).
     pub(crate) fn handle_at(&mut self, index: usize) -> Result<&mut Handle> {
-        self.seek(index)?;
-        match &mut self.source {
-            Source::Cfitsio(handle) => Ok(handle),
-            Source::HeadersOnly { refusal, .. } => Err(Error::new(
-                ErrorKind::Decoding,
-                format!(
-                    "cfitsio cannot read data from this non-standard file: {}",
-                    refusal.message()
-                ),
-            )
-            .in_hdu(index)
-            .in_file(&self.path)),
-        }
+        let path = self.path.clone();
+        let wrap = |e: Error| e.in_hdu(index).in_file(&path);
+        let handle = match &mut self.source {
+            Source::Plain { cfitsio, .. } => match cfitsio {
+                Some(h) => h,
+                None => cfitsio.insert(Handle::open(&self.path, false).map_err(wrap)?),
+            },
+            Source::Cfitsio(handle) => handle,
+        };
+        handle.move_to(index).map_err(wrap)?;
+        Ok(handle)
     }
 
     /// A read error, with truncation named as such: cfitsio reports reading past the end of the
@@ -374,7 +341,11 @@ impl FitsFile {
         let file_len = std::fs::metadata(&self.path).map(|m| m.len()).ok();
         let span = match &mut self.source {
             Source::Cfitsio(handle) => handle.hdu_span().ok(),
-            Source::HeadersOnly { .. } => None,
+            Source::Plain {
+                cfitsio: Some(handle),
+                ..
+            } => handle.hdu_span().ok(),
+            Source::Plain { .. } => None,
         };
         match (file_len, span) {
             (Some(len), Some((_, _, end))) if end > len => Error::new(
@@ -386,15 +357,34 @@ impl FitsFile {
         }
     }
 
-    /// Reads HDU `index`'s kind, compressed flag and header (for a compressed image, the header
-    /// of the image it holds), with one header call.
+    /// Reads HDU `index`'s header and classifies it.
     fn load(&mut self, index: usize) -> Result<Loaded> {
-        self.seek(index)?;
         let limits = self.limits;
         let path = self.path.clone();
         let wrap = |e: Error| e.in_hdu(index).in_file(&path);
-        let mut header = match &mut self.source {
+        let (mut header, data_start) = match &mut self.source {
+            Source::Plain {
+                file, index: hdus, ..
+            } => {
+                match hdus
+                    .get(file.file(), file.len(), index, &limits)
+                    .map_err(|e| e.in_file(&path))?
+                {
+                    Some(span) => ((*span.header).clone(), Some(span.data_start)),
+                    None => return Err(self.no_hdu(index)),
+                }
+            }
             Source::Cfitsio(handle) => {
+                if let Err(e) = handle.move_to(index) {
+                    // END_OF_FILE / BAD_HDU_NUM: past the last HDU
+                    if index > 0
+                        && e.cfitsio()
+                            .is_some_and(|c| c.status == 107 || c.status == 301)
+                    {
+                        return Err(self.no_hdu(index));
+                    }
+                    return Err(wrap(e));
+                }
                 let ncards = handle.card_count().map_err(wrap)?;
                 if ncards > limits.max_header_cards {
                     return Err(wrap(Error::new(
@@ -406,10 +396,10 @@ impl FitsFile {
                     )));
                 }
                 let bytes = handle.header_bytes().map_err(wrap)?;
-                Header::parse_limited(&bytes, limits.max_header_cards).map_err(wrap)?
-            }
-            Source::HeadersOnly { headers, .. } => {
-                Header::parse_limited(&headers[index], limits.max_header_cards).map_err(wrap)?
+                (
+                    Header::parse_limited(&bytes, limits.max_header_cards).map_err(wrap)?,
+                    None,
+                )
             }
         };
         let (kind, compressed) = classify(index, &header).map_err(wrap)?;
@@ -421,16 +411,17 @@ impl FitsFile {
         if kind == HduKind::RandomGroups {
             header.normalise_random_groups();
         }
+        let data_start = if compressed { None } else { data_start };
         Ok(Loaded {
             kind,
             compressed,
             header,
             tiles,
+            data_start,
         })
     }
 
-    /// The HDU `selector` names, loaded: index, kind, compressed flag, header. A name is looked up
-    /// by reading headers from the start.
+    /// The HDU `selector` names, loaded. A name is looked up by reading headers from the start.
     fn find(&mut self, selector: HduSelector) -> Result<(usize, Loaded)> {
         if let HduSelector::Index(i) = selector {
             return Ok((i, self.load(i)?));
@@ -451,10 +442,7 @@ impl FitsFile {
 
     /// The 0-based index of the HDU `selector` names (for a name, reads headers from the start).
     pub fn resolve(&mut self, selector: impl Into<HduSelector>) -> Result<usize> {
-        match selector.into() {
-            HduSelector::Index(i) => self.seek(i).map(|()| i),
-            named => self.find(named).map(|(i, ..)| i),
-        }
+        self.find(selector.into()).map(|(i, _)| i)
     }
 
     /// What HDU `selector` holds (reads its header, not its data).
@@ -471,7 +459,8 @@ impl FitsFile {
     }
 
     /// The header of HDU `selector`, all cards in file order. For a compressed image, the header
-    /// of the image it holds. One cfitsio call, then parsing (allocates the cards).
+    /// of the image it holds. Reads the header blocks once per file and parses them once;
+    /// returns a copy.
     pub fn header(&mut self, selector: impl Into<HduSelector>) -> Result<Header> {
         Ok(self.find(selector.into())?.1.header)
     }
@@ -484,9 +473,10 @@ impl FitsFile {
             i,
             Loaded {
                 kind,
-                compressed,
                 header,
                 tiles,
+                data_start,
+                ..
             },
         ) = self.find(selector.into())?;
         let path = self.path.clone();
@@ -505,13 +495,7 @@ impl FitsFile {
             }
         }
         let layout = ImageLayout::from_header(&header, &self.limits).map_err(wrap)?;
-        // where the data starts, for direct reads of an uncompressed image
-        let data_start = match (&mut self.source, &self.direct, compressed) {
-            (Source::Cfitsio(handle), DirectState::Untried | DirectState::Open(_), false) => {
-                Some(handle.hdu_span().map_err(wrap)?.1)
-            }
-            _ => None,
-        };
+        let data_start = if self.direct { data_start } else { None };
         Ok(ImageReader::new(self, i, layout, header, data_start, tiles))
     }
 }

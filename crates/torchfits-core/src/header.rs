@@ -188,7 +188,7 @@ impl Header {
         let mut cards: Vec<Card> = Vec::with_capacity(raw.len());
         let mut i = 0;
         while i < raw.len() {
-            let image = String::from_utf8_lossy(raw[i]);
+            let image = card_text(raw[i]);
             let mut card = parse_card(&image);
             i += 1;
             // astropy joins every CONTINUE card that follows a string-valued card into it
@@ -240,7 +240,7 @@ impl Header {
     /// The first card named `key` (case-insensitive; `HIERARCH` keywords without the prefix,
     /// record-valued cards by their full name, e.g. `DP1.AXIS.1`).
     pub fn card(&self, key: &str) -> Option<&Card> {
-        let key = key.strip_prefix("HIERARCH ").unwrap_or(key).trim();
+        let key = key.strip_prefix("HIERARCH ").unwrap_or(key).trim_ascii();
         self.cards.iter().find(|c| c.matches(key))
     }
 
@@ -422,23 +422,26 @@ impl<'a> IntoIterator for &'a Header {
     }
 }
 
+/// A card's bytes as text: borrowed when valid UTF-8 (the usual ASCII), else with U+FFFD.
+fn card_text(raw: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(raw) {
+        Ok(s) => s.into(),
+        Err(_) => String::from_utf8_lossy(raw),
+    }
+}
+
 fn strip_amp(s: &str) -> &str {
-    let s = s.trim_end();
+    let s = s.trim_ascii_end();
     s.strip_suffix('&').unwrap_or(s)
 }
 
 /// Parses one 80-character card image.
 fn parse_card(image: &str) -> Card {
-    let kw_field: String = image.chars().take(8).collect();
-    let kw_upper = kw_field.trim().to_ascii_uppercase();
-    let text_after_kw = || {
-        image
-            .chars()
-            .skip(8)
-            .collect::<String>()
-            .trim_end()
-            .to_string()
-    };
+    // columns 1-8 (by characters: a card with non-ASCII bytes has replacement characters)
+    let split = image.char_indices().nth(8).map_or(image.len(), |(i, _)| i);
+    let (kw_field, after_kw) = image.split_at(split);
+    let kw_upper = kw_field.trim_ascii().to_ascii_uppercase();
+    let text_after_kw = || after_kw.trim_ascii_end().to_string();
     match kw_upper.as_str() {
         // commentary cards, and a CONTINUE card that follows no string (kept as text)
         "COMMENT" | "HISTORY" | "" | "CONTINUE" => {
@@ -448,7 +451,7 @@ fn parse_card(image: &str) -> Card {
             let (name, rest) = image[9..].split_once('=').unwrap_or(("", ""));
             let (value, comment) = parse_value_field(rest);
             return Card {
-                keyword: name.trim().to_ascii_uppercase(),
+                keyword: name.trim_ascii().to_ascii_uppercase(),
                 field: None,
                 value,
                 comment,
@@ -458,7 +461,10 @@ fn parse_card(image: &str) -> Card {
     }
     // standard keyword: value indicator "= " expected in columns 9-10 (tolerated from column 1)
     let (keyword, rest) = match image.find("= ") {
-        Some(idx) if idx <= 8 => (image[..idx].trim().to_ascii_uppercase(), &image[idx + 2..]),
+        Some(idx) if idx <= 8 => (
+            image[..idx].trim_ascii().to_ascii_uppercase(),
+            &image[idx + 2..],
+        ),
         // no value indicator: the text is the value (astropy's "invalid card")
         _ => return Card::new(kw_upper, Value::Str(text_after_kw()), None),
     };
@@ -481,20 +487,20 @@ fn parse_card(image: &str) -> Card {
 
 /// A record-valued card's `'field.spec: number' / comment`, as astropy recognises it.
 fn parse_rvkc(rest: &str) -> Option<(String, Value, Option<String>)> {
-    let r = rest.trim_start();
+    let r = rest.trim_ascii_start();
     let inner = r.strip_prefix('\'')?;
     let close = inner.find('\'')?;
-    let (body, after) = (&inner[..close], inner[close + 1..].trim_start());
+    let (body, after) = (&inner[..close], inner[close + 1..].trim_ascii_start());
     let comment = if after.is_empty() {
         None
     } else {
-        Some(after.strip_prefix('/')?.trim().to_string()).filter(|c| !c.is_empty())
+        Some(after.strip_prefix('/')?.trim_ascii().to_string()).filter(|c| !c.is_empty())
     };
     let (spec, num) = body.split_once(':')?;
     if !num.starts_with(' ') || !is_field_specifier(spec) {
         return None;
     }
-    let num = num.trim_start();
+    let num = num.trim_ascii_start();
     if num.is_empty() || num.contains(' ') || !is_fsc_number(num) {
         return None;
     }
@@ -569,40 +575,48 @@ fn is_fsc_number(s: &str) -> bool {
 /// An integer if the text is one (and fits), otherwise a real number; `D` exponents accepted,
 /// blanks inside the number ignored (astropy's lenient reading).
 fn parse_number(s: &str) -> Option<Value> {
-    let t: String = s.chars().filter(|c| *c != ' ').collect();
-    if t.is_empty() {
+    // blanks inside a number are tolerated; copy only when there are some
+    let t: std::borrow::Cow<'_, str> = if s.contains(' ') {
+        s.chars().filter(|c| *c != ' ').collect::<String>().into()
+    } else {
+        s.into()
+    };
+    let b = t.as_bytes();
+    if b.is_empty() {
         return None;
     }
-    let is_int = t
-        .bytes()
-        .enumerate()
-        .all(|(i, b)| b.is_ascii_digit() || (i == 0 && (b == b'+' || b == b'-')))
-        && t.bytes().any(|b| b.is_ascii_digit());
-    if is_int {
+    let digits_from = usize::from(b[0] == b'+' || b[0] == b'-');
+    if b.len() > digits_from && b[digits_from..].iter().all(u8::is_ascii_digit) {
         if let Ok(i) = t.parse::<i64>() {
             return Some(Value::Int(i));
         }
         return t.parse::<f64>().ok().map(Value::Float);
     }
-    let f = t.replace(['D', 'd'], "E");
-    // Rust accepts "inf"/"nan" spellings that FITS does not: require digits only
-    if !f
-        .bytes()
-        .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'E' | b'e'))
+    // Rust accepts "inf"/"nan" spellings that FITS does not: digits, signs, point, exponent only
+    if !b
+        .iter()
+        .all(|&c| c.is_ascii_digit() || matches!(c, b'+' | b'-' | b'.' | b'E' | b'e' | b'D' | b'd'))
     {
         return None;
     }
-    f.parse::<f64>().ok().map(Value::Float)
+    if b.iter().any(|&c| c == b'D' || c == b'd') {
+        return t
+            .replace(['D', 'd'], "E")
+            .parse::<f64>()
+            .ok()
+            .map(Value::Float);
+    }
+    t.parse::<f64>().ok().map(Value::Float)
 }
 
 /// Parses the value field and comment of a card (the text after the value indicator).
 fn parse_value_field(rest: &str) -> (Value, Option<String>) {
-    let s = rest.trim_start();
+    let s = rest.trim_ascii_start();
     let comment_of = |after: &str| -> Option<String> {
-        let after = after.trim_start();
+        let after = after.trim_ascii_start();
         after
             .strip_prefix('/')
-            .map(|c| c.trim().to_string())
+            .map(|c| c.trim_ascii().to_string())
             .filter(|c| !c.is_empty())
     };
     if let Some(body) = s.strip_prefix('\'') {
@@ -620,17 +634,17 @@ fn parse_value_field(rest: &str) -> (Value, Option<String>) {
                     continue;
                 }
                 out.push_str(&body[start..i]);
-                let value = Value::Str(out.trim_end().to_string());
+                let value = Value::Str(out.trim_ascii_end().to_string());
                 return (value, comment_of(&body[i + 1..]));
             }
             i += 1;
         }
         // no closing quote: keep the text as it stands
-        return (Value::Str(s.trim_end().to_string()), None);
+        return (Value::Str(s.trim_ascii_end().to_string()), None);
     }
     let (field, comment) = match s.find('/') {
-        Some(idx) => (s[..idx].trim(), comment_of(&s[idx..])),
-        None => (s.trim(), None),
+        Some(idx) => (s[..idx].trim_ascii(), comment_of(&s[idx..])),
+        None => (s.trim_ascii(), None),
     };
     if field.is_empty() {
         return (Value::Undefined, comment);
@@ -640,7 +654,7 @@ fn parse_value_field(rest: &str) -> (Value, Option<String>) {
     }
     if let Some(inner) = field.strip_prefix('(').and_then(|f| f.strip_suffix(')'))
         && let Some((re, im)) = inner.split_once(',')
-        && let (Some(re), Some(im)) = (parse_number(re.trim()), parse_number(im.trim()))
+        && let (Some(re), Some(im)) = (parse_number(re.trim_ascii()), parse_number(im.trim_ascii()))
         && let (Some(re), Some(im)) = (re.as_f64(), im.as_f64())
     {
         return (Value::Complex(re, im), comment);

@@ -510,7 +510,7 @@ impl<'f> ImageReader<'f> {
             && let Some(plan) = &self.plan
         {
             let threads = self.file.threads();
-            if let Some(direct) = self.file.direct().map_err(|e| e.in_hdu(index))? {
+            if let Some(direct) = self.file.direct() {
                 return direct
                     .read(plan, &self.layout.shape, section, out, threads)
                     .map_err(|e| self.err(e));
@@ -518,7 +518,7 @@ impl<'f> ImageReader<'f> {
         }
         // cfitsio: compressed images, conversions to other types, gzip files
         let nan_nulls = self.layout.scaling.nulls_to_nan();
-        let bands = self.tile_bands(section, std::mem::size_of_val(out))?;
+        let bands = self.tile_bands(section, std::mem::size_of_val(out));
         let result = if bands.len() > 1 {
             self.read_bands(&bands, out, nan_nulls)
         } else {
@@ -534,20 +534,20 @@ impl<'f> ImageReader<'f> {
 
     /// For a large read of a tile-compressed plain file: the section split along its first axis
     /// into one band of whole tile rows per thread. Otherwise the section as one band.
-    fn tile_bands(&mut self, section: &Section, out_bytes: usize) -> Result<Vec<Section>> {
+    fn tile_bands(&self, section: &Section, out_bytes: usize) -> Vec<Section> {
         let threads = self.file.threads();
         let one = vec![section.clone()];
         let Some(tile_rows) = self.tiles.as_ref().and_then(|t| t.first().copied()) else {
-            return Ok(one);
+            return one;
         };
-        if threads < 2 || out_bytes < PARALLEL_DECODE_MIN_BYTES || self.file.direct()?.is_none() {
-            return Ok(one);
+        if threads < 2 || out_bytes < PARALLEL_DECODE_MIN_BYTES || !self.file.is_plain() {
+            return one;
         }
         let rows = section.ranges()[0].clone();
         let first_tile = rows.start / tile_rows;
         let tile_count = rows.end.div_ceil(tile_rows) - first_tile;
         if tile_count < 2 {
-            return Ok(one);
+            return one;
         }
         let per = tile_count.div_ceil(threads.min(tile_count));
         let mut bands = Vec::new();
@@ -560,7 +560,7 @@ impl<'f> ImageReader<'f> {
             bands.push(Section::new(ranges));
             t += per;
         }
-        Ok(bands)
+        bands
     }
 
     /// Decodes each band on its own thread (the first on this one), each with its own cfitsio
