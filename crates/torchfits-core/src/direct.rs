@@ -18,6 +18,11 @@ use crate::image::{Dtype, Pixel, Section};
 
 /// Raw bytes read per `pread` call (and converted while they are in cache).
 const CHUNK_BYTES: usize = 256 * 1024;
+thread_local! {
+    /// Raw bytes of scaled reads, reused by each thread (at most [`CHUNK_BYTES`]).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Reads smaller than this (output bytes) stay on the calling thread.
 const PARALLEL_MIN_BYTES: usize = 4 << 20;
 
@@ -231,7 +236,6 @@ impl Direct {
             }
             return Ok(());
         }
-        let mut scratch: Vec<u8> = Vec::new();
         for (k, chunk) in out.chunks_mut(per_chunk).enumerate() {
             let at = offset + (k * per_chunk * size) as u64;
             if let Conversion::Swap { xor } = plan.conversion {
@@ -239,9 +243,12 @@ impl Direct {
                 self.read_exact_at(bytemuck::cast_slice_mut(chunk), at, plan)?;
                 swap_in_place(chunk, xor)?;
             } else {
-                scratch.resize(chunk.len() * size, 0);
-                self.read_exact_at(&mut scratch, at, plan)?;
-                convert(plan, &scratch, chunk)?;
+                // the raw values of a scaled read go through this thread's reusable scratch
+                SCRATCH.with_borrow_mut(|scratch| {
+                    scratch.resize(chunk.len() * size, 0);
+                    self.read_exact_at(scratch, at, plan)?;
+                    convert(plan, scratch, chunk)
+                })?;
             }
         }
         Ok(())
@@ -287,22 +294,37 @@ impl<'a> Runs<'a> {
         let inner: usize = shape[split + 1..].iter().product();
         let len = ranges[split].len() * inner;
         let count: usize = ranges[..split].iter().map(|r| r.len()).product();
-        let first = Self::offset(shape, &ranges.iter().map(|r| r.start).collect::<Vec<_>>());
-        Runs {
+        let mut runs = Runs {
             shape,
             section,
             split,
             len,
             count,
-            first,
-        }
+            first: 0,
+        };
+        runs.first = runs.start_of(0);
+        runs
     }
 
-    /// Flat C-order index of `idx`.
-    fn offset(shape: &[usize], idx: &[usize]) -> u64 {
-        idx.iter()
-            .zip(shape)
-            .fold(0u64, |acc, (&i, &n)| acc * n as u64 + i as u64)
+    /// The first element (flat C-order index) of run `k`: `k` in mixed radix over the section's
+    /// outer axes (no allocation, so that a steady-state read allocates nothing).
+    fn start_of(&self, mut k: usize) -> u64 {
+        let ranges = self.section.ranges();
+        let mut offset = 0u64;
+        let mut stride = 1u64;
+        for a in (0..self.shape.len()).rev() {
+            let i = if a < self.split {
+                let n = ranges[a].len();
+                let digit = k % n;
+                k /= n;
+                ranges[a].start + digit
+            } else {
+                ranges[a].start
+            };
+            offset += i as u64 * stride;
+            stride *= self.shape[a] as u64;
+        }
+        offset
     }
 
     /// Calls `f(first element, length, run number)` for each run in C order.
@@ -310,17 +332,8 @@ impl<'a> Runs<'a> {
         if self.len == 0 || self.count == 0 {
             return Ok(());
         }
-        let ranges = self.section.ranges();
-        let mut idx: Vec<usize> = ranges.iter().map(|r| r.start).collect();
         for k in 0..self.count {
-            f(Self::offset(self.shape, &idx), self.len, k)?;
-            for a in (0..self.split).rev() {
-                idx[a] += 1;
-                if idx[a] < ranges[a].end {
-                    break;
-                }
-                idx[a] = ranges[a].start;
-            }
+            f(self.start_of(k), self.len, k)?;
         }
         Ok(())
     }

@@ -97,6 +97,18 @@ fn datatype(dtype: Dtype) -> c_int {
 
 const _: () = assert!(std::mem::size_of::<c_int>() == 4 && std::mem::size_of::<c_long>() == 8);
 
+/// 64 bytes aligned to 64: the unit of [`crate::BufferPool`] storage, so that every pooled
+/// buffer is cache-line aligned and can be viewed as a slice of any pixel type.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
+pub(crate) struct Line(pub [u8; 64]);
+
+// SAFETY: `Line` is `repr(C)` around a byte array: no padding, every bit pattern is valid, and
+// the all-zero pattern is a valid value.
+unsafe impl bytemuck::Zeroable for Line {}
+// SAFETY: as above; it is also `Copy` and `'static`.
+unsafe impl bytemuck::Pod for Line {}
+
 /// A read-only memory map of a whole file (the `mmap` mode of direct reads).
 #[derive(Debug)]
 pub(crate) struct Map(memmap2::Mmap);

@@ -177,7 +177,7 @@ impl Scaling {
 /// assert_eq!(s.ranges(), &[95..100, 3..4]);
 /// # Ok::<(), torchfits_core::Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Section {
     ranges: Vec<Range<usize>>,
 }
@@ -247,6 +247,18 @@ impl Section {
     /// The ranges, one per axis, C order.
     pub fn ranges(&self) -> &[Range<usize>] {
         &self.ranges
+    }
+
+    /// Number of elements the section selects (saturating; no allocation).
+    pub fn len(&self) -> usize {
+        self.ranges.iter().fold(1usize, |acc, r| {
+            acc.saturating_mul(r.end.saturating_sub(r.start))
+        })
+    }
+
+    /// Whether the section selects nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// The shape of the data the section selects.
@@ -381,6 +393,8 @@ pub struct ImageReader<'f> {
     plan: Option<Plan>,
     /// For a compressed image: the tile shape, C order.
     tiles: Option<Vec<usize>>,
+    /// The whole image as a section.
+    full: Section,
 }
 
 /// Compressed reads smaller than this (output bytes) are decoded on the calling thread.
@@ -415,6 +429,7 @@ impl<'f> ImageReader<'f> {
                 (start, end),
             )
         });
+        let full = Section::full(&layout.shape);
         ImageReader {
             file,
             index,
@@ -422,6 +437,7 @@ impl<'f> ImageReader<'f> {
             header,
             plan,
             tiles,
+            full,
         }
     }
 
@@ -483,8 +499,11 @@ impl<'f> ImageReader<'f> {
         if self.layout.shape.is_empty() {
             return Err(self.no_data());
         }
-        let section = Section::full(&self.layout.shape);
-        self.read_section_into(&section, out)
+        // the whole-image section is kept by the reader, so that this allocates nothing
+        let full = std::mem::take(&mut self.full);
+        let result = self.read_section_into(&full, out);
+        self.full = full;
+        result
     }
 
     /// Reads `section` into `out`, which must hold exactly the section's element count. For a
@@ -494,7 +513,7 @@ impl<'f> ImageReader<'f> {
             return Err(self.no_data());
         }
         section.check(&self.layout.shape).map_err(|e| self.err(e))?;
-        let n = checked_len(&section.shape()).map_err(|e| self.err(e))?;
+        let n = section.len();
         if out.len() != n {
             return Err(self.err(Error::parameter(format!(
                 "output buffer holds {} elements, the read needs {n}",

@@ -43,6 +43,7 @@ mod header;
 mod image;
 mod limits;
 pub mod npy;
+mod pool;
 pub mod preview;
 mod scan;
 
@@ -52,6 +53,7 @@ pub use hdu::{HduInfo, HduKind, HduSelector};
 pub use header::{CARD_LEN, Card, Header, Value};
 pub use image::{Dtype, ImageData, ImageReader, Pixel, Pixels, Scaling, Section};
 pub use limits::Limits;
+pub use pool::{BufferPool, PoolStats, PooledBuffer};
 
 /// Whether the linked cfitsio is reentrant, i.e. separate handles may be used from separate
 /// threads at once without a process-wide lock (this crate falls back to such a lock otherwise).
