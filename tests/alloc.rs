@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use torchfits::{BufferPool, FitsFile, OpenOptions, Section};
+use torchfits::{BufferPool, OpenOptions, Section};
 
 fn sample() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/data/sample.fits")

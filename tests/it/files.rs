@@ -223,3 +223,58 @@ fn files_cfitsio_refuses_still_list_their_headers() {
         Some("odd")
     );
 }
+
+#[test]
+fn file_cache_is_lru_and_reopens_rewritten_files() {
+    use torchfits::FileCache;
+    let dir = common::tempdir("cache");
+    let px = |v: i16| be(&[v; 6], i16::to_be_bytes);
+    let paths: Vec<_> = ["a.fits", "b.fits", "c.fits"]
+        .iter()
+        .map(|n| dir.join(n))
+        .collect();
+    for (k, p) in paths.iter().enumerate() {
+        write(p, &[image(true, 16, &[2, 3], &[], px(k as i16))]);
+    }
+    let mut cache = FileCache::new(2, OpenOptions::new());
+    let mut first = |cache: &mut FileCache, p: &std::path::Path| -> i16 {
+        cache
+            .open(p)
+            .expect("open")
+            .image(0)
+            .expect("image")
+            .read::<i16>()
+            .expect("read")[0]
+    };
+    assert_eq!(first(&mut cache, &paths[0]), 0);
+    assert_eq!(first(&mut cache, &paths[1]), 1);
+    assert_eq!(first(&mut cache, &paths[0]), 0); // a hit; b is now least recently used
+    assert_eq!(first(&mut cache, &paths[2]), 2); // evicts b
+    assert!(cache.contains(&paths[0]) && cache.contains(&paths[2]) && !cache.contains(&paths[1]));
+    let s = cache.stats();
+    assert_eq!((s.hits, s.misses, s.evicted, s.reopened), (1, 3, 1, 0));
+
+    // a rewritten file (new size and content) is opened again, not read through the old index
+    write(
+        &paths[0],
+        &[image(
+            true,
+            16,
+            &[4, 3],
+            &[],
+            be(&[7i16; 12], i16::to_be_bytes),
+        )],
+    );
+    let file = cache.open(&paths[0]).expect("reopen");
+    assert_eq!(file.image(0).expect("image").shape(), &[4, 3]);
+    assert_eq!(first(&mut cache, &paths[0]), 7);
+    assert_eq!(cache.stats().reopened, 1);
+    assert_eq!(cache.len(), 2);
+
+    // a file that vanished is an error, not a stale read
+    std::fs::remove_file(&paths[2]).expect("remove");
+    assert_eq!(
+        cache.open(&paths[2]).expect_err("gone").kind(),
+        ErrorKind::Io
+    );
+}

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde_json::json;
-use torchfits_core::{Error, ErrorKind, FitsFile, Header, OpenOptions, Section};
+use torchfits_core::{Error, ErrorKind, FileCache, FitsFile, Header, OpenOptions, Section};
 
 /// The 256x256 cutout of the cutout cases (rows 1500:1756, cols 2100:2356).
 const CUT: [std::ops::Range<usize>; 2] = [1500..1756, 2100..2356];
@@ -55,22 +55,44 @@ fn full_read<T: torchfits_core::Pixel>(path: PathBuf, hdu: usize) -> Vec<Way> {
 }
 
 fn cutout<T: torchfits_core::Pixel>(path: PathBuf, hdu: usize) -> Vec<Way> {
-    ways()
-        .into_iter()
-        .map(|(name, options)| {
-            let path = path.clone();
-            let mut buf: Vec<T> = vec![T::default(); CUT[0].len() * CUT[1].len()];
-            let section = Section::new(CUT.to_vec());
-            let way: Way = (
-                name,
-                Box::new(move || {
-                    let mut file = options.open(&path)?;
-                    file.image(hdu)?.read_section_into(&section, &mut buf)
-                }),
-            );
-            way
-        })
-        .collect()
+    let mut out: Vec<Way> = Vec::new();
+    for (name, options) in ways() {
+        let path = path.clone();
+        let mut buf: Vec<T> = vec![T::default(); CUT[0].len() * CUT[1].len()];
+        let section = Section::new(CUT.to_vec());
+        out.push((
+            name,
+            Box::new(move || {
+                let mut file = options.open(&path)?;
+                file.image(hdu)?.read_section_into(&section, &mut buf)
+            }),
+        ));
+    }
+    for (name, options) in cached_ways() {
+        let path = path.clone();
+        let mut buf: Vec<T> = vec![T::default(); CUT[0].len() * CUT[1].len()];
+        let section = Section::new(CUT.to_vec());
+        let mut cache = FileCache::new(FileCache::DEFAULT_CAPACITY, options);
+        out.push((
+            name,
+            Box::new(move || {
+                cache
+                    .open(&path)?
+                    .image(hdu)?
+                    .read_section_into(&section, &mut buf)
+            }),
+        ));
+    }
+    out
+}
+
+/// The ways through a [`FileCache`] kept from one run to the next, as a training loop keeps
+/// one per worker: each open is a `stat` of the file and a cache lookup.
+fn cached_ways() -> [(&'static str, OpenOptions); 2] {
+    [
+        ("cache+pread", OpenOptions::new()),
+        ("cache+mmap", OpenOptions::new().mmap(true)),
+    ]
 }
 
 fn cases(dir: &Path) -> Vec<Case> {
@@ -143,6 +165,22 @@ fn cases(dir: &Path) -> Vec<Case> {
             way
         })
         .collect();
+    let mut many = many;
+    for (name, options) in cached_ways() {
+        let (path, sections) = (img.clone(), sections.clone());
+        let mut stamps: Vec<Vec<f32>> = vec![vec![0f32; SMALL * SMALL]; sections.len()];
+        let mut cache = FileCache::new(FileCache::DEFAULT_CAPACITY, options);
+        many.push((
+            name,
+            Box::new(move || {
+                let mut image = cache.open(&path)?.image(0)?;
+                for (s, buf) in sections.iter().zip(stamps.iter_mut()) {
+                    image.read_section_into(s, buf)?;
+                }
+                Ok(())
+            }),
+        ));
+    }
     out.push(Case {
         id: "cutouts_f32_64x100",
         ways: many,

@@ -537,7 +537,7 @@ impl<'f> ImageReader<'f> {
         }
         // cfitsio: compressed images, conversions to other types, gzip files
         let nan_nulls = self.layout.scaling.nulls_to_nan();
-        let bands = self.tile_bands(section, std::mem::size_of_val(out));
+        let bands = self.tile_bands(section, std::mem::size_of::<T>());
         let result = if bands.len() > 1 {
             self.read_bands(&bands, out, nan_nulls)
         } else {
@@ -551,15 +551,33 @@ impl<'f> ImageReader<'f> {
         })
     }
 
-    /// For a large read of a tile-compressed plain file: the section split along its first axis
-    /// into one band of whole tile rows per thread. Otherwise the section as one band.
-    fn tile_bands(&self, section: &Section, out_bytes: usize) -> Vec<Section> {
+    /// For a tile-compressed plain file whose read decodes enough tiles to be worth it: the section
+    /// split along its first axis into one band of whole tile rows per thread. Otherwise the
+    /// section as one band. The work is the tiles the section touches, not its own size: a small
+    /// cutout of an image compressed in whole rows decodes every row it crosses in full.
+    fn tile_bands(&self, section: &Section, elem_bytes: usize) -> Vec<Section> {
         let threads = self.file.threads();
         let one = vec![section.clone()];
-        let Some(tile_rows) = self.tiles.as_ref().and_then(|t| t.first().copied()) else {
+        let Some(tiles) = self
+            .tiles
+            .as_ref()
+            .filter(|t| t.len() == section.ranges().len())
+        else {
             return one;
         };
-        if threads < 2 || out_bytes < PARALLEL_DECODE_MIN_BYTES || !self.file.is_plain() {
+        let tile_rows = tiles[0];
+        let decoded = section
+            .ranges()
+            .iter()
+            .zip(tiles)
+            .zip(&self.layout.shape)
+            .fold(elem_bytes, |acc, ((r, &t), &n)| {
+                let span = (r.end.div_ceil(t) * t)
+                    .min(n)
+                    .saturating_sub(r.start / t * t);
+                acc.saturating_mul(span)
+            });
+        if threads < 2 || decoded < PARALLEL_DECODE_MIN_BYTES || !self.file.is_plain() {
             return one;
         }
         let rows = section.ranges()[0].clone();

@@ -34,6 +34,7 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+mod cache;
 mod direct;
 mod error;
 mod ffi;
@@ -47,6 +48,7 @@ mod pool;
 pub mod preview;
 mod scan;
 
+pub use cache::{CacheStats, FileCache, with_cached_file};
 pub use error::{CfitsioError, Error, ErrorKind, Result};
 pub use file::{FitsFile, OpenOptions};
 pub use hdu::{HduInfo, HduKind, HduSelector};
