@@ -187,7 +187,7 @@ fn cases(dir: &Path) -> Vec<Case> {
     });
     let path = img.clone();
     let header: Way = (
-        "hdr2str",
+        "open+header",
         Box::new(move || {
             let header: Header = FitsFile::open(&path)?.header(0)?;
             std::hint::black_box(header);

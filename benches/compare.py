@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""torchfits against its peers on the standard benchmark files, in one run.
+
+    python3 benches/compare.py [--dir bench-data] [--runs 7] [--peers ../shared/peers/peer_bench.py]
+
+1. makes the standard files in DIR with the peers' script if they are not there (astropy and python
+   fitsio write them; torchfits does not);
+2. builds `torchfits` and the Rust baseline (the `fitsio` crate, benches/fitsio_rs.rs);
+3. times, one after the other on the same files: python fitsio and astropy (peer_bench.py bench),
+   the `fitsio` crate, and `torchfits bench`;
+4. prints a Markdown table: each peer's median, torchfits' median and the way that gave it,
+   the speed-up over the faster python peer (python fitsio or astropy), over the `fitsio` crate,
+   torchfits' time over the raw page-cache read, and the target each case must meet.
+
+The table, the machine and the versions go to stdout; the raw JSON files stay in DIR/results/.
+"""
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FILES = ["img_f32_4096.fits", "img_i16_2048.fits", "img_u16_2048.fits", "img_scaled_i16_2048.fits",
+         "rice_i16_4096.fits", "rice_i16_4096_t256.fits", "rice_f32_4096.fits", "table_1M.fits"]
+
+# case id -> (minimum speed-up over the faster python peer, maximum time over raw or None)
+TARGETS = {
+    "img_f32_4096_full": (None, 1.0),
+    "img_i16_2048_full": (None, 1.0),
+    "img_u16_2048_full": (3.0, None),
+    "img_scaled_i16_2048_full": (2.0, None),
+    "rice_i16_4096_full": (2.0, None),
+    "rice_i16_4096_t256_full": (2.0, None),
+    "rice_f32_4096_full": (2.0, None),
+    "cutout_f32_256": (4.0, None),
+    "cutouts_f32_64x100": (2.0, None),
+    "cutout_rice_i16_256": (2.5, None),
+    "cutout_rice_i16_t256_256": (2.0, None),
+    "header_f32": (10.0, None),
+    "open_close": (8.0, None),
+}
+# the first two cases must also be at least 2x python fitsio
+FITSIO_AT_LEAST = {"img_f32_4096_full": 2.0, "img_i16_2048_full": 2.0}
+
+
+def run(cmd, **kw):
+    print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
+    subprocess.run(cmd, check=True, cwd=ROOT, **kw)
+
+
+def load(path):
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def machine():
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dir", default=os.path.join(ROOT, "bench-data"))
+    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--peers", default=os.path.join(ROOT, "..", "shared", "peers", "peer_bench.py"))
+    a = ap.parse_args()
+    d = os.path.abspath(a.dir)
+    out = os.path.join(d, "results")
+    if not all(os.path.exists(os.path.join(d, f)) for f in FILES):
+        run([sys.executable, a.peers, "make", "--dir", d])
+    os.makedirs(out, exist_ok=True)
+    run(["cargo", "build", "--release", "-q", "-p", "torchfits-cli"])
+    run(["cargo", "bench", "-q", "--bench", "fitsio_rs", "--no-run"])
+    peers_json, tf_json, rs_json = (os.path.join(out, n) for n in ("peers.json", "torchfits.json", "fitsio_rs.json"))
+    runs = str(a.runs)
+    run([sys.executable, a.peers, "bench", "--dir", d, "--runs", runs, "--json", peers_json], stdout=sys.stderr)
+    run(["cargo", "bench", "-q", "--bench", "fitsio_rs", "--", "--dir", d, "--runs", runs, "--json", rs_json],
+        stdout=sys.stderr)
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    run([os.path.join(target, "release", "torchfits"), "bench", "--dir", d, "--runs", runs, "--json", tf_json],
+        stdout=sys.stderr)
+
+    peers_doc = load(peers_json)
+    peers, ours, rs = peers_doc["cases"], load(tf_json)["cases"], load(rs_json)["cases"]
+    versions = ", ".join(f"{k} {v}" for k, v in peers_doc.get("versions", {}).items())
+    print(f"Machine: {machine()}. Peers: {versions}. Median of {a.runs} runs after a warm-up, ms.\n")
+    print("| case | raw | python fitsio | astropy | fitsio (Rust) | torchfits | way | vs faster python peer "
+          "| vs fitsio (Rust) | torchfits / raw | target | met |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    missed = []
+    for cid, (min_speedup, max_raw) in TARGETS.items():
+        p = peers.get(cid, {})
+        t = (ours.get(cid) or {}).get("torchfits")
+        way = (ours.get(cid) or {}).get("way", "")
+        r = (rs.get(cid) or {}).get("fitsio-rs")
+        fio, ast, raw = p.get("fitsio"), p.get("astropy"), p.get("raw")
+        faster = min(x for x in (fio, ast) if x is not None) if (fio or ast) else None
+        f = lambda x, fmt="{:.3f}": "-" if x is None else fmt.format(x)  # noqa: E731
+        speedup = faster / t if (faster and t) else None
+        vs_rs = r / t if (r and t) else None
+        over_raw = t / raw if (raw and t) else None
+        ok = t is not None
+        goal = []
+        if min_speedup is not None:
+            goal.append(f">= {min_speedup:g}x faster peer")
+            ok = ok and speedup is not None and speedup >= min_speedup
+        if max_raw is not None:
+            goal.append(f"<= {max_raw:g}x raw")
+            ok = ok and over_raw is not None and over_raw <= max_raw
+        if cid in FITSIO_AT_LEAST:
+            need = FITSIO_AT_LEAST[cid]
+            goal.append(f">= {need:g}x python fitsio")
+            ok = ok and fio is not None and t is not None and fio / t >= need
+        if not ok:
+            missed.append(cid)
+        print(f"| {cid} | {f(raw)} | {f(fio)} | {f(ast)} | {f(r)} | {f(t)} | {way} | {f(speedup, '{:.2f}x')} "
+              f"| {f(vs_rs, '{:.2f}x')} | {f(over_raw, '{:.2f}')} | {', '.join(goal)} | {'yes' if ok else 'NO'} |")
+    print(f"\ntargets met: {len(TARGETS) - len(missed)} of {len(TARGETS)}" + (f" (missed: {', '.join(missed)})" if missed else ""))
+
+
+if __name__ == "__main__":
+    main()
