@@ -62,13 +62,21 @@ fn sections_for(shape: &[usize]) -> Vec<Section> {
     out
 }
 
+/// A test image: name, BITPIX, extra cards, big-endian data.
+type Case = (
+    &'static str,
+    i32,
+    Vec<(&'static str, &'static str)>,
+    Vec<u8>,
+);
+
 #[test]
 fn every_pixel_type_and_scaling_matches_cfitsio() {
     let dir = common::tempdir("direct");
     let shape = [13usize, 7, 9];
     let n: usize = shape.iter().product();
     let ints: Vec<i64> = common::pattern(&shape, -40000, 40000);
-    let cases: Vec<(&str, i32, Vec<(&str, &str)>, Vec<u8>)> = vec![
+    let cases: Vec<Case> = vec![
         ("u8", 8, vec![], ints.iter().map(|&v| v as u8).collect()),
         (
             "i8",

@@ -237,7 +237,7 @@ fn file_cache_is_lru_and_reopens_rewritten_files() {
         write(p, &[image(true, 16, &[2, 3], &[], px(k as i16))]);
     }
     let mut cache = FileCache::new(2, OpenOptions::new());
-    let mut first = |cache: &mut FileCache, p: &std::path::Path| -> i16 {
+    let first = |cache: &mut FileCache, p: &std::path::Path| -> i16 {
         cache
             .open(p)
             .expect("open")
