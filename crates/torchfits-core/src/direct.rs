@@ -62,15 +62,7 @@ impl Plan {
         blank: Option<i64>,
         data: (u64, u64),
     ) -> Option<Plan> {
-        let stored = match bitpix {
-            8 => Dtype::U8,
-            16 => Dtype::I16,
-            32 => Dtype::I32,
-            64 => Dtype::I64,
-            -32 => Dtype::F32,
-            -64 => Dtype::F64,
-            _ => return None,
-        };
+        let stored = Dtype::stored(bitpix)?;
         let sign = |bits: u32| 1u64 << (bits - 1);
         let conversion = match (stored, dtype) {
             (s, d) if s == d && bscale == 1.0 && bzero == 0.0 => Conversion::Swap { xor: 0 },

@@ -61,6 +61,19 @@ impl Dtype {
         }
     }
 
+    /// The type a BITPIX stores (`None` for an invalid BITPIX).
+    pub fn stored(bitpix: i32) -> Option<Dtype> {
+        match bitpix {
+            8 => Some(Dtype::U8),
+            16 => Some(Dtype::I16),
+            32 => Some(Dtype::I32),
+            64 => Some(Dtype::I64),
+            -32 => Some(Dtype::F32),
+            -64 => Some(Dtype::F64),
+            _ => None,
+        }
+    }
+
     /// Whether this is a floating-point type.
     pub fn is_float(self) -> bool {
         matches!(self, Dtype::F32 | Dtype::F64)
@@ -128,14 +141,7 @@ impl Scaling {
     /// BZERO = -128 (both with BSCALE = 1; BLANK then not applied); any other scaling, or a BLANK
     /// on an integer image, gives f32 (BITPIX 8, 16) or f64 (32, 64); float images stay as stored.
     pub fn dtype(&self, bitpix: i32) -> Dtype {
-        let stored = match bitpix {
-            8 => Dtype::U8,
-            16 => Dtype::I16,
-            32 => Dtype::I32,
-            64 => Dtype::I64,
-            -32 => Dtype::F32,
-            _ => Dtype::F64,
-        };
+        let stored = Dtype::stored(bitpix).unwrap_or(Dtype::F64);
         let unscaled = self.bscale == 1.0 && self.bzero == 0.0;
         if unscaled && self.blank.is_none() {
             return stored;
