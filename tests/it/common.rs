@@ -147,3 +147,32 @@ pub fn slice<T: Copy>(data: &[T], shape: &[usize], ranges: &[std::ops::Range<usi
     }
     out
 }
+
+/// A column of [`bintable`]: TTYPE, TFORM and extra cards (keyword without the number, value).
+pub type TestColumn<'a> = (&'a str, &'a str, Vec<(String, String)>);
+
+/// A binary-table HDU: `columns` described as [`TestColumn`]s, `rows` the raw bytes of each row.
+pub fn bintable(columns: &[TestColumn<'_>], rows: &[Vec<u8>]) -> Hdu {
+    let row_bytes = rows.first().map_or(0, Vec::len);
+    let mut cards = vec![
+        card("XTENSION", "'BINTABLE'"),
+        card("BITPIX", "8"),
+        card("NAXIS", "2"),
+        card("NAXIS1", &row_bytes.to_string()),
+        card("NAXIS2", &rows.len().to_string()),
+        card("PCOUNT", "0"),
+        card("GCOUNT", "1"),
+        card("TFIELDS", &columns.len().to_string()),
+    ];
+    for (k, (name, tform, extra)) in columns.iter().enumerate() {
+        cards.push(card(&format!("TTYPE{}", k + 1), &format!("'{name}'")));
+        cards.push(card(&format!("TFORM{}", k + 1), &format!("'{tform}'")));
+        for (key, value) in extra {
+            cards.push(card(&format!("{key}{}", k + 1), value));
+        }
+    }
+    Hdu {
+        cards,
+        data: rows.concat(),
+    }
+}

@@ -5,3 +5,4 @@ mod direct;
 mod files;
 mod headers;
 mod images;
+mod tables;

@@ -260,6 +260,28 @@ impl Handle {
         self.read_subset(&first, &last, out, nan_nulls)
     }
 
+    /// Reads `out.len()` raw bytes of the current table HDU's rows, from the start of 0-based row
+    /// `first_row` (`fits_read_tblbytes`).
+    pub(crate) fn read_table_bytes(&mut self, first_row: u64, out: &mut [u8]) -> Result<()> {
+        let first =
+            i64::try_from(first_row + 1).map_err(|_| Error::parameter("row number too large"))?;
+        let n = i64::try_from(out.len()).map_err(|_| Error::parameter("read too large"))?;
+        let _g = serialise();
+        let mut status: c_int = 0;
+        // SAFETY: the handle is open at a table HDU; `out` holds `n` writable bytes.
+        unsafe {
+            sys::ffgtbb(
+                self.ptr.as_ptr(),
+                first,
+                1,
+                n,
+                out.as_mut_ptr(),
+                &mut status,
+            )
+        };
+        check(status, "cannot read the table")
+    }
+
     /// Byte offsets of the current HDU: (header start, data start, data end).
     pub(crate) fn hdu_span(&mut self) -> Result<(u64, u64, u64)> {
         let _g = serialise();

@@ -1,5 +1,6 @@
 //! Opening a FITS file and finding its HDUs.
 
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::direct::Direct;
@@ -10,6 +11,7 @@ use crate::header::Header;
 use crate::image::ImageReader;
 use crate::limits::Limits;
 use crate::scan::Index;
+use crate::table::{TableReader, TableSchema};
 
 /// How to open a file: the [`Limits`] to enforce and whether cfitsio's extended filename syntax is
 /// allowed.
@@ -463,6 +465,65 @@ impl FitsFile {
     /// returns a copy.
     pub fn header(&mut self, selector: impl Into<HduSelector>) -> Result<Header> {
         Ok(self.find(selector.into())?.1.header)
+    }
+
+    /// A reader for the binary table in HDU `selector` (reads its header; see [`TableReader`]).
+    /// Fails with a [`Parameter`](ErrorKind::Parameter) error for an image, an
+    /// [`Unsupported`](ErrorKind::Unsupported) one for an ASCII table (not read yet).
+    pub fn table(&mut self, selector: impl Into<HduSelector>) -> Result<TableReader<'_>> {
+        let (
+            i,
+            Loaded {
+                kind,
+                header,
+                data_start,
+                ..
+            },
+        ) = self.find(selector.into())?;
+        let path = self.path.clone();
+        let wrap = |e: Error| e.in_hdu(i).in_file(&path);
+        match kind {
+            HduKind::BinTable => {}
+            HduKind::AsciiTable => {
+                return Err(wrap(Error::unsupported("ASCII tables are not read yet")));
+            }
+            other => {
+                return Err(wrap(Error::parameter(format!(
+                    "the HDU is a {other}, not a table"
+                ))));
+            }
+        }
+        let schema = TableSchema::from_header(&header).map_err(wrap)?;
+        Ok(TableReader::new(self, i, schema, data_start))
+    }
+
+    /// Reads raw rows of the table at HDU `index` (whose data starts at `data_start` in a plain
+    /// file) from row `first_row` into `out` (a whole number of rows).
+    pub(crate) fn read_table_rows(
+        &mut self,
+        index: usize,
+        data_start: Option<u64>,
+        first_row: u64,
+        row_bytes: usize,
+        out: &mut [u8],
+    ) -> Result<()> {
+        if let (Source::Plain { file, .. }, Some(start)) = (&self.source, data_start) {
+            let at = first_row
+                .checked_mul(row_bytes as u64)
+                .and_then(|o| o.checked_add(start))
+                .ok_or_else(|| Error::decoding("row offset overflows"))?;
+            return file.file().read_exact_at(out, at).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                    Error::decoding(format!(
+                        "the file is truncated: the table's rows from {first_row} end past its {} bytes",
+                        file.len()
+                    ))
+                } else {
+                    Error::io(e, "cannot read the table")
+                }
+            });
+        }
+        self.handle_at(index)?.read_table_bytes(first_row, out)
     }
 
     /// A reader for the image in HDU `selector` (reads its header). Fails with a

@@ -1,0 +1,12 @@
+//! Binary tables: the schema ([`TableSchema`]) and a batched, columnar reader ([`TableReader`]).
+//!
+//! Not yet here (next steps of this module): variable-length array columns (`P`, `Q`), ASCII
+//! tables, row filters, Arrow/Parquet output and parallel decoding of row blocks.
+
+mod reader;
+mod schema;
+
+pub use reader::{
+    ColumnData, ColumnValues, DEFAULT_BATCH_ROWS, TableBatch, TableBatches, TableReader,
+};
+pub use schema::{ColumnSchema, ColumnType, FitsType, TableSchema};
