@@ -29,9 +29,28 @@ pub enum ColumnValues {
     ComplexF32(Vec<[f32; 2]>),
     /// (re, im) pairs.
     ComplexF64(Vec<[f64; 2]>),
-    /// One byte string per row: cut at the first NUL, trailing blanks removed. Not necessarily
-    /// UTF-8: FITS strings are ASCII, but files in the wild hold other bytes, kept as they are.
-    Str(Vec<Vec<u8>>),
+    /// One byte string per row, cut at the first NUL, trailing blanks removed, laid out as Arrow
+    /// lays strings out: row `i` is `bytes[offsets[i]..offsets[i + 1]]`. Not necessarily UTF-8:
+    /// FITS strings are ASCII, but files in the wild hold other bytes, kept as they are.
+    Str {
+        /// `num_rows + 1` offsets into `bytes`, starting at 0.
+        offsets: Vec<i32>,
+        /// The strings' bytes, one after the other.
+        bytes: Vec<u8>,
+    },
+}
+
+impl ColumnValues {
+    /// For a string column, the string of row `i` (bytes); `None` otherwise or out of range.
+    pub fn str_at(&self, i: usize) -> Option<&[u8]> {
+        match self {
+            ColumnValues::Str { offsets, bytes } => {
+                let (a, b) = (*offsets.get(i)?, *offsets.get(i + 1)?);
+                bytes.get(a as usize..b as usize)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// One column of a [`TableBatch`].
@@ -292,14 +311,18 @@ fn decode(c: &ColumnSchema, block: &[u8], row_bytes: usize, n: usize) -> ColumnD
             (ColumnValues::Bool(out), None)
         }
         FitsType::Char => {
-            let strings = cells(c, block, row_bytes, n)
-                .map(|cell| {
-                    let cell = cell.split(|&b| b == 0).next().unwrap_or(&[]);
-                    let end = cell.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
-                    cell[..end].to_vec()
-                })
-                .collect();
-            (ColumnValues::Str(strings), None)
+            let mut offsets = Vec::with_capacity(n + 1);
+            let mut bytes = Vec::with_capacity(n * c.width);
+            offsets.push(0i32);
+            for cell in cells(c, block, row_bytes, n) {
+                let cell = cell.split(|&b| b == 0).next().unwrap_or(&[]);
+                let end = cell.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
+                bytes.extend_from_slice(&cell[..end]);
+                // a batch's strings stay far below 2 GiB: a batch's rows fit Limits::max_alloc
+                // and one string is at most one row
+                offsets.push(i32::try_from(bytes.len()).unwrap_or(i32::MAX));
+            }
+            (ColumnValues::Str { offsets, bytes }, None)
         }
         FitsType::Byte => {
             let raw: Vec<u8> = cells(c, block, row_bytes, n).flatten().copied().collect();
