@@ -49,43 +49,16 @@ fn cases(dir: &Path) -> Vec<(&'static str, Run)> {
     let many = img.clone();
     let open = img.clone();
     vec![
-        (
-            "img_f32_4096_full",
-            full::<Vec<f32>>(p("img_f32_4096.fits"), 0),
-        ),
-        (
-            "img_i16_2048_full",
-            full::<Vec<i16>>(p("img_i16_2048.fits"), 0),
-        ),
-        (
-            "img_u16_2048_full",
-            full::<Vec<u16>>(p("img_u16_2048.fits"), 0),
-        ),
-        (
-            "img_scaled_i16_2048_full",
-            full::<Vec<f32>>(p("img_scaled_i16_2048.fits"), 0),
-        ),
-        (
-            "rice_i16_4096_full",
-            full::<Vec<i16>>(p("rice_i16_4096.fits"), 1),
-        ),
-        (
-            "rice_i16_4096_t256_full",
-            full::<Vec<i16>>(p("rice_i16_4096_t256.fits"), 1),
-        ),
-        (
-            "rice_f32_4096_full",
-            full::<Vec<f32>>(p("rice_f32_4096.fits"), 1),
-        ),
+        ("img_f32_4096_full", full::<Vec<f32>>(p("img_f32_4096.fits"), 0)),
+        ("img_i16_2048_full", full::<Vec<i16>>(p("img_i16_2048.fits"), 0)),
+        ("img_u16_2048_full", full::<Vec<u16>>(p("img_u16_2048.fits"), 0)),
+        ("img_scaled_i16_2048_full", full::<Vec<f32>>(p("img_scaled_i16_2048.fits"), 0)),
+        ("rice_i16_4096_full", full::<Vec<i16>>(p("rice_i16_4096.fits"), 1)),
+        ("rice_i16_4096_t256_full", full::<Vec<i16>>(p("rice_i16_4096_t256.fits"), 1)),
+        ("rice_f32_4096_full", full::<Vec<f32>>(p("rice_f32_4096.fits"), 1)),
         ("cutout_f32_256", cutout::<Vec<f32>>(img, 0)),
-        (
-            "cutout_rice_i16_256",
-            cutout::<Vec<i16>>(p("rice_i16_4096.fits"), 1),
-        ),
-        (
-            "cutout_rice_i16_t256_256",
-            cutout::<Vec<i16>>(p("rice_i16_4096_t256.fits"), 1),
-        ),
+        ("cutout_rice_i16_256", cutout::<Vec<i16>>(p("rice_i16_4096.fits"), 1)),
+        ("cutout_rice_i16_t256_256", cutout::<Vec<i16>>(p("rice_i16_4096_t256.fits"), 1)),
         (
             "cutouts_f32_64x100",
             Box::new(move || {
@@ -120,47 +93,31 @@ fn median_ms(run: &mut Run, runs: usize) -> Result<f64, fitsio::errors::Error> {
         .collect::<Result<_, _>>()?;
     ms.sort_by(|a, b| a.total_cmp(b));
     let m = ms.len();
-    Ok(if m % 2 == 1 {
-        ms[m / 2]
-    } else {
-        0.5 * (ms[m / 2 - 1] + ms[m / 2])
-    })
+    Ok(if m % 2 == 1 { ms[m / 2] } else { 0.5 * (ms[m / 2 - 1] + ms[m / 2]) })
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let arg = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
+    let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     // `cargo bench` passes --bench; without --dir there is nothing to time
     let Some(dir) = arg("--dir") else {
         eprintln!("fitsio_rs: pass --dir DIR (the standard files) [--runs N] [--json OUT]");
         return;
     };
-    let runs: usize = arg("--runs")
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(7)
-        .max(1);
+    let runs: usize = arg("--runs").and_then(|r| r.parse().ok()).unwrap_or(7).max(1);
     let mut results = BTreeMap::new();
     for (id, mut run) in cases(Path::new(&dir)) {
         match median_ms(&mut run, runs) {
             Ok(ms) => {
                 println!("{id:28} fitsio-rs {ms:9.3} ms");
-                results.insert(
-                    id,
-                    serde_json::json!({ "fitsio-rs": (ms * 1e4).round() / 1e4 }),
-                );
+                results.insert(id, serde_json::json!({ "fitsio-rs": (ms * 1e4).round() / 1e4 }));
             }
             Err(e) => eprintln!("{id:28} fitsio-rs: {e}"),
         }
     }
     if let Some(out) = arg("--json") {
         let doc = serde_json::json!({ "runs": runs, "cases": results });
-        if let Err(e) = std::fs::write(&out, serde_json::to_string_pretty(&doc).unwrap_or_default())
-        {
+        if let Err(e) = std::fs::write(&out, serde_json::to_string_pretty(&doc).unwrap_or_default()) {
             eprintln!("fitsio_rs: {out}: {e}");
             std::process::exit(1);
         }

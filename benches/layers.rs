@@ -26,46 +26,23 @@ fn fixtures() -> Fixtures {
     let ints = common::pattern(&shape, -30000, 30000);
     let f32s: Vec<f32> = ints.iter().map(|&v| v as f32 * 0.5).collect();
     let f32_2k = dir.join("f32_2k.fits");
-    common::write(
-        &f32_2k,
-        &[common::image(
-            true,
-            -32,
-            &shape,
-            &[],
-            common::be(&f32s, f32::to_be_bytes),
-        )],
-    );
+    common::write(&f32_2k, &[common::image(true, -32, &shape, &[], common::be(&f32s, f32::to_be_bytes))]);
     let i16s: Vec<i16> = ints.iter().map(|&v| v as i16).collect();
     let scaled_2k = dir.join("scaled_2k.fits");
     let cards = [("BSCALE", "0.01"), ("BZERO", "1000")];
-    common::write(
-        &scaled_2k,
-        &[common::image(
-            true,
-            16,
-            &shape,
-            &cards,
-            common::be(&i16s, i16::to_be_bytes),
-        )],
-    );
+    common::write(&scaled_2k, &[common::image(true, 16, &shape, &cards, common::be(&i16s, i16::to_be_bytes))]);
     Fixtures { f32_2k, scaled_2k }
 }
 
 fn header_parse(c: &mut Criterion) {
     let mut raw = String::new();
     for k in 0..200 {
-        raw.push_str(&format!(
-            "{:<80}",
-            format!("KEY{k:05}= {:>20} / synthetic keyword {k}", k as f64 * 1.5)
-        ));
+        raw.push_str(&format!("{:<80}", format!("KEY{k:05}= {:>20} / synthetic keyword {k}", k as f64 * 1.5)));
     }
     raw.push_str(&format!("{:<80}", "OBJECT  = 'NGC 1316'"));
     let mut g = c.benchmark_group("header");
     g.throughput(Throughput::Bytes(raw.len() as u64));
-    g.bench_function("parse_201_cards", |b| {
-        b.iter(|| Header::parse(black_box(raw.as_bytes())))
-    });
+    g.bench_function("parse_201_cards", |b| b.iter(|| Header::parse(black_box(raw.as_bytes()))));
     g.finish();
 }
 
@@ -73,10 +50,7 @@ fn full_reads(c: &mut Criterion) {
     let fx = fixtures();
     let mut g = c.benchmark_group("full_read_2048x2048");
     g.sample_size(20);
-    for (name, path, bytes) in [
-        ("f32", &fx.f32_2k, 4u64),
-        ("scaled_i16_to_f32", &fx.scaled_2k, 4),
-    ] {
+    for (name, path, bytes) in [("f32", &fx.f32_2k, 4u64), ("scaled_i16_to_f32", &fx.scaled_2k, 4)] {
         g.throughput(Throughput::Bytes(2048 * 2048 * bytes));
         for (way, options) in [
             ("pread", OpenOptions::new()),
@@ -88,10 +62,7 @@ fn full_reads(c: &mut Criterion) {
             g.bench_with_input(BenchmarkId::new(name, way), &options, |b, options| {
                 b.iter(|| {
                     let mut f = options.open(path).expect("open");
-                    f.image(0)
-                        .expect("image")
-                        .read_into(&mut buf)
-                        .expect("read");
+                    f.image(0).expect("image").read_into(&mut buf).expect("read");
                 })
             });
         }
@@ -101,19 +72,11 @@ fn full_reads(c: &mut Criterion) {
     let mut g = c.benchmark_group("section_256x256");
     g.throughput(Throughput::Bytes(256 * 256 * 4));
     let section = Section::new(vec![900..1156, 700..956]);
-    for (way, options) in [
-        ("pread", OpenOptions::new()),
-        ("mmap", OpenOptions::new().mmap(true)),
-    ] {
+    for (way, options) in [("pread", OpenOptions::new()), ("mmap", OpenOptions::new().mmap(true))] {
         let mut file = options.open(&fx.f32_2k).expect("open");
         let mut buf = vec![0f32; 256 * 256];
         g.bench_function(way, |b| {
-            b.iter(|| {
-                file.image(0)
-                    .expect("image")
-                    .read_section_into(&section, &mut buf)
-                    .expect("read")
-            })
+            b.iter(|| file.image(0).expect("image").read_section_into(&section, &mut buf).expect("read"))
         });
     }
     g.finish();
@@ -148,23 +111,11 @@ fn compressed(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(1024 * 1024 * 2));
     for name in ["RICE_BIG_I16", "GZIP_BIG_TILES_I16"] {
         for threads in [1usize, 2] {
-            let mut file = OpenOptions::new()
-                .threads(threads)
-                .open(&path)
-                .expect("open");
+            let mut file = OpenOptions::new().threads(threads).open(&path).expect("open");
             let mut buf = vec![0i16; 1024 * 1024];
-            g.bench_with_input(
-                BenchmarkId::new(name, format!("{threads}_threads")),
-                &threads,
-                |b, _| {
-                    b.iter(|| {
-                        file.image(name)
-                            .expect("image")
-                            .read_into(&mut buf)
-                            .expect("read")
-                    })
-                },
-            );
+            g.bench_with_input(BenchmarkId::new(name, format!("{threads}_threads")), &threads, |b, _| {
+                b.iter(|| file.image(name).expect("image").read_into(&mut buf).expect("read"))
+            });
         }
     }
     g.finish();

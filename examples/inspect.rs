@@ -36,19 +36,8 @@ fn stats(values: &[f64]) -> Stats {
         min = min.min(v);
         max = max.max(v);
     }
-    let std = if n > 1 {
-        (m2 / (n - 1) as f64).sqrt()
-    } else {
-        0.0
-    };
-    Stats {
-        finite: n,
-        nan,
-        min,
-        max,
-        mean,
-        std,
-    }
+    let std = if n > 1 { (m2 / (n - 1) as f64).sqrt() } else { 0.0 };
+    Stats { finite: n, nan, min, max, mean, std }
 }
 
 fn run(path: PathBuf) -> Result<(), torchfits::Error> {
@@ -58,15 +47,8 @@ fn run(path: PathBuf) -> Result<(), torchfits::Error> {
     // one buffer, reused for every image (grown when a larger one comes)
     let mut buf: Vec<f64> = Vec::new();
     for hdu in &hdus {
-        let name = hdu
-            .extname
-            .as_deref()
-            .unwrap_or(if hdu.index == 0 { "PRIMARY" } else { "" });
-        let kind = if hdu.compressed {
-            "compressed image".to_string()
-        } else {
-            hdu.kind.to_string()
-        };
+        let name = hdu.extname.as_deref().unwrap_or(if hdu.index == 0 { "PRIMARY" } else { "" });
+        let kind = if hdu.compressed { "compressed image".to_string() } else { hdu.kind.to_string() };
         match (hdu.kind, &hdu.shape) {
             (HduKind::Image, Some(shape)) if !shape.is_empty() => {
                 let mut image = file.image(hdu.index)?;
@@ -110,9 +92,7 @@ fn main() -> ExitCode {
     let path = std::env::args_os()
         .nth(1)
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/data/sample.fits")
-        });
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/data/sample.fits"));
     match run(path) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -13,11 +13,7 @@ fn sample() -> PathBuf {
 fn steady_state_read_into_a_pooled_buffer_allocates_nothing() {
     let pool = BufferPool::default();
     for mmap in [false, true] {
-        let mut file = OpenOptions::new()
-            .threads(1)
-            .mmap(mmap)
-            .open(sample())
-            .expect("open");
+        let mut file = OpenOptions::new().threads(1).mmap(mmap).open(sample()).expect("open");
         let mut image = file.image("SCI").expect("image");
         let section = Section::new(vec![5..37, 9..41]);
         // warm up: the pool allocates its buffers, the map is made, the thread's scratch grows
@@ -25,18 +21,14 @@ fn steady_state_read_into_a_pooled_buffer_allocates_nothing() {
             let mut full = pool.get::<f32>(image.len()).expect("buffer");
             image.read_into(&mut full).expect("read");
             let mut cut = pool.get::<f32>(section.len()).expect("buffer");
-            image
-                .read_section_into(&section, &mut cut)
-                .expect("section");
+            image.read_section_into(&section, &mut cut).expect("section");
         }
         let counts = allocation_counter::measure(|| {
             for _ in 0..10 {
                 let mut full = pool.get::<f32>(image.len()).expect("buffer");
                 image.read_into(&mut full).expect("read");
                 let mut cut = pool.get::<f32>(section.len()).expect("buffer");
-                image
-                    .read_section_into(&section, &mut cut)
-                    .expect("section");
+                image.read_section_into(&section, &mut cut).expect("section");
             }
         });
         assert_eq!(counts.count_total, 0, "mmap {mmap}: {counts:?}");
@@ -55,10 +47,7 @@ fn steady_state_read_into_a_pooled_buffer_allocates_nothing() {
 
 /// Writes a scaled 16-bit image (BSCALE 0.5, BZERO 10) of `rows` x `cols` and returns its path.
 fn scaled_image(name: &str, rows: usize, cols: usize) -> PathBuf {
-    let path = std::env::temp_dir().join(format!(
-        "torchfits-alloc-{}-{name}.fits",
-        std::process::id()
-    ));
+    let path = std::env::temp_dir().join(format!("torchfits-alloc-{}-{name}.fits", std::process::id()));
     let cards = [
         "SIMPLE  =                    T".to_string(),
         "BITPIX  =                   16".to_string(),
@@ -69,10 +58,7 @@ fn scaled_image(name: &str, rows: usize, cols: usize) -> PathBuf {
         "BZERO   =                 10.0".to_string(),
         "END".to_string(),
     ];
-    let mut bytes: Vec<u8> = cards
-        .iter()
-        .flat_map(|c| format!("{c:<80}").into_bytes())
-        .collect();
+    let mut bytes: Vec<u8> = cards.iter().flat_map(|c| format!("{c:<80}").into_bytes()).collect();
     bytes.resize(2880, b' ');
     bytes.extend((0..rows * cols).flat_map(|i| ((i % 30000) as i16).to_be_bytes()));
     bytes.resize(bytes.len().div_ceil(2880) * 2880, 0);
@@ -86,10 +72,7 @@ fn peak_memory_of_a_full_read_is_the_output_plus_a_bounded_constant() {
     // (256 KiB) of scratch per thread
     let path = scaled_image("peak", 1024, 1024);
     for threads in [1, 2] {
-        let mut file = OpenOptions::new()
-            .threads(threads)
-            .open(&path)
-            .expect("open");
+        let mut file = OpenOptions::new().threads(threads).open(&path).expect("open");
         let mut image = file.image(0).expect("image");
         let out_bytes = image.len() * 4;
         let counts = allocation_counter::measure(|| {
@@ -97,11 +80,7 @@ fn peak_memory_of_a_full_read_is_the_output_plus_a_bounded_constant() {
             assert_eq!(v[3], 11.5);
         });
         let bound = out_bytes as u64 + threads as u64 * (256 << 10) + (64 << 10);
-        assert!(
-            counts.bytes_max <= bound,
-            "threads {threads}: peak {} > {bound}",
-            counts.bytes_max
-        );
+        assert!(counts.bytes_max <= bound, "threads {threads}: peak {} > {bound}", counts.bytes_max);
     }
     std::fs::remove_file(&path).ok();
 }

@@ -43,13 +43,7 @@ pub struct Hdu {
 }
 
 /// An image HDU of `bitpix` with `shape` in C order; `data` is the big-endian pixel bytes.
-pub fn image(
-    primary: bool,
-    bitpix: i32,
-    shape: &[usize],
-    extra: &[(&str, &str)],
-    data: Vec<u8>,
-) -> Hdu {
+pub fn image(primary: bool, bitpix: i32, shape: &[usize], extra: &[(&str, &str)], data: Vec<u8>) -> Hdu {
     let mut cards = Vec::new();
     if primary {
         cards.push(card("SIMPLE", "T"));
@@ -71,11 +65,7 @@ pub fn image(
         cards.push(card(k, v));
     }
     let expected = shape.iter().product::<usize>() * (bitpix.unsigned_abs() as usize / 8);
-    assert_eq!(
-        data.len(),
-        if shape.is_empty() { 0 } else { expected },
-        "data size"
-    );
+    assert_eq!(data.len(), if shape.is_empty() { 0 } else { expected }, "data size");
     Hdu { cards, data }
 }
 
@@ -171,8 +161,5 @@ pub fn bintable(columns: &[TestColumn<'_>], rows: &[Vec<u8>]) -> Hdu {
             cards.push(card(&format!("{key}{}", k + 1), value));
         }
     }
-    Hdu {
-        cards,
-        data: rows.concat(),
-    }
+    Hdu { cards, data: rows.concat() }
 }

@@ -15,14 +15,8 @@ fn openers() -> Vec<(&'static str, OpenOptions)> {
 }
 
 /// Reads `sections` of HDU 0 of `path` as `T` every way; each must equal the cfitsio read.
-fn same_as_cfitsio<T: Pixel + PartialEq + std::fmt::Debug>(
-    path: &std::path::Path,
-    sections: &[Section],
-) {
-    let mut reference = OpenOptions::new()
-        .direct_reads(false)
-        .open(path)
-        .expect("open");
+fn same_as_cfitsio<T: Pixel + PartialEq + std::fmt::Debug>(path: &std::path::Path, sections: &[Section]) {
+    let mut reference = OpenOptions::new().direct_reads(false).open(path).expect("open");
     let mut reference = reference.image(0).expect("image");
     for (name, options) in openers() {
         let mut file = options.open(path).expect("open");
@@ -32,13 +26,7 @@ fn same_as_cfitsio<T: Pixel + PartialEq + std::fmt::Debug>(
             let got: Vec<T> = img.read_section(s).expect("direct read");
             // compare bit patterns, so that NaN == NaN and -0.0 != 0.0
             let bits = |v: &[T]| bytemuck::cast_slice::<T, u8>(v).to_vec();
-            assert_eq!(
-                bits(&got),
-                bits(&want),
-                "{name}: {} section {:?}",
-                path.display(),
-                s.ranges()
-            );
+            assert_eq!(bits(&got), bits(&want), "{name}: {} section {:?}", path.display(), s.ranges());
         }
     }
 }
@@ -46,16 +34,10 @@ fn same_as_cfitsio<T: Pixel + PartialEq + std::fmt::Debug>(
 fn sections_for(shape: &[usize]) -> Vec<Section> {
     let full = Section::full(shape);
     let mut out = vec![full];
-    let mid: Vec<std::ops::Range<usize>> = shape
-        .iter()
-        .map(|&n| n / 4..(3 * n / 4).max(n / 4 + 1))
-        .collect();
+    let mid: Vec<std::ops::Range<usize>> = shape.iter().map(|&n| n / 4..(3 * n / 4).max(n / 4 + 1)).collect();
     out.push(Section::new(mid));
-    let rows: Vec<std::ops::Range<usize>> = shape
-        .iter()
-        .enumerate()
-        .map(|(k, &n)| if k == 0 { 1..n.min(3) } else { 0..n })
-        .collect();
+    let rows: Vec<std::ops::Range<usize>> =
+        shape.iter().enumerate().map(|(k, &n)| if k == 0 { 1..n.min(3) } else { 0..n }).collect();
     out.push(Section::new(rows));
     let last: Vec<std::ops::Range<usize>> = shape.iter().map(|&n| n - 1..n).collect();
     out.push(Section::new(last));
@@ -63,12 +45,7 @@ fn sections_for(shape: &[usize]) -> Vec<Section> {
 }
 
 /// A test image: name, BITPIX, extra cards, big-endian data.
-type Case = (
-    &'static str,
-    i32,
-    Vec<(&'static str, &'static str)>,
-    Vec<u8>,
-);
+type Case = (&'static str, i32, Vec<(&'static str, &'static str)>, Vec<u8>);
 
 #[test]
 fn every_pixel_type_and_scaling_matches_cfitsio() {
@@ -78,138 +55,66 @@ fn every_pixel_type_and_scaling_matches_cfitsio() {
     let ints: Vec<i64> = common::pattern(&shape, -40000, 40000);
     let cases: Vec<Case> = vec![
         ("u8", 8, vec![], ints.iter().map(|&v| v as u8).collect()),
-        (
-            "i8",
-            8,
-            vec![("BZERO", "-128")],
-            ints.iter().map(|&v| v as u8).collect(),
-        ),
-        (
-            "u8scaled",
-            8,
-            vec![("BSCALE", "0.5"), ("BZERO", "3")],
-            ints.iter().map(|&v| v as u8).collect(),
-        ),
-        (
-            "u8blank",
-            8,
-            vec![("BLANK", "7")],
-            ints.iter().map(|&v| (v % 10) as u8).collect(),
-        ),
-        (
-            "i16",
-            16,
-            vec![],
-            be(
-                &ints.iter().map(|&v| v as i16).collect::<Vec<_>>(),
-                i16::to_be_bytes,
-            ),
-        ),
+        ("i8", 8, vec![("BZERO", "-128")], ints.iter().map(|&v| v as u8).collect()),
+        ("u8scaled", 8, vec![("BSCALE", "0.5"), ("BZERO", "3")], ints.iter().map(|&v| v as u8).collect()),
+        ("u8blank", 8, vec![("BLANK", "7")], ints.iter().map(|&v| (v % 10) as u8).collect()),
+        ("i16", 16, vec![], be(&ints.iter().map(|&v| v as i16).collect::<Vec<_>>(), i16::to_be_bytes)),
         (
             "u16",
             16,
             vec![("BZERO", "32768")],
-            be(
-                &ints.iter().map(|&v| v as i16).collect::<Vec<_>>(),
-                i16::to_be_bytes,
-            ),
+            be(&ints.iter().map(|&v| v as i16).collect::<Vec<_>>(), i16::to_be_bytes),
         ),
         (
             "i16scaled",
             16,
             vec![("BSCALE", "0.01"), ("BZERO", "1000")],
-            be(
-                &ints.iter().map(|&v| v as i16).collect::<Vec<_>>(),
-                i16::to_be_bytes,
-            ),
+            be(&ints.iter().map(|&v| v as i16).collect::<Vec<_>>(), i16::to_be_bytes),
         ),
         (
             "i16blank",
             16,
             vec![("BLANK", "-3")],
-            be(
-                &ints.iter().map(|&v| (v % 5) as i16).collect::<Vec<_>>(),
-                i16::to_be_bytes,
-            ),
+            be(&ints.iter().map(|&v| (v % 5) as i16).collect::<Vec<_>>(), i16::to_be_bytes),
         ),
         (
             "i16blank0",
             16,
             vec![("BLANK", "0")],
-            be(
-                &ints.iter().map(|&v| (v % 5) as i16).collect::<Vec<_>>(),
-                i16::to_be_bytes,
-            ),
+            be(&ints.iter().map(|&v| (v % 5) as i16).collect::<Vec<_>>(), i16::to_be_bytes),
         ),
-        (
-            "i32",
-            32,
-            vec![],
-            be(
-                &ints.iter().map(|&v| (v * 50000) as i32).collect::<Vec<_>>(),
-                i32::to_be_bytes,
-            ),
-        ),
+        ("i32", 32, vec![], be(&ints.iter().map(|&v| (v * 50000) as i32).collect::<Vec<_>>(), i32::to_be_bytes)),
         (
             "u32",
             32,
             vec![("BZERO", "2147483648")],
-            be(
-                &ints.iter().map(|&v| (v * 50000) as i32).collect::<Vec<_>>(),
-                i32::to_be_bytes,
-            ),
+            be(&ints.iter().map(|&v| (v * 50000) as i32).collect::<Vec<_>>(), i32::to_be_bytes),
         ),
         (
             "i32scaled",
             32,
             vec![("BSCALE", "1.5e-3"), ("BZERO", "-7.25"), ("BLANK", "100")],
-            be(
-                &ints.iter().map(|&v| (v % 300) as i32).collect::<Vec<_>>(),
-                i32::to_be_bytes,
-            ),
+            be(&ints.iter().map(|&v| (v % 300) as i32).collect::<Vec<_>>(), i32::to_be_bytes),
         ),
-        (
-            "i64",
-            64,
-            vec![],
-            be(
-                &ints.iter().map(|&v| v << 40).collect::<Vec<_>>(),
-                i64::to_be_bytes,
-            ),
-        ),
+        ("i64", 64, vec![], be(&ints.iter().map(|&v| v << 40).collect::<Vec<_>>(), i64::to_be_bytes)),
         (
             "u64",
             64,
             vec![("BZERO", "9223372036854775808")],
-            be(
-                &ints.iter().map(|&v| v << 40).collect::<Vec<_>>(),
-                i64::to_be_bytes,
-            ),
+            be(&ints.iter().map(|&v| v << 40).collect::<Vec<_>>(), i64::to_be_bytes),
         ),
         (
             "i64scaled",
             64,
             vec![("BSCALE", "2"), ("BLANK", "-4")],
-            be(
-                &ints.iter().map(|&v| v % 9).collect::<Vec<_>>(),
-                i64::to_be_bytes,
-            ),
+            be(&ints.iter().map(|&v| v % 9).collect::<Vec<_>>(), i64::to_be_bytes),
         ),
         (
             "f32",
             -32,
             vec![],
             be(
-                &ints
-                    .iter()
-                    .map(|&v| {
-                        if v % 11 == 0 {
-                            f32::NAN
-                        } else {
-                            v as f32 / 7.0
-                        }
-                    })
-                    .collect::<Vec<_>>(),
+                &ints.iter().map(|&v| if v % 11 == 0 { f32::NAN } else { v as f32 / 7.0 }).collect::<Vec<_>>(),
                 f32::to_be_bytes,
             ),
         ),
@@ -218,16 +123,7 @@ fn every_pixel_type_and_scaling_matches_cfitsio() {
             -32,
             vec![("BSCALE", "3"), ("BZERO", "0.5")],
             be(
-                &ints
-                    .iter()
-                    .map(|&v| {
-                        if v % 11 == 0 {
-                            f32::NAN
-                        } else {
-                            v as f32 / 7.0
-                        }
-                    })
-                    .collect::<Vec<_>>(),
+                &ints.iter().map(|&v| if v % 11 == 0 { f32::NAN } else { v as f32 / 7.0 }).collect::<Vec<_>>(),
                 f32::to_be_bytes,
             ),
         ),
@@ -235,35 +131,21 @@ fn every_pixel_type_and_scaling_matches_cfitsio() {
             "f64",
             -64,
             vec![("BLANK", "1")],
-            be(
-                &ints.iter().map(|&v| v as f64 / 3.0).collect::<Vec<_>>(),
-                f64::to_be_bytes,
-            ),
+            be(&ints.iter().map(|&v| v as f64 / 3.0).collect::<Vec<_>>(), f64::to_be_bytes),
         ),
         (
             "f64scaled",
             -64,
             vec![("BZERO", "-1e10")],
-            be(
-                &ints.iter().map(|&v| v as f64 / 3.0).collect::<Vec<_>>(),
-                f64::to_be_bytes,
-            ),
+            be(&ints.iter().map(|&v| v as f64 / 3.0).collect::<Vec<_>>(), f64::to_be_bytes),
         ),
     ];
     let sections = sections_for(&shape);
     for (name, bitpix, extra, data) in cases {
-        assert_eq!(
-            data.len(),
-            n * (bitpix.unsigned_abs() as usize / 8),
-            "{name}"
-        );
+        assert_eq!(data.len(), n * (bitpix.unsigned_abs() as usize / 8), "{name}");
         let path = dir.join(format!("{name}.fits"));
         write(&path, &[image(true, bitpix, &shape, &extra, data)]);
-        let dtype = FitsFile::open(&path)
-            .expect("open")
-            .image(0)
-            .expect("image")
-            .dtype();
+        let dtype = FitsFile::open(&path).expect("open").image(0).expect("image").dtype();
         match dtype {
             torchfits::Dtype::U8 => same_as_cfitsio::<u8>(&path, &sections),
             torchfits::Dtype::I8 => same_as_cfitsio::<i8>(&path, &sections),
@@ -287,23 +169,11 @@ fn large_reads_split_across_threads_match_cfitsio() {
     let ints = common::pattern(&shape, -30000, 30000);
     let f32s: Vec<f32> = ints.iter().map(|&v| v as f32 * 0.25).collect();
     let path = dir.join("f32.fits");
-    write(
-        &path,
-        &[image(true, -32, &shape, &[], be(&f32s, f32::to_be_bytes))],
-    );
+    write(&path, &[image(true, -32, &shape, &[], be(&f32s, f32::to_be_bytes))]);
     same_as_cfitsio::<f32>(&path, &sections_for(&shape));
     let i16s: Vec<i16> = ints.iter().map(|&v| v as i16).collect();
     let path = dir.join("scaled.fits");
-    write(
-        &path,
-        &[image(
-            true,
-            16,
-            &shape,
-            &[("BSCALE", "0.01"), ("BZERO", "1000")],
-            be(&i16s, i16::to_be_bytes),
-        )],
-    );
+    write(&path, &[image(true, 16, &shape, &[("BSCALE", "0.01"), ("BZERO", "1000")], be(&i16s, i16::to_be_bytes))]);
     same_as_cfitsio::<f32>(&path, &sections_for(&shape));
     // a band of whole rows and a wide section with many runs, both over the threshold
     let band = Section::new(vec![100..900, 0..1536]);
@@ -316,32 +186,17 @@ fn a_truncated_file_is_an_error_on_every_path() {
     let dir = common::tempdir("direct-trunc");
     let path = dir.join("t.fits");
     let values: Vec<i16> = (0..20000).map(|i| i as i16).collect();
-    write(
-        &path,
-        &[image(
-            true,
-            16,
-            &[100, 200],
-            &[],
-            be(&values, i16::to_be_bytes),
-        )],
-    );
+    write(&path, &[image(true, 16, &[100, 200], &[], be(&values, i16::to_be_bytes))]);
     let bytes = std::fs::read(&path).expect("read");
     std::fs::write(&path, &bytes[..2880 + 30000]).expect("truncate");
     for (name, options) in openers() {
         let mut file = options.open(&path).expect("header intact");
         let err = file.image(0).expect("image").read::<i16>().expect_err(name);
         assert_eq!(err.kind(), torchfits::ErrorKind::Decoding, "{name}: {err}");
-        assert!(
-            err.to_string().contains("truncated") && err.to_string().contains("HDU 0"),
-            "{name}: {err}"
-        );
+        assert!(err.to_string().contains("truncated") && err.to_string().contains("HDU 0"), "{name}: {err}");
         // the rows that are there still read
-        let first: Vec<i16> = file
-            .image(0)
-            .expect("image")
-            .read_section(&Section::new(vec![0..10, 0..200]))
-            .expect(name);
+        let first: Vec<i16> =
+            file.image(0).expect("image").read_section(&Section::new(vec![0..10, 0..200])).expect(name);
         assert_eq!(first, values[..2000]);
     }
 }

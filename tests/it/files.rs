@@ -10,58 +10,16 @@ fn lists_hdus_with_kinds_names_and_shapes() {
     let hdus = file.hdus().expect("hdus");
     let summary: Vec<_> = hdus
         .iter()
-        .map(|h| {
-            (
-                h.index,
-                h.kind,
-                h.extname.as_deref(),
-                h.compressed,
-                h.shape.clone(),
-                h.nrows,
-                h.ncols,
-            )
-        })
+        .map(|h| (h.index, h.kind, h.extname.as_deref(), h.compressed, h.shape.clone(), h.nrows, h.ncols))
         .collect();
     assert_eq!(
         summary,
         vec![
             (0, HduKind::Image, None, false, Some(vec![]), None, None),
-            (
-                1,
-                HduKind::Image,
-                Some("SCI"),
-                false,
-                Some(vec![48, 64]),
-                None,
-                None
-            ),
-            (
-                2,
-                HduKind::Image,
-                Some("DQ"),
-                false,
-                Some(vec![48, 64]),
-                None,
-                None
-            ),
-            (
-                3,
-                HduKind::Image,
-                Some("SCI_RICE"),
-                true,
-                Some(vec![48, 64]),
-                None,
-                None
-            ),
-            (
-                4,
-                HduKind::BinTable,
-                Some("CATALOG"),
-                false,
-                None,
-                Some(2),
-                Some(3)
-            ),
+            (1, HduKind::Image, Some("SCI"), false, Some(vec![48, 64]), None, None),
+            (2, HduKind::Image, Some("DQ"), false, Some(vec![48, 64]), None, None),
+            (3, HduKind::Image, Some("SCI_RICE"), true, Some(vec![48, 64]), None, None),
+            (4, HduKind::BinTable, Some("CATALOG"), false, None, Some(2), Some(3)),
         ]
     );
     assert_eq!(hdus[3].bitpix, Some(32));
@@ -77,20 +35,8 @@ fn selects_by_index_name_and_version() {
         &path,
         &[
             image(true, 16, &[], &[], vec![]),
-            image(
-                false,
-                16,
-                &[2, 2],
-                &[("EXTNAME", "'SCI     '"), ("EXTVER", "1")],
-                px(1),
-            ),
-            image(
-                false,
-                16,
-                &[2, 2],
-                &[("EXTNAME", "'SCI     '"), ("EXTVER", "2")],
-                px(2),
-            ),
+            image(false, 16, &[2, 2], &[("EXTNAME", "'SCI     '"), ("EXTVER", "1")], px(1)),
+            image(false, 16, &[2, 2], &[("EXTNAME", "'SCI     '"), ("EXTVER", "2")], px(2)),
             image(false, 16, &[2, 2], &[("EXTNAME", "'err'")], px(3)),
         ],
     );
@@ -106,11 +52,7 @@ fn selects_by_index_name_and_version() {
     assert_eq!(first(&mut file, "ERR".into()), 3);
     assert_eq!(first(&mut file, "ERR,1".parse().expect("selector")), 3);
     assert_eq!(file.resolve("PRIMARY").expect("primary"), 0);
-    for bad in [
-        HduSelector::from("NOPE"),
-        HduSelector::from(("SCI", 3)),
-        HduSelector::Index(9),
-    ] {
+    for bad in [HduSelector::from("NOPE"), HduSelector::from(("SCI", 3)), HduSelector::Index(9)] {
         let err = file.hdu(bad.clone()).expect_err("no such HDU");
         assert_eq!(err.kind(), ErrorKind::Parameter, "{bad}");
         assert!(err.to_string().contains("multi.fits"), "{err}");
@@ -121,37 +63,22 @@ fn selects_by_index_name_and_version() {
 fn paths_are_opened_literally() {
     let dir = common::tempdir("literal");
     let sample = std::fs::read(common::sample()).expect("sample");
-    for name in [
-        "a[1].fits",
-        "!x.fits",
-        "b.fits[SCI]",
-        "c.fits(+1)",
-        "mem:y.fits",
-    ] {
+    for name in ["a[1].fits", "!x.fits", "b.fits[SCI]", "c.fits(+1)", "mem:y.fits"] {
         let path = dir.join(name);
         std::fs::write(&path, &sample).expect("copy");
         let mut file = FitsFile::open(&path).expect(name);
-        assert_eq!(
-            file.hdu_count().expect("count"),
-            5,
-            "{name} is the whole file"
-        );
+        assert_eq!(file.hdu_count().expect("count"), 5, "{name} is the whole file");
         assert_eq!(file.path(), path.as_path());
     }
     // "!x.fits" was not clobbered by opening it
-    assert_eq!(
-        std::fs::read(dir.join("!x.fits")).expect("still there"),
-        sample
-    );
+    assert_eq!(std::fs::read(dir.join("!x.fits")).expect("still there"), sample);
     // a name with filter syntax that is not a file is not found, rather than interpreted
     std::fs::write(dir.join("plain.fits"), &sample).expect("copy");
     let err = FitsFile::open(dir.join("plain.fits[1]")).expect_err("no such file");
     assert_eq!(err.kind(), ErrorKind::Io, "{err}");
     // ... unless the caller opts in to cfitsio's syntax
-    let mut file = OpenOptions::new()
-        .cfitsio_extended_syntax(true)
-        .open(dir.join("plain.fits[SCI]"))
-        .expect("extended syntax");
+    let mut file =
+        OpenOptions::new().cfitsio_extended_syntax(true).open(dir.join("plain.fits[SCI]")).expect("extended syntax");
     assert!(file.image(0).is_ok());
 }
 
@@ -173,29 +100,13 @@ fn errors_name_the_file_and_cause() {
     // a truncated image: the header is fine, the data is cut short
     let truncated = dir.join("truncated.fits");
     let values: Vec<f32> = (0..10_000).map(|i| i as f32).collect();
-    write(
-        &truncated,
-        &[image(
-            true,
-            -32,
-            &[100, 100],
-            &[],
-            be(&values, f32::to_be_bytes),
-        )],
-    );
+    write(&truncated, &[image(true, -32, &[100, 100], &[], be(&values, f32::to_be_bytes))]);
     let bytes = std::fs::read(&truncated).expect("read");
     std::fs::write(&truncated, &bytes[..2880 + 2880 * 3]).expect("truncate");
     let mut file = FitsFile::open(&truncated).expect("header is intact");
-    let err = file
-        .image(0)
-        .expect("image")
-        .read::<f32>()
-        .expect_err("truncated data");
+    let err = file.image(0).expect("image").read::<f32>().expect_err("truncated data");
     assert_eq!(err.kind(), ErrorKind::Decoding, "{err}");
-    assert!(
-        err.to_string().contains("truncated.fits") && err.to_string().contains("HDU 0"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("truncated.fits") && err.to_string().contains("HDU 0"), "{err}");
     assert!(err.to_string().contains("truncated"), "{err}");
 }
 
@@ -204,12 +115,7 @@ fn files_cfitsio_refuses_still_list_their_headers() {
     // NAXIS before BITPIX: not standard, but astropy reads it; so do we (headers, not data)
     let dir = common::tempdir("order");
     let path = dir.join("order.fits");
-    let mut cards = vec![
-        card("SIMPLE", "T"),
-        card("NAXIS", "0"),
-        card("BITPIX", "8"),
-        card("OBJECT", "'odd'"),
-    ];
+    let mut cards = vec![card("SIMPLE", "T"), card("NAXIS", "0"), card("BITPIX", "8"), card("OBJECT", "'odd'")];
     cards.push(format!("{:<80}", "END"));
     let mut bytes: Vec<u8> = cards.concat().into_bytes();
     bytes.resize(2880, b' ');
@@ -218,10 +124,7 @@ fn files_cfitsio_refuses_still_list_their_headers() {
     let hdus = file.hdus().expect("hdus");
     assert_eq!(hdus.len(), 1);
     assert_eq!(hdus[0].shape, Some(vec![]));
-    assert_eq!(
-        file.header(0).expect("header").get_str("OBJECT"),
-        Some("odd")
-    );
+    assert_eq!(file.header(0).expect("header").get_str("OBJECT"), Some("odd"));
 }
 
 #[test]
@@ -229,22 +132,13 @@ fn file_cache_is_lru_and_reopens_rewritten_files() {
     use torchfits::FileCache;
     let dir = common::tempdir("cache");
     let px = |v: i16| be(&[v; 6], i16::to_be_bytes);
-    let paths: Vec<_> = ["a.fits", "b.fits", "c.fits"]
-        .iter()
-        .map(|n| dir.join(n))
-        .collect();
+    let paths: Vec<_> = ["a.fits", "b.fits", "c.fits"].iter().map(|n| dir.join(n)).collect();
     for (k, p) in paths.iter().enumerate() {
         write(p, &[image(true, 16, &[2, 3], &[], px(k as i16))]);
     }
     let mut cache = FileCache::new(2, OpenOptions::new());
     let first = |cache: &mut FileCache, p: &std::path::Path| -> i16 {
-        cache
-            .open(p)
-            .expect("open")
-            .image(0)
-            .expect("image")
-            .read::<i16>()
-            .expect("read")[0]
+        cache.open(p).expect("open").image(0).expect("image").read::<i16>().expect("read")[0]
     };
     assert_eq!(first(&mut cache, &paths[0]), 0);
     assert_eq!(first(&mut cache, &paths[1]), 1);
@@ -255,16 +149,7 @@ fn file_cache_is_lru_and_reopens_rewritten_files() {
     assert_eq!((s.hits, s.misses, s.evicted, s.reopened), (1, 3, 1, 0));
 
     // a rewritten file (new size and content) is opened again, not read through the old index
-    write(
-        &paths[0],
-        &[image(
-            true,
-            16,
-            &[4, 3],
-            &[],
-            be(&[7i16; 12], i16::to_be_bytes),
-        )],
-    );
+    write(&paths[0], &[image(true, 16, &[4, 3], &[], be(&[7i16; 12], i16::to_be_bytes))]);
     let file = cache.open(&paths[0]).expect("reopen");
     assert_eq!(file.image(0).expect("image").shape(), &[4, 3]);
     assert_eq!(first(&mut cache, &paths[0]), 7);
@@ -273,8 +158,5 @@ fn file_cache_is_lru_and_reopens_rewritten_files() {
 
     // a file that vanished is an error, not a stale read
     std::fs::remove_file(&paths[2]).expect("remove");
-    assert_eq!(
-        cache.open(&paths[2]).expect_err("gone").kind(),
-        ErrorKind::Io
-    );
+    assert_eq!(cache.open(&paths[2]).expect_err("gone").kind(), ErrorKind::Io);
 }

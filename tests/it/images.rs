@@ -7,13 +7,7 @@ use torchfits::{Dtype, ErrorKind, FitsFile, Limits, OpenOptions, Pixels, Section
 use crate::common::{self, be, image, pattern, slice, write};
 
 /// Writes a one-HDU file of `bitpix` with `extra` cards and `data`, reads it with its own dtype.
-fn read_one(
-    name: &str,
-    bitpix: i32,
-    shape: &[usize],
-    extra: &[(&str, &str)],
-    data: Vec<u8>,
-) -> Pixels {
+fn read_one(name: &str, bitpix: i32, shape: &[usize], extra: &[(&str, &str)], data: Vec<u8>) -> Pixels {
     let dir = common::tempdir(name);
     let path = dir.join("img.fits");
     write(&path, &[image(true, bitpix, shape, extra, data)]);
@@ -27,164 +21,69 @@ fn read_one(
 #[test]
 fn unscaled_types_are_stored_types() {
     let u8s: Vec<u8> = (0..12).map(|i| i * 20).collect();
-    assert_eq!(
-        read_one("u8", 8, &[3, 4], &[], u8s.clone()),
-        Pixels::U8(u8s)
-    );
+    assert_eq!(read_one("u8", 8, &[3, 4], &[], u8s.clone()), Pixels::U8(u8s));
     let i16s: Vec<i16> = (0..12i32).map(|i| (i * 5000 - 27000) as i16).collect();
-    assert_eq!(
-        read_one("i16", 16, &[3, 4], &[], be(&i16s, i16::to_be_bytes)),
-        Pixels::I16(i16s)
-    );
-    let i32s: Vec<i32> = (0..12i64)
-        .map(|i| (i * 300_000_000 - 1_800_000_000) as i32)
-        .collect();
-    assert_eq!(
-        read_one("i32", 32, &[3, 4], &[], be(&i32s, i32::to_be_bytes)),
-        Pixels::I32(i32s)
-    );
+    assert_eq!(read_one("i16", 16, &[3, 4], &[], be(&i16s, i16::to_be_bytes)), Pixels::I16(i16s));
+    let i32s: Vec<i32> = (0..12i64).map(|i| (i * 300_000_000 - 1_800_000_000) as i32).collect();
+    assert_eq!(read_one("i32", 32, &[3, 4], &[], be(&i32s, i32::to_be_bytes)), Pixels::I32(i32s));
     let i64s: Vec<i64> = (0..12).map(|i| (i - 6) * 1_000_000_000_000_000).collect();
-    assert_eq!(
-        read_one("i64", 64, &[3, 4], &[], be(&i64s, i64::to_be_bytes)),
-        Pixels::I64(i64s)
-    );
+    assert_eq!(read_one("i64", 64, &[3, 4], &[], be(&i64s, i64::to_be_bytes)), Pixels::I64(i64s));
     let f32s: Vec<f32> = (0..12).map(|i| i as f32 * 0.25 - 1.0).collect();
-    assert_eq!(
-        read_one("f32", -32, &[3, 4], &[], be(&f32s, f32::to_be_bytes)),
-        Pixels::F32(f32s)
-    );
+    assert_eq!(read_one("f32", -32, &[3, 4], &[], be(&f32s, f32::to_be_bytes)), Pixels::F32(f32s));
     let f64s: Vec<f64> = (0..12).map(|i| i as f64 / 3.0).collect();
-    assert_eq!(
-        read_one("f64", -64, &[3, 4], &[], be(&f64s, f64::to_be_bytes)),
-        Pixels::F64(f64s)
-    );
+    assert_eq!(read_one("f64", -64, &[3, 4], &[], be(&f64s, f64::to_be_bytes)), Pixels::F64(f64s));
     // explicit identity scaling changes nothing
     let u8s: Vec<u8> = (0..12).collect();
-    assert_eq!(
-        read_one(
-            "u8id",
-            8,
-            &[3, 4],
-            &[("BSCALE", "1.0"), ("BZERO", "0.0")],
-            u8s.clone()
-        ),
-        Pixels::U8(u8s)
-    );
+    assert_eq!(read_one("u8id", 8, &[3, 4], &[("BSCALE", "1.0"), ("BZERO", "0.0")], u8s.clone()), Pixels::U8(u8s));
 }
 
 #[test]
 fn unsigned_and_int8_through_bzero() {
     let raw: Vec<u8> = vec![0, 1, 127, 128, 200, 255];
     let want: Vec<i8> = raw.iter().map(|&r| (r as i16 - 128) as i8).collect();
-    assert_eq!(
-        read_one("i8", 8, &[6], &[("BZERO", "-128")], raw),
-        Pixels::I8(want)
-    );
+    assert_eq!(read_one("i8", 8, &[6], &[("BZERO", "-128")], raw), Pixels::I8(want));
 
     let raw: Vec<i16> = vec![-32768, -1, 0, 1, 32767, 100];
     let want: Vec<u16> = raw.iter().map(|&r| (r as i32 + 32768) as u16).collect();
-    let got = read_one(
-        "u16",
-        16,
-        &[6],
-        &[("BSCALE", "1"), ("BZERO", "32768")],
-        be(&raw, i16::to_be_bytes),
-    );
+    let got = read_one("u16", 16, &[6], &[("BSCALE", "1"), ("BZERO", "32768")], be(&raw, i16::to_be_bytes));
     assert_eq!(got, Pixels::U16(want.clone()));
     // BLANK is not applied to unsigned data (astropy)
-    let got = read_one(
-        "u16blank",
-        16,
-        &[6],
-        &[("BZERO", "32768"), ("BLANK", "-1")],
-        be(&raw, i16::to_be_bytes),
-    );
+    let got = read_one("u16blank", 16, &[6], &[("BZERO", "32768"), ("BLANK", "-1")], be(&raw, i16::to_be_bytes));
     assert_eq!(got, Pixels::U16(want));
 
     let raw: Vec<i32> = vec![i32::MIN, -1, 0, i32::MAX];
     let want: Vec<u32> = raw.iter().map(|&r| (r as i64 + (1 << 31)) as u32).collect();
-    let got = read_one(
-        "u32",
-        32,
-        &[4],
-        &[("BZERO", "2147483648")],
-        be(&raw, i32::to_be_bytes),
-    );
+    let got = read_one("u32", 32, &[4], &[("BZERO", "2147483648")], be(&raw, i32::to_be_bytes));
     assert_eq!(got, Pixels::U32(want));
 
     let raw: Vec<i64> = vec![i64::MIN, -1, 0, i64::MAX];
-    let want: Vec<u64> = raw
-        .iter()
-        .map(|&r| (r as i128 + (1i128 << 63)) as u64)
-        .collect();
-    let got = read_one(
-        "u64",
-        64,
-        &[4],
-        &[("BZERO", "9223372036854775808")],
-        be(&raw, i64::to_be_bytes),
-    );
+    let want: Vec<u64> = raw.iter().map(|&r| (r as i128 + (1i128 << 63)) as u64).collect();
+    let got = read_one("u64", 64, &[4], &[("BZERO", "9223372036854775808")], be(&raw, i64::to_be_bytes));
     assert_eq!(got, Pixels::U64(want));
 }
 
 #[test]
 fn scaled_integers_become_floats_computed_in_double() {
     let raw: Vec<i16> = vec![-32768, -1, 0, 1, 12345, 32767];
-    let got = read_one(
-        "scaled16",
-        16,
-        &[2, 3],
-        &[("BSCALE", "0.01"), ("BZERO", "1000")],
-        be(&raw, i16::to_be_bytes),
-    );
-    let want: Vec<f32> = raw
-        .iter()
-        .map(|&r| (r as f64 * 0.01 + 1000.0) as f32)
-        .collect();
+    let got = read_one("scaled16", 16, &[2, 3], &[("BSCALE", "0.01"), ("BZERO", "1000")], be(&raw, i16::to_be_bytes));
+    let want: Vec<f32> = raw.iter().map(|&r| (r as f64 * 0.01 + 1000.0) as f32).collect();
     assert_eq!(got, Pixels::F32(want));
 
     let raw: Vec<u8> = vec![0, 10, 255];
     let got = read_one("scaled8", 8, &[3], &[("BSCALE", "2.5")], raw.clone());
-    assert_eq!(
-        got,
-        Pixels::F32(raw.iter().map(|&r| (r as f64 * 2.5) as f32).collect())
-    );
+    assert_eq!(got, Pixels::F32(raw.iter().map(|&r| (r as f64 * 2.5) as f32).collect()));
 
     let raw: Vec<i32> = vec![-5, 0, 7, 1 << 30];
-    let got = read_one(
-        "scaled32",
-        32,
-        &[4],
-        &[("BSCALE", "2.0"), ("BZERO", "-1.5")],
-        be(&raw, i32::to_be_bytes),
-    );
-    assert_eq!(
-        got,
-        Pixels::F64(raw.iter().map(|&r| r as f64 * 2.0 - 1.5).collect())
-    );
+    let got = read_one("scaled32", 32, &[4], &[("BSCALE", "2.0"), ("BZERO", "-1.5")], be(&raw, i32::to_be_bytes));
+    assert_eq!(got, Pixels::F64(raw.iter().map(|&r| r as f64 * 2.0 - 1.5).collect()));
 
     let raw: Vec<i64> = vec![-5, 0, 7];
-    let got = read_one(
-        "scaled64",
-        64,
-        &[3],
-        &[("BZERO", "0.5")],
-        be(&raw, i64::to_be_bytes),
-    );
-    assert_eq!(
-        got,
-        Pixels::F64(raw.iter().map(|&r| r as f64 + 0.5).collect())
-    );
+    let got = read_one("scaled64", 64, &[3], &[("BZERO", "0.5")], be(&raw, i64::to_be_bytes));
+    assert_eq!(got, Pixels::F64(raw.iter().map(|&r| r as f64 + 0.5).collect()));
 
     // BSCALE on a float image: stays f32, scaled
     let raw: Vec<f32> = vec![1.5, -2.0, f32::NAN];
-    let Pixels::F32(got) = read_one(
-        "scaledf32",
-        -32,
-        &[3],
-        &[("BSCALE", "2.0")],
-        be(&raw, f32::to_be_bytes),
-    ) else {
+    let Pixels::F32(got) = read_one("scaledf32", -32, &[3], &[("BSCALE", "2.0")], be(&raw, f32::to_be_bytes)) else {
         panic!("f32 expected")
     };
     assert_eq!(&got[..2], &[3.0, -4.0]);
@@ -194,39 +93,23 @@ fn scaled_integers_become_floats_computed_in_double() {
 #[test]
 fn blank_makes_integers_float_with_nan() {
     let raw: Vec<i16> = vec![-999, 1, 2, -999, 4, 5];
-    let Pixels::F32(got) = read_one(
-        "blank16",
-        16,
-        &[2, 3],
-        &[("BLANK", "-999")],
-        be(&raw, i16::to_be_bytes),
-    ) else {
+    let Pixels::F32(got) = read_one("blank16", 16, &[2, 3], &[("BLANK", "-999")], be(&raw, i16::to_be_bytes)) else {
         panic!("f32 expected")
     };
     assert!(got[0].is_nan() && got[3].is_nan());
     assert_eq!([got[1], got[2], got[4], got[5]], [1.0, 2.0, 4.0, 5.0]);
 
     let raw: Vec<i64> = vec![2, 3];
-    let Pixels::F64(got) = read_one(
-        "blank64",
-        64,
-        &[2],
-        &[("BLANK", "2")],
-        be(&raw, i64::to_be_bytes),
-    ) else {
+    let Pixels::F64(got) = read_one("blank64", 64, &[2], &[("BLANK", "2")], be(&raw, i64::to_be_bytes)) else {
         panic!("f64 expected")
     };
     assert!(got[0].is_nan());
     assert_eq!(got[1], 3.0);
 
     let raw: Vec<i32> = vec![7, 8];
-    let Pixels::F64(got) = read_one(
-        "blank32s",
-        32,
-        &[2],
-        &[("BLANK", "7"), ("BSCALE", "0.5")],
-        be(&raw, i32::to_be_bytes),
-    ) else {
+    let Pixels::F64(got) =
+        read_one("blank32s", 32, &[2], &[("BLANK", "7"), ("BSCALE", "0.5")], be(&raw, i32::to_be_bytes))
+    else {
         panic!("f64 expected")
     };
     assert!(got[0].is_nan());
@@ -235,24 +118,12 @@ fn blank_makes_integers_float_with_nan() {
     // astropy ignores BLANK = 0 (the type still becomes float) and BLANK on float images
     let raw: Vec<i16> = vec![0, 1];
     assert_eq!(
-        read_one(
-            "blank0",
-            16,
-            &[2],
-            &[("BLANK", "0")],
-            be(&raw, i16::to_be_bytes)
-        ),
+        read_one("blank0", 16, &[2], &[("BLANK", "0")], be(&raw, i16::to_be_bytes)),
         Pixels::F32(vec![0.0, 1.0])
     );
     let raw: Vec<f32> = vec![5.0, 6.0];
     assert_eq!(
-        read_one(
-            "blankf",
-            -32,
-            &[2],
-            &[("BLANK", "5")],
-            be(&raw, f32::to_be_bytes)
-        ),
+        read_one("blankf", -32, &[2], &[("BLANK", "5")], be(&raw, f32::to_be_bytes)),
         Pixels::F32(vec![5.0, 6.0])
     );
 }
@@ -262,32 +133,20 @@ fn read_into_converts_and_checks_the_buffer() {
     let dir = common::tempdir("into");
     let path = dir.join("img.fits");
     let raw: Vec<i16> = (0..12).map(|i| i * 100 - 600).collect();
-    write(
-        &path,
-        &[image(true, 16, &[3, 4], &[], be(&raw, i16::to_be_bytes))],
-    );
+    write(&path, &[image(true, 16, &[3, 4], &[], be(&raw, i16::to_be_bytes))]);
     let mut file = FitsFile::open(&path).expect("open");
     let mut img = file.image(0).expect("image");
-    assert_eq!(
-        (img.dtype(), img.len(), img.shape()),
-        (Dtype::I16, 12, &[3usize, 4][..])
-    );
+    assert_eq!((img.dtype(), img.len(), img.shape()), (Dtype::I16, 12, &[3usize, 4][..]));
     let mut as_f32 = vec![0f32; 12];
     img.read_into(&mut as_f32).expect("read as f32");
     assert_eq!(as_f32, raw.iter().map(|&v| v as f32).collect::<Vec<_>>());
     let mut short = vec![0i16; 11];
     let err = img.read_into(&mut short).expect_err("wrong length");
     assert_eq!(err.kind(), ErrorKind::Parameter);
-    assert!(
-        err.to_string().contains("img.fits") && err.to_string().contains("HDU 0"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("img.fits") && err.to_string().contains("HDU 0"), "{err}");
     // a value that does not fit the requested type is the caller's error, not a silent wrap
     let mut as_u8 = vec![0u8; 12];
-    assert_eq!(
-        img.read_into(&mut as_u8).expect_err("overflow").kind(),
-        ErrorKind::Parameter
-    );
+    assert_eq!(img.read_into(&mut as_u8).expect_err("overflow").kind(), ErrorKind::Parameter);
 }
 
 /// Deterministic sections of `shape`, including single rows/cols, edges, full and empty ranges.
@@ -307,13 +166,7 @@ fn sections(shape: &[usize]) -> Vec<Vec<Range<usize>>> {
         );
     }
     out.push(shape.iter().map(|&n| n - 1..n).collect());
-    out.push(
-        shape
-            .iter()
-            .enumerate()
-            .map(|(k, &n)| if k == 0 { 1..1 } else { 0..n })
-            .collect(),
-    );
+    out.push(shape.iter().enumerate().map(|(k, &n)| if k == 0 { 1..1 } else { 0..n }).collect());
     out
 }
 
@@ -321,35 +174,21 @@ fn sections(shape: &[usize]) -> Vec<Vec<Range<usize>>> {
 fn sections_of_1d_to_4d_images_match_the_full_read() {
     for shape in [vec![37], vec![9, 13], vec![4, 6, 11], vec![3, 4, 5, 7]] {
         let n: usize = shape.iter().product();
-        let values: Vec<i32> = pattern(&shape, -100_000, 100_000)
-            .into_iter()
-            .map(|v| v as i32)
-            .collect();
+        let values: Vec<i32> = pattern(&shape, -100_000, 100_000).into_iter().map(|v| v as i32).collect();
         assert_eq!(values.len(), n);
         let dir = common::tempdir(&format!("sect{}", shape.len()));
         let path = dir.join("img.fits");
-        write(
-            &path,
-            &[image(true, 32, &shape, &[], be(&values, i32::to_be_bytes))],
-        );
+        write(&path, &[image(true, 32, &shape, &[], be(&values, i32::to_be_bytes))]);
         let mut file = FitsFile::open(&path).expect("open");
         let mut img = file.image(0).expect("image");
         assert_eq!(img.read::<i32>().expect("full"), values);
         for ranges in sections(&shape) {
-            let got: Vec<i32> = img
-                .read_section(&Section::new(ranges.clone()))
-                .expect("section");
-            assert_eq!(
-                got,
-                slice(&values, &shape, &ranges),
-                "shape {shape:?} section {ranges:?}"
-            );
+            let got: Vec<i32> = img.read_section(&Section::new(ranges.clone())).expect("section");
+            assert_eq!(got, slice(&values, &shape, &ranges), "shape {shape:?} section {ranges:?}");
         }
         let mut too_far: Vec<Range<usize>> = shape.iter().map(|&n| 0..n).collect();
         too_far[0] = 0..shape[0] + 1;
-        let err = img
-            .read_section::<i32>(&Section::new(too_far))
-            .expect_err("out of bounds");
+        let err = img.read_section::<i32>(&Section::new(too_far)).expect_err("out of bounds");
         assert_eq!(err.kind(), ErrorKind::Parameter);
     }
 }
@@ -359,10 +198,7 @@ fn load_npy_f32(path: &std::path::Path) -> Vec<f32> {
     let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
     let header = String::from_utf8_lossy(&bytes[10..10 + hlen]);
     assert!(header.contains("'<f4'"), "{header}");
-    bytes[10 + hlen..]
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
+    bytes[10 + hlen..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }
 
 #[test]
@@ -386,12 +222,7 @@ fn compressed_images_decode_exactly_and_sections_match() {
         let shape = img.shape().to_vec();
         let want = pattern(&shape, lo, hi);
         // cfitsio decompresses into at most 32-bit integers: read as i32, compare as i64
-        let full: Vec<i64> = img
-            .read::<i32>()
-            .expect("full")
-            .into_iter()
-            .map(i64::from)
-            .collect();
+        let full: Vec<i64> = img.read::<i32>().expect("full").into_iter().map(i64::from).collect();
         assert_eq!(full, want, "{name}: lossless decoding");
         for ranges in sections(&shape) {
             let got: Vec<i64> = img
@@ -400,19 +231,11 @@ fn compressed_images_decode_exactly_and_sections_match() {
                 .into_iter()
                 .map(i64::from)
                 .collect();
-            assert_eq!(
-                got,
-                slice(&full, &shape, &ranges),
-                "{name} section {ranges:?}"
-            );
+            assert_eq!(got, slice(&full, &shape, &ranges), "{name} section {ranges:?}");
         }
     }
 
-    let err = file
-        .image("RICE_I16")
-        .expect("image")
-        .read::<i64>()
-        .expect_err("no 64-bit decompression");
+    let err = file.image("RICE_I16").expect("image").read::<i64>().expect_err("no 64-bit decompression");
     assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
 
     // quantized, dithered floats: exactly what astropy decodes; sections equal the full read's slice
@@ -421,23 +244,11 @@ fn compressed_images_decode_exactly_and_sections_match() {
     assert_eq!(img.dtype(), Dtype::F32);
     let full: Vec<f32> = img.read().expect("full");
     assert_eq!(full, astropy);
-    let smooth: Vec<f32> = pattern(&[40, 50], 0, 1000)
-        .iter()
-        .map(|&p| (1000.0 + p as f64 * 0.37) as f32)
-        .collect();
-    let max_err = full
-        .iter()
-        .zip(&smooth)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
-    assert!(
-        max_err > 0.0 && max_err < 10.0,
-        "quantization error {max_err}"
-    );
+    let smooth: Vec<f32> = pattern(&[40, 50], 0, 1000).iter().map(|&p| (1000.0 + p as f64 * 0.37) as f32).collect();
+    let max_err = full.iter().zip(&smooth).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(max_err > 0.0 && max_err < 10.0, "quantization error {max_err}");
     for ranges in sections(&[40, 50]) {
-        let got: Vec<f32> = img
-            .read_section(&Section::new(ranges.clone()))
-            .expect("section");
+        let got: Vec<f32> = img.read_section(&Section::new(ranges.clone())).expect("section");
         assert_eq!(got, slice(&full, &[40, 50], &ranges), "section {ranges:?}");
     }
 
@@ -450,34 +261,21 @@ fn compressed_images_decode_exactly_and_sections_match() {
 #[test]
 fn allocating_reads_respect_limits_and_read_into_does_not_allocate() {
     let path = common::sample();
-    let mut file = OpenOptions::new()
-        .limits(Limits::default().with_max_alloc(1000))
-        .open(&path)
-        .expect("open");
+    let mut file = OpenOptions::new().limits(Limits::default().with_max_alloc(1000)).open(&path).expect("open");
     let mut img = file.image("SCI").expect("image");
     let err = img.read::<f32>().expect_err("over max_alloc");
     assert_eq!(err.kind(), ErrorKind::Limits);
-    assert!(
-        err.to_string().contains("max_alloc") && err.to_string().contains("HDU 1"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("max_alloc") && err.to_string().contains("HDU 1"), "{err}");
     let mut buf = vec![0f32; img.len()];
-    img.read_into(&mut buf)
-        .expect("caller's buffer is not limited");
-    let small: Vec<f32> = img
-        .read_section(&Section::new(vec![0..10, 0..10]))
-        .expect("small section");
+    img.read_into(&mut buf).expect("caller's buffer is not limited");
+    let small: Vec<f32> = img.read_section(&Section::new(vec![0..10, 0..10])).expect("small section");
     assert_eq!(small.len(), 100);
 }
 
 #[test]
 fn no_data_tables_and_random_groups_are_clear_errors() {
     let mut file = FitsFile::open(common::sample()).expect("open");
-    let err = file
-        .image(0)
-        .expect("primary")
-        .read::<u8>()
-        .expect_err("no data");
+    let err = file.image(0).expect("primary").read::<u8>().expect_err("no data");
     assert_eq!(err.kind(), ErrorKind::Parameter);
     assert!(err.to_string().contains("NAXIS = 0"), "{err}");
     let err = file.image("CATALOG").expect_err("a table");
@@ -485,10 +283,7 @@ fn no_data_tables_and_random_groups_are_clear_errors() {
     assert!(err.to_string().contains("bintable"), "{err}");
     let groups = common::repo().join("../shared/corpus/images-tables/astropy-random_groups.fits");
     if groups.exists() {
-        let err = FitsFile::open(&groups)
-            .expect("open")
-            .image(0)
-            .expect_err("random groups");
+        let err = FitsFile::open(&groups).expect("open").image(0).expect_err("random groups");
         assert_eq!(err.kind(), ErrorKind::Unsupported);
     }
 }
@@ -498,12 +293,8 @@ fn handles_are_send_and_threads_read_the_same_file_independently() {
     fn assert_send<T: Send>() {}
     assert_send::<FitsFile>();
     let path = common::compressed_fixture();
-    let reference: Vec<i16> = FitsFile::open(&path)
-        .expect("open")
-        .image("RICE_CUBE_I16")
-        .expect("img")
-        .read()
-        .expect("read");
+    let reference: Vec<i16> =
+        FitsFile::open(&path).expect("open").image("RICE_CUBE_I16").expect("img").read().expect("read");
     let threads: Vec<_> = (0..4)
         .map(|t| {
             let path = path.clone();
@@ -513,11 +304,7 @@ fn handles_are_send_and_threads_read_the_same_file_independently() {
                 let plane = t % 6;
                 let mut out = vec![0i16; 20 * 30];
                 for _ in 0..20 {
-                    img.read_section_into(
-                        &Section::new(vec![plane..plane + 1, 0..20, 0..30]),
-                        &mut out,
-                    )
-                    .expect("read");
+                    img.read_section_into(&Section::new(vec![plane..plane + 1, 0..20, 0..30]), &mut out).expect("read");
                 }
                 (plane, out)
             })
@@ -535,34 +322,17 @@ fn compressed_reads_split_into_tile_bands_across_threads() {
     let want = |y: usize, x: usize| (7 * y + x / 128) as i16;
     for name in ["RICE_BIG_I16", "GZIP_BIG_TILES_I16"] {
         for threads in [1, 2, 3, 8] {
-            let mut file = OpenOptions::new()
-                .threads(threads)
-                .open(&path)
-                .expect("open");
+            let mut file = OpenOptions::new().threads(threads).open(&path).expect("open");
             let mut img = file.image(name).expect("image");
             assert_eq!(img.shape(), &[1024, 1024]);
             let full: Vec<i16> = img.read().expect("full");
             for (k, v) in full.iter().enumerate() {
-                assert_eq!(
-                    *v,
-                    want(k / 1024, k % 1024),
-                    "{name} threads {threads} pixel {k}"
-                );
+                assert_eq!(*v, want(k / 1024, k % 1024), "{name} threads {threads} pixel {k}");
             }
             // bands that start and end inside tiles, and a narrow one
-            for ranges in [
-                vec![5..1019, 3..1000],
-                vec![100..900, 0..1024],
-                vec![0..1024, 512..513],
-            ] {
-                let got: Vec<i16> = img
-                    .read_section(&Section::new(ranges.clone()))
-                    .expect("section");
-                assert_eq!(
-                    got,
-                    slice(&full, &[1024, 1024], &ranges),
-                    "{name} threads {threads} {ranges:?}"
-                );
+            for ranges in [vec![5..1019, 3..1000], vec![100..900, 0..1024], vec![0..1024, 512..513]] {
+                let got: Vec<i16> = img.read_section(&Section::new(ranges.clone())).expect("section");
+                assert_eq!(got, slice(&full, &[1024, 1024], &ranges), "{name} threads {threads} {ranges:?}");
             }
         }
     }

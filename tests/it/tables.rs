@@ -7,20 +7,14 @@ use torchfits::{ColumnValues, ErrorKind, FitsFile, OpenOptions, TableBatch};
 use crate::common::{self, bintable, image, write};
 
 fn corpus(name: &str) -> std::path::PathBuf {
-    common::repo()
-        .join("../shared/corpus/images-tables")
-        .join(name)
+    common::repo().join("../shared/corpus/images-tables").join(name)
 }
 
 /// All batches of the whole table concatenated, one `ColumnValues` per selected column.
 fn read_all(path: &std::path::Path, hdu: usize, batch_rows: usize) -> Vec<TableBatch> {
     let mut file = FitsFile::open(path).expect("open");
     let reader = file.table(hdu).expect("table").with_batch_rows(batch_rows);
-    reader
-        .build()
-        .expect("build")
-        .collect::<Result<Vec<_>, _>>()
-        .expect("batches")
+    reader.build().expect("build").collect::<Result<Vec<_>, _>>().expect("batches")
 }
 
 fn strings(v: &ColumnValues) -> Vec<String> {
@@ -39,27 +33,16 @@ fn corpus_tables_read_as_astropy_reads_them() {
     let names: Vec<&str> = batch.columns.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["order", "name", "mag", "Sp"]);
     assert_eq!(batch.columns[0].values, ColumnValues::I16(vec![1, 2, 3]));
-    assert_eq!(
-        &strings(&batch.columns[1].values)[..2],
-        ["Sirius", "Canopus"]
-    );
-    let ColumnValues::F32(mag) = &batch.columns[2].values else {
-        panic!("f32")
-    };
+    assert_eq!(&strings(&batch.columns[1].values)[..2], ["Sirius", "Canopus"]);
+    let ColumnValues::F32(mag) = &batch.columns[2].values else { panic!("f32") };
     assert_eq!(&mag[..2], &[-1.45, -0.73]);
 
     // TNULL on J, TSCAL/TZERO on E (-> f64 in double), logicals
     let batch = read_all(&corpus("astropy-tb.fits"), 1, 1000).remove(0);
     assert_eq!(batch.columns[0].values, ColumnValues::I32(vec![1, 2]));
     assert_eq!(strings(&batch.columns[1].values), ["abc", "xy"]);
-    assert_eq!(
-        batch.columns[2].values,
-        ColumnValues::F64(vec![3.7000000715255736, 6.699999713897705])
-    );
-    assert_eq!(
-        batch.columns[3].values,
-        ColumnValues::Bool(vec![false, true])
-    );
+    assert_eq!(batch.columns[2].values, ColumnValues::F64(vec![3.7000000715255736, 6.699999713897705]));
+    assert_eq!(batch.columns[3].values, ColumnValues::Bool(vec![false, true]));
 }
 
 /// A table with every fixed-width type; returns its path and the raw rows' source values.
@@ -73,15 +56,7 @@ fn all_types_table(dir: &std::path::Path) -> std::path::PathBuf {
         ("ushort", "I", vec![(s("TZERO"), s("32768"))]),
         ("uint", "J", vec![(s("TZERO"), s("2147483648"))]),
         ("ulong", "K", vec![(s("TZERO"), s("9223372036854775808"))]),
-        (
-            "scaled",
-            "J",
-            vec![
-                (s("TSCAL"), s("0.5")),
-                (s("TZERO"), s("10")),
-                (s("TNULL"), s("-1")),
-            ],
-        ),
+        ("scaled", "J", vec![(s("TSCAL"), s("0.5")), (s("TZERO"), s("10")), (s("TNULL"), s("-1"))]),
         ("flux", "E", vec![(s("TUNIT"), s("'Jy'"))]),
         ("vec", "4D", vec![(s("TDIM"), s("'(2,2)'"))]),
         ("cplx", "C", vec![]),
@@ -112,10 +87,7 @@ fn all_types_table(dir: &std::path::Path) -> std::path::PathBuf {
         rows.push(row);
     }
     let path = dir.join("types.fits");
-    write(
-        &path,
-        &[image(true, 8, &[], &[], vec![]), bintable(&columns, &rows)],
-    );
+    write(&path, &[image(true, 8, &[], &[], vec![]), bintable(&columns, &rows)]);
     path
 }
 
@@ -125,12 +97,7 @@ fn every_fixed_width_type_scaling_and_nulls() {
     let path = all_types_table(&dir);
     let mut file = FitsFile::open(&path).expect("open");
     let reader = file.table(1).expect("table");
-    let types: Vec<ColumnType> = reader
-        .schema()
-        .columns
-        .iter()
-        .map(|c| c.column_type)
-        .collect();
+    let types: Vec<ColumnType> = reader.schema().columns.iter().map(|c| c.column_type).collect();
     use ColumnType as T;
     assert_eq!(
         types,
@@ -152,89 +119,29 @@ fn every_fixed_width_type_scaling_and_nulls() {
     );
     assert_eq!(reader.schema().columns[9].dims, Some(vec![2, 2]));
     assert_eq!(reader.schema().columns[8].unit.as_deref(), Some("Jy"));
-    let b = reader
-        .build()
-        .expect("build")
-        .next()
-        .expect("a batch")
-        .expect("read");
+    let b = reader.build().expect("build").next().expect("a batch").expect("read");
     let col = |name: &str| b.column(name).expect(name);
-    assert_eq!(
-        col("flag").values,
-        ColumnValues::Bool(vec![true, false, false, true, false])
-    );
-    assert_eq!(
-        col("flag").nulls,
-        Some(vec![false, false, true, false, false])
-    );
-    let ColumnValues::Bool(bits) = &col("bits").values else {
-        panic!("bits")
-    };
+    assert_eq!(col("flag").values, ColumnValues::Bool(vec![true, false, false, true, false]));
+    assert_eq!(col("flag").nulls, Some(vec![false, false, true, false, false]));
+    let ColumnValues::Bool(bits) = &col("bits").values else { panic!("bits") };
     assert_eq!(col("bits").per_row, 11);
-    assert_eq!(
-        &bits[..11],
-        &[
-            true, false, true, false, false, false, false, false, false, true, false
-        ]
-    );
-    assert_eq!(
-        &bits[11..22],
-        &[
-            true, false, true, false, false, false, false, true, false, true, false
-        ]
-    );
-    assert_eq!(
-        col("byte").values,
-        ColumnValues::U8(vec![0, 10, 255, 30, 40])
-    );
-    assert_eq!(
-        col("byte").nulls,
-        Some(vec![false, false, true, false, false])
-    );
-    assert_eq!(
-        col("short").values,
-        ColumnValues::I16(vec![-2, -1, 0, -99, 2])
-    );
-    assert_eq!(
-        col("short").nulls,
-        Some(vec![false, false, false, true, false])
-    );
-    assert_eq!(
-        col("ushort").values,
-        ColumnValues::U16(vec![0, 1000, 2000, 3000, 4000])
-    );
+    assert_eq!(&bits[..11], &[true, false, true, false, false, false, false, false, false, true, false]);
+    assert_eq!(&bits[11..22], &[true, false, true, false, false, false, false, true, false, true, false]);
+    assert_eq!(col("byte").values, ColumnValues::U8(vec![0, 10, 255, 30, 40]));
+    assert_eq!(col("byte").nulls, Some(vec![false, false, true, false, false]));
+    assert_eq!(col("short").values, ColumnValues::I16(vec![-2, -1, 0, -99, 2]));
+    assert_eq!(col("short").nulls, Some(vec![false, false, false, true, false]));
+    assert_eq!(col("ushort").values, ColumnValues::U16(vec![0, 1000, 2000, 3000, 4000]));
     assert_eq!(col("uint").values, ColumnValues::U32(vec![0, 1, 2, 3, 4]));
-    assert_eq!(
-        col("ulong").values,
-        ColumnValues::U64((0..5).map(|r| u64::MAX - r).collect())
-    );
-    let ColumnValues::F64(scaled) = &col("scaled").values else {
-        panic!("f64")
-    };
+    assert_eq!(col("ulong").values, ColumnValues::U64((0..5).map(|r| u64::MAX - r).collect()));
+    let ColumnValues::F64(scaled) = &col("scaled").values else { panic!("f64") };
     assert!(scaled[1].is_nan());
-    assert_eq!(
-        [scaled[0], scaled[2], scaled[3], scaled[4]],
-        [10.0, 13.0, 14.5, 16.0]
-    );
-    assert_eq!(
-        col("flux").values,
-        ColumnValues::F32(vec![0.0, 0.25, 0.5, 0.75, 1.0])
-    );
-    let ColumnValues::F64(vec4) = &col("vec").values else {
-        panic!("f64")
-    };
-    assert_eq!(
-        (col("vec").per_row, &vec4[4..8]),
-        (4, &[1.0, 1.1, 1.2, 1.3][..])
-    );
-    assert_eq!(
-        col("cplx").values,
-        ColumnValues::ComplexF32((0..5).map(|r| [r as f32, -(r as f32)]).collect())
-    );
-    assert_eq!(
-        col("dcplx").values,
-        ColumnValues::ComplexF64((0..5).map(|r| [r as f64 / 3.0, 2.5]).collect())
-    );
+    assert_eq!([scaled[0], scaled[2], scaled[3], scaled[4]], [10.0, 13.0, 14.5, 16.0]);
+    assert_eq!(col("flux").values, ColumnValues::F32(vec![0.0, 0.25, 0.5, 0.75, 1.0]));
+    let ColumnValues::F64(vec4) = &col("vec").values else { panic!("f64") };
+    assert_eq!((col("vec").per_row, &vec4[4..8]), (4, &[1.0, 1.1, 1.2, 1.3][..]));
+    assert_eq!(col("cplx").values, ColumnValues::ComplexF32((0..5).map(|r| [r as f32, -(r as f32)]).collect()));
+    assert_eq!(col("dcplx").values, ColumnValues::ComplexF64((0..5).map(|r| [r as f64 / 3.0, 2.5]).collect()));
     let text = &col("text").values;
     let want: [&[u8]; 5] = [b"abc", b"", b"x", b"\xffbin", b"full6!"];
     assert_eq!((0..5).map(|i| text.str_at(i).expect("row")).collect::<Vec<_>>(), want);
@@ -250,13 +157,7 @@ fn batches_row_ranges_projection_and_the_cfitsio_path_agree() {
         assert_eq!(batches.len(), 5usize.div_ceil(batch_rows));
         assert_eq!(batches.iter().map(|b| b.num_rows).sum::<usize>(), 5);
         let firsts: Vec<u64> = batches.iter().map(|b| b.first_row).collect();
-        assert_eq!(
-            firsts,
-            (0..5)
-                .step_by(batch_rows)
-                .map(|r| r as u64)
-                .collect::<Vec<_>>()
-        );
+        assert_eq!(firsts, (0..5).step_by(batch_rows).map(|r| r as u64).collect::<Vec<_>>());
         let shorts: Vec<i16> = batches
             .iter()
             .flat_map(|b| match &b.column("short").expect("short").values {
@@ -281,47 +182,24 @@ fn batches_row_ranges_projection_and_the_cfitsio_path_agree() {
         .collect::<Result<_, _>>()
         .expect("batches");
     assert_eq!(batches.len(), 2);
-    assert_eq!(
-        batches[0]
-            .columns
-            .iter()
-            .map(|c| c.name.as_str())
-            .collect::<Vec<_>>(),
-        ["text", "uint"]
-    );
+    assert_eq!(batches[0].columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["text", "uint"]);
     assert_eq!(batches[0].first_row, 1);
     assert_eq!(batches[1].columns[1].values, ColumnValues::U32(vec![3]));
     // an empty row range: no batch
     let mut file = FitsFile::open(&path).expect("open");
-    let none = file
-        .table(1)
-        .expect("table")
-        .with_rows(2..2)
-        .expect("rows")
-        .build()
-        .expect("build")
-        .count();
+    let none = file.table(1).expect("table").with_rows(2..2).expect("rows").build().expect("build").count();
     assert_eq!(none, 0);
 
     // the same table gzip-compressed goes through cfitsio (fits_read_tblbytes): same values
     let gz = dir.join("types.fits.gz");
-    let status = std::process::Command::new("gzip")
-        .arg("-kf")
-        .arg(&path)
-        .status();
+    let status = std::process::Command::new("gzip").arg("-kf").arg(&path).status();
     if status.is_ok_and(|s| s.success()) {
         let via_cfitsio = read_all(&gz, 1, 2);
         let rows: usize = via_cfitsio.iter().map(|b| b.num_rows).sum();
         assert_eq!(rows, 5);
         // (compared as text: the scaled column holds a NaN, which is not equal to itself)
-        assert_eq!(
-            format!("{:?}", via_cfitsio[0].columns),
-            format!("{:?}", read_all(&path, 1, 2)[0].columns)
-        );
-        assert_eq!(
-            via_cfitsio[2].column("ulong").expect("ulong").values,
-            ColumnValues::U64(vec![u64::MAX - 4])
-        );
+        assert_eq!(format!("{:?}", via_cfitsio[0].columns), format!("{:?}", read_all(&path, 1, 2)[0].columns));
+        assert_eq!(via_cfitsio[2].column("ulong").expect("ulong").values, ColumnValues::U64(vec![u64::MAX - 4]));
     }
 }
 
@@ -330,59 +208,29 @@ fn table_errors_are_clear() {
     let dir = common::tempdir("tables-errors");
     let path = all_types_table(&dir);
     let mut file = FitsFile::open(&path).expect("open");
-    let err = file
-        .table(1)
-        .expect("table")
-        .with_columns(&["nope"])
-        .expect_err("unknown column");
+    let err = file.table(1).expect("table").with_columns(&["nope"]).expect_err("unknown column");
     assert_eq!(err.kind(), ErrorKind::Parameter);
-    assert!(
-        err.to_string().contains("nope") && err.to_string().contains("HDU 1"),
-        "{err}"
-    );
-    let err = file
-        .table(1)
-        .expect("table")
-        .with_rows(3..9)
-        .expect_err("past the end");
+    assert!(err.to_string().contains("nope") && err.to_string().contains("HDU 1"), "{err}");
+    let err = file.table(1).expect("table").with_rows(3..9).expect_err("past the end");
     assert_eq!(err.kind(), ErrorKind::Parameter);
-    assert_eq!(
-        file.table(0).expect_err("an image").kind(),
-        ErrorKind::Parameter
-    );
+    assert_eq!(file.table(0).expect_err("an image").kind(), ErrorKind::Parameter);
     // a limit on one batch's bytes
-    let mut small = OpenOptions::new()
-        .limits(torchfits::Limits::default().with_max_alloc(100))
-        .open(&path)
-        .expect("open");
-    let err = small
-        .table(1)
-        .expect("table")
-        .build()
-        .expect_err("batch over max_alloc");
+    let mut small =
+        OpenOptions::new().limits(torchfits::Limits::default().with_max_alloc(100)).open(&path).expect("open");
+    let err = small.table(1).expect("table").build().expect_err("batch over max_alloc");
     assert_eq!(err.kind(), ErrorKind::Limits);
     // truncated rows
     let bytes = std::fs::read(&path).expect("read");
     let cut = dir.join("cut.fits");
     std::fs::write(&cut, &bytes[..bytes.len() - 2880 + 100]).expect("write");
     let mut file = FitsFile::open(&cut).expect("open");
-    let err = file
-        .table(1)
-        .expect("table")
-        .build()
-        .expect("build")
-        .next()
-        .expect("batch")
-        .expect_err("truncated");
+    let err = file.table(1).expect("table").build().expect("build").next().expect("batch").expect_err("truncated");
     assert_eq!(err.kind(), ErrorKind::Decoding);
     assert!(err.to_string().contains("truncated"), "{err}");
     // variable-length arrays are refused by name, not misread
     let vla = corpus("astropy-variable_length_table.fits");
     if vla.exists() {
-        let err = FitsFile::open(&vla)
-            .expect("open")
-            .table(1)
-            .expect_err("VLA");
+        let err = FitsFile::open(&vla).expect("open").table(1).expect_err("VLA");
         assert_eq!(err.kind(), ErrorKind::Unsupported);
         assert!(err.to_string().contains("variable-length"), "{err}");
     }

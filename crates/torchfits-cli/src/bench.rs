@@ -28,20 +28,14 @@ struct Case {
 
 /// The documented ways of opening a file that the cases try.
 fn ways() -> [(&'static str, OpenOptions); 2] {
-    [
-        ("pread", OpenOptions::new()),
-        ("mmap", OpenOptions::new().mmap(true)),
-    ]
+    [("pread", OpenOptions::new()), ("mmap", OpenOptions::new().mmap(true))]
 }
 
 /// A whole-image read, every way (for a compressed image the ways differ only in name: cfitsio
 /// decodes the tiles; pass `compressed` to time it once, as "default").
 fn full_read<T: torchfits_core::Pixel>(path: PathBuf, hdu: usize, compressed: bool) -> Vec<Way> {
-    let ways: Vec<(&'static str, OpenOptions)> = if compressed {
-        vec![("default", OpenOptions::new())]
-    } else {
-        ways().into_iter().collect()
-    };
+    let ways: Vec<(&'static str, OpenOptions)> =
+        if compressed { vec![("default", OpenOptions::new())] } else { ways().into_iter().collect() };
     ways.into_iter()
         .map(|(name, options)| {
             let path = path.clone();
@@ -79,15 +73,7 @@ fn cutout<T: torchfits_core::Pixel>(path: PathBuf, hdu: usize) -> Vec<Way> {
         let mut buf: Vec<T> = vec![T::default(); CUT[0].len() * CUT[1].len()];
         let section = Section::new(CUT.to_vec());
         let mut cache = FileCache::new(FileCache::DEFAULT_CAPACITY, options);
-        out.push((
-            name,
-            Box::new(move || {
-                cache
-                    .open(&path)?
-                    .image(hdu)?
-                    .read_section_into(&section, &mut buf)
-            }),
-        ));
+        out.push((name, Box::new(move || cache.open(&path)?.image(hdu)?.read_section_into(&section, &mut buf))));
     }
     out
 }
@@ -95,55 +81,22 @@ fn cutout<T: torchfits_core::Pixel>(path: PathBuf, hdu: usize) -> Vec<Way> {
 /// The ways through a [`FileCache`] kept from one run to the next, as a training loop keeps
 /// one per worker: each open is a `stat` of the file and a cache lookup.
 fn cached_ways() -> [(&'static str, OpenOptions); 2] {
-    [
-        ("cache+pread", OpenOptions::new()),
-        ("cache+mmap", OpenOptions::new().mmap(true)),
-    ]
+    [("cache+pread", OpenOptions::new()), ("cache+mmap", OpenOptions::new().mmap(true))]
 }
 
 fn cases(dir: &Path) -> Vec<Case> {
     let p = |name: &str| dir.join(name);
     let mut out = vec![
-        Case {
-            id: "img_f32_4096_full",
-            ways: full_read::<f32>(p("img_f32_4096.fits"), 0, false),
-        },
-        Case {
-            id: "img_i16_2048_full",
-            ways: full_read::<i16>(p("img_i16_2048.fits"), 0, false),
-        },
-        Case {
-            id: "img_u16_2048_full",
-            ways: full_read::<u16>(p("img_u16_2048.fits"), 0, false),
-        },
-        Case {
-            id: "img_scaled_i16_2048_full",
-            ways: full_read::<f32>(p("img_scaled_i16_2048.fits"), 0, false),
-        },
-        Case {
-            id: "rice_i16_4096_full",
-            ways: full_read::<i16>(p("rice_i16_4096.fits"), 1, true),
-        },
-        Case {
-            id: "rice_i16_4096_t256_full",
-            ways: full_read::<i16>(p("rice_i16_4096_t256.fits"), 1, true),
-        },
-        Case {
-            id: "rice_f32_4096_full",
-            ways: full_read::<f32>(p("rice_f32_4096.fits"), 1, true),
-        },
-        Case {
-            id: "cutout_f32_256",
-            ways: cutout::<f32>(p("img_f32_4096.fits"), 0),
-        },
-        Case {
-            id: "cutout_rice_i16_256",
-            ways: cutout::<i16>(p("rice_i16_4096.fits"), 1),
-        },
-        Case {
-            id: "cutout_rice_i16_t256_256",
-            ways: cutout::<i16>(p("rice_i16_4096_t256.fits"), 1),
-        },
+        Case { id: "img_f32_4096_full", ways: full_read::<f32>(p("img_f32_4096.fits"), 0, false) },
+        Case { id: "img_i16_2048_full", ways: full_read::<i16>(p("img_i16_2048.fits"), 0, false) },
+        Case { id: "img_u16_2048_full", ways: full_read::<u16>(p("img_u16_2048.fits"), 0, false) },
+        Case { id: "img_scaled_i16_2048_full", ways: full_read::<f32>(p("img_scaled_i16_2048.fits"), 0, false) },
+        Case { id: "rice_i16_4096_full", ways: full_read::<i16>(p("rice_i16_4096.fits"), 1, true) },
+        Case { id: "rice_i16_4096_t256_full", ways: full_read::<i16>(p("rice_i16_4096_t256.fits"), 1, true) },
+        Case { id: "rice_f32_4096_full", ways: full_read::<f32>(p("rice_f32_4096.fits"), 1, true) },
+        Case { id: "cutout_f32_256", ways: cutout::<f32>(p("img_f32_4096.fits"), 0) },
+        Case { id: "cutout_rice_i16_256", ways: cutout::<i16>(p("rice_i16_4096.fits"), 1) },
+        Case { id: "cutout_rice_i16_t256_256", ways: cutout::<i16>(p("rice_i16_4096_t256.fits"), 1) },
     ];
     let img = p("img_f32_4096.fits");
     let sections: Vec<Section> = (0..100)
@@ -187,10 +140,7 @@ fn cases(dir: &Path) -> Vec<Case> {
             }),
         ));
     }
-    out.push(Case {
-        id: "cutouts_f32_64x100",
-        ways: many,
-    });
+    out.push(Case { id: "cutouts_f32_64x100", ways: many });
     let path = img.clone();
     let header: Way = (
         "open+header",
@@ -200,10 +150,7 @@ fn cases(dir: &Path) -> Vec<Case> {
             Ok(())
         }),
     );
-    out.push(Case {
-        id: "header_f32",
-        ways: vec![header],
-    });
+    out.push(Case { id: "header_f32", ways: vec![header] });
     let path = img;
     let open: Way = (
         "open",
@@ -213,10 +160,7 @@ fn cases(dir: &Path) -> Vec<Case> {
             Ok(())
         }),
     );
-    out.push(Case {
-        id: "open_close",
-        ways: vec![open],
-    });
+    out.push(Case { id: "open_close", ways: vec![open] });
     out
 }
 
@@ -231,21 +175,14 @@ fn time(run: &mut dyn FnMut() -> Result<(), Error>, runs: usize) -> Result<f64, 
     }
     ms.sort_by(|a, b| a.total_cmp(b));
     let m = ms.len();
-    Ok(if m % 2 == 1 {
-        ms[m / 2]
-    } else {
-        0.5 * (ms[m / 2 - 1] + ms[m / 2])
-    })
+    Ok(if m % 2 == 1 { ms[m / 2] } else { 0.5 * (ms[m / 2 - 1] + ms[m / 2]) })
 }
 
 /// Runs every case whose file exists in `dir`; prints one line per case (every way's median, the
 /// fastest first); writes the JSON with the fastest way's median.
 pub fn run(dir: &Path, runs: usize, json_out: Option<&Path>) -> Result<(), Error> {
     if !dir.is_dir() {
-        return Err(Error::new(
-            ErrorKind::Parameter,
-            format!("{}: not a directory", dir.display()),
-        ));
+        return Err(Error::new(ErrorKind::Parameter, format!("{}: not a directory", dir.display())));
     }
     let runs = runs.max(1);
     let mut results = BTreeMap::new();
@@ -262,23 +199,14 @@ pub fn run(dir: &Path, runs: usize, json_out: Option<&Path>) -> Result<(), Error
             continue;
         };
         let all: Vec<String> = timed.iter().map(|(n, ms)| format!("{n} {ms:.3}")).collect();
-        println!(
-            "{:28} torchfits {:9.3} ms   ({})",
-            case.id,
-            best,
-            all.join(", ")
-        );
-        results.insert(
-            case.id,
-            json!({ "torchfits": (best * 1e4).round() / 1e4, "way": best_way }),
-        );
+        println!("{:28} torchfits {:9.3} ms   ({})", case.id, best, all.join(", "));
+        results.insert(case.id, json!({ "torchfits": (best * 1e4).round() / 1e4, "way": best_way }));
     }
     if let Some(out) = json_out {
         let doc = json!({ "runs": runs, "cases": results });
         let text = serde_json::to_string_pretty(&doc)
             .map_err(|e| Error::new(ErrorKind::Io, format!("cannot format JSON: {e}")))?;
-        std::fs::write(out, text)
-            .map_err(|e| Error::new(ErrorKind::Io, format!("{}: {e}", out.display())))?;
+        std::fs::write(out, text).map_err(|e| Error::new(ErrorKind::Io, format!("{}: {e}", out.display())))?;
     }
     Ok(())
 }

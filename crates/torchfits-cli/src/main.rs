@@ -12,9 +12,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use serde_json::{Value as Json, json};
 use torchfits_core::preview::{self, Stretch};
-use torchfits_core::{
-    Error, ErrorKind, FitsFile, HduInfo, HduKind, HduSelector, Header, Section, Value, npy,
-};
+use torchfits_core::{Error, ErrorKind, FitsFile, HduInfo, HduKind, HduSelector, Header, Section, Value, npy};
 
 #[derive(Parser)]
 #[command(name = "torchfits", version, about = "Inspect and convert FITS files", long_about = None)]
@@ -98,20 +96,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Info { file, json } => info(&file, json),
         Command::Header { file, hdu, json } => header(&file, hdu, json),
-        Command::Read {
-            file,
-            hdu,
-            section,
-            output,
-        } => read(&file, hdu, section.as_deref(), &output),
+        Command::Read { file, hdu, section, output } => read(&file, hdu, section.as_deref(), &output),
         Command::Bench { dir, runs, json } => bench::run(&dir, runs, json.as_deref()),
-        Command::Preview {
-            file,
-            hdu,
-            section,
-            stretch,
-            output,
-        } => preview(&file, hdu, section.as_deref(), stretch, &output),
+        Command::Preview { file, hdu, section, stretch, output } => {
+            preview(&file, hdu, section.as_deref(), stretch, &output)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -156,13 +145,7 @@ fn info(path: &Path, as_json: bool) -> Result<(), Error> {
         "No.", "Name", "Ver", "Type", "Cards", "Shape (C order)"
     );
     for h in &hdus {
-        let name = h.extname.clone().unwrap_or_else(|| {
-            if h.index == 0 {
-                "PRIMARY".into()
-            } else {
-                String::new()
-            }
-        });
+        let name = h.extname.clone().unwrap_or_else(|| if h.index == 0 { "PRIMARY".into() } else { String::new() });
         let kind = match (h.kind, h.compressed) {
             (HduKind::Image, true) => "CompImage".to_string(),
             (k, _) => k.as_str().to_string(),
@@ -234,10 +217,7 @@ fn header(path: &Path, hdu: HduSelector, as_json: bool) -> Result<(), Error> {
 }
 
 fn extension(path: &Path) -> String {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase()
+    path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase()
 }
 
 fn read(path: &Path, hdu: HduSelector, section: Option<&str>, output: &Path) -> Result<(), Error> {
@@ -253,10 +233,7 @@ fn read(path: &Path, hdu: HduSelector, section: Option<&str>, output: &Path) -> 
             )));
         }
         ("parquet" | "arrow", HduKind::BinTable | HduKind::AsciiTable) => {
-            return Err(in_hdu(Error::new(
-                ErrorKind::Unsupported,
-                "table reads are not supported yet",
-            )));
+            return Err(in_hdu(Error::new(ErrorKind::Unsupported, "table reads are not supported yet")));
         }
         (ext, _) => {
             return Err(in_hdu(Error::new(
@@ -274,39 +251,20 @@ fn read(path: &Path, hdu: HduSelector, section: Option<&str>, output: &Path) -> 
     npy::write(output, &data)
 }
 
-fn preview(
-    path: &Path,
-    hdu: HduSelector,
-    section: Option<&str>,
-    stretch: Stretch,
-    output: &Path,
-) -> Result<(), Error> {
+fn preview(path: &Path, hdu: HduSelector, section: Option<&str>, stretch: Stretch, output: &Path) -> Result<(), Error> {
     let mut file = FitsFile::open(path)?;
     let mut image = file.image(hdu)?;
     let index = image.index();
     let in_hdu = |e: Error| e.in_hdu(index).in_file(path);
     let shape = image.shape().to_vec();
     if shape.len() < 2 {
-        return Err(in_hdu(Error::new(
-            ErrorKind::Parameter,
-            format!("preview needs a 2-D image; shape is {shape:?}"),
-        )));
+        return Err(in_hdu(Error::new(ErrorKind::Parameter, format!("preview needs a 2-D image; shape is {shape:?}"))));
     }
     let section = match section {
         Some(spec) => Section::parse(spec, &shape).map_err(in_hdu)?,
         // the first plane of a cube: index 0 on every axis but the last two
         None => Section::new(
-            shape
-                .iter()
-                .enumerate()
-                .map(|(k, &n)| {
-                    if k + 2 < shape.len() {
-                        0..n.min(1)
-                    } else {
-                        0..n
-                    }
-                })
-                .collect(),
+            shape.iter().enumerate().map(|(k, &n)| if k + 2 < shape.len() { 0..n.min(1) } else { 0..n }).collect(),
         ),
     };
     let sshape = section.shape();

@@ -4,10 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn torchfits(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_torchfits"))
-        .args(args)
-        .output()
-        .expect("run torchfits")
+    Command::new(env!("CARGO_BIN_EXE_torchfits")).args(args).output().expect("run torchfits")
 }
 
 fn repo() -> PathBuf {
@@ -15,10 +12,7 @@ fn repo() -> PathBuf {
 }
 
 fn sample() -> String {
-    repo()
-        .join("examples/data/sample.fits")
-        .display()
-        .to_string()
+    repo().join("examples/data/sample.fits").display().to_string()
 }
 
 fn tempdir(name: &str) -> PathBuf {
@@ -29,11 +23,7 @@ fn tempdir(name: &str) -> PathBuf {
 }
 
 fn stdout_json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("JSON")
 }
 
@@ -59,28 +49,13 @@ fn info_json_lists_every_hdu() {
 fn header_json_is_typed_and_selects_by_name() {
     let v = stdout_json(&torchfits(&["header", &sample(), "--hdu", "SCI", "--json"]));
     let cards = v["cards"].as_array().expect("cards");
-    let find = |k: &str| {
-        cards
-            .iter()
-            .find(|c| c["keyword"] == k)
-            .map(|c| c["value"].clone())
-    };
+    let find = |k: &str| cards.iter().find(|c| c["keyword"] == k).map(|c| c["value"].clone());
     assert_eq!(find("BITPIX"), Some(serde_json::json!(-32)));
     assert_eq!(find("EXPTIME"), Some(serde_json::json!(30.0)));
     assert_eq!(find("CTYPE1"), Some(serde_json::json!("RA---TAN")));
-    let v = stdout_json(&torchfits(&[
-        "header",
-        &sample(),
-        "--hdu",
-        "SCI_RICE,1",
-        "--json",
-    ]));
-    let bitpix = v["cards"]
-        .as_array()
-        .expect("cards")
-        .iter()
-        .find(|c| c["keyword"] == "BITPIX")
-        .map(|c| c["value"].clone());
+    let v = stdout_json(&torchfits(&["header", &sample(), "--hdu", "SCI_RICE,1", "--json"]));
+    let bitpix =
+        v["cards"].as_array().expect("cards").iter().find(|c| c["keyword"] == "BITPIX").map(|c| c["value"].clone());
     assert_eq!(bitpix, Some(serde_json::json!(32)));
 }
 
@@ -88,24 +63,12 @@ fn header_json_is_typed_and_selects_by_name() {
 fn read_writes_npy_with_shape_and_dtype() {
     let dir = tempdir("read");
     let out = dir.join("cut.npy");
-    let o = torchfits(&[
-        "read",
-        &sample(),
-        "--hdu",
-        "3",
-        "--section",
-        "10:12,5:8",
-        "-o",
-        out.to_str().expect("utf8"),
-    ]);
+    let o = torchfits(&["read", &sample(), "--hdu", "3", "--section", "10:12,5:8", "-o", out.to_str().expect("utf8")]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let bytes = std::fs::read(&out).expect("npy");
     let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
     let header = String::from_utf8_lossy(&bytes[10..10 + hlen]);
-    assert!(
-        header.contains("'<i4'") && header.contains("(2, 3)"),
-        "{header}"
-    );
+    assert!(header.contains("'<i4'") && header.contains("(2, 3)"), "{header}");
     assert_eq!(bytes.len(), 10 + hlen + 2 * 3 * 4);
 }
 
@@ -115,21 +78,8 @@ fn bad_input_exits_1_with_one_line_naming_file_and_hdu() {
     let out = dir.join("x.npy");
     let out = out.to_str().expect("utf8");
     for (args, needle) in [
-        (
-            vec!["info".to_string(), "/nonexistent/x.fits".into()],
-            "/nonexistent/x.fits",
-        ),
-        (
-            vec![
-                "read".into(),
-                sample(),
-                "--hdu".into(),
-                "CATALOG".into(),
-                "-o".into(),
-                out.into(),
-            ],
-            "HDU 4",
-        ),
+        (vec!["info".to_string(), "/nonexistent/x.fits".into()], "/nonexistent/x.fits"),
+        (vec!["read".into(), sample(), "--hdu".into(), "CATALOG".into(), "-o".into(), out.into()], "HDU 4"),
         (
             vec![
                 "read".into(),
@@ -143,31 +93,15 @@ fn bad_input_exits_1_with_one_line_naming_file_and_hdu() {
             ],
             "HDU 1",
         ),
-        (
-            vec!["header".into(), sample(), "--hdu".into(), "NOPE".into()],
-            "NOPE",
-        ),
-        (
-            vec![
-                "read".into(),
-                sample(),
-                "--hdu".into(),
-                "0".into(),
-                "-o".into(),
-                out.into(),
-            ],
-            "HDU 0",
-        ),
+        (vec!["header".into(), sample(), "--hdu".into(), "NOPE".into()], "NOPE"),
+        (vec!["read".into(), sample(), "--hdu".into(), "0".into(), "-o".into(), out.into()], "HDU 0"),
     ] {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let o = torchfits(&args);
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-        assert!(
-            err.contains("sample.fits") || err.contains("/nonexistent/x.fits"),
-            "names the file: {err}"
-        );
+        assert!(err.contains("sample.fits") || err.contains("/nonexistent/x.fits"), "names the file: {err}");
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }
@@ -177,12 +111,7 @@ fn bad_usage_exits_2() {
     assert_eq!(torchfits(&[]).status.code(), Some(2));
     assert_eq!(torchfits(&["info"]).status.code(), Some(2));
     assert_eq!(torchfits(&["read", &sample()]).status.code(), Some(2));
-    assert_eq!(
-        torchfits(&["header", &sample(), "--hdu", "SCI,x"])
-            .status
-            .code(),
-        Some(2)
-    );
+    assert_eq!(torchfits(&["header", &sample(), "--hdu", "SCI,x"]).status.code(), Some(2));
 }
 
 #[test]
@@ -190,11 +119,7 @@ fn literal_file_names() {
     let dir = tempdir("literal");
     let path = dir.join("a[1].fits");
     std::fs::copy(repo().join("examples/data/sample.fits"), &path).expect("copy");
-    let v = stdout_json(&torchfits(&[
-        "info",
-        path.to_str().expect("utf8"),
-        "--json",
-    ]));
+    let v = stdout_json(&torchfits(&["info", path.to_str().expect("utf8"), "--json"]));
     assert_eq!(v["hdus"].as_array().map(Vec::len), Some(5));
 }
 
@@ -203,16 +128,8 @@ fn preview_writes_a_png() {
     let dir = tempdir("preview");
     for stretch in ["zscale", "asinh", "linear"] {
         let out = dir.join(format!("{stretch}.png"));
-        let o = torchfits(&[
-            "preview",
-            &sample(),
-            "--hdu",
-            "SCI",
-            "--stretch",
-            stretch,
-            "-o",
-            out.to_str().expect("utf8"),
-        ]);
+        let o =
+            torchfits(&["preview", &sample(), "--hdu", "SCI", "--stretch", stretch, "-o", out.to_str().expect("utf8")]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let png = std::fs::read(&out).expect("png");
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
@@ -220,13 +137,6 @@ fn preview_writes_a_png() {
         assert_eq!(u32::from_be_bytes([png[16], png[17], png[18], png[19]]), 64);
         assert_eq!(u32::from_be_bytes([png[20], png[21], png[22], png[23]]), 48);
     }
-    let o = torchfits(&[
-        "preview",
-        &sample(),
-        "--hdu",
-        "CATALOG",
-        "-o",
-        dir.join("t.png").to_str().expect("utf8"),
-    ]);
+    let o = torchfits(&["preview", &sample(), "--hdu", "CATALOG", "-o", dir.join("t.png").to_str().expect("utf8")]);
     assert_eq!(o.status.code(), Some(1));
 }

@@ -20,12 +20,7 @@ struct FileKey {
 impl FileKey {
     fn of(path: &Path) -> Result<FileKey> {
         let m = std::fs::metadata(path).map_err(|e| Error::io(e, "cannot open").in_file(path))?;
-        Ok(FileKey {
-            dev: m.dev(),
-            ino: m.ino(),
-            len: m.len(),
-            mtime: (m.mtime(), m.mtime_nsec()),
-        })
+        Ok(FileKey { dev: m.dev(), ino: m.ino(), len: m.len(), mtime: (m.mtime(), m.mtime_nsec()) })
     }
 }
 
@@ -75,12 +70,7 @@ impl FileCache {
 
     /// An empty cache holding at most `capacity` files (at least 1), opened with `options`.
     pub fn new(capacity: usize, options: OpenOptions) -> Self {
-        FileCache {
-            capacity: capacity.max(1),
-            options,
-            entries: Vec::new(),
-            stats: CacheStats::default(),
-        }
+        FileCache { capacity: capacity.max(1), options, entries: Vec::new(), stats: CacheStats::default() }
     }
 
     /// The open file at `path`: the cached one if the file has not changed since it was opened,
@@ -153,9 +143,6 @@ thread_local! {
 /// assert_eq!(shape, vec![48, 64]);
 /// # Ok::<(), torchfits_core::Error>(())
 /// ```
-pub fn with_cached_file<R>(
-    path: impl AsRef<Path>,
-    f: impl FnOnce(&mut FitsFile) -> Result<R>,
-) -> Result<R> {
+pub fn with_cached_file<R>(path: impl AsRef<Path>, f: impl FnOnce(&mut FitsFile) -> Result<R>) -> Result<R> {
     THREAD_CACHE.with_borrow_mut(|cache| f(cache.open(path)?))
 }

@@ -33,11 +33,7 @@ pub(crate) enum Conversion {
     /// BZERO = 2^(n-1), int8 via BZERO = -128.
     Swap { xor: u64 },
     /// `raw * bscale + bzero` in double, rounded once to the float output; integer `blank` -> NaN.
-    Scale {
-        bscale: f64,
-        bzero: f64,
-        blank: Option<i64>,
-    },
+    Scale { bscale: f64, bzero: f64, blank: Option<i64> },
 }
 
 /// What the fast path needs to read one image HDU.
@@ -70,19 +66,10 @@ impl Plan {
             (Dtype::I16, Dtype::U16) => Conversion::Swap { xor: sign(16) },
             (Dtype::I32, Dtype::U32) => Conversion::Swap { xor: sign(32) },
             (Dtype::I64, Dtype::U64) => Conversion::Swap { xor: sign(64) },
-            (_, Dtype::F32 | Dtype::F64) => Conversion::Scale {
-                bscale,
-                bzero,
-                blank,
-            },
+            (_, Dtype::F32 | Dtype::F64) => Conversion::Scale { bscale, bzero, blank },
             _ => return None,
         };
-        Some(Plan {
-            bitpix,
-            conversion,
-            data_offset: data.0,
-            data_end: data.1,
-        })
+        Some(Plan { bitpix, conversion, data_offset: data.0, data_end: data.1 })
     }
 
     fn stored_size(&self) -> usize {
@@ -109,16 +96,8 @@ impl Direct {
         if file.read_exact_at(&mut magic, 0).is_err() || &magic != b"SIMPLE  =" {
             return Ok(None);
         }
-        let len = file
-            .metadata()
-            .map_err(|e| Error::io(e, "cannot stat"))?
-            .len();
-        Ok(Some(Direct {
-            file,
-            len,
-            mmap,
-            map: OnceLock::new(),
-        }))
+        let len = file.metadata().map_err(|e| Error::io(e, "cannot stat"))?.len();
+        Ok(Some(Direct { file, len, mmap, map: OnceLock::new() }))
     }
 
     /// The open file.
@@ -154,11 +133,7 @@ impl Direct {
         let runs = Runs::new(shape, section);
         let size = plan.stored_size();
         let out_bytes = std::mem::size_of_val(out);
-        let threads = if out_bytes >= PARALLEL_MIN_BYTES {
-            threads.max(1)
-        } else {
-            1
-        };
+        let threads = if out_bytes >= PARALLEL_MIN_BYTES { threads.max(1) } else { 1 };
         // pieces: (first element in the file, element count), in output order
         let mut pieces: Vec<(u64, usize)> = Vec::new();
         if runs.count == 1 && threads > 1 {
@@ -200,30 +175,21 @@ impl Direct {
                     Ok::<(), Error>(())
                 }));
             }
-            handles.into_iter().try_for_each(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(Error::decoding("a reader thread panicked")))
-            })
+            handles
+                .into_iter()
+                .try_for_each(|h| h.join().unwrap_or_else(|_| Err(Error::decoding("a reader thread panicked"))))
         })
     }
 
     /// Reads `out.len()` elements starting at element `start` of the data.
-    fn read_run<T: Pixel>(
-        &self,
-        plan: &Plan,
-        size: usize,
-        start: u64,
-        out: &mut [T],
-    ) -> Result<()> {
+    fn read_run<T: Pixel>(&self, plan: &Plan, size: usize, start: u64, out: &mut [T]) -> Result<()> {
         let offset = plan.data_offset + start * size as u64;
         let per_chunk = (CHUNK_BYTES / size).max(1);
         if let Some(map) = self.map()? {
             let bytes = map.bytes();
             for (k, chunk) in out.chunks_mut(per_chunk).enumerate() {
                 let at = (offset + (k * per_chunk * size) as u64) as usize;
-                let src = bytes
-                    .get(at..at + chunk.len() * size)
-                    .ok_or_else(|| self.truncated(plan))?;
+                let src = bytes.get(at..at + chunk.len() * size).ok_or_else(|| self.truncated(plan))?;
                 convert(plan, src, chunk)?;
             }
             return Ok(());
@@ -286,14 +252,7 @@ impl<'a> Runs<'a> {
         let inner: usize = shape[split + 1..].iter().product();
         let len = ranges[split].len() * inner;
         let count: usize = ranges[..split].iter().map(|r| r.len()).product();
-        let mut runs = Runs {
-            shape,
-            section,
-            split,
-            len,
-            count,
-            first: 0,
-        };
+        let mut runs = Runs { shape, section, split, len, count, first: 0 };
         runs.first = runs.start_of(0);
         runs
     }
@@ -411,17 +370,10 @@ fn scale<S: Stored, F: Pod>(
 ) {
     let src = src.chunks_exact(S::SIZE);
     match blank {
-        None => out
-            .iter_mut()
-            .zip(src)
-            .for_each(|(o, b)| *o = from(S::from_be(b).to_f64() * bscale + bzero)),
+        None => out.iter_mut().zip(src).for_each(|(o, b)| *o = from(S::from_be(b).to_f64() * bscale + bzero)),
         Some(blank) => out.iter_mut().zip(src).for_each(|(o, b)| {
             let v = S::from_be(b);
-            *o = if v.as_blank() == Some(blank) {
-                from(f64::NAN)
-            } else {
-                from(v.to_f64() * bscale + bzero)
-            };
+            *o = if v.as_blank() == Some(blank) { from(f64::NAN) } else { from(v.to_f64() * bscale + bzero) };
         }),
     }
 }
@@ -434,62 +386,16 @@ fn convert<T: Pixel>(plan: &Plan, src: &[u8], out: &mut [T]) -> Result<()> {
             bytemuck::cast_slice_mut::<T, u8>(out).copy_from_slice(src);
             swap_in_place(out, xor)
         }
-        Conversion::Scale {
-            bscale,
-            bzero,
-            blank,
-        } => {
+        Conversion::Scale { bscale, bzero, blank } => {
             let f32s = |v: f64| v as f32;
             let f64s = |v: f64| v;
             match (plan.bitpix, T::DTYPE) {
-                (8, Dtype::F32) => scale::<u8, f32>(
-                    src,
-                    bytemuck::cast_slice_mut(out),
-                    bscale,
-                    bzero,
-                    blank,
-                    f32s,
-                ),
-                (16, Dtype::F32) => scale::<i16, f32>(
-                    src,
-                    bytemuck::cast_slice_mut(out),
-                    bscale,
-                    bzero,
-                    blank,
-                    f32s,
-                ),
-                (32, Dtype::F64) => scale::<i32, f64>(
-                    src,
-                    bytemuck::cast_slice_mut(out),
-                    bscale,
-                    bzero,
-                    blank,
-                    f64s,
-                ),
-                (64, Dtype::F64) => scale::<i64, f64>(
-                    src,
-                    bytemuck::cast_slice_mut(out),
-                    bscale,
-                    bzero,
-                    blank,
-                    f64s,
-                ),
-                (-32, Dtype::F32) => scale::<f32, f32>(
-                    src,
-                    bytemuck::cast_slice_mut(out),
-                    bscale,
-                    bzero,
-                    None,
-                    f32s,
-                ),
-                (-64, Dtype::F64) => scale::<f64, f64>(
-                    src,
-                    bytemuck::cast_slice_mut(out),
-                    bscale,
-                    bzero,
-                    None,
-                    f64s,
-                ),
+                (8, Dtype::F32) => scale::<u8, f32>(src, bytemuck::cast_slice_mut(out), bscale, bzero, blank, f32s),
+                (16, Dtype::F32) => scale::<i16, f32>(src, bytemuck::cast_slice_mut(out), bscale, bzero, blank, f32s),
+                (32, Dtype::F64) => scale::<i32, f64>(src, bytemuck::cast_slice_mut(out), bscale, bzero, blank, f64s),
+                (64, Dtype::F64) => scale::<i64, f64>(src, bytemuck::cast_slice_mut(out), bscale, bzero, blank, f64s),
+                (-32, Dtype::F32) => scale::<f32, f32>(src, bytemuck::cast_slice_mut(out), bscale, bzero, None, f32s),
+                (-64, Dtype::F64) => scale::<f64, f64>(src, bytemuck::cast_slice_mut(out), bscale, bzero, None, f64s),
                 _ => return Err(Error::parameter("no direct conversion for this pixel type")),
             }
             Ok(())

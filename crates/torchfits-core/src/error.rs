@@ -91,13 +91,7 @@ impl Error {
     /// A new error of `kind` with a message; add the file and HDU with [`Error::in_file`] and
     /// [`Error::in_hdu`].
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error {
-            kind,
-            file: None,
-            hdu: None,
-            message: message.into(),
-            source: None,
-        }
+        Error { kind, file: None, hdu: None, message: message.into(), source: None }
     }
 
     pub(crate) fn decoding(message: impl Into<String>) -> Self {
@@ -124,23 +118,11 @@ impl Error {
             301 | 302 | 304 | 305 | 306 | 307 | 308 | 319 | 320 | 321 | 412 => ErrorKind::Parameter,
             // BAD_DATATYPE (e.g. decompressing into 64-bit integers); an unknown compression algorithm
             410 => ErrorKind::Unsupported,
-            413 if err
-                .messages
-                .iter()
-                .any(|m| m.contains("Unknown compression")) =>
-            {
-                ErrorKind::Unsupported
-            }
+            413 if err.messages.iter().any(|m| m.contains("Unknown compression")) => ErrorKind::Unsupported,
             _ => ErrorKind::Decoding,
         };
         let message = format!("{what}: {}", err.text);
-        Error {
-            kind,
-            file: None,
-            hdu: None,
-            message,
-            source: Some(Box::new(err)),
-        }
+        Error { kind, file: None, hdu: None, message, source: Some(Box::new(err)) }
     }
 
     /// An I/O error with what was being done.
@@ -192,9 +174,7 @@ impl Error {
 
     /// cfitsio's status and message stack, when the error came from cfitsio.
     pub fn cfitsio(&self) -> Option<&CfitsioError> {
-        self.source
-            .as_ref()
-            .and_then(|s| s.downcast_ref::<CfitsioError>())
+        self.source.as_ref().and_then(|s| s.downcast_ref::<CfitsioError>())
     }
 }
 
@@ -218,8 +198,6 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_ref()
-            .map(|s| s.as_ref() as &(dyn std::error::Error + 'static))
+        self.source.as_ref().map(|s| s.as_ref() as &(dyn std::error::Error + 'static))
     }
 }

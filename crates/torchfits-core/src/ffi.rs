@@ -28,11 +28,7 @@ pub(crate) fn is_reentrant() -> bool {
 /// The process-wide lock taken around every cfitsio call when cfitsio is not reentrant.
 fn serialise() -> Option<MutexGuard<'static, ()>> {
     static LOCK: Mutex<()> = Mutex::new(());
-    if is_reentrant() {
-        None
-    } else {
-        Some(LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
-    }
+    if is_reentrant() { None } else { Some(LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())) }
 }
 
 /// cfitsio's status text and message stack for `status`; empties the stack.
@@ -41,9 +37,7 @@ fn cfitsio_error(status: c_int) -> CfitsioError {
     // SAFETY: ffgerr writes at most FLEN_STATUS (31 chars + NUL) into `text`, which has 32.
     unsafe { sys::ffgerr(status, text.as_mut_ptr()) };
     // SAFETY: ffgerr NUL-terminates `text`.
-    let text = unsafe { CStr::from_ptr(text.as_ptr()) }
-        .to_string_lossy()
-        .into_owned();
+    let text = unsafe { CStr::from_ptr(text.as_ptr()) }.to_string_lossy().into_owned();
     let mut messages = Vec::new();
     loop {
         let mut msg = [0 as c_char; 96];
@@ -54,28 +48,17 @@ fn cfitsio_error(status: c_int) -> CfitsioError {
             break;
         }
         // SAFETY: ffgmsg NUL-terminates `msg`.
-        let m = unsafe { CStr::from_ptr(msg.as_ptr()) }
-            .to_string_lossy()
-            .trim_end()
-            .to_string();
+        let m = unsafe { CStr::from_ptr(msg.as_ptr()) }.to_string_lossy().trim_end().to_string();
         messages.push(m);
         if messages.len() > 64 {
             break;
         }
     }
-    CfitsioError {
-        status,
-        text,
-        messages,
-    }
+    CfitsioError { status, text, messages }
 }
 
 fn check(status: c_int, what: &str) -> Result<()> {
-    if status > 0 {
-        Err(Error::from_cfitsio(cfitsio_error(status), what))
-    } else {
-        Ok(())
-    }
+    if status > 0 { Err(Error::from_cfitsio(cfitsio_error(status), what)) } else { Ok(()) }
 }
 
 /// cfitsio's data type code for a pixel type: the buffer cfitsio writes into must have exactly
@@ -119,8 +102,7 @@ impl Map {
         // truncates the file while it is mapped, touching the lost pages raises SIGBUS: that is
         // the documented risk of mmap mode (`OpenOptions::mmap`), which is off by default.
         let map = unsafe { memmap2::Mmap::map(file) };
-        map.map(Map)
-            .map_err(|e| Error::io(e, "cannot map the file"))
+        map.map(Map).map_err(|e| Error::io(e, "cannot map the file"))
     }
 
     pub(crate) fn bytes(&self) -> &[u8] {
@@ -144,8 +126,8 @@ impl Handle {
     /// syntax: filters, URLs, pipes); otherwise `fits_open_diskfile` takes the name literally.
     pub(crate) fn open(path: &Path, extended_syntax: bool) -> Result<Handle> {
         use std::os::unix::ffi::OsStrExt;
-        let cpath = CString::new(path.as_os_str().as_bytes())
-            .map_err(|_| Error::parameter("the path contains a NUL byte"))?;
+        let cpath =
+            CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::parameter("the path contains a NUL byte"))?;
         let _g = serialise();
         let mut fptr: *mut sys::fitsfile = ptr::null_mut();
         let mut status: c_int = 0;
@@ -166,9 +148,7 @@ impl Handle {
             }
             return Err(Error::from_cfitsio(cfitsio_error(status), "cannot open"));
         }
-        NonNull::new(fptr)
-            .map(|ptr| Handle { ptr })
-            .ok_or_else(|| Error::decoding("cfitsio returned no handle"))
+        NonNull::new(fptr).map(|ptr| Handle { ptr }).ok_or_else(|| Error::decoding("cfitsio returned no handle"))
     }
 
     /// Number of HDUs in the file (cfitsio scans the whole file for this).
@@ -183,8 +163,7 @@ impl Handle {
 
     /// Moves to the 0-based HDU `index`; returns cfitsio's HDU type code.
     pub(crate) fn move_to(&mut self, index: usize) -> Result<c_int> {
-        let hdunum =
-            c_int::try_from(index + 1).map_err(|_| Error::parameter("HDU index too large"))?;
+        let hdunum = c_int::try_from(index + 1).map_err(|_| Error::parameter("HDU index too large"))?;
         let _g = serialise();
         let (mut kind, mut status): (c_int, c_int) = (0, 0);
         // SAFETY: the handle is open; out-pointers are valid.
@@ -212,17 +191,7 @@ impl Handle {
         let (mut nkeys, mut status): (c_int, c_int) = (0, 0);
         // SAFETY: the handle is open; no exclusion list (NULL, 0); cfitsio allocates `text` and we
         // free it with fffree below.
-        unsafe {
-            sys::ffhdr2str(
-                self.ptr.as_ptr(),
-                0,
-                ptr::null_mut(),
-                0,
-                &mut text,
-                &mut nkeys,
-                &mut status,
-            )
-        };
+        unsafe { sys::ffhdr2str(self.ptr.as_ptr(), 0, ptr::null_mut(), 0, &mut text, &mut nkeys, &mut status) };
         if text.is_null() {
             check(status, "cannot read the header")?;
             return Err(Error::decoding("cfitsio returned no header"));
@@ -245,40 +214,20 @@ impl Handle {
         nan_nulls: bool,
     ) -> Result<()> {
         // cfitsio: 1-based, inclusive, FITS axis order (fastest first)
-        let first: Vec<i64> = section
-            .ranges()
-            .iter()
-            .rev()
-            .map(|r| r.start as i64 + 1)
-            .collect();
-        let last: Vec<i64> = section
-            .ranges()
-            .iter()
-            .rev()
-            .map(|r| r.end as i64)
-            .collect();
+        let first: Vec<i64> = section.ranges().iter().rev().map(|r| r.start as i64 + 1).collect();
+        let last: Vec<i64> = section.ranges().iter().rev().map(|r| r.end as i64).collect();
         self.read_subset(&first, &last, out, nan_nulls)
     }
 
     /// Reads `out.len()` raw bytes of the current table HDU's rows, from the start of 0-based row
     /// `first_row` (`fits_read_tblbytes`).
     pub(crate) fn read_table_bytes(&mut self, first_row: u64, out: &mut [u8]) -> Result<()> {
-        let first =
-            i64::try_from(first_row + 1).map_err(|_| Error::parameter("row number too large"))?;
+        let first = i64::try_from(first_row + 1).map_err(|_| Error::parameter("row number too large"))?;
         let n = i64::try_from(out.len()).map_err(|_| Error::parameter("read too large"))?;
         let _g = serialise();
         let mut status: c_int = 0;
         // SAFETY: the handle is open at a table HDU; `out` holds `n` writable bytes.
-        unsafe {
-            sys::ffgtbb(
-                self.ptr.as_ptr(),
-                first,
-                1,
-                n,
-                out.as_mut_ptr(),
-                &mut status,
-            )
-        };
+        unsafe { sys::ffgtbb(self.ptr.as_ptr(), first, 1, n, out.as_mut_ptr(), &mut status) };
         check(status, "cannot read the table")
     }
 
@@ -287,15 +236,7 @@ impl Handle {
         let _g = serialise();
         let (mut head, mut data, mut end, mut status): (i64, i64, i64, c_int) = (0, 0, 0, 0);
         // SAFETY: the handle is open; out-pointers are valid.
-        unsafe {
-            sys::ffghadll(
-                self.ptr.as_ptr(),
-                &mut head,
-                &mut data,
-                &mut end,
-                &mut status,
-            )
-        };
+        unsafe { sys::ffghadll(self.ptr.as_ptr(), &mut head, &mut data, &mut end, &mut status) };
         check(status, "cannot locate the HDU")?;
         Ok((head.max(0) as u64, data.max(0) as u64, end.max(0) as u64))
     }
@@ -312,15 +253,12 @@ impl Handle {
         nan_nulls: bool,
     ) -> Result<()> {
         let n = first.len();
-        let count = first.iter().zip(last).try_fold(1usize, |acc, (&a, &b)| {
-            usize::try_from(b - a + 1)
-                .ok()
-                .and_then(|k| acc.checked_mul(k))
-        });
+        let count = first
+            .iter()
+            .zip(last)
+            .try_fold(1usize, |acc, (&a, &b)| usize::try_from(b - a + 1).ok().and_then(|k| acc.checked_mul(k)));
         if n == 0 || last.len() != n || count != Some(out.len()) {
-            return Err(Error::parameter(
-                "read range does not match the output buffer",
-            ));
+            return Err(Error::parameter("read range does not match the output buffer"));
         }
         if out.is_empty() {
             return Ok(());

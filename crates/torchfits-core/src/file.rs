@@ -45,9 +45,7 @@ impl Default for OpenOptions {
 
 /// The default thread count of large reads: the available cores.
 fn default_threads() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
 impl OpenOptions {
@@ -98,20 +96,11 @@ impl OpenOptions {
     /// file, or a path in cfitsio's extended syntax, is opened by cfitsio at once.
     pub fn open(&self, path: impl AsRef<Path>) -> Result<FitsFile> {
         let path = path.as_ref();
-        let plain = if self.extended_syntax {
-            None
-        } else {
-            Direct::open(path, self.mmap).map_err(|e| e.in_file(path))?
-        };
+        let plain =
+            if self.extended_syntax { None } else { Direct::open(path, self.mmap).map_err(|e| e.in_file(path))? };
         let source = match plain {
-            Some(file) => Source::Plain {
-                file,
-                index: Index::default(),
-                cfitsio: None,
-            },
-            None => Source::Cfitsio(
-                Handle::open(path, self.extended_syntax).map_err(|e| e.in_file(path))?,
-            ),
+            Some(file) => Source::Plain { file, index: Index::default(), cfitsio: None },
+            None => Source::Cfitsio(Handle::open(path, self.extended_syntax).map_err(|e| e.in_file(path))?),
         };
         Ok(FitsFile {
             source,
@@ -161,11 +150,7 @@ pub struct FitsFile {
 #[derive(Debug)]
 enum Source {
     /// A plain FITS file on disk: our HDU index; cfitsio opened on first need.
-    Plain {
-        file: Direct,
-        index: Index,
-        cfitsio: Option<Handle>,
-    },
+    Plain { file: Direct, index: Index, cfitsio: Option<Handle> },
     /// A file only cfitsio reads (gzip, extended syntax).
     Cfitsio(Handle),
 }
@@ -213,34 +198,19 @@ fn tile_shape(table: &Header) -> Option<Vec<usize>> {
 
 /// What an HDU is, by its header.
 fn classify(index: usize, header: &Header) -> Result<(HduKind, bool)> {
-    let first = header
-        .iter()
-        .next()
-        .map(|c| c.keyword())
-        .unwrap_or_default();
+    let first = header.iter().next().map(|c| c.keyword()).unwrap_or_default();
     if index == 0 || first == "SIMPLE" {
         // astropy: a primary header with GROUPS = T is random groups
         let groups = header.get_bool("GROUPS") == Some(true);
-        return Ok((
-            if groups {
-                HduKind::RandomGroups
-            } else {
-                HduKind::Image
-            },
-            false,
-        ));
+        return Ok((if groups { HduKind::RandomGroups } else { HduKind::Image }, false));
     }
     let xtension = header.get_str("XTENSION").map(str::trim_end).unwrap_or("");
     match xtension {
         "IMAGE" | "IUEIMAGE" => Ok((HduKind::Image, false)),
         "TABLE" => Ok((HduKind::AsciiTable, false)),
-        "BINTABLE" | "A3DTABLE" if header.get_bool("ZIMAGE") == Some(true) => {
-            Ok((HduKind::Image, true))
-        }
+        "BINTABLE" | "A3DTABLE" if header.get_bool("ZIMAGE") == Some(true) => Ok((HduKind::Image, true)),
         "BINTABLE" | "A3DTABLE" => Ok((HduKind::BinTable, false)),
-        other => Err(Error::unsupported(format!(
-            "extension type XTENSION = {other:?}"
-        ))),
+        other => Err(Error::unsupported(format!("extension type XTENSION = {other:?}"))),
     }
 }
 
@@ -267,10 +237,7 @@ impl FitsFile {
 
     /// What a worker thread needs to open its own cfitsio handle on this file.
     pub(crate) fn reopener(&self) -> Reopener {
-        Reopener {
-            path: self.path.clone(),
-            extended_syntax: self.extended_syntax,
-        }
+        Reopener { path: self.path.clone(), extended_syntax: self.extended_syntax }
     }
 
     /// The file for direct reads: a plain file on disk, direct reads not turned off.
@@ -297,10 +264,7 @@ impl FitsFile {
         if n > limits.max_hdus {
             return Err(Error::new(
                 ErrorKind::Limits,
-                format!(
-                    "{n} HDUs, over the limit of {} (Limits::max_hdus)",
-                    limits.max_hdus
-                ),
+                format!("{n} HDUs, over the limit of {} (Limits::max_hdus)", limits.max_hdus),
             )
             .in_file(&self.path));
         }
@@ -309,11 +273,7 @@ impl FitsFile {
 
     fn no_hdu(&mut self, index: usize) -> Error {
         let n = self.hdu_count().unwrap_or(index);
-        Error::new(
-            ErrorKind::Parameter,
-            format!("no HDU {index}: the file has {n}"),
-        )
-        .in_file(&self.path)
+        Error::new(ErrorKind::Parameter, format!("no HDU {index}: the file has {n}")).in_file(&self.path)
     }
 
     /// The cfitsio handle at HDU `index` (opened now, for a plain file, if not yet).
@@ -343,10 +303,7 @@ impl FitsFile {
         let file_len = std::fs::metadata(&self.path).map(|m| m.len()).ok();
         let span = match &mut self.source {
             Source::Cfitsio(handle) => handle.hdu_span().ok(),
-            Source::Plain {
-                cfitsio: Some(handle),
-                ..
-            } => handle.hdu_span().ok(),
+            Source::Plain { cfitsio: Some(handle), .. } => handle.hdu_span().ok(),
             Source::Plain { .. } => None,
         };
         match (file_len, span) {
@@ -365,13 +322,8 @@ impl FitsFile {
         let path = self.path.clone();
         let wrap = |e: Error| e.in_hdu(index).in_file(&path);
         let (mut header, data_start) = match &mut self.source {
-            Source::Plain {
-                file, index: hdus, ..
-            } => {
-                match hdus
-                    .get(file.file(), file.len(), index, &limits)
-                    .map_err(|e| e.in_file(&path))?
-                {
+            Source::Plain { file, index: hdus, .. } => {
+                match hdus.get(file.file(), file.len(), index, &limits).map_err(|e| e.in_file(&path))? {
                     Some(span) => ((*span.header).clone(), Some(span.data_start)),
                     None => return Err(self.no_hdu(index)),
                 }
@@ -379,10 +331,7 @@ impl FitsFile {
             Source::Cfitsio(handle) => {
                 if let Err(e) = handle.move_to(index) {
                     // END_OF_FILE / BAD_HDU_NUM: past the last HDU
-                    if index > 0
-                        && e.cfitsio()
-                            .is_some_and(|c| c.status == 107 || c.status == 301)
-                    {
+                    if index > 0 && e.cfitsio().is_some_and(|c| c.status == 107 || c.status == 301) {
                         return Err(self.no_hdu(index));
                     }
                     return Err(wrap(e));
@@ -398,10 +347,7 @@ impl FitsFile {
                     )));
                 }
                 let bytes = handle.header_bytes().map_err(wrap)?;
-                (
-                    Header::parse_limited(&bytes, limits.max_header_cards).map_err(wrap)?,
-                    None,
-                )
+                (Header::parse_limited(&bytes, limits.max_header_cards).map_err(wrap)?, None)
             }
         };
         let (kind, compressed) = classify(index, &header).map_err(wrap)?;
@@ -414,13 +360,7 @@ impl FitsFile {
             header.normalise_random_groups();
         }
         let data_start = if compressed { None } else { data_start };
-        Ok(Loaded {
-            kind,
-            compressed,
-            header,
-            tiles,
-            data_start,
-        })
+        Ok(Loaded { kind, compressed, header, tiles, data_start })
     }
 
     /// The HDU `selector` names, loaded. A name is looked up by reading headers from the start.
@@ -435,11 +375,8 @@ impl FitsFile {
                 return Ok((i, loaded));
             }
         }
-        Err(Error::new(
-            ErrorKind::Parameter,
-            format!("no HDU named {selector} (the file has {n} HDUs)"),
-        )
-        .in_file(&self.path))
+        Err(Error::new(ErrorKind::Parameter, format!("no HDU named {selector} (the file has {n} HDUs)"))
+            .in_file(&self.path))
     }
 
     /// The 0-based index of the HDU `selector` names (for a name, reads headers from the start).
@@ -471,15 +408,7 @@ impl FitsFile {
     /// Fails with a [`Parameter`](ErrorKind::Parameter) error for an image, an
     /// [`Unsupported`](ErrorKind::Unsupported) one for an ASCII table (not read yet).
     pub fn table(&mut self, selector: impl Into<HduSelector>) -> Result<TableReader<'_>> {
-        let (
-            i,
-            Loaded {
-                kind,
-                header,
-                data_start,
-                ..
-            },
-        ) = self.find(selector.into())?;
+        let (i, Loaded { kind, header, data_start, .. }) = self.find(selector.into())?;
         let path = self.path.clone();
         let wrap = |e: Error| e.in_hdu(i).in_file(&path);
         match kind {
@@ -488,9 +417,7 @@ impl FitsFile {
                 return Err(wrap(Error::unsupported("ASCII tables are not read yet")));
             }
             other => {
-                return Err(wrap(Error::parameter(format!(
-                    "the HDU is a {other}, not a table"
-                ))));
+                return Err(wrap(Error::parameter(format!("the HDU is a {other}, not a table"))));
             }
         }
         let schema = TableSchema::from_header(&header).map_err(wrap)?;
@@ -530,29 +457,16 @@ impl FitsFile {
     /// [`Parameter`](ErrorKind::Parameter) error for a table, an
     /// [`Unsupported`](ErrorKind::Unsupported) one for random groups.
     pub fn image(&mut self, selector: impl Into<HduSelector>) -> Result<ImageReader<'_>> {
-        let (
-            i,
-            Loaded {
-                kind,
-                header,
-                tiles,
-                data_start,
-                ..
-            },
-        ) = self.find(selector.into())?;
+        let (i, Loaded { kind, header, tiles, data_start, .. }) = self.find(selector.into())?;
         let path = self.path.clone();
         let wrap = |e: Error| e.in_hdu(i).in_file(&path);
         match kind {
             HduKind::Image => {}
             HduKind::RandomGroups => {
-                return Err(wrap(Error::unsupported(
-                    "random-groups arrays are not read as images",
-                )));
+                return Err(wrap(Error::unsupported("random-groups arrays are not read as images")));
             }
             other => {
-                return Err(wrap(Error::parameter(format!(
-                    "the HDU is a {other}, not an image"
-                ))));
+                return Err(wrap(Error::parameter(format!("the HDU is a {other}, not an image"))));
             }
         }
         let layout = ImageLayout::from_header(&header, &self.limits).map_err(wrap)?;

@@ -94,11 +94,10 @@ impl FromStr for HduSelector {
             return Ok(HduSelector::Index(i));
         }
         if let Some((name, ver)) = s.rsplit_once(',') {
-            let ver = ver.trim().parse::<i64>().map_err(|_| {
-                Error::parameter(format!(
-                    "HDU selector {s:?}: EXTVER {ver:?} is not an integer"
-                ))
-            })?;
+            let ver = ver
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| Error::parameter(format!("HDU selector {s:?}: EXTVER {ver:?} is not an integer")))?;
             return Ok(HduSelector::NameVersion(name.trim().to_string(), ver));
         }
         Ok(HduSelector::Name(s.to_string()))
@@ -128,19 +127,14 @@ impl HduSelector {
             None => index == 0 && wanted.eq_ignore_ascii_case("PRIMARY"),
         };
         match self {
-            HduSelector::NameVersion(_, v) => {
-                name_ok && header.get_i64("EXTVER").unwrap_or(1) == *v
-            }
+            HduSelector::NameVersion(_, v) => name_ok && header.get_i64("EXTVER").unwrap_or(1) == *v,
             _ => name_ok,
         }
     }
 }
 
 fn extname(header: &Header) -> Option<String> {
-    header
-        .get_str("EXTNAME")
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
+    header.get_str("EXTNAME").map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
 /// The geometry and pixel type of an image HDU, as a read returns it.
@@ -159,20 +153,14 @@ pub(crate) struct ImageLayout {
 impl ImageLayout {
     /// From an image header (for a compressed HDU, the header of the image it holds).
     pub(crate) fn from_header(header: &Header, limits: &Limits) -> Result<ImageLayout> {
-        let bitpix = header
-            .get_i64("BITPIX")
-            .ok_or_else(|| Error::decoding("BITPIX missing or not an integer"))?;
+        let bitpix = header.get_i64("BITPIX").ok_or_else(|| Error::decoding("BITPIX missing or not an integer"))?;
         let bitpix = match bitpix {
             8 | 16 | 32 | 64 | -32 | -64 => bitpix as i32,
             other => {
-                return Err(Error::decoding(format!(
-                    "BITPIX = {other} is not a FITS pixel type"
-                )));
+                return Err(Error::decoding(format!("BITPIX = {other} is not a FITS pixel type")));
             }
         };
-        let naxis = header
-            .get_i64("NAXIS")
-            .ok_or_else(|| Error::decoding("NAXIS missing or not an integer"))?;
+        let naxis = header.get_i64("NAXIS").ok_or_else(|| Error::decoding("NAXIS missing or not an integer"))?;
         let naxis = usize::try_from(naxis)
             .ok()
             .filter(|n| *n <= 999)
@@ -188,18 +176,12 @@ impl ImageLayout {
             let n = header
                 .get_i64(&format!("NAXIS{k}"))
                 .ok_or_else(|| Error::decoding(format!("NAXIS{k} missing or not an integer")))?;
-            let n = usize::try_from(n)
-                .map_err(|_| Error::decoding(format!("NAXIS{k} = {n} is negative")))?;
+            let n = usize::try_from(n).map_err(|_| Error::decoding(format!("NAXIS{k} = {n} is negative")))?;
             shape.push(n);
         }
         let scaling = Scaling::from_header(header, bitpix);
         let dtype = scaling.dtype(bitpix);
-        Ok(ImageLayout {
-            shape,
-            bitpix,
-            dtype,
-            scaling,
-        })
+        Ok(ImageLayout { shape, bitpix, dtype, scaling })
     }
 
     /// Number of pixels, checked for overflow.

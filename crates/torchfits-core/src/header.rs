@@ -77,12 +77,7 @@ pub struct Card {
 impl Card {
     /// A card from its parts (used by tests and by writers).
     pub fn new(keyword: impl Into<String>, value: Value, comment: Option<String>) -> Self {
-        Card {
-            keyword: keyword.into(),
-            field: None,
-            value,
-            comment,
-        }
+        Card { keyword: keyword.into(), field: None, value, comment }
     }
 
     /// The keyword: upper case, without a `HIERARCH ` prefix, and for a record-valued card the
@@ -166,17 +161,13 @@ impl Header {
 
     /// As [`Header::parse`], failing with a limits error past `max_cards` cards.
     pub fn parse_limited(bytes: &[u8], max_cards: usize) -> Result<Header> {
-        let mut raw: Vec<&[u8]> =
-            Vec::with_capacity((bytes.len() / CARD_LEN).min(max_cards.saturating_add(1)));
+        let mut raw: Vec<&[u8]> = Vec::with_capacity((bytes.len() / CARD_LEN).min(max_cards.saturating_add(1)));
         for chunk in bytes.chunks(CARD_LEN) {
             if &chunk[..chunk.len().min(8)] == b"END     " || chunk == b"END" {
                 break;
             }
             if chunk.len() != CARD_LEN {
-                return Err(Error::decoding(format!(
-                    "header ends in a partial card of {} bytes",
-                    chunk.len()
-                )));
+                return Err(Error::decoding(format!("header ends in a partial card of {} bytes", chunk.len())));
             }
             if raw.len() >= max_cards {
                 return Err(Error::limits(format!(
@@ -211,11 +202,7 @@ impl Header {
                     i += 1;
                 }
                 card.value = Value::Str(value);
-                card.comment = if comments.is_empty() {
-                    None
-                } else {
-                    Some(comments.join(" "))
-                };
+                card.comment = if comments.is_empty() { None } else { Some(comments.join(" ")) };
             }
             cards.push(card);
         }
@@ -277,14 +264,13 @@ impl Header {
 
 /// Table keywords indexed by column (astropy's `KEYWORD_NAMES`).
 const TABLE_INDEXED: [&str; 15] = [
-    "TTYPE", "TFORM", "TUNIT", "TNULL", "TSCAL", "TZERO", "TDISP", "TBCOL", "TDIM", "TCTYP",
-    "TCUNI", "TCRPX", "TCRVL", "TCDLT", "TRPOS",
+    "TTYPE", "TFORM", "TUNIT", "TNULL", "TSCAL", "TZERO", "TDISP", "TBCOL", "TDIM", "TCTYP", "TCUNI", "TCRPX", "TCRVL",
+    "TCDLT", "TRPOS",
 ];
 /// Tile-compression keywords that never reach the image header.
 const COMPRESSION_KEYWORDS: [&str; 18] = [
-    "ZSIMPLE", "ZTENSION", "ZBITPIX", "ZNAXIS", "ZEXTEND", "ZBLOCKED", "ZPCOUNT", "ZGCOUNT",
-    "ZHECKSUM", "ZDATASUM", "ZIMAGE", "ZCMPTYPE", "ZMASKCMP", "ZQUANTIZ", "ZDITHER0", "ZBLANK",
-    "ZSCALE", "ZZERO",
+    "ZSIMPLE", "ZTENSION", "ZBITPIX", "ZNAXIS", "ZEXTEND", "ZBLOCKED", "ZPCOUNT", "ZGCOUNT", "ZHECKSUM", "ZDATASUM",
+    "ZIMAGE", "ZCMPTYPE", "ZMASKCMP", "ZQUANTIZ", "ZDITHER0", "ZBLANK", "ZSCALE", "ZZERO",
 ];
 const COMPRESSION_INDEXED: [&str; 4] = ["ZNAXIS", "ZTILE", "ZNAME", "ZVAL"];
 
@@ -297,8 +283,7 @@ fn indexed_label(keyword: &str) -> Option<&str> {
 
 impl Header {
     fn push(&mut self, keyword: &str, value: Value, comment: Option<&str>) {
-        self.cards
-            .push(Card::new(keyword, value, comment.map(str::to_string)));
+        self.cards.push(Card::new(keyword, value, comment.map(str::to_string)));
     }
 
     /// The header of the image a tile-compressed HDU holds, from the binary table's header, by
@@ -307,10 +292,8 @@ impl Header {
     /// `COMPRESSED_IMAGE` is dropped; `ZBLANK` becomes `BLANK`.
     pub fn compressed_image_header(&self) -> Result<Header> {
         let get = |k: &str| self.card(k);
-        let zbitpix =
-            get("ZBITPIX").ok_or_else(|| Error::decoding("compressed image without ZBITPIX"))?;
-        let znaxis =
-            get("ZNAXIS").ok_or_else(|| Error::decoding("compressed image without ZNAXIS"))?;
+        let zbitpix = get("ZBITPIX").ok_or_else(|| Error::decoding("compressed image without ZBITPIX"))?;
+        let znaxis = get("ZNAXIS").ok_or_else(|| Error::decoding("compressed image without ZNAXIS"))?;
         let naxis = znaxis
             .value
             .as_i64()
@@ -323,11 +306,7 @@ impl Header {
                 true
             }
             None => {
-                out.push(
-                    "XTENSION",
-                    Value::Str("IMAGE".into()),
-                    get("ZTENSION").and_then(Card::comment),
-                );
+                out.push("XTENSION", Value::Str("IMAGE".into()), get("ZTENSION").and_then(Card::comment));
                 false
             }
         };
@@ -350,29 +329,24 @@ impl Header {
         }
         let tfields = self.get_i64("TFIELDS").unwrap_or(0);
         let structural = [
-            "SIMPLE", "XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "EXTEND", "PCOUNT",
-            "GCOUNT", "GROUPS", "TFIELDS", "THEAP", "CHECKSUM", "DATASUM",
+            "SIMPLE", "XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "EXTEND", "PCOUNT", "GCOUNT", "GROUPS",
+            "TFIELDS", "THEAP", "CHECKSUM", "DATASUM",
         ];
         for c in &self.cards {
             let k = c.keyword.as_str();
             let reserved = c.field.is_none()
                 && (structural.contains(&k)
                     || COMPRESSION_KEYWORDS.contains(&k)
-                    || indexed_label(k).is_some_and(|l| {
-                        TABLE_INDEXED.contains(&l) || COMPRESSION_INDEXED.contains(&l)
-                    })
-                    || (k == "EXTNAME"
-                        && c.value.as_str().map(str::trim_end) == Some("COMPRESSED_IMAGE")));
+                    || indexed_label(k)
+                        .is_some_and(|l| TABLE_INDEXED.contains(&l) || COMPRESSION_INDEXED.contains(&l))
+                    || (k == "EXTNAME" && c.value.as_str().map(str::trim_end) == Some("COMPRESSED_IMAGE")));
             if !reserved {
                 out.cards.push(c.clone());
             }
         }
-        for (z, k) in [
-            ("ZEXTEND", "EXTEND"),
-            ("ZBLOCKED", "BLOCKED"),
-            ("ZHECKSUM", "CHECKSUM"),
-            ("ZDATASUM", "DATASUM"),
-        ] {
+        for (z, k) in
+            [("ZEXTEND", "EXTEND"), ("ZBLOCKED", "BLOCKED"), ("ZHECKSUM", "CHECKSUM"), ("ZDATASUM", "DATASUM")]
+        {
             if let Some(c) = get(z) {
                 out.push(k, c.value.clone(), c.comment());
             }
@@ -380,19 +354,9 @@ impl Header {
         if zbitpix.value.as_i64().is_some_and(|b| b > 0) && !out.contains("BLANK") {
             if let Some(c) = get("ZBLANK") {
                 out.push("BLANK", c.value.clone(), c.comment());
-            } else if (1..=tfields)
-                .any(|i| self.get_str(&format!("TTYPE{i}")).map(str::trim_end) == Some("ZBLANK"))
-            {
+            } else if (1..=tfields).any(|i| self.get_str(&format!("TTYPE{i}")).map(str::trim_end) == Some("ZBLANK")) {
                 let bits = zbitpix.value.as_i64().unwrap_or(8).clamp(8, 64);
-                out.push(
-                    "BLANK",
-                    Value::Int(if bits == 64 {
-                        i64::MIN
-                    } else {
-                        -(1i64 << (bits - 1))
-                    }),
-                    None,
-                );
+                out.push("BLANK", Value::Int(if bits == 64 { i64::MIN } else { -(1i64 << (bits - 1)) }), None);
             }
         }
         Ok(out)
@@ -402,14 +366,10 @@ impl Header {
     /// least one axis, so `NAXIS = 0` reads as `NAXIS = 1`, `NAXIS1 = 0`.
     pub(crate) fn normalise_random_groups(&mut self) {
         if self.get_i64("NAXIS") == Some(0)
-            && let Some(pos) = self
-                .cards
-                .iter()
-                .position(|c| c.keyword == "NAXIS" && c.field.is_none())
+            && let Some(pos) = self.cards.iter().position(|c| c.keyword == "NAXIS" && c.field.is_none())
         {
             self.cards[pos].value = Value::Int(1);
-            self.cards
-                .insert(pos + 1, Card::new("NAXIS1", Value::Int(0), None));
+            self.cards.insert(pos + 1, Card::new("NAXIS1", Value::Int(0), None));
         }
     }
 }
@@ -450,39 +410,21 @@ fn parse_card(image: &str) -> Card {
         "HIERARCH" if image.as_bytes().get(8) == Some(&b' ') && image.contains('=') => {
             let (name, rest) = image[9..].split_once('=').unwrap_or(("", ""));
             let (value, comment) = parse_value_field(rest);
-            return Card {
-                keyword: name.trim_ascii().to_ascii_uppercase(),
-                field: None,
-                value,
-                comment,
-            };
+            return Card { keyword: name.trim_ascii().to_ascii_uppercase(), field: None, value, comment };
         }
         _ => {}
     }
     // standard keyword: value indicator "= " expected in columns 9-10 (tolerated from column 1)
     let (keyword, rest) = match image.find("= ") {
-        Some(idx) if idx <= 8 => (
-            image[..idx].trim_ascii().to_ascii_uppercase(),
-            &image[idx + 2..],
-        ),
+        Some(idx) if idx <= 8 => (image[..idx].trim_ascii().to_ascii_uppercase(), &image[idx + 2..]),
         // no value indicator: the text is the value (astropy's "invalid card")
         _ => return Card::new(kw_upper, Value::Str(text_after_kw()), None),
     };
     if let Some((field, value, comment)) = parse_rvkc(rest) {
-        return Card {
-            keyword,
-            field: Some(field),
-            value,
-            comment,
-        };
+        return Card { keyword, field: Some(field), value, comment };
     }
     let (value, comment) = parse_value_field(rest);
-    Card {
-        keyword,
-        field: None,
-        value,
-        comment,
-    }
+    Card { keyword, field: None, value, comment }
 }
 
 /// A record-valued card's `'field.spec: number' / comment`, as astropy recognises it.
@@ -576,11 +518,8 @@ fn is_fsc_number(s: &str) -> bool {
 /// blanks inside the number ignored (astropy's lenient reading).
 fn parse_number(s: &str) -> Option<Value> {
     // blanks inside a number are tolerated; copy only when there are some
-    let t: std::borrow::Cow<'_, str> = if s.contains(' ') {
-        s.chars().filter(|c| *c != ' ').collect::<String>().into()
-    } else {
-        s.into()
-    };
+    let t: std::borrow::Cow<'_, str> =
+        if s.contains(' ') { s.chars().filter(|c| *c != ' ').collect::<String>().into() } else { s.into() };
     let b = t.as_bytes();
     if b.is_empty() {
         return None;
@@ -593,18 +532,11 @@ fn parse_number(s: &str) -> Option<Value> {
         return t.parse::<f64>().ok().map(Value::Float);
     }
     // Rust accepts "inf"/"nan" spellings that FITS does not: digits, signs, point, exponent only
-    if !b
-        .iter()
-        .all(|&c| c.is_ascii_digit() || matches!(c, b'+' | b'-' | b'.' | b'E' | b'e' | b'D' | b'd'))
-    {
+    if !b.iter().all(|&c| c.is_ascii_digit() || matches!(c, b'+' | b'-' | b'.' | b'E' | b'e' | b'D' | b'd')) {
         return None;
     }
     if b.iter().any(|&c| c == b'D' || c == b'd') {
-        return t
-            .replace(['D', 'd'], "E")
-            .parse::<f64>()
-            .ok()
-            .map(Value::Float);
+        return t.replace(['D', 'd'], "E").parse::<f64>().ok().map(Value::Float);
     }
     t.parse::<f64>().ok().map(Value::Float)
 }
@@ -614,10 +546,7 @@ fn parse_value_field(rest: &str) -> (Value, Option<String>) {
     let s = rest.trim_ascii_start();
     let comment_of = |after: &str| -> Option<String> {
         let after = after.trim_ascii_start();
-        after
-            .strip_prefix('/')
-            .map(|c| c.trim_ascii().to_string())
-            .filter(|c| !c.is_empty())
+        after.strip_prefix('/').map(|c| c.trim_ascii().to_string()).filter(|c| !c.is_empty())
     };
     if let Some(body) = s.strip_prefix('\'') {
         // a string: '' is an escaped quote; the closing quote ends it
@@ -723,10 +652,7 @@ mod tests {
         assert_eq!(h.get_str("HISTORY"), Some(" step one"));
         assert_eq!(h.get("DP1.AXIS.1"), Some(&Value::Int(1)));
         assert_eq!(h.get("DP1.NAXES"), Some(&Value::Float(2.5)));
-        assert_eq!(
-            h.card("DP1.NAXES").map(Card::keyword).as_deref(),
-            Some("DP1.NAXES")
-        );
+        assert_eq!(h.card("DP1.NAXES").map(Card::keyword).as_deref(), Some("DP1.NAXES"));
         assert_eq!(h.get_str("NOVALUE"), Some(" free text here")); // columns 9-80, as astropy keeps them
         assert_eq!(h.len(), 7);
     }

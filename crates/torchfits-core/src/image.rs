@@ -196,9 +196,7 @@ impl Section {
 
     /// The whole of an image of `shape`.
     pub fn full(shape: &[usize]) -> Self {
-        Section {
-            ranges: shape.iter().map(|&n| 0..n).collect(),
-        }
+        Section { ranges: shape.iter().map(|&n| 0..n).collect() }
     }
 
     /// Parses a NumPy-style spec, `y0:y1,x0:x1`, for an image of `shape`: one item per axis, each
@@ -215,11 +213,7 @@ impl Section {
         }
         let mut ranges = Vec::with_capacity(items.len());
         for (axis, (item, &n)) in items.iter().zip(shape).enumerate() {
-            let bad = || {
-                Error::parameter(format!(
-                    "section {spec:?}: axis {axis}: {item:?} is not a range like a:b"
-                ))
-            };
+            let bad = || Error::parameter(format!("section {spec:?}: axis {axis}: {item:?} is not a range like a:b"));
             let bound = |t: &str, default: usize| -> Result<usize> {
                 let t = t.trim();
                 if t.is_empty() {
@@ -257,9 +251,7 @@ impl Section {
 
     /// Number of elements the section selects (saturating; no allocation).
     pub fn len(&self) -> usize {
-        self.ranges.iter().fold(1usize, |acc, r| {
-            acc.saturating_mul(r.end.saturating_sub(r.start))
-        })
+        self.ranges.iter().fold(1usize, |acc, r| acc.saturating_mul(r.end.saturating_sub(r.start)))
     }
 
     /// Whether the section selects nothing.
@@ -269,10 +261,7 @@ impl Section {
 
     /// The shape of the data the section selects.
     pub fn shape(&self) -> Vec<usize> {
-        self.ranges
-            .iter()
-            .map(|r| r.end.saturating_sub(r.start))
-            .collect()
+        self.ranges.iter().map(|r| r.end.saturating_sub(r.start)).collect()
     }
 
     /// `Ok` if the section fits an image of `shape`.
@@ -286,10 +275,7 @@ impl Section {
         }
         for (axis, (r, &n)) in self.ranges.iter().zip(shape).enumerate() {
             if r.start > r.end || r.end > n {
-                return Err(Error::parameter(format!(
-                    "section axis {axis}: {}..{} is outside 0..{n}",
-                    r.start, r.end
-                )));
+                return Err(Error::parameter(format!("section axis {axis}: {}..{} is outside 0..{n}", r.start, r.end)));
             }
         }
         Ok(())
@@ -417,34 +403,15 @@ impl<'f> ImageReader<'f> {
     ) -> Self {
         let plan = data_start.and_then(|start| {
             let bytes = (layout.bitpix.unsigned_abs() / 8) as u64;
-            let len = if layout.shape.is_empty() {
-                0
-            } else {
-                layout.len().ok()? as u64
-            };
+            let len = if layout.shape.is_empty() { 0 } else { layout.len().ok()? as u64 };
             let end = start.checked_add(len.checked_mul(bytes)?)?;
             let s = layout.scaling;
             // astropy ignores BLANK = 0
             let blank = s.blank.filter(|&b| b != 0);
-            Plan::new(
-                layout.bitpix,
-                layout.dtype,
-                s.bscale,
-                s.bzero,
-                blank,
-                (start, end),
-            )
+            Plan::new(layout.bitpix, layout.dtype, s.bscale, s.bzero, blank, (start, end))
         });
         let full = Section::full(&layout.shape);
-        ImageReader {
-            file,
-            index,
-            layout,
-            header,
-            plan,
-            tiles,
-            full,
-        }
+        ImageReader { file, index, layout, header, plan, tiles, full }
     }
 
     /// 0-based index of the HDU.
@@ -459,11 +426,7 @@ impl<'f> ImageReader<'f> {
 
     /// Number of pixels (0 when the HDU has no data).
     pub fn len(&self) -> usize {
-        if self.layout.shape.is_empty() {
-            0
-        } else {
-            self.layout.len().unwrap_or(0)
-        }
+        if self.layout.shape.is_empty() { 0 } else { self.layout.len().unwrap_or(0) }
     }
 
     /// Whether the image has no pixels.
@@ -521,10 +484,9 @@ impl<'f> ImageReader<'f> {
         section.check(&self.layout.shape).map_err(|e| self.err(e))?;
         let n = section.len();
         if out.len() != n {
-            return Err(self.err(Error::parameter(format!(
-                "output buffer holds {} elements, the read needs {n}",
-                out.len()
-            ))));
+            return Err(
+                self.err(Error::parameter(format!("output buffer holds {} elements, the read needs {n}", out.len())))
+            );
         }
         if n == 0 {
             return Ok(());
@@ -536,9 +498,7 @@ impl<'f> ImageReader<'f> {
         {
             let threads = self.file.threads();
             if let Some(direct) = self.file.direct() {
-                return direct
-                    .read(plan, &self.layout.shape, section, out, threads)
-                    .map_err(|e| self.err(e));
+                return direct.read(plan, &self.layout.shape, section, out, threads).map_err(|e| self.err(e));
             }
         }
         // cfitsio: compressed images, conversions to other types, gzip files
@@ -547,9 +507,7 @@ impl<'f> ImageReader<'f> {
         let result = if bands.len() > 1 {
             self.read_bands(&bands, out, nan_nulls)
         } else {
-            self.file
-                .handle_at(index)?
-                .read_section(section, out, nan_nulls)
+            self.file.handle_at(index)?.read_section(section, out, nan_nulls)
         };
         result.map_err(|e| {
             let e = self.file.explain_read_error(index, e);
@@ -564,23 +522,13 @@ impl<'f> ImageReader<'f> {
     fn tile_bands(&self, section: &Section, elem_bytes: usize) -> Vec<Section> {
         let threads = self.file.threads();
         let one = vec![section.clone()];
-        let Some(tiles) = self
-            .tiles
-            .as_ref()
-            .filter(|t| t.len() == section.ranges().len())
-        else {
+        let Some(tiles) = self.tiles.as_ref().filter(|t| t.len() == section.ranges().len()) else {
             return one;
         };
         let tile_rows = tiles[0];
-        let decoded = section
-            .ranges()
-            .iter()
-            .zip(tiles)
-            .zip(&self.layout.shape)
-            .fold(elem_bytes, |acc, ((r, &t), &n)| {
-                let span = (r.end.div_ceil(t) * t)
-                    .min(n)
-                    .saturating_sub(r.start / t * t);
+        let decoded =
+            section.ranges().iter().zip(tiles).zip(&self.layout.shape).fold(elem_bytes, |acc, ((r, &t), &n)| {
+                let span = (r.end.div_ceil(t) * t).min(n).saturating_sub(r.start / t * t);
                 acc.saturating_mul(span)
             });
         if threads < 2 || decoded < PARALLEL_DECODE_MIN_BYTES || !self.file.is_plain() {
@@ -608,12 +556,7 @@ impl<'f> ImageReader<'f> {
 
     /// Decodes each band on its own thread (the first on this one), each with its own cfitsio
     /// handle, into disjoint parts of `out`.
-    fn read_bands<T: Pixel>(
-        &mut self,
-        bands: &[Section],
-        out: &mut [T],
-        nan_nulls: bool,
-    ) -> Result<()> {
+    fn read_bands<T: Pixel>(&mut self, bands: &[Section], out: &mut [T], nan_nulls: bool) -> Result<()> {
         let mut chunks: Vec<(&Section, &mut [T])> = Vec::with_capacity(bands.len());
         let mut rest = out;
         for band in bands {
@@ -633,25 +576,14 @@ impl<'f> ImageReader<'f> {
         std::thread::scope(|scope| {
             let handles: Vec<_> = workers
                 .into_iter()
-                .map(|(band, chunk)| {
-                    scope.spawn(move || {
-                        reopener
-                            .open_at(index)?
-                            .read_section(band, chunk, nan_nulls)
-                    })
-                })
+                .map(|(band, chunk)| scope.spawn(move || reopener.open_at(index)?.read_section(band, chunk, nan_nulls)))
                 .collect();
             // the first band on this thread, with a fresh handle too (this reader's handle is
             // borrowed by `self`, and its position would move under other reads)
-            let mine = reopener
-                .open_at(index)
-                .and_then(|mut h| h.read_section(first_band, first_out, nan_nulls));
+            let mine = reopener.open_at(index).and_then(|mut h| h.read_section(first_band, first_out, nan_nulls));
             handles
                 .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(Error::decoding("a decoding thread panicked")))
-                })
+                .map(|h| h.join().unwrap_or_else(|_| Err(Error::decoding("a decoding thread panicked"))))
                 .fold(mine, |acc, r| acc.and(r))
         })
     }
@@ -708,20 +640,14 @@ impl<'f> ImageReader<'f> {
             Dtype::F32 => Pixels::F32(self.read_section(section)?),
             Dtype::F64 => Pixels::F64(self.read_section(section)?),
         };
-        Ok(ImageData {
-            shape: section.shape(),
-            pixels,
-        })
+        Ok(ImageData { shape: section.shape(), pixels })
     }
 
     fn alloc<T: Pixel>(&self, section: &Section) -> Result<Vec<T>> {
         section.check(&self.layout.shape).map_err(|e| self.err(e))?;
         let n = checked_len(&section.shape()).map_err(|e| self.err(e))?;
         let bytes = (n as u64).saturating_mul(std::mem::size_of::<T>() as u64);
-        self.file
-            .limits()
-            .check_alloc(bytes, "the image read")
-            .map_err(|e| self.err(e))?;
+        self.file.limits().check_alloc(bytes, "the image read").map_err(|e| self.err(e))?;
         Ok(vec![T::default(); n])
     }
 }

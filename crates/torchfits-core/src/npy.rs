@@ -27,19 +27,9 @@ pub fn descr(dtype: Dtype) -> &'static str {
 pub fn header(dtype: Dtype, shape: &[usize]) -> Vec<u8> {
     let shape_txt = match shape.len() {
         1 => format!("({},)", shape[0]),
-        _ => format!(
-            "({})",
-            shape
-                .iter()
-                .map(|n| n.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        _ => format!("({})", shape.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")),
     };
-    let mut dict = format!(
-        "{{'descr': '{}', 'fortran_order': False, 'shape': {shape_txt}, }}",
-        descr(dtype)
-    );
+    let mut dict = format!("{{'descr': '{}', 'fortran_order': False, 'shape': {shape_txt}, }}", descr(dtype));
     // magic(6) + version(2) + len(2) + dict + '\n' is a multiple of 64
     let total = 10 + dict.len() + 1;
     dict.push_str(&" ".repeat((64 - total % 64) % 64));
@@ -84,10 +74,8 @@ pub fn to_writer<W: Write>(mut w: W, data: &ImageData) -> std::io::Result<()> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn write(path: &Path, data: &ImageData) -> Result<()> {
-    let f =
-        File::create(path).map_err(|e| Error::io(e, "cannot create the output").in_file(path))?;
-    to_writer(BufWriter::new(f), data)
-        .map_err(|e| Error::io(e, "cannot write the output").in_file(path))
+    let f = File::create(path).map_err(|e| Error::io(e, "cannot create the output").in_file(path))?;
+    to_writer(BufWriter::new(f), data).map_err(|e| Error::io(e, "cannot write the output").in_file(path))
 }
 
 #[cfg(test)]

@@ -62,10 +62,7 @@ impl BufferPool {
 
     /// An empty pool that keeps at most `max_idle_bytes` in idle buffers.
     pub fn new(max_idle_bytes: usize) -> Self {
-        BufferPool {
-            shared: Arc::default(),
-            max_idle_bytes,
-        }
+        BufferPool { shared: Arc::default(), max_idle_bytes }
     }
 
     fn lock(&self) -> MutexGuard<'_, Shared> {
@@ -113,12 +110,7 @@ impl BufferPool {
                 buf
             }
         };
-        Ok(PooledBuffer {
-            storage,
-            len,
-            pool: self.clone(),
-            _pixel: PhantomData,
-        })
+        Ok(PooledBuffer { storage, len, pool: self.clone(), _pixel: PhantomData })
     }
 
     /// The pool's counters.

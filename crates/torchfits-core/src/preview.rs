@@ -42,9 +42,7 @@ impl std::str::FromStr for Stretch {
             "zscale" => Ok(Stretch::ZScale),
             "asinh" => Ok(Stretch::Asinh),
             "linear" | "minmax" => Ok(Stretch::Linear),
-            _ => Err(Error::parameter(format!(
-                "unknown stretch {s:?} (zscale, asinh or linear)"
-            ))),
+            _ => Err(Error::parameter(format!("unknown stretch {s:?} (zscale, asinh or linear)"))),
         }
     }
 }
@@ -59,12 +57,7 @@ pub fn zscale(values: &[f64]) -> (f64, f64) {
     const KREJ: f64 = 2.5;
     let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
     let stride = (finite.len() / SAMPLES).max(1);
-    let mut s: Vec<f64> = finite
-        .iter()
-        .step_by(stride)
-        .take(SAMPLES)
-        .copied()
-        .collect();
+    let mut s: Vec<f64> = finite.iter().step_by(stride).take(SAMPLES).copied().collect();
     if s.is_empty() {
         return (0.0, 1.0);
     }
@@ -99,17 +92,8 @@ pub fn zscale(values: &[f64]) -> (f64, f64) {
         }
         slope = (n * sxy - sx * sy) / den;
         let icpt = (sy - slope * sx) / n;
-        let flat: Vec<f64> = s
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| v - (icpt + slope * i as f64))
-            .collect();
-        let good: Vec<f64> = flat
-            .iter()
-            .zip(&bad)
-            .filter(|(_, b)| !**b)
-            .map(|(f, _)| *f)
-            .collect();
+        let flat: Vec<f64> = s.iter().enumerate().map(|(i, &v)| v - (icpt + slope * i as f64)).collect();
+        let good: Vec<f64> = flat.iter().zip(&bad).filter(|(_, b)| !**b).map(|(f, _)| *f).collect();
         let mean = good.iter().sum::<f64>() / good.len() as f64;
         let sd = (good.iter().map(|f| (f - mean).powi(2)).sum::<f64>() / good.len() as f64).sqrt();
         let thr = KREJ * sd;
@@ -130,11 +114,7 @@ pub fn zscale(values: &[f64]) -> (f64, f64) {
     if ngood >= minpix {
         let slope = slope / CONTRAST;
         let center = (npix - 1) / 2;
-        let median = if npix % 2 == 1 {
-            s[npix / 2]
-        } else {
-            0.5 * (s[npix / 2 - 1] + s[npix / 2])
-        };
+        let median = if npix % 2 == 1 { s[npix / 2] } else { 0.5 * (s[npix / 2 - 1] + s[npix / 2]) };
         lo = lo.max(median - (center as f64 - 1.0) * slope);
         hi = hi.min(median + (npix - center) as f64 * slope);
     }
@@ -155,9 +135,7 @@ fn percentile_interval(values: &[f64], lower: f64, upper: f64) -> (f64, f64) {
 /// flipped so that row 0 is at the bottom, as ds9 shows FITS images. NaN is black.
 pub fn render(values: &[f64], height: usize, width: usize, stretch: Stretch) -> Result<Vec<u8>> {
     if values.len() != height.saturating_mul(width) {
-        return Err(Error::parameter(
-            "preview: value count does not match height x width",
-        ));
+        return Err(Error::parameter("preview: value count does not match height x width"));
     }
     let (lo, hi) = match stretch {
         Stretch::ZScale => zscale(values),
@@ -172,20 +150,12 @@ pub fn render(values: &[f64], height: usize, width: usize, stretch: Stretch) -> 
             return 0;
         }
         let x = ((v - lo) / span).clamp(0.0, 1.0);
-        let y = if stretch == Stretch::Asinh {
-            (x / a).asinh() / norm
-        } else {
-            x
-        };
+        let y = if stretch == Stretch::Asinh { (x / a).asinh() / norm } else { x };
         (y * 255.0).round() as u8
     };
     let mut out = Vec::with_capacity(values.len());
     for row in (0..height).rev() {
-        out.extend(
-            values[row * width..(row + 1) * width]
-                .iter()
-                .map(|&v| level(v)),
-        );
+        out.extend(values[row * width..(row + 1) * width].iter().map(|&v| level(v)));
     }
     Ok(out)
 }
@@ -201,15 +171,12 @@ pub fn write_png(path: &Path, gray: &[u8], height: usize, width: usize) -> Resul
     let mut enc = png::Encoder::new(BufWriter::new(file), w, h);
     enc.set_color(png::ColorType::Grayscale);
     enc.set_depth(png::BitDepth::Eight);
-    let mut writer = enc
-        .write_header()
-        .map_err(|e| Error::io(std::io::Error::other(e), "cannot write the PNG").in_file(path))?;
+    let mut writer =
+        enc.write_header().map_err(|e| Error::io(std::io::Error::other(e), "cannot write the PNG").in_file(path))?;
     writer
         .write_image_data(gray)
         .map_err(|e| Error::io(std::io::Error::other(e), "cannot write the PNG").in_file(path))?;
-    writer
-        .finish()
-        .map_err(|e| Error::io(std::io::Error::other(e), "cannot write the PNG").in_file(path))
+    writer.finish().map_err(|e| Error::io(std::io::Error::other(e), "cannot write the PNG").in_file(path))
 }
 
 #[cfg(test)]
@@ -224,14 +191,9 @@ mod tests {
         v[4000] = -1e9;
         v[5000] = f64::NAN;
         assert_eq!(zscale(&v), (100.0, 106.0));
-        let w: Vec<f64> = (0..5000)
-            .map(|i| (i as f64 * 0.37).sin() * 50.0 + i as f64 * 0.01)
-            .collect();
+        let w: Vec<f64> = (0..5000).map(|i| (i as f64 * 0.37).sin() * 50.0 + i as f64 * 0.01).collect();
         let (lo, hi) = zscale(&w);
-        assert!(
-            (lo - -49.42762941019946).abs() < 1e-9 && (hi - 99.72187586970779).abs() < 1e-9,
-            "{lo} {hi}"
-        );
+        assert!((lo - -49.42762941019946).abs() < 1e-9 && (hi - 99.72187586970779).abs() < 1e-9, "{lo} {hi}");
     }
 
     #[test]

@@ -37,13 +37,7 @@ pub(crate) struct Index {
 
 impl Index {
     /// The HDU at `index`, scanning forward as needed; `None` past the last HDU.
-    pub(crate) fn get(
-        &mut self,
-        file: &File,
-        len: u64,
-        index: usize,
-        limits: &Limits,
-    ) -> Result<Option<&HduSpan>> {
+    pub(crate) fn get(&mut self, file: &File, len: u64, index: usize, limits: &Limits) -> Result<Option<&HduSpan>> {
         while self.hdus.len() <= index && !self.complete {
             self.scan_one(file, len, limits)?;
         }
@@ -64,24 +58,16 @@ impl Index {
         // ignores such trailing bytes, and so do we)
         if index > 0 {
             let mut magic = [0u8; 8];
-            if self.next + BLOCK > len
-                || file.read_exact_at(&mut magic, self.next).is_err()
-                || &magic != b"XTENSION"
-            {
+            if self.next + BLOCK > len || file.read_exact_at(&mut magic, self.next).is_err() || &magic != b"XTENSION" {
                 self.complete = true;
                 return Ok(());
             }
         }
         if index >= limits.max_hdus {
-            return Err(Error::limits(format!(
-                "more than {} HDUs (Limits::max_hdus)",
-                limits.max_hdus
-            )));
+            return Err(Error::limits(format!("more than {} HDUs (Limits::max_hdus)", limits.max_hdus)));
         }
-        let (raw, header_blocks) =
-            read_header(file, self.next, limits).map_err(|e| e.in_hdu(index))?;
-        let header =
-            Header::parse_limited(&raw, limits.max_header_cards).map_err(|e| e.in_hdu(index))?;
+        let (raw, header_blocks) = read_header(file, self.next, limits).map_err(|e| e.in_hdu(index))?;
+        let header = Header::parse_limited(&raw, limits.max_header_cards).map_err(|e| e.in_hdu(index))?;
         let data_len = data_size(&header).map_err(|e| e.in_hdu(index))?;
         let data_start = self.next + header_blocks * BLOCK;
         self.next = data_len
@@ -89,10 +75,7 @@ impl Index {
             .checked_mul(BLOCK)
             .and_then(|d| data_start.checked_add(d))
             .ok_or_else(|| Error::decoding("data size overflows").in_hdu(index))?;
-        self.hdus.push(HduSpan {
-            header: Arc::new(header),
-            data_start,
-        });
+        self.hdus.push(HduSpan { header: Arc::new(header), data_start });
         Ok(())
     }
 }
@@ -130,39 +113,26 @@ fn read_header(file: &File, at: u64, limits: &Limits) -> Result<(Vec<u8>, u64)> 
 /// Bytes of data after a header: |BITPIX|/8 x GCOUNT x (PCOUNT + NAXIS1 x ... x NAXISn), with
 /// NAXIS1 = 0 skipped for random groups.
 fn data_size(h: &Header) -> Result<u64> {
-    let naxis = h
-        .get_i64("NAXIS")
-        .ok_or_else(|| Error::decoding("NAXIS missing or not an integer"))?;
+    let naxis = h.get_i64("NAXIS").ok_or_else(|| Error::decoding("NAXIS missing or not an integer"))?;
     if naxis <= 0 {
         return Ok(0);
     }
     if naxis > 999 {
-        return Err(Error::decoding(format!(
-            "NAXIS = {naxis} is outside 0..=999"
-        )));
+        return Err(Error::decoding(format!("NAXIS = {naxis} is outside 0..=999")));
     }
-    let bitpix = h
-        .get_i64("BITPIX")
-        .ok_or_else(|| Error::decoding("BITPIX missing or not an integer"))?;
+    let bitpix = h.get_i64("BITPIX").ok_or_else(|| Error::decoding("BITPIX missing or not an integer"))?;
     let groups = h.get_bool("GROUPS") == Some(true) && h.get_i64("NAXIS1") == Some(0);
     let mut n: u64 = 1;
     for k in 1..=naxis {
-        let v = h
-            .get_i64(&format!("NAXIS{k}"))
-            .ok_or_else(|| Error::decoding(format!("NAXIS{k} missing")))?;
-        let v =
-            u64::try_from(v).map_err(|_| Error::decoding(format!("NAXIS{k} = {v} is negative")))?;
+        let v = h.get_i64(&format!("NAXIS{k}")).ok_or_else(|| Error::decoding(format!("NAXIS{k} missing")))?;
+        let v = u64::try_from(v).map_err(|_| Error::decoding(format!("NAXIS{k} = {v} is negative")))?;
         if k == 1 && groups {
             continue;
         }
-        n = n
-            .checked_mul(v)
-            .ok_or_else(|| Error::decoding("data size overflows"))?;
+        n = n.checked_mul(v).ok_or_else(|| Error::decoding("data size overflows"))?;
     }
-    let pcount = u64::try_from(h.get_i64("PCOUNT").unwrap_or(0))
-        .map_err(|_| Error::decoding("PCOUNT is negative"))?;
-    let gcount = u64::try_from(h.get_i64("GCOUNT").unwrap_or(1))
-        .map_err(|_| Error::decoding("GCOUNT is negative"))?;
+    let pcount = u64::try_from(h.get_i64("PCOUNT").unwrap_or(0)).map_err(|_| Error::decoding("PCOUNT is negative"))?;
+    let gcount = u64::try_from(h.get_i64("GCOUNT").unwrap_or(1)).map_err(|_| Error::decoding("GCOUNT is negative"))?;
     n.checked_add(pcount)
         .and_then(|n| n.checked_mul(gcount))
         .and_then(|n| n.checked_mul(bitpix.unsigned_abs() / 8))

@@ -6,7 +6,5 @@
 mod reader;
 mod schema;
 
-pub use reader::{
-    ColumnData, ColumnValues, DEFAULT_BATCH_ROWS, TableBatch, TableBatches, TableReader,
-};
+pub use reader::{ColumnData, ColumnValues, DEFAULT_BATCH_ROWS, TableBatch, TableBatches, TableReader};
 pub use schema::{ColumnSchema, ColumnType, FitsType, TableSchema};

@@ -83,11 +83,10 @@ pub struct TableBatch {
 impl TableBatch {
     /// The column named `name`.
     pub fn column(&self, name: &str) -> Option<&ColumnData> {
-        self.columns.iter().find(|c| c.name == name).or_else(|| {
-            self.columns
-                .iter()
-                .find(|c| c.name.eq_ignore_ascii_case(name))
-        })
+        self.columns
+            .iter()
+            .find(|c| c.name == name)
+            .or_else(|| self.columns.iter().find(|c| c.name.eq_ignore_ascii_case(name)))
     }
 }
 
@@ -122,23 +121,10 @@ pub struct TableReader<'f> {
 }
 
 impl<'f> TableReader<'f> {
-    pub(crate) fn new(
-        file: &'f mut FitsFile,
-        index: usize,
-        schema: TableSchema,
-        data_start: Option<u64>,
-    ) -> Self {
+    pub(crate) fn new(file: &'f mut FitsFile, index: usize, schema: TableSchema, data_start: Option<u64>) -> Self {
         let selected = (0..schema.columns.len()).collect();
         let rows = 0..schema.nrows;
-        TableReader {
-            file,
-            index,
-            schema,
-            data_start,
-            selected,
-            rows,
-            batch_rows: DEFAULT_BATCH_ROWS,
-        }
+        TableReader { file, index, schema, data_start, selected, rows, batch_rows: DEFAULT_BATCH_ROWS }
     }
 
     fn err(&self, e: Error) -> Error {
@@ -157,12 +143,7 @@ impl<'f> TableReader<'f> {
             match self.schema.column(name.as_ref()) {
                 Some(c) => selected.push(c.index),
                 None => {
-                    let known: Vec<&str> = self
-                        .schema
-                        .columns
-                        .iter()
-                        .map(|c| c.name.as_str())
-                        .collect();
+                    let known: Vec<&str> = self.schema.columns.iter().map(|c| c.name.as_str()).collect();
                     return Err(self.err(Error::parameter(format!(
                         "no column named {:?} (the columns are {known:?})",
                         name.as_ref()
@@ -197,17 +178,9 @@ impl<'f> TableReader<'f> {
         let len = self.rows.end - self.rows.start;
         let batch_rows = (self.batch_rows as u64).min(len.max(1)) as usize;
         let bytes = (batch_rows as u64).saturating_mul(self.schema.row_bytes as u64);
-        self.file
-            .limits()
-            .check_alloc(bytes, "a batch of table rows")
-            .map_err(|e| self.err(e))?;
+        self.file.limits().check_alloc(bytes, "a batch of table rows").map_err(|e| self.err(e))?;
         let next = self.rows.start;
-        Ok(TableBatches {
-            reader: self,
-            next,
-            batch_rows,
-            block: Vec::new(),
-        })
+        Ok(TableBatches { reader: self, next, batch_rows, block: Vec::new() })
     }
 }
 
@@ -242,29 +215,15 @@ impl TableBatches<'_> {
         let row_bytes = r.schema.row_bytes;
         self.block.resize(n * row_bytes, 0);
         if !self.block.is_empty() {
-            r.file
-                .read_table_rows(r.index, r.data_start, first, row_bytes, &mut self.block)?;
+            r.file.read_table_rows(r.index, r.data_start, first, row_bytes, &mut self.block)?;
         }
-        let columns = r
-            .selected
-            .iter()
-            .map(|&c| decode(&r.schema.columns[c], &self.block, row_bytes, n))
-            .collect();
-        Ok(TableBatch {
-            first_row: first,
-            num_rows: n,
-            columns,
-        })
+        let columns = r.selected.iter().map(|&c| decode(&r.schema.columns[c], &self.block, row_bytes, n)).collect();
+        Ok(TableBatch { first_row: first, num_rows: n, columns })
     }
 }
 
 /// The bytes of column `c` in each of the `n` rows of `block`.
-fn cells<'a>(
-    c: &ColumnSchema,
-    block: &'a [u8],
-    row_bytes: usize,
-    n: usize,
-) -> impl Iterator<Item = &'a [u8]> {
+fn cells<'a>(c: &ColumnSchema, block: &'a [u8], row_bytes: usize, n: usize) -> impl Iterator<Item = &'a [u8]> {
     (0..n).map(move |r| &block[r * row_bytes + c.offset..r * row_bytes + c.offset + c.width])
 }
 
@@ -295,13 +254,8 @@ fn decode(c: &ColumnSchema, block: &[u8], row_bytes: usize, n: usize) -> ColumnD
     let (values, nulls) = match c.fits_type {
         FitsType::Logical => {
             let raw: Vec<u8> = cells(c, block, row_bytes, n).flatten().copied().collect();
-            let nulls = raw
-                .contains(&0)
-                .then(|| raw.iter().map(|&b| b == 0).collect());
-            (
-                ColumnValues::Bool(raw.iter().map(|&b| b == b'T').collect()),
-                nulls,
-            )
+            let nulls = raw.contains(&0).then(|| raw.iter().map(|&b| b == 0).collect());
+            (ColumnValues::Bool(raw.iter().map(|&b| b == b'T').collect()), nulls)
         }
         FitsType::Bit => {
             let mut out = Vec::with_capacity(n * c.repeat);
@@ -327,10 +281,7 @@ fn decode(c: &ColumnSchema, block: &[u8], row_bytes: usize, n: usize) -> ColumnD
         FitsType::Byte => {
             let raw: Vec<u8> = cells(c, block, row_bytes, n).flatten().copied().collect();
             let nulls = nulls_of(&raw, c.null);
-            (
-                integer(c, raw, |v| v as f64, ColumnValues::U8, &nulls),
-                nulls,
-            )
+            (integer(c, raw, |v| v as f64, ColumnValues::U8, &nulls), nulls)
         }
         FitsType::Short => {
             let raw = be_values!(c, block, row_bytes, n, i16);
@@ -365,9 +316,7 @@ fn decode(c: &ColumnSchema, block: &[u8], row_bytes: usize, n: usize) -> ColumnD
         FitsType::Float => {
             let raw = be_values!(c, block, row_bytes, n, f32);
             let values = match c.column_type {
-                ColumnType::F64 => {
-                    ColumnValues::F64(raw.iter().map(|&v| v as f64 * c.scale + c.zero).collect())
-                }
+                ColumnType::F64 => ColumnValues::F64(raw.iter().map(|&v| v as f64 * c.scale + c.zero).collect()),
                 _ => ColumnValues::F32(raw),
             };
             (values, None)
@@ -375,20 +324,14 @@ fn decode(c: &ColumnSchema, block: &[u8], row_bytes: usize, n: usize) -> ColumnD
         FitsType::Double => {
             let raw = be_values!(c, block, row_bytes, n, f64);
             let scaled = c.scale != 1.0 || c.zero != 0.0;
-            let values = if scaled {
-                raw.iter().map(|&v| v * c.scale + c.zero).collect()
-            } else {
-                raw
-            };
+            let values = if scaled { raw.iter().map(|&v| v * c.scale + c.zero).collect() } else { raw };
             (ColumnValues::F64(values), None)
         }
         FitsType::Complex => {
             let raw = be_values!(c, block, row_bytes, n, f32);
             let values = match c.column_type {
                 ColumnType::ComplexF64 => ColumnValues::ComplexF64(
-                    raw.chunks_exact(2)
-                        .map(|p| [p[0] as f64 * c.scale + c.zero, p[1] as f64 * c.scale])
-                        .collect(),
+                    raw.chunks_exact(2).map(|p| [p[0] as f64 * c.scale + c.zero, p[1] as f64 * c.scale]).collect(),
                 ),
                 _ => ColumnValues::ComplexF32(raw.chunks_exact(2).map(|p| [p[0], p[1]]).collect()),
             };
@@ -397,27 +340,11 @@ fn decode(c: &ColumnSchema, block: &[u8], row_bytes: usize, n: usize) -> ColumnD
         FitsType::DoubleComplex => {
             let raw = be_values!(c, block, row_bytes, n, f64);
             let (s, z) = (c.scale, c.zero);
-            (
-                ColumnValues::ComplexF64(
-                    raw.chunks_exact(2)
-                        .map(|p| [p[0] * s + z, p[1] * s])
-                        .collect(),
-                ),
-                None,
-            )
+            (ColumnValues::ComplexF64(raw.chunks_exact(2).map(|p| [p[0] * s + z, p[1] * s]).collect()), None)
         }
     };
-    let per_row = if c.fits_type == FitsType::Char {
-        1
-    } else {
-        c.repeat
-    };
-    ColumnData {
-        name: c.name.clone(),
-        per_row,
-        values,
-        nulls,
-    }
+    let per_row = if c.fits_type == FitsType::Char { 1 } else { c.repeat };
+    ColumnData { name: c.name.clone(), per_row, values, nulls }
 }
 
 /// An integer column: as stored, or scaled to f64 (TNULL elements NaN) when TSCAL/TZERO apply.
@@ -431,12 +358,9 @@ fn integer<T: Copy>(
     if c.column_type != ColumnType::F64 {
         return wrap(raw);
     }
-    let scaled = raw.iter().enumerate().map(|(i, &v)| {
-        if nulls.as_ref().is_some_and(|m| m[i]) {
-            f64::NAN
-        } else {
-            to_f64(v) * c.scale + c.zero
-        }
-    });
+    let scaled = raw
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| if nulls.as_ref().is_some_and(|m| m[i]) { f64::NAN } else { to_f64(v) * c.scale + c.zero });
     ColumnValues::F64(scaled.collect())
 }

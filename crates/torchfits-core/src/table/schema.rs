@@ -153,8 +153,7 @@ impl TableSchema {
                 .and_then(|v| u64::try_from(v).ok())
                 .ok_or_else(|| Error::decoding(format!("{k} missing or negative")))
         };
-        let row_bytes = usize::try_from(get_count("NAXIS1")?)
-            .map_err(|_| Error::decoding("NAXIS1 too large"))?;
+        let row_bytes = usize::try_from(get_count("NAXIS1")?).map_err(|_| Error::decoding("NAXIS1 too large"))?;
         let nrows = get_count("NAXIS2")?;
         let tfields = get_count("TFIELDS")?;
         if tfields > 999 {
@@ -164,52 +163,36 @@ impl TableSchema {
         let mut offset = 0usize;
         for n in 1..=tfields as usize {
             let column = ColumnSchema::from_header(header, n, offset)?;
-            offset = offset
-                .checked_add(column.width)
-                .ok_or_else(|| Error::decoding("column widths overflow"))?;
+            offset = offset.checked_add(column.width).ok_or_else(|| Error::decoding("column widths overflow"))?;
             columns.push(column);
         }
         if offset != row_bytes {
-            return Err(Error::decoding(format!(
-                "the columns take {offset} bytes per row, NAXIS1 says {row_bytes}"
-            )));
+            return Err(Error::decoding(format!("the columns take {offset} bytes per row, NAXIS1 says {row_bytes}")));
         }
-        Ok(TableSchema {
-            columns,
-            row_bytes,
-            nrows,
-        })
+        Ok(TableSchema { columns, row_bytes, nrows })
     }
 
     /// The column named `name` (case-insensitive, as astropy matches names).
     pub fn column(&self, name: &str) -> Option<&ColumnSchema> {
         let name = name.trim();
-        self.columns.iter().find(|c| c.name == name).or_else(|| {
-            self.columns
-                .iter()
-                .find(|c| c.name.eq_ignore_ascii_case(name))
-        })
+        self.columns
+            .iter()
+            .find(|c| c.name == name)
+            .or_else(|| self.columns.iter().find(|c| c.name.eq_ignore_ascii_case(name)))
     }
 }
 
 /// `rT...`: the repeat count (default 1) and the rest.
 fn split_tform(tform: &str) -> (Option<usize>, &str) {
     let digits = tform.bytes().take_while(u8::is_ascii_digit).count();
-    let repeat = if digits == 0 {
-        None
-    } else {
-        tform[..digits].parse().ok()
-    };
+    let repeat = if digits == 0 { None } else { tform[..digits].parse().ok() };
     (repeat, &tform[digits..])
 }
 
 /// `(a,b,c)` in FITS order as a C-order shape.
 fn parse_tdim(text: &str) -> Option<Vec<usize>> {
     let inner = text.trim().strip_prefix('(')?.strip_suffix(')')?;
-    let mut dims: Vec<usize> = inner
-        .split(',')
-        .map(|d| d.trim().parse().ok())
-        .collect::<Option<_>>()?;
+    let mut dims: Vec<usize> = inner.split(',').map(|d| d.trim().parse().ok()).collect::<Option<_>>()?;
     dims.reverse();
     Some(dims)
 }
@@ -221,11 +204,7 @@ impl ColumnSchema {
             .get_str(&key("TFORM"))
             .ok_or_else(|| Error::decoding(format!("TFORM{n} missing or not a string")))?;
         let tform = tform_raw.trim().to_ascii_uppercase();
-        let bad = || {
-            Error::decoding(format!(
-                "TFORM{n} = {tform_raw:?} is not a binary table format"
-            ))
-        };
+        let bad = || Error::decoding(format!("TFORM{n} = {tform_raw:?} is not a binary table format"));
         let (repeat, rest) = split_tform(&tform);
         let code = *rest.as_bytes().first().ok_or_else(bad)?;
         if code == b'P' || code == b'Q' {
@@ -250,15 +229,8 @@ impl ColumnSchema {
             .unwrap_or_else(|| format!("col{n}"));
         let scale = header.get_f64(&key("TSCAL")).unwrap_or(1.0);
         let zero = header.get_f64(&key("TZERO")).unwrap_or(0.0);
-        let integer = matches!(
-            fits_type,
-            FitsType::Byte | FitsType::Short | FitsType::Int | FitsType::Long
-        );
-        let null = if integer {
-            header.get_i64(&key("TNULL"))
-        } else {
-            None
-        };
+        let integer = matches!(fits_type, FitsType::Byte | FitsType::Short | FitsType::Int | FitsType::Long);
+        let null = if integer { header.get_i64(&key("TNULL")) } else { None };
         let scaled = scale != 1.0 || zero != 0.0;
         let column_type = match fits_type {
             FitsType::Logical => ColumnType::Bool,
@@ -290,10 +262,7 @@ impl ColumnSchema {
             fits_type,
             repeat,
             dims,
-            unit: header
-                .get_str(&key("TUNIT"))
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty()),
+            unit: header.get_str(&key("TUNIT")).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()),
             scale,
             zero,
             null,
@@ -336,11 +305,8 @@ mod tests {
             "TFORM8  = 'L       '",
         ]);
         let s = TableSchema::from_header(&h).expect("schema");
-        let summary: Vec<_> = s
-            .columns
-            .iter()
-            .map(|c| (c.name.as_str(), c.repeat, c.offset, c.width, c.column_type))
-            .collect();
+        let summary: Vec<_> =
+            s.columns.iter().map(|c| (c.name.as_str(), c.repeat, c.offset, c.width, c.column_type)).collect();
         assert_eq!(
             summary,
             vec![
@@ -367,11 +333,9 @@ mod tests {
             "NAXIS2  =                    1",
             "TFIELDS =                    1",
         ];
-        for (tform, what) in [
-            ("'4Z'", "not a binary table format"),
-            ("'2E'", "NAXIS1 says 4"),
-            ("'1PE(5)'", "variable-length"),
-        ] {
+        for (tform, what) in
+            [("'4Z'", "not a binary table format"), ("'2E'", "NAXIS1 says 4"), ("'1PE(5)'", "variable-length")]
+        {
             let mut cards: Vec<String> = base.iter().map(|s| s.to_string()).collect();
             cards.push(format!("TFORM1  = {tform}"));
             let refs: Vec<&str> = cards.iter().map(String::as_str).collect();
