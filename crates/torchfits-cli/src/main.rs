@@ -5,6 +5,7 @@
 #![deny(unsafe_code)]
 
 mod bench;
+mod table;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -42,17 +43,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Read an image (or a section of one) into a NumPy .npy file.
+    /// Read an image (or a section of one) into a NumPy .npy file, or a table into Parquet or
+    /// Arrow IPC.
     Read {
         /// The FITS file.
         file: PathBuf,
         /// HDU: 0-based index, EXTNAME, or EXTNAME,EXTVER.
         #[arg(long, default_value = "0", value_parser = parse_hdu)]
         hdu: HduSelector,
-        /// NumPy-style section, C order, 0-based half-open: `y0:y1,x0:x1`.
+        /// Image: NumPy-style section, C order, 0-based half-open: `y0:y1,x0:x1`.
         #[arg(long)]
         section: Option<String>,
-        /// Output file (.npy).
+        /// Table: the columns to read, comma-separated (default: all).
+        #[arg(long, value_delimiter = ',')]
+        columns: Option<Vec<String>>,
+        /// Table: the rows to read, `a:b` (0-based, half-open; a bound may be omitted).
+        #[arg(long)]
+        rows: Option<String>,
+        /// Output file: .npy for an image, .parquet or .arrow for a table.
         #[arg(short = 'o', long = "output")]
         output: PathBuf,
     },
@@ -96,7 +104,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Info { file, json } => info(&file, json),
         Command::Header { file, hdu, json } => header(&file, hdu, json),
-        Command::Read { file, hdu, section, output } => read(&file, hdu, section.as_deref(), &output),
+        Command::Read { file, hdu, section, columns, rows, output } => {
+            read(&file, hdu, section.as_deref(), columns, rows.as_deref(), &output)
+        }
         Command::Bench { dir, runs, json } => bench::run(&dir, runs, json.as_deref()),
         Command::Preview { file, hdu, section, stretch, output } => {
             preview(&file, hdu, section.as_deref(), stretch, &output)
@@ -220,25 +230,43 @@ fn extension(path: &Path) -> String {
     path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase()
 }
 
-fn read(path: &Path, hdu: HduSelector, section: Option<&str>, output: &Path) -> Result<(), Error> {
+fn read(
+    path: &Path,
+    hdu: HduSelector,
+    section: Option<&str>,
+    columns: Option<Vec<String>>,
+    rows: Option<&str>,
+    output: &Path,
+) -> Result<(), Error> {
     let mut file = FitsFile::open(path)?;
     let info = file.hdu(hdu.clone())?;
     let in_hdu = |e: Error| e.in_hdu(info.index).in_file(path);
-    match (extension(output).as_str(), info.kind) {
+    let ext = extension(output);
+    match (ext.as_str(), info.kind) {
         ("npy", HduKind::Image) => {}
+        ("parquet" | "arrow", HduKind::BinTable | HduKind::AsciiTable) => {
+            let rows = match rows {
+                Some(spec) => Some(parse_rows(spec, info.nrows.unwrap_or(0)).map_err(in_hdu)?),
+                None => None,
+            };
+            return table::write(&mut file, info.index, columns, rows, output, ext == "parquet");
+        }
         ("npy", kind) => {
             return Err(in_hdu(Error::new(
                 ErrorKind::Parameter,
-                format!("the HDU is a {kind}; .npy output is for images"),
+                format!("the HDU is a {kind}; .npy output is for images (tables go to .parquet or .arrow)"),
             )));
         }
-        ("parquet" | "arrow", HduKind::BinTable | HduKind::AsciiTable) => {
-            return Err(in_hdu(Error::new(ErrorKind::Unsupported, "table reads are not supported yet")));
+        ("parquet" | "arrow", kind) => {
+            return Err(in_hdu(Error::new(
+                ErrorKind::Parameter,
+                format!("the HDU is a {kind}; .{ext} output is for tables (images go to .npy)"),
+            )));
         }
         (ext, _) => {
             return Err(in_hdu(Error::new(
                 ErrorKind::Parameter,
-                format!("cannot write .{ext} output: use .npy for images"),
+                format!("cannot write .{ext} output: use .npy for images, .parquet or .arrow for tables"),
             )));
         }
     }
@@ -249,6 +277,16 @@ fn read(path: &Path, hdu: HduSelector, section: Option<&str>, output: &Path) -> 
     };
     let data = image.read_data(section.as_ref())?;
     npy::write(output, &data)
+}
+
+/// `a:b`, `a:`, `:b` or `:` for a table of `n` rows.
+fn parse_rows(spec: &str, n: u64) -> Result<std::ops::Range<u64>, Error> {
+    let bad = || Error::new(ErrorKind::Parameter, format!("--rows {spec:?} is not a range like a:b"));
+    let (a, b) = spec.split_once(':').ok_or_else(bad)?;
+    let bound = |t: &str, default: u64| -> Result<u64, Error> {
+        if t.trim().is_empty() { Ok(default) } else { t.trim().parse().map_err(|_| bad()) }
+    };
+    Ok(bound(a, 0)?..bound(b, n)?)
 }
 
 fn preview(path: &Path, hdu: HduSelector, section: Option<&str>, stretch: Stretch, output: &Path) -> Result<(), Error> {

@@ -1,8 +1,10 @@
 //! Binary tables: the schema ([`TableSchema`]) and a batched, columnar reader ([`TableReader`]).
 //!
 //! Not yet here (next steps of this module): variable-length array columns (`P`, `Q`), ASCII
-//! tables, row filters, Arrow/Parquet output and parallel decoding of row blocks.
+//! tables, row filters and parallel decoding of row blocks.
 
+#[cfg(feature = "arrow")]
+pub mod arrow;
 mod reader;
 mod schema;
 

@@ -210,6 +210,12 @@ impl Iterator for TableBatches<'_> {
 }
 
 impl TableBatches<'_> {
+    /// A batch of no rows with the selected columns: for writing the schema of an empty selection.
+    pub fn empty_batch(&mut self) -> Result<TableBatch> {
+        let first = self.reader.rows.start;
+        self.read_batch(first, 0)
+    }
+
     fn read_batch(&mut self, first: u64, n: usize) -> Result<TableBatch> {
         let r = &mut self.reader;
         let row_bytes = r.schema.row_bytes;

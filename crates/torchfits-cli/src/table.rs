@@ -1,0 +1,76 @@
+//! `torchfits read` for tables: batches from the core's `TableReader`, written as Parquet or Arrow
+//! IPC as they come (memory bounded by one batch).
+
+use std::fs::File;
+use std::path::Path;
+
+use arrow_ipc::writer::FileWriter;
+use parquet::arrow::ArrowWriter;
+use torchfits_core::table::arrow::conform_strings;
+use torchfits_core::{Error, ErrorKind, FitsFile};
+
+enum Writer {
+    Parquet(ArrowWriter<File>),
+    Ipc(FileWriter<File>),
+}
+
+fn io(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
+    Error::new(ErrorKind::Io, format!("{what}: {e}")).in_file(path)
+}
+
+/// Reads `columns` and `rows` of the table at HDU `index` into `output` (Parquet or Arrow IPC).
+pub fn write(
+    file: &mut FitsFile,
+    index: usize,
+    columns: Option<Vec<String>>,
+    rows: Option<std::ops::Range<u64>>,
+    output: &Path,
+    parquet: bool,
+) -> Result<(), Error> {
+    let mut reader = file.table(index)?;
+    if let Some(columns) = &columns {
+        reader = reader.with_columns(columns)?;
+    }
+    if let Some(rows) = rows {
+        reader = reader.with_rows(rows)?;
+    }
+    let mut batches = reader.build()?;
+    let first = match batches.next() {
+        Some(batch) => batch?,
+        None => batches.empty_batch()?,
+    };
+    let first = first.into_record_batch()?;
+    let schema = first.schema();
+    let out = File::create(output).map_err(|e| io(output, "cannot create the output", e))?;
+    let mut writer = if parquet {
+        Writer::Parquet(
+            ArrowWriter::try_new(out, schema.clone(), None).map_err(|e| io(output, "cannot write Parquet", e))?,
+        )
+    } else {
+        Writer::Ipc(FileWriter::try_new(out, &schema).map_err(|e| io(output, "cannot write Arrow IPC", e))?)
+    };
+    let mut replaced = 0;
+    let put = |writer: &mut Writer, batch| -> Result<(), Error> {
+        match writer {
+            Writer::Parquet(w) => w.write(&batch).map_err(|e| io(output, "cannot write Parquet", e)),
+            Writer::Ipc(w) => w.write(&batch).map_err(|e| io(output, "cannot write Arrow IPC", e)),
+        }
+    };
+    put(&mut writer, first)?;
+    for batch in batches {
+        let (batch, n) = conform_strings(batch?.into_record_batch()?, &schema)?;
+        replaced += n;
+        put(&mut writer, batch)?;
+    }
+    match writer {
+        Writer::Parquet(w) => w.close().map(|_| ()).map_err(|e| io(output, "cannot finish Parquet", e))?,
+        Writer::Ipc(mut w) => w.finish().map_err(|e| io(output, "cannot finish Arrow IPC", e))?,
+    }
+    if replaced > 0 {
+        eprintln!(
+            "torchfits: {}: {replaced} strings held bytes that are not UTF-8; written with U+FFFD",
+            output.display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! Table batches as Arrow record batches (feature `arrow`, on by default). Numeric buffers move
+//! into Arrow without a copy.
+//!
+//! The mapping, astropy's reading of FITS tables:
+//! - one Arrow column per selected FITS column, named as in TTYPEn;
+//! - a repeat count above 1 (or `X` bits) is a fixed-size list of that many elements;
+//! - complex values are a struct `{re, im}`;
+//! - strings are `Utf8` when the batch's bytes are valid UTF-8, `Binary` otherwise;
+//! - integers equal to TNULL are null; an undefined logical (stored 0) is `false`, as astropy
+//!   reads it (the null mask stays available in [`ColumnData::nulls`]).
+
+use std::sync::Arc;
+
+use arrow_array::{
+    Array, ArrayRef, BinaryArray, BooleanArray, FixedSizeListArray, PrimitiveArray, RecordBatch, StringArray,
+    StructArray, types,
+};
+use arrow_buffer::{BooleanBuffer, NullBuffer, OffsetBuffer, ScalarBuffer};
+use arrow_schema::{DataType, Field, Fields, Schema};
+
+use crate::error::{Error, Result};
+use crate::table::reader::{ColumnData, ColumnValues, TableBatch};
+
+fn primitive<T: arrow_array::ArrowPrimitiveType>(values: Vec<T::Native>, nulls: Option<NullBuffer>) -> ArrayRef {
+    Arc::new(PrimitiveArray::<T>::new(ScalarBuffer::from(values), nulls))
+}
+
+/// Arrow's validity (true = valid) from our per-element null flags.
+fn validity(nulls: Option<Vec<bool>>) -> Option<NullBuffer> {
+    nulls.map(|n| NullBuffer::new(BooleanBuffer::from_iter(n.into_iter().map(|null| !null))))
+}
+
+fn complex_f32(pairs: Vec<[f32; 2]>) -> ArrayRef {
+    let (re, im): (Vec<f32>, Vec<f32>) = pairs.into_iter().map(|[a, b]| (a, b)).unzip();
+    complex_struct(primitive::<types::Float32Type>(re, None), primitive::<types::Float32Type>(im, None))
+}
+
+fn complex_f64(pairs: Vec<[f64; 2]>) -> ArrayRef {
+    let (re, im): (Vec<f64>, Vec<f64>) = pairs.into_iter().map(|[a, b]| (a, b)).unzip();
+    complex_struct(primitive::<types::Float64Type>(re, None), primitive::<types::Float64Type>(im, None))
+}
+
+fn complex_struct(re: ArrayRef, im: ArrayRef) -> ArrayRef {
+    let fields = Fields::from(vec![
+        Field::new("re", re.data_type().clone(), false),
+        Field::new("im", im.data_type().clone(), false),
+    ]);
+    Arc::new(StructArray::new(fields, vec![re, im], None))
+}
+
+/// One column as an Arrow array (flat: `num_rows * per_row` elements, or one string per row).
+fn flat_array(column: ColumnData) -> Result<ArrayRef> {
+    let nulls = || validity(column.nulls.clone());
+    Ok(match column.values {
+        // astropy reads an undefined logical as false
+        ColumnValues::Bool(v) => Arc::new(BooleanArray::from(v)),
+        ColumnValues::U8(v) => primitive::<types::UInt8Type>(v, nulls()),
+        ColumnValues::I16(v) => primitive::<types::Int16Type>(v, nulls()),
+        ColumnValues::U16(v) => primitive::<types::UInt16Type>(v, nulls()),
+        ColumnValues::I32(v) => primitive::<types::Int32Type>(v, nulls()),
+        ColumnValues::U32(v) => primitive::<types::UInt32Type>(v, nulls()),
+        ColumnValues::I64(v) => primitive::<types::Int64Type>(v, nulls()),
+        ColumnValues::U64(v) => primitive::<types::UInt64Type>(v, nulls()),
+        ColumnValues::F32(v) => primitive::<types::Float32Type>(v, None),
+        // a scaled integer column: TNULL elements are null (their value is NaN)
+        ColumnValues::F64(v) => primitive::<types::Float64Type>(v, nulls()),
+        ColumnValues::ComplexF32(v) => complex_f32(v),
+        ColumnValues::ComplexF64(v) => complex_f64(v),
+        ColumnValues::Str { offsets, bytes } => {
+            let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+            if std::str::from_utf8(&bytes).is_ok() {
+                Arc::new(
+                    StringArray::try_new(offsets, bytes.into(), None)
+                        .map_err(|e| Error::decoding(format!("column {}: {e}", column.name)))?,
+                )
+            } else {
+                Arc::new(
+                    BinaryArray::try_new(offsets, bytes.into(), None)
+                        .map_err(|e| Error::decoding(format!("column {}: {e}", column.name)))?,
+                )
+            }
+        }
+    })
+}
+
+impl TableBatch {
+    /// The batch as an Arrow record batch (consumes it: numeric buffers move without a copy).
+    ///
+    /// ```
+    /// use torchfits_core::FitsFile;
+    /// # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");
+    /// let mut file = FitsFile::open(path)?;
+    /// let batch = file.table("CATALOG")?.build()?.next().expect("a batch")?;
+    /// let record = batch.into_record_batch()?;
+    /// assert_eq!((record.num_rows(), record.num_columns()), (2, 3));
+    /// assert_eq!(record.schema().field(0).name(), "ra");
+    /// # Ok::<(), torchfits_core::Error>(())
+    /// ```
+    pub fn into_record_batch(self) -> Result<RecordBatch> {
+        let num_rows = self.num_rows;
+        let mut fields = Vec::with_capacity(self.columns.len());
+        let mut arrays = Vec::with_capacity(self.columns.len());
+        for column in self.columns {
+            let name = column.name.clone();
+            let per_row = column.per_row;
+            let is_str = matches!(column.values, ColumnValues::Str { .. });
+            let flat = flat_array(column)?;
+            let array: ArrayRef = if per_row == 1 || is_str {
+                flat
+            } else {
+                let item = Arc::new(Field::new("item", flat.data_type().clone(), true));
+                let size = i32::try_from(per_row).map_err(|_| Error::unsupported("a repeat count over 2^31"))?;
+                Arc::new(
+                    FixedSizeListArray::try_new(item, size, flat, None)
+                        .map_err(|e| Error::decoding(format!("column {name}: {e}")))?,
+                )
+            };
+            // nullable whatever this batch holds, so that every batch of a table has one schema
+            fields.push(Field::new(name, array.data_type().clone(), true));
+            arrays.push(array);
+        }
+        let schema = Arc::new(Schema::new(fields));
+        let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(num_rows));
+        RecordBatch::try_new_with_options(schema, arrays, &options)
+            .map_err(|e| Error::decoding(format!("cannot build the Arrow batch: {e}")))
+    }
+}
+
+/// `batch` with the string columns that `schema` types as `Utf8` but `batch` holds as `Binary`
+/// (bytes that are not UTF-8) turned into `Utf8`, invalid bytes replaced by U+FFFD; returns how
+/// many strings were changed. This keeps one schema (the first batch's) for a whole stream.
+pub fn conform_strings(batch: RecordBatch, schema: &Arc<Schema>) -> Result<(RecordBatch, usize)> {
+    if batch.schema().as_ref() == schema.as_ref() {
+        return Ok((batch, 0));
+    }
+    let mut changed = 0;
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (array, field) in batch.columns().iter().zip(schema.fields()) {
+        match (array.data_type(), field.data_type()) {
+            (DataType::Binary, DataType::Utf8) => {
+                let binary =
+                    array.as_any().downcast_ref::<BinaryArray>().ok_or_else(|| Error::decoding("binary column"))?;
+                let strings: StringArray = binary
+                    .iter()
+                    .map(|b| {
+                        b.map(|b| match std::str::from_utf8(b) {
+                            Ok(s) => s.to_string(),
+                            Err(_) => {
+                                changed += 1;
+                                String::from_utf8_lossy(b).into_owned()
+                            }
+                        })
+                    })
+                    .collect();
+                columns.push(Arc::new(strings) as ArrayRef);
+            }
+            _ => columns.push(array.clone()),
+        }
+    }
+    let batch = RecordBatch::try_new(schema.clone(), columns)
+        .map_err(|e| Error::decoding(format!("a batch does not match the first batch's columns: {e}")))?;
+    Ok((batch, changed))
+}
