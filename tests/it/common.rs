@@ -143,6 +143,11 @@ pub type TestColumn<'a> = (&'a str, &'a str, Vec<(String, String)>);
 
 /// A binary-table HDU: `columns` described as [`TestColumn`]s, `rows` the raw bytes of each row.
 pub fn bintable(columns: &[TestColumn<'_>], rows: &[Vec<u8>]) -> Hdu {
+    bintable_with_heap(columns, rows, &[])
+}
+
+/// A binary-table HDU with a heap (variable-length arrays) after its rows.
+pub fn bintable_with_heap(columns: &[TestColumn<'_>], rows: &[Vec<u8>], heap: &[u8]) -> Hdu {
     let row_bytes = rows.first().map_or(0, Vec::len);
     let mut cards = vec![
         card("XTENSION", "'BINTABLE'"),
@@ -150,7 +155,7 @@ pub fn bintable(columns: &[TestColumn<'_>], rows: &[Vec<u8>]) -> Hdu {
         card("NAXIS", "2"),
         card("NAXIS1", &row_bytes.to_string()),
         card("NAXIS2", &rows.len().to_string()),
-        card("PCOUNT", "0"),
+        card("PCOUNT", &heap.len().to_string()),
         card("GCOUNT", "1"),
         card("TFIELDS", &columns.len().to_string()),
     ];
@@ -161,5 +166,7 @@ pub fn bintable(columns: &[TestColumn<'_>], rows: &[Vec<u8>]) -> Hdu {
             cards.push(card(&format!("{key}{}", k + 1), value));
         }
     }
-    Hdu { cards, data: rows.concat() }
+    let mut data = rows.concat();
+    data.extend_from_slice(heap);
+    Hdu { cards, data }
 }

@@ -227,11 +227,80 @@ fn table_errors_are_clear() {
     let err = file.table(1).expect("table").build().expect("build").next().expect("batch").expect_err("truncated");
     assert_eq!(err.kind(), ErrorKind::Decoding);
     assert!(err.to_string().contains("truncated"), "{err}");
-    // variable-length arrays are refused by name, not misread
-    let vla = corpus("astropy-variable_length_table.fits");
-    if vla.exists() {
-        let err = FitsFile::open(&vla).expect("open").table(1).expect_err("VLA");
-        assert_eq!(err.kind(), ErrorKind::Unsupported);
-        assert!(err.to_string().contains("variable-length"), "{err}");
+}
+
+/// A table of variable-length arrays: `1PJ` (i32), `1PA` (string), `1QD` (f64), `1PL`.
+fn vla_table(dir: &std::path::Path, name: &str, bad_offset: bool) -> std::path::PathBuf {
+    let mut heap = Vec::new();
+    let mut rows = Vec::new();
+    for r in 0..4u32 {
+        let mut row = Vec::new();
+        // r int32 values r*10 .. r*10+r-1
+        let at = heap.len() as u32;
+        for k in 0..r {
+            heap.extend_from_slice(&((r * 10 + k) as i32).to_be_bytes());
+        }
+        row.extend_from_slice(&r.to_be_bytes());
+        row.extend_from_slice(&(if bad_offset && r == 3 { 1_000_000 } else { at }).to_be_bytes());
+        // a string of r+1 letters
+        let text: Vec<u8> = (0..=r).map(|k| b'a' + k as u8).collect();
+        row.extend_from_slice(&(text.len() as u32).to_be_bytes());
+        row.extend_from_slice(&(heap.len() as u32).to_be_bytes());
+        heap.extend_from_slice(&text);
+        // 2 doubles through a 64-bit descriptor
+        row.extend_from_slice(&2u64.to_be_bytes());
+        row.extend_from_slice(&(heap.len() as u64).to_be_bytes());
+        heap.extend_from_slice(&(r as f64).to_be_bytes());
+        heap.extend_from_slice(&(-(r as f64)).to_be_bytes());
+        // logicals: T, F, undefined in turn
+        row.extend_from_slice(&3u32.to_be_bytes());
+        row.extend_from_slice(&(heap.len() as u32).to_be_bytes());
+        heap.extend_from_slice(b"TF\0");
+        rows.push(row);
     }
+    let columns = vec![
+        ("ints", "1PJ(3)", vec![]),
+        ("text", "1PA(4)", vec![]),
+        ("pair", "1QD(2)", vec![]),
+        ("flags", "1PL(3)", vec![]),
+    ];
+    let path = dir.join(name);
+    write(&path, &[image(true, 8, &[], &[], vec![]), common::bintable_with_heap(&columns, &rows, &heap)]);
+    path
+}
+
+#[test]
+fn variable_length_arrays_and_descriptors_outside_the_heap() {
+    let dir = common::tempdir("tables-vla");
+    let path = vla_table(&dir, "vla.fits", false);
+    for batch_rows in [1, 3, 100] {
+        let batches = read_all(&path, 1, batch_rows);
+        let ints: Vec<i32> = batches
+            .iter()
+            .flat_map(|b| match &b.column("ints").expect("ints").values {
+                ColumnValues::I32(v) => v.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(ints, vec![10, 20, 21, 30, 31, 32], "batch rows {batch_rows}");
+    }
+    let b = read_all(&path, 1, 100).remove(0);
+    assert_eq!(b.column("ints").expect("ints").list_offsets, Some(vec![0, 0, 1, 3, 6]));
+    assert_eq!(strings(&b.column("text").expect("text").values), ["a", "ab", "abc", "abcd"]);
+    assert_eq!(
+        b.column("pair").expect("pair").values,
+        ColumnValues::F64(vec![0.0, -0.0, 1.0, -1.0, 2.0, -2.0, 3.0, -3.0])
+    );
+    let flags = b.column("flags").expect("flags");
+    assert_eq!(flags.values, ColumnValues::Bool([true, false, false].repeat(4)));
+    assert_eq!(flags.nulls, Some([false, false, true].repeat(4)));
+
+    // a descriptor pointing past the heap: a clear error naming the column, from any batch
+    let bad = vla_table(&dir, "bad.fits", true);
+    let mut file = FitsFile::open(&bad).expect("open");
+    let results: Vec<_> = file.table(1).expect("table").with_batch_rows(2).build().expect("build").collect();
+    assert!(results[0].is_ok(), "rows 0..2 are fine");
+    let err = results[1].as_ref().expect_err("row 3 points outside");
+    assert_eq!(err.kind(), ErrorKind::Decoding);
+    assert!(err.to_string().contains("ints") && err.to_string().contains("outside the heap"), "{err}");
 }

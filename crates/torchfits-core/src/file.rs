@@ -424,6 +424,20 @@ impl FitsFile {
         Ok(TableReader::new(self, i, schema, data_start))
     }
 
+    /// Reads `out.len()` bytes at absolute offset `at` of a plain file (the heap of a table).
+    pub(crate) fn read_at(&self, at: u64, out: &mut [u8]) -> Result<()> {
+        match &self.source {
+            Source::Plain { file, .. } => file.file().read_exact_at(out, at).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                    Error::decoding(format!("the file is truncated: it ends before byte {}", at + out.len() as u64))
+                } else {
+                    Error::io(e, "cannot read")
+                }
+            }),
+            Source::Cfitsio(_) => Err(Error::unsupported("direct reads of a file read through cfitsio")),
+        }
+    }
+
     /// Reads raw rows of the table at HDU `index` (whose data starts at `data_start` in a plain
     /// file) from row `first_row` into `out` (a whole number of rows).
     pub(crate) fn read_table_rows(

@@ -3,7 +3,8 @@
 //!
 //! The mapping, astropy's reading of FITS tables:
 //! - one Arrow column per selected FITS column, named as in TTYPEn;
-//! - a repeat count above 1 (or `X` bits) is a fixed-size list of that many elements;
+//! - a repeat count above 1 (or `X` bits) is a fixed-size list of that many elements, a
+//!   variable-length array (`P`, `Q`) a list (a variable-length `A` a string);
 //! - complex values are a struct `{re, im}`;
 //! - strings are `Utf8` when the batch's bytes are valid UTF-8, `Binary` otherwise;
 //! - integers equal to TNULL are null; an undefined logical (stored 0) is `false`, as astropy
@@ -12,8 +13,8 @@
 use std::sync::Arc;
 
 use arrow_array::{
-    Array, ArrayRef, BinaryArray, BooleanArray, FixedSizeListArray, PrimitiveArray, RecordBatch, StringArray,
-    StructArray, types,
+    Array, ArrayRef, BinaryArray, BooleanArray, FixedSizeListArray, ListArray, PrimitiveArray, RecordBatch,
+    StringArray, StructArray, types,
 };
 use arrow_buffer::{BooleanBuffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Fields, Schema};
@@ -104,8 +105,16 @@ impl TableBatch {
             let name = column.name.clone();
             let per_row = column.per_row;
             let is_str = matches!(column.values, ColumnValues::Str { .. });
+            let mut column = column;
+            let list_offsets = column.list_offsets.take();
             let flat = flat_array(column)?;
-            let array: ArrayRef = if per_row == 1 || is_str {
+            let array: ArrayRef = if let Some(offsets) = list_offsets {
+                let item = Arc::new(Field::new("item", flat.data_type().clone(), true));
+                Arc::new(
+                    ListArray::try_new(item, OffsetBuffer::new(ScalarBuffer::from(offsets)), flat, None)
+                        .map_err(|e| Error::decoding(format!("column {name}: {e}")))?,
+                )
+            } else if per_row == 1 || is_str {
                 flat
             } else {
                 let item = Arc::new(Field::new("item", flat.data_type().clone(), true));

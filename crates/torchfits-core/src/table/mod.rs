@@ -1,7 +1,7 @@
 //! Binary tables: the schema ([`TableSchema`]) and a batched, columnar reader ([`TableReader`]).
 //!
-//! Not yet here (next steps of this module): variable-length array columns (`P`, `Q`), ASCII
-//! tables, row filters and parallel decoding of row blocks.
+//! Not yet here (next steps of this module): ASCII tables, row filters and parallel decoding of
+//! row blocks.
 
 #[cfg(feature = "arrow")]
 pub mod arrow;
@@ -9,4 +9,4 @@ mod reader;
 mod schema;
 
 pub use reader::{ColumnData, ColumnValues, DEFAULT_BATCH_ROWS, TableBatch, TableBatches, TableReader};
-pub use schema::{ColumnSchema, ColumnType, FitsType, TableSchema};
+pub use schema::{ColumnSchema, ColumnType, FitsType, TableSchema, VarArray};

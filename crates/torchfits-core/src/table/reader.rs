@@ -4,7 +4,7 @@ use std::ops::Range;
 
 use crate::error::{Error, Result};
 use crate::file::FitsFile;
-use crate::table::schema::{ColumnSchema, ColumnType, FitsType, TableSchema};
+use crate::table::schema::{ColumnSchema, ColumnType, FitsType, TableSchema, VarArray};
 
 /// Rows per batch when [`TableReader::with_batch_rows`] is not called.
 pub const DEFAULT_BATCH_ROWS: usize = 65_536;
@@ -66,6 +66,9 @@ pub struct ColumnData {
     /// Per element, whether it is undefined: a logical stored as 0, an integer equal to TNULL.
     /// `None` when the column has no undefined element in this batch.
     pub nulls: Option<Vec<bool>>,
+    /// For a variable-length array column: `num_rows + 1` offsets into the elements (row `i` is
+    /// `offsets[i]..offsets[i + 1]`), and [`ColumnData::per_row`] is 0.
+    pub list_offsets: Option<Vec<i32>>,
 }
 
 /// A block of consecutive rows, the selected columns decoded.
@@ -223,29 +226,84 @@ impl TableBatches<'_> {
         if !self.block.is_empty() {
             r.file.read_table_rows(r.index, r.data_start, first, row_bytes, &mut self.block)?;
         }
-        let columns = r.selected.iter().map(|&c| decode(&r.schema.columns[c], &self.block, row_bytes, n)).collect();
+        let (file, data_start, schema) = (&mut *r.file, r.data_start, &r.schema);
+        let mut heap = |c: &ColumnSchema, spans: &[(u64, u64)]| read_heap(file, data_start, schema, c, spans);
+        let columns = r
+            .selected
+            .iter()
+            .map(|&c| decode(&schema.columns[c], &self.block, row_bytes, n, &mut heap))
+            .collect::<Result<_>>()?;
         Ok(TableBatch { first_row: first, num_rows: n, columns })
     }
 }
 
-/// The bytes of column `c` in each of the `n` rows of `block`.
-fn cells<'a>(c: &ColumnSchema, block: &'a [u8], row_bytes: usize, n: usize) -> impl Iterator<Item = &'a [u8]> {
-    (0..n).map(move |r| &block[r * row_bytes + c.offset..r * row_bytes + c.offset + c.width])
+/// The heap bytes of `spans` (offset from the heap start, length), checked against the heap's end,
+/// concatenated in order: one read of the smallest range covering them when that range is not much
+/// larger than the spans, one read per span otherwise.
+fn read_heap(
+    file: &mut FitsFile,
+    data_start: Option<u64>,
+    schema: &TableSchema,
+    c: &ColumnSchema,
+    spans: &[(u64, u64)],
+) -> Result<Vec<u8>> {
+    let mut total = 0u64;
+    let (mut lo, mut hi) = (u64::MAX, 0u64);
+    for &(offset, bytes) in spans.iter().filter(|s| s.1 > 0) {
+        let end = schema.heap_offset.checked_add(offset).and_then(|o| o.checked_add(bytes));
+        if end.is_none_or(|e| e > schema.data_len) {
+            return Err(Error::decoding(format!(
+                "column {}: an array descriptor ({bytes} bytes at heap offset {offset}) points outside the heap of {} bytes",
+                c.name,
+                schema.data_len - schema.heap_offset
+            )));
+        }
+        total += bytes;
+        lo = lo.min(offset);
+        hi = hi.max(offset + bytes);
+    }
+    file.limits().check_alloc(total, "a batch of variable-length arrays")?;
+    let mut out = Vec::with_capacity(total as usize);
+    if total == 0 {
+        return Ok(out);
+    }
+    let start = data_start.ok_or_else(|| {
+        Error::unsupported("variable-length arrays of a file read through cfitsio (gzip) are not read yet")
+    })?;
+    if hi - lo <= total.saturating_mul(2).max(1 << 20) {
+        let mut span = vec![0u8; (hi - lo) as usize];
+        file.read_at(start + schema.heap_offset + lo, &mut span)?;
+        for &(offset, bytes) in spans {
+            let a = (offset.saturating_sub(lo)) as usize;
+            out.extend_from_slice(&span[a..a + bytes as usize]);
+        }
+    } else {
+        for &(offset, bytes) in spans.iter().filter(|s| s.1 > 0) {
+            let at = out.len();
+            out.resize(at + bytes as usize, 0);
+            file.read_at(start + schema.heap_offset + offset, &mut out[at..])?;
+        }
+    }
+    Ok(out)
 }
 
-macro_rules! be_values {
-    ($c:expr, $block:expr, $rb:expr, $n:expr, $t:ty) => {{
-        let size = std::mem::size_of::<$t>();
-        let mut out: Vec<$t> = Vec::with_capacity($n * $c.repeat);
-        for cell in cells($c, $block, $rb, $n) {
-            out.extend(cell.chunks_exact(size).map(|b| {
-                let mut a = [0u8; std::mem::size_of::<$t>()];
-                a.copy_from_slice(b);
-                <$t>::from_be_bytes(a)
-            }));
-        }
-        out
-    }};
+/// The bytes of column `c` in each of the `n` rows of `block`.
+fn cells<'a>(c: &ColumnSchema, block: &'a [u8], row_bytes: usize, n: usize) -> Vec<&'a [u8]> {
+    (0..n).map(move |r| &block[r * row_bytes + c.offset..r * row_bytes + c.offset + c.width]).collect()
+}
+
+/// Big-endian values of type `T` from every cell, one after the other.
+fn be_values<T: Copy, const N: usize>(cells: &[&[u8]], from_be: fn([u8; N]) -> T) -> Vec<T> {
+    let total: usize = cells.iter().map(|c| c.len() / N).sum();
+    let mut out = Vec::with_capacity(total);
+    for cell in cells {
+        out.extend(cell.chunks_exact(N).map(|b| {
+            let mut a = [0u8; N];
+            a.copy_from_slice(b);
+            from_be(a)
+        }));
+    }
+    out
 }
 
 /// Whether each raw integer equals TNULL; `None` when none does.
@@ -255,42 +313,113 @@ fn nulls_of<T: Copy + Into<i128>>(raw: &[T], null: Option<i64>) -> Option<Vec<bo
     mask.iter().any(|&m| m).then_some(mask)
 }
 
-/// Decodes column `c` of `n` rows.
-fn decode(c: &ColumnSchema, block: &[u8], row_bytes: usize, n: usize) -> ColumnData {
-    let (values, nulls) = match c.fits_type {
+/// Decodes column `c` of `n` rows of `block`; for a variable-length array column, reads its
+/// elements from the heap through `heap`.
+fn decode(
+    c: &ColumnSchema,
+    block: &[u8],
+    row_bytes: usize,
+    n: usize,
+    heap: &mut dyn FnMut(&ColumnSchema, &[(u64, u64)]) -> Result<Vec<u8>>,
+) -> Result<ColumnData> {
+    let row_cells = cells(c, block, row_bytes, n);
+    let Some(kind) = c.variable else {
+        let (values, nulls) = decode_values(c, &row_cells, c.repeat);
+        let per_row = if c.fits_type == FitsType::Char { 1 } else { c.repeat };
+        return Ok(ColumnData { name: c.name.clone(), per_row, values, nulls, list_offsets: None });
+    };
+    // descriptors: (element count, heap offset) per row
+    let descriptors: Vec<(u64, u64)> = row_cells
+        .iter()
+        .map(|cell| match (kind, cell.len()) {
+            (_, 0) => (0, 0),
+            (VarArray::P, _) => {
+                let v = be_values::<i32, 4>(&[cell], i32::from_be_bytes);
+                (v[0] as u32 as u64, v[1] as u32 as u64)
+            }
+            (VarArray::Q, _) => {
+                let v = be_values::<i64, 8>(&[cell], i64::from_be_bytes);
+                (v[0] as u64, v[1] as u64)
+            }
+        })
+        .collect();
+    let size = c.fits_type.size() as u64;
+    let spans: Vec<(u64, u64)> = descriptors
+        .iter()
+        .map(|&(count, offset)| {
+            let bytes = if c.fits_type == FitsType::Bit { count.div_ceil(8) } else { count.saturating_mul(size) };
+            (offset, bytes)
+        })
+        .collect();
+    let heap_bytes = heap(c, &spans)?;
+    // the heap bytes come back concatenated in row order
+    let mut row_slices = Vec::with_capacity(n);
+    let mut at = 0usize;
+    for &(_, bytes) in &spans {
+        let end = at + bytes as usize;
+        row_slices.push(&heap_bytes[at..end]);
+        at = end;
+    }
+    if c.fits_type == FitsType::Char {
+        // a variable-length string: one string per row
+        let (values, nulls) = decode_values(c, &row_slices, 0);
+        return Ok(ColumnData { name: c.name.clone(), per_row: 1, values, nulls, list_offsets: None });
+    }
+    let mut offsets = Vec::with_capacity(n + 1);
+    offsets.push(0i32);
+    let mut total = 0u64;
+    for &(count, _) in &descriptors {
+        total += count;
+        offsets.push(i32::try_from(total).map_err(|_| Error::unsupported("over 2^31 array elements in one batch"))?);
+    }
+    // astropy <= 7.2 wrote logical arrays in the heap as 0x00/0x01 bytes, not 'F'/'T': a heap of
+    // only those bytes, with at least one 0x01, is read the way astropy reads it (1 is true)
+    let legacy = c.fits_type == FitsType::Logical && heap_bytes.contains(&1) && heap_bytes.iter().all(|&b| b <= 1);
+    let (values, nulls) = if legacy {
+        (ColumnValues::Bool(heap_bytes.iter().map(|&b| b == 1).collect()), None)
+    } else {
+        decode_values(c, &row_slices, 0)
+    };
+    Ok(ColumnData { name: c.name.clone(), per_row: 0, values, nulls, list_offsets: Some(offsets) })
+}
+
+/// Decodes the elements in `cells` (each a whole number of elements; for strings, one string per
+/// cell; for bits, `bits` bits per cell, or every bit of the cell when `bits` is 0).
+fn decode_values(c: &ColumnSchema, cells: &[&[u8]], bits: usize) -> (ColumnValues, Option<Vec<bool>>) {
+    match c.fits_type {
         FitsType::Logical => {
-            let raw: Vec<u8> = cells(c, block, row_bytes, n).flatten().copied().collect();
+            let raw: Vec<u8> = cells.iter().flat_map(|c| c.iter().copied()).collect();
             let nulls = raw.contains(&0).then(|| raw.iter().map(|&b| b == 0).collect());
             (ColumnValues::Bool(raw.iter().map(|&b| b == b'T').collect()), nulls)
         }
         FitsType::Bit => {
-            let mut out = Vec::with_capacity(n * c.repeat);
-            for cell in cells(c, block, row_bytes, n) {
-                out.extend((0..c.repeat).map(|k| cell[k / 8] >> (7 - k % 8) & 1 == 1));
+            let mut out = Vec::new();
+            for cell in cells {
+                let nbits = if bits == 0 { cell.len() * 8 } else { bits };
+                out.extend((0..nbits).map(|k| cell[k / 8] >> (7 - k % 8) & 1 == 1));
             }
             (ColumnValues::Bool(out), None)
         }
         FitsType::Char => {
-            let mut offsets = Vec::with_capacity(n + 1);
-            let mut bytes = Vec::with_capacity(n * c.width);
+            let mut offsets = Vec::with_capacity(cells.len() + 1);
+            let mut bytes = Vec::with_capacity(cells.iter().map(|c| c.len()).sum());
             offsets.push(0i32);
-            for cell in cells(c, block, row_bytes, n) {
+            for cell in cells {
                 let cell = cell.split(|&b| b == 0).next().unwrap_or(&[]);
                 let end = cell.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
                 bytes.extend_from_slice(&cell[..end]);
-                // a batch's strings stay far below 2 GiB: a batch's rows fit Limits::max_alloc
-                // and one string is at most one row
+                // a batch's strings stay far below 2 GiB: a batch's bytes fit Limits::max_alloc
                 offsets.push(i32::try_from(bytes.len()).unwrap_or(i32::MAX));
             }
             (ColumnValues::Str { offsets, bytes }, None)
         }
         FitsType::Byte => {
-            let raw: Vec<u8> = cells(c, block, row_bytes, n).flatten().copied().collect();
+            let raw: Vec<u8> = cells.iter().flat_map(|c| c.iter().copied()).collect();
             let nulls = nulls_of(&raw, c.null);
             (integer(c, raw, |v| v as f64, ColumnValues::U8, &nulls), nulls)
         }
         FitsType::Short => {
-            let raw = be_values!(c, block, row_bytes, n, i16);
+            let raw = be_values::<i16, 2>(cells, i16::from_be_bytes);
             let nulls = nulls_of(&raw, c.null);
             let values = if c.column_type == ColumnType::U16 {
                 ColumnValues::U16(raw.iter().map(|&v| (v as u16) ^ 0x8000).collect())
@@ -300,7 +429,7 @@ fn decode(c: &ColumnSchema, block: &[u8], row_bytes: usize, n: usize) -> ColumnD
             (values, nulls)
         }
         FitsType::Int => {
-            let raw = be_values!(c, block, row_bytes, n, i32);
+            let raw = be_values::<i32, 4>(cells, i32::from_be_bytes);
             let nulls = nulls_of(&raw, c.null);
             let values = if c.column_type == ColumnType::U32 {
                 ColumnValues::U32(raw.iter().map(|&v| (v as u32) ^ 0x8000_0000).collect())
@@ -310,7 +439,7 @@ fn decode(c: &ColumnSchema, block: &[u8], row_bytes: usize, n: usize) -> ColumnD
             (values, nulls)
         }
         FitsType::Long => {
-            let raw = be_values!(c, block, row_bytes, n, i64);
+            let raw = be_values::<i64, 8>(cells, i64::from_be_bytes);
             let nulls = nulls_of(&raw, c.null);
             let values = if c.column_type == ColumnType::U64 {
                 ColumnValues::U64(raw.iter().map(|&v| (v as u64) ^ (1 << 63)).collect())
@@ -320,7 +449,7 @@ fn decode(c: &ColumnSchema, block: &[u8], row_bytes: usize, n: usize) -> ColumnD
             (values, nulls)
         }
         FitsType::Float => {
-            let raw = be_values!(c, block, row_bytes, n, f32);
+            let raw = be_values::<f32, 4>(cells, f32::from_be_bytes);
             let values = match c.column_type {
                 ColumnType::F64 => ColumnValues::F64(raw.iter().map(|&v| v as f64 * c.scale + c.zero).collect()),
                 _ => ColumnValues::F32(raw),
@@ -328,13 +457,13 @@ fn decode(c: &ColumnSchema, block: &[u8], row_bytes: usize, n: usize) -> ColumnD
             (values, None)
         }
         FitsType::Double => {
-            let raw = be_values!(c, block, row_bytes, n, f64);
+            let raw = be_values::<f64, 8>(cells, f64::from_be_bytes);
             let scaled = c.scale != 1.0 || c.zero != 0.0;
             let values = if scaled { raw.iter().map(|&v| v * c.scale + c.zero).collect() } else { raw };
             (ColumnValues::F64(values), None)
         }
         FitsType::Complex => {
-            let raw = be_values!(c, block, row_bytes, n, f32);
+            let raw = be_values::<f32, 4>(cells, f32::from_be_bytes);
             let values = match c.column_type {
                 ColumnType::ComplexF64 => ColumnValues::ComplexF64(
                     raw.chunks_exact(2).map(|p| [p[0] as f64 * c.scale + c.zero, p[1] as f64 * c.scale]).collect(),
@@ -344,13 +473,11 @@ fn decode(c: &ColumnSchema, block: &[u8], row_bytes: usize, n: usize) -> ColumnD
             (values, None)
         }
         FitsType::DoubleComplex => {
-            let raw = be_values!(c, block, row_bytes, n, f64);
+            let raw = be_values::<f64, 8>(cells, f64::from_be_bytes);
             let (s, z) = (c.scale, c.zero);
             (ColumnValues::ComplexF64(raw.chunks_exact(2).map(|p| [p[0] * s + z, p[1] * s]).collect()), None)
         }
-    };
-    let per_row = if c.fits_type == FitsType::Char { 1 } else { c.repeat };
-    ColumnData { name: c.name.clone(), per_row, values, nulls }
+    }
 }
 
 /// An integer column: as stored, or scaled to f64 (TNULL elements NaN) when TSCAL/TZERO apply.

@@ -128,6 +128,18 @@ pub struct ColumnSchema {
     pub offset: usize,
     /// Bytes the column takes in a row.
     pub width: usize,
+    /// For a variable-length array column, the descriptor's kind; its elements, in the heap, are
+    /// of [`ColumnSchema::fits_type`].
+    pub variable: Option<VarArray>,
+}
+
+/// The descriptor of a variable-length array column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VarArray {
+    /// `P`: 32-bit count and heap offset.
+    P,
+    /// `Q`: 64-bit count and heap offset.
+    Q,
 }
 
 /// The columns of a binary table, and its geometry.
@@ -140,6 +152,11 @@ pub struct TableSchema {
     pub row_bytes: usize,
     /// Number of rows (NAXIS2).
     pub nrows: u64,
+    /// Byte offset of the heap from the start of the data (THEAP; by default right after the rows).
+    pub heap_offset: u64,
+    /// Bytes from the start of the data to the end of the heap (NAXIS1 x NAXIS2 + PCOUNT): every
+    /// variable-length array must end within it.
+    pub data_len: u64,
 }
 
 impl TableSchema {
@@ -169,7 +186,20 @@ impl TableSchema {
         if offset != row_bytes {
             return Err(Error::decoding(format!("the columns take {offset} bytes per row, NAXIS1 says {row_bytes}")));
         }
-        Ok(TableSchema { columns, row_bytes, nrows })
+        let rows_len =
+            (row_bytes as u64).checked_mul(nrows).ok_or_else(|| Error::decoding("NAXIS1 x NAXIS2 overflows"))?;
+        let pcount = header.get_i64("PCOUNT").unwrap_or(0);
+        let pcount = u64::try_from(pcount).map_err(|_| Error::decoding(format!("PCOUNT = {pcount} is negative")))?;
+        let data_len = rows_len.checked_add(pcount).ok_or_else(|| Error::decoding("PCOUNT overflows"))?;
+        let heap_offset = match header.get_i64("THEAP") {
+            Some(t) => u64::try_from(t).ok().filter(|&t| t >= rows_len && t <= data_len).ok_or_else(|| {
+                Error::decoding(format!(
+                    "THEAP = {t} is outside the data (rows end at {rows_len}, the heap at {data_len})"
+                ))
+            })?,
+            None => rows_len,
+        };
+        Ok(TableSchema { columns, row_bytes, nrows, heap_offset, data_len })
     }
 
     /// The column named `name` (case-insensitive, as astropy matches names).
@@ -207,20 +237,35 @@ impl ColumnSchema {
         let bad = || Error::decoding(format!("TFORM{n} = {tform_raw:?} is not a binary table format"));
         let (repeat, rest) = split_tform(&tform);
         let code = *rest.as_bytes().first().ok_or_else(bad)?;
-        if code == b'P' || code == b'Q' {
-            return Err(Error::unsupported(format!(
-                "column {n} (TFORM{n} = {tform_raw:?}) is a variable-length array, which this version does not read yet"
-            )));
-        }
-        let fits_type = FitsType::from_code(code).ok_or_else(bad)?;
-        // `rA` may carry a substring width after it (`20A5`); any other type must end here
-        if fits_type != FitsType::Char && rest.len() > 1 {
+        // `rPt(max)` / `rQt(max)`: a descriptor (count, heap offset) of 32- or 64-bit integers
+        let variable = match code {
+            b'P' => Some(VarArray::P),
+            b'Q' => Some(VarArray::Q),
+            _ => None,
+        };
+        let (fits_type, rest) = match variable {
+            Some(_) => (FitsType::from_code(*rest.as_bytes().get(1).ok_or_else(bad)?).ok_or_else(bad)?, &rest[2..]),
+            None => (FitsType::from_code(code).ok_or_else(bad)?, &rest[1..]),
+        };
+        // `rA` may carry a substring width after it (`20A5`), a descriptor its maximum length
+        // (`PE(100)`); any other format must end here
+        let tail_ok = rest.is_empty()
+            || fits_type == FitsType::Char
+            || (variable.is_some() && rest.starts_with('(') && rest.ends_with(')'));
+        if !tail_ok {
             return Err(bad());
         }
         let repeat = repeat.unwrap_or(1);
-        let width = match fits_type {
-            FitsType::Bit => repeat.div_ceil(8),
-            t => repeat.checked_mul(t.size()).ok_or_else(bad)?,
+        if variable.is_some() && repeat > 1 {
+            return Err(Error::decoding(format!(
+                "TFORM{n} = {tform_raw:?}: a descriptor's repeat count must be 0 or 1"
+            )));
+        }
+        let width = match (variable, fits_type) {
+            (Some(VarArray::P), _) => repeat * 8,
+            (Some(VarArray::Q), _) => repeat * 16,
+            (None, FitsType::Bit) => repeat.div_ceil(8),
+            (None, t) => repeat.checked_mul(t.size()).ok_or_else(bad)?,
         };
         let name = header
             .get_str(&key("TTYPE"))
@@ -254,7 +299,7 @@ impl ColumnSchema {
         let dims = header
             .get_str(&key("TDIM"))
             .and_then(parse_tdim)
-            .filter(|d| d.iter().product::<usize>() == repeat && fits_type != FitsType::Char);
+            .filter(|d| d.iter().product::<usize>() == repeat && fits_type != FitsType::Char && variable.is_none());
         Ok(ColumnSchema {
             index: n - 1,
             name,
@@ -269,6 +314,7 @@ impl ColumnSchema {
             column_type,
             offset,
             width,
+            variable,
         })
     }
 }
