@@ -313,15 +313,12 @@ fn nulls_of<T: Copy + Into<i128>>(raw: &[T], null: Option<i64>) -> Option<Vec<bo
     mask.iter().any(|&m| m).then_some(mask)
 }
 
+/// Reads the heap bytes of (offset, length) spans for a column, concatenated.
+type HeapReader<'a> = dyn FnMut(&ColumnSchema, &[(u64, u64)]) -> Result<Vec<u8>> + 'a;
+
 /// Decodes column `c` of `n` rows of `block`; for a variable-length array column, reads its
 /// elements from the heap through `heap`.
-fn decode(
-    c: &ColumnSchema,
-    block: &[u8],
-    row_bytes: usize,
-    n: usize,
-    heap: &mut dyn FnMut(&ColumnSchema, &[(u64, u64)]) -> Result<Vec<u8>>,
-) -> Result<ColumnData> {
+fn decode(c: &ColumnSchema, block: &[u8], row_bytes: usize, n: usize, heap: &mut HeapReader<'_>) -> Result<ColumnData> {
     let row_cells = cells(c, block, row_bytes, n);
     let Some(kind) = c.variable else {
         let (values, nulls) = decode_values(c, &row_cells, c.repeat);

@@ -379,9 +379,12 @@ mod tests {
             "NAXIS2  =                    1",
             "TFIELDS =                    1",
         ];
-        for (tform, what) in
-            [("'4Z'", "not a binary table format"), ("'2E'", "NAXIS1 says 4"), ("'1PE(5)'", "variable-length")]
-        {
+        for (tform, what) in [
+            ("'4Z'", "not a binary table format"),
+            ("'2E'", "NAXIS1 says 4"),
+            ("'2PE(5)'", "0 or 1"),
+            ("'1PZ'", "not a binary"),
+        ] {
             let mut cards: Vec<String> = base.iter().map(|s| s.to_string()).collect();
             cards.push(format!("TFORM1  = {tform}"));
             let refs: Vec<&str> = cards.iter().map(String::as_str).collect();
