@@ -60,6 +60,10 @@ enum Command {
         /// Table: the rows to read, `a:b` (0-based, half-open; a bound may be omitted).
         #[arg(long)]
         rows: Option<String>,
+        /// Table: write undefined values (TNULL, logicals stored as 0) as Parquet/Arrow nulls
+        /// rather than astropy's values (the stored value; false).
+        #[arg(long)]
+        nulls: bool,
         /// Output file: .npy for an image, .parquet or .arrow for a table.
         #[arg(short = 'o', long = "output")]
         output: PathBuf,
@@ -104,8 +108,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Info { file, json } => info(&file, json),
         Command::Header { file, hdu, json } => header(&file, hdu, json),
-        Command::Read { file, hdu, section, columns, rows, output } => {
-            read(&file, hdu, section.as_deref(), columns, rows.as_deref(), &output)
+        Command::Read { file, hdu, section, columns, rows, nulls, output } => {
+            read(&file, hdu, section.as_deref(), TableOptions { columns, rows: rows.as_deref(), nulls }, &output)
         }
         Command::Bench { dir, runs, json } => bench::run(&dir, runs, json.as_deref()),
         Command::Preview { file, hdu, section, stretch, output } => {
@@ -230,12 +234,18 @@ fn extension(path: &Path) -> String {
     path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase()
 }
 
+/// What `read` does with a table.
+struct TableOptions<'a> {
+    columns: Option<Vec<String>>,
+    rows: Option<&'a str>,
+    nulls: bool,
+}
+
 fn read(
     path: &Path,
     hdu: HduSelector,
     section: Option<&str>,
-    columns: Option<Vec<String>>,
-    rows: Option<&str>,
+    table: TableOptions<'_>,
     output: &Path,
 ) -> Result<(), Error> {
     let mut file = FitsFile::open(path)?;
@@ -245,11 +255,12 @@ fn read(
     match (ext.as_str(), info.kind) {
         ("npy", HduKind::Image) => {}
         ("parquet" | "arrow", HduKind::BinTable | HduKind::AsciiTable) => {
-            let rows = match rows {
+            let rows = match table.rows {
                 Some(spec) => Some(parse_rows(spec, info.nrows.unwrap_or(0)).map_err(in_hdu)?),
                 None => None,
             };
-            return table::write(&mut file, info.index, columns, rows, output, ext == "parquet");
+            let format = if ext == "parquet" { table::Format::Parquet } else { table::Format::Ipc };
+            return table::write(&mut file, info.index, table.columns, rows, output, format, table.nulls);
         }
         ("npy", kind) => {
             return Err(in_hdu(Error::new(

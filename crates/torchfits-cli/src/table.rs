@@ -18,14 +18,23 @@ fn io(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::Io, format!("{what}: {e}")).in_file(path)
 }
 
-/// Reads `columns` and `rows` of the table at HDU `index` into `output` (Parquet or Arrow IPC).
+/// The output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Parquet,
+    Ipc,
+}
+
+/// Reads `columns` and `rows` of the table at HDU `index` into `output`; undefined values as
+/// Arrow nulls when `nulls`, as astropy's values otherwise.
 pub fn write(
     file: &mut FitsFile,
     index: usize,
     columns: Option<Vec<String>>,
     rows: Option<std::ops::Range<u64>>,
     output: &Path,
-    parquet: bool,
+    format: Format,
+    nulls: bool,
 ) -> Result<(), Error> {
     let mut reader = file.table(index)?;
     if let Some(columns) = &columns {
@@ -39,10 +48,12 @@ pub fn write(
         Some(batch) => batch?,
         None => batches.empty_batch()?,
     };
-    let first = first.into_record_batch()?;
+    let arrow =
+        |b: torchfits_core::TableBatch| if nulls { b.into_record_batch_with_nulls() } else { b.into_record_batch() };
+    let first = arrow(first)?;
     let schema = first.schema();
     let out = File::create(output).map_err(|e| io(output, "cannot create the output", e))?;
-    let mut writer = if parquet {
+    let mut writer = if format == Format::Parquet {
         Writer::Parquet(
             ArrowWriter::try_new(out, schema.clone(), None).map_err(|e| io(output, "cannot write Parquet", e))?,
         )
@@ -58,7 +69,7 @@ pub fn write(
     };
     put(&mut writer, first)?;
     for batch in batches {
-        let (batch, n) = conform_strings(batch?.into_record_batch()?, &schema)?;
+        let (batch, n) = conform_strings(arrow(batch?)?, &schema)?;
         replaced += n;
         put(&mut writer, batch)?;
     }

@@ -7,8 +7,9 @@
 //!   variable-length array (`P`, `Q`) a list (a variable-length `A` a string);
 //! - complex values are a struct `{re, im}`;
 //! - strings are `Utf8` when the batch's bytes are valid UTF-8, `Binary` otherwise;
-//! - integers equal to TNULL are null; an undefined logical (stored 0) is `false`, as astropy
-//!   reads it (the null mask stays available in [`ColumnData::nulls`]).
+//! - values are astropy's: an undefined logical (stored 0) is `false`, an integer equal to TNULL
+//!   keeps its value; [`TableBatch::into_record_batch_with_nulls`] makes them Arrow nulls instead
+//!   (the masks are in [`ColumnData::nulls`] either way).
 
 use std::sync::Arc;
 
@@ -50,11 +51,10 @@ fn complex_struct(re: ArrayRef, im: ArrayRef) -> ArrayRef {
 }
 
 /// One column as an Arrow array (flat: `num_rows * per_row` elements, or one string per row).
-fn flat_array(column: ColumnData) -> Result<ArrayRef> {
-    let nulls = || validity(column.nulls.clone());
+fn flat_array(column: ColumnData, with_nulls: bool) -> Result<ArrayRef> {
+    let nulls = || if with_nulls { validity(column.nulls.clone()) } else { None };
     Ok(match column.values {
-        // astropy reads an undefined logical as false
-        ColumnValues::Bool(v) => Arc::new(BooleanArray::from(v)),
+        ColumnValues::Bool(v) => Arc::new(BooleanArray::new(BooleanBuffer::from(v), nulls())),
         ColumnValues::U8(v) => primitive::<types::UInt8Type>(v, nulls()),
         ColumnValues::I16(v) => primitive::<types::Int16Type>(v, nulls()),
         ColumnValues::U16(v) => primitive::<types::UInt16Type>(v, nulls()),
@@ -63,7 +63,7 @@ fn flat_array(column: ColumnData) -> Result<ArrayRef> {
         ColumnValues::I64(v) => primitive::<types::Int64Type>(v, nulls()),
         ColumnValues::U64(v) => primitive::<types::UInt64Type>(v, nulls()),
         ColumnValues::F32(v) => primitive::<types::Float32Type>(v, None),
-        // a scaled integer column: TNULL elements are null (their value is NaN)
+        // a scaled integer column: TNULL elements
         ColumnValues::F64(v) => primitive::<types::Float64Type>(v, nulls()),
         ColumnValues::ComplexF32(v) => complex_f32(v),
         ColumnValues::ComplexF64(v) => complex_f64(v),
@@ -98,6 +98,16 @@ impl TableBatch {
     /// # Ok::<(), torchfits_core::Error>(())
     /// ```
     pub fn into_record_batch(self) -> Result<RecordBatch> {
+        self.into_arrow(false)
+    }
+
+    /// As [`TableBatch::into_record_batch`], but undefined elements (logicals stored as 0,
+    /// integers equal to TNULL, ASCII-table blanks) are Arrow nulls rather than astropy's values.
+    pub fn into_record_batch_with_nulls(self) -> Result<RecordBatch> {
+        self.into_arrow(true)
+    }
+
+    fn into_arrow(self, with_nulls: bool) -> Result<RecordBatch> {
         let num_rows = self.num_rows;
         let mut fields = Vec::with_capacity(self.columns.len());
         let mut arrays = Vec::with_capacity(self.columns.len());
@@ -107,7 +117,7 @@ impl TableBatch {
             let is_str = matches!(column.values, ColumnValues::Str { .. });
             let mut column = column;
             let list_offsets = column.list_offsets.take();
-            let flat = flat_array(column)?;
+            let flat = flat_array(column, with_nulls)?;
             let array: ArrayRef = if let Some(offsets) = list_offsets {
                 let item = Arc::new(Field::new("item", flat.data_type().clone(), true));
                 Arc::new(

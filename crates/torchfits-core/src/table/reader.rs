@@ -64,7 +64,8 @@ pub struct ColumnData {
     /// The values, `num_rows * per_row` of them.
     pub values: ColumnValues,
     /// Per element, whether it is undefined: a logical stored as 0, an integer equal to TNULL.
-    /// `None` when the column has no undefined element in this batch.
+    /// `None` when the column has no undefined element in this batch. The values themselves are
+    /// astropy's: an undefined logical is `false`, a TNULL integer keeps its stored value.
     pub nulls: Option<Vec<bool>>,
     /// For a variable-length array column: `num_rows + 1` offsets into the elements (row `i` is
     /// `offsets[i]..offsets[i + 1]`), and [`ColumnData::per_row`] is 0.
@@ -413,7 +414,7 @@ fn decode_values(c: &ColumnSchema, cells: &[&[u8]], bits: usize) -> (ColumnValue
         FitsType::Byte => {
             let raw: Vec<u8> = cells.iter().flat_map(|c| c.iter().copied()).collect();
             let nulls = nulls_of(&raw, c.null);
-            (integer(c, raw, |v| v as f64, ColumnValues::U8, &nulls), nulls)
+            (integer(c, raw, |v| v as f64, ColumnValues::U8), nulls)
         }
         FitsType::Short => {
             let raw = be_values::<i16, 2>(cells, i16::from_be_bytes);
@@ -421,7 +422,7 @@ fn decode_values(c: &ColumnSchema, cells: &[&[u8]], bits: usize) -> (ColumnValue
             let values = if c.column_type == ColumnType::U16 {
                 ColumnValues::U16(raw.iter().map(|&v| (v as u16) ^ 0x8000).collect())
             } else {
-                integer(c, raw, |v| v as f64, ColumnValues::I16, &nulls)
+                integer(c, raw, |v| v as f64, ColumnValues::I16)
             };
             (values, nulls)
         }
@@ -431,7 +432,7 @@ fn decode_values(c: &ColumnSchema, cells: &[&[u8]], bits: usize) -> (ColumnValue
             let values = if c.column_type == ColumnType::U32 {
                 ColumnValues::U32(raw.iter().map(|&v| (v as u32) ^ 0x8000_0000).collect())
             } else {
-                integer(c, raw, |v| v as f64, ColumnValues::I32, &nulls)
+                integer(c, raw, |v| v as f64, ColumnValues::I32)
             };
             (values, nulls)
         }
@@ -441,7 +442,7 @@ fn decode_values(c: &ColumnSchema, cells: &[&[u8]], bits: usize) -> (ColumnValue
             let values = if c.column_type == ColumnType::U64 {
                 ColumnValues::U64(raw.iter().map(|&v| (v as u64) ^ (1 << 63)).collect())
             } else {
-                integer(c, raw, |v| v as f64, ColumnValues::I64, &nulls)
+                integer(c, raw, |v| v as f64, ColumnValues::I64)
             };
             (values, nulls)
         }
@@ -477,20 +478,16 @@ fn decode_values(c: &ColumnSchema, cells: &[&[u8]], bits: usize) -> (ColumnValue
     }
 }
 
-/// An integer column: as stored, or scaled to f64 (TNULL elements NaN) when TSCAL/TZERO apply.
+/// An integer column: as stored, or scaled to f64 when TSCAL/TZERO apply. Like astropy, a TNULL
+/// element keeps its stored (or scaled) value; [`ColumnData::nulls`] marks it.
 fn integer<T: Copy>(
     c: &ColumnSchema,
     raw: Vec<T>,
     to_f64: impl Fn(T) -> f64,
     wrap: impl FnOnce(Vec<T>) -> ColumnValues,
-    nulls: &Option<Vec<bool>>,
 ) -> ColumnValues {
     if c.column_type != ColumnType::F64 {
         return wrap(raw);
     }
-    let scaled = raw
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| if nulls.as_ref().is_some_and(|m| m[i]) { f64::NAN } else { to_f64(v) * c.scale + c.zero });
-    ColumnValues::F64(scaled.collect())
+    ColumnValues::F64(raw.iter().map(|&v| to_f64(v) * c.scale + c.zero).collect())
 }
