@@ -303,3 +303,72 @@ fn variable_length_arrays_and_descriptors_outside_the_heap() {
     assert_eq!(err.kind(), ErrorKind::Decoding);
     assert!(err.to_string().contains("ints") && err.to_string().contains("outside the heap"), "{err}");
 }
+
+#[test]
+fn ascii_tables_parse_as_astropy_does() {
+    let dir = common::tempdir("tables-ascii");
+    let card = common::card;
+    let mut cards = vec![
+        card("XTENSION", "'TABLE   '"),
+        card("BITPIX", "8"),
+        card("NAXIS", "2"),
+        card("NAXIS1", "40"),
+        card("NAXIS2", "4"),
+        card("PCOUNT", "0"),
+        card("GCOUNT", "1"),
+        card("TFIELDS", "5"),
+    ];
+    for (n, (name, tform, tbcol)) in
+        [("i4", "I4", 1), ("i10", "I10", 5), ("f", "F8.3", 15), ("d", "D10.2", 23), ("s", "A7", 34)].iter().enumerate()
+    {
+        cards.push(card(&format!("TTYPE{}", n + 1), &format!("'{name}'")));
+        cards.push(card(&format!("TFORM{}", n + 1), &format!("'{tform}'")));
+        cards.push(card(&format!("TBCOL{}", n + 1), &tbcol.to_string()));
+    }
+    cards.push(card("TNULL2", "'*'"));
+    // columns 1-4, 5-14, 15-22, 23-32, 34-40
+    let rows: Vec<String> = [
+        ("12", "1234567890", "1.500", "1.25D+02", "abc"),
+        ("-123", "*", "-2.000", "-3.5D-01", "x y"),
+        ("0", "9999999999", "", "1.00E+00", ""),
+        ("999", "42", "0.125", "0.", "seven"),
+    ]
+    .iter()
+    .map(|(a, b, c, d, e)| format!("{a:>4}{b:>10}{c:>8}{d:>10} {e:<7}"))
+    .collect();
+    let data: Vec<u8> = rows.iter().flat_map(|r| r.as_bytes().to_vec()).collect();
+    let path = dir.join("ascii.fits");
+    write(&path, &[image(true, 8, &[], &[], vec![]), common::Hdu { cards, data }]);
+    let batch = read_all(&path, 1, 3).into_iter().reduce(|mut a, b| {
+        for (x, y) in a.columns.iter_mut().zip(b.columns) {
+            match (&mut x.values, y.values) {
+                (ColumnValues::I16(p), ColumnValues::I16(q)) => p.extend(q),
+                (ColumnValues::I64(p), ColumnValues::I64(q)) => p.extend(q),
+                (ColumnValues::F64(p), ColumnValues::F64(q)) => p.extend(q),
+                _ => {}
+            }
+        }
+        a
+    });
+    let b = batch.expect("batches");
+    assert_eq!(b.column("i4").expect("i4").values, ColumnValues::I16(vec![12, -123, 0, 999]));
+    assert_eq!(b.column("i10").expect("i10").values, ColumnValues::I64(vec![1234567890, 0, 9999999999, 42]));
+    let ColumnValues::F64(f) = &b.column("f").expect("f").values else { panic!("f64") };
+    assert_eq!((f[0], f[1], f[3]), (1.5, -2.0, 0.125));
+    assert!(f[2].is_nan(), "a blank real is NaN");
+    let ColumnValues::F64(d) = &b.column("d").expect("d").values else { panic!("f64") };
+    assert_eq!(&d[..], &[125.0, -0.35, 1.0, 0.0]);
+    let batch0 = read_all(&path, 1, 10).remove(0);
+    assert_eq!(batch0.column("i10").expect("i10").nulls, Some(vec![false, true, false, false]));
+    assert_eq!(strings(&batch0.column("s").expect("s").values), ["abc", "x y", "", "seven"]);
+
+    // a field that is not a number: an error naming the column and row
+    let bad = dir.join("bad.fits");
+    let mut bytes = std::fs::read(&path).expect("read");
+    let at = bytes.len() - 2880 + 40 + 16; // row 1, inside the F8.3 field
+    bytes[at] = b'x';
+    std::fs::write(&bad, bytes).expect("write");
+    let mut file = FitsFile::open(&bad).expect("open");
+    let err = file.table(1).expect("table").build().expect("build").next().expect("batch").expect_err("bad number");
+    assert!(err.to_string().contains("column f") && err.to_string().contains("row 1"), "{err}");
+}

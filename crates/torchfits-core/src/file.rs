@@ -404,18 +404,14 @@ impl FitsFile {
         Ok(self.find(selector.into())?.1.header)
     }
 
-    /// A reader for the binary table in HDU `selector` (reads its header; see [`TableReader`]).
-    /// Fails with a [`Parameter`](ErrorKind::Parameter) error for an image, an
-    /// [`Unsupported`](ErrorKind::Unsupported) one for an ASCII table (not read yet).
+    /// A reader for the binary or ASCII table in HDU `selector` (reads its header; see
+    /// [`TableReader`]). Fails with a [`Parameter`](ErrorKind::Parameter) error for an image.
     pub fn table(&mut self, selector: impl Into<HduSelector>) -> Result<TableReader<'_>> {
         let (i, Loaded { kind, header, data_start, .. }) = self.find(selector.into())?;
         let path = self.path.clone();
         let wrap = |e: Error| e.in_hdu(i).in_file(&path);
         match kind {
-            HduKind::BinTable => {}
-            HduKind::AsciiTable => {
-                return Err(wrap(Error::unsupported("ASCII tables are not read yet")));
-            }
+            HduKind::BinTable | HduKind::AsciiTable => {}
             other => {
                 return Err(wrap(Error::parameter(format!("the HDU is a {other}, not a table"))));
             }

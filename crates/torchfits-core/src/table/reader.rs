@@ -321,6 +321,10 @@ type HeapReader<'a> = dyn FnMut(&ColumnSchema, &[(u64, u64)]) -> Result<Vec<u8>>
 /// elements from the heap through `heap`.
 fn decode(c: &ColumnSchema, block: &[u8], row_bytes: usize, n: usize, heap: &mut HeapReader<'_>) -> Result<ColumnData> {
     let row_cells = cells(c, block, row_bytes, n);
+    if let Some(null) = &c.ascii_null {
+        let (values, nulls) = decode_ascii(c, &row_cells, null)?;
+        return Ok(ColumnData { name: c.name.clone(), per_row: 1, values, nulls, list_offsets: None });
+    }
     let Some(kind) = c.variable else {
         let (values, nulls) = decode_values(c, &row_cells, c.repeat);
         let per_row = if c.fits_type == FitsType::Char { 1 } else { c.repeat };
@@ -379,6 +383,66 @@ fn decode(c: &ColumnSchema, block: &[u8], row_bytes: usize, n: usize, heap: &mut
         decode_values(c, &row_slices, 0)
     };
     Ok(ColumnData { name: c.name.clone(), per_row: 0, values, nulls, list_offsets: Some(offsets) })
+}
+
+/// Decodes the text fields of an ASCII-table column. A blank field, or one equal to TNULL, is
+/// undefined: astropy's value for it is 0 (integers) or NaN (reals), and the null mask marks it.
+fn decode_ascii(c: &ColumnSchema, cells: &[&[u8]], null: &str) -> Result<(ColumnValues, Option<Vec<bool>>)> {
+    if c.fits_type == FitsType::Char {
+        return Ok(decode_values(c, cells, 0));
+    }
+    let mut nulls = vec![false; cells.len()];
+    let mut ints: Vec<i64> = Vec::new();
+    let mut reals: Vec<f64> = Vec::new();
+    // `Iw` (scaled or not) against `Fw.d`, `Ew.d`, `Dw.d`
+    let integer = c.tform.to_ascii_uppercase().starts_with('I');
+    for (row, cell) in cells.iter().enumerate() {
+        let text = std::str::from_utf8(cell).map(str::trim).unwrap_or("\u{fffd}");
+        let undefined = text.is_empty() || (!null.is_empty() && text == null);
+        nulls[row] = undefined;
+        let bad = || Error::decoding(format!("column {}: row {row}: {text:?} is not a number", c.name));
+        if integer {
+            let v: i64 = if undefined { 0 } else { text.trim_start_matches('+').parse().map_err(|_| bad())? };
+            ints.push(v);
+        } else {
+            let v: f64 = if undefined {
+                f64::NAN
+            } else {
+                let t = text.replace(['D', 'd'], "E");
+                if !t.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'E' | b'e')) {
+                    return Err(bad());
+                }
+                t.parse().map_err(|_| bad())?
+            };
+            reals.push(v);
+        }
+    }
+    let nulls = nulls.contains(&true).then_some(nulls);
+    let out_of_range = |name: &str| Error::decoding(format!("column {}: a value does not fit {name}", c.name));
+    let values = match c.column_type {
+        ColumnType::I16 => ColumnValues::I16(
+            ints.iter()
+                .map(|&v| i16::try_from(v))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|_| out_of_range("int16"))?,
+        ),
+        ColumnType::I32 => ColumnValues::I32(
+            ints.iter()
+                .map(|&v| i32::try_from(v))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|_| out_of_range("int32"))?,
+        ),
+        ColumnType::I64 => ColumnValues::I64(ints),
+        // a scaled integer column: scaled in double; undefined stays NaN
+        _ if integer => ColumnValues::F64(
+            ints.iter()
+                .zip(nulls.iter().flatten().chain(std::iter::repeat(&false)))
+                .map(|(&v, &u)| if u { f64::NAN } else { v as f64 * c.scale + c.zero })
+                .collect(),
+        ),
+        _ => ColumnValues::F64(reals.iter().map(|&v| v * c.scale + c.zero).collect()),
+    };
+    Ok((values, nulls))
 }
 
 /// Decodes the elements in `cells` (each a whole number of elements; for strings, one string per

@@ -131,6 +131,9 @@ pub struct ColumnSchema {
     /// For a variable-length array column, the descriptor's kind; its elements, in the heap, are
     /// of [`ColumnSchema::fits_type`].
     pub variable: Option<VarArray>,
+    /// For a column of an ASCII table: its values are text to parse, and this is its TNULL string
+    /// (trimmed; empty when absent). Blank fields and this string are undefined.
+    pub ascii_null: Option<String>,
 }
 
 /// The descriptor of a variable-length array column.
@@ -177,6 +180,12 @@ impl TableSchema {
             return Err(Error::decoding(format!("TFIELDS = {tfields} is over 999")));
         }
         let mut columns = Vec::with_capacity(tfields as usize);
+        if header.get_str("XTENSION").map(str::trim_end) == Some("TABLE") {
+            for n in 1..=tfields as usize {
+                columns.push(ColumnSchema::ascii_from_header(header, n, row_bytes)?);
+            }
+            return Ok(TableSchema { columns, row_bytes, nrows, heap_offset: 0, data_len: 0 });
+        }
         let mut offset = 0usize;
         for n in 1..=tfields as usize {
             let column = ColumnSchema::from_header(header, n, offset)?;
@@ -228,6 +237,73 @@ fn parse_tdim(text: &str) -> Option<Vec<usize>> {
 }
 
 impl ColumnSchema {
+    /// A column of an ASCII table: TFORMn `Aw`, `Iw`, `Fw.d`, `Ew.d` or `Dw.d` at TBCOLn.
+    fn ascii_from_header(header: &Header, n: usize, row_bytes: usize) -> Result<ColumnSchema> {
+        let key = |k: &str| format!("{k}{n}");
+        let tform_raw = header
+            .get_str(&key("TFORM"))
+            .ok_or_else(|| Error::decoding(format!("TFORM{n} missing or not a string")))?;
+        let tform = tform_raw.trim().to_ascii_uppercase();
+        let bad = || Error::decoding(format!("TFORM{n} = {tform_raw:?} is not an ASCII table format"));
+        let code = *tform.as_bytes().first().ok_or_else(bad)?;
+        let width: usize =
+            tform[1..].split('.').next().and_then(|w| w.parse().ok()).filter(|&w| w > 0).ok_or_else(bad)?;
+        let tbcol = header
+            .get_i64(&key("TBCOL"))
+            .and_then(|t| usize::try_from(t).ok())
+            .filter(|&t| t >= 1)
+            .ok_or_else(|| Error::decoding(format!("TBCOL{n} missing or not a column number")))?;
+        let offset = tbcol - 1;
+        if offset + width > row_bytes {
+            return Err(Error::decoding(format!(
+                "column {n} (TBCOL{n} = {tbcol}, width {width}) runs past the row's {row_bytes} characters"
+            )));
+        }
+        let scale = header.get_f64(&key("TSCAL")).unwrap_or(1.0);
+        let zero = header.get_f64(&key("TZERO")).unwrap_or(0.0);
+        let scaled = scale != 1.0 || zero != 0.0;
+        let (fits_type, column_type) = match code {
+            b'A' => (FitsType::Char, ColumnType::Str),
+            b'I' if scaled => (FitsType::Long, ColumnType::F64),
+            b'I' if width <= 4 => (FitsType::Short, ColumnType::I16),
+            b'I' if width <= 9 => (FitsType::Int, ColumnType::I32),
+            b'I' => (FitsType::Long, ColumnType::I64),
+            b'F' | b'E' | b'D' => (FitsType::Double, ColumnType::F64),
+            _ => return Err(bad()),
+        };
+        // TNULLn of an ASCII table is a string (written as a number by some writers)
+        let null = header
+            .card(&key("TNULL"))
+            .map(|c| match c.value() {
+                crate::header::Value::Str(s) => s.trim().to_string(),
+                crate::header::Value::Int(i) => i.to_string(),
+                crate::header::Value::Float(f) => f.to_string(),
+                _ => String::new(),
+            })
+            .unwrap_or_default();
+        Ok(ColumnSchema {
+            index: n - 1,
+            name: header
+                .get_str(&key("TTYPE"))
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| format!("col{n}")),
+            tform: tform_raw.trim().to_string(),
+            fits_type,
+            repeat: 1,
+            dims: None,
+            unit: header.get_str(&key("TUNIT")).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()),
+            scale,
+            zero,
+            null: None,
+            column_type,
+            offset,
+            width,
+            variable: None,
+            ascii_null: Some(null),
+        })
+    }
+
     fn from_header(header: &Header, n: usize, offset: usize) -> Result<ColumnSchema> {
         let key = |k: &str| format!("{k}{n}");
         let tform_raw = header
@@ -315,6 +391,7 @@ impl ColumnSchema {
             offset,
             width,
             variable,
+            ascii_null: None,
         })
     }
 }
