@@ -141,6 +141,36 @@ fn cases(dir: &Path) -> Vec<Case> {
         ));
     }
     out.push(Case { id: "cutouts_f32_64x100", ways: many });
+    let table = p("table_1M.fits");
+    let table_case = |columns: Option<&'static [&'static str]>, rows: Option<std::ops::Range<u64>>| -> Vec<Way> {
+        ways()
+            .into_iter()
+            .map(|(name, options)| {
+                let (path, rows) = (table.clone(), rows.clone());
+                let way: Way = (
+                    name,
+                    Box::new(move || {
+                        let mut file = options.open(&path)?;
+                        let mut reader = file.table(1)?.with_batch_rows(1 << 20);
+                        if let Some(c) = columns {
+                            reader = reader.with_columns(c)?;
+                        }
+                        if let Some(r) = rows.clone() {
+                            reader = reader.with_rows(r)?;
+                        }
+                        for batch in reader.build()? {
+                            std::hint::black_box(batch?);
+                        }
+                        Ok(())
+                    }),
+                );
+                way
+            })
+            .collect()
+    };
+    out.push(Case { id: "table_1M_full", ways: table_case(None, None) });
+    out.push(Case { id: "table_1M_2cols", ways: table_case(Some(&["ra", "flux"]), None) });
+    out.push(Case { id: "table_1M_rows_100k", ways: table_case(None, Some(500_000..600_000)) });
     let path = img.clone();
     let header: Way = (
         "open+header",

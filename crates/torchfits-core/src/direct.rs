@@ -110,6 +110,29 @@ impl Direct {
         self.len
     }
 
+    /// The whole file, mapped, in mmap mode (made on first use; `None` otherwise or if mapping fails).
+    pub(crate) fn mapped_bytes(&self) -> Option<&[u8]> {
+        self.map().ok().flatten().map(ffi::Map::bytes)
+    }
+
+    /// In mmap mode, maps the pages of a range about to be read in full, in one call.
+    pub(crate) fn populate(&self, offset: usize, len: usize) {
+        if let Ok(Some(map)) = self.map() {
+            map.populate(offset, len);
+        }
+    }
+
+    /// `pread` of exactly `buf.len()` bytes at `at`; a short file is a truncation error.
+    pub(crate) fn read_bytes_at(&self, buf: &mut [u8], at: u64) -> Result<()> {
+        self.file.read_exact_at(buf, at).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                Error::decoding(format!("the file is truncated: it ends before byte {}", at + buf.len() as u64))
+            } else {
+                Error::io(e, "cannot read")
+            }
+        })
+    }
+
     fn map(&self) -> Result<Option<&ffi::Map>> {
         if !self.mmap || self.len == 0 {
             return Ok(None);

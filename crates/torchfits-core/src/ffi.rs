@@ -108,6 +108,12 @@ impl Map {
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.0
     }
+
+    /// Maps the pages of `offset..offset + len` in one call (`MADV_POPULATE_READ`) rather than one
+    /// fault at a time as they are first read. Best effort: kernels without it fault as usual.
+    pub(crate) fn populate(&self, offset: usize, len: usize) {
+        let _ = self.0.advise_range(memmap2::Advice::PopulateRead, offset, len);
+    }
 }
 
 /// One open cfitsio file.

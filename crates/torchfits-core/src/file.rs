@@ -248,6 +248,27 @@ impl FitsFile {
         }
     }
 
+    /// The plain file on disk, whether or not direct image reads are on (tables always read it).
+    pub(crate) fn plain(&self) -> Option<&Direct> {
+        match &self.source {
+            Source::Plain { file, .. } => Some(file),
+            Source::Cfitsio(_) => None,
+        }
+    }
+
+    /// `len` bytes at `at` of the file's memory map, in mmap mode (`None` otherwise, or out of range).
+    pub(crate) fn mapped(&self, at: Option<u64>, len: usize) -> Option<&[u8]> {
+        let at = usize::try_from(at?).ok()?;
+        self.plain()?.mapped_bytes()?.get(at..at.checked_add(len)?)
+    }
+
+    /// In mmap mode, maps the pages of `len` bytes at `at` in one call before they are all read.
+    pub(crate) fn populate(&self, at: Option<u64>, len: usize) {
+        if let (Some(plain), Some(at)) = (self.plain(), at.and_then(|a| usize::try_from(a).ok())) {
+            plain.populate(at, len);
+        }
+    }
+
     /// Whether this is a plain file on disk (not gzip, not extended syntax).
     pub(crate) fn is_plain(&self) -> bool {
         matches!(self.source, Source::Plain { .. })
@@ -418,20 +439,6 @@ impl FitsFile {
         }
         let schema = TableSchema::from_header(&header).map_err(wrap)?;
         Ok(TableReader::new(self, i, schema, data_start))
-    }
-
-    /// Reads `out.len()` bytes at absolute offset `at` of a plain file (the heap of a table).
-    pub(crate) fn read_at(&self, at: u64, out: &mut [u8]) -> Result<()> {
-        match &self.source {
-            Source::Plain { file, .. } => file.file().read_exact_at(out, at).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                    Error::decoding(format!("the file is truncated: it ends before byte {}", at + out.len() as u64))
-                } else {
-                    Error::io(e, "cannot read")
-                }
-            }),
-            Source::Cfitsio(_) => Err(Error::unsupported("direct reads of a file read through cfitsio")),
-        }
     }
 
     /// Reads raw rows of the table at HDU `index` (whose data starts at `data_start` in a plain

@@ -2,8 +2,10 @@
 
 use std::ops::Range;
 
+use crate::direct::Direct;
 use crate::error::{Error, Result};
 use crate::file::FitsFile;
+use crate::limits::Limits;
 use crate::table::schema::{ColumnSchema, ColumnType, FitsType, TableSchema, VarArray};
 
 /// Rows per batch when [`TableReader::with_batch_rows`] is not called.
@@ -223,31 +225,71 @@ impl TableBatches<'_> {
     fn read_batch(&mut self, first: u64, n: usize) -> Result<TableBatch> {
         let r = &mut self.reader;
         let row_bytes = r.schema.row_bytes;
-        self.block.resize(n * row_bytes, 0);
-        if !self.block.is_empty() {
+        let len = n * row_bytes;
+        let at = r.data_start.map(|start| start + first * row_bytes as u64);
+        // in mmap mode the rows are decoded straight from the map; otherwise read into `block`
+        let mapped = len > 0 && r.file.mapped(at, len).is_some();
+        if mapped {
+            r.file.populate(at, len);
+        }
+        if !mapped && len > 0 {
+            self.block.resize(len, 0);
             r.file.read_table_rows(r.index, r.data_start, first, row_bytes, &mut self.block)?;
         }
-        let (file, data_start, schema) = (&mut *r.file, r.data_start, &r.schema);
-        let mut heap = |c: &ColumnSchema, spans: &[(u64, u64)]| read_heap(file, data_start, schema, c, spans);
-        let columns = r
-            .selected
-            .iter()
-            .map(|&c| decode(&schema.columns[c], &self.block, row_bytes, n, &mut heap))
-            .collect::<Result<_>>()?;
-        Ok(TableBatch { first_row: first, num_rows: n, columns })
+        let file: &FitsFile = r.file;
+        let block: &[u8] = match file.mapped(at, len) {
+            Some(rows) if mapped => rows,
+            _ => &self.block[..len],
+        };
+        let heap =
+            HeapSource { plain: file.plain(), data_start: r.data_start, schema: &r.schema, limits: *file.limits() };
+        let columns: Vec<&ColumnSchema> = r.selected.iter().map(|&c| &r.schema.columns[c]).collect();
+        let threads = file.threads().min(columns.len());
+        let decoded = if threads > 1 && n >= PARALLEL_MIN_ROWS {
+            // columns on worker threads, dealt round-robin; results put back in order
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..threads)
+                    .map(|t| {
+                        let (columns, heap) = (&columns, &heap);
+                        scope.spawn(move || {
+                            (t..columns.len())
+                                .step_by(threads)
+                                .map(|k| decode(columns[k], block, row_bytes, n, heap).map(|d| (k, d)))
+                                .collect::<Result<Vec<_>>>()
+                        })
+                    })
+                    .collect();
+                let mut all = Vec::with_capacity(columns.len());
+                for h in handles {
+                    all.extend(h.join().unwrap_or_else(|_| Err(Error::decoding("a decoding thread panicked")))?);
+                }
+                all.sort_by_key(|(k, _)| *k);
+                Ok::<_, Error>(all.into_iter().map(|(_, d)| d).collect())
+            })?
+        } else {
+            columns.iter().map(|c| decode(c, block, row_bytes, n, &heap)).collect::<Result<Vec<_>>>()?
+        };
+        Ok(TableBatch { first_row: first, num_rows: n, columns: decoded })
     }
+}
+
+/// Batches of at least this many rows decode their columns on several threads.
+const PARALLEL_MIN_ROWS: usize = 16_384;
+
+/// Where a batch's variable-length arrays come from: the plain file's heap (shared read-only by
+/// decoding threads).
+struct HeapSource<'a> {
+    plain: Option<&'a Direct>,
+    data_start: Option<u64>,
+    schema: &'a TableSchema,
+    limits: Limits,
 }
 
 /// The heap bytes of `spans` (offset from the heap start, length), checked against the heap's end,
 /// concatenated in order: one read of the smallest range covering them when that range is not much
 /// larger than the spans, one read per span otherwise.
-fn read_heap(
-    file: &mut FitsFile,
-    data_start: Option<u64>,
-    schema: &TableSchema,
-    c: &ColumnSchema,
-    spans: &[(u64, u64)],
-) -> Result<Vec<u8>> {
+fn read_heap(heap: &HeapSource<'_>, c: &ColumnSchema, spans: &[(u64, u64)]) -> Result<Vec<u8>> {
+    let schema = heap.schema;
     let mut total = 0u64;
     let (mut lo, mut hi) = (u64::MAX, 0u64);
     for &(offset, bytes) in spans.iter().filter(|s| s.1 > 0) {
@@ -263,17 +305,19 @@ fn read_heap(
         lo = lo.min(offset);
         hi = hi.max(offset + bytes);
     }
-    file.limits().check_alloc(total, "a batch of variable-length arrays")?;
+    heap.limits.check_alloc(total, "a batch of variable-length arrays")?;
     let mut out = Vec::with_capacity(total as usize);
     if total == 0 {
         return Ok(out);
     }
-    let start = data_start.ok_or_else(|| {
-        Error::unsupported("variable-length arrays of a file read through cfitsio (gzip) are not read yet")
-    })?;
+    let (Some(file), Some(start)) = (heap.plain, heap.data_start) else {
+        return Err(Error::unsupported(
+            "variable-length arrays of a file read through cfitsio (gzip) are not read yet",
+        ));
+    };
     if hi - lo <= total.saturating_mul(2).max(1 << 20) {
         let mut span = vec![0u8; (hi - lo) as usize];
-        file.read_at(start + schema.heap_offset + lo, &mut span)?;
+        file.read_bytes_at(&mut span, start + schema.heap_offset + lo)?;
         for &(offset, bytes) in spans {
             let a = (offset.saturating_sub(lo)) as usize;
             out.extend_from_slice(&span[a..a + bytes as usize]);
@@ -282,28 +326,66 @@ fn read_heap(
         for &(offset, bytes) in spans.iter().filter(|s| s.1 > 0) {
             let at = out.len();
             out.resize(at + bytes as usize, 0);
-            file.read_at(start + schema.heap_offset + offset, &mut out[at..])?;
+            file.read_bytes_at(&mut out[at..], start + schema.heap_offset + offset)?;
         }
     }
     Ok(out)
 }
 
-/// The bytes of column `c` in each of the `n` rows of `block`.
-fn cells<'a>(c: &ColumnSchema, block: &'a [u8], row_bytes: usize, n: usize) -> Vec<&'a [u8]> {
-    (0..n).map(move |r| &block[r * row_bytes + c.offset..r * row_bytes + c.offset + c.width]).collect()
+/// The cells a column decodes from: one byte slice per row (or per heap array).
+trait CellSource {
+    /// Number of cells.
+    fn count(&self) -> usize;
+    /// Calls `f` on each cell in order.
+    fn each(&self, f: impl FnMut(&[u8]));
+}
+
+/// Column `offset..offset + width` of each of `n` rows of `stride` bytes: no per-row allocation.
+struct Strided<'a> {
+    block: &'a [u8],
+    stride: usize,
+    offset: usize,
+    width: usize,
+    n: usize,
+}
+
+impl CellSource for Strided<'_> {
+    fn count(&self) -> usize {
+        self.n
+    }
+    fn each(&self, mut f: impl FnMut(&[u8])) {
+        for r in 0..self.n {
+            let at = r * self.stride + self.offset;
+            f(&self.block[at..at + self.width]);
+        }
+    }
+}
+
+impl CellSource for [&[u8]] {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn each(&self, mut f: impl FnMut(&[u8])) {
+        for cell in self {
+            f(cell);
+        }
+    }
 }
 
 /// Big-endian values of type `T` from every cell, one after the other.
-fn be_values<T: Copy, const N: usize>(cells: &[&[u8]], from_be: fn([u8; N]) -> T) -> Vec<T> {
-    let total: usize = cells.iter().map(|c| c.len() / N).sum();
-    let mut out = Vec::with_capacity(total);
-    for cell in cells {
+fn be_values<T: Copy, const N: usize, C: CellSource + ?Sized>(
+    cells: &C,
+    per_cell: usize,
+    from_be: fn([u8; N]) -> T,
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(cells.count() * per_cell);
+    cells.each(|cell| {
         out.extend(cell.chunks_exact(N).map(|b| {
             let mut a = [0u8; N];
             a.copy_from_slice(b);
             from_be(a)
-        }));
-    }
+        }))
+    });
     out
 }
 
@@ -314,13 +396,10 @@ fn nulls_of<T: Copy + Into<i128>>(raw: &[T], null: Option<i64>) -> Option<Vec<bo
     mask.iter().any(|&m| m).then_some(mask)
 }
 
-/// Reads the heap bytes of (offset, length) spans for a column, concatenated.
-type HeapReader<'a> = dyn FnMut(&ColumnSchema, &[(u64, u64)]) -> Result<Vec<u8>> + 'a;
-
 /// Decodes column `c` of `n` rows of `block`; for a variable-length array column, reads its
 /// elements from the heap through `heap`.
-fn decode(c: &ColumnSchema, block: &[u8], row_bytes: usize, n: usize, heap: &mut HeapReader<'_>) -> Result<ColumnData> {
-    let row_cells = cells(c, block, row_bytes, n);
+fn decode(c: &ColumnSchema, block: &[u8], row_bytes: usize, n: usize, heap: &HeapSource<'_>) -> Result<ColumnData> {
+    let row_cells = Strided { block, stride: row_bytes, offset: c.offset, width: c.width, n };
     if let Some(null) = &c.ascii_null {
         let (values, nulls) = decode_ascii(c, &row_cells, null)?;
         return Ok(ColumnData { name: c.name.clone(), per_row: 1, values, nulls, list_offsets: None });
@@ -331,20 +410,21 @@ fn decode(c: &ColumnSchema, block: &[u8], row_bytes: usize, n: usize, heap: &mut
         return Ok(ColumnData { name: c.name.clone(), per_row, values, nulls, list_offsets: None });
     };
     // descriptors: (element count, heap offset) per row
-    let descriptors: Vec<(u64, u64)> = row_cells
-        .iter()
-        .map(|cell| match (kind, cell.len()) {
-            (_, 0) => (0, 0),
-            (VarArray::P, _) => {
-                let v = be_values::<i32, 4>(&[cell], i32::from_be_bytes);
+    let mut descriptors: Vec<(u64, u64)> = Vec::with_capacity(n);
+    row_cells.each(|cell| {
+        descriptors.push(match (kind, cell.len()) {
+            (VarArray::P, 8) => {
+                let v = be_values::<i32, 4, _>(&[cell][..], 2, i32::from_be_bytes);
                 (v[0] as u32 as u64, v[1] as u32 as u64)
             }
-            (VarArray::Q, _) => {
-                let v = be_values::<i64, 8>(&[cell], i64::from_be_bytes);
+            (VarArray::Q, 16) => {
+                let v = be_values::<i64, 8, _>(&[cell][..], 2, i64::from_be_bytes);
                 (v[0] as u64, v[1] as u64)
             }
+            // a zero-width descriptor column (0P): no arrays
+            _ => (0, 0),
         })
-        .collect();
+    });
     let size = c.fits_type.size() as u64;
     let spans: Vec<(u64, u64)> = descriptors
         .iter()
@@ -353,7 +433,7 @@ fn decode(c: &ColumnSchema, block: &[u8], row_bytes: usize, n: usize, heap: &mut
             (offset, bytes)
         })
         .collect();
-    let heap_bytes = heap(c, &spans)?;
+    let heap_bytes = read_heap(heap, c, &spans)?;
     // the heap bytes come back concatenated in row order
     let mut row_slices = Vec::with_capacity(n);
     let mut at = 0usize;
@@ -364,7 +444,7 @@ fn decode(c: &ColumnSchema, block: &[u8], row_bytes: usize, n: usize, heap: &mut
     }
     if c.fits_type == FitsType::Char {
         // a variable-length string: one string per row
-        let (values, nulls) = decode_values(c, &row_slices, 0);
+        let (values, nulls) = decode_values(c, &row_slices[..], 0);
         return Ok(ColumnData { name: c.name.clone(), per_row: 1, values, nulls, list_offsets: None });
     }
     let mut offsets = Vec::with_capacity(n + 1);
@@ -380,42 +460,55 @@ fn decode(c: &ColumnSchema, block: &[u8], row_bytes: usize, n: usize, heap: &mut
     let (values, nulls) = if legacy {
         (ColumnValues::Bool(heap_bytes.iter().map(|&b| b == 1).collect()), None)
     } else {
-        decode_values(c, &row_slices, 0)
+        decode_values(c, &row_slices[..], 0)
     };
     Ok(ColumnData { name: c.name.clone(), per_row: 0, values, nulls, list_offsets: Some(offsets) })
 }
 
 /// Decodes the text fields of an ASCII-table column. A blank field, or one equal to TNULL, is
 /// undefined: astropy's value for it is 0 (integers) or NaN (reals), and the null mask marks it.
-fn decode_ascii(c: &ColumnSchema, cells: &[&[u8]], null: &str) -> Result<(ColumnValues, Option<Vec<bool>>)> {
+fn decode_ascii<C: CellSource + ?Sized>(
+    c: &ColumnSchema,
+    cells: &C,
+    null: &str,
+) -> Result<(ColumnValues, Option<Vec<bool>>)> {
     if c.fits_type == FitsType::Char {
         return Ok(decode_values(c, cells, 0));
     }
-    let mut nulls = vec![false; cells.len()];
+    let mut nulls = vec![false; cells.count()];
     let mut ints: Vec<i64> = Vec::new();
     let mut reals: Vec<f64> = Vec::new();
     // `Iw` (scaled or not) against `Fw.d`, `Ew.d`, `Dw.d`
     let integer = c.tform.to_ascii_uppercase().starts_with('I');
-    for (row, cell) in cells.iter().enumerate() {
+    let mut row = 0usize;
+    let mut failure: Option<Error> = None;
+    cells.each(|cell| {
+        if failure.is_some() {
+            return;
+        }
         let text = std::str::from_utf8(cell).map(str::trim).unwrap_or("\u{fffd}");
         let undefined = text.is_empty() || (!null.is_empty() && text == null);
         nulls[row] = undefined;
         let bad = || Error::decoding(format!("column {}: row {row}: {text:?} is not a number", c.name));
         if integer {
-            let v: i64 = if undefined { 0 } else { text.trim_start_matches('+').parse().map_err(|_| bad())? };
-            ints.push(v);
+            match if undefined { Ok(0) } else { text.trim_start_matches('+').parse::<i64>() } {
+                Ok(v) => ints.push(v),
+                Err(_) => failure = Some(bad()),
+            }
+        } else if undefined {
+            reals.push(f64::NAN);
         } else {
-            let v: f64 = if undefined {
-                f64::NAN
-            } else {
-                let t = text.replace(['D', 'd'], "E");
-                if !t.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'E' | b'e')) {
-                    return Err(bad());
-                }
-                t.parse().map_err(|_| bad())?
-            };
-            reals.push(v);
+            let t = text.replace(['D', 'd'], "E");
+            let ok = t.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'E' | b'e'));
+            match t.parse::<f64>() {
+                Ok(v) if ok => reals.push(v),
+                _ => failure = Some(bad()),
+            }
         }
+        row += 1;
+    });
+    if let Some(e) = failure {
+        return Err(e);
     }
     let nulls = nulls.contains(&true).then_some(nulls);
     let out_of_range = |name: &str| Error::decoding(format!("column {}: a value does not fit {name}", c.name));
@@ -447,41 +540,50 @@ fn decode_ascii(c: &ColumnSchema, cells: &[&[u8]], null: &str) -> Result<(Column
 
 /// Decodes the elements in `cells` (each a whole number of elements; for strings, one string per
 /// cell; for bits, `bits` bits per cell, or every bit of the cell when `bits` is 0).
-fn decode_values(c: &ColumnSchema, cells: &[&[u8]], bits: usize) -> (ColumnValues, Option<Vec<bool>>) {
+fn decode_values<C: CellSource + ?Sized>(
+    c: &ColumnSchema,
+    cells: &C,
+    bits: usize,
+) -> (ColumnValues, Option<Vec<bool>>) {
+    let bytes_of = |cells: &C| {
+        let mut raw: Vec<u8> = Vec::with_capacity(cells.count() * c.repeat.max(1));
+        cells.each(|cell| raw.extend_from_slice(cell));
+        raw
+    };
     match c.fits_type {
         FitsType::Logical => {
-            let raw: Vec<u8> = cells.iter().flat_map(|c| c.iter().copied()).collect();
+            let raw = bytes_of(cells);
             let nulls = raw.contains(&0).then(|| raw.iter().map(|&b| b == 0).collect());
             (ColumnValues::Bool(raw.iter().map(|&b| b == b'T').collect()), nulls)
         }
         FitsType::Bit => {
             let mut out = Vec::new();
-            for cell in cells {
+            cells.each(|cell| {
                 let nbits = if bits == 0 { cell.len() * 8 } else { bits };
                 out.extend((0..nbits).map(|k| cell[k / 8] >> (7 - k % 8) & 1 == 1));
-            }
+            });
             (ColumnValues::Bool(out), None)
         }
         FitsType::Char => {
-            let mut offsets = Vec::with_capacity(cells.len() + 1);
-            let mut bytes = Vec::with_capacity(cells.iter().map(|c| c.len()).sum());
+            let mut offsets = Vec::with_capacity(cells.count() + 1);
+            let mut bytes = Vec::with_capacity(cells.count() * c.width.max(1));
             offsets.push(0i32);
-            for cell in cells {
+            cells.each(|cell| {
                 let cell = cell.split(|&b| b == 0).next().unwrap_or(&[]);
                 let end = cell.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
                 bytes.extend_from_slice(&cell[..end]);
                 // a batch's strings stay far below 2 GiB: a batch's bytes fit Limits::max_alloc
                 offsets.push(i32::try_from(bytes.len()).unwrap_or(i32::MAX));
-            }
+            });
             (ColumnValues::Str { offsets, bytes }, None)
         }
         FitsType::Byte => {
-            let raw: Vec<u8> = cells.iter().flat_map(|c| c.iter().copied()).collect();
+            let raw = bytes_of(cells);
             let nulls = nulls_of(&raw, c.null);
             (integer(c, raw, |v| v as f64, ColumnValues::U8), nulls)
         }
         FitsType::Short => {
-            let raw = be_values::<i16, 2>(cells, i16::from_be_bytes);
+            let raw = be_values::<i16, 2, C>(cells, c.repeat, i16::from_be_bytes);
             let nulls = nulls_of(&raw, c.null);
             let values = if c.column_type == ColumnType::U16 {
                 ColumnValues::U16(raw.iter().map(|&v| (v as u16) ^ 0x8000).collect())
@@ -491,7 +593,7 @@ fn decode_values(c: &ColumnSchema, cells: &[&[u8]], bits: usize) -> (ColumnValue
             (values, nulls)
         }
         FitsType::Int => {
-            let raw = be_values::<i32, 4>(cells, i32::from_be_bytes);
+            let raw = be_values::<i32, 4, C>(cells, c.repeat, i32::from_be_bytes);
             let nulls = nulls_of(&raw, c.null);
             let values = if c.column_type == ColumnType::U32 {
                 ColumnValues::U32(raw.iter().map(|&v| (v as u32) ^ 0x8000_0000).collect())
@@ -501,7 +603,7 @@ fn decode_values(c: &ColumnSchema, cells: &[&[u8]], bits: usize) -> (ColumnValue
             (values, nulls)
         }
         FitsType::Long => {
-            let raw = be_values::<i64, 8>(cells, i64::from_be_bytes);
+            let raw = be_values::<i64, 8, C>(cells, c.repeat, i64::from_be_bytes);
             let nulls = nulls_of(&raw, c.null);
             let values = if c.column_type == ColumnType::U64 {
                 ColumnValues::U64(raw.iter().map(|&v| (v as u64) ^ (1 << 63)).collect())
@@ -511,7 +613,7 @@ fn decode_values(c: &ColumnSchema, cells: &[&[u8]], bits: usize) -> (ColumnValue
             (values, nulls)
         }
         FitsType::Float => {
-            let raw = be_values::<f32, 4>(cells, f32::from_be_bytes);
+            let raw = be_values::<f32, 4, C>(cells, c.repeat, f32::from_be_bytes);
             let values = match c.column_type {
                 ColumnType::F64 => ColumnValues::F64(raw.iter().map(|&v| v as f64 * c.scale + c.zero).collect()),
                 _ => ColumnValues::F32(raw),
@@ -519,13 +621,13 @@ fn decode_values(c: &ColumnSchema, cells: &[&[u8]], bits: usize) -> (ColumnValue
             (values, None)
         }
         FitsType::Double => {
-            let raw = be_values::<f64, 8>(cells, f64::from_be_bytes);
+            let raw = be_values::<f64, 8, C>(cells, c.repeat, f64::from_be_bytes);
             let scaled = c.scale != 1.0 || c.zero != 0.0;
             let values = if scaled { raw.iter().map(|&v| v * c.scale + c.zero).collect() } else { raw };
             (ColumnValues::F64(values), None)
         }
         FitsType::Complex => {
-            let raw = be_values::<f32, 4>(cells, f32::from_be_bytes);
+            let raw = be_values::<f32, 4, C>(cells, c.repeat, f32::from_be_bytes);
             let values = match c.column_type {
                 ColumnType::ComplexF64 => ColumnValues::ComplexF64(
                     raw.chunks_exact(2).map(|p| [p[0] as f64 * c.scale + c.zero, p[1] as f64 * c.scale]).collect(),
@@ -535,7 +637,7 @@ fn decode_values(c: &ColumnSchema, cells: &[&[u8]], bits: usize) -> (ColumnValue
             (values, None)
         }
         FitsType::DoubleComplex => {
-            let raw = be_values::<f64, 8>(cells, f64::from_be_bytes);
+            let raw = be_values::<f64, 8, C>(cells, c.repeat, f64::from_be_bytes);
             let (s, z) = (c.scale, c.zero);
             (ColumnValues::ComplexF64(raw.chunks_exact(2).map(|p| [p[0] * s + z, p[1] * s]).collect()), None)
         }
