@@ -372,3 +372,61 @@ fn ascii_tables_parse_as_astropy_does() {
     let err = file.table(1).expect("table").build().expect("build").next().expect("batch").expect_err("bad number");
     assert!(err.to_string().contains("column f") && err.to_string().contains("row 1"), "{err}");
 }
+
+#[test]
+fn large_batches_decode_in_chunks_and_threads_identically() {
+    // 30 000 rows of 22 bytes: several 256 KiB decoding chunks, over the threaded threshold
+    let dir = common::tempdir("tables-large");
+    let n = 30_000u32;
+    let mut rows = Vec::with_capacity(n as usize);
+    let mut heap = Vec::new();
+    for r in 0..n {
+        let mut row = Vec::with_capacity(22);
+        row.extend_from_slice(&(r as i64).to_be_bytes());
+        row.extend_from_slice(format!("{:<5}", r % 1000).as_bytes());
+        row.push([b'T', b'F', 0][(r % 3) as usize]);
+        row.extend_from_slice(&(if r % 7 == 0 { -1 } else { r as i32 }).to_be_bytes());
+        // a variable-length array of r % 4 int16 values r, r + 1, ...
+        let count = r % 4;
+        row.extend_from_slice(&count.to_be_bytes());
+        row.extend_from_slice(&(heap.len() as u32).to_be_bytes());
+        for k in 0..count {
+            heap.extend_from_slice(&((r + k) as i16).to_be_bytes());
+        }
+        rows.push(row);
+    }
+    let s = |v: &str| v.to_string();
+    let columns = vec![
+        ("id", "K", vec![]),
+        ("s", "5A", vec![]),
+        ("l", "L", vec![]),
+        ("j", "J", vec![(s("TNULL"), s("-1"))]),
+        ("v", "1PI(3)", vec![]),
+    ];
+    let path = dir.join("large.fits");
+    write(&path, &[image(true, 8, &[], &[], vec![]), common::bintable_with_heap(&columns, &rows, &heap)]);
+    for (threads, mmap) in [(1, false), (2, false), (2, true)] {
+        let mut file = OpenOptions::new().threads(threads).mmap(mmap).open(&path).expect("open");
+        let batch = file.table(1).expect("table").build().expect("build").next().expect("batch").expect("read");
+        assert_eq!(batch.num_rows, n as usize);
+        assert_eq!(batch.column("id").expect("id").values, ColumnValues::I64((0..n as i64).collect()));
+        let text = &batch.column("s").expect("s").values;
+        for r in [0usize, 1, 999, 1000, 12345, 29_999] {
+            assert_eq!(text.str_at(r), Some(format!("{}", r % 1000).as_bytes()), "row {r}");
+        }
+        let l = batch.column("l").expect("l");
+        assert_eq!(l.values, ColumnValues::Bool((0..n).map(|r| r % 3 == 0).collect()));
+        assert_eq!(l.nulls, Some((0..n).map(|r| r % 3 == 2).collect()));
+        let j = batch.column("j").expect("j");
+        assert_eq!(j.nulls, Some((0..n).map(|r| r % 7 == 0).collect()));
+        let v = batch.column("v").expect("v");
+        let offsets = v.list_offsets.as_ref().expect("list");
+        assert_eq!(offsets.len(), n as usize + 1);
+        let ColumnValues::I16(elems) = &v.values else { panic!("i16") };
+        for r in [0usize, 3, 7, 12_345, 29_999] {
+            let (a, b) = (offsets[r] as usize, offsets[r + 1] as usize);
+            let want: Vec<i16> = (0..(r as u32 % 4)).map(|k| (r as u32 + k) as i16).collect();
+            assert_eq!(&elems[a..b], &want[..], "threads {threads} mmap {mmap} row {r}");
+        }
+    }
+}
