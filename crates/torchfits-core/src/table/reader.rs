@@ -67,31 +67,6 @@ impl ColumnValues {
         self.len() == 0
     }
 
-    /// Appends `other`, of the same type (decoding in row chunks builds a batch this way).
-    fn append(&mut self, other: ColumnValues) {
-        match (self, other) {
-            (ColumnValues::Bool(a), ColumnValues::Bool(b)) => a.extend(b),
-            (ColumnValues::U8(a), ColumnValues::U8(b)) => a.extend(b),
-            (ColumnValues::I16(a), ColumnValues::I16(b)) => a.extend(b),
-            (ColumnValues::U16(a), ColumnValues::U16(b)) => a.extend(b),
-            (ColumnValues::I32(a), ColumnValues::I32(b)) => a.extend(b),
-            (ColumnValues::U32(a), ColumnValues::U32(b)) => a.extend(b),
-            (ColumnValues::I64(a), ColumnValues::I64(b)) => a.extend(b),
-            (ColumnValues::U64(a), ColumnValues::U64(b)) => a.extend(b),
-            (ColumnValues::F32(a), ColumnValues::F32(b)) => a.extend(b),
-            (ColumnValues::F64(a), ColumnValues::F64(b)) => a.extend(b),
-            (ColumnValues::ComplexF32(a), ColumnValues::ComplexF32(b)) => a.extend(b),
-            (ColumnValues::ComplexF64(a), ColumnValues::ComplexF64(b)) => a.extend(b),
-            (ColumnValues::Str { offsets, bytes }, ColumnValues::Str { offsets: o2, bytes: b2 }) => {
-                let base = bytes.len() as i32;
-                offsets.extend(o2.iter().skip(1).map(|o| o + base));
-                bytes.extend(b2);
-            }
-            // one column always decodes to one type
-            (a, b) => debug_assert!(false, "appending {b:?} to {a:?}"),
-        }
-    }
-
     /// For a string column, the string of row `i` (bytes); `None` otherwise or out of range.
     pub fn str_at(&self, i: usize) -> Option<&[u8]> {
         match self {
@@ -133,28 +108,6 @@ pub struct TableBatch {
     pub num_rows: usize,
     /// The selected columns, in the order they were selected.
     pub columns: Vec<ColumnData>,
-}
-
-impl ColumnData {
-    /// Appends the next rows' data of the same column.
-    fn append(&mut self, next: ColumnData) {
-        let before = self.values.len();
-        match (&mut self.nulls, next.nulls) {
-            (Some(a), Some(b)) => a.extend(b),
-            (Some(a), None) => a.resize(before + next.values.len(), false),
-            (None, Some(b)) => {
-                let mut mask = vec![false; before];
-                mask.extend(b);
-                self.nulls = Some(mask);
-            }
-            (None, None) => {}
-        }
-        if let (Some(a), Some(b)) = (&mut self.list_offsets, next.list_offsets) {
-            let base = a.last().copied().unwrap_or(0);
-            a.extend(b.iter().skip(1).map(|o| o + base));
-        }
-        self.values.append(next.values);
-    }
 }
 
 impl TableBatch {
@@ -315,45 +268,30 @@ impl TableBatches<'_> {
         let heap =
             HeapSource { plain: file.plain(), data_start: r.data_start, schema: &r.schema, limits: *file.limits() };
         let columns: Vec<&ColumnSchema> = r.selected.iter().map(|&c| &r.schema.columns[c]).collect();
-        // rows are decoded a cache-sized chunk at a time, every column of the chunk while it is in
-        // cache, rather than one pass over the whole block per column
-        let chunk = (DECODE_CHUNK_BYTES / row_bytes.max(1)).max(1);
-        let decode_group = |group: &[usize]| -> Result<Vec<(usize, ColumnData)>> {
-            let mut out: Vec<(usize, ColumnData)> = Vec::with_capacity(group.len());
-            let mut start = 0;
-            loop {
-                let m = chunk.min(n - start);
-                let rows = &block[start * row_bytes..(start + m) * row_bytes];
-                for (g, &k) in group.iter().enumerate() {
-                    let part = decode(columns[k], rows, row_bytes, m, &heap)?;
-                    match out.get_mut(g) {
-                        Some((_, acc)) => acc.append(part),
-                        None => out.push((k, part)),
-                    }
-                }
-                start += m;
-                if start >= n {
-                    return Ok(out);
-                }
-            }
-        };
         let threads = file.threads().min(columns.len());
-        let decoded: Vec<ColumnData> = if threads > 1 && n >= PARALLEL_MIN_ROWS {
-            // columns dealt round-robin to worker threads; results put back in order
-            let groups: Vec<Vec<usize>> = (0..threads).map(|t| (t..columns.len()).step_by(threads).collect()).collect();
-            let mut all = std::thread::scope(|scope| {
-                let handles: Vec<_> = groups.iter().map(|g| scope.spawn(|| decode_group(g))).collect();
+        let decoded = if threads > 1 && n >= PARALLEL_MIN_ROWS {
+            // columns on worker threads, dealt round-robin; results put back in order
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..threads)
+                    .map(|t| {
+                        let (columns, heap) = (&columns, &heap);
+                        scope.spawn(move || {
+                            (t..columns.len())
+                                .step_by(threads)
+                                .map(|k| decode(columns[k], block, row_bytes, n, heap).map(|d| (k, d)))
+                                .collect::<Result<Vec<_>>>()
+                        })
+                    })
+                    .collect();
                 let mut all = Vec::with_capacity(columns.len());
                 for h in handles {
                     all.extend(h.join().unwrap_or_else(|_| Err(Error::decoding("a decoding thread panicked")))?);
                 }
-                Ok::<_, Error>(all)
-            })?;
-            all.sort_by_key(|(k, _)| *k);
-            all.into_iter().map(|(_, d)| d).collect()
+                all.sort_by_key(|(k, _)| *k);
+                Ok::<_, Error>(all.into_iter().map(|(_, d)| d).collect())
+            })?
         } else {
-            let all: Vec<usize> = (0..columns.len()).collect();
-            decode_group(&all)?.into_iter().map(|(_, d)| d).collect()
+            columns.iter().map(|c| decode(c, block, row_bytes, n, &heap)).collect::<Result<Vec<_>>>()?
         };
         Ok(TableBatch { first_row: first, num_rows: n, columns: decoded })
     }
@@ -361,8 +299,6 @@ impl TableBatches<'_> {
 
 /// Batches of at least this many rows decode their columns on several threads.
 const PARALLEL_MIN_ROWS: usize = 16_384;
-/// Rows are decoded in chunks of about this many bytes (all selected columns of a chunk at once).
-const DECODE_CHUNK_BYTES: usize = 256 * 1024;
 
 /// Where a batch's variable-length arrays come from: the plain file's heap (shared read-only by
 /// decoding threads).
