@@ -374,8 +374,8 @@ fn ascii_tables_parse_as_astropy_does() {
 }
 
 #[test]
-fn large_batches_decode_in_chunks_and_threads_identically() {
-    // 30 000 rows of 22 bytes: several 256 KiB decoding chunks, over the threaded threshold
+fn large_batches_decode_on_one_or_two_threads_identically() {
+    // 30 000 rows of 22 bytes: over the threshold for decoding columns on worker threads
     let dir = common::tempdir("tables-large");
     let n = 30_000u32;
     let mut rows = Vec::with_capacity(n as usize);
