@@ -430,3 +430,82 @@ fn large_batches_decode_on_one_or_two_threads_identically() {
         }
     }
 }
+
+/// The values of column `name` over all batches of a filtered read of `columns`.
+fn filtered(path: &std::path::Path, columns: &[&str], filter: &str) -> Vec<ColumnValues> {
+    let mut file = FitsFile::open(path).expect("open");
+    let batches: Vec<TableBatch> = file
+        .table(1)
+        .expect("table")
+        .with_columns(columns)
+        .expect("columns")
+        .with_filter(filter)
+        .expect("filter")
+        .with_batch_rows(2)
+        .build()
+        .expect("build")
+        .collect::<Result<_, _>>()
+        .expect("batches");
+    (0..columns.len())
+        .map(|k| {
+            let mut all: Option<ColumnValues> = None;
+            for b in &batches {
+                let v = b.columns[k].values.clone();
+                all = Some(match (all, v) {
+                    (None, v) => v,
+                    (Some(ColumnValues::U16(mut a)), ColumnValues::U16(b)) => {
+                        a.extend(b);
+                        ColumnValues::U16(a)
+                    }
+                    (Some(ColumnValues::I16(mut a)), ColumnValues::I16(b)) => {
+                        a.extend(b);
+                        ColumnValues::I16(a)
+                    }
+                    (Some(a), b) => panic!("unexpected {a:?} + {b:?}"),
+                });
+            }
+            all.expect("at least one batch")
+        })
+        .collect()
+}
+
+#[test]
+fn filters_select_rows_with_sql_null_semantics() {
+    let dir = common::tempdir("tables-filter");
+    let path = all_types_table(&dir);
+    // ushort is 0, 1000, 2000, 3000, 4000 by row: it shows which rows passed
+    let rows = |filter: &str| filtered(&path, &["ushort"], filter).remove(0);
+    let u = |r: &[u16]| ColumnValues::U16(r.iter().map(|r| r * 1000).collect());
+    assert_eq!(rows("byte IS NULL"), u(&[2]));
+    assert_eq!(rows("short IN (-2, 2)"), u(&[0, 4]));
+    assert_eq!(rows("short > -3"), u(&[0, 1, 2, 4]), "a TNULL value compares false");
+    assert_eq!(rows("NOT short > -3"), u(&[3]));
+    assert_eq!(rows("flux BETWEEN 0.25 AND 0.75 AND NOT text == 'x'"), u(&[1, 3]));
+    assert_eq!(rows("uint >= 2 && flag IS NOT NULL"), u(&[3, 4]));
+    assert_eq!(rows("flag == true || scaled < 11"), u(&[0, 3]), "row 1 of scaled is TNULL: false");
+    assert_eq!(rows("text = 'abc' or text = \"full6!\""), u(&[0, 4]));
+    assert_eq!(rows("ushort > 10000"), ColumnValues::U16(vec![]));
+    // the filter's columns are read but only the selected ones come back
+    let both = filtered(&path, &["ushort", "short"], "short != 0");
+    assert_eq!(both[1], ColumnValues::I16(vec![-2, -1, 2]), "row 3 is TNULL: != is false too");
+
+    let mut file = FitsFile::open(&path).expect("open");
+    for (bad, what) in [("short >", "expected"), ("nope == 1", "no column named"), ("text < 3", "cannot be compared")] {
+        let err = match file.table(1).expect("table").with_filter(bad) {
+            Err(e) => e,
+            Ok(reader) => reader.build().expect("build").next().expect("batch").expect_err(bad),
+        };
+        assert_eq!(err.kind(), ErrorKind::Parameter, "{bad}");
+        assert!(err.to_string().contains(what), "{bad}: {err}");
+    }
+    let err = file
+        .table(1)
+        .expect("table")
+        .with_filter("vec > 1")
+        .expect("parses")
+        .build()
+        .expect("build")
+        .next()
+        .expect("batch");
+    assert!(err.expect_err("an array column").to_string().contains("not a scalar column"));
+}

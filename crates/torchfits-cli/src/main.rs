@@ -60,6 +60,10 @@ enum Command {
         /// Table: the rows to read, `a:b` (0-based, half-open; a bound may be omitted).
         #[arg(long)]
         rows: Option<String>,
+        /// Table: keep only the rows that pass this filter, e.g. `mag < 22 && flag == 0`
+        /// (comparisons, AND/OR/NOT, IN, BETWEEN, IS [NOT] NULL).
+        #[arg(long = "where")]
+        filter: Option<String>,
         /// Table: write undefined values (TNULL, logicals stored as 0) as Parquet/Arrow nulls
         /// rather than astropy's values (the stored value; false).
         #[arg(long)]
@@ -108,8 +112,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Info { file, json } => info(&file, json),
         Command::Header { file, hdu, json } => header(&file, hdu, json),
-        Command::Read { file, hdu, section, columns, rows, nulls, output } => {
-            read(&file, hdu, section.as_deref(), TableOptions { columns, rows: rows.as_deref(), nulls }, &output)
+        Command::Read { file, hdu, section, columns, rows, filter, nulls, output } => {
+            let table = TableOptions { columns, rows: rows.as_deref(), filter: filter.as_deref(), nulls };
+            read(&file, hdu, section.as_deref(), table, &output)
         }
         Command::Bench { dir, runs, json } => bench::run(&dir, runs, json.as_deref()),
         Command::Preview { file, hdu, section, stretch, output } => {
@@ -238,6 +243,7 @@ fn extension(path: &Path) -> String {
 struct TableOptions<'a> {
     columns: Option<Vec<String>>,
     rows: Option<&'a str>,
+    filter: Option<&'a str>,
     nulls: bool,
 }
 
@@ -260,7 +266,8 @@ fn read(
                 None => None,
             };
             let format = if ext == "parquet" { table::Format::Parquet } else { table::Format::Ipc };
-            return table::write(&mut file, info.index, table.columns, rows, output, format, table.nulls);
+            let selection = table::Selection { columns: table.columns, rows, filter: table.filter };
+            return table::write(&mut file, info.index, selection, output, format, table.nulls);
         }
         ("npy", kind) => {
             return Err(in_hdu(Error::new(

@@ -25,23 +25,32 @@ pub enum Format {
     Ipc,
 }
 
-/// Reads `columns` and `rows` of the table at HDU `index` into `output`; undefined values as
-/// Arrow nulls when `nulls`, as astropy's values otherwise.
+/// What to read of a table.
+pub struct Selection<'a> {
+    pub columns: Option<Vec<String>>,
+    pub rows: Option<std::ops::Range<u64>>,
+    pub filter: Option<&'a str>,
+}
+
+/// Reads the `selection` of the table at HDU `index` into `output`; undefined values as Arrow
+/// nulls when `nulls`, as astropy's values otherwise.
 pub fn write(
     file: &mut FitsFile,
     index: usize,
-    columns: Option<Vec<String>>,
-    rows: Option<std::ops::Range<u64>>,
+    selection: Selection<'_>,
     output: &Path,
     format: Format,
     nulls: bool,
 ) -> Result<(), Error> {
     let mut reader = file.table(index)?;
-    if let Some(columns) = &columns {
+    if let Some(columns) = &selection.columns {
         reader = reader.with_columns(columns)?;
     }
-    if let Some(rows) = rows {
+    if let Some(rows) = selection.rows {
         reader = reader.with_rows(rows)?;
+    }
+    if let Some(filter) = selection.filter {
+        reader = reader.with_filter(filter)?;
     }
     let mut batches = reader.build()?;
     let first = match batches.next() {

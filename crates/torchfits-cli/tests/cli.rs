@@ -140,3 +140,44 @@ fn preview_writes_a_png() {
     let o = torchfits(&["preview", &sample(), "--hdu", "CATALOG", "-o", dir.join("t.png").to_str().expect("utf8")]);
     assert_eq!(o.status.code(), Some(1));
 }
+
+#[test]
+fn tables_go_to_parquet_or_arrow_with_columns_rows_and_filters() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let dir = tempdir("tables");
+    let pq = dir.join("cat.parquet");
+    let pq_s = pq.to_str().expect("utf8");
+    let o = torchfits(&["read", &sample(), "--hdu", "CATALOG", "-o", pq_s]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let meta = |p: &Path| {
+        let r = SerializedFileReader::new(std::fs::File::open(p).expect("open")).expect("parquet");
+        let m = r.metadata();
+        let cols: Vec<String> =
+            m.file_metadata().schema_descr().columns().iter().map(|c| c.name().to_string()).collect();
+        (m.file_metadata().num_rows(), cols)
+    };
+    assert_eq!(meta(&pq), (2, vec!["ra".to_string(), "dec".to_string(), "flux".to_string()]));
+    let o = torchfits(&["read", &sample(), "--hdu", "4", "--columns", "flux,ra", "--where", "flux > 400", "-o", pq_s]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(meta(&pq), (1, vec!["flux".to_string(), "ra".to_string()]));
+    let o = torchfits(&["read", &sample(), "--hdu", "4", "--rows", "1:", "-o", pq_s]);
+    assert!(o.status.success());
+    assert_eq!(meta(&pq).0, 1);
+    let ipc = dir.join("cat.arrow");
+    let o = torchfits(&["read", &sample(), "--hdu", "4", "-o", ipc.to_str().expect("utf8")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(&std::fs::read(&ipc).expect("ipc")[..6], b"ARROW1");
+    // bad filters, columns and outputs are one-line errors with exit 1
+    for args in [vec!["--where", "flux >"], vec!["--columns", "nope"], vec!["--rows", "5:9"]] {
+        let s = sample();
+        let mut all = vec!["read", s.as_str(), "--hdu", "4"];
+        all.extend(args.iter().copied());
+        all.extend(["-o", pq_s]);
+        let o = torchfits(&all);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("HDU 4"), "{args:?}: {err}");
+    }
+    let o = torchfits(&["read", &sample(), "--hdu", "SCI", "-o", pq_s]);
+    assert_eq!(o.status.code(), Some(1));
+}

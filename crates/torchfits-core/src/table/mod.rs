@@ -1,12 +1,13 @@
 //! Binary tables: the schema ([`TableSchema`]) and a batched, columnar reader ([`TableReader`]).
 //!
-//! Not yet here (next steps of this module): ASCII tables, row filters and parallel decoding of
-//! row blocks.
+//! Binary and ASCII tables, every column type, row ranges, column projection and row filters.
 
 #[cfg(feature = "arrow")]
 pub mod arrow;
+mod filter;
 mod reader;
 mod schema;
 
+pub use filter::Filter;
 pub use reader::{ColumnData, ColumnValues, DEFAULT_BATCH_ROWS, TableBatch, TableBatches, TableReader};
 pub use schema::{ColumnSchema, ColumnType, FitsType, TableSchema, VarArray};

@@ -6,6 +6,7 @@ use crate::direct::Direct;
 use crate::error::{Error, Result};
 use crate::file::FitsFile;
 use crate::limits::Limits;
+use crate::table::filter::Filter;
 use crate::table::schema::{ColumnSchema, ColumnType, FitsType, TableSchema, VarArray};
 
 /// Rows per batch when [`TableReader::with_batch_rows`] is not called.
@@ -102,12 +103,64 @@ pub struct ColumnData {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct TableBatch {
-    /// 0-based index of the batch's first row in the table.
+    /// 0-based index in the table of the first row the batch was read from (with a filter, that
+    /// row may not have passed it).
     pub first_row: u64,
     /// Number of rows.
     pub num_rows: usize,
     /// The selected columns, in the order they were selected.
     pub columns: Vec<ColumnData>,
+}
+
+impl ColumnData {
+    /// The rows where `mask` is true.
+    fn select(&self, mask: &[bool]) -> ColumnData {
+        // element ranges of each row
+        let range = |r: usize| -> Range<usize> {
+            match (&self.list_offsets, &self.values) {
+                (Some(o), _) => o[r] as usize..o[r + 1] as usize,
+                (None, ColumnValues::Str { .. }) => r..r + 1,
+                (None, _) => r * self.per_row..(r + 1) * self.per_row,
+            }
+        };
+        let keep: Vec<Range<usize>> = mask.iter().enumerate().filter(|(_, m)| **m).map(|(r, _)| range(r)).collect();
+        fn pick<T: Clone>(v: &[T], keep: &[Range<usize>]) -> Vec<T> {
+            keep.iter().flat_map(|r| v[r.clone()].iter().cloned()).collect()
+        }
+        let values = match &self.values {
+            ColumnValues::Bool(v) => ColumnValues::Bool(pick(v, &keep)),
+            ColumnValues::U8(v) => ColumnValues::U8(pick(v, &keep)),
+            ColumnValues::I16(v) => ColumnValues::I16(pick(v, &keep)),
+            ColumnValues::U16(v) => ColumnValues::U16(pick(v, &keep)),
+            ColumnValues::I32(v) => ColumnValues::I32(pick(v, &keep)),
+            ColumnValues::U32(v) => ColumnValues::U32(pick(v, &keep)),
+            ColumnValues::I64(v) => ColumnValues::I64(pick(v, &keep)),
+            ColumnValues::U64(v) => ColumnValues::U64(pick(v, &keep)),
+            ColumnValues::F32(v) => ColumnValues::F32(pick(v, &keep)),
+            ColumnValues::F64(v) => ColumnValues::F64(pick(v, &keep)),
+            ColumnValues::ComplexF32(v) => ColumnValues::ComplexF32(pick(v, &keep)),
+            ColumnValues::ComplexF64(v) => ColumnValues::ComplexF64(pick(v, &keep)),
+            ColumnValues::Str { .. } => {
+                let mut offsets = vec![0i32];
+                let mut bytes = Vec::new();
+                for r in &keep {
+                    bytes.extend_from_slice(self.values.str_at(r.start).unwrap_or(&[]));
+                    offsets.push(bytes.len() as i32);
+                }
+                ColumnValues::Str { offsets, bytes }
+            }
+        };
+        let nulls = self.nulls.as_ref().map(|m| pick(m, &keep)).filter(|m| m.contains(&true));
+        let list_offsets = self.list_offsets.as_ref().map(|_| {
+            let mut o = vec![0i32];
+            for r in &keep {
+                let last = o.last().copied().unwrap_or(0);
+                o.push(last + r.len() as i32);
+            }
+            o
+        });
+        ColumnData { name: self.name.clone(), per_row: self.per_row, values, nulls, list_offsets }
+    }
 }
 
 impl TableBatch {
@@ -148,13 +201,14 @@ pub struct TableReader<'f> {
     selected: Vec<usize>,
     rows: Range<u64>,
     batch_rows: usize,
+    filter: Option<Filter>,
 }
 
 impl<'f> TableReader<'f> {
     pub(crate) fn new(file: &'f mut FitsFile, index: usize, schema: TableSchema, data_start: Option<u64>) -> Self {
         let selected = (0..schema.columns.len()).collect();
         let rows = 0..schema.nrows;
-        TableReader { file, index, schema, data_start, selected, rows, batch_rows: DEFAULT_BATCH_ROWS }
+        TableReader { file, index, schema, data_start, selected, rows, batch_rows: DEFAULT_BATCH_ROWS, filter: None }
     }
 
     fn err(&self, e: Error) -> Error {
@@ -194,6 +248,20 @@ impl<'f> TableReader<'f> {
             ))));
         }
         self.rows = rows;
+        Ok(self)
+    }
+
+    /// Keeps only the rows that pass `expression` (see [`Filter`]): it is evaluated on each
+    /// decoded batch, reading the columns it names besides the selected ones. Batches then hold
+    /// fewer rows than [`TableReader::with_batch_rows`] (possibly none).
+    pub fn with_filter(mut self, expression: &str) -> Result<Self> {
+        let filter = Filter::parse(expression).map_err(|e| self.err(e))?;
+        for name in filter.columns() {
+            if self.schema.column(name).is_none() {
+                return Err(self.err(Error::parameter(format!("filter {expression:?}: no column named {name:?}"))));
+            }
+        }
+        self.filter = Some(filter);
         Ok(self)
     }
 
@@ -267,7 +335,16 @@ impl TableBatches<'_> {
         };
         let heap =
             HeapSource { plain: file.plain(), data_start: r.data_start, schema: &r.schema, limits: *file.limits() };
-        let columns: Vec<&ColumnSchema> = r.selected.iter().map(|&c| &r.schema.columns[c]).collect();
+        // the selected columns, then any other the filter names
+        let mut wanted = r.selected.clone();
+        if let Some(f) = &r.filter {
+            for name in f.columns() {
+                if let Some(c) = r.schema.column(name).filter(|c| !wanted.contains(&c.index)) {
+                    wanted.push(c.index);
+                }
+            }
+        }
+        let columns: Vec<&ColumnSchema> = wanted.iter().map(|&c| &r.schema.columns[c]).collect();
         let threads = file.threads().min(columns.len());
         let decoded = if threads > 1 && n >= PARALLEL_MIN_ROWS {
             // columns on worker threads, dealt round-robin; results put back in order
@@ -293,7 +370,15 @@ impl TableBatches<'_> {
         } else {
             columns.iter().map(|c| decode(c, block, row_bytes, n, &heap)).collect::<Result<Vec<_>>>()?
         };
-        Ok(TableBatch { first_row: first, num_rows: n, columns: decoded })
+        let Some(filter) = &r.filter else {
+            return Ok(TableBatch { first_row: first, num_rows: n, columns: decoded });
+        };
+        let schema = &r.schema;
+        let index_of = |name: &str| schema.column(name).and_then(|c| wanted.iter().position(|&w| w == c.index));
+        let mask = filter.evaluate(n, &decoded, &index_of)?;
+        let kept = mask.iter().filter(|&&m| m).count();
+        let columns = decoded.iter().take(r.selected.len()).map(|c| c.select(&mask)).collect();
+        Ok(TableBatch { first_row: first, num_rows: kept, columns })
     }
 }
 
