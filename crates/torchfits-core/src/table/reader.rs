@@ -482,19 +482,23 @@ impl CellSource for [&[u8]] {
 }
 
 /// Big-endian values of type `T` from every cell, one after the other.
-fn be_values<T: Copy, const N: usize, C: CellSource + ?Sized>(
-    cells: &C,
-    per_cell: usize,
-    from_be: fn([u8; N]) -> T,
-) -> Vec<T> {
+fn be_values<T: Copy, const N: usize, C: CellSource + ?Sized>(cells: &C, per_cell: usize, from_be: fn([u8; N]) -> T) -> Vec<T> {
     let mut out = Vec::with_capacity(cells.count() * per_cell);
-    cells.each(|cell| {
-        out.extend(cell.chunks_exact(N).map(|b| {
-            let mut a = [0u8; N];
-            a.copy_from_slice(b);
-            from_be(a)
-        }))
-    });
+    let word = |b: &[u8]| {
+        let mut a = [0u8; N];
+        a.copy_from_slice(&b[..N]);
+        from_be(a)
+    };
+    if per_cell == 1 {
+        // the common scalar column: one value per cell, pushed without per-row iterator setup
+        cells.each(|cell| {
+            if cell.len() >= N {
+                out.push(word(cell));
+            }
+        });
+    } else {
+        cells.each(|cell| out.extend(cell.chunks_exact(N).map(word)));
+    }
     out
 }
 
@@ -680,7 +684,14 @@ fn decode_values<C: CellSource + ?Sized>(
             cells.each(|cell| {
                 let cell = cell.split(|&b| b == 0).next().unwrap_or(&[]);
                 let end = cell.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
-                bytes.extend_from_slice(&cell[..end]);
+                if end <= 16 {
+                    // short strings, the usual catalog case: byte pushes beat a memmove call
+                    for &b in &cell[..end] {
+                        bytes.push(b);
+                    }
+                } else {
+                    bytes.extend_from_slice(&cell[..end]);
+                }
                 // a batch's strings stay far below 2 GiB: a batch's bytes fit Limits::max_alloc
                 offsets.push(i32::try_from(bytes.len()).unwrap_or(i32::MAX));
             });
