@@ -489,16 +489,14 @@ fn be_values<T: Copy, const N: usize, C: CellSource + ?Sized>(cells: &C, per_cel
         a.copy_from_slice(&b[..N]);
         from_be(a)
     };
-    if per_cell == 1 {
-        // the common scalar column: one value per cell, pushed without per-row iterator setup
-        cells.each(|cell| {
-            if cell.len() >= N {
-                out.push(word(cell));
-            }
-        });
-    } else {
-        cells.each(|cell| out.extend(cell.chunks_exact(N).map(word)));
-    }
+    cells.each(|cell| {
+        if cell.len() == N {
+            // the common scalar cell: one value, pushed without per-row iterator setup
+            out.push(word(cell));
+        } else {
+            out.extend(cell.chunks_exact(N).map(word));
+        }
+    });
     out
 }
 
