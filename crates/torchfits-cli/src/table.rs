@@ -25,6 +25,48 @@ pub enum Format {
     Ipc,
 }
 
+/// Rows read so far, on stderr, for long conversions to a terminal (at least
+/// [`Progress::MIN_ROWS`] rows): `writing OUT: 12.0% (1200000 of 10000000 rows)`.
+struct Progress {
+    total: u64,
+    done: u64,
+    shown: Option<u64>,
+    label: String,
+}
+
+impl Progress {
+    const MIN_ROWS: u64 = 1_000_000;
+
+    fn new(total: u64, output: &Path) -> Self {
+        use std::io::IsTerminal;
+        let on = total >= Self::MIN_ROWS && std::io::stderr().is_terminal();
+        Progress { total, done: 0, shown: on.then_some(u64::MAX), label: output.display().to_string() }
+    }
+
+    fn advance(&mut self, rows: u64) {
+        self.done = (self.done + rows).min(self.total);
+        if let Some(last) = self.shown {
+            let permille = self.done * 1000 / self.total.max(1);
+            if last != permille {
+                eprint!(
+                    "\rwriting {}: {:5.1}% ({} of {} rows)",
+                    self.label,
+                    permille as f64 / 10.0,
+                    self.done,
+                    self.total
+                );
+                self.shown = Some(permille);
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        if self.shown.is_some() {
+            eprintln!();
+        }
+    }
+}
+
 /// What to read of a table.
 pub struct Selection<'a> {
     pub columns: Option<Vec<String>>,
@@ -52,11 +94,14 @@ pub fn write(
     if let Some(filter) = selection.filter {
         reader = reader.with_filter(filter)?;
     }
+    let total = reader.selected_rows();
     let mut batches = reader.build()?;
+    let mut progress = Progress::new(total, output);
     let first = match batches.next() {
         Some(batch) => batch?,
         None => batches.empty_batch()?,
     };
+    progress.advance(first.num_rows as u64 + first.filtered_out as u64);
     let arrow =
         |b: torchfits_core::TableBatch| if nulls { b.into_record_batch_with_nulls() } else { b.into_record_batch() };
     let first = arrow(first)?;
@@ -78,10 +123,13 @@ pub fn write(
     };
     put(&mut writer, first)?;
     for batch in batches {
-        let (batch, n) = conform_strings(arrow(batch?)?, &schema)?;
+        let batch = batch?;
+        progress.advance(batch.num_rows as u64 + batch.filtered_out as u64);
+        let (batch, n) = conform_strings(arrow(batch)?, &schema)?;
         replaced += n;
         put(&mut writer, batch)?;
     }
+    progress.finish();
     match writer {
         Writer::Parquet(w) => w.close().map(|_| ()).map_err(|e| io(output, "cannot finish Parquet", e))?,
         Writer::Ipc(mut w) => w.finish().map_err(|e| io(output, "cannot finish Arrow IPC", e))?,

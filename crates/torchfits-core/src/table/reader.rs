@@ -108,6 +108,8 @@ pub struct TableBatch {
     pub first_row: u64,
     /// Number of rows.
     pub num_rows: usize,
+    /// Rows of the block that a filter left out (0 without a filter).
+    pub filtered_out: usize,
     /// The selected columns, in the order they were selected.
     pub columns: Vec<ColumnData>,
 }
@@ -265,6 +267,11 @@ impl<'f> TableReader<'f> {
         Ok(self)
     }
 
+    /// Number of rows the read covers (before any filter).
+    pub fn selected_rows(&self) -> u64 {
+        self.rows.end - self.rows.start
+    }
+
     /// Rows per batch (at least 1; default [`DEFAULT_BATCH_ROWS`]).
     pub fn with_batch_rows(mut self, rows: usize) -> Self {
         self.batch_rows = rows.max(1);
@@ -371,14 +378,14 @@ impl TableBatches<'_> {
             columns.iter().map(|c| decode(c, block, row_bytes, n, &heap)).collect::<Result<Vec<_>>>()?
         };
         let Some(filter) = &r.filter else {
-            return Ok(TableBatch { first_row: first, num_rows: n, columns: decoded });
+            return Ok(TableBatch { first_row: first, num_rows: n, filtered_out: 0, columns: decoded });
         };
         let schema = &r.schema;
         let index_of = |name: &str| schema.column(name).and_then(|c| wanted.iter().position(|&w| w == c.index));
         let mask = filter.evaluate(n, &decoded, &index_of)?;
         let kept = mask.iter().filter(|&&m| m).count();
         let columns = decoded.iter().take(r.selected.len()).map(|c| c.select(&mask)).collect();
-        Ok(TableBatch { first_row: first, num_rows: kept, columns })
+        Ok(TableBatch { first_row: first, num_rows: kept, filtered_out: n - kept, columns })
     }
 }
 
@@ -482,7 +489,11 @@ impl CellSource for [&[u8]] {
 }
 
 /// Big-endian values of type `T` from every cell, one after the other.
-fn be_values<T: Copy, const N: usize, C: CellSource + ?Sized>(cells: &C, per_cell: usize, from_be: fn([u8; N]) -> T) -> Vec<T> {
+fn be_values<T: Copy, const N: usize, C: CellSource + ?Sized>(
+    cells: &C,
+    per_cell: usize,
+    from_be: fn([u8; N]) -> T,
+) -> Vec<T> {
     let mut out = Vec::with_capacity(cells.count() * per_cell);
     let word = |b: &[u8]| {
         let mut a = [0u8; N];
