@@ -509,3 +509,36 @@ fn filters_select_rows_with_sql_null_semantics() {
         .expect("batch");
     assert!(err.expect_err("an array column").to_string().contains("not a scalar column"));
 }
+
+#[test]
+fn zero_row_tables_and_zero_width_columns() {
+    let dir = common::tempdir("tables-empty");
+    let s = |v: &str| v.to_string();
+    // no rows: a schema, no batch, and an empty batch on request
+    let columns = vec![("a", "J", vec![]), ("b", "3A", vec![(s("TUNIT"), s("'m'"))])];
+    let empty = dir.join("empty.fits");
+    let mut table = bintable(&columns, &[]);
+    table.cards[3] = common::card("NAXIS1", "7"); // the helper takes the width from a first row
+    write(&empty, &[image(true, 8, &[], &[], vec![]), table]);
+    let mut file = FitsFile::open(&empty).expect("open");
+    let reader = file.table(1).expect("table");
+    assert_eq!((reader.schema().nrows, reader.schema().row_bytes), (0, 7));
+    let mut batches = reader.build().expect("build");
+    assert!(batches.next().is_none());
+    let b = batches.empty_batch().expect("empty batch");
+    assert_eq!((b.num_rows, b.columns.len()), (0, 2));
+    assert_eq!(b.columns[0].values, ColumnValues::I32(vec![]));
+    assert_eq!(b.into_record_batch().expect("arrow").num_rows(), 0);
+
+    // zero-width columns (0J, 0A, 0PE) take no bytes: empty values, empty strings, empty lists
+    let columns = vec![("none", "0J", vec![]), ("x", "E", vec![]), ("blank", "0A", vec![]), ("novla", "0PE", vec![])];
+    let rows: Vec<Vec<u8>> = (0..3).map(|r: i32| (r as f32).to_be_bytes().to_vec()).collect();
+    let zero = dir.join("zero.fits");
+    write(&zero, &[image(true, 8, &[], &[], vec![]), bintable(&columns, &rows)]);
+    let b = read_all(&zero, 1, 10).remove(0);
+    assert_eq!(b.column("x").expect("x").values, ColumnValues::F32(vec![0.0, 1.0, 2.0]));
+    assert_eq!(b.column("none").expect("none").values, ColumnValues::I32(vec![]));
+    assert_eq!(strings(&b.column("blank").expect("blank").values), ["", "", ""]);
+    assert_eq!(b.column("novla").expect("novla").list_offsets, Some(vec![0, 0, 0, 0]));
+    assert_eq!(b.into_record_batch().expect("arrow").num_rows(), 3);
+}

@@ -130,8 +130,14 @@ impl TableBatch {
                 let item = Arc::new(Field::new("item", flat.data_type().clone(), true));
                 let size = i32::try_from(per_row).map_err(|_| Error::unsupported("a repeat count over 2^31"))?;
                 Arc::new(
-                    FixedSizeListArray::try_new(item, size, flat, None)
-                        .map_err(|e| Error::decoding(format!("column {name}: {e}")))?,
+                    FixedSizeListArray::try_new(
+                        item,
+                        size,
+                        flat,
+                        // a zero-width column (`0J`): Arrow takes the row count from the validity
+                        (size == 0).then(|| NullBuffer::new_valid(num_rows)),
+                    )
+                    .map_err(|e| Error::decoding(format!("column {name}: {e}")))?,
                 )
             };
             // nullable whatever this batch holds, so that every batch of a table has one schema
