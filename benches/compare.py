@@ -40,6 +40,9 @@ TARGETS = {
     "cutout_rice_i16_t256_256": (2.0, None),
     "header_f32": (10.0, None),
     "open_close": (8.0, None),
+    "table_1M_full": (8.0, 2.0),
+    "table_1M_2cols": (2.0, None),
+    "table_1M_rows_100k": (6.0, None),
 }
 # the first two cases must also be at least 2x python fitsio
 FITSIO_AT_LEAST = {"img_f32_4096_full": 2.0, "img_i16_2048_full": 2.0}
