@@ -236,14 +236,19 @@ fn parse_tdim(text: &str) -> Option<Vec<usize>> {
     Some(dims)
 }
 
+/// TFORMn as written and upper-cased, trimmed.
+fn tform_of(header: &Header, n: usize) -> Result<(&str, String)> {
+    let raw = header
+        .get_str(&format!("TFORM{n}"))
+        .ok_or_else(|| Error::decoding(format!("TFORM{n} missing or not a string")))?;
+    Ok((raw, raw.trim().to_ascii_uppercase()))
+}
+
 impl ColumnSchema {
     /// A column of an ASCII table: TFORMn `Aw`, `Iw`, `Fw.d`, `Ew.d` or `Dw.d` at TBCOLn.
     fn ascii_from_header(header: &Header, n: usize, row_bytes: usize) -> Result<ColumnSchema> {
         let key = |k: &str| format!("{k}{n}");
-        let tform_raw = header
-            .get_str(&key("TFORM"))
-            .ok_or_else(|| Error::decoding(format!("TFORM{n} missing or not a string")))?;
-        let tform = tform_raw.trim().to_ascii_uppercase();
+        let (tform_raw, tform) = tform_of(header, n)?;
         let bad = || Error::decoding(format!("TFORM{n} = {tform_raw:?} is not an ASCII table format"));
         let code = *tform.as_bytes().first().ok_or_else(bad)?;
         let width: usize =
@@ -306,10 +311,7 @@ impl ColumnSchema {
 
     fn from_header(header: &Header, n: usize, offset: usize) -> Result<ColumnSchema> {
         let key = |k: &str| format!("{k}{n}");
-        let tform_raw = header
-            .get_str(&key("TFORM"))
-            .ok_or_else(|| Error::decoding(format!("TFORM{n} missing or not a string")))?;
-        let tform = tform_raw.trim().to_ascii_uppercase();
+        let (tform_raw, tform) = tform_of(header, n)?;
         let bad = || Error::decoding(format!("TFORM{n} = {tform_raw:?} is not a binary table format"));
         let (repeat, rest) = split_tform(&tform);
         let code = *rest.as_bytes().first().ok_or_else(bad)?;
