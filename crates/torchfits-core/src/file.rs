@@ -2,6 +2,7 @@
 
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::direct::Direct;
 use crate::error::{Error, ErrorKind, Result};
@@ -175,8 +176,9 @@ impl Reopener {
 struct Loaded {
     kind: HduKind,
     compressed: bool,
-    /// The header (for a compressed image, the header of the image it holds).
-    header: Header,
+    /// The header (for a compressed image, the header of the image it holds), shared with the
+    /// HDU index: copied only when it must change.
+    header: Arc<Header>,
     /// For a compressed image, the tile shape in C order.
     tiles: Option<Vec<usize>>,
     /// For an uncompressed image of a plain file, the byte offset of its data.
@@ -345,7 +347,7 @@ impl FitsFile {
         let (mut header, data_start) = match &mut self.source {
             Source::Plain { file, index: hdus, .. } => {
                 match hdus.get(file.file(), file.len(), index, &limits).map_err(|e| e.in_file(&path))? {
-                    Some(span) => ((*span.header).clone(), Some(span.data_start)),
+                    Some(span) => (Arc::clone(&span.header), Some(span.data_start)),
                     None => return Err(self.no_hdu(index)),
                 }
             }
@@ -368,17 +370,17 @@ impl FitsFile {
                     )));
                 }
                 let bytes = handle.header_bytes().map_err(wrap)?;
-                (Header::parse_limited(&bytes, limits.max_header_cards).map_err(wrap)?, None)
+                (Arc::new(Header::parse_limited(&bytes, limits.max_header_cards).map_err(wrap)?), None)
             }
         };
         let (kind, compressed) = classify(index, &header).map_err(wrap)?;
         let mut tiles = None;
         if compressed {
             tiles = tile_shape(&header);
-            header = header.compressed_image_header().map_err(wrap)?;
+            header = Arc::new(header.compressed_image_header().map_err(wrap)?);
         }
         if kind == HduKind::RandomGroups {
-            header.normalise_random_groups();
+            Arc::make_mut(&mut header).normalise_random_groups();
         }
         let data_start = if compressed { None } else { data_start };
         Ok(Loaded { kind, compressed, header, tiles, data_start })
@@ -422,7 +424,7 @@ impl FitsFile {
     /// of the image it holds. Reads the header blocks once per file and parses them once;
     /// returns a copy.
     pub fn header(&mut self, selector: impl Into<HduSelector>) -> Result<Header> {
-        Ok(self.find(selector.into())?.1.header)
+        Ok(Arc::unwrap_or_clone(self.find(selector.into())?.1.header))
     }
 
     /// A reader for the binary or ASCII table in HDU `selector` (reads its header; see

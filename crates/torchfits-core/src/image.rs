@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::ops::Range;
+use std::sync::Arc;
 
 use crate::direct::Plan;
 use crate::error::{Error, Result};
@@ -380,7 +381,8 @@ pub struct ImageReader<'f> {
     file: &'f mut FitsFile,
     index: usize,
     layout: ImageLayout,
-    header: Header,
+    /// Shared with the file's HDU index (no copy per reader).
+    header: Arc<Header>,
     /// For an uncompressed image: the direct-read plan (data offsets, conversion).
     plan: Option<Plan>,
     /// For a compressed image: the tile shape, C order.
@@ -397,7 +399,7 @@ impl<'f> ImageReader<'f> {
         file: &'f mut FitsFile,
         index: usize,
         layout: ImageLayout,
-        header: Header,
+        header: Arc<Header>,
         data_start: Option<u64>,
         tiles: Option<Vec<usize>>,
     ) -> Self {
