@@ -542,3 +542,143 @@ fn zero_row_tables_and_zero_width_columns() {
     assert_eq!(b.column("novla").expect("novla").list_offsets, Some(vec![0, 0, 0, 0]));
     assert_eq!(b.into_record_batch().expect("arrow").num_rows(), 3);
 }
+
+/// A 30 000-row table of fixed-width columns whose undefined values appear late: a logical 0
+/// only in row 29 000 and a TNULL only in row 20 000 (so that a null mask starts mid-read, in
+/// one thread's part and not the other's), strings of varying length, a scaled column.
+fn late_nulls_table(dir: &std::path::Path) -> std::path::PathBuf {
+    let n = 30_000u32;
+    let rows: Vec<Vec<u8>> = (0..n)
+        .map(|r| {
+            let mut row = Vec::with_capacity(27);
+            row.extend_from_slice(&(r as f64 * 0.5).to_be_bytes());
+            let text = "x".repeat((r % 11) as usize);
+            row.extend_from_slice(format!("{text:<10}").as_bytes());
+            row.push(if r == 29_000 {
+                0
+            } else if r % 2 == 0 {
+                b'T'
+            } else {
+                b'F'
+            });
+            row.extend_from_slice(&(if r == 20_000 { -7i32 } else { r as i32 }).to_be_bytes());
+            row.extend_from_slice(&((r % 1000) as i16).to_be_bytes());
+            row.extend_from_slice(&[(r % 256) as u8, (r % 251) as u8]);
+            row
+        })
+        .collect();
+    let s = |v: &str| v.to_string();
+    let columns = vec![
+        ("d", "D", vec![]),
+        ("s", "10A", vec![]),
+        ("l", "L", vec![]),
+        ("j", "J", vec![(s("TNULL"), s("-7"))]),
+        ("scaled", "I", vec![(s("TSCAL"), s("0.25")), (s("TZERO"), s("10"))]),
+        ("pair", "2B", vec![]),
+    ];
+    let path = dir.join("late-nulls.fits");
+    write(&path, &[image(true, 8, &[], &[], vec![]), bintable(&columns, &rows)]);
+    path
+}
+
+#[test]
+fn chunked_threaded_pooled_and_mapped_reads_agree() {
+    let dir = common::tempdir("tables-chunks");
+    let path = late_nulls_table(&dir);
+    let n = 30_000usize;
+    let check = |batches: &[TableBatch], label: &str| {
+        let column = |name: &str| -> Vec<ColumnValues> {
+            batches.iter().map(|b| b.column(name).expect("column").values.clone()).collect()
+        };
+        let nulls = |name: &str| -> Vec<bool> {
+            batches
+                .iter()
+                .flat_map(|b| {
+                    let c = b.column(name).expect("column");
+                    c.nulls.clone().unwrap_or_else(|| vec![false; b.num_rows * c.per_row])
+                })
+                .collect()
+        };
+        let f64s = |name: &str| -> Vec<f64> {
+            column(name)
+                .into_iter()
+                .flat_map(|v| if let ColumnValues::F64(v) = v { v } else { panic!("{v:?}") })
+                .collect()
+        };
+        assert_eq!(f64s("d"), (0..n).map(|r| r as f64 * 0.5).collect::<Vec<_>>(), "{label}");
+        let text: Vec<String> = column("s").iter().flat_map(strings).collect();
+        assert_eq!(text, (0..n).map(|r| "x".repeat(r % 11)).collect::<Vec<_>>(), "{label}");
+        let l: Vec<bool> =
+            column("l").into_iter().flat_map(|v| if let ColumnValues::Bool(v) = v { v } else { panic!() }).collect();
+        assert_eq!(l, (0..n).map(|r| r % 2 == 0 && r != 29_000).collect::<Vec<_>>(), "{label}");
+        assert_eq!(nulls("l"), (0..n).map(|r| r == 29_000).collect::<Vec<_>>(), "{label}");
+        let j: Vec<i32> =
+            column("j").into_iter().flat_map(|v| if let ColumnValues::I32(v) = v { v } else { panic!() }).collect();
+        assert_eq!(j, (0..n).map(|r| if r == 20_000 { -7 } else { r as i32 }).collect::<Vec<_>>(), "{label}");
+        assert_eq!(nulls("j"), (0..n).map(|r| r == 20_000).collect::<Vec<_>>(), "{label}");
+        assert_eq!(f64s("scaled"), (0..n).map(|r| (r % 1000) as f64 * 0.25 + 10.0).collect::<Vec<_>>(), "{label}");
+        let pair: Vec<u8> =
+            column("pair").into_iter().flat_map(|v| if let ColumnValues::U8(v) = v { v } else { panic!() }).collect();
+        assert_eq!(pair, (0..n).flat_map(|r| [(r % 256) as u8, (r % 251) as u8]).collect::<Vec<_>>(), "{label}");
+    };
+    let pool = torchfits::ColumnPool::default();
+    // batch sizes below and above the threshold for threads, one batch of it all; 1 or 2
+    // threads; pread (chunks read by each thread) or mmap; twice through one pool
+    for batch_rows in [7_777, 20_000, n] {
+        for (threads, mmap) in [(1, false), (2, false), (2, true)] {
+            for round in 0..2 {
+                let allocations = pool.stats().allocations;
+                let mut file = OpenOptions::new().threads(threads).mmap(mmap).open(&path).expect("open");
+                let reader = file.table(1).expect("table").with_batch_rows(batch_rows).with_pool(&pool);
+                let batches: Vec<TableBatch> = reader.build().expect("build").collect::<Result<_, _>>().expect("read");
+                check(&batches, &format!("batch {batch_rows} threads {threads} mmap {mmap} round {round}"));
+                for b in batches {
+                    pool.recycle(b);
+                }
+                if round == 1 {
+                    // the second round takes every buffer from the pool
+                    assert_eq!(
+                        pool.stats().allocations,
+                        allocations,
+                        "batch {batch_rows} threads {threads} mmap {mmap}"
+                    );
+                }
+            }
+        }
+    }
+    // a row range that starts and ends inside chunks, two columns: the same values
+    let mut file = OpenOptions::new().threads(2).open(&path).expect("open");
+    let batches: Vec<TableBatch> = file
+        .table(1)
+        .expect("table")
+        .with_columns(&["j", "s"])
+        .expect("columns")
+        .with_rows(12_345..29_999)
+        .expect("rows")
+        .with_batch_rows(17_000)
+        .build()
+        .expect("build")
+        .collect::<Result<_, _>>()
+        .expect("read");
+    let j: Vec<i32> = batches
+        .iter()
+        .flat_map(|b| if let ColumnValues::I32(v) = &b.columns[0].values { v.clone() } else { panic!() })
+        .collect();
+    assert_eq!(j, (12_345..29_999).map(|r| if r == 20_000 { -7 } else { r }).collect::<Vec<_>>());
+    let text: Vec<String> = batches.iter().flat_map(|b| strings(&b.columns[1].values)).collect();
+    assert_eq!(text, (12_345..29_999usize).map(|r| "x".repeat(r % 11)).collect::<Vec<_>>());
+
+    // truncated inside the rows: a clear error naming the file and the HDU, on every path
+    let bytes = std::fs::read(&path).expect("read");
+    let cut = dir.join("late-nulls-cut.fits");
+    std::fs::write(&cut, &bytes[..bytes.len() - 2880 * 40]).expect("write");
+    for (threads, mmap) in [(1, false), (2, false), (2, true)] {
+        let mut file = OpenOptions::new().threads(threads).mmap(mmap).open(&cut).expect("header is intact");
+        let err = match file.table(1).and_then(|t| t.with_batch_rows(n).build()) {
+            Ok(mut batches) => batches.next().expect("a batch").expect_err("truncated rows"),
+            Err(e) => e,
+        };
+        let text = err.to_string();
+        assert!(text.contains("late-nulls-cut.fits") && text.contains("HDU 1") && text.contains("truncated"), "{text}");
+    }
+}

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde_json::json;
-use torchfits_core::{Error, ErrorKind, FileCache, FitsFile, Header, OpenOptions, Section};
+use torchfits_core::{ColumnPool, Error, ErrorKind, FileCache, FitsFile, Header, OpenOptions, Section};
 
 /// The 256x256 cutout of the cutout cases (rows 1500:1756, cols 2100:2356).
 const CUT: [std::ops::Range<usize>; 2] = [1500..1756, 2100..2356];
@@ -147,11 +147,13 @@ fn cases(dir: &Path) -> Vec<Case> {
             .into_iter()
             .map(|(name, options)| {
                 let (path, rows) = (table.clone(), rows.clone());
+                // column buffers reused from run to run, as a training loop reuses them
+                let pool = ColumnPool::default();
                 let way: Way = (
                     name,
                     Box::new(move || {
                         let mut file = options.open(&path)?;
-                        let mut reader = file.table(1)?.with_batch_rows(1 << 20);
+                        let mut reader = file.table(1)?.with_batch_rows(1 << 20).with_pool(&pool);
                         if let Some(c) = columns {
                             reader = reader.with_columns(c)?;
                         }
@@ -159,7 +161,7 @@ fn cases(dir: &Path) -> Vec<Case> {
                             reader = reader.with_rows(r)?;
                         }
                         for batch in reader.build()? {
-                            std::hint::black_box(batch?);
+                            pool.recycle(std::hint::black_box(batch?));
                         }
                         Ok(())
                     }),
@@ -208,15 +210,18 @@ fn time(run: &mut dyn FnMut() -> Result<(), Error>, runs: usize) -> Result<f64, 
     Ok(if m % 2 == 1 { ms[m / 2] } else { 0.5 * (ms[m / 2 - 1] + ms[m / 2]) })
 }
 
-/// Runs every case whose file exists in `dir`; prints one line per case (every way's median, the
+/// Runs every case whose file exists in `dir` (and whose id contains one of `only`, when given); prints one line per case (every way's median, the
 /// fastest first); writes the JSON with the fastest way's median.
-pub fn run(dir: &Path, runs: usize, json_out: Option<&Path>) -> Result<(), Error> {
+pub fn run(dir: &Path, runs: usize, json_out: Option<&Path>, only: &[String]) -> Result<(), Error> {
     if !dir.is_dir() {
         return Err(Error::new(ErrorKind::Parameter, format!("{}: not a directory", dir.display())));
     }
     let runs = runs.max(1);
     let mut results = BTreeMap::new();
     for case in cases(dir) {
+        if !only.is_empty() && !only.iter().any(|o| case.id.contains(o.as_str())) {
+            continue;
+        }
         let mut timed: Vec<(&str, f64)> = Vec::new();
         for (name, mut run) in case.ways {
             match time(&mut run, runs) {

@@ -83,6 +83,9 @@ enum Command {
         /// Write `{"cases": {id: {"torchfits": median_ms}}}` here.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Only the cases whose id contains one of these (comma-separated), e.g. `table,cutout`.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
     /// Render a quick-look PNG of a 2-D image (the first plane of a cube).
     Preview {
@@ -116,7 +119,7 @@ fn main() -> ExitCode {
             let table = TableOptions { columns, rows: rows.as_deref(), filter: filter.as_deref(), nulls };
             read(&file, hdu, section.as_deref(), table, &output)
         }
-        Command::Bench { dir, runs, json } => bench::run(&dir, runs, json.as_deref()),
+        Command::Bench { dir, runs, json, only } => bench::run(&dir, runs, json.as_deref(), &only),
         Command::Preview { file, hdu, section, stretch, output } => {
             preview(&file, hdu, section.as_deref(), stretch, &output)
         }

@@ -57,7 +57,7 @@ pub use header::{CARD_LEN, Card, Header, Value};
 pub use image::{Dtype, ImageData, ImageReader, Pixel, Pixels, Scaling, Section};
 pub use limits::Limits;
 pub use pool::{BufferPool, PoolStats, PooledBuffer};
-pub use table::{ColumnData, ColumnValues, TableBatch, TableReader, TableSchema};
+pub use table::{ColumnData, ColumnPool, ColumnValues, TableBatch, TableReader, TableSchema};
 
 /// Whether the linked cfitsio is reentrant, i.e. separate handles may be used from separate
 /// threads at once without a process-wide lock (this crate falls back to such a lock otherwise).

@@ -23,10 +23,13 @@
 
 #[cfg(feature = "arrow")]
 pub mod arrow;
+mod decode;
 mod filter;
+mod pool;
 mod reader;
 mod schema;
 
 pub use filter::Filter;
+pub use pool::ColumnPool;
 pub use reader::{ColumnData, ColumnValues, DEFAULT_BATCH_ROWS, TableBatch, TableBatches, TableReader};
 pub use schema::{ColumnSchema, ColumnType, FitsType, TableSchema, VarArray};

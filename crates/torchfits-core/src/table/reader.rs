@@ -6,7 +6,9 @@ use crate::direct::Direct;
 use crate::error::{Error, Result};
 use crate::file::FitsFile;
 use crate::limits::Limits;
+use crate::table::decode::{Cells, Out, decode_into, push_nulls, push_trimmed};
 use crate::table::filter::Filter;
+use crate::table::pool::ColumnPool;
 use crate::table::schema::{ColumnSchema, ColumnType, FitsType, TableSchema, VarArray};
 
 /// Rows per batch when [`TableReader::with_batch_rows`] is not called.
@@ -204,13 +206,25 @@ pub struct TableReader<'f> {
     rows: Range<u64>,
     batch_rows: usize,
     filter: Option<Filter>,
+    pool: ColumnPool,
 }
 
 impl<'f> TableReader<'f> {
     pub(crate) fn new(file: &'f mut FitsFile, index: usize, schema: TableSchema, data_start: Option<u64>) -> Self {
         let selected = (0..schema.columns.len()).collect();
         let rows = 0..schema.nrows;
-        TableReader { file, index, schema, data_start, selected, rows, batch_rows: DEFAULT_BATCH_ROWS, filter: None }
+        let pool = ColumnPool::default();
+        TableReader {
+            file,
+            index,
+            schema,
+            data_start,
+            selected,
+            rows,
+            batch_rows: DEFAULT_BATCH_ROWS,
+            filter: None,
+            pool,
+        }
     }
 
     fn err(&self, e: Error) -> Error {
@@ -272,6 +286,14 @@ impl<'f> TableReader<'f> {
         self.rows.end - self.rows.start
     }
 
+    /// Takes the batches' column buffers from `pool`, which holds the buffers of batches given
+    /// back to it ([`ColumnPool::recycle`]); without it each batch's buffers are new. In a loop
+    /// over many reads this saves the page faults of fresh buffers (see [`ColumnPool`]).
+    pub fn with_pool(mut self, pool: &ColumnPool) -> Self {
+        self.pool = pool.clone();
+        self
+    }
+
     /// Rows per batch (at least 1; default [`DEFAULT_BATCH_ROWS`]).
     pub fn with_batch_rows(mut self, rows: usize) -> Self {
         self.batch_rows = rows.max(1);
@@ -295,8 +317,14 @@ pub struct TableBatches<'f> {
     reader: TableReader<'f>,
     next: u64,
     batch_rows: usize,
-    /// Raw rows of the current batch, reused from batch to batch.
+    /// Raw rows of the current batch, reused from batch to batch, back to the pool at the end.
     block: Vec<u8>,
+}
+
+impl Drop for TableBatches<'_> {
+    fn drop(&mut self) {
+        self.reader.pool.put(ColumnValues::U8(std::mem::take(&mut self.block)));
+    }
 }
 
 impl Iterator for TableBatches<'_> {
@@ -326,22 +354,6 @@ impl TableBatches<'_> {
         let row_bytes = r.schema.row_bytes;
         let len = n * row_bytes;
         let at = r.data_start.map(|start| start + first * row_bytes as u64);
-        // in mmap mode the rows are decoded straight from the map; otherwise read into `block`
-        let mapped = len > 0 && r.file.mapped(at, len).is_some();
-        if mapped {
-            r.file.populate(at, len);
-        }
-        if !mapped && len > 0 {
-            self.block.resize(len, 0);
-            r.file.read_table_rows(r.index, r.data_start, first, row_bytes, &mut self.block)?;
-        }
-        let file: &FitsFile = r.file;
-        let block: &[u8] = match file.mapped(at, len) {
-            Some(rows) if mapped => rows,
-            _ => &self.block[..len],
-        };
-        let heap =
-            HeapSource { plain: file.plain(), data_start: r.data_start, schema: &r.schema, limits: *file.limits() };
         // the selected columns, then any other the filter names
         let mut wanted = r.selected.clone();
         if let Some(f) = &r.filter {
@@ -352,31 +364,48 @@ impl TableBatches<'_> {
             }
         }
         let columns: Vec<&ColumnSchema> = wanted.iter().map(|&c| &r.schema.columns[c]).collect();
-        let threads = file.threads().min(columns.len());
-        let decoded = if threads > 1 && n >= PARALLEL_MIN_ROWS {
-            // columns on worker threads, dealt round-robin; results put back in order
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = (0..threads)
-                    .map(|t| {
-                        let (columns, heap) = (&columns, &heap);
-                        scope.spawn(move || {
-                            (t..columns.len())
-                                .step_by(threads)
-                                .map(|k| decode(columns[k], block, row_bytes, n, heap).map(|d| (k, d)))
-                                .collect::<Result<Vec<_>>>()
-                        })
-                    })
-                    .collect();
-                let mut all = Vec::with_capacity(columns.len());
-                for h in handles {
-                    all.extend(h.join().unwrap_or_else(|_| Err(Error::decoding("a decoding thread panicked")))?);
-                }
-                all.sort_by_key(|(k, _)| *k);
-                Ok::<_, Error>(all.into_iter().map(|(_, d)| d).collect())
-            })?
-        } else {
-            columns.iter().map(|c| decode(c, block, row_bytes, n, &heap)).collect::<Result<Vec<_>>>()?
+        // fixed-width cells decode row-parallel; ASCII numbers and variable-length arrays column
+        // by column from the whole block
+        let (fixed, other): (Vec<usize>, Vec<usize>) = (0..columns.len()).partition(|&k| is_fixed(columns[k]));
+        // the rows: decoded straight from the map in mmap mode; read chunk by chunk by the
+        // decoding threads from a plain file; otherwise (cfitsio's path, or columns that need the
+        // whole block) read into `block` first
+        let mapped = len > 0 && r.file.mapped(at, len).is_some();
+        if mapped {
+            r.file.populate(at, len);
+        }
+        let streamed = !mapped && other.is_empty() && r.file.plain().is_some() && at.is_some();
+        if !mapped && !streamed && len > 0 {
+            if self.block.capacity() == 0 {
+                self.block = r.pool.bytes(len);
+            }
+            if self.block.len() < len {
+                self.block.resize(len, 0);
+            }
+            r.file.read_table_rows(r.index, r.data_start, first, row_bytes, &mut self.block[..len])?;
+        }
+        let file: &FitsFile = r.file;
+        let block: &[u8] = match file.mapped(at, len) {
+            Some(rows) if mapped => rows,
+            _ if streamed => &[],
+            _ => &self.block[..len],
         };
+        let rows = match (file.plain(), at) {
+            (Some(plain), Some(start)) if streamed => Rows::File { file: plain, start, stride: row_bytes },
+            _ => Rows::Memory(Cells { rows: block, stride: row_bytes, offset: 0, width: 0 }),
+        };
+        let heap =
+            HeapSource { plain: file.plain(), data_start: r.data_start, schema: &r.schema, limits: *file.limits() };
+        let parts = if n >= PARALLEL_MIN_ROWS { file.threads().max(1) } else { 1 };
+        let fixed_columns: Vec<&ColumnSchema> = fixed.iter().map(|&k| columns[k]).collect();
+        let mut decoded: Vec<Option<ColumnData>> = (0..columns.len()).map(|_| None).collect();
+        for (k, d) in fixed.iter().zip(decode_fixed(&fixed_columns, rows, n, parts, &r.pool)?) {
+            decoded[*k] = Some(d);
+        }
+        for k in other {
+            decoded[k] = Some(decode_other(columns[k], block, row_bytes, n, &heap, &r.pool)?);
+        }
+        let decoded: Vec<ColumnData> = decoded.into_iter().flatten().collect();
         let Some(filter) = &r.filter else {
             return Ok(TableBatch { first_row: first, num_rows: n, filtered_out: 0, columns: decoded });
         };
@@ -448,105 +477,217 @@ fn read_heap(heap: &HeapSource<'_>, c: &ColumnSchema, spans: &[(u64, u64)]) -> R
     Ok(out)
 }
 
-/// The cells a column decodes from: one byte slice per row (or per heap array).
-trait CellSource {
-    /// Number of cells.
-    fn count(&self) -> usize;
-    /// Calls `f` on each cell in order.
-    fn each(&self, f: impl FnMut(&[u8]));
+/// Whether `c`'s cells decode in place from the rows: neither a variable-length array nor a
+/// number of an ASCII table.
+fn is_fixed(c: &ColumnSchema) -> bool {
+    c.variable.is_none() && (c.ascii_null.is_none() || c.fits_type == FitsType::Char)
 }
 
-/// Column `offset..offset + width` of each of `n` rows of `stride` bytes: no per-row allocation.
-struct Strided<'a> {
-    block: &'a [u8],
-    stride: usize,
-    offset: usize,
-    width: usize,
+/// Elements per row of a fixed-width column (one string per row for characters).
+fn per_row(c: &ColumnSchema) -> usize {
+    if c.fits_type == FitsType::Char { 1 } else { c.repeat }
+}
+
+/// Bytes of rows per chunk: a chunk's rows stay in cache while each of its columns is decoded.
+const CHUNK_BYTES: usize = 192 << 10;
+
+/// Where the rows of a batch are.
+#[derive(Clone, Copy)]
+enum Rows<'a> {
+    /// In memory (the map of the file, or a block read beforehand); offset and width unused.
+    Memory(Cells<'a>),
+    /// In a plain file, from byte `start`: each thread reads its chunks itself.
+    File { file: &'a Direct, start: u64, stride: usize },
+}
+
+/// The whole of `v` as an output to fill (strings: their ends, the bytes moved out of `v`).
+fn out_of(v: &mut ColumnValues) -> Out<'_> {
+    match v {
+        ColumnValues::Bool(v) => Out::Bool(v),
+        ColumnValues::U8(v) => Out::U8(v),
+        ColumnValues::I16(v) => Out::I16(v),
+        ColumnValues::U16(v) => Out::U16(v),
+        ColumnValues::I32(v) => Out::I32(v),
+        ColumnValues::U32(v) => Out::U32(v),
+        ColumnValues::I64(v) => Out::I64(v),
+        ColumnValues::U64(v) => Out::U64(v),
+        ColumnValues::F32(v) => Out::F32(v),
+        ColumnValues::F64(v) => Out::F64(v),
+        ColumnValues::ComplexF32(v) => Out::C32(v),
+        ColumnValues::ComplexF64(v) => Out::C64(v),
+        ColumnValues::Str { offsets, bytes } => {
+            let ends = match offsets.split_first_mut() {
+                Some((first, ends)) => {
+                    *first = 0;
+                    ends
+                }
+                None => &mut [],
+            };
+            bytes.clear();
+            Out::Str { ends, bytes: std::mem::take(bytes) }
+        }
+    }
+}
+
+/// Decodes the fixed-width `columns` of the `n` rows of `rows`: the rows cut into `parts` runs
+/// decoded on as many threads, each run chunk by chunk (read by the thread itself from a file).
+fn decode_fixed(
+    columns: &[&ColumnSchema],
+    rows: Rows<'_>,
     n: usize,
-}
-
-impl CellSource for Strided<'_> {
-    fn count(&self) -> usize {
-        self.n
-    }
-    fn each(&self, mut f: impl FnMut(&[u8])) {
-        for r in 0..self.n {
-            let at = r * self.stride + self.offset;
-            f(&self.block[at..at + self.width]);
+    parts: usize,
+    pool: &ColumnPool,
+) -> Result<Vec<ColumnData>> {
+    for c in columns.iter().filter(|c| c.fits_type == FitsType::Char) {
+        if (n as u64).saturating_mul(c.width as u64) > i32::MAX as u64 {
+            return Err(Error::limits(format!(
+                "column {}: {n} rows of {} characters pass the 2 GiB of strings a batch can hold; read smaller batches",
+                c.name, c.width
+            )));
         }
     }
-}
-
-impl CellSource for [&[u8]] {
-    fn count(&self) -> usize {
-        self.len()
-    }
-    fn each(&self, mut f: impl FnMut(&[u8])) {
-        for cell in self {
-            f(cell);
-        }
-    }
-}
-
-/// Big-endian values of type `T` from every cell, one after the other.
-fn be_values<T: Copy, const N: usize, C: CellSource + ?Sized>(
-    cells: &C,
-    per_cell: usize,
-    from_be: fn([u8; N]) -> T,
-) -> Vec<T> {
-    let mut out = Vec::with_capacity(cells.count() * per_cell);
-    let word = |b: &[u8]| {
-        let mut a = [0u8; N];
-        a.copy_from_slice(&b[..N]);
-        from_be(a)
+    let stride = match rows {
+        Rows::Memory(cells) => cells.stride,
+        Rows::File { stride, .. } => stride,
     };
-    cells.each(|cell| {
-        if cell.len() == N {
-            // the common scalar cell: one value, pushed without per-row iterator setup
-            out.push(word(cell));
-        } else {
-            out.extend(cell.chunks_exact(N).map(word));
+    let chunk_rows = (CHUNK_BYTES / stride.max(1)).max(1);
+    let parts = parts.clamp(1, n.max(1));
+    let bounds: Vec<usize> = (0..=parts).map(|p| n * p / parts).collect();
+    let mut values: Vec<ColumnValues> = columns.iter().map(|c| pool.values(c.column_type, n * per_row(c))).collect();
+    // each part's share of every column's output; string bytes: part 0 appends to the column's
+    // buffer, the others to buffers of their own, joined after
+    let mut shares: Vec<Vec<Out<'_>>> = (0..parts).map(|_| Vec::with_capacity(columns.len())).collect();
+    for (c, v) in columns.iter().zip(values.iter_mut()) {
+        let mut rest = out_of(v);
+        for (p, share) in shares.iter_mut().enumerate() {
+            let mut part = rest.split_front((bounds[p + 1] - bounds[p]) * per_row(c));
+            if let (Out::Str { bytes, .. }, Out::Str { bytes: column_bytes, .. }) = (&mut part, &mut rest) {
+                *bytes = if p == 0 { std::mem::take(column_bytes) } else { pool.bytes(0) };
+            }
+            share.push(part);
         }
-    });
-    out
+    }
+    // per column of a part: its null mask (from the first chunk with an undefined value on, the
+    // elements before it all defined) and its string bytes
+    type Decoded = Vec<(Option<Vec<bool>>, Vec<u8>)>;
+    let run = |mut share: Vec<Out<'_>>, first: usize, count: usize| -> Result<Decoded> {
+        let mut masks: Vec<Option<Vec<bool>>> = vec![None; columns.len()];
+        let mut buf = match rows {
+            Rows::File { .. } => pool.bytes(chunk_rows.min(count) * stride),
+            Rows::Memory(_) => Vec::new(),
+        };
+        let mut at = first;
+        while at < first + count {
+            let k = chunk_rows.min(first + count - at);
+            let chunk = match rows {
+                Rows::Memory(cells) => cells.slice(at, k),
+                Rows::File { file, start, stride } => {
+                    let bytes = buf.get_mut(..k * stride).unwrap_or(&mut []);
+                    file.read_bytes_at(bytes, start + (at * stride) as u64)?;
+                    Cells { rows: bytes, stride, offset: 0, width: 0 }
+                }
+            };
+            for ((c, out), mask) in columns.iter().zip(share.iter_mut()).zip(masks.iter_mut()) {
+                let (cells, per) = (Cells { offset: c.offset, width: c.width, ..chunk }, per_row(c));
+                if decode_into(c, cells, per, out) && mask.is_none() {
+                    *mask = Some(vec![false; (at - first) * per]);
+                }
+                if let Some(mask) = mask {
+                    push_nulls(c, cells, per, mask);
+                }
+            }
+            at += k;
+        }
+        pool.put(ColumnValues::U8(buf));
+        let bytes = share.into_iter().map(|out| match out {
+            Out::Str { bytes, .. } => bytes,
+            _ => Vec::new(),
+        });
+        Ok(masks.into_iter().zip(bytes).collect())
+    };
+    let mut results: Vec<Decoded> = if parts == 1 {
+        shares.into_iter().map(|share| run(share, 0, n)).collect::<Result<_>>()?
+    } else {
+        std::thread::scope(|scope| {
+            let mut shares = shares.into_iter();
+            let first = shares.next().unwrap_or_default();
+            let (run, bounds) = (&run, &bounds);
+            let handles: Vec<_> = shares
+                .enumerate()
+                .map(|(i, share)| scope.spawn(move || run(share, bounds[i + 1], bounds[i + 2] - bounds[i + 1])))
+                .collect();
+            let mut all = vec![run(first, 0, bounds[1])?];
+            for h in handles {
+                all.push(h.join().map_err(|_| Error::decoding("a decoding thread panicked"))??);
+            }
+            Ok::<_, Error>(all)
+        })?
+    };
+    let mut out = Vec::with_capacity(columns.len());
+    for (k, (c, mut v)) in columns.iter().zip(values).enumerate() {
+        let per = per_row(c);
+        let any_null = results.iter().any(|r| r.get(k).is_some_and(|s| s.0.is_some()));
+        let mut nulls = any_null.then(|| Vec::with_capacity(n * per));
+        for (p, r) in results.iter_mut().enumerate() {
+            let Some((mask, part)) = r.get_mut(k) else { continue };
+            if let Some(nulls) = &mut nulls {
+                match mask.take() {
+                    Some(mask) => nulls.extend(mask),
+                    None => nulls.resize(nulls.len() + (bounds[p + 1] - bounds[p]) * per, false),
+                }
+            }
+            let ColumnValues::Str { offsets, bytes } = &mut v else { continue };
+            let part = std::mem::take(part);
+            if p == 0 {
+                *bytes = part;
+                continue;
+            }
+            // checked above: a batch's strings stay under 2 GiB
+            let base = i32::try_from(bytes.len()).unwrap_or(i32::MAX);
+            for o in offsets.get_mut(bounds[p] + 1..=bounds[p + 1]).unwrap_or(&mut []) {
+                *o += base;
+            }
+            bytes.extend_from_slice(&part);
+            pool.put(ColumnValues::U8(part));
+        }
+        out.push(ColumnData { name: c.name.clone(), per_row: per, values: v, nulls, list_offsets: None });
+    }
+    Ok(out)
 }
 
-/// Whether each raw integer equals TNULL; `None` when none does.
-fn nulls_of<T: Copy + Into<i128>>(raw: &[T], null: Option<i64>) -> Option<Vec<bool>> {
-    let null = i128::from(null?);
-    let mask: Vec<bool> = raw.iter().map(|&v| v.into() == null).collect();
-    mask.iter().any(|&m| m).then_some(mask)
-}
-
-/// Decodes column `c` of `n` rows of `block`; for a variable-length array column, reads its
-/// elements from the heap through `heap`.
-fn decode(c: &ColumnSchema, block: &[u8], row_bytes: usize, n: usize, heap: &HeapSource<'_>) -> Result<ColumnData> {
-    let row_cells = Strided { block, stride: row_bytes, offset: c.offset, width: c.width, n };
+/// Decodes column `c` of `n` rows of `block` when it is not fixed-width: a number of an ASCII
+/// table, or a variable-length array (its elements read from the heap through `heap`).
+fn decode_other(
+    c: &ColumnSchema,
+    block: &[u8],
+    row_bytes: usize,
+    n: usize,
+    heap: &HeapSource<'_>,
+    pool: &ColumnPool,
+) -> Result<ColumnData> {
+    let row_cells =
+        Cells { rows: block.get(..n * row_bytes).unwrap_or(&[]), stride: row_bytes, offset: c.offset, width: c.width };
+    let name = c.name.clone();
     if let Some(null) = &c.ascii_null {
-        let (values, nulls) = decode_ascii(c, &row_cells, null)?;
-        return Ok(ColumnData { name: c.name.clone(), per_row: 1, values, nulls, list_offsets: None });
+        let (values, nulls) = decode_ascii(c, row_cells, null)?;
+        return Ok(ColumnData { name, per_row: 1, values, nulls, list_offsets: None });
     }
-    let Some(kind) = c.variable else {
-        let (values, nulls) = decode_values(c, &row_cells, c.repeat);
-        let per_row = if c.fits_type == FitsType::Char { 1 } else { c.repeat };
-        return Ok(ColumnData { name: c.name.clone(), per_row, values, nulls, list_offsets: None });
-    };
+    let kind = c.variable.unwrap_or(VarArray::P);
     // descriptors: (element count, heap offset) per row
-    let mut descriptors: Vec<(u64, u64)> = Vec::with_capacity(n);
-    row_cells.each(|cell| {
-        descriptors.push(match (kind, cell.len()) {
-            (VarArray::P, 8) => {
-                let v = be_values::<i32, 4, _>(&[cell][..], 2, i32::from_be_bytes);
-                (v[0] as u32 as u64, v[1] as u32 as u64)
+    let descriptors: Vec<(u64, u64)> = row_cells
+        .iter()
+        .map(|cell| match (kind, cell) {
+            (VarArray::P, [a, b, c, d, e, f, g, h]) => {
+                (u32::from_be_bytes([*a, *b, *c, *d]) as u64, u32::from_be_bytes([*e, *f, *g, *h]) as u64)
             }
-            (VarArray::Q, 16) => {
-                let v = be_values::<i64, 8, _>(&[cell][..], 2, i64::from_be_bytes);
-                (v[0] as u64, v[1] as u64)
-            }
+            (VarArray::Q, _) => match (cell.first_chunk::<8>(), cell.get(8..).and_then(<[u8]>::first_chunk::<8>)) {
+                (Some(&count), Some(&offset)) => (u64::from_be_bytes(count), u64::from_be_bytes(offset)),
+                _ => (0, 0),
+            },
             // a zero-width descriptor column (0P): no arrays
             _ => (0, 0),
         })
-    });
+        .collect();
     let size = c.fits_type.size() as u64;
     let spans: Vec<(u64, u64)> = descriptors
         .iter()
@@ -557,17 +698,27 @@ fn decode(c: &ColumnSchema, block: &[u8], row_bytes: usize, n: usize, heap: &Hea
         .collect();
     let heap_bytes = read_heap(heap, c, &spans)?;
     // the heap bytes come back concatenated in row order
-    let mut row_slices = Vec::with_capacity(n);
+    let mut row_slices: Vec<&[u8]> = Vec::with_capacity(n);
     let mut at = 0usize;
     for &(_, bytes) in &spans {
         let end = at + bytes as usize;
-        row_slices.push(&heap_bytes[at..end]);
+        row_slices.push(heap_bytes.get(at..end).unwrap_or(&[]));
         at = end;
     }
     if c.fits_type == FitsType::Char {
         // a variable-length string: one string per row
-        let (values, nulls) = decode_values(c, &row_slices[..], 0);
-        return Ok(ColumnData { name: c.name.clone(), per_row: 1, values, nulls, list_offsets: None });
+        let mut offsets = pool.offsets(0);
+        let mut bytes = pool.bytes(0);
+        bytes.reserve(heap_bytes.len());
+        offsets.push(0);
+        for cell in &row_slices {
+            push_trimmed(&mut bytes, cell);
+            offsets.push(
+                i32::try_from(bytes.len()).map_err(|_| Error::unsupported("over 2 GiB of strings in one batch"))?,
+            );
+        }
+        let values = ColumnValues::Str { offsets, bytes };
+        return Ok(ColumnData { name, per_row: 1, values, nulls: None, list_offsets: None });
     }
     let mut offsets = Vec::with_capacity(n + 1);
     offsets.push(0i32);
@@ -579,43 +730,50 @@ fn decode(c: &ColumnSchema, block: &[u8], row_bytes: usize, n: usize, heap: &Hea
     // astropy <= 7.2 wrote logical arrays in the heap as 0x00/0x01 bytes, not 'F'/'T': a heap of
     // only those bytes, with at least one 0x01, is read the way astropy reads it (1 is true)
     let legacy = c.fits_type == FitsType::Logical && heap_bytes.contains(&1) && heap_bytes.iter().all(|&b| b <= 1);
-    let (values, nulls) = if legacy {
-        (ColumnValues::Bool(heap_bytes.iter().map(|&b| b == 1).collect()), None)
+    if legacy {
+        let values = ColumnValues::Bool(heap_bytes.iter().map(|&b| b == 1).collect());
+        return Ok(ColumnData { name, per_row: 0, values, nulls: None, list_offsets: Some(offsets) });
+    }
+    let mut values = pool.values(c.column_type, total as usize);
+    let mut out = out_of(&mut values);
+    let nulls = if c.fits_type == FitsType::Bit {
+        // each row its own number of bits
+        for (cell, &(count, _)) in row_slices.iter().zip(&descriptors) {
+            let cells = Cells { rows: cell, stride: cell.len(), offset: 0, width: cell.len() };
+            decode_into(c, cells, count as usize, &mut out);
+        }
+        None
     } else {
-        decode_values(c, &row_slices[..], 0)
+        let size = size as usize;
+        let cells = Cells { rows: &heap_bytes, stride: size, offset: 0, width: size };
+        decode_into(c, cells, 1, &mut out).then(|| {
+            let mut mask = Vec::with_capacity(total as usize);
+            push_nulls(c, cells, 1, &mut mask);
+            mask
+        })
     };
-    Ok(ColumnData { name: c.name.clone(), per_row: 0, values, nulls, list_offsets: Some(offsets) })
+    Ok(ColumnData { name, per_row: 0, values, nulls, list_offsets: Some(offsets) })
 }
 
 /// Decodes the text fields of an ASCII-table column. A blank field, or one equal to TNULL, is
 /// undefined: astropy's value for it is 0 (integers) or NaN (reals), and the null mask marks it.
-fn decode_ascii<C: CellSource + ?Sized>(
-    c: &ColumnSchema,
-    cells: &C,
-    null: &str,
-) -> Result<(ColumnValues, Option<Vec<bool>>)> {
-    if c.fits_type == FitsType::Char {
-        return Ok(decode_values(c, cells, 0));
-    }
+fn decode_ascii(c: &ColumnSchema, cells: Cells<'_>, null: &str) -> Result<(ColumnValues, Option<Vec<bool>>)> {
     let mut nulls = vec![false; cells.count()];
     let mut ints: Vec<i64> = Vec::new();
     let mut reals: Vec<f64> = Vec::new();
     // `Iw` (scaled or not) against `Fw.d`, `Ew.d`, `Dw.d`
     let integer = c.tform.to_ascii_uppercase().starts_with('I');
-    let mut row = 0usize;
-    let mut failure: Option<Error> = None;
-    cells.each(|cell| {
-        if failure.is_some() {
-            return;
-        }
+    for (row, cell) in cells.iter().enumerate() {
         let text = std::str::from_utf8(cell).map(str::trim).unwrap_or("\u{fffd}");
         let undefined = text.is_empty() || (!null.is_empty() && text == null);
-        nulls[row] = undefined;
+        if let Some(n) = nulls.get_mut(row) {
+            *n = undefined;
+        }
         let bad = || Error::decoding(format!("column {}: row {row}: {text:?} is not a number", c.name));
         if integer {
             match if undefined { Ok(0) } else { text.trim_start_matches('+').parse::<i64>() } {
                 Ok(v) => ints.push(v),
-                Err(_) => failure = Some(bad()),
+                Err(_) => return Err(bad()),
             }
         } else if undefined {
             reals.push(f64::NAN);
@@ -624,13 +782,9 @@ fn decode_ascii<C: CellSource + ?Sized>(
             let ok = t.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'E' | b'e'));
             match t.parse::<f64>() {
                 Ok(v) if ok => reals.push(v),
-                _ => failure = Some(bad()),
+                _ => return Err(bad()),
             }
         }
-        row += 1;
-    });
-    if let Some(e) = failure {
-        return Err(e);
     }
     let nulls = nulls.contains(&true).then_some(nulls);
     let out_of_range = |name: &str| Error::decoding(format!("column {}: a value does not fit {name}", c.name));
@@ -658,131 +812,4 @@ fn decode_ascii<C: CellSource + ?Sized>(
         _ => ColumnValues::F64(reals.iter().map(|&v| v * c.scale + c.zero).collect()),
     };
     Ok((values, nulls))
-}
-
-/// Decodes the elements in `cells` (each a whole number of elements; for strings, one string per
-/// cell; for bits, `bits` bits per cell, or every bit of the cell when `bits` is 0).
-fn decode_values<C: CellSource + ?Sized>(
-    c: &ColumnSchema,
-    cells: &C,
-    bits: usize,
-) -> (ColumnValues, Option<Vec<bool>>) {
-    let bytes_of = |cells: &C| {
-        let mut raw: Vec<u8> = Vec::with_capacity(cells.count() * c.repeat.max(1));
-        cells.each(|cell| raw.extend_from_slice(cell));
-        raw
-    };
-    match c.fits_type {
-        FitsType::Logical => {
-            let raw = bytes_of(cells);
-            let nulls = raw.contains(&0).then(|| raw.iter().map(|&b| b == 0).collect());
-            (ColumnValues::Bool(raw.iter().map(|&b| b == b'T').collect()), nulls)
-        }
-        FitsType::Bit => {
-            let mut out = Vec::new();
-            cells.each(|cell| {
-                let nbits = if bits == 0 { cell.len() * 8 } else { bits };
-                out.extend((0..nbits).map(|k| cell[k / 8] >> (7 - k % 8) & 1 == 1));
-            });
-            (ColumnValues::Bool(out), None)
-        }
-        FitsType::Char => {
-            let mut offsets = Vec::with_capacity(cells.count() + 1);
-            let mut bytes = Vec::with_capacity(cells.count() * c.width.max(1));
-            offsets.push(0i32);
-            cells.each(|cell| {
-                let cell = cell.split(|&b| b == 0).next().unwrap_or(&[]);
-                let end = cell.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
-                if end <= 16 {
-                    // short strings, the usual catalog case: byte pushes beat a memmove call
-                    for &b in &cell[..end] {
-                        bytes.push(b);
-                    }
-                } else {
-                    bytes.extend_from_slice(&cell[..end]);
-                }
-                // a batch's strings stay far below 2 GiB: a batch's bytes fit Limits::max_alloc
-                offsets.push(i32::try_from(bytes.len()).unwrap_or(i32::MAX));
-            });
-            (ColumnValues::Str { offsets, bytes }, None)
-        }
-        FitsType::Byte => {
-            let raw = bytes_of(cells);
-            let nulls = nulls_of(&raw, c.null);
-            (integer(c, raw, |v| v as f64, ColumnValues::U8), nulls)
-        }
-        FitsType::Short => {
-            let raw = be_values::<i16, 2, C>(cells, c.repeat, i16::from_be_bytes);
-            let nulls = nulls_of(&raw, c.null);
-            let values = if c.column_type == ColumnType::U16 {
-                ColumnValues::U16(raw.iter().map(|&v| (v as u16) ^ 0x8000).collect())
-            } else {
-                integer(c, raw, |v| v as f64, ColumnValues::I16)
-            };
-            (values, nulls)
-        }
-        FitsType::Int => {
-            let raw = be_values::<i32, 4, C>(cells, c.repeat, i32::from_be_bytes);
-            let nulls = nulls_of(&raw, c.null);
-            let values = if c.column_type == ColumnType::U32 {
-                ColumnValues::U32(raw.iter().map(|&v| (v as u32) ^ 0x8000_0000).collect())
-            } else {
-                integer(c, raw, |v| v as f64, ColumnValues::I32)
-            };
-            (values, nulls)
-        }
-        FitsType::Long => {
-            let raw = be_values::<i64, 8, C>(cells, c.repeat, i64::from_be_bytes);
-            let nulls = nulls_of(&raw, c.null);
-            let values = if c.column_type == ColumnType::U64 {
-                ColumnValues::U64(raw.iter().map(|&v| (v as u64) ^ (1 << 63)).collect())
-            } else {
-                integer(c, raw, |v| v as f64, ColumnValues::I64)
-            };
-            (values, nulls)
-        }
-        FitsType::Float => {
-            let raw = be_values::<f32, 4, C>(cells, c.repeat, f32::from_be_bytes);
-            let values = match c.column_type {
-                ColumnType::F64 => ColumnValues::F64(raw.iter().map(|&v| v as f64 * c.scale + c.zero).collect()),
-                _ => ColumnValues::F32(raw),
-            };
-            (values, None)
-        }
-        FitsType::Double => {
-            let raw = be_values::<f64, 8, C>(cells, c.repeat, f64::from_be_bytes);
-            let scaled = c.scale != 1.0 || c.zero != 0.0;
-            let values = if scaled { raw.iter().map(|&v| v * c.scale + c.zero).collect() } else { raw };
-            (ColumnValues::F64(values), None)
-        }
-        FitsType::Complex => {
-            let raw = be_values::<f32, 4, C>(cells, c.repeat, f32::from_be_bytes);
-            let values = match c.column_type {
-                ColumnType::ComplexF64 => ColumnValues::ComplexF64(
-                    raw.chunks_exact(2).map(|p| [p[0] as f64 * c.scale + c.zero, p[1] as f64 * c.scale]).collect(),
-                ),
-                _ => ColumnValues::ComplexF32(raw.chunks_exact(2).map(|p| [p[0], p[1]]).collect()),
-            };
-            (values, None)
-        }
-        FitsType::DoubleComplex => {
-            let raw = be_values::<f64, 8, C>(cells, c.repeat, f64::from_be_bytes);
-            let (s, z) = (c.scale, c.zero);
-            (ColumnValues::ComplexF64(raw.chunks_exact(2).map(|p| [p[0] * s + z, p[1] * s]).collect()), None)
-        }
-    }
-}
-
-/// An integer column: as stored, or scaled to f64 when TSCAL/TZERO apply. Like astropy, a TNULL
-/// element keeps its stored (or scaled) value; [`ColumnData::nulls`] marks it.
-fn integer<T: Copy>(
-    c: &ColumnSchema,
-    raw: Vec<T>,
-    to_f64: impl Fn(T) -> f64,
-    wrap: impl FnOnce(Vec<T>) -> ColumnValues,
-) -> ColumnValues {
-    if c.column_type != ColumnType::F64 {
-        return wrap(raw);
-    }
-    ColumnValues::F64(raw.iter().map(|&v| to_f64(v) * c.scale + c.zero).collect())
 }
