@@ -16,6 +16,12 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use fitsio_sys as sys;
 
 use crate::error::{CfitsioError, Error, Result};
+
+unsafe extern "C" {
+    /// cfitsio's raw read at the current position (`fitsio2.h`, exported by libcfitsio; not in
+    /// fitsio-sys's bindings).
+    fn ffgbyt(fptr: *mut sys::fitsfile, nbytes: i64, buffer: *mut c_void, status: *mut c_int) -> c_int;
+}
 use crate::image::{Dtype, Pixel};
 
 /// Whether the linked cfitsio was built reentrant (thread-safe with one handle per thread).
@@ -235,6 +241,22 @@ impl Handle {
         // SAFETY: the handle is open at a table HDU; `out` holds `n` writable bytes.
         unsafe { sys::ffgtbb(self.ptr.as_ptr(), first, 1, n, out.as_mut_ptr(), &mut status) };
         check(status, "cannot read the table")
+    }
+
+    /// Reads `out.len()` bytes from byte `at` of the file as cfitsio sees it (decompressed, for
+    /// a gzip file), through its buffers.
+    pub(crate) fn read_raw(&mut self, at: u64, out: &mut [u8]) -> Result<()> {
+        let at = i64::try_from(at).map_err(|_| Error::parameter("offset too large"))?;
+        let n = i64::try_from(out.len()).map_err(|_| Error::parameter("read too large"))?;
+        let _g = serialise();
+        let mut status: c_int = 0;
+        // SAFETY: the handle is open; `out` holds `n` writable bytes. `ffmbyt` only moves the
+        // file position (REPORT_EOF: reading past the end is an error, not a zero fill).
+        unsafe {
+            sys::ffmbyt(self.ptr.as_ptr(), at, 0, &mut status);
+            ffgbyt(self.ptr.as_ptr(), n, out.as_mut_ptr().cast(), &mut status);
+        }
+        check(status, "cannot read the data")
     }
 
     /// Byte offsets of the current HDU: (header start, data start, data end).

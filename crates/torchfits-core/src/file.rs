@@ -443,6 +443,14 @@ impl FitsFile {
         Ok(TableReader::new(self, i, schema, data_start))
     }
 
+    /// Reads `out.len()` bytes of HDU `index`'s data from byte `offset` of its data (for a table,
+    /// its heap) through cfitsio: for a file cfitsio reads (gzip, extended syntax).
+    pub(crate) fn read_data_bytes(&mut self, index: usize, offset: u64, out: &mut [u8]) -> Result<()> {
+        let handle = self.handle_at(index)?;
+        let (_, start, _) = handle.hdu_span()?;
+        handle.read_raw(start + offset, out)
+    }
+
     /// Reads raw rows of the table at HDU `index` (whose data starts at `data_start` in a plain
     /// file) from row `first_row` into `out` (a whole number of rows).
     pub(crate) fn read_table_rows(

@@ -307,7 +307,7 @@ impl<'f> TableReader<'f> {
         let bytes = (batch_rows as u64).saturating_mul(self.schema.row_bytes as u64);
         self.file.limits().check_alloc(bytes, "a batch of table rows").map_err(|e| self.err(e))?;
         let next = self.rows.start;
-        Ok(TableBatches { reader: self, next, batch_rows, block: Vec::new() })
+        Ok(TableBatches { reader: self, next, batch_rows, block: Vec::new(), heap: None })
     }
 }
 
@@ -319,6 +319,8 @@ pub struct TableBatches<'f> {
     batch_rows: usize,
     /// Raw rows of the current batch, reused from batch to batch, back to the pool at the end.
     block: Vec<u8>,
+    /// For a file read through cfitsio, the table's heap, read once when a batch first needs it.
+    heap: Option<Vec<u8>>,
 }
 
 impl Drop for TableBatches<'_> {
@@ -384,6 +386,14 @@ impl TableBatches<'_> {
             }
             r.file.read_table_rows(r.index, r.data_start, first, row_bytes, &mut self.block[..len])?;
         }
+        let needs_heap = other.iter().any(|&k| columns[k].variable.is_some());
+        if needs_heap && self.heap.is_none() && (r.file.plain().is_none() || r.data_start.is_none()) {
+            let bytes = r.schema.data_len.saturating_sub(r.schema.heap_offset);
+            r.file.limits().check_alloc(bytes, "the table's heap")?;
+            let mut heap = vec![0u8; bytes as usize];
+            r.file.read_data_bytes(r.index, r.schema.heap_offset, &mut heap)?;
+            self.heap = Some(heap);
+        }
         let file: &FitsFile = r.file;
         let block: &[u8] = match file.mapped(at, len) {
             Some(rows) if mapped => rows,
@@ -394,8 +404,13 @@ impl TableBatches<'_> {
             (Some(plain), Some(start)) if streamed => Rows::File { file: plain, start, stride: row_bytes },
             _ => Rows::Memory(Cells { rows: block, stride: row_bytes, offset: 0, width: 0 }),
         };
-        let heap =
-            HeapSource { plain: file.plain(), data_start: r.data_start, schema: &r.schema, limits: *file.limits() };
+        let heap = HeapSource {
+            plain: file.plain(),
+            data_start: r.data_start,
+            memory: self.heap.as_deref(),
+            schema: &r.schema,
+            limits: *file.limits(),
+        };
         let parts = if n >= PARALLEL_MIN_ROWS { file.threads().max(1) } else { 1 };
         let fixed_columns: Vec<&ColumnSchema> = fixed.iter().map(|&k| columns[k]).collect();
         let mut decoded: Vec<Option<ColumnData>> = (0..columns.len()).map(|_| None).collect();
@@ -426,6 +441,8 @@ const PARALLEL_MIN_ROWS: usize = 16_384;
 struct HeapSource<'a> {
     plain: Option<&'a Direct>,
     data_start: Option<u64>,
+    /// The whole heap, for a file read through cfitsio (which holds it in memory anyway).
+    memory: Option<&'a [u8]>,
     schema: &'a TableSchema,
     limits: Limits,
 }
@@ -455,23 +472,28 @@ fn read_heap(heap: &HeapSource<'_>, c: &ColumnSchema, spans: &[(u64, u64)]) -> R
     if total == 0 {
         return Ok(out);
     }
+    if let Some(memory) = heap.memory {
+        for &(offset, bytes) in spans.iter().filter(|s| s.1 > 0) {
+            let cell = memory.get(offset as usize..(offset + bytes) as usize);
+            out.extend_from_slice(cell.ok_or_else(|| Error::decoding("the heap is shorter than the header says"))?);
+        }
+        return Ok(out);
+    }
     let (Some(file), Some(start)) = (heap.plain, heap.data_start) else {
-        return Err(Error::unsupported(
-            "variable-length arrays of a file read through cfitsio (gzip) are not read yet",
-        ));
+        return Err(Error::decoding("the table's heap cannot be located"));
     };
     if hi - lo <= total.saturating_mul(2).max(1 << 20) {
         let mut span = vec![0u8; (hi - lo) as usize];
         file.read_bytes_at(&mut span, start + schema.heap_offset + lo)?;
-        for &(offset, bytes) in spans {
-            let a = (offset.saturating_sub(lo)) as usize;
-            out.extend_from_slice(&span[a..a + bytes as usize]);
+        for &(offset, bytes) in spans.iter().filter(|s| s.1 > 0) {
+            let a = (offset - lo) as usize;
+            out.extend_from_slice(span.get(a..a + bytes as usize).unwrap_or(&[]));
         }
     } else {
         for &(offset, bytes) in spans.iter().filter(|s| s.1 > 0) {
             let at = out.len();
             out.resize(at + bytes as usize, 0);
-            file.read_bytes_at(&mut out[at..], start + schema.heap_offset + offset)?;
+            file.read_bytes_at(out.get_mut(at..).unwrap_or(&mut []), start + schema.heap_offset + offset)?;
         }
     }
     Ok(out)
