@@ -6,3 +6,4 @@ mod files;
 mod headers;
 mod images;
 mod tables;
+mod write;

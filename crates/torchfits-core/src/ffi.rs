@@ -325,6 +325,135 @@ impl Handle {
     }
 }
 
+/// What cfitsio needs to write a tile-compressed image (see `write::Compression`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CompressParams {
+    /// RICE_1 = 11, GZIP_1 = 21, GZIP_2 = 22, PLIO_1 = 31, HCOMPRESS_1 = 41.
+    pub algorithm: c_int,
+    /// Tile shape in FITS axis order (x first), one per axis.
+    pub tile: [i64; 9],
+    /// Float quantisation level (0: lossless, GZIP only).
+    pub quantize_level: f32,
+    /// SUBTRACTIVE_DITHER_1 = 1, SUBTRACTIVE_DITHER_2 = 2, NO_DITHER = -1.
+    pub dither: c_int,
+    /// Seed of the dither (1..=10000), or 0 for cfitsio's clock-based one.
+    pub dither_seed: c_int,
+    /// HCOMPRESS scale (0: lossless).
+    pub hcomp_scale: f32,
+}
+
+impl Handle {
+    /// Opens an existing FITS file read-write, literally (never extended syntax).
+    pub(crate) fn open_rw(path: &Path) -> Result<Handle> {
+        use std::os::unix::ffi::OsStrExt;
+        let cpath =
+            CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::parameter("the path contains a NUL byte"))?;
+        let _g = serialise();
+        let mut fptr: *mut sys::fitsfile = ptr::null_mut();
+        let mut status: c_int = 0;
+        // SAFETY: as in `open`; READWRITE = 1.
+        unsafe { sys::ffdkopn(&mut fptr, cpath.as_ptr(), 1, &mut status) };
+        if status > 0 {
+            if !fptr.is_null() {
+                let mut s2 = 0;
+                // SAFETY: cfitsio returned a handle despite the error; close it once.
+                unsafe { sys::ffclos(fptr, &mut s2) };
+            }
+            return Err(Error::from_cfitsio(cfitsio_error(status), "cannot open for writing"));
+        }
+        NonNull::new(fptr).map(|ptr| Handle { ptr }).ok_or_else(|| Error::decoding("cfitsio returned no handle"))
+    }
+
+    /// Appends a tile-compressed image HDU of cfitsio image type `bitpix` (8, 10, 16, 20, 32, 40,
+    /// 64, 80, -32, -64) and `shape` (FITS order) at the end of the file.
+    pub(crate) fn append_compressed_image(&mut self, bitpix: c_int, shape: &[i64], p: &CompressParams) -> Result<()> {
+        let mut naxes: Vec<i64> = shape.to_vec();
+        let mut tile: Vec<c_long> = p.tile.iter().take(shape.len()).map(|&t| t as c_long).collect();
+        let naxis = c_int::try_from(naxes.len()).map_err(|_| Error::parameter("too many axes"))?;
+        let _g = serialise();
+        let mut status: c_int = 0;
+        // SAFETY: the handle is open read-write; `naxes` and `tile` hold `naxis` values and
+        // outlive the calls; the setters only store parameters in the handle.
+        unsafe {
+            let f = self.ptr.as_ptr();
+            sys::fits_set_compression_type(f, p.algorithm, &mut status);
+            sys::fits_set_tile_dim(f, naxis, tile.as_mut_ptr(), &mut status);
+            sys::fits_set_quantize_level(f, p.quantize_level, &mut status);
+            if p.quantize_level != 0.0 {
+                sys::fits_set_quantize_method(f, p.dither, &mut status);
+                sys::fits_set_dither_seed(f, p.dither_seed, &mut status);
+            }
+            if p.algorithm == 41 {
+                sys::fits_set_hcomp_scale(f, p.hcomp_scale, &mut status);
+            }
+            sys::ffcrimll(f, bitpix, naxis, naxes.as_mut_ptr(), &mut status);
+        }
+        check(status, "cannot create the compressed image")
+    }
+
+    /// Writes one 80-byte header record into the current HDU (before its END).
+    pub(crate) fn write_record(&mut self, record: &[u8; 80]) -> Result<()> {
+        let text = CString::new(record.to_vec()).map_err(|_| Error::parameter("a header card holds a NUL byte"))?;
+        let _g = serialise();
+        let mut status: c_int = 0;
+        // SAFETY: the handle is open read-write; `text` is NUL-terminated and outlives the call.
+        unsafe { sys::ffprec(self.ptr.as_ptr(), text.as_ptr(), &mut status) };
+        check(status, "cannot write a header card")
+    }
+
+    /// Writes all pixels of the current image HDU from `data` (cfitsio converts, scales and
+    /// compresses).
+    pub(crate) fn write_pixels<T: Pixel>(&mut self, data: &[T]) -> Result<()> {
+        let n = i64::try_from(data.len()).map_err(|_| Error::parameter("too many pixels"))?;
+        let mut first = [1i64; 9];
+        let _g = serialise();
+        let mut status: c_int = 0;
+        // SAFETY: the handle is open read-write at an image HDU of `data.len()` pixels; cfitsio
+        // only reads `n` elements of the type `datatype` names, which is `T`'s (sealed `Pixel`).
+        unsafe {
+            sys::ffppxll(
+                self.ptr.as_ptr(),
+                datatype(T::DTYPE),
+                first.as_mut_ptr(),
+                n,
+                data.as_ptr() as *mut c_void,
+                &mut status,
+            )
+        };
+        check(status, "cannot write the pixels")
+    }
+
+    /// Writes CHECKSUM and DATASUM into the current HDU's header.
+    pub(crate) fn write_checksum(&mut self) -> Result<()> {
+        let _g = serialise();
+        let mut status: c_int = 0;
+        // SAFETY: the handle is open read-write.
+        unsafe { sys::ffpcks(self.ptr.as_ptr(), &mut status) };
+        check(status, "cannot write the checksum")
+    }
+
+    /// The current HDU's checksums as cfitsio verifies them: (data, whole HDU), each 1 when
+    /// correct, 0 when absent, -1 when wrong.
+    pub(crate) fn verify_checksum(&mut self) -> Result<(i32, i32)> {
+        let _g = serialise();
+        let (mut data, mut hdu, mut status): (c_int, c_int, c_int) = (0, 0, 0);
+        // SAFETY: the handle is open; out-pointers are valid.
+        unsafe { sys::ffvcks(self.ptr.as_ptr(), &mut data, &mut hdu, &mut status) };
+        check(status, "cannot verify the checksum")?;
+        Ok((data, hdu))
+    }
+
+    /// Closes the file, reporting errors of the final flush.
+    pub(crate) fn close(self) -> Result<()> {
+        let this = std::mem::ManuallyDrop::new(self);
+        let _g = serialise();
+        let mut status: c_int = 0;
+        // SAFETY: the handle is open and, wrapped in ManuallyDrop, is closed exactly once, here.
+        unsafe { sys::ffclos(this.ptr.as_ptr(), &mut status) };
+        check(status, "cannot close the file")
+    }
+}
+
 impl Drop for Handle {
     fn drop(&mut self) {
         let _g = serialise();

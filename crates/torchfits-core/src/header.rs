@@ -374,6 +374,110 @@ impl Header {
     }
 }
 
+/// Editing a header for writing: keywords set, updated, removed; comments and history added.
+/// The keywords that describe the data (BITPIX, NAXISn, TFORMn, BZERO, CHECKSUM, ...) belong to
+/// the writer: setting one is an error, and a writer skips any such card a header read from a
+/// file still holds.
+///
+/// ```
+/// use torchfits_core::{Header, Value};
+/// let mut header = Header::new();
+/// header.set("OBJECT", "M31", Some("target"))?.set("EXPTIME", 300.0, None)?;
+/// header.set("OBJECT", "M33", None)?;                      // updated in place, comment kept
+/// header.add_history("flat-fielded");
+/// assert_eq!(header.get_str("OBJECT"), Some("M33"));
+/// assert_eq!(header.card("OBJECT").and_then(|c| c.comment()), Some("target"));
+/// assert!(header.set("NAXIS1", 10, None).is_err());       // the writer's
+/// assert_eq!(header.remove("EXPTIME"), 1);
+/// # Ok::<(), torchfits_core::Error>(())
+/// ```
+impl Header {
+    /// An empty header.
+    pub fn new() -> Header {
+        Header::default()
+    }
+
+    /// Sets `key` to `value`: the first card with that keyword is updated (its comment kept unless
+    /// `comment` is given), else a card is appended. Keywords longer than 8 characters or with
+    /// characters outside `A-Z 0-9 - _` are written as HIERARCH cards.
+    pub fn set(&mut self, key: &str, value: impl Into<Value>, comment: Option<&str>) -> Result<&mut Header> {
+        let key = key.trim();
+        if key.is_empty() || matches!(key.to_ascii_uppercase().as_str(), "COMMENT" | "HISTORY") {
+            return Err(Error::parameter(format!("{key:?}: use add_comment / add_history for commentary cards")));
+        }
+        if crate::write::is_reserved(key) {
+            return Err(Error::parameter(format!("{key} describes the data and is written by the writer")));
+        }
+        let keyword = if key.len() <= 8 { key.to_ascii_uppercase() } else { key.to_string() };
+        let value = value.into();
+        match self.cards.iter_mut().find(|c| c.field.is_none() && c.matches(&keyword)) {
+            Some(card) => {
+                card.value = value;
+                if let Some(c) = comment {
+                    card.comment = Some(c.to_string());
+                }
+            }
+            None => self.cards.push(Card::new(keyword, value, comment.map(str::to_string))),
+        }
+        Ok(self)
+    }
+
+    /// Removes every card with keyword `key`; returns how many there were.
+    pub fn remove(&mut self, key: &str) -> usize {
+        let before = self.cards.len();
+        self.cards.retain(|c| !c.matches(key.trim()));
+        before - self.cards.len()
+    }
+
+    /// Appends a COMMENT card (several if `text` is longer than a card holds).
+    pub fn add_comment(&mut self, text: &str) -> &mut Header {
+        self.cards.push(Card::new("COMMENT", Value::Str(text.to_string()), None));
+        self
+    }
+
+    /// Appends a HISTORY card (several if `text` is longer than a card holds).
+    pub fn add_history(&mut self, text: &str) -> &mut Header {
+        self.cards.push(Card::new("HISTORY", Value::Str(text.to_string()), None));
+        self
+    }
+}
+
+impl From<bool> for Value {
+    fn from(v: bool) -> Value {
+        Value::Bool(v)
+    }
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Value {
+        Value::Int(v)
+    }
+}
+
+impl From<i32> for Value {
+    fn from(v: i32) -> Value {
+        Value::Int(v.into())
+    }
+}
+
+impl From<f64> for Value {
+    fn from(v: f64) -> Value {
+        Value::Float(v)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(v: &str) -> Value {
+        Value::Str(v.to_string())
+    }
+}
+
+impl From<String> for Value {
+    fn from(v: String) -> Value {
+        Value::Str(v)
+    }
+}
+
 impl<'a> IntoIterator for &'a Header {
     type Item = &'a Card;
     type IntoIter = std::slice::Iter<'a, Card>;

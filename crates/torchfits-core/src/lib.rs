@@ -48,6 +48,7 @@ mod pool;
 pub mod preview;
 mod scan;
 pub mod table;
+pub mod write;
 
 pub use cache::{CacheStats, FileCache, with_cached_file};
 pub use error::{CfitsioError, Error, ErrorKind, Result};
@@ -58,6 +59,7 @@ pub use image::{Dtype, ImageData, ImageReader, Pixel, Pixels, Scaling, Section};
 pub use limits::Limits;
 pub use pool::{BufferPool, PoolStats, PooledBuffer};
 pub use table::{ColumnData, ColumnPool, ColumnValues, TableBatch, TableReader, TableSchema};
+pub use write::{Compression, FitsWriter, Quantize, WriteOptions};
 
 /// Whether the linked cfitsio is reentrant, i.e. separate handles may be used from separate
 /// threads at once without a process-wide lock (this crate falls back to such a lock otherwise).

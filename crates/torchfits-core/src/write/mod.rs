@@ -1,0 +1,726 @@
+//! Writing FITS files: images (every pixel type, optional BSCALE/BZERO quantisation, tile
+//! compression), headers, checksums; atomically.
+//!
+//! A [`FitsWriter`] writes into a temporary file beside the target and renames it into place
+//! only in [`FitsWriter::finish`]: an error, a panic or a killed process leaves the target as it
+//! was (absent, or the old file) and the temporary file is removed when the writer drops. An
+//! existing target is replaced only with [`WriteOptions::overwrite`].
+//!
+//! ```
+//! use torchfits_core::{FitsFile, FitsWriter, Header};
+//! # let dir = std::env::temp_dir().join(format!("torchfits-doc-write-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! let path = dir.join("out.fits");
+//! let mut header = Header::new();
+//! header.set("OBJECT", "M31", Some("target"))?;
+//! let pixels: Vec<u16> = (0..12).collect();
+//! let mut writer = FitsWriter::create(&path)?;
+//! writer.image(&pixels, &[3, 4]).header(&header).write()?;   // shape in C order
+//! writer.finish()?;
+//! let mut file = FitsFile::open(&path)?;
+//! assert_eq!(file.image(0)?.read::<u16>()?, pixels);
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod cards;
+mod checksum;
+mod verify;
+
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub(crate) use cards::is_reserved;
+use cards::{Record, end, format_card, raw_card, structural};
+pub use verify::{ChecksumStatus, HduChecksum, verify};
+
+use crate::error::{Error, Result};
+use crate::ffi::{CompressParams, Handle};
+use crate::header::{CARD_LEN, Header, Value};
+use crate::image::{Dtype, Pixel};
+
+const BLOCK: usize = 2880;
+/// Pixels converted per chunk: the byte-swapped copy of the data never exceeds this.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// How a [`FitsWriter`] treats the target, and what it adds.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    overwrite: bool,
+    append: bool,
+    checksum: bool,
+    fail_after: Option<u64>,
+}
+
+impl WriteOptions {
+    /// Defaults: a new file (an existing target is an error), no checksums.
+    pub fn new() -> Self {
+        WriteOptions::default()
+    }
+
+    /// Replaces an existing target (atomically, when the write is complete).
+    pub fn overwrite(mut self, yes: bool) -> Self {
+        self.overwrite = yes;
+        self
+    }
+
+    /// Appends HDUs to an existing target: its HDUs are copied into the temporary file first, so
+    /// the target is still replaced in one rename and is never seen half-written.
+    pub fn append(mut self, yes: bool) -> Self {
+        self.append = yes;
+        self
+    }
+
+    /// Writes CHECKSUM and DATASUM in every HDU (see [`verify`]).
+    pub fn checksum(mut self, yes: bool) -> Self {
+        self.checksum = yes;
+        self
+    }
+
+    /// For tests of failure handling: every write after the first `bytes` bytes fails, as a full
+    /// disk would.
+    #[doc(hidden)]
+    pub fn fail_after(mut self, bytes: u64) -> Self {
+        self.fail_after = Some(bytes);
+        self
+    }
+
+    /// Starts writing `path` with these options.
+    pub fn create(&self, path: impl AsRef<Path>) -> Result<FitsWriter> {
+        FitsWriter::with_options(path.as_ref(), self.clone())
+    }
+}
+
+/// Tile-compression algorithms (FITS tiled image convention).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Algorithm {
+    /// RICE_1: fast, lossless for integers; the usual choice.
+    Rice,
+    /// GZIP_1: deflate of the big-endian bytes.
+    Gzip1,
+    /// GZIP_2: deflate of the bytes shuffled by significance (better on floats).
+    Gzip2,
+    /// HCOMPRESS_1: the H-transform (2-D tiles; lossless at scale 0).
+    Hcompress,
+    /// PLIO_1: run-length coding for masks (integers 0 to 2^24).
+    Plio,
+}
+
+/// Dithering of quantised floats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dither {
+    /// No dithering.
+    None,
+    /// SUBTRACTIVE_DITHER_1 (the default, as in cfitsio and astropy).
+    Subtractive1,
+    /// SUBTRACTIVE_DITHER_2: like 1, exact zeros kept exact.
+    Subtractive2,
+}
+
+/// How an image is tile-compressed. Integers are compressed losslessly; floats are quantised to
+/// integers first (`quantize_level`: the noise sigma divided by the quantisation step, cfitsio's
+/// `q`; 0 keeps them exact, which only GZIP supports).
+///
+/// ```
+/// use torchfits_core::write::{Algorithm, Compression};
+/// let c = Compression::new(Algorithm::Rice).tile(&[16, 256]).quantize_level(8.0);
+/// assert_eq!(c.algorithm, Algorithm::Rice);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Compression {
+    /// The algorithm.
+    pub algorithm: Algorithm,
+    /// Tile shape in C order (default: one row of the image per tile; HCOMPRESS 16 rows).
+    pub tile: Option<Vec<usize>>,
+    /// Float quantisation level `q` (default 4, as cfitsio's; 0: lossless).
+    pub quantize_level: f32,
+    /// Dithering of quantised floats.
+    pub dither: Dither,
+    /// HCOMPRESS scale (0: lossless).
+    pub hcompress_scale: f32,
+}
+
+impl Compression {
+    /// `algorithm` with the defaults.
+    pub fn new(algorithm: Algorithm) -> Self {
+        Compression { algorithm, tile: None, quantize_level: 4.0, dither: Dither::Subtractive1, hcompress_scale: 0.0 }
+    }
+
+    /// Parses `rice`, `gzip` (GZIP_1), `gzip2`, `hcompress`, `plio` (case-insensitive; FITS
+    /// names such as `RICE_1` too).
+    pub fn parse(name: &str) -> Result<Self> {
+        let algorithm = match name.to_ascii_lowercase().replace('_', "").as_str() {
+            "rice" | "rice1" => Algorithm::Rice,
+            "gzip" | "gzip1" => Algorithm::Gzip1,
+            "gzip2" => Algorithm::Gzip2,
+            "hcompress" | "hcompress1" => Algorithm::Hcompress,
+            "plio" | "plio1" => Algorithm::Plio,
+            other => {
+                return Err(Error::parameter(format!(
+                    "unknown compression {other:?} (rice, gzip, gzip2, hcompress, plio)"
+                )));
+            }
+        };
+        Ok(Compression::new(algorithm))
+    }
+
+    /// Tile shape in C order.
+    pub fn tile(mut self, shape: &[usize]) -> Self {
+        self.tile = Some(shape.to_vec());
+        self
+    }
+
+    /// Float quantisation level (0: lossless).
+    pub fn quantize_level(mut self, q: f32) -> Self {
+        self.quantize_level = q;
+        self
+    }
+
+    /// Dithering of quantised floats.
+    pub fn dither(mut self, dither: Dither) -> Self {
+        self.dither = dither;
+        self
+    }
+
+    /// HCOMPRESS scale (0: lossless).
+    pub fn hcompress_scale(mut self, scale: f32) -> Self {
+        self.hcompress_scale = scale;
+        self
+    }
+
+    fn params(&self, shape: &[usize]) -> Result<CompressParams> {
+        let mut tile = [1i64; 9];
+        let fits: Vec<usize> = shape.iter().rev().copied().collect();
+        if fits.len() > 9 {
+            return Err(Error::unsupported("tile compression of more than 9 axes"));
+        }
+        match &self.tile {
+            Some(t) if t.len() != shape.len() || t.contains(&0) => {
+                return Err(Error::parameter(format!("tile {t:?} does not fit an image of shape {shape:?}")));
+            }
+            Some(t) => {
+                for (d, v) in tile.iter_mut().zip(t.iter().rev()) {
+                    *d = *v as i64;
+                }
+            }
+            None => {
+                if let Some(&x) = fits.first() {
+                    tile[0] = x as i64;
+                }
+                if self.algorithm == Algorithm::Hcompress && fits.len() > 1 {
+                    tile[1] = fits[1].min(16) as i64;
+                }
+            }
+        }
+        let algorithm = match self.algorithm {
+            Algorithm::Rice => 11,
+            Algorithm::Gzip1 => 21,
+            Algorithm::Gzip2 => 22,
+            Algorithm::Plio => 31,
+            Algorithm::Hcompress => 41,
+        };
+        let dither = match self.dither {
+            Dither::None => -1,
+            Dither::Subtractive1 => 1,
+            Dither::Subtractive2 => 2,
+        };
+        // a seed taken from the image's checksum: the same pixels always give the same file
+        Ok(CompressParams {
+            algorithm,
+            tile,
+            quantize_level: self.quantize_level,
+            dither,
+            dither_seed: -1,
+            hcomp_scale: self.hcompress_scale,
+        })
+    }
+}
+
+/// Floats stored as scaled integers: `stored = round((value - bzero) / bscale)`, NaN as BLANK.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct Quantize {
+    /// 16 or 32.
+    pub bitpix: i32,
+    /// BSCALE.
+    pub bscale: f64,
+    /// BZERO.
+    pub bzero: f64,
+}
+
+impl Quantize {
+    /// Explicit scaling to `bitpix` (16 or 32) bits.
+    pub fn new(bitpix: i32, bscale: f64, bzero: f64) -> Result<Self> {
+        if !matches!(bitpix, 16 | 32) {
+            return Err(Error::parameter(format!("quantisation to BITPIX {bitpix}: use 16 or 32")));
+        }
+        if !(bscale.is_finite() && bscale != 0.0 && bzero.is_finite()) {
+            return Err(Error::parameter(format!("BSCALE {bscale} / BZERO {bzero} cannot scale an image")));
+        }
+        Ok(Quantize { bitpix, bscale, bzero })
+    }
+
+    /// The scaling that spreads the finite values of `data` over the whole `bitpix` range (the
+    /// smallest integer is kept for BLANK).
+    pub fn fit<T: Pixel + Into<f64>>(bitpix: i32, data: &[T]) -> Result<Self> {
+        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+        for v in data.iter().map(|&v| v.into()).filter(|v: &f64| v.is_finite()) {
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+        if lo > hi {
+            return Quantize::new(bitpix, 1.0, 0.0);
+        }
+        let steps = if bitpix == 16 { 65_534.0 } else { 4_294_967_294.0 };
+        let bscale = if hi > lo { (hi - lo) / steps } else { 1.0 };
+        Quantize::new(bitpix, bscale, (hi + lo) / 2.0)
+    }
+
+    fn blank(&self) -> i64 {
+        if self.bitpix == 16 { i16::MIN.into() } else { i32::MIN.into() }
+    }
+}
+
+/// Counter that makes temporary names unique within the process.
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Writes a FITS file HDU by HDU, atomically (see the [module docs](self)).
+#[derive(Debug)]
+pub struct FitsWriter {
+    target: PathBuf,
+    tmp: PathBuf,
+    file: File,
+    /// Bytes written so far (always a whole number of HDUs between calls).
+    at: u64,
+    hdus: usize,
+    options: WriteOptions,
+    done: bool,
+}
+
+impl FitsWriter {
+    /// Starts a new file at `path` with the default [`WriteOptions`].
+    pub fn create(path: impl AsRef<Path>) -> Result<FitsWriter> {
+        WriteOptions::new().create(path)
+    }
+
+    fn with_options(target: &Path, options: WriteOptions) -> Result<FitsWriter> {
+        let in_file = |e: Error| e.in_file(target);
+        let exists = target.exists();
+        if exists && !options.overwrite && !options.append {
+            return Err(in_file(Error::parameter("the file exists (pass overwrite to replace it)")));
+        }
+        let dir = match target.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!(".{name}.{}-{n}.torchfits-tmp", std::process::id()));
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| in_file(Error::io(e, &format!("cannot create {}", tmp.display()))))?;
+        let mut writer = FitsWriter { target: target.to_path_buf(), tmp, file, at: 0, hdus: 0, options, done: false };
+        if writer.options.append && exists {
+            let hdus = crate::FitsFile::open(target).and_then(|mut f| f.hdu_count()).map_err(in_file)?;
+            let mut src = File::open(target).map_err(|e| in_file(Error::io(e, "cannot read")))?;
+            let copied = std::io::copy(&mut src, &mut writer.file).map_err(|e| in_file(Error::io(e, "cannot copy")))?;
+            if copied % BLOCK as u64 != 0 {
+                return Err(in_file(Error::decoding("the file is not a whole number of 2880-byte blocks")));
+            }
+            writer.at = copied;
+            writer.hdus = hdus;
+        }
+        Ok(writer)
+    }
+
+    /// The final path.
+    pub fn path(&self) -> &Path {
+        &self.target
+    }
+
+    /// Number of HDUs written (or copied, when appending) so far.
+    pub fn hdu_count(&self) -> usize {
+        self.hdus
+    }
+
+    fn err(&self, e: Error) -> Error {
+        e.in_hdu(self.hdus).in_file(&self.target)
+    }
+
+    /// Writes `bytes` at the end, through the failure injection of [`WriteOptions::fail_after`].
+    fn put(&mut self, bytes: &[u8]) -> Result<()> {
+        let mut bytes = bytes;
+        let mut fail = false;
+        if let Some(limit) = self.options.fail_after {
+            let room = limit.saturating_sub(self.at) as usize;
+            if bytes.len() > room {
+                bytes = &bytes[..room];
+                fail = true;
+            }
+        }
+        self.file.write_all(bytes).map_err(|e| Error::io(e, "cannot write"))?;
+        self.at += bytes.len() as u64;
+        if fail {
+            let e = std::io::Error::new(std::io::ErrorKind::StorageFull, "injected failure: no space left");
+            return Err(Error::io(e, "cannot write"));
+        }
+        Ok(())
+    }
+
+    /// Writes header `records` (+ END) padded to a block; returns the offset of the first.
+    fn put_header(&mut self, records: &[Record]) -> Result<u64> {
+        let start = self.at;
+        let mut bytes: Vec<u8> = Vec::with_capacity((records.len() + 1).div_ceil(36) * BLOCK);
+        for r in records {
+            bytes.extend_from_slice(r);
+        }
+        bytes.extend_from_slice(&end());
+        bytes.resize(bytes.len().div_ceil(BLOCK) * BLOCK, b' ');
+        self.put(&bytes)?;
+        Ok(start)
+    }
+
+    /// Zero padding after `data_bytes` bytes of data.
+    fn pad_data(&mut self, data_bytes: u64) -> Result<()> {
+        let pad = (BLOCK as u64 - data_bytes % BLOCK as u64) % BLOCK as u64;
+        self.put(&vec![0u8; pad as usize])
+    }
+
+    /// The user's cards, less those the writer owns.
+    fn user_records(header: Option<&Header>) -> Result<Vec<Record>> {
+        let mut out = Vec::new();
+        for card in header.into_iter().flatten() {
+            if is_reserved(card.base_keyword()) {
+                continue;
+            }
+            out.extend(format_card(card)?);
+        }
+        // the long-string convention is declared where it is used (fitsverify warns otherwise)
+        let declared = header.is_some_and(|h| h.contains("LONGSTRN"));
+        if !declared && out.iter().any(|r| r.starts_with(b"CONTINUE")) {
+            let note = "The OGIP long string convention may be used.";
+            out.insert(0, structural("LONGSTRN", Value::Str("OGIP 1.0".into()), note));
+        }
+        Ok(out)
+    }
+
+    /// With checksums on: the header's CHECKSUM/DATASUM placeholders become the real values.
+    fn seal(&mut self, header_at: u64, mut records: Vec<Record>, data_sum: u32) -> Result<()> {
+        let datasum_at = records.len() - 1;
+        let checksum_at = records.len() - 2;
+        records[datasum_at] = structural("DATASUM", Value::Str(data_sum.to_string()), "data unit checksum");
+        let mut bytes: Vec<u8> = records.iter().flatten().copied().collect();
+        bytes.extend_from_slice(&end());
+        bytes.resize(bytes.len().div_ceil(BLOCK) * BLOCK, b' ');
+        let sum = checksum::add(checksum::add_bytes(0, &bytes), data_sum);
+        records[checksum_at] = structural("CHECKSUM", Value::Str(checksum::encode(sum)), "HDU checksum");
+        let at = header_at + (checksum_at * CARD_LEN) as u64;
+        self.file.write_all_at(&records[checksum_at], at).map_err(|e| Error::io(e, "cannot write"))?;
+        let at = header_at + (datasum_at * CARD_LEN) as u64;
+        self.file.write_all_at(&records[datasum_at], at).map_err(|e| Error::io(e, "cannot write"))
+    }
+
+    /// An empty primary HDU (before a table or a compressed image, which must be extensions).
+    fn empty_primary(&mut self) -> Result<()> {
+        let records = vec![
+            structural("SIMPLE", Value::Bool(true), "conforms to FITS standard"),
+            structural("BITPIX", Value::Int(8), "array data type"),
+            structural("NAXIS", Value::Int(0), "number of array dimensions"),
+            structural("EXTEND", Value::Bool(true), ""),
+        ];
+        self.finish_hdu(records, |_| Ok(0), 0)
+    }
+
+    /// Writes one HDU: `records` (+ checksum placeholders), then the data from `data` (which
+    /// writes it and returns its checksum), then padding.
+    fn finish_hdu(
+        &mut self,
+        mut records: Vec<Record>,
+        data: impl FnOnce(&mut FitsWriter) -> Result<u32>,
+        data_bytes: u64,
+    ) -> Result<()> {
+        if self.options.checksum {
+            records.push(structural("CHECKSUM", Value::Str("0".repeat(16)), "HDU checksum"));
+            records.push(structural("DATASUM", Value::Str("0".into()), "data unit checksum"));
+        }
+        let header_at = self.put_header(&records)?;
+        let sum = data(self)?;
+        self.pad_data(data_bytes)?;
+        if self.options.checksum {
+            self.seal(header_at, records, sum)?;
+        }
+        self.hdus += 1;
+        Ok(())
+    }
+
+    /// Starts an image HDU of `data` with `shape` (C order, slowest axis first).
+    pub fn image<'w, 'd, T: Pixel>(&'w mut self, data: &'d [T], shape: &[usize]) -> ImageWrite<'w, 'd, T> {
+        ImageWrite { writer: self, data, shape: shape.to_vec(), header: None, quantize: None, compression: None }
+    }
+
+    /// Completes the file: writes an empty primary HDU if nothing was written, flushes it to disk
+    /// and moves it into place. Returns the path.
+    pub fn finish(mut self) -> Result<PathBuf> {
+        if self.hdus == 0 {
+            self.empty_primary().map_err(|e| self.err(e))?;
+        }
+        let target = self.target.clone();
+        let in_file = |e: Error| e.in_file(&target);
+        self.file.sync_all().map_err(|e| in_file(Error::io(e, "cannot flush")))?;
+        if self.options.overwrite || self.options.append {
+            std::fs::rename(&self.tmp, &target).map_err(|e| in_file(Error::io(e, "cannot move into place")))?;
+        } else {
+            // no clobbering, atomically: a link fails if the target appeared meanwhile
+            match std::fs::hard_link(&self.tmp, &target) {
+                Ok(()) => {
+                    let _ = std::fs::remove_file(&self.tmp);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(in_file(Error::parameter("the file exists (pass overwrite to replace it)")));
+                }
+                Err(_) if !target.exists() => {
+                    std::fs::rename(&self.tmp, &target).map_err(|e| in_file(Error::io(e, "cannot move into place")))?;
+                }
+                Err(e) => return Err(in_file(Error::io(e, "cannot move into place"))),
+            }
+        }
+        if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty())
+            && let Ok(d) = File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
+        self.done = true;
+        Ok(target)
+    }
+}
+
+impl Drop for FitsWriter {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// An image HDU being written: set its header, scaling or compression, then [`ImageWrite::write`].
+#[derive(Debug)]
+#[must_use = "nothing is written until .write()"]
+pub struct ImageWrite<'w, 'd, T: Pixel> {
+    writer: &'w mut FitsWriter,
+    data: &'d [T],
+    shape: Vec<usize>,
+    header: Option<Header>,
+    quantize: Option<Quantize>,
+    compression: Option<Compression>,
+}
+
+impl<T: Pixel> ImageWrite<'_, '_, T> {
+    /// Cards to write besides the structural ones (those are skipped if present).
+    pub fn header(mut self, header: &Header) -> Self {
+        self.header = Some(header.clone());
+        self
+    }
+
+    /// Stores float pixels as scaled integers (see [`Quantize`]).
+    pub fn quantize(mut self, q: Quantize) -> Self {
+        self.quantize = Some(q);
+        self
+    }
+
+    /// Tile-compresses the image (see [`Compression`]).
+    pub fn compress(mut self, c: Compression) -> Self {
+        self.compression = Some(c);
+        self
+    }
+
+    /// Writes the HDU.
+    pub fn write(self) -> Result<()> {
+        let ImageWrite { writer, data, shape, header, quantize, compression } = self;
+        let result = write_image(writer, data, &shape, header.as_ref(), quantize, compression.as_ref());
+        result.map_err(|e| writer.err(e))
+    }
+}
+
+fn write_image<T: Pixel>(
+    w: &mut FitsWriter,
+    data: &[T],
+    shape: &[usize],
+    header: Option<&Header>,
+    quantize: Option<Quantize>,
+    compression: Option<&Compression>,
+) -> Result<()> {
+    let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    if count != Some(data.len()) {
+        return Err(Error::parameter(format!("{} pixels do not make an image of shape {shape:?}", data.len())));
+    }
+    if shape.len() > 999 {
+        return Err(Error::parameter("more than 999 axes"));
+    }
+    let float = matches!(T::DTYPE, Dtype::F32 | Dtype::F64);
+    if quantize.is_some() && !float {
+        return Err(Error::parameter("only float images are quantised to scaled integers"));
+    }
+    if let Some(c) = compression {
+        if quantize.is_some() {
+            return Err(Error::parameter("compressed floats are quantised by the compression (quantize_level)"));
+        }
+        return write_compressed(w, data, shape, header, c);
+    }
+    let (bitpix, offset): (i64, Option<(f64, f64)>) = match (T::DTYPE, quantize) {
+        (_, Some(q)) => (q.bitpix.into(), Some((q.bscale, q.bzero))),
+        (Dtype::U8, _) => (8, None),
+        (Dtype::I8, _) => (8, Some((1.0, -128.0))),
+        (Dtype::I16, _) => (16, None),
+        (Dtype::U16, _) => (16, Some((1.0, 32768.0))),
+        (Dtype::I32, _) => (32, None),
+        (Dtype::U32, _) => (32, Some((1.0, 2_147_483_648.0))),
+        (Dtype::I64, _) => (64, None),
+        (Dtype::U64, _) => (64, Some((1.0, 9_223_372_036_854_775_808.0))),
+        (Dtype::F32, _) => (-32, None),
+        (Dtype::F64, _) => (-64, None),
+    };
+    let primary = w.hdus == 0;
+    let mut records = Vec::new();
+    if primary {
+        records.push(structural("SIMPLE", Value::Bool(true), "conforms to FITS standard"));
+    } else {
+        records.push(structural("XTENSION", Value::Str("IMAGE".into()), "image extension"));
+    }
+    records.push(structural("BITPIX", Value::Int(bitpix), "array data type"));
+    records.push(structural("NAXIS", Value::Int(shape.len() as i64), "number of array dimensions"));
+    for (i, &d) in shape.iter().rev().enumerate() {
+        records.push(structural(&format!("NAXIS{}", i + 1), Value::Int(d as i64), ""));
+    }
+    if primary {
+        records.push(structural("EXTEND", Value::Bool(true), ""));
+    } else {
+        records.push(structural("PCOUNT", Value::Int(0), "number of parameters"));
+        records.push(structural("GCOUNT", Value::Int(1), "number of groups"));
+    }
+    if let Some((bscale, bzero)) = offset {
+        records.push(structural("BSCALE", Value::Float(bscale), ""));
+        records.push(if quantize.is_some() {
+            structural("BZERO", Value::Float(bzero), "")
+        } else {
+            // the unsigned offsets as integers, as cfitsio and astropy write them (2^63 does not
+            // fit an i64: its digits are written as they are)
+            raw_card("BZERO", &format!("{}", bzero as i128), "offset for unsigned integers")
+        });
+    }
+    if let Some(q) = quantize {
+        records.push(structural("BLANK", Value::Int(q.blank()), "undefined (NaN) pixels"));
+    }
+    records.extend(FitsWriter::user_records(header)?);
+    let size = if quantize.is_some() { (bitpix / 8) as u64 } else { T::DTYPE.size() as u64 };
+    let data_bytes = data.len() as u64 * size;
+    w.finish_hdu(records, |w| put_pixels(w, data, quantize), data_bytes)
+}
+
+/// Writes the pixels big-endian, in chunks; returns their checksum.
+fn put_pixels<T: Pixel>(w: &mut FitsWriter, data: &[T], quantize: Option<Quantize>) -> Result<u32> {
+    let size = T::DTYPE.size();
+    let per_chunk = (CHUNK_BYTES / size).max(1);
+    let mut buf: Vec<u8> = Vec::with_capacity(per_chunk * size);
+    let mut sum = 0u32;
+    for chunk in data.chunks(per_chunk) {
+        buf.clear();
+        encode(chunk, quantize, &mut buf);
+        if w.options.checksum {
+            sum = checksum::add_bytes(sum, &buf);
+        }
+        w.put(&buf)?;
+    }
+    Ok(sum)
+}
+
+/// Appends the stored big-endian form of `src` to `out`.
+fn encode<T: Pixel>(src: &[T], quantize: Option<Quantize>, out: &mut Vec<u8>) {
+    macro_rules! be {
+        ($t:ty, $f:expr) => {{
+            let s: &[$t] = bytemuck::cast_slice(src);
+            out.extend(s.iter().flat_map(|&v| $f(v)));
+        }};
+    }
+    if let Some(q) = quantize {
+        let values: Box<dyn Iterator<Item = f64>> = match T::DTYPE {
+            Dtype::F32 => Box::new(bytemuck::cast_slice::<T, f32>(src).iter().map(|&v| f64::from(v))),
+            _ => Box::new(bytemuck::cast_slice::<T, f64>(src).iter().copied()),
+        };
+        let (lo, hi) = if q.bitpix == 16 {
+            (f64::from(i16::MIN) + 1.0, f64::from(i16::MAX))
+        } else {
+            (f64::from(i32::MIN) + 1.0, f64::from(i32::MAX))
+        };
+        for v in values {
+            let stored = if v.is_nan() { q.blank() as f64 } else { ((v - q.bzero) / q.bscale).round().clamp(lo, hi) };
+            if q.bitpix == 16 {
+                out.extend_from_slice(&(stored as i16).to_be_bytes());
+            } else {
+                out.extend_from_slice(&(stored as i32).to_be_bytes());
+            }
+        }
+        return;
+    }
+    match T::DTYPE {
+        Dtype::U8 => out.extend_from_slice(bytemuck::cast_slice(src)),
+        Dtype::I8 => be!(u8, |v: u8| [v ^ 0x80]),
+        Dtype::I16 => be!(u16, u16::to_be_bytes),
+        Dtype::U16 => be!(u16, |v: u16| (v ^ 0x8000).to_be_bytes()),
+        Dtype::I32 | Dtype::F32 => be!(u32, u32::to_be_bytes),
+        Dtype::U32 => be!(u32, |v: u32| (v ^ 0x8000_0000).to_be_bytes()),
+        Dtype::I64 | Dtype::F64 => be!(u64, u64::to_be_bytes),
+        Dtype::U64 => be!(u64, |v: u64| (v ^ (1 << 63)).to_be_bytes()),
+    }
+}
+
+/// A compressed image: cfitsio appends the HDU to the temporary file (which holds whole HDUs).
+fn write_compressed<T: Pixel>(
+    w: &mut FitsWriter,
+    data: &[T],
+    shape: &[usize],
+    header: Option<&Header>,
+    c: &Compression,
+) -> Result<()> {
+    if w.hdus == 0 {
+        w.empty_primary()?;
+    }
+    let params = c.params(shape)?;
+    let bitpix = match T::DTYPE {
+        Dtype::U8 => 8,
+        Dtype::I8 => 10,
+        Dtype::I16 => 16,
+        Dtype::U16 => 20,
+        Dtype::I32 => 32,
+        Dtype::U32 => 40,
+        Dtype::I64 => 64,
+        Dtype::U64 => 80,
+        Dtype::F32 => -32,
+        Dtype::F64 => -64,
+    };
+    let records = FitsWriter::user_records(header)?;
+    w.file.flush().map_err(|e| Error::io(e, "cannot write"))?;
+    let fits_shape: Vec<i64> = shape.iter().rev().map(|&d| d as i64).collect();
+    let mut handle = Handle::open_rw(&w.tmp)?;
+    handle.append_compressed_image(bitpix, &fits_shape, &params)?;
+    for r in &records {
+        handle.write_record(r)?;
+    }
+    handle.write_pixels(data)?;
+    if w.options.checksum {
+        handle.write_checksum()?;
+    }
+    handle.close()?;
+    w.at = w.file.metadata().map_err(|e| Error::io(e, "cannot stat"))?.len();
+    use std::io::Seek;
+    w.file.seek(std::io::SeekFrom::End(0)).map_err(|e| Error::io(e, "cannot seek"))?;
+    w.hdus += 1;
+    Ok(())
+}
