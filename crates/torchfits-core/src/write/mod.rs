@@ -47,18 +47,35 @@ const BLOCK: usize = 2880;
 const CHUNK_BYTES: usize = 1 << 20;
 
 /// How a [`FitsWriter`] treats the target, and what it adds.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct WriteOptions {
     overwrite: bool,
     append: bool,
     checksum: bool,
+    sync: bool,
     fail_after: Option<u64>,
 }
 
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions { overwrite: false, append: false, checksum: false, sync: true, fail_after: None }
+    }
+}
+
 impl WriteOptions {
-    /// Defaults: a new file (an existing target is an error), no checksums.
+    /// Defaults: a new file (an existing target is an error), no checksums, flushed to disk
+    /// before it is moved into place.
     pub fn new() -> Self {
         WriteOptions::default()
+    }
+
+    /// Whether [`FitsWriter::finish`] waits for the data to reach the disk (`fsync`) before the
+    /// rename (default yes: after a power cut the target is the old file or the complete new
+    /// one). Without it the file is complete for every reader at once, as with
+    /// `std::fs::write`, but a crash of the machine soon after may lose it.
+    pub fn sync(mut self, yes: bool) -> Self {
+        self.sync = yes;
+        self
     }
 
     /// Replaces an existing target (atomically, when the write is complete).
@@ -474,7 +491,9 @@ impl FitsWriter {
         }
         let target = self.target.clone();
         let in_file = |e: Error| e.in_file(&target);
-        self.file.sync_all().map_err(|e| in_file(Error::io(e, "cannot flush")))?;
+        if self.options.sync {
+            self.file.sync_all().map_err(|e| in_file(Error::io(e, "cannot flush")))?;
+        }
         if self.options.overwrite || self.options.append {
             std::fs::rename(&self.tmp, &target).map_err(|e| in_file(Error::io(e, "cannot move into place")))?;
         } else {
@@ -492,7 +511,7 @@ impl FitsWriter {
                 Err(e) => return Err(in_file(Error::io(e, "cannot move into place"))),
             }
         }
-        if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty())
+        if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty() && self.options.sync)
             && let Ok(d) = File::open(dir)
         {
             let _ = d.sync_all();
