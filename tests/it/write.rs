@@ -232,6 +232,35 @@ fn every_compression_round_trips() {
     w.finish().expect("finish");
     fitsverify(&path);
     assert_eq!(FitsFile::open(&path).expect("open").image(1).expect("img").read::<i16>().expect("read"), i16s);
+    // RICE_1 (coded by torchfits, tiles in parallel): odd shapes and tiles, 3-D, every width,
+    // extreme values (differences that overflow the pixel type)
+    let path = dir.join("rice-shapes.fits");
+    let cube: Vec<i32> = values(5 * 37 * 53, |i| {
+        if i % 11 == 0 {
+            i32::MIN
+        } else if i % 13 == 0 {
+            i32::MAX
+        } else {
+            i as i32 * 7
+        }
+    });
+    let i8s: Vec<i8> = values(37 * 53, |i| (i * 31 % 256) as u8 as i8);
+    let u32s: Vec<u32> = values(37 * 53, |i| (i as u32).wrapping_mul(2_654_435_761));
+    let flat: Vec<i16> = vec![-7; 37 * 53];
+    let mut w = WriteOptions::new().checksum(true).create(&path).expect("create");
+    let rice = Compression::new(Algorithm::Rice);
+    w.image(&cube, &[5, 37, 53]).compress(rice.clone().tile(&[2, 10, 7])).write().expect("cube");
+    w.image(&i8s, &[37, 53]).compress(rice.clone()).write().expect("i8");
+    w.image(&u32s, &[37, 53]).compress(rice.clone().tile(&[37, 53])).write().expect("u32");
+    w.image(&flat, &[37, 53]).compress(rice.clone().tile(&[1, 1])).write().expect("flat");
+    w.finish().expect("finish");
+    fitsverify(&path);
+    assert!(verify(&path).expect("verify").iter().all(|s| s.hdu == ChecksumStatus::Valid));
+    let mut file = FitsFile::open(&path).expect("open");
+    assert_eq!(file.image(1).expect("img").read::<i32>().expect("read"), cube);
+    assert_eq!(file.image(2).expect("img").read::<i8>().expect("read"), i8s);
+    assert_eq!(file.image(3).expect("img").read::<u32>().expect("read"), u32s);
+    assert_eq!(file.image(4).expect("img").read::<i16>().expect("read"), flat);
     assert!(Compression::parse("zstd").is_err());
     assert_eq!(Compression::parse("RICE_1").expect("rice").algorithm, Algorithm::Rice);
 }
@@ -292,6 +321,14 @@ fn writes_are_atomic_and_never_clobber() {
     let mut w = WriteOptions::new().fail_after(10_000).create(&path).expect("create");
     let err = w.image(&big, &[100, 1000]).write().expect_err("injected failure");
     assert!(err.to_string().contains("target.fits") && err.to_string().contains("no space"), "{err}");
+    drop(w);
+    assert!(!path.exists());
+    assert_eq!(leftovers(&dir), Vec::<String>::new());
+
+    // the same for a compressed HDU (cfitsio's scratch file included)
+    let mut w = WriteOptions::new().fail_after(4_000).create(&path).expect("create");
+    let err = w.image(&big, &[100, 1000]).compress(Compression::new(Algorithm::Gzip2)).write().expect_err("failure");
+    assert!(err.to_string().contains("no space"), "{err}");
     drop(w);
     assert!(!path.exists());
     assert_eq!(leftovers(&dir), Vec::<String>::new());

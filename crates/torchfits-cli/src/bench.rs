@@ -249,7 +249,8 @@ fn write_case<T: torchfits_core::Pixel>(source: PathBuf, hdu: usize, compression
                     bytes = Some(file[start..start + len].to_vec());
                 }
                 let b = bytes.as_deref().unwrap_or_default();
-                std::fs::write(&raw_out, b).map_err(|e| Error::new(ErrorKind::Io, format!("{}: {e}", raw_out.display())))
+                std::fs::write(&raw_out, b)
+                    .map_err(|e| Error::new(ErrorKind::Io, format!("{}: {e}", raw_out.display())))
             }),
         ));
     }

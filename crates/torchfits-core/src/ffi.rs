@@ -343,23 +343,30 @@ pub(crate) struct CompressParams {
 }
 
 impl Handle {
-    /// Opens an existing FITS file read-write, literally (never extended syntax).
-    pub(crate) fn open_rw(path: &Path) -> Result<Handle> {
+    /// Creates a new FITS file at `path` (literally; an existing file is an error) holding an
+    /// empty primary HDU.
+    pub(crate) fn create(path: &Path) -> Result<Handle> {
         use std::os::unix::ffi::OsStrExt;
         let cpath =
             CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::parameter("the path contains a NUL byte"))?;
         let _g = serialise();
         let mut fptr: *mut sys::fitsfile = ptr::null_mut();
         let mut status: c_int = 0;
-        // SAFETY: as in `open`; READWRITE = 1.
-        unsafe { sys::ffdkopn(&mut fptr, cpath.as_ptr(), 1, &mut status) };
+        // SAFETY: `cpath` is NUL-terminated and outlives the call; out-pointers are valid. An
+        // empty primary array: BITPIX 8, no axes (the axes pointer is not read).
+        unsafe {
+            sys::ffdkinit(&mut fptr, cpath.as_ptr(), &mut status);
+            if status <= 0 {
+                sys::ffcrim(fptr, 8, 0, ptr::null_mut(), &mut status);
+            }
+        }
         if status > 0 {
             if !fptr.is_null() {
                 let mut s2 = 0;
-                // SAFETY: cfitsio returned a handle despite the error; close it once.
+                // SAFETY: close the handle cfitsio returned, once.
                 unsafe { sys::ffclos(fptr, &mut s2) };
             }
-            return Err(Error::from_cfitsio(cfitsio_error(status), "cannot open for writing"));
+            return Err(Error::from_cfitsio(cfitsio_error(status), "cannot create"));
         }
         NonNull::new(fptr).map(|ptr| Handle { ptr }).ok_or_else(|| Error::decoding("cfitsio returned no handle"))
     }

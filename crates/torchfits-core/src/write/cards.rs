@@ -111,7 +111,9 @@ pub(crate) fn format_card(card: &Card) -> Result<Vec<Record>> {
         Value::Str(s) => {
             let whole = quote(s);
             if lead.len() + whole.len() <= CARD_LEN {
-                whole
+                // comments of short strings line up with those of numbers, as astropy and
+                // cfitsio write them (astropy verifies checksums on its own card images)
+                if hierarch { whole } else { format!("{whole:<20}") }
             } else {
                 return long_string(&lead, s, comment);
             }

@@ -25,6 +25,7 @@
 
 mod cards;
 mod checksum;
+mod rice;
 mod verify;
 
 use std::fs::File;
@@ -300,6 +301,15 @@ impl Quantize {
 
     fn blank(&self) -> i64 {
         if self.bitpix == 16 { i16::MIN.into() } else { i32::MIN.into() }
+    }
+}
+
+/// Removes a file when dropped.
+struct Cleanup<'a>(&'a Path);
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.0);
     }
 }
 
@@ -712,6 +722,11 @@ fn write_compressed<T: Pixel>(
         w.empty_primary()?;
     }
     let params = c.params(shape)?;
+    if c.algorithm == Algorithm::Rice
+        && let Some(stored) = rice_storage::<T>()
+    {
+        return write_rice(w, data, shape, header, &params, stored);
+    }
     let bitpix = match T::DTYPE {
         Dtype::U8 => 8,
         Dtype::I8 => 10,
@@ -725,9 +740,13 @@ fn write_compressed<T: Pixel>(
         Dtype::F64 => -64,
     };
     let records = FitsWriter::user_records(header)?;
-    w.file.flush().map_err(|e| Error::io(e, "cannot write"))?;
+    // cfitsio writes the HDU into a scratch file of its own (it never sees, nor rewrites, the
+    // HDUs already written); its bytes are then appended as they are
+    let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let scratch = PathBuf::from(format!("{}.{n}.cfitsio", w.tmp.display()));
+    let remove = Cleanup(&scratch);
     let fits_shape: Vec<i64> = shape.iter().rev().map(|&d| d as i64).collect();
-    let mut handle = Handle::open_rw(&w.tmp)?;
+    let mut handle = Handle::create(&scratch)?;
     handle.append_compressed_image(bitpix, &fits_shape, &params)?;
     for r in &records {
         handle.write_record(r)?;
@@ -737,9 +756,188 @@ fn write_compressed<T: Pixel>(
         handle.write_checksum()?;
     }
     handle.close()?;
-    w.at = w.file.metadata().map_err(|e| Error::io(e, "cannot stat"))?.len();
-    use std::io::Seek;
-    w.file.seek(std::io::SeekFrom::End(0)).map_err(|e| Error::io(e, "cannot seek"))?;
+    let bytes = std::fs::read(&scratch).map_err(|e| Error::io(e, "cannot read the compressed HDU back"))?;
+    drop(remove);
+    // the scratch file's empty primary HDU is one block
+    w.put(bytes.get(BLOCK..).unwrap_or(&[]))?;
     w.hdus += 1;
     Ok(())
+}
+
+/// How an integer pixel type is stored for RICE_1: ZBITPIX, the BZERO to write, and the stored
+/// value (sign-extended to i32) of a pixel's native bytes.
+type RiceStorage = (i64, Option<&'static str>, fn(&[u8]) -> i32);
+
+/// The [`RiceStorage`] of `T`; `None` for types RICE_1 does not code here (64-bit, floats).
+fn rice_storage<T: Pixel>() -> Option<RiceStorage> {
+    Some(match T::DTYPE {
+        Dtype::U8 => (8, None, |b| i32::from(b[0] as i8)),
+        Dtype::I8 => (8, Some("-128"), |b| i32::from((b[0] ^ 0x80) as i8)),
+        Dtype::I16 => (16, None, |b| i32::from(i16::from_ne_bytes([b[0], b[1]]))),
+        Dtype::U16 => (16, Some("32768"), |b| i32::from((u16::from_ne_bytes([b[0], b[1]]) ^ 0x8000) as i16)),
+        Dtype::I32 => (32, None, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]])),
+        Dtype::U32 => (32, Some("2147483648"), |b| (u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) ^ 0x8000_0000) as i32),
+        _ => return None,
+    })
+}
+
+/// The pixels of one tile (FITS order, `lo..hi` per axis) of an image of `dims` (FITS order),
+/// as stored integers, into `out`.
+fn tile_pixels<T: Pixel>(
+    data: &[T],
+    dims: &[usize],
+    lo: &[usize],
+    hi: &[usize],
+    stored: fn(&[u8]) -> i32,
+    out: &mut Vec<i32>,
+) {
+    out.clear();
+    let mut strides = vec![1usize; dims.len()];
+    for i in 1..dims.len() {
+        strides[i] = strides[i - 1] * dims[i - 1];
+    }
+    let bytes: &[u8] = bytemuck::cast_slice(data);
+    let size = std::mem::size_of::<T>();
+    let mut idx: Vec<usize> = lo[1..].to_vec();
+    loop {
+        let base: usize = idx.iter().zip(&strides[1..]).map(|(i, s)| i * s).sum();
+        let run = bytes.get((base + lo[0]) * size..(base + hi[0]) * size).unwrap_or(&[]);
+        out.extend(run.chunks_exact(size).map(stored));
+        // the next tile row, odometer-wise
+        let mut a = 0;
+        loop {
+            if a == idx.len() {
+                return;
+            }
+            idx[a] += 1;
+            if idx[a] < hi[a + 1] {
+                break;
+            }
+            idx[a] = lo[a + 1];
+            a += 1;
+        }
+    }
+}
+
+/// RICE_1 with the tiles compressed on every core; the binary table written by us.
+fn write_rice<T: Pixel>(
+    w: &mut FitsWriter,
+    data: &[T],
+    shape: &[usize],
+    header: Option<&Header>,
+    params: &CompressParams,
+    (zbitpix, bzero, stored): RiceStorage,
+) -> Result<()> {
+    let dims: Vec<usize> = shape.iter().rev().copied().collect();
+    let tile: Vec<usize> = params.tile.iter().take(dims.len()).map(|&t| (t.max(1)) as usize).collect();
+    let counts: Vec<usize> = dims.iter().zip(&tile).map(|(&d, &t)| d.div_ceil(t)).collect();
+    let ntiles: usize = if dims.contains(&0) { 0 } else { counts.iter().product() };
+    let bytepix = (zbitpix / 8) as usize;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(ntiles.max(1));
+    // tiles k0..k1, compressed one after the other into one heap part
+    let compress = |k0: usize, k1: usize| -> (Vec<u64>, Vec<u8>) {
+        let mut lens = Vec::with_capacity(k1 - k0);
+        let mut heap = Vec::new();
+        let mut pixels = Vec::new();
+        let (mut lo, mut hi) = (vec![0usize; dims.len()], vec![0usize; dims.len()]);
+        for k in k0..k1 {
+            let mut rest = k;
+            for a in 0..dims.len() {
+                let c = rest % counts[a];
+                rest /= counts[a];
+                lo[a] = c * tile[a];
+                hi[a] = (lo[a] + tile[a]).min(dims[a]);
+            }
+            tile_pixels(data, &dims, &lo, &hi, stored, &mut pixels);
+            let before = heap.len();
+            heap = rice::encode(&pixels, bytepix, heap);
+            lens.push((heap.len() - before) as u64);
+        }
+        (lens, heap)
+    };
+    let bounds: Vec<usize> = (0..=threads).map(|t| ntiles * t / threads).collect();
+    let parts: Vec<(Vec<u64>, Vec<u8>)> = if threads <= 1 {
+        vec![compress(0, ntiles)]
+    } else {
+        std::thread::scope(|scope| {
+            let (compress, bounds) = (&compress, &bounds);
+            let handles: Vec<_> =
+                (1..threads).map(|t| scope.spawn(move || compress(bounds[t], bounds[t + 1]))).collect();
+            let mut all = vec![compress(bounds[0], bounds[1])];
+            for h in handles {
+                all.push(h.join().map_err(|_| Error::decoding("a compressing thread panicked"))?);
+            }
+            Ok::<_, Error>(all)
+        })?
+    };
+    let heap_len: u64 = parts.iter().map(|p| p.1.len() as u64).sum();
+    let max_len = parts.iter().flat_map(|p| p.0.iter()).copied().max().unwrap_or(0);
+    let wide = heap_len > i32::MAX as u64;
+    let row = if wide { 16 } else { 8 };
+    let mut rows = Vec::with_capacity(ntiles * row);
+    let mut offset = 0u64;
+    for len in parts.iter().flat_map(|p| p.0.iter()) {
+        if wide {
+            rows.extend_from_slice(&len.to_be_bytes());
+            rows.extend_from_slice(&offset.to_be_bytes());
+        } else {
+            rows.extend_from_slice(&(*len as u32).to_be_bytes());
+            rows.extend_from_slice(&(offset as u32).to_be_bytes());
+        }
+        offset += len;
+    }
+    let mut records = vec![
+        structural("XTENSION", Value::Str("BINTABLE".into()), "binary table extension"),
+        structural("BITPIX", Value::Int(8), "8-bit bytes"),
+        structural("NAXIS", Value::Int(2), "2-dimensional binary table"),
+        structural("NAXIS1", Value::Int(row as i64), "width of table in bytes"),
+        structural("NAXIS2", Value::Int(ntiles as i64), "number of rows in table"),
+        structural("PCOUNT", Value::Int(heap_len as i64), "size of special data area"),
+        structural("GCOUNT", Value::Int(1), "one data group (required keyword)"),
+        structural("TFIELDS", Value::Int(1), "number of fields in each row"),
+        structural("TTYPE1", Value::Str("COMPRESSED_DATA".into()), "label for field   1"),
+        structural(
+            "TFORM1",
+            Value::Str(format!("1{}B({max_len})", if wide { 'Q' } else { 'P' })),
+            "data format of field: variable length array",
+        ),
+        structural("ZIMAGE", Value::Bool(true), "extension contains compressed image"),
+        structural("ZBITPIX", Value::Int(zbitpix), "data type of original image"),
+        structural("ZNAXIS", Value::Int(dims.len() as i64), "dimension of original image"),
+    ];
+    for (i, d) in dims.iter().enumerate() {
+        records.push(structural(&format!("ZNAXIS{}", i + 1), Value::Int(*d as i64), "length of original image axis"));
+    }
+    for (i, t) in tile.iter().enumerate() {
+        records.push(structural(&format!("ZTILE{}", i + 1), Value::Int(*t as i64), "size of tiles to be compressed"));
+    }
+    records.push(structural("ZCMPTYPE", Value::Str("RICE_1".into()), "compression algorithm"));
+    records.push(structural("ZNAME1", Value::Str("BLOCKSIZE".into()), "compression block size"));
+    records.push(structural("ZVAL1", Value::Int(rice::BLOCK as i64), "pixels per block"));
+    records.push(structural("ZNAME2", Value::Str("BYTEPIX".into()), "bytes per pixel (1, 2, 4, or 8)"));
+    records.push(structural("ZVAL2", Value::Int(bytepix as i64), "bytes per pixel (1, 2, 4, or 8)"));
+    if let Some(zero) = bzero {
+        records.push(structural("BSCALE", Value::Int(1), ""));
+        records.push(raw_card("BZERO", zero, "offset data range to that of unsigned integers"));
+    }
+    records.extend(FitsWriter::user_records(header)?);
+    let data_bytes = rows.len() as u64 + heap_len;
+    w.finish_hdu(
+        records,
+        |w| {
+            let mut sum = 0u32;
+            if w.options.checksum {
+                sum = checksum::add_bytes(0, &rows);
+                // the heap starts word-aligned (rows are 8 or 16 bytes): sum it as one stream
+                let heap: Vec<u8> = parts.iter().flat_map(|p| p.1.iter().copied()).collect();
+                sum = checksum::add(sum, checksum::add_bytes(0, &heap));
+            }
+            w.put(&rows)?;
+            for (_, heap) in &parts {
+                w.put(heap)?;
+            }
+            Ok(sum)
+        },
+        data_bytes,
+    )
 }
