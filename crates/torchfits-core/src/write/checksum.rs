@@ -30,6 +30,40 @@ pub(crate) fn add_bytes(sum: u32, bytes: &[u8]) -> u32 {
     ((hi << 16) | lo) as u32
 }
 
+/// A running sum over bytes that arrive in pieces of any length (the words span the pieces).
+#[derive(Debug, Default)]
+pub(crate) struct Summer {
+    sum: u32,
+    carry: [u8; 4],
+    n: usize,
+}
+
+impl Summer {
+    pub(crate) fn feed(&mut self, mut bytes: &[u8]) {
+        if self.n > 0 {
+            let take = (4 - self.n).min(bytes.len());
+            self.carry[self.n..self.n + take].copy_from_slice(&bytes[..take]);
+            self.n += take;
+            bytes = &bytes[take..];
+            if self.n < 4 {
+                return;
+            }
+            self.sum = add_bytes(self.sum, &self.carry);
+            self.n = 0;
+        }
+        let whole = bytes.len() / 4 * 4;
+        self.sum = add_bytes(self.sum, &bytes[..whole]);
+        let rest = &bytes[whole..];
+        self.carry[..rest.len()].copy_from_slice(rest);
+        self.n = rest.len();
+    }
+
+    /// The sum, a trailing partial word zero-padded.
+    pub(crate) fn finish(self) -> u32 {
+        if self.n == 0 { self.sum } else { add_bytes(self.sum, &self.carry[..self.n]) }
+    }
+}
+
 /// Ones' complement addition of two sums.
 pub(crate) fn add(a: u32, b: u32) -> u32 {
     let s = u64::from(a) + u64::from(b);
@@ -84,5 +118,14 @@ mod tests {
         assert_eq!(add_bytes(0, &[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1]), 1);
         // a partial word counts as zero-padded
         assert_eq!(add_bytes(0, &[0, 0, 1]), 0x100);
+        // pieces of any length sum as the whole
+        let bytes: Vec<u8> = (0..1001u32).map(|i| (i * 7919 % 251) as u8).collect();
+        for cut in [0, 1, 2, 3, 5, 500, 999] {
+            let mut s = Summer::default();
+            s.feed(&bytes[..cut]);
+            s.feed(&bytes[cut..cut + 1.min(bytes.len() - cut)]);
+            s.feed(&bytes[(cut + 1).min(bytes.len())..]);
+            assert_eq!(s.finish(), add_bytes(0, &bytes), "cut {cut}");
+        }
     }
 }

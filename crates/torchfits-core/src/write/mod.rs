@@ -40,7 +40,7 @@ pub use verify::{ChecksumStatus, HduChecksum, verify};
 
 use crate::error::{Error, Result};
 use crate::ffi::{CompressParams, Handle};
-use crate::header::{CARD_LEN, Header, Value};
+use crate::header::{Header, Value};
 use crate::image::{Dtype, Pixel};
 
 const BLOCK: usize = 2880;
@@ -304,6 +304,17 @@ impl Quantize {
     }
 }
 
+/// `records` + END, padded with blanks to whole blocks.
+fn header_bytes(records: &[Record]) -> Vec<u8> {
+    let mut bytes: Vec<u8> = Vec::with_capacity((records.len() + 1).div_ceil(36) * BLOCK);
+    for r in records {
+        bytes.extend_from_slice(r);
+    }
+    bytes.extend_from_slice(&end());
+    bytes.resize(bytes.len().div_ceil(BLOCK) * BLOCK, b' ');
+    bytes
+}
+
 /// Removes a file when dropped.
 struct Cleanup<'a>(&'a Path);
 
@@ -327,6 +338,15 @@ pub struct FitsWriter {
     hdus: usize,
     options: WriteOptions,
     done: bool,
+    /// The checksum of the data written since the current HDU's header, when checksums are on.
+    summer: Option<checksum::Summer>,
+}
+
+/// An HDU whose header is written and whose data is being written.
+struct OpenHdu {
+    header_at: u64,
+    records: Vec<Record>,
+    data_at: u64,
 }
 
 impl FitsWriter {
@@ -354,7 +374,8 @@ impl FitsWriter {
             .create_new(true)
             .open(&tmp)
             .map_err(|e| in_file(Error::io(e, &format!("cannot create {}", tmp.display()))))?;
-        let mut writer = FitsWriter { target: target.to_path_buf(), tmp, file, at: 0, hdus: 0, options, done: false };
+        let mut writer =
+            FitsWriter { target: target.to_path_buf(), tmp, file, at: 0, hdus: 0, options, done: false, summer: None };
         if writer.options.append && exists {
             let hdus = crate::FitsFile::open(target).and_then(|mut f| f.hdu_count()).map_err(in_file)?;
             let mut src = File::open(target).map_err(|e| in_file(Error::io(e, "cannot read")))?;
@@ -395,6 +416,9 @@ impl FitsWriter {
         }
         self.file.write_all(bytes).map_err(|e| Error::io(e, "cannot write"))?;
         self.at += bytes.len() as u64;
+        if let Some(s) = &mut self.summer {
+            s.feed(bytes);
+        }
         if fail {
             let e = std::io::Error::new(std::io::ErrorKind::StorageFull, "injected failure: no space left");
             return Err(Error::io(e, "cannot write"));
@@ -405,13 +429,7 @@ impl FitsWriter {
     /// Writes header `records` (+ END) padded to a block; returns the offset of the first.
     fn put_header(&mut self, records: &[Record]) -> Result<u64> {
         let start = self.at;
-        let mut bytes: Vec<u8> = Vec::with_capacity((records.len() + 1).div_ceil(36) * BLOCK);
-        for r in records {
-            bytes.extend_from_slice(r);
-        }
-        bytes.extend_from_slice(&end());
-        bytes.resize(bytes.len().div_ceil(BLOCK) * BLOCK, b' ');
-        self.put(&bytes)?;
+        self.put(&header_bytes(records))?;
         Ok(start)
     }
 
@@ -439,20 +457,40 @@ impl FitsWriter {
         Ok(out)
     }
 
-    /// With checksums on: the header's CHECKSUM/DATASUM placeholders become the real values.
-    fn seal(&mut self, header_at: u64, mut records: Vec<Record>, data_sum: u32) -> Result<()> {
-        let datasum_at = records.len() - 1;
-        let checksum_at = records.len() - 2;
-        records[datasum_at] = structural("DATASUM", Value::Str(data_sum.to_string()), "data unit checksum");
-        let mut bytes: Vec<u8> = records.iter().flatten().copied().collect();
-        bytes.extend_from_slice(&end());
-        bytes.resize(bytes.len().div_ceil(BLOCK) * BLOCK, b' ');
-        let sum = checksum::add(checksum::add_bytes(0, &bytes), data_sum);
-        records[checksum_at] = structural("CHECKSUM", Value::Str(checksum::encode(sum)), "HDU checksum");
-        let at = header_at + (checksum_at * CARD_LEN) as u64;
-        self.file.write_all_at(&records[checksum_at], at).map_err(|e| Error::io(e, "cannot write"))?;
-        let at = header_at + (datasum_at * CARD_LEN) as u64;
-        self.file.write_all_at(&records[datasum_at], at).map_err(|e| Error::io(e, "cannot write"))
+    /// Writes an HDU's header (with CHECKSUM/DATASUM placeholders when checksums are on); the
+    /// data follows through [`FitsWriter::put`], then [`FitsWriter::end_hdu`].
+    fn begin_hdu(&mut self, mut records: Vec<Record>) -> Result<OpenHdu> {
+        if self.options.checksum {
+            records.push(structural("CHECKSUM", Value::Str("0".repeat(16)), "HDU checksum"));
+            records.push(structural("DATASUM", Value::Str("0".into()), "data unit checksum"));
+        }
+        let header_at = self.put_header(&records)?;
+        if self.options.checksum {
+            self.summer = Some(checksum::Summer::default());
+        }
+        Ok(OpenHdu { header_at, records, data_at: self.at })
+    }
+
+    /// Pads the data, and rewrites the header in place when `patched` (cards changed since
+    /// `begin_hdu`, same count) or checksums are on.
+    fn end_hdu(&mut self, hdu: OpenHdu, patched: bool) -> Result<()> {
+        let data_bytes = self.at - hdu.data_at;
+        self.pad_data(data_bytes)?;
+        let data_sum = self.summer.take().map(checksum::Summer::finish);
+        let mut records = hdu.records;
+        if let Some(sum) = data_sum {
+            let n = records.len();
+            records[n - 1] = structural("DATASUM", Value::Str(sum.to_string()), "data unit checksum");
+            let header = header_bytes(&records);
+            let total = checksum::add(checksum::add_bytes(0, &header), sum);
+            records[n - 2] = structural("CHECKSUM", Value::Str(checksum::encode(total)), "HDU checksum");
+        }
+        if patched || data_sum.is_some() {
+            let header = header_bytes(&records);
+            self.file.write_all_at(&header, hdu.header_at).map_err(|e| Error::io(e, "cannot write"))?;
+        }
+        self.hdus += 1;
+        Ok(())
     }
 
     /// An empty primary HDU (before a table or a compressed image, which must be extensions).
@@ -463,29 +501,8 @@ impl FitsWriter {
             structural("NAXIS", Value::Int(0), "number of array dimensions"),
             structural("EXTEND", Value::Bool(true), ""),
         ];
-        self.finish_hdu(records, |_| Ok(0), 0)
-    }
-
-    /// Writes one HDU: `records` (+ checksum placeholders), then the data from `data` (which
-    /// writes it and returns its checksum), then padding.
-    fn finish_hdu(
-        &mut self,
-        mut records: Vec<Record>,
-        data: impl FnOnce(&mut FitsWriter) -> Result<u32>,
-        data_bytes: u64,
-    ) -> Result<()> {
-        if self.options.checksum {
-            records.push(structural("CHECKSUM", Value::Str("0".repeat(16)), "HDU checksum"));
-            records.push(structural("DATASUM", Value::Str("0".into()), "data unit checksum"));
-        }
-        let header_at = self.put_header(&records)?;
-        let sum = data(self)?;
-        self.pad_data(data_bytes)?;
-        if self.options.checksum {
-            self.seal(header_at, records, sum)?;
-        }
-        self.hdus += 1;
-        Ok(())
+        let hdu = self.begin_hdu(records)?;
+        self.end_hdu(hdu, false)
     }
 
     /// Starts an image HDU of `data` with `shape` (C order, slowest axis first).
@@ -648,26 +665,22 @@ fn write_image<T: Pixel>(
         records.push(structural("BLANK", Value::Int(q.blank()), "undefined (NaN) pixels"));
     }
     records.extend(FitsWriter::user_records(header)?);
-    let size = if quantize.is_some() { (bitpix / 8) as u64 } else { T::DTYPE.size() as u64 };
-    let data_bytes = data.len() as u64 * size;
-    w.finish_hdu(records, |w| put_pixels(w, data, quantize), data_bytes)
+    let hdu = w.begin_hdu(records)?;
+    put_pixels(w, data, quantize)?;
+    w.end_hdu(hdu, false)
 }
 
-/// Writes the pixels big-endian, in chunks; returns their checksum.
-fn put_pixels<T: Pixel>(w: &mut FitsWriter, data: &[T], quantize: Option<Quantize>) -> Result<u32> {
+/// Writes the pixels big-endian, in chunks.
+fn put_pixels<T: Pixel>(w: &mut FitsWriter, data: &[T], quantize: Option<Quantize>) -> Result<()> {
     let size = T::DTYPE.size();
     let per_chunk = (CHUNK_BYTES / size).max(1);
     let mut buf: Vec<u8> = Vec::with_capacity(per_chunk * size);
-    let mut sum = 0u32;
     for chunk in data.chunks(per_chunk) {
         buf.clear();
         encode(chunk, quantize, &mut buf);
-        if w.options.checksum {
-            sum = checksum::add_bytes(sum, &buf);
-        }
         w.put(&buf)?;
     }
-    Ok(sum)
+    Ok(())
 }
 
 /// Appends the stored big-endian form of `src` to `out`.
@@ -921,23 +934,10 @@ fn write_rice<T: Pixel>(
         records.push(raw_card("BZERO", zero, "offset data range to that of unsigned integers"));
     }
     records.extend(FitsWriter::user_records(header)?);
-    let data_bytes = rows.len() as u64 + heap_len;
-    w.finish_hdu(
-        records,
-        |w| {
-            let mut sum = 0u32;
-            if w.options.checksum {
-                sum = checksum::add_bytes(0, &rows);
-                // the heap starts word-aligned (rows are 8 or 16 bytes): sum it as one stream
-                let heap: Vec<u8> = parts.iter().flat_map(|p| p.1.iter().copied()).collect();
-                sum = checksum::add(sum, checksum::add_bytes(0, &heap));
-            }
-            w.put(&rows)?;
-            for (_, heap) in &parts {
-                w.put(heap)?;
-            }
-            Ok(sum)
-        },
-        data_bytes,
-    )
+    let hdu = w.begin_hdu(records)?;
+    w.put(&rows)?;
+    for (_, heap) in &parts {
+        w.put(heap)?;
+    }
+    w.end_hdu(hdu, false)
 }
