@@ -394,3 +394,262 @@ fn a_changed_byte_fails_the_checksum() {
     w.finish().expect("finish");
     assert_eq!(verify(&plain).expect("verify")[0].hdu, ChecksumStatus::Missing);
 }
+
+mod tables {
+    use torchfits::table::{ColumnData, ColumnType, ColumnValues, TableBatch};
+    use torchfits::write::{ChecksumStatus, ColumnSpec, verify};
+    use torchfits::{ErrorKind, FitsFile, FitsWriter, Header, WriteOptions};
+
+    use super::fitsverify;
+    use crate::common;
+
+    /// Rows `first..first + n` of a table with one column of every kind.
+    fn batch(first: usize, n: usize) -> TableBatch {
+        let r = |f: fn(usize) -> f64| (first..first + n).map(f).collect::<Vec<f64>>();
+        let ints = |m: i64| (first..first + n).map(move |i| i as i64 * m);
+        let mut lists = vec![0i32];
+        let mut elems = Vec::new();
+        for i in first..first + n {
+            for k in 0..(i % 4) {
+                elems.push((i * 10 + k) as i32);
+            }
+            lists.push(elems.len() as i32);
+        }
+        let names: Vec<String> = (first..first + n).map(|i| format!("obj {}", i % 13)).collect();
+        TableBatch::new(vec![
+            ColumnData::new("flag", ColumnValues::Bool((first..first + n).map(|i| i % 2 == 0).collect()))
+                .with_nulls((first..first + n).map(|i| i % 7 == 3).collect()),
+            ColumnData::new(
+                "bits",
+                ColumnValues::Bool((first..first + n).flat_map(|i| (0..11).map(move |k| (i + k) % 3 == 0)).collect()),
+            )
+            .with_per_row(11),
+            ColumnData::new("u8", ColumnValues::U8(ints(3).map(|v| (v % 200) as u8).collect())),
+            ColumnData::new("i16", ColumnValues::I16(ints(-7).map(|v| v as i16).collect()))
+                .with_nulls((first..first + n).map(|i| i % 5 == 1).collect()),
+            ColumnData::new("u16", ColumnValues::U16(ints(611).map(|v| v as u16).collect())),
+            ColumnData::new("i32", ColumnValues::I32(ints(-100_003).map(|v| v as i32).collect())),
+            ColumnData::new("u32", ColumnValues::U32(ints(4_000_037).map(|v| v as u32).collect()))
+                .with_nulls((first..first + n).map(|i| i == 2).collect()),
+            ColumnData::new("i64", ColumnValues::I64(ints(-(1 << 40)).collect())),
+            ColumnData::new("u64", ColumnValues::U64(ints(1 << 50).map(|v| v as u64 | (1 << 63)).collect())),
+            ColumnData::new("f32", ColumnValues::F32(r(|i| i as f64 * 0.25).into_iter().map(|v| v as f32).collect()))
+                .with_nulls((first..first + n).map(|i| i % 9 == 4).collect()),
+            ColumnData::new(
+                "spec",
+                ColumnValues::F64(
+                    (first..first + n).flat_map(|i| (0..6).map(move |k| (i * 6 + k) as f64 / 3.0)).collect(),
+                ),
+            )
+            .with_per_row(6),
+            ColumnData::new(
+                "c32",
+                ColumnValues::ComplexF32((first..first + n).map(|i| [i as f32, -(i as f32)]).collect()),
+            ),
+            ColumnData::new(
+                "c64",
+                ColumnValues::ComplexF64((first..first + n).map(|i| [i as f64 / 7.0, 1.5]).collect()),
+            ),
+            ColumnData::strings("name", &names),
+            ColumnData::list("hits", ColumnValues::I32(elems), lists),
+        ])
+        .expect("batch")
+    }
+
+    fn specs() -> Vec<ColumnSpec> {
+        let mut specs: Vec<ColumnSpec> = batch(0, 40).columns.iter().map(ColumnSpec::of).collect();
+        specs[1] = ColumnSpec::new("bits", ColumnType::Bits, 11);
+        specs[10] = specs[10].clone().dims(&[2, 3]).unit("erg/s");
+        specs[13].repeat = 12;
+        specs
+    }
+
+    #[test]
+    fn every_column_type_in_batches_round_trips() {
+        let dir = common::tempdir("write-tables");
+        let path = dir.join("table.fits");
+        let mut w = WriteOptions::new().checksum(true).create(&path).expect("create");
+        let mut header = Header::new();
+        header.set("EXTNAME", "CATALOG", None).expect("set");
+        header.set("SURVEY", "test", Some("where the rows come from")).expect("set");
+        let mut t = w.table(specs(), Some(&header)).expect("table");
+        // three batches, the last one partial; an empty one in between
+        for (first, n) in [(0, 17), (17, 0), (17, 17), (34, 6)] {
+            t.write(&batch(first, n)).expect("batch");
+        }
+        t.finish().expect("finish table");
+        w.finish().expect("finish");
+        fitsverify(&path);
+        assert!(
+            verify(&path)
+                .expect("verify")
+                .iter()
+                .all(|s| s.hdu == ChecksumStatus::Valid && s.data == ChecksumStatus::Valid)
+        );
+
+        let mut file = FitsFile::open(&path).expect("open");
+        assert_eq!(file.header("CATALOG").expect("header").get_str("SURVEY"), Some("test"));
+        let reader = file.table("CATALOG").expect("table");
+        let schema = reader.schema().clone();
+        assert_eq!(schema.nrows, 40);
+        let col = |name: &str| schema.column(name).expect("column").clone();
+        assert_eq!(col("spec").dims, Some(vec![2, 3]));
+        assert_eq!(col("spec").unit.as_deref(), Some("erg/s"));
+        assert_eq!(col("name").tform, "12A");
+        assert_eq!(col("hits").tform, "1PJ(3)");
+        assert_eq!(col("u64").column_type, ColumnType::U64);
+        let back = reader.build().expect("build").next().expect("batch").expect("read");
+        let want = batch(0, 40);
+        for (a, b) in back.columns.iter().zip(&want.columns) {
+            assert_eq!(a.name, b.name);
+            if a.name == "f32" {
+                // undefined floats come back NaN
+                let (ColumnValues::F32(x), ColumnValues::F32(y)) = (&a.values, &b.values) else { panic!("f32") };
+                for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                    assert!(if i % 9 == 4 { p.is_nan() } else { p == q }, "row {i}: {p} vs {q}");
+                }
+                continue;
+            }
+            if a.name == "flag" {
+                // an undefined logical reads false, its null flag set
+                let ColumnValues::Bool(x) = &a.values else { panic!("bool") };
+                assert_eq!(x, &(0..40).map(|i| i % 2 == 0 && i % 7 != 3).collect::<Vec<_>>());
+                assert_eq!(a.nulls, b.nulls);
+                continue;
+            }
+            // an undefined integer reads back as TNULL (the smallest i16, the largest u32 here)
+            let mut want_values = b.values.clone();
+            match (&mut want_values, &b.nulls) {
+                (ColumnValues::I16(v), Some(m)) => {
+                    v.iter_mut().zip(m).filter(|(_, n)| **n).for_each(|(x, _)| *x = i16::MIN)
+                }
+                (ColumnValues::U32(v), Some(m)) => {
+                    v.iter_mut().zip(m).filter(|(_, n)| **n).for_each(|(x, _)| *x = u32::MAX)
+                }
+                _ => {}
+            }
+            assert_eq!(a.values, want_values, "{}", a.name);
+            assert_eq!(a.list_offsets, b.list_offsets, "{}", a.name);
+            if b.nulls.is_some() && !matches!(b.values, ColumnValues::F32(_)) {
+                assert_eq!(a.nulls, b.nulls, "{}", a.name);
+            }
+        }
+    }
+
+    #[test]
+    fn a_table_read_is_written_back_identically() {
+        let dir = common::tempdir("write-copy");
+        let corpus = |name: &str| common::repo().join("../shared/corpus/images-tables").join(name);
+        let sources = [
+            (common::sample(), 4usize),
+            (corpus("astropy-btable.fits"), 1),
+            (corpus("astropy-table.fits"), 1),
+            (corpus("astropy-tb.fits"), 1),
+            (corpus("astropy-ascii.fits"), 1),
+            (corpus("astropy-variable_length_table.fits"), 1),
+            (corpus("astropy-vla_logical_null.fits"), 1),
+        ];
+        for (k, (src, hdu)) in sources.into_iter().enumerate() {
+            if !src.exists() {
+                continue;
+            }
+            let mut file = FitsFile::open(&src).expect("open");
+            let header = file.header(hdu).expect("header");
+            let original =
+                file.table(hdu).expect("table").build().expect("build").next().expect("batch").expect("read");
+            let path = dir.join(format!("copy{k}.fits"));
+            let mut w = FitsWriter::create(&path).expect("create");
+            let specs = original.columns.iter().map(ColumnSpec::of).collect();
+            // an ASCII table's header describes text fields: only its names and values carry over
+            let keep = if header.get_str("XTENSION") == Some("TABLE") { None } else { Some(&header) };
+            let mut t = w.table(specs, keep).expect("table");
+            t.write(&original).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+            t.finish().expect("finish");
+            w.finish().expect("finish");
+            fitsverify(&path);
+            let mut copy = FitsFile::open(&path).expect("open");
+            let back = copy.table(1).expect("table").build().expect("build").next().expect("batch").expect("read");
+            // compared as text (NaN equals NaN); an undefined value reads back as NaN or TNULL
+            // with its flag, so undefined elements compare by flag only
+            for (a, b) in back.columns.iter().zip(&original.columns) {
+                assert_eq!((&a.name, a.per_row, &a.list_offsets), (&b.name, b.per_row, &b.list_offsets));
+                let flags = |c: &ColumnData| c.nulls.clone().unwrap_or_else(|| vec![false; elements(c).len()]);
+                let nan = |c: &ColumnData| elements(c).iter().map(|e| e == "NaN").collect::<Vec<_>>();
+                let undefined: Vec<bool> = flags(b).iter().zip(nan(b)).map(|(f, n)| *f || n).collect();
+                let back_undefined: Vec<bool> = flags(a).iter().zip(nan(a)).map(|(f, n)| *f || n).collect();
+                assert_eq!(back_undefined, undefined, "{} {}", src.display(), a.name);
+                let defined = |c: &ColumnData| -> Vec<String> {
+                    elements(c).into_iter().zip(&undefined).filter(|(_, u)| !**u).map(|(e, _)| e).collect()
+                };
+                assert_eq!(defined(a), defined(b), "{} {}", src.display(), a.name);
+            }
+            if keep.is_some() {
+                assert_eq!(copy.header(1).expect("header").get_str("EXTNAME"), header.get_str("EXTNAME"));
+            }
+        }
+    }
+
+    /// Each element of a column as text.
+    fn elements(c: &ColumnData) -> Vec<String> {
+        fn each<T: std::fmt::Debug>(v: &[T]) -> Vec<String> {
+            v.iter().map(|x| format!("{x:?}")).collect()
+        }
+        match &c.values {
+            ColumnValues::Bool(v) => each(v),
+            ColumnValues::U8(v) => each(v),
+            ColumnValues::I16(v) => each(v),
+            ColumnValues::U16(v) => each(v),
+            ColumnValues::I32(v) => each(v),
+            ColumnValues::U32(v) => each(v),
+            ColumnValues::I64(v) => each(v),
+            ColumnValues::U64(v) => each(v),
+            ColumnValues::F32(v) => each(v),
+            ColumnValues::F64(v) => each(v),
+            ColumnValues::ComplexF32(v) => each(v),
+            ColumnValues::ComplexF64(v) => each(v),
+            ColumnValues::Str { offsets, .. } => {
+                (0..offsets.len() - 1).map(|i| format!("{:?}", c.values.str_at(i))).collect()
+            }
+            other => panic!("a new kind of column: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_batches_are_clear_errors_and_lose_nothing() {
+        let dir = common::tempdir("write-table-errors");
+        let path = dir.join("t.fits");
+        let ints = |v: Vec<i16>| ColumnData::new("x", ColumnValues::I16(v));
+        let spec = vec![ColumnSpec::new("x", ColumnType::I16, 1)];
+        let mut w = FitsWriter::create(&path).expect("create");
+        let mut t = w.table(spec.clone(), None).expect("table");
+        // undefined values without TNULL
+        let err = t
+            .write(&TableBatch::new(vec![ints(vec![1, 2]).with_nulls(vec![false, true])]).expect("b"))
+            .expect_err("no TNULL");
+        assert!(err.to_string().contains("TNULL") && err.to_string().contains("t.fits"), "{err}");
+        // a column of another type or name
+        let err = t
+            .write(&TableBatch::new(vec![ColumnData::new("x", ColumnValues::I32(vec![1]))]).expect("b"))
+            .expect_err("type");
+        assert_eq!(err.kind(), ErrorKind::Parameter);
+        t.finish().expect("the table is still whole");
+        // a value equal to TNULL
+        let mut t = w.table(vec![ColumnSpec::new("x", ColumnType::I16, 1).nullable(true)], None).expect("table");
+        let err = t.write(&TableBatch::new(vec![ints(vec![i16::MIN])]).expect("b")).expect_err("collides");
+        assert!(err.to_string().contains("TNULL"), "{err}");
+        t.finish().expect("finish");
+        // a string wider than its column, or not text
+        let mut t = w.table(vec![ColumnSpec::new("s", ColumnType::Str, 3)], None).expect("table");
+        assert!(t.write(&TableBatch::new(vec![ColumnData::strings("s", &["abcd"])]).expect("b")).is_err());
+        assert!(t.write(&TableBatch::new(vec![ColumnData::strings("s", &[&b"\xff"[..]])]).expect("b")).is_err());
+        // a table dropped unfinished: the file cannot be completed, and nothing is left behind
+        drop(t);
+        let err = w.finish().expect_err("incomplete");
+        assert!(err.to_string().contains("incomplete"), "{err}");
+        assert!(!path.exists());
+        let left: Vec<_> = std::fs::read_dir(&dir).expect("list").filter_map(|e| e.ok()).collect();
+        assert!(left.is_empty(), "{left:?}");
+        // rows of different lengths in one batch
+        assert!(TableBatch::new(vec![ints(vec![1, 2]), ColumnData::new("y", ColumnValues::F32(vec![1.0]))]).is_err());
+    }
+}

@@ -167,6 +167,69 @@ impl ColumnData {
     }
 }
 
+impl ColumnData {
+    /// A column of one value per row (one string per row for [`ColumnValues::Str`]).
+    pub fn new(name: impl Into<String>, values: ColumnValues) -> Self {
+        ColumnData { name: name.into(), per_row: 1, values, nulls: None, list_offsets: None }
+    }
+
+    /// A column of strings.
+    pub fn strings<S: AsRef<[u8]>>(name: impl Into<String>, strings: &[S]) -> Self {
+        let mut offsets = Vec::with_capacity(strings.len() + 1);
+        let mut bytes = Vec::new();
+        offsets.push(0i32);
+        for s in strings {
+            bytes.extend_from_slice(s.as_ref());
+            offsets.push(i32::try_from(bytes.len()).unwrap_or(i32::MAX));
+        }
+        ColumnData::new(name, ColumnValues::Str { offsets, bytes })
+    }
+
+    /// A variable-length array column: row `i` holds `values[offsets[i]..offsets[i + 1]]`.
+    pub fn list(name: impl Into<String>, values: ColumnValues, offsets: Vec<i32>) -> Self {
+        ColumnData { name: name.into(), per_row: 0, values, nulls: None, list_offsets: Some(offsets) }
+    }
+
+    /// Rows of `per_row` values each (a fixed-size array per row).
+    pub fn with_per_row(mut self, per_row: usize) -> Self {
+        self.per_row = per_row;
+        self
+    }
+
+    /// Marks undefined values (one flag per value).
+    pub fn with_nulls(mut self, nulls: Vec<bool>) -> Self {
+        self.nulls = Some(nulls);
+        self
+    }
+
+    /// Number of rows, when the column says (a zero-width column does not).
+    pub fn num_rows(&self) -> Option<usize> {
+        match (&self.list_offsets, &self.values) {
+            (Some(o), _) => Some(o.len().saturating_sub(1)),
+            (None, ColumnValues::Str { offsets, .. }) => Some(offsets.len().saturating_sub(1)),
+            (None, v) if self.per_row > 0 => Some(v.len() / self.per_row),
+            _ => None,
+        }
+    }
+}
+
+impl TableBatch {
+    /// A batch of `columns`, which must have the same number of rows.
+    pub fn new(columns: Vec<ColumnData>) -> Result<TableBatch> {
+        let mut num_rows = None;
+        for c in &columns {
+            match (num_rows, c.num_rows()) {
+                (None, n) => num_rows = n,
+                (Some(a), Some(b)) if a != b => {
+                    return Err(Error::parameter(format!("column {} has {b} rows, the others {a}", c.name)));
+                }
+                _ => {}
+            }
+        }
+        Ok(TableBatch { first_row: 0, num_rows: num_rows.unwrap_or(0), filtered_out: 0, columns })
+    }
+}
+
 impl TableBatch {
     /// The column named `name`.
     pub fn column(&self, name: &str) -> Option<&ColumnData> {

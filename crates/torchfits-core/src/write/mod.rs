@@ -26,6 +26,7 @@
 mod cards;
 mod checksum;
 mod rice;
+mod table;
 mod verify;
 
 use std::fs::File;
@@ -34,8 +35,10 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub(crate) use cards::Record;
 pub(crate) use cards::is_reserved;
-use cards::{Record, end, format_card, raw_card, structural};
+use cards::{end, format_card, raw_card, structural};
+pub use table::{ColumnSpec, TableWrite};
 pub use verify::{ChecksumStatus, HduChecksum, verify};
 
 use crate::error::{Error, Result};
@@ -340,9 +343,13 @@ pub struct FitsWriter {
     done: bool,
     /// The checksum of the data written since the current HDU's header, when checksums are on.
     summer: Option<checksum::Summer>,
+    /// An HDU was begun and not completed (an error or a dropped table interrupted it): the
+    /// file cannot be completed.
+    open_hdu: bool,
 }
 
 /// An HDU whose header is written and whose data is being written.
+#[derive(Debug)]
 struct OpenHdu {
     header_at: u64,
     records: Vec<Record>,
@@ -374,8 +381,17 @@ impl FitsWriter {
             .create_new(true)
             .open(&tmp)
             .map_err(|e| in_file(Error::io(e, &format!("cannot create {}", tmp.display()))))?;
-        let mut writer =
-            FitsWriter { target: target.to_path_buf(), tmp, file, at: 0, hdus: 0, options, done: false, summer: None };
+        let mut writer = FitsWriter {
+            target: target.to_path_buf(),
+            tmp,
+            file,
+            at: 0,
+            hdus: 0,
+            options,
+            done: false,
+            summer: None,
+            open_hdu: false,
+        };
         if writer.options.append && exists {
             let hdus = crate::FitsFile::open(target).and_then(|mut f| f.hdu_count()).map_err(in_file)?;
             let mut src = File::open(target).map_err(|e| in_file(Error::io(e, "cannot read")))?;
@@ -460,6 +476,8 @@ impl FitsWriter {
     /// Writes an HDU's header (with CHECKSUM/DATASUM placeholders when checksums are on); the
     /// data follows through [`FitsWriter::put`], then [`FitsWriter::end_hdu`].
     fn begin_hdu(&mut self, mut records: Vec<Record>) -> Result<OpenHdu> {
+        self.check_complete()?;
+        self.open_hdu = true;
         if self.options.checksum {
             records.push(structural("CHECKSUM", Value::Str("0".repeat(16)), "HDU checksum"));
             records.push(structural("DATASUM", Value::Str("0".into()), "data unit checksum"));
@@ -490,6 +508,17 @@ impl FitsWriter {
             self.file.write_all_at(&header, hdu.header_at).map_err(|e| Error::io(e, "cannot write"))?;
         }
         self.hdus += 1;
+        self.open_hdu = false;
+        Ok(())
+    }
+
+    /// An error if an earlier HDU was left incomplete.
+    fn check_complete(&self) -> Result<()> {
+        if self.open_hdu {
+            return Err(Error::parameter(
+                "an earlier HDU was left incomplete (a failed write or an unfinished table): the file cannot be completed",
+            ));
+        }
         Ok(())
     }
 
@@ -513,6 +542,7 @@ impl FitsWriter {
     /// Completes the file: writes an empty primary HDU if nothing was written, flushes it to disk
     /// and moves it into place. Returns the path.
     pub fn finish(mut self) -> Result<PathBuf> {
+        self.check_complete().map_err(|e| self.err(e))?;
         if self.hdus == 0 {
             self.empty_primary().map_err(|e| self.err(e))?;
         }
@@ -734,6 +764,7 @@ fn write_compressed<T: Pixel>(
     if w.hdus == 0 {
         w.empty_primary()?;
     }
+    w.check_complete()?;
     let params = c.params(shape)?;
     if c.algorithm == Algorithm::Rice
         && let Some(stored) = rice_storage::<T>()
