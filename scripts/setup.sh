@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what torchfits needs to build and test, when it is missing:
 #   build: a C toolchain, pkg-config, cfitsio and wcslib (headers + pkg-config files), Rust (cargo)
-#   test:  python3 with venv (the conformance check makes its own virtual environment)
+#   test:  python3 with venv (the conformance check makes its own virtual environment), fitsverify
 # On Debian/Ubuntu it uses apt-get (as root, else through sudo); elsewhere it says what to install.
 set -euo pipefail
 
@@ -17,6 +17,7 @@ if ! have pkg-config || ! pkg-config --exists wcslib; then missing+=(wcslib-dev)
 if [ "$want_test" = 1 ]; then
   have python3 || missing+=(python3)
   if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then missing+=(python3-venv); fi
+  have fitsverify || missing+=(fitsverify)
 fi
 
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -31,7 +32,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     cat >&2 <<MSG
 torchfits setup: these are missing and this system has no apt-get (or no root/sudo): ${missing[*]}
 Install them with your package manager, then run this again:
-  Debian/Ubuntu: sudo apt-get install build-essential pkg-config libcfitsio-dev wcslib-dev python3-venv
+  Debian/Ubuntu: sudo apt-get install build-essential pkg-config libcfitsio-dev wcslib-dev python3-venv fitsverify
   Homebrew:      brew install pkg-config cfitsio wcslib python
   conda:         conda install -c conda-forge compilers pkg-config cfitsio wcslib python
 MSG

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test suite: installs what is missing, runs every Rust test (unit, integration, CLI, doc),
 # then the conformance check of the `torchfits` command against astropy on ../shared/corpus and on
-# this repository's own fixtures.
+# this repository's own fixtures, then the round trips of written files through astropy (and
+# fitsverify).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
@@ -25,3 +26,4 @@ elif [ "${CI:-}" = true ]; then
 else
   echo "test: $checker not found; conformance check skipped" >&2
 fi
+python3 tests/astropy_roundtrip.py --cli "$cli"

@@ -174,7 +174,7 @@ fn every_compression_round_trips() {
             w.image(&u16s, &shape).compress(c.clone()).write().expect("u16");
             w.image(&i32s, &shape).compress(c.clone()).write().expect("i32");
             w.image(&u8s, &shape).compress(c.clone()).write().expect("u8");
-            // quantised floats (hcompress: lossless integers only here)
+            // quantised floats (not by HCOMPRESS: see below)
             if algorithm != Algorithm::Hcompress {
                 w.image(&floats, &shape).compress(c.clone().quantize_level(16.0)).write().expect("f32");
             }
@@ -261,6 +261,41 @@ fn every_compression_round_trips() {
     assert_eq!(file.image(2).expect("img").read::<i8>().expect("read"), i8s);
     assert_eq!(file.image(3).expect("img").read::<u32>().expect("read"), u32s);
     assert_eq!(file.image(4).expect("img").read::<i16>().expect("read"), flat);
+    // incompressible tiles (uniform noise over the whole range), where cfitsio's own tile writer
+    // overflows its buffers for HCOMPRESS and PLIO: round trips, no crash
+    let path = dir.join("noise.fits");
+    let mut state = 99u64;
+    let mut next = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state >> 16
+    };
+    let n16: Vec<i16> = (0..17 * 23).map(|_| next() as i16).collect();
+    let n32: Vec<i32> = (0..17 * 23).map(|_| next() as i32).collect();
+    let n8: Vec<u8> = (0..17 * 23).map(|_| next() as u8).collect();
+    let mask: Vec<i32> = (0..170 * 23).map(|_| (next() % (1 << 24)) as i32).collect();
+    let mut w = FitsWriter::create(&path).expect("create");
+    for algorithm in [Algorithm::Rice, Algorithm::Hcompress] {
+        let c = Compression::new(algorithm);
+        w.image(&n16, &[17, 23]).compress(c.clone()).write().expect("i16");
+        w.image(&n32, &[17, 23]).compress(c.clone()).write().expect("i32");
+        w.image(&n8, &[17, 23]).compress(c.clone()).write().expect("u8");
+    }
+    w.image(&mask, &[170, 23]).compress(Compression::new(Algorithm::Plio)).write().expect("plio");
+    // what cannot be written is an error, not a crash
+    let err = w.image(&[1i32 << 25], &[1]).compress(Compression::new(Algorithm::Plio)).write().expect_err("range");
+    assert!(err.to_string().contains("2^24"), "{err}");
+    assert!(w.image(&n16[..9], &[3, 3]).compress(Compression::new(Algorithm::Hcompress)).write().is_err());
+    let err = w.image(&floats, &shape).compress(Compression::new(Algorithm::Hcompress)).write().expect_err("floats");
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    w.finish().expect("finish");
+    fitsverify(&path);
+    let mut file = FitsFile::open(&path).expect("open");
+    for k in 0..2 {
+        assert_eq!(file.image(1 + 3 * k).expect("img").read::<i16>().expect("read"), n16, "{k}");
+        assert_eq!(file.image(2 + 3 * k).expect("img").read::<i32>().expect("read"), n32, "{k}");
+        assert_eq!(file.image(3 + 3 * k).expect("img").read::<u8>().expect("read"), n8, "{k}");
+    }
+    assert_eq!(file.image(7).expect("img").read::<i32>().expect("read"), mask);
     assert!(Compression::parse("zstd").is_err());
     assert_eq!(Compression::parse("RICE_1").expect("rice").algorithm, Algorithm::Rice);
 }

@@ -6,6 +6,7 @@
 
 mod bench;
 mod table;
+mod write;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -72,6 +73,40 @@ enum Command {
         #[arg(short = 'o', long = "output")]
         output: PathBuf,
     },
+    /// Write a .npy array as an image HDU, or a Parquet / Arrow IPC table as a binary-table HDU.
+    Write {
+        /// Input: .npy (an image), .parquet or .arrow (a table).
+        input: PathBuf,
+        /// Output FITS file (written to a temporary file, moved into place when complete).
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+        /// Tile-compress the image: rice, gzip, gzip2, hcompress or plio.
+        #[arg(long)]
+        compress: Option<String>,
+        /// Tile shape, C order, comma-separated (default: one image row per tile).
+        #[arg(long, value_delimiter = ',')]
+        tile: Option<Vec<usize>>,
+        /// Quantisation level of compressed floats (default 4; 0: lossless, gzip only).
+        #[arg(long)]
+        quantize_level: Option<f32>,
+        /// EXTNAME of the new HDU.
+        #[arg(long)]
+        extname: Option<String>,
+        /// Replace OUT if it exists.
+        #[arg(long)]
+        overwrite: bool,
+        /// Add the HDU at the end of OUT (which must exist).
+        #[arg(long)]
+        append: bool,
+        /// Write CHECKSUM and DATASUM.
+        #[arg(long)]
+        checksum: bool,
+    },
+    /// Check the CHECKSUM and DATASUM of every HDU (exit status 1 if one is wrong).
+    Verify {
+        /// The FITS file.
+        file: PathBuf,
+    },
     /// Time the standard benchmark cases (../shared/peers/README.md) on the files in DIR.
     Bench {
         /// Folder with the standard files (made by `peer_bench.py make`).
@@ -119,6 +154,20 @@ fn main() -> ExitCode {
             let table = TableOptions { columns, rows: rows.as_deref(), filter: filter.as_deref(), nulls };
             read(&file, hdu, section.as_deref(), table, &output)
         }
+        Command::Write { input, output, compress, tile, quantize_level, extname, overwrite, append, checksum } => {
+            write::write(write::WriteArgs {
+                input,
+                output,
+                compress,
+                tile,
+                quantize_level,
+                extname,
+                overwrite,
+                append,
+                checksum,
+            })
+        }
+        Command::Verify { file } => write::check(&file),
         Command::Bench { dir, runs, json, only } => bench::run(&dir, runs, json.as_deref(), &only),
         Command::Preview { file, hdu, section, stretch, output } => {
             preview(&file, hdu, section.as_deref(), stretch, &output)

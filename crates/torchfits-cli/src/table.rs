@@ -27,7 +27,7 @@ pub enum Format {
 
 /// Rows read so far, on stderr, for long conversions to a terminal (at least
 /// [`Progress::MIN_ROWS`] rows): `writing OUT: 12.0% (1200000 of 10000000 rows)`.
-struct Progress {
+pub struct Progress {
     total: u64,
     done: u64,
     shown: Option<u64>,
@@ -37,13 +37,13 @@ struct Progress {
 impl Progress {
     const MIN_ROWS: u64 = 1_000_000;
 
-    fn new(total: u64, output: &Path) -> Self {
+    pub fn new(total: u64, output: &Path) -> Self {
         use std::io::IsTerminal;
         let on = total >= Self::MIN_ROWS && std::io::stderr().is_terminal();
         Progress { total, done: 0, shown: on.then_some(u64::MAX), label: output.display().to_string() }
     }
 
-    fn advance(&mut self, rows: u64) {
+    pub fn advance(&mut self, rows: u64) {
         self.done = (self.done + rows).min(self.total);
         if let Some(last) = self.shown {
             let permille = self.done * 1000 / self.total.max(1);
@@ -60,7 +60,7 @@ impl Progress {
         }
     }
 
-    fn finish(&mut self) {
+    pub fn finish(&mut self) {
         if self.shown.is_some() {
             eprintln!();
         }

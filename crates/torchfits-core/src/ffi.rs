@@ -21,6 +21,64 @@ unsafe extern "C" {
     /// cfitsio's raw read at the current position (`fitsio2.h`, exported by libcfitsio; not in
     /// fitsio-sys's bindings).
     fn ffgbyt(fptr: *mut sys::fitsfile, nbytes: i64, buffer: *mut c_void, status: *mut c_int) -> c_int;
+    /// IRAF's PLIO line-list encoder, as cfitsio builds it (`fitsio2.h`).
+    fn pl_p2li(pxsrc: *mut c_int, xs: c_int, lldst: *mut std::os::raw::c_short, npix: c_int) -> c_int;
+}
+
+/// cfitsio's H-compress coder keeps its state in static variables: one call at a time.
+static HCOMPRESS: Mutex<()> = Mutex::new(());
+
+/// HCOMPRESS_1 of one tile of `nx` x `ny` pixels (x fastest; `pixels` is used as workspace) at
+/// `scale`; 64-bit coder for 32-bit images. The output buffer is sized for incompressible data
+/// (cfitsio's own tile writer sizes it too small and corrupts its heap on such tiles).
+pub(crate) fn hcompress(pixels: &mut [i64], nx: usize, ny: usize, scale: i32, wide: bool) -> Result<Vec<u8>> {
+    if nx * ny != pixels.len() || nx == 0 || ny == 0 {
+        return Err(Error::parameter("an HCOMPRESS tile of no pixels"));
+    }
+    let (cx, cy) = (c_int::try_from(nx), c_int::try_from(ny));
+    let (Ok(cx), Ok(cy)) = (cx, cy) else { return Err(Error::parameter("an HCOMPRESS tile too large")) };
+    let cap = pixels
+        .len()
+        .checked_mul(24)
+        .and_then(|b| b.checked_add(4096))
+        .ok_or_else(|| Error::parameter("tile too large"))?;
+    let mut out = vec![0u8; cap];
+    let mut nbytes: c_long = c_long::try_from(cap).map_err(|_| Error::parameter("tile too large"))?;
+    let mut status: c_int = 0;
+    let _g = HCOMPRESS.lock().unwrap_or_else(|p| p.into_inner());
+    if wide {
+        // SAFETY: `pixels` holds nx*ny LONGLONGs, `out` holds `nbytes` bytes (cfitsio checks
+        // against it); both outlive the call; the coder's statics are guarded by the lock.
+        unsafe {
+            sys::fits_hcompress64(pixels.as_mut_ptr(), cy, cx, scale, out.as_mut_ptr().cast(), &mut nbytes, &mut status)
+        };
+    } else {
+        let mut ints: Vec<c_int> = pixels.iter().map(|&v| v as c_int).collect();
+        // SAFETY: as above, with nx*ny C ints.
+        unsafe {
+            sys::fits_hcompress(ints.as_mut_ptr(), cy, cx, scale, out.as_mut_ptr().cast(), &mut nbytes, &mut status)
+        };
+    }
+    check(status, "cannot H-compress a tile")?;
+    out.truncate(usize::try_from(nbytes).unwrap_or(0).min(cap));
+    Ok(out)
+}
+
+/// PLIO_1 of one tile (values 0 to 2^24 - 1, checked by the caller): the line list as shorts.
+pub(crate) fn plio(pixels: &mut [i32]) -> Result<Vec<i16>> {
+    let n = c_int::try_from(pixels.len()).map_err(|_| Error::parameter("a PLIO tile too large"))?;
+    // a line list never takes more than 3 shorts a pixel plus its header
+    let cap = pixels
+        .len()
+        .checked_mul(4)
+        .and_then(|c| c.checked_add(64))
+        .ok_or_else(|| Error::parameter("tile too large"))?;
+    let mut out = vec![0i16; cap];
+    // SAFETY: `pixels` holds `n` C ints, `out` more shorts than the encoder can write for them.
+    let len = unsafe { pl_p2li(pixels.as_mut_ptr(), 1, out.as_mut_ptr(), n) };
+    let len = usize::try_from(len).map_err(|_| Error::decoding("the PLIO coder failed"))?;
+    out.truncate(len.min(cap));
+    Ok(out)
 }
 use crate::image::{Dtype, Pixel};
 

@@ -234,8 +234,27 @@ impl Compression {
                     tile[0] = x as i64;
                 }
                 if self.algorithm == Algorithm::Hcompress && fits.len() > 1 {
-                    tile[1] = fits[1].min(16) as i64;
+                    tile[1] = hcompress_rows(fits[1]) as i64;
                 }
+            }
+        }
+        if self.algorithm == Algorithm::Hcompress {
+            // the H-transform codes 2-D tiles: every tile, the edge ones too, at least 4x4 (as
+            // cfitsio's own writer requires), higher axes one plane per tile
+            let ok_axis = |n: usize, t: i64| {
+                let t = t as usize;
+                n >= 4 && t >= 4 && (n.is_multiple_of(t) || n % t >= 4 || t >= n)
+            };
+            if fits.len() < 2
+                || !ok_axis(fits[0], tile[0])
+                || !ok_axis(fits[1], tile[1])
+                || tile.iter().skip(2).take(fits.len().saturating_sub(2)).any(|&t| t != 1)
+            {
+                return Err(Error::parameter(format!(
+                    "HCOMPRESS needs an image of at least 4x4 and 2-D tiles of at least 4x4 pixels, edge tiles \
+                     included (image {shape:?}, tile {:?})",
+                    tile.iter().take(fits.len()).rev().collect::<Vec<_>>()
+                )));
             }
         }
         let algorithm = match self.algorithm {
@@ -260,6 +279,16 @@ impl Compression {
             hcomp_scale: self.hcompress_scale,
         })
     }
+}
+
+/// Rows per HCOMPRESS tile for an image of `rows` rows: 16 (cfitsio's choice) unless that
+/// leaves an edge tile of fewer than 4 rows; then the nearest count that does not.
+fn hcompress_rows(rows: usize) -> usize {
+    if rows <= 30 {
+        return rows;
+    }
+    let ok = |t: usize| rows.is_multiple_of(t) || rows % t >= 4;
+    (16..=30).chain((4..16).rev()).find(|&t| ok(t)).unwrap_or(rows)
 }
 
 /// Floats stored as scaled integers: `stored = round((value - bzero) / bscale)`, NaN as BLANK.
@@ -766,10 +795,36 @@ fn write_compressed<T: Pixel>(
     }
     w.check_complete()?;
     let params = c.params(shape)?;
-    if c.algorithm == Algorithm::Rice
-        && let Some(stored) = rice_storage::<T>()
-    {
-        return write_rice(w, data, shape, header, &params, stored);
+    if matches!(T::DTYPE, Dtype::I64 | Dtype::U64) {
+        return Err(Error::unsupported(
+            "tile compression of 64-bit integers: cfitsio neither writes nor reads them (write it uncompressed)",
+        ));
+    }
+    // integers: tiles coded here (RICE_1 on every core; HCOMPRESS_1 and PLIO_1 through
+    // cfitsio's coders with buffers sized for any tile)
+    let integer = rice_storage::<T>();
+    match (c.algorithm, integer) {
+        (Algorithm::Rice, Some(stored)) => {
+            return write_tiled(w, data, shape, header, &params, stored, Codec::Rice);
+        }
+        (Algorithm::Hcompress, Some(stored)) => {
+            let codec = Codec::Hcompress { scale: c.hcompress_scale.round() as i32 };
+            return write_tiled(w, data, shape, header, &params, stored, codec);
+        }
+        (Algorithm::Plio, Some(stored)) if matches!(T::DTYPE, Dtype::U8 | Dtype::I16 | Dtype::I32) => {
+            return write_tiled(w, data, shape, header, &params, stored, Codec::Plio);
+        }
+        (Algorithm::Plio, _) => {
+            return Err(Error::parameter("PLIO_1 compresses masks: u8, i16 or i32 pixels from 0 to 2^24 - 1"));
+        }
+        (Algorithm::Hcompress, None) => {
+            return Err(Error::unsupported(format!(
+                "HCOMPRESS_1 of {} pixels: cfitsio's coder overflows its buffer on noisy tiles of quantised \
+                 floats and 64-bit integers; use RICE_1 or GZIP for them",
+                T::DTYPE.numpy_name()
+            )));
+        }
+        _ => {}
     }
     let bitpix = match T::DTYPE {
         Dtype::U8 => 8,
@@ -815,8 +870,8 @@ type RiceStorage = (i64, Option<&'static str>, fn(&[u8]) -> i32);
 /// The [`RiceStorage`] of `T`; `None` for types RICE_1 does not code here (64-bit, floats).
 fn rice_storage<T: Pixel>() -> Option<RiceStorage> {
     Some(match T::DTYPE {
-        Dtype::U8 => (8, None, |b| i32::from(b[0] as i8)),
-        Dtype::I8 => (8, Some("-128"), |b| i32::from((b[0] ^ 0x80) as i8)),
+        Dtype::U8 => (8, None, |b| i32::from(b[0])),
+        Dtype::I8 => (8, Some("-128"), |b| i32::from(b[0] ^ 0x80)),
         Dtype::I16 => (16, None, |b| i32::from(i16::from_ne_bytes([b[0], b[1]]))),
         Dtype::U16 => (16, Some("32768"), |b| i32::from((u16::from_ne_bytes([b[0], b[1]]) ^ 0x8000) as i16)),
         Dtype::I32 => (32, None, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]])),
@@ -863,14 +918,24 @@ fn tile_pixels<T: Pixel>(
     }
 }
 
-/// RICE_1 with the tiles compressed on every core; the binary table written by us.
-fn write_rice<T: Pixel>(
+/// The tile coders of [`write_tiled`].
+#[derive(Debug, Clone, Copy)]
+enum Codec {
+    Rice,
+    Hcompress { scale: i32 },
+    Plio,
+}
+
+/// A tile-compressed integer image with the tiles coded here, on every core (HCOMPRESS one
+/// tile at a time: cfitsio's coder is not reentrant); the binary table written by us.
+fn write_tiled<T: Pixel>(
     w: &mut FitsWriter,
     data: &[T],
     shape: &[usize],
     header: Option<&Header>,
     params: &CompressParams,
     (zbitpix, bzero, stored): RiceStorage,
+    codec: Codec,
 ) -> Result<()> {
     let dims: Vec<usize> = shape.iter().rev().copied().collect();
     let tile: Vec<usize> = params.tile.iter().take(dims.len()).map(|&t| (t.max(1)) as usize).collect();
@@ -878,8 +943,9 @@ fn write_rice<T: Pixel>(
     let ntiles: usize = if dims.contains(&0) { 0 } else { counts.iter().product() };
     let bytepix = (zbitpix / 8) as usize;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(ntiles.max(1));
-    // tiles k0..k1, compressed one after the other into one heap part
-    let compress = |k0: usize, k1: usize| -> (Vec<u64>, Vec<u8>) {
+    // tiles k0..k1, compressed one after the other into one heap part; lengths in elements of
+    // the column (bytes; shorts for PLIO)
+    let compress = |k0: usize, k1: usize| -> Result<(Vec<u64>, Vec<u8>)> {
         let mut lens = Vec::with_capacity(k1 - k0);
         let mut heap = Vec::new();
         let mut pixels = Vec::new();
@@ -894,22 +960,38 @@ fn write_rice<T: Pixel>(
             }
             tile_pixels(data, &dims, &lo, &hi, stored, &mut pixels);
             let before = heap.len();
-            heap = rice::encode(&pixels, bytepix, heap);
-            lens.push((heap.len() - before) as u64);
+            match codec {
+                Codec::Rice => heap = rice::encode(&pixels, bytepix, heap),
+                Codec::Hcompress { scale } => {
+                    let nx = hi[0] - lo[0];
+                    let ny = hi.get(1).zip(lo.get(1)).map_or(1, |(h, l)| h - l);
+                    let mut wide: Vec<i64> = pixels.iter().map(|&v| i64::from(v)).collect();
+                    heap.extend(crate::ffi::hcompress(&mut wide, nx, ny, scale, zbitpix == 32)?);
+                }
+                Codec::Plio => {
+                    if let Some(v) = pixels.iter().find(|v| !(0..1 << 24).contains(*v)) {
+                        return Err(Error::parameter(format!("PLIO_1 holds values 0 to 2^24 - 1, not {v}")));
+                    }
+                    let list = crate::ffi::plio(&mut pixels)?;
+                    heap.extend(list.iter().flat_map(|v| v.to_be_bytes()));
+                }
+            }
+            let bytes = (heap.len() - before) as u64;
+            lens.push(if matches!(codec, Codec::Plio) { bytes / 2 } else { bytes });
         }
-        (lens, heap)
+        Ok((lens, heap))
     };
     let bounds: Vec<usize> = (0..=threads).map(|t| ntiles * t / threads).collect();
     let parts: Vec<(Vec<u64>, Vec<u8>)> = if threads <= 1 {
-        vec![compress(0, ntiles)]
+        vec![compress(0, ntiles)?]
     } else {
         std::thread::scope(|scope| {
             let (compress, bounds) = (&compress, &bounds);
             let handles: Vec<_> =
                 (1..threads).map(|t| scope.spawn(move || compress(bounds[t], bounds[t + 1]))).collect();
-            let mut all = vec![compress(bounds[0], bounds[1])];
+            let mut all = vec![compress(bounds[0], bounds[1])?];
             for h in handles {
-                all.push(h.join().map_err(|_| Error::decoding("a compressing thread panicked"))?);
+                all.push(h.join().map_err(|_| Error::decoding("a compressing thread panicked"))??);
             }
             Ok::<_, Error>(all)
         })?
@@ -920,6 +1002,7 @@ fn write_rice<T: Pixel>(
     let row = if wide { 16 } else { 8 };
     let mut rows = Vec::with_capacity(ntiles * row);
     let mut offset = 0u64;
+    let element = if matches!(codec, Codec::Plio) { 2 } else { 1 };
     for len in parts.iter().flat_map(|p| p.0.iter()) {
         if wide {
             rows.extend_from_slice(&len.to_be_bytes());
@@ -928,7 +1011,7 @@ fn write_rice<T: Pixel>(
             rows.extend_from_slice(&(*len as u32).to_be_bytes());
             rows.extend_from_slice(&(offset as u32).to_be_bytes());
         }
-        offset += len;
+        offset += len * element;
     }
     let mut records = vec![
         structural("XTENSION", Value::Str("BINTABLE".into()), "binary table extension"),
@@ -942,7 +1025,11 @@ fn write_rice<T: Pixel>(
         structural("TTYPE1", Value::Str("COMPRESSED_DATA".into()), "label for field   1"),
         structural(
             "TFORM1",
-            Value::Str(format!("1{}B({max_len})", if wide { 'Q' } else { 'P' })),
+            Value::Str(format!(
+                "1{}{}({max_len})",
+                if wide { 'Q' } else { 'P' },
+                if matches!(codec, Codec::Plio) { 'I' } else { 'B' }
+            )),
             "data format of field: variable length array",
         ),
         structural("ZIMAGE", Value::Bool(true), "extension contains compressed image"),
@@ -955,11 +1042,25 @@ fn write_rice<T: Pixel>(
     for (i, t) in tile.iter().enumerate() {
         records.push(structural(&format!("ZTILE{}", i + 1), Value::Int(*t as i64), "size of tiles to be compressed"));
     }
-    records.push(structural("ZCMPTYPE", Value::Str("RICE_1".into()), "compression algorithm"));
-    records.push(structural("ZNAME1", Value::Str("BLOCKSIZE".into()), "compression block size"));
-    records.push(structural("ZVAL1", Value::Int(rice::BLOCK as i64), "pixels per block"));
-    records.push(structural("ZNAME2", Value::Str("BYTEPIX".into()), "bytes per pixel (1, 2, 4, or 8)"));
-    records.push(structural("ZVAL2", Value::Int(bytepix as i64), "bytes per pixel (1, 2, 4, or 8)"));
+    match codec {
+        Codec::Rice => {
+            records.push(structural("ZCMPTYPE", Value::Str("RICE_1".into()), "compression algorithm"));
+            records.push(structural("ZNAME1", Value::Str("BLOCKSIZE".into()), "compression block size"));
+            records.push(structural("ZVAL1", Value::Int(rice::BLOCK as i64), "pixels per block"));
+            records.push(structural("ZNAME2", Value::Str("BYTEPIX".into()), "bytes per pixel (1, 2, 4, or 8)"));
+            records.push(structural("ZVAL2", Value::Int(bytepix as i64), "bytes per pixel (1, 2, 4, or 8)"));
+        }
+        Codec::Hcompress { scale } => {
+            records.push(structural("ZCMPTYPE", Value::Str("HCOMPRESS_1".into()), "compression algorithm"));
+            records.push(structural("ZNAME1", Value::Str("SCALE".into()), "HCOMPRESS scale factor"));
+            records.push(structural("ZVAL1", Value::Int(scale.into()), "HCOMPRESS scale factor"));
+            records.push(structural("ZNAME2", Value::Str("SMOOTH".into()), "HCOMPRESS smooth option"));
+            records.push(structural("ZVAL2", Value::Int(0), "HCOMPRESS smooth option"));
+        }
+        Codec::Plio => {
+            records.push(structural("ZCMPTYPE", Value::Str("PLIO_1".into()), "compression algorithm"));
+        }
+    }
     if let Some(zero) = bzero {
         records.push(structural("BSCALE", Value::Int(1), ""));
         records.push(raw_card("BZERO", zero, "offset data range to that of unsigned integers"));
