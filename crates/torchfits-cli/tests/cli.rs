@@ -181,3 +181,59 @@ fn tables_go_to_parquet_or_arrow_with_columns_rows_and_filters() {
     let o = torchfits(&["read", &sample(), "--hdu", "SCI", "-o", pq_s]);
     assert_eq!(o.status.code(), Some(1));
 }
+
+#[test]
+fn write_round_trips_npy_and_parquet_and_never_clobbers() {
+    let dir = tempdir("write");
+    let s = |p: &Path| p.display().to_string();
+    // an image read to .npy, written back (RICE), read again: the same bytes
+    let npy = dir.join("sci.npy");
+    assert!(torchfits(&["read", &sample(), "--hdu", "DQ", "-o", &s(&npy)]).status.success());
+    let fits = dir.join("dq.fits");
+    let out = torchfits(&["write", &s(&npy), "-o", &s(&fits), "--compress", "rice", "--extname", "DQ", "--checksum"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let again = dir.join("again.npy");
+    assert!(torchfits(&["read", &s(&fits), "--hdu", "DQ", "-o", &s(&again)]).status.success());
+    assert_eq!(std::fs::read(&npy).expect("npy"), std::fs::read(&again).expect("again"));
+    let verified = torchfits(&["verify", &s(&fits)]);
+    assert!(verified.status.success());
+    assert!(String::from_utf8_lossy(&verified.stdout).contains("HDU 1: CHECKSUM valid, DATASUM valid"));
+    // an existing output: exit 1, one line, the file untouched; --overwrite replaces it
+    let before = std::fs::read(&fits).expect("fits");
+    let refused = torchfits(&["write", &s(&npy), "-o", &s(&fits)]);
+    assert_eq!(refused.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("dq.fits") && err.contains("exists") && err.lines().count() == 1, "{err}");
+    assert_eq!(std::fs::read(&fits).expect("fits"), before);
+    assert!(torchfits(&["write", &s(&npy), "-o", &s(&fits), "--overwrite"]).status.success());
+    // a changed byte: verify exits 1
+    let mut bytes = before.clone();
+    let n = bytes.len();
+    bytes[n - 2880 - 7] ^= 0x55;
+    let bad = dir.join("bad.fits");
+    std::fs::write(&bad, &bytes).expect("write");
+    assert_eq!(torchfits(&["verify", &s(&bad)]).status.code(), Some(1));
+    // a table to Parquet, back to FITS, back to Parquet: the same table
+    let pq = dir.join("cat.parquet");
+    assert!(torchfits(&["read", &sample(), "--hdu", "CATALOG", "-o", &s(&pq)]).status.success());
+    let cat = dir.join("cat.fits");
+    let out = torchfits(&["write", &s(&pq), "-o", &s(&cat), "--extname", "CATALOG"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pq2 = dir.join("cat2.parquet");
+    assert!(torchfits(&["read", &s(&cat), "--hdu", "CATALOG", "-o", &s(&pq2)]).status.success());
+    let rows = |p: &Path| {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let r = SerializedFileReader::new(std::fs::File::open(p).expect("open")).expect("parquet");
+        r.get_row_iter(None).expect("rows").map(|row| row.expect("row").to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(rows(&pq), rows(&pq2));
+    // an input it cannot write: exit 1; compression options on a table: exit 1
+    let txt = dir.join("x.txt");
+    std::fs::write(&txt, "x").expect("write");
+    assert_eq!(torchfits(&["write", &s(&txt), "-o", &s(&dir.join("x.fits"))]).status.code(), Some(1));
+    assert_eq!(
+        torchfits(&["write", &s(&pq), "-o", &s(&dir.join("y.fits")), "--compress", "rice"]).status.code(),
+        Some(1)
+    );
+    assert!(!dir.join("x.fits").exists() && !dir.join("y.fits").exists());
+}
