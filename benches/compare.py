@@ -6,8 +6,8 @@
 1. makes the standard files in DIR with the peers' script if they are not there (astropy and python
    fitsio write them; torchfits does not);
 2. builds `torchfits` and the Rust baseline (the `fitsio` crate, benches/fitsio_rs.rs);
-3. times, one after the other on the same files: python fitsio and astropy (peer_bench.py bench),
-   the `fitsio` crate, and `torchfits bench`;
+3. times, one after the other on the same files: python fitsio and astropy (peer_bench.py bench,
+   and benches/peer_write.py for the write cases), the `fitsio` crate, and `torchfits bench`;
 4. prints a Markdown table: each peer's median, torchfits' median and the way that gave it,
    the speed-up over the faster python peer (python fitsio or astropy), over the `fitsio` crate,
    torchfits' time over the raw page-cache read, and the target each case must meet.
@@ -43,9 +43,12 @@ TARGETS = {
     "table_1M_full": (8.0, 2.0),
     "table_1M_2cols": (2.0, None),
     "table_1M_rows_100k": (6.0, None),
+    # writing: raw is std::fs::write of the same bytes (torchfits bench times it)
+    "write_f32_4096": (None, 1.5),
+    "write_rice_i16_4096": (None, None),
 }
-# the first two cases must also be at least 2x python fitsio
-FITSIO_AT_LEAST = {"img_f32_4096_full": 2.0, "img_i16_2048_full": 2.0}
+# these cases must also be at least this much faster than python fitsio
+FITSIO_AT_LEAST = {"img_f32_4096_full": 2.0, "img_i16_2048_full": 2.0, "write_rice_i16_4096": 1.5}
 
 
 def run(cmd, **kw):
@@ -84,9 +87,12 @@ def main():
     os.makedirs(out, exist_ok=True)
     run(["cargo", "build", "--release", "-q", "-p", "torchfits-cli"])
     run(["cargo", "bench", "-q", "--bench", "fitsio_rs", "--no-run"])
-    peers_json, tf_json, rs_json = (os.path.join(out, n) for n in ("peers.json", "torchfits.json", "fitsio_rs.json"))
+    peers_json, tf_json, rs_json, pw_json = (
+        os.path.join(out, n) for n in ("peers.json", "torchfits.json", "fitsio_rs.json", "peer_write.json"))
     runs = str(a.runs)
     run([sys.executable, a.peers, "bench", "--dir", d, "--runs", runs, "--json", peers_json], stdout=sys.stderr)
+    run([sys.executable, os.path.join(ROOT, "benches", "peer_write.py"), "--dir", d, "--runs", runs,
+         "--json", pw_json], stdout=sys.stderr)
     run(["cargo", "bench", "-q", "--bench", "fitsio_rs", "--", "--dir", d, "--runs", runs, "--json", rs_json],
         stdout=sys.stderr)
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
@@ -95,6 +101,7 @@ def main():
 
     peers_doc = load(peers_json)
     peers, ours, rs = peers_doc["cases"], load(tf_json)["cases"], load(rs_json)["cases"]
+    peers.update(load(pw_json)["cases"])
     versions = ", ".join(f"{k} {v}" for k, v in peers_doc.get("versions", {}).items())
     print(f"Machine: {machine()}. Peers: {versions}. Median of {a.runs} runs after a warm-up, ms.\n")
     print("| case | raw | python fitsio | astropy | fitsio (Rust) | torchfits | way | vs faster python peer "
@@ -106,7 +113,8 @@ def main():
         t = (ours.get(cid) or {}).get("torchfits")
         way = (ours.get(cid) or {}).get("way", "")
         r = (rs.get(cid) or {}).get("fitsio-rs")
-        fio, ast, raw = p.get("fitsio"), p.get("astropy"), p.get("raw")
+        fio, ast = p.get("fitsio"), p.get("astropy")
+        raw = p.get("raw", (ours.get(cid) or {}).get("raw"))
         faster = min(x for x in (fio, ast) if x is not None) if (fio or ast) else None
         f = lambda x, fmt="{:.3f}": "-" if x is None else fmt.format(x)  # noqa: E731
         speedup = faster / t if (faster and t) else None

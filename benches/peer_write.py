@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""The peers writing the standard images: python fitsio and astropy, timed as `torchfits bench`
+times its write cases (same data, same output folder, warm page cache, no fsync).
+
+    python3 benches/peer_write.py --dir bench-data --runs 7 --json OUT.json
+
+Cases: `write_f32_4096` (the 4096x4096 float32 image of img_f32_4096.fits, uncompressed) and
+`write_rice_i16_4096` (the int16 image of rice_i16_4096.fits, RICE_1, row tiles). OUT gets
+{"cases": {id: {"fitsio": ms, "astropy": ms}}}. Runs in the peers' virtual environment
+(../shared/peers/peer_bench.py makes it; $TORCHFITS_PEERS_VENV).
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+VENV = os.environ.get(
+    "TORCHFITS_PEERS_VENV", os.path.join(os.path.expanduser("~"), ".cache", "torchfits-peers-venv"))
+
+
+def _ensure_venv():
+    if os.environ.get("_TORCHFITS_PEERS_INNER") == "1":
+        return
+    py = os.path.join(VENV, "bin", "python")
+    if not os.path.exists(py):
+        subprocess.check_call([sys.executable, "-m", "venv", VENV])
+        subprocess.check_call([py, "-m", "pip", "install", "-q", "numpy", "astropy", "fitsio"])
+    os.execve(py, [py] + sys.argv, dict(os.environ, _TORCHFITS_PEERS_INNER="1"))
+
+
+_ensure_venv()
+
+import fitsio  # noqa: E402
+import numpy as np  # noqa: E402
+from astropy.io import fits  # noqa: E402
+
+
+def timed(f, runs):
+    f()
+    ms = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        f()
+        ms.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(ms)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dir", required=True)
+    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--json", required=True)
+    a = ap.parse_args()
+    out = os.path.join(a.dir, "peer-written.fits")
+    cases = {}
+    sky = np.ascontiguousarray(fitsio.read(os.path.join(a.dir, "img_f32_4096.fits"), ext=0))
+    i16 = np.ascontiguousarray(fitsio.read(os.path.join(a.dir, "rice_i16_4096.fits"), ext=1))
+
+    def fitsio_write(data, **kw):
+        def f():
+            if os.path.exists(out):
+                os.remove(out)
+            fitsio.write(out, data, **kw)
+        return f
+
+    def astropy_write(data, compressed):
+        def f():
+            if compressed:
+                hdus = fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(data, compression_type="RICE_1")])
+            else:
+                hdus = fits.HDUList([fits.PrimaryHDU(data)])
+            hdus.writeto(out, overwrite=True)
+        return f
+
+    cases["write_f32_4096"] = {"fitsio": timed(fitsio_write(sky), a.runs),
+                               "astropy": timed(astropy_write(sky, False), a.runs)}
+    cases["write_rice_i16_4096"] = {"fitsio": timed(fitsio_write(i16, compress="rice"), a.runs),
+                                    "astropy": timed(astropy_write(i16, True), a.runs)}
+    if os.path.exists(out):
+        os.remove(out)
+    for cid, v in cases.items():
+        print(f"{cid:28} fitsio {v['fitsio']:9.3f} ms  astropy {v['astropy']:9.3f} ms", file=sys.stderr)
+    with open(a.json, "w") as fh:
+        json.dump({"cases": cases}, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
