@@ -360,6 +360,21 @@ fn writes_are_atomic_and_never_clobber() {
     assert!(!path.exists());
     assert_eq!(leftovers(&dir), Vec::<String>::new());
 
+    // the same for a large image (byte-swapped on a second thread while the first writes)
+    let large: Vec<f64> = (0..2_000_000).map(|i| i as f64).collect();
+    let mut w = WriteOptions::new().fail_after(5 << 20).create(&path).expect("create");
+    let err = w.image(&large, &[2000, 1000]).write().expect_err("injected failure");
+    assert!(err.to_string().contains("no space"), "{err}");
+    drop(w);
+    assert!(!path.exists());
+    assert_eq!(leftovers(&dir), Vec::<String>::new());
+    let mut w = WriteOptions::new().checksum(true).create(&path).expect("create");
+    w.image(&large, &[2000, 1000]).write().expect("large");
+    w.finish().expect("finish");
+    assert!(verify(&path).expect("verify").iter().all(|s| s.data == ChecksumStatus::Valid));
+    assert_eq!(FitsFile::open(&path).expect("open").image(0).expect("img").read::<f64>().expect("read"), large);
+    std::fs::remove_file(&path).expect("remove");
+
     // the same for a compressed HDU (cfitsio's scratch file included)
     let mut w = WriteOptions::new().fail_after(4_000).create(&path).expect("create");
     let err = w.image(&big, &[100, 1000]).compress(Compression::new(Algorithm::Gzip2)).write().expect_err("failure");

@@ -203,8 +203,10 @@ fn cases(dir: &Path) -> Vec<Case> {
 }
 
 /// Writing the image of HDU `hdu` of `source` (read once, on the first run) to a new file beside
-/// it, as a training job saves an output: `FitsWriter` with overwrite, no fsync (as
-/// `std::fs::write`, the "raw" way, which writes the same pixel bytes, big-endian).
+/// it, as a training job saves an output, and as the peers' script does (the old output removed
+/// first, no fsync): `FitsWriter`, and `std::fs::write` of the same pixel bytes (big-endian), the
+/// "raw" way. (Replacing an existing file instead costs either way: ext4 flushes a file renamed
+/// over another, and truncating a file waits for its pages under writeback.)
 fn write_case<T: torchfits_core::Pixel>(source: PathBuf, hdu: usize, compression: Option<Compression>) -> Vec<Way> {
     let out = source.with_extension("written.fits");
     let load = move |source: &Path| -> Result<(Vec<T>, Vec<usize>), Error> {
@@ -223,7 +225,8 @@ fn write_case<T: torchfits_core::Pixel>(source: PathBuf, hdu: usize, compression
                 data = Some(load(&src)?);
             }
             let Some((pixels, shape)) = &data else { return Ok(()) };
-            let mut writer = WriteOptions::new().overwrite(true).sync(false).create(&dst)?;
+            let _ = std::fs::remove_file(&dst);
+            let mut writer = WriteOptions::new().sync(false).create(&dst)?;
             let mut image = writer.image(pixels, shape);
             if let Some(c) = &compression {
                 image = image.compress(c.clone());
@@ -249,6 +252,7 @@ fn write_case<T: torchfits_core::Pixel>(source: PathBuf, hdu: usize, compression
                     bytes = Some(file[start..start + len].to_vec());
                 }
                 let b = bytes.as_deref().unwrap_or_default();
+                let _ = std::fs::remove_file(&raw_out);
                 std::fs::write(&raw_out, b)
                     .map_err(|e| Error::new(ErrorKind::Io, format!("{}: {e}", raw_out.display())))
             }),

@@ -729,17 +729,47 @@ fn write_image<T: Pixel>(
     w.end_hdu(hdu, false)
 }
 
-/// Writes the pixels big-endian, in chunks.
+/// Writes the pixels big-endian, in chunks; above a few chunks another thread byte-swaps the
+/// next chunks while this one writes (three 1 MiB buffers in turn).
 fn put_pixels<T: Pixel>(w: &mut FitsWriter, data: &[T], quantize: Option<Quantize>) -> Result<()> {
     let size = T::DTYPE.size();
     let per_chunk = (CHUNK_BYTES / size).max(1);
-    let mut buf: Vec<u8> = Vec::with_capacity(per_chunk * size);
-    for chunk in data.chunks(per_chunk) {
-        buf.clear();
-        encode(chunk, quantize, &mut buf);
-        w.put(&buf)?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads < 2 || data.len() <= 4 * per_chunk {
+        let mut buf: Vec<u8> = Vec::with_capacity(per_chunk * size);
+        for chunk in data.chunks(per_chunk) {
+            buf.clear();
+            encode(chunk, quantize, &mut buf);
+            w.put(&buf)?;
+        }
+        return Ok(());
     }
-    Ok(())
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(3);
+    let (free_tx, free_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(3);
+    for _ in 0..3 {
+        let _ = free_tx.send(Vec::with_capacity(per_chunk * size));
+    }
+    std::thread::scope(|scope| {
+        // owned here, so that an early return (a failed write) drops them and the converter
+        // stops before the scope waits for it
+        let (free_tx, full_rx) = (free_tx, full_rx);
+        scope.spawn(move || {
+            for chunk in data.chunks(per_chunk) {
+                // the writer stopped (an error): stop too
+                let Ok(mut buf) = free_rx.recv() else { return };
+                buf.clear();
+                encode(chunk, quantize, &mut buf);
+                if full_tx.send(buf).is_err() {
+                    return;
+                }
+            }
+        });
+        for buf in full_rx.iter() {
+            w.put(&buf)?;
+            let _ = free_tx.send(buf);
+        }
+        Ok(())
+    })
 }
 
 /// Appends the stored big-endian form of `src` to `out`.
@@ -758,10 +788,15 @@ fn encode<T: Pixel>(src: &[T], quantize: Option<Quantize>, out: &mut Vec<u8>) {
         } else {
             (f64::from(i32::MIN) + 1.0, f64::from(i32::MAX))
         };
-        let stored = |v: f64| if v.is_nan() { q.blank() as f64 } else { ((v - q.bzero) / q.bscale).round().clamp(lo, hi) };
+        let stored =
+            |v: f64| if v.is_nan() { q.blank() as f64 } else { ((v - q.bzero) / q.bscale).round().clamp(lo, hi) };
         match (T::DTYPE, q.bitpix) {
-            (Dtype::F32, 16) => be(bytemuck::cast_slice::<T, f32>(src), out, |v| (stored(v.into()) as i16).to_be_bytes()),
-            (Dtype::F32, _) => be(bytemuck::cast_slice::<T, f32>(src), out, |v| (stored(v.into()) as i32).to_be_bytes()),
+            (Dtype::F32, 16) => {
+                be(bytemuck::cast_slice::<T, f32>(src), out, |v| (stored(v.into()) as i16).to_be_bytes())
+            }
+            (Dtype::F32, _) => {
+                be(bytemuck::cast_slice::<T, f32>(src), out, |v| (stored(v.into()) as i32).to_be_bytes())
+            }
             (_, 16) => be(bytemuck::cast_slice::<T, f64>(src), out, |v| (stored(v) as i16).to_be_bytes()),
             _ => be(bytemuck::cast_slice::<T, f64>(src), out, |v| (stored(v) as i32).to_be_bytes()),
         }
