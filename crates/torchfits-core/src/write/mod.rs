@@ -734,7 +734,7 @@ fn write_image<T: Pixel>(
 fn put_pixels<T: Pixel>(w: &mut FitsWriter, data: &[T], quantize: Option<Quantize>) -> Result<()> {
     let size = T::DTYPE.size();
     let per_chunk = (CHUNK_BYTES / size).max(1);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = crate::file::default_threads();
     if threads < 2 || data.len() <= 4 * per_chunk {
         let mut buf: Vec<u8> = Vec::with_capacity(per_chunk * size);
         for chunk in data.chunks(per_chunk) {
@@ -974,7 +974,7 @@ fn write_tiled<T: Pixel>(
     let counts: Vec<usize> = dims.iter().zip(&tile).map(|(&d, &t)| d.div_ceil(t)).collect();
     let ntiles: usize = if dims.contains(&0) { 0 } else { counts.iter().product() };
     let bytepix = (zbitpix / 8) as usize;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(ntiles.max(1));
+    let threads = crate::file::default_threads().min(ntiles.max(1));
     // tiles k0..k1, compressed one after the other into one heap part; lengths in elements of
     // the column (bytes; shorts for PLIO)
     let compress = |k0: usize, k1: usize| -> Result<(Vec<u64>, Vec<u8>)> {
