@@ -183,6 +183,8 @@ struct Loaded {
     header: Arc<Header>,
     /// For a compressed image, the tile shape in C order.
     tiles: Option<Vec<usize>>,
+    /// For a RICE_1 integer image of a plain file: where its tiles are (decoded without cfitsio).
+    rice: Option<crate::tiled::RiceTable>,
     /// For an uncompressed image of a plain file, the byte offset of its data.
     data_start: Option<u64>,
 }
@@ -377,15 +379,17 @@ impl FitsFile {
         };
         let (kind, compressed) = classify(index, &header).map_err(wrap)?;
         let mut tiles = None;
+        let mut rice = None;
         if compressed {
             tiles = tile_shape(&header);
+            rice = data_start.and_then(|start| crate::tiled::RiceTable::from_header(&header, start));
             header = Arc::new(header.compressed_image_header().map_err(wrap)?);
         }
         if kind == HduKind::RandomGroups {
             Arc::make_mut(&mut header).normalise_random_groups();
         }
         let data_start = if compressed { None } else { data_start };
-        Ok(Loaded { kind, compressed, header, tiles, data_start })
+        Ok(Loaded { kind, compressed, header, tiles, rice, data_start })
     }
 
     /// The HDU `selector` names, loaded. A name is looked up by reading headers from the start.
@@ -486,7 +490,7 @@ impl FitsFile {
     /// [`Parameter`](ErrorKind::Parameter) error for a table, an
     /// [`Unsupported`](ErrorKind::Unsupported) one for random groups.
     pub fn image(&mut self, selector: impl Into<HduSelector>) -> Result<ImageReader<'_>> {
-        let (i, Loaded { kind, header, tiles, data_start, .. }) = self.find(selector.into())?;
+        let (i, Loaded { kind, header, tiles, rice, data_start, .. }) = self.find(selector.into())?;
         let path = self.path.clone();
         let wrap = |e: Error| e.in_hdu(i).in_file(&path);
         match kind {
@@ -500,6 +504,7 @@ impl FitsFile {
         }
         let layout = ImageLayout::from_header(&header, &self.limits).map_err(wrap)?;
         let data_start = if self.direct { data_start } else { None };
-        Ok(ImageReader::new(self, i, layout, header, data_start, tiles))
+        let rice = if self.direct { rice } else { None };
+        Ok(ImageReader::new(self, i, layout, header, data_start, tiles, rice))
     }
 }

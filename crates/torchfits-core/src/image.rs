@@ -387,6 +387,8 @@ pub struct ImageReader<'f> {
     plan: Option<Plan>,
     /// For a compressed image: the tile shape, C order.
     tiles: Option<Vec<usize>>,
+    /// For a RICE_1 integer image of a plain file: its tiles, decoded here rather than by cfitsio.
+    rice: Option<crate::tiled::RiceTable>,
     /// The whole image as a section.
     full: Section,
 }
@@ -402,6 +404,7 @@ impl<'f> ImageReader<'f> {
         header: Arc<Header>,
         data_start: Option<u64>,
         tiles: Option<Vec<usize>>,
+        rice: Option<crate::tiled::RiceTable>,
     ) -> Self {
         let plan = data_start.and_then(|start| {
             let bytes = (layout.bitpix.unsigned_abs() / 8) as u64;
@@ -413,7 +416,7 @@ impl<'f> ImageReader<'f> {
             Plan::new(layout.bitpix, layout.dtype, s.bscale, s.bzero, blank, (start, end))
         });
         let full = Section::full(&layout.shape);
-        ImageReader { file, index, layout, header, plan, tiles, full }
+        ImageReader { file, index, layout, header, plan, tiles, rice, full }
     }
 
     /// 0-based index of the HDU.
@@ -503,7 +506,16 @@ impl<'f> ImageReader<'f> {
                 return direct.read(plan, &self.layout.shape, section, out, threads).map_err(|e| self.err(e));
             }
         }
-        // cfitsio: compressed images, conversions to other types, gzip files
+        // RICE_1 integers: decoded here
+        if let Some(rice) = &self.rice
+            && rice.decodes::<T>(self.layout.dtype, self.layout.scaling.blank.is_some())
+        {
+            let threads = self.file.threads();
+            if let Some(plain) = self.file.plain() {
+                return rice.read(plain, section, out, threads).map_err(|e| self.err(e));
+            }
+        }
+        // cfitsio: other compressed images, conversions to other types, gzip files
         let nan_nulls = self.layout.scaling.nulls_to_nan();
         let bands = self.tile_bands(section, std::mem::size_of::<T>());
         let result = if bands.len() > 1 {

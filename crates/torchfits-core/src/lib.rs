@@ -48,6 +48,7 @@ mod pool;
 pub mod preview;
 mod scan;
 pub mod table;
+mod tiled;
 pub mod write;
 
 pub use cache::{CacheStats, FileCache, with_cached_file};

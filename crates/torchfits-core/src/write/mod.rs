@@ -347,6 +347,12 @@ fn header_bytes(records: &[Record]) -> Vec<u8> {
     bytes
 }
 
+/// RICE_1 code of `pixels` (for the decoder's tests).
+#[cfg(test)]
+pub(crate) fn rice_encode(pixels: &[i32], bytepix: usize) -> Vec<u8> {
+    rice::encode(pixels, bytepix, Vec::new())
+}
+
 /// Removes a file when dropped.
 struct Cleanup<'a>(&'a Path);
 

@@ -10,7 +10,7 @@ struct Bits {
 
 impl Bits {
     /// Appends the low `bits` bits of `value` (at most 56).
-    #[inline]
+    #[inline(always)]
     fn put(&mut self, value: u64, bits: u32) {
         if bits == 0 {
             return;
