@@ -379,3 +379,35 @@ fn rice_tiles_decoded_natively_equal_cfitsio_on_every_section() {
     }
     assert!(checked >= 10, "{checked} compressed HDUs");
 }
+
+#[test]
+fn corrupt_or_truncated_rice_tiles_are_errors_not_crashes() {
+    let dir = common::tempdir("rice-corrupt");
+    let bytes = std::fs::read(common::compressed_fixture()).expect("read");
+    let mut file = FitsFile::open(common::compressed_fixture()).expect("open");
+    let n = file.hdu_count().expect("count");
+    // every byte pattern below either decodes or is an error: never a panic, never a hang
+    for (k, cut) in [bytes.len() / 3, bytes.len() / 2, bytes.len() - 3000].into_iter().enumerate() {
+        let path = dir.join(format!("cut{k}.fits"));
+        std::fs::write(&path, &bytes[..cut]).expect("write");
+        let mut f = FitsFile::open(&path).expect("header of HDU 0");
+        for hdu in 1..n {
+            if let Ok(mut img) = f.image(hdu) {
+                let _ = img.read_data(None);
+            }
+        }
+    }
+    let mut flipped = bytes.clone();
+    for i in (2880 * 3..flipped.len()).step_by(97) {
+        flipped[i] ^= 0xa5;
+    }
+    let path = dir.join("flipped.fits");
+    std::fs::write(&path, &flipped).expect("write");
+    if let Ok(mut f) = FitsFile::open(&path) {
+        for hdu in 1..n {
+            if let Ok(mut img) = f.image(hdu) {
+                let _ = img.read_data(None);
+            }
+        }
+    }
+}

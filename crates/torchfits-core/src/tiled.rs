@@ -88,8 +88,8 @@ impl RiceTable {
             dims.push(d);
             tile.push(t);
         }
-        let expected: usize = dims.iter().zip(&tile).map(|(d, t)| d.div_ceil(*t)).product();
-        if naxis == 0 || expected != ntiles {
+        let expected = dims.iter().zip(&tile).try_fold(1usize, |acc, (d, t)| acc.checked_mul(d.div_ceil(*t)));
+        if naxis == 0 || expected != Some(ntiles) {
             return None;
         }
         Some(RiceTable { data_start, row_bytes, wide, ntiles, heap_offset, heap_len, bytepix, block, dims, tile })
@@ -108,7 +108,11 @@ impl RiceTable {
 
     /// The tile descriptors: (compressed length, heap offset) per tile.
     fn descriptors(&self, file: &Direct) -> Result<Vec<(u64, u64)>> {
-        let mut rows = vec![0u8; self.ntiles * self.row_bytes];
+        let bytes = (self.ntiles as u64).saturating_mul(self.row_bytes as u64);
+        if self.data_start.saturating_add(bytes) > file.len() {
+            return Err(Error::decoding("the file is truncated: it ends inside the table of tiles"));
+        }
+        let mut rows = vec![0u8; bytes as usize];
         file.read_bytes_at(&mut rows, self.data_start)?;
         Ok(rows
             .chunks_exact(self.row_bytes)
@@ -197,6 +201,11 @@ impl RiceTable {
                 return Err(Error::decoding(format!("tile {k} points outside the heap")));
             }
             let count: usize = lo.iter().zip(&hi).map(|(l, h)| h - l).product();
+            // no tile needs more than its raw pixels plus the block headers
+            let most = (count as u64).saturating_mul(self.bytepix as u64 + 1).saturating_add(64);
+            if len > most {
+                return Err(Error::decoding(format!("tile {k} claims {len} bytes, more than {count} pixels can take")));
+            }
             code.resize(len as usize, 0);
             file.read_bytes_at(&mut code, self.data_start + self.heap_offset + offset)?;
             decode(&code, self.bytepix, self.block, count, &mut pixels)
