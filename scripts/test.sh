@@ -20,7 +20,7 @@ fi
 cli="${CARGO_TARGET_DIR:-target}/release/torchfits"
 checker=../shared/conformance/check.py
 if [ -f "$checker" ]; then
-  python3 "$checker" --cli "$cli" --only info,header,image,table "${corpus[@]}" tests/data examples/data
+  python3 "$checker" --cli "$cli" --only info,header,image,table,wcs "${corpus[@]}" tests/data examples/data
 elif [ "${CI:-}" = true ]; then
   echo "test: $checker is missing" >&2; exit 1
 else

@@ -14,7 +14,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use serde_json::{Value as Json, json};
 use torchfits_core::preview::{self, Stretch};
-use torchfits_core::{Error, ErrorKind, FitsFile, HduInfo, HduKind, HduSelector, Header, Section, Value, npy};
+use torchfits_core::{
+    Error, ErrorKind, FitsFile, HduInfo, HduKind, HduSelector, Header, ImageData, Pixels, Section, Value, Wcs,
+    WcsOptions, npy,
+};
 
 #[derive(Parser)]
 #[command(name = "torchfits", version, about = "Inspect and convert FITS files", long_about = None)]
@@ -102,6 +105,36 @@ enum Command {
         #[arg(long)]
         checksum: bool,
     },
+    /// World coordinates: pixel to world (`pix2world`) or back (`world2pix`) for the points of a
+    /// float64 (N, NAXIS) .npy, as astropy's all_pix2world / all_world2pix (0-based pixels).
+    Wcs {
+        /// `pix2world` or `world2pix`.
+        #[arg(value_parser = ["pix2world", "world2pix"])]
+        direction: String,
+        /// The FITS file whose HDU holds the WCS (or give --header-file).
+        file: Option<PathBuf>,
+        /// HDU: 0-based index, EXTNAME, or EXTNAME,EXTVER.
+        #[arg(long, default_value = "0", value_parser = parse_hdu)]
+        hdu: HduSelector,
+        /// A raw header (80-byte cards, no data) instead of a FITS file.
+        #[arg(long)]
+        header_file: Option<PathBuf>,
+        /// The WCS alternate: A to Z (default: the primary WCS).
+        #[arg(long)]
+        alt: Option<char>,
+        /// Input points: float64 .npy of shape (N, NAXIS), x first.
+        #[arg(long)]
+        pixels: Option<PathBuf>,
+        /// Input points for world2pix (same as --pixels).
+        #[arg(long)]
+        world: Option<PathBuf>,
+        /// Where to compute: cpu (wgpu and cuda come with the Burn adapter's kernel).
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Output .npy (float64, same shape; NaN for invalid points).
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+    },
     /// Check the CHECKSUM and DATASUM of every HDU (exit status 1 if one is wrong).
     Verify {
         /// The FITS file.
@@ -168,6 +201,19 @@ fn main() -> ExitCode {
             })
         }
         Command::Verify { file } => write::check(&file),
+        Command::Wcs { direction, file, hdu, header_file, alt, pixels, world, device, output } => {
+            let input = pixels.or(world);
+            wcs_command(
+                &direction,
+                file.as_deref(),
+                hdu,
+                header_file.as_deref(),
+                alt,
+                input.as_deref(),
+                &device,
+                &output,
+            )
+        }
         Command::Bench { dir, runs, json, only } => bench::run(&dir, runs, json.as_deref(), &only),
         Command::Preview { file, hdu, section, stretch, output } => {
             preview(&file, hdu, section.as_deref(), stretch, &output)
@@ -180,6 +226,62 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// A raw header file: 80-byte cards (padded to a whole card, as astropy's Header.fromstring does).
+fn read_header_file(path: &Path) -> Result<Header, Error> {
+    let mut raw =
+        std::fs::read(path).map_err(|e| Error::new(ErrorKind::Io, format!("cannot read: {e}")).in_file(path))?;
+    raw.resize(raw.len().div_ceil(80) * 80, b' ');
+    Header::parse(&raw).map_err(|e| e.in_file(path))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn wcs_command(
+    direction: &str,
+    file: Option<&Path>,
+    hdu: HduSelector,
+    header_file: Option<&Path>,
+    alt: Option<char>,
+    input: Option<&Path>,
+    device: &str,
+    output: &Path,
+) -> Result<(), Error> {
+    if device != "cpu" {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            format!("--device {device}: this build transforms on the CPU only (the GPU kernel is not built yet)"),
+        ));
+    }
+    let input = input.ok_or_else(|| Error::new(ErrorKind::Parameter, "give the points with --pixels (or --world)"))?;
+    let options = WcsOptions::new().alt(alt.unwrap_or(' '));
+    let wcs = match (file, header_file) {
+        (_, Some(h)) => Wcs::with_options(&read_header_file(h)?, options).map_err(|e| e.in_file(h))?,
+        (Some(f), None) => FitsFile::open(f)?.wcs_with(hdu, options)?,
+        (None, None) => return Err(Error::new(ErrorKind::Parameter, "give a FITS file or --header-file")),
+    };
+    let data = npy::read(input, &torchfits_core::Limits::default())?;
+    let points = match (&data.pixels, data.shape.as_slice()) {
+        (Pixels::F64(v), [_, n]) if *n == wcs.naxis() => v,
+        (Pixels::F64(_), shape) => {
+            return Err(Error::new(
+                ErrorKind::Parameter,
+                format!("points of shape {shape:?}: the WCS has {} axes, so (N, {})", wcs.naxis(), wcs.naxis()),
+            )
+            .in_file(input));
+        }
+        (other, _) => {
+            return Err(Error::new(ErrorKind::Parameter, format!("points must be float64, not {:?}", other.dtype()))
+                .in_file(input));
+        }
+    };
+    let mut out = vec![0.0; points.len()];
+    if direction == "pix2world" {
+        wcs.pixel_to_world(points, &mut out)?;
+    } else {
+        wcs.world_to_pixel(points, &mut out)?;
+    }
+    npy::write(output, &ImageData { shape: data.shape.clone(), pixels: Pixels::F64(out) })
 }
 
 fn print_json(value: &Json) -> Result<(), Error> {

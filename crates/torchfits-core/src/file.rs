@@ -449,6 +449,19 @@ impl FitsFile {
         Ok(TableReader::new(self, i, schema, data_start))
     }
 
+    /// The world coordinate system of an HDU's header (for a compressed image, of the image it
+    /// holds): see [`crate::Wcs`].
+    pub fn wcs(&mut self, selector: impl Into<HduSelector>) -> Result<crate::Wcs> {
+        self.wcs_with(selector, crate::WcsOptions::default())
+    }
+
+    /// [`FitsFile::wcs`] with an alternate, or binary-table keywords.
+    pub fn wcs_with(&mut self, selector: impl Into<HduSelector>, options: crate::WcsOptions) -> Result<crate::Wcs> {
+        let (i, loaded) = self.find(selector.into())?;
+        let path = self.path.clone();
+        crate::Wcs::with_options(&loaded.header, options).map_err(|e| e.in_hdu(i).in_file(&path))
+    }
+
     /// Reads `out.len()` bytes of HDU `index`'s data from byte `offset` of its data (for a table,
     /// its heap) through cfitsio: for a file cfitsio reads (gzip, extended syntax).
     pub(crate) fn read_data_bytes(&mut self, index: usize, offset: u64, out: &mut [u8]) -> Result<()> {

@@ -392,6 +392,11 @@ impl Header {
 /// # Ok::<(), torchfits_core::Error>(())
 /// ```
 impl Header {
+    /// The cards, for edits inside the crate.
+    pub(crate) fn cards_mut(&mut self) -> &mut Vec<Card> {
+        &mut self.cards
+    }
+
     /// An empty header.
     pub fn new() -> Header {
         Header::default()

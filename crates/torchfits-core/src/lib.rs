@@ -5,7 +5,8 @@
 //! owns, with astropy's semantics for pixel types and scaling.
 //!
 //! What it does not do: it knows nothing of Burn or any tensor library (that is `torchfits-burn`),
-//! it has no command line (that is `torchfits-cli`), and it does not interpret WCS.
+//! and it has no command line (that is `torchfits-cli`). World coordinates come from wcslib
+//! ([`Wcs`]).
 //!
 //! ```
 //! use torchfits_core::{Dtype, FitsFile, Section};
@@ -49,6 +50,7 @@ pub mod preview;
 mod scan;
 pub mod table;
 mod tiled;
+mod wcs;
 pub mod write;
 
 pub use cache::{CacheStats, FileCache, with_cached_file};
@@ -60,6 +62,7 @@ pub use image::{Dtype, ImageData, ImageReader, Pixel, Pixels, Scaling, Section};
 pub use limits::Limits;
 pub use pool::{BufferPool, PoolStats, PooledBuffer};
 pub use table::{ColumnData, ColumnPool, ColumnValues, TableBatch, TableReader, TableSchema};
+pub use wcs::{Wcs, WcsOptions};
 pub use write::{Compression, FitsWriter, Quantize, WriteOptions};
 
 /// Whether the linked cfitsio is reentrant, i.e. separate handles may be used from separate

@@ -36,8 +36,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub(crate) use cards::Record;
+pub(crate) use cards::format_card;
 pub(crate) use cards::is_reserved;
-use cards::{end, format_card, raw_card, structural};
+use cards::{end, raw_card, structural};
 pub use table::{ColumnSpec, TableWrite};
 pub use verify::{ChecksumStatus, HduChecksum, verify};
 

@@ -1,0 +1,156 @@
+/* A small C shim over wcslib for torchfits: parse a header (wcspih or wcsbth), choose an
+ * alternate, fix it as astropy does (wcsfixi, translating no units, no naxis: cylfix off), set
+ * it up; transform pixel <-> world; copy; free. The Rust side sees an opaque handle and plain
+ * arrays only. */
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+
+#include <wcs.h>
+#include <wcsfix.h>
+#include <wcshdr.h>
+#include <wcserr.h>
+#include <prj.h>
+#include <cel.h>
+#include <lin.h>
+
+struct tfw_wcs {
+  struct wcsprm wcs;
+};
+
+static void put_err(char *err, int errlen, const char *what, int status, const struct wcserr *e) {
+  if (!err || errlen <= 0) return;
+  if (e && e->msg && e->msg[0]) {
+    snprintf(err, (size_t)errlen, "%s (status %d): %s", what, status, e->msg);
+  } else {
+    snprintf(err, (size_t)errlen, "%s (status %d)", what, status);
+  }
+}
+
+/* Parses `nkeyrec` 80-character cards of `header` (not NUL-terminated inside; the caller passes
+ * a NUL-terminated copy), picks alternate `alt` (' ' or 'A'..'Z'), fixes and sets it. `table`:
+ * use wcsbth (binary-table image arrays and pixel lists) instead of wcspih. Returns NULL on
+ * error with a message in `err`. A header with no WCS keywords at all gives wcslib's default (a
+ * 2-axis linear identity), as astropy does, with *nowcs set. `drop_pv`: forget the PVi_m. */
+struct tfw_wcs *tfw_parse(char *header, int nkeyrec, char alt, int table, int drop_pv, int *nowcs, char *err,
+                          int errlen) {
+  int nreject = 0, nwcs = 0, status, alts[27], i;
+  struct wcsprm *all = NULL;
+  struct tfw_wcs *out;
+  int stat[NWCSFIX];
+  struct wcserr info[NWCSFIX];
+  *nowcs = 0;
+  wcserr_enable(1);
+  if (table) {
+    status = wcsbth(header, nkeyrec, WCSHDR_all, 0, 0, NULL, &nreject, &nwcs, &all);
+  } else {
+    status = wcspih(header, nkeyrec, WCSHDR_all, 0, &nreject, &nwcs, &all);
+  }
+  if (status) {
+    put_err(err, errlen, "wcslib cannot parse the header", status, NULL);
+    if (all) wcsvfree(&nwcs, &all);
+    return NULL;
+  }
+  if (nwcs == 0) {
+    /* as astropy: no WCS keywords gives wcslib's default, a 2-axis linear identity */
+    *nowcs = 1;
+    if (all) wcsvfree(&nwcs, &all);
+    out = calloc(1, sizeof(struct tfw_wcs));
+    if (!out) return NULL;
+    out->wcs.flag = -1;
+    if (wcsini(1, 2, &out->wcs) || wcsset(&out->wcs)) {
+      put_err(err, errlen, "wcslib cannot make a default WCS", 0, out->wcs.err);
+      wcsfree(&out->wcs);
+      free(out);
+      return NULL;
+    }
+    return out;
+  }
+  wcsidx(nwcs, &all, alts);
+  i = (alt == ' ' || alt == 0) ? 0 : (alt >= 'A' && alt <= 'Z') ? alt - 'A' + 1 : -1;
+  if (i < 0 || alts[i] < 0) {
+    snprintf(err, (size_t)errlen, "the header has no WCS with key '%c'", alt ? alt : ' ');
+    wcsvfree(&nwcs, &all);
+    return NULL;
+  }
+  out = calloc(1, sizeof(struct tfw_wcs));
+  if (!out) {
+    wcsvfree(&nwcs, &all);
+    put_err(err, errlen, "out of memory", 0, NULL);
+    return NULL;
+  }
+  out->wcs.flag = -1;
+  status = wcssub(1, all + alts[i], NULL, NULL, &out->wcs);
+  wcsvfree(&nwcs, &all);
+  if (status) {
+    put_err(err, errlen, "wcslib cannot copy the WCS", status, out->wcs.err);
+    wcsfree(&out->wcs);
+    free(out);
+    return NULL;
+  }
+  /* astropy drops SCAMP's PVi_m when SIP is present too (decided by the caller) */
+  if (drop_pv) out->wcs.npv = 0;
+  /* as astropy's WCS(header): every fix, no unsafe unit translation, no cylfix (naxis unknown) */
+  memset(info, 0, sizeof(info));
+  wcsfixi(0, NULL, &out->wcs, stat, info);
+  for (i = 0; i < NWCSFIX; i++) free(info[i].msg);
+  status = wcsset(&out->wcs);
+  if (status) {
+    put_err(err, errlen, "wcslib cannot set up the WCS", status, out->wcs.err);
+    wcsfree(&out->wcs);
+    free(out);
+    return NULL;
+  }
+  return out;
+}
+
+/* A deep copy (for another thread). */
+struct tfw_wcs *tfw_copy(const struct tfw_wcs *src) {
+  struct tfw_wcs *out = calloc(1, sizeof(struct tfw_wcs));
+  if (!out) return NULL;
+  out->wcs.flag = -1;
+  if (wcssub(1, &src->wcs, NULL, NULL, &out->wcs) || wcsset(&out->wcs)) {
+    wcsfree(&out->wcs);
+    free(out);
+    return NULL;
+  }
+  return out;
+}
+
+void tfw_free(struct tfw_wcs *w) {
+  if (!w) return;
+  wcsfree(&w->wcs);
+  free(w);
+}
+
+int tfw_naxis(const struct tfw_wcs *w) { return w->wcs.naxis; }
+int tfw_lng(const struct tfw_wcs *w) { return w->wcs.lng; }
+int tfw_lat(const struct tfw_wcs *w) { return w->wcs.lat; }
+
+/* pixel -> world for `ncoord` points of `naxis` values (1-based pixels). `scratch` holds
+ * 2*ncoord*naxis + 2*ncoord doubles. stat[k] != 0 marks an invalid point. Returns wcslib's
+ * status (8: some points invalid, which is not an error). */
+int tfw_p2s(struct tfw_wcs *w, int ncoord, const double *pix, double *world, int *stat, double *scratch) {
+  int n = w->wcs.naxis;
+  double *imgcrd = scratch, *phi = scratch + (size_t)ncoord * n, *theta = phi + ncoord;
+  return wcsp2s(&w->wcs, ncoord, n, pix, imgcrd, phi, theta, world, stat);
+}
+
+/* world -> pixel (1-based), as tfw_p2s. */
+int tfw_s2p(struct tfw_wcs *w, int ncoord, const double *world, double *pix, int *stat, double *scratch) {
+  int n = w->wcs.naxis;
+  double *imgcrd = scratch, *phi = scratch + (size_t)ncoord * n, *theta = phi + ncoord;
+  return wcss2p(&w->wcs, ncoord, n, world, phi, theta, imgcrd, pix, stat);
+}
+
+/* The last error message of the handle (empty when none). */
+const char *tfw_errmsg(const struct tfw_wcs *w) {
+  return (w->wcs.err && w->wcs.err->msg) ? w->wcs.err->msg : "";
+}
+
+/* The projection code ("TAN", ...; empty when not celestial). */
+void tfw_projection(const struct tfw_wcs *w, char code[4]) {
+  if (w->wcs.lng < 0) { code[0] = 0; return; }
+  memcpy(code, w->wcs.cel.prj.code, 3);
+  code[3] = 0;
+}
