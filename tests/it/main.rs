@@ -6,4 +6,5 @@ mod files;
 mod headers;
 mod images;
 mod tables;
+mod wcs;
 mod write;

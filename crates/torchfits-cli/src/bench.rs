@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use serde_json::json;
 use torchfits_core::write::{Algorithm, Compression, WriteOptions};
-use torchfits_core::{ColumnPool, Error, ErrorKind, FileCache, FitsFile, Header, OpenOptions, Section};
+use torchfits_core::{ColumnPool, Error, ErrorKind, FileCache, FitsFile, Header, OpenOptions, Section, Wcs};
 
 /// The 256x256 cutout of the cutout cases (rows 1500:1756, cols 2100:2356).
 const CUT: [std::ops::Range<usize>; 2] = [1500..1756, 2100..2356];
@@ -176,6 +176,7 @@ fn cases(dir: &Path) -> Vec<Case> {
         id: "write_rice_i16_4096",
         ways: write_case::<i16>(p("rice_i16_4096.fits"), 1, Some(Compression::new(Algorithm::Rice))),
     });
+    out.push(Case { id: "wcs_pix2world_16M", ways: wcs_case(p("img_f32_4096.fits")) });
     out.push(Case { id: "table_1M_full", ways: table_case(None, None) });
     out.push(Case { id: "table_1M_2cols", ways: table_case(Some(&["ra", "flux"]), None) });
     out.push(Case { id: "table_1M_rows_100k", ways: table_case(None, Some(500_000..600_000)) });
@@ -261,6 +262,37 @@ fn write_case<T: torchfits_core::Pixel>(source: PathBuf, hdu: usize, compression
     ways
 }
 
+/// Pixel to world for every pixel of the 4096x4096 image's TAN WCS (16.8M points, buffers made
+/// on the first run): `Wcs` on every core, and single-threaded wcslib (the same `Wcs` held to
+/// one thread) as the baseline.
+fn wcs_case(source: PathBuf) -> Vec<Way> {
+    type Data = (Wcs, Vec<f64>, Vec<f64>);
+    let shared: std::rc::Rc<std::cell::RefCell<Option<Data>>> = std::rc::Rc::default();
+    let way = |threads: Option<usize>, name: &'static str| -> Way {
+        let (shared, source) = (shared.clone(), source.clone());
+        (
+            name,
+            Box::new(move || {
+                let mut slot = shared.borrow_mut();
+                if slot.is_none() {
+                    let wcs = FitsFile::open(&source)?.wcs(0)?;
+                    let pix: Vec<f64> = (0..N * N).flat_map(|k| [(k % N) as f64, (k / N) as f64]).collect();
+                    let out = vec![0.0; pix.len()];
+                    *slot = Some((wcs, pix, out));
+                }
+                let Some((wcs, pix, out)) = slot.as_mut() else { return Ok(()) };
+                wcs.set_threads(threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())));
+                wcs.pixel_to_world(pix, out)?;
+                Ok(())
+            }),
+        )
+    };
+    vec![way(None, "Wcs"), way(Some(1), WCSLIB_1T)]
+}
+
+/// The single-threaded wcslib baseline of the WCS case.
+const WCSLIB_1T: &str = "wcslib 1 thread";
+
 /// The name of a baseline way (not torchfits): reported beside the case, never as its time.
 const RAW: &str = "std::fs::write";
 
@@ -298,8 +330,8 @@ pub fn run(dir: &Path, runs: usize, json_out: Option<&Path>, only: &[String]) ->
             }
         }
         timed.sort_by(|a, b| a.1.total_cmp(&b.1));
-        let raw = timed.iter().find(|(n, _)| *n == RAW).map(|&(_, ms)| ms);
-        let Some(&(best_way, best)) = timed.iter().find(|(n, _)| *n != RAW) else {
+        let raw = timed.iter().find(|(n, _)| *n == RAW || *n == WCSLIB_1T).map(|&(_, ms)| ms);
+        let Some(&(best_way, best)) = timed.iter().find(|(n, _)| *n != RAW && *n != WCSLIB_1T) else {
             continue;
         };
         let all: Vec<String> = timed.iter().map(|(n, ms)| format!("{n} {ms:.3}")).collect();

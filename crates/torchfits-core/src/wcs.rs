@@ -207,8 +207,13 @@ impl Wcs {
 
     /// Uses at most `n` threads for large batches (default: the available cores).
     pub fn with_threads(mut self, n: usize) -> Self {
-        self.threads = n.max(1);
+        self.set_threads(n);
         self
+    }
+
+    /// As [`Wcs::with_threads`], in place.
+    pub fn set_threads(&mut self, n: usize) {
+        self.threads = n.max(1);
     }
 
     /// Pixel to world for `pixels.len() / naxis` points (x first, 0-based pixels, as

@@ -1,0 +1,224 @@
+//! World coordinates: round trips on every map projection of the corpus, threads, invalid points,
+//! SIP, alternates and defaults. (Agreement with astropy is the conformance check's, in CI.)
+
+use torchfits::{Card, ErrorKind, FitsFile, Header, Value, Wcs, WcsOptions};
+
+use crate::common;
+
+fn corpus_headers(dir: &str) -> Vec<(String, Header)> {
+    let dir = common::repo().join("../shared/corpus/wcs").join(dir);
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
+    let mut out: Vec<(String, Header)> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "hdr"))
+        .map(|p| {
+            let mut raw = std::fs::read(&p).expect("read");
+            raw.resize(raw.len().div_ceil(80) * 80, b' ');
+            (p.display().to_string(), Header::parse(&raw).expect("parse"))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// A grid of pixels over (and beyond) a 2-D image of `nx` x `ny`.
+fn grid(nx: f64, ny: f64, n: usize) -> Vec<f64> {
+    let mut out = Vec::with_capacity(2 * n * n);
+    for j in 0..n {
+        for i in 0..n {
+            out.push(-0.2 * nx + 1.4 * nx * i as f64 / (n - 1) as f64);
+            out.push(-0.2 * ny + 1.4 * ny * j as f64 / (n - 1) as f64);
+        }
+    }
+    out
+}
+
+#[test]
+fn every_map_projection_round_trips_to_1e_8_pixel() {
+    let maps = corpus_headers("maps");
+    if maps.is_empty() {
+        return;
+    }
+    let mut checked = 0;
+    for (name, header) in &maps {
+        let wcs = Wcs::from_header(header).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(wcs.naxis(), 2, "{name}");
+        let nx = header.get_f64("NAXIS1").unwrap_or(192.0);
+        let ny = header.get_f64("NAXIS2").unwrap_or(192.0);
+        let pix = grid(nx, ny, 60);
+        let mut world = vec![0.0; pix.len()];
+        let status = wcs.pixel_to_world(&pix, &mut world).expect("pixel_to_world");
+        let mut back = vec![0.0; pix.len()];
+        let status_back = wcs.world_to_pixel(&world, &mut back).expect("world_to_pixel");
+        // CSC's forward and inverse are polynomial approximations of each other (COBE's
+        // quadrilateralized cube): wcslib, and astropy with it, come back up to ~0.2 px away
+        let tolerance = if name.ends_with("_CSC.hdr") { 0.25 } else { 1e-8 };
+        let mut valid = 0;
+        for k in 0..status.len() {
+            if status[k] != 0 {
+                assert!(world[2 * k].is_nan() && world[2 * k + 1].is_nan(), "{name}: invalid point {k} not NaN");
+                continue;
+            }
+            if status_back[k] != 0 {
+                continue;
+            }
+            valid += 1;
+            let err = (back[2 * k] - pix[2 * k]).abs().max((back[2 * k + 1] - pix[2 * k + 1]).abs());
+            assert!(err < tolerance, "{name}: point {k} ({}, {}) comes back {err} px away", pix[2 * k], pix[2 * k + 1]);
+        }
+        assert!(valid > 1000, "{name}: {valid} valid points");
+        checked += 1;
+    }
+    assert!(checked >= 20, "{checked} projections");
+}
+
+#[test]
+fn threads_split_large_batches_without_changing_a_bit() {
+    let maps = corpus_headers("maps");
+    let Some((_, header)) = maps.iter().find(|(n, _)| n.ends_with("_ZEA.hdr")) else { return };
+    let pix = grid(192.0, 192.0, 300);
+    let one = Wcs::from_header(header).expect("wcs").with_threads(1);
+    let two = Wcs::from_header(header).expect("wcs").with_threads(2);
+    let (mut a, mut b) = (vec![0.0; pix.len()], vec![0.0; pix.len()]);
+    let sa = one.pixel_to_world(&pix, &mut a).expect("one");
+    let sb = two.pixel_to_world(&pix, &mut b).expect("two");
+    assert_eq!(sa, sb);
+    assert_eq!(format!("{a:?}"), format!("{b:?}"));
+    // a shared &Wcs from several threads at once
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                let mut c = vec![0.0; pix.len()];
+                two.pixel_to_world(&pix, &mut c).expect("concurrent");
+                assert_eq!(format!("{c:?}"), format!("{b:?}"));
+            });
+        }
+    });
+}
+
+fn tan_header(extra: &[(&str, Value)]) -> Header {
+    let mut h = Header::new();
+    for (k, v) in [
+        ("CTYPE1", Value::Str("RA---TAN".into())),
+        ("CTYPE2", Value::Str("DEC--TAN".into())),
+        ("CRPIX1", Value::Float(50.5)),
+        ("CRPIX2", Value::Float(40.5)),
+        ("CRVAL1", Value::Float(150.0)),
+        ("CRVAL2", Value::Float(2.0)),
+        ("CD1_1", Value::Float(-2.0e-4)),
+        ("CD1_2", Value::Float(1.0e-6)),
+        ("CD2_1", Value::Float(-1.0e-6)),
+        ("CD2_2", Value::Float(2.0e-4)),
+    ] {
+        h.set(k, v, None).expect("set");
+    }
+    for (k, v) in extra {
+        h.set(k, v.clone(), None).expect("set");
+    }
+    h
+}
+
+#[test]
+fn sip_applies_before_the_projection_and_inverts() {
+    let sip = [
+        ("A_ORDER", Value::Int(2)),
+        ("B_ORDER", Value::Int(2)),
+        ("A_2_0", Value::Float(2.0e-5)),
+        ("A_1_1", Value::Float(-1.0e-5)),
+        ("B_0_2", Value::Float(3.0e-5)),
+        ("B_1_1", Value::Float(5.0e-6)),
+    ];
+    let mut with = tan_header(&sip);
+    with.set("CTYPE1", "RA---TAN-SIP", None).expect("set");
+    with.set("CTYPE2", "DEC--TAN-SIP", None).expect("set");
+    let plain = tan_header(&[]);
+    let sipw = Wcs::from_header(&with).expect("sip");
+    let tan = Wcs::from_header(&plain).expect("tan");
+    assert!(sipw.has_sip() && !tan.has_sip());
+    let pix = grid(100.0, 80.0, 20);
+    // the distorted pixel (1-based u = x + 1 - CRPIX) through the plain projection
+    let shifted: Vec<f64> = pix
+        .chunks(2)
+        .flat_map(|p| {
+            let (u, v) = (p[0] + 1.0 - 50.5, p[1] + 1.0 - 40.5);
+            [p[0] + 2.0e-5 * u * u - 1.0e-5 * u * v, p[1] + 3.0e-5 * v * v + 5.0e-6 * u * v]
+        })
+        .collect();
+    let (mut a, mut b) = (vec![0.0; pix.len()], vec![0.0; pix.len()]);
+    sipw.pixel_to_world(&pix, &mut a).expect("sip");
+    tan.pixel_to_world(&shifted, &mut b).expect("tan");
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() < 1e-11, "{x} vs {y}");
+    }
+    let mut back = vec![0.0; pix.len()];
+    sipw.world_to_pixel(&a, &mut back).expect("inverse");
+    for (x, y) in back.iter().zip(&pix) {
+        assert!((x - y).abs() < 1e-8, "{x} vs {y}");
+    }
+    // SIP coefficients without B_ORDER: a clear error
+    let mut broken = tan_header(&[("A_ORDER", Value::Int(2)), ("A_2_0", Value::Float(1e-5))]);
+    broken.set("CTYPE1", "RA---TAN-SIP", None).expect("set");
+    let err = Wcs::from_header(&broken).expect_err("no B_ORDER");
+    assert!(err.to_string().contains("B_ORDER"), "{err}");
+}
+
+#[test]
+fn alternates_defaults_invalid_points_and_errors() {
+    // an alternate 'A': a linear WCS beside the celestial one
+    let mut h = tan_header(&[]);
+    for (k, v) in [
+        ("CTYPE1A", Value::Str("X".into())),
+        ("CTYPE2A", Value::Str("Y".into())),
+        ("CRPIX1A", Value::Float(1.0)),
+        ("CRPIX2A", Value::Float(1.0)),
+        ("CDELT1A", Value::Float(0.5)),
+        ("CDELT2A", Value::Float(2.0)),
+        ("CRVAL1A", Value::Float(10.0)),
+        ("CRVAL2A", Value::Float(-3.0)),
+    ] {
+        h.set(k, v, None).expect("set");
+    }
+    let lin = Wcs::with_options(&h, WcsOptions::new().alt('A')).expect("alternate");
+    assert_eq!(lin.celestial_axes(), None);
+    let mut w = [0.0; 2];
+    lin.pixel_to_world(&[4.0, 5.0], &mut w).expect("linear");
+    assert_eq!(w, [10.0 + 0.5 * 4.0, -3.0 + 2.0 * 5.0]);
+    let err = Wcs::with_options(&h, WcsOptions::new().alt('B')).expect_err("no B");
+    assert!(err.to_string().contains("'B'"), "{err}");
+    // no WCS keywords at all: astropy's (wcslib's) default, a 2-axis identity on 1-based pixels
+    let mut none = Header::new();
+    none.set("OBJECT", "x", None).expect("set");
+    let id = Wcs::from_header(&none).expect("default");
+    id.pixel_to_world(&[3.0, 7.0], &mut w).expect("identity");
+    assert_eq!(w, [4.0, 8.0]);
+    // a slant orthographic (SIN) map: pixels beyond the sphere are invalid, the batch is not
+    let sin = tan_header(&[("CTYPE1", Value::Str("RA---SIN".into())), ("CTYPE2", Value::Str("DEC--SIN".into()))]);
+    let wcs = Wcs::from_header(&sin).expect("sin");
+    let pix = [0.0, 0.0, 1.0e7, 1.0e7];
+    let mut world = [0.0; 4];
+    let status = wcs.pixel_to_world(&pix, &mut world).expect("batch");
+    assert_eq!(status[0], 0);
+    assert_ne!(status[1], 0);
+    assert!(world[0].is_finite() && world[2].is_nan() && world[3].is_nan());
+    // an unknown projection: a decoding error with wcslib's reason; a wrong-sized buffer
+    let bad = tan_header(&[("CTYPE1", Value::Str("RA---XYZ".into())), ("CTYPE2", Value::Str("DEC--XYZ".into()))]);
+    assert!(Wcs::from_header(&bad).is_err());
+    let err = wcs.pixel_to_world(&[1.0, 2.0, 3.0], &mut [0.0; 3]).expect_err("odd");
+    assert_eq!(err.kind(), ErrorKind::Parameter);
+    let _ = Card::new("X", Value::Undefined, None);
+}
+
+#[test]
+fn a_file_hdu_gives_its_wcs_and_errors_name_it() {
+    let mut file = FitsFile::open(common::sample()).expect("open");
+    let wcs = file.wcs("SCI").expect("wcs");
+    assert_eq!(wcs.projection(), "TAN");
+    assert_eq!(wcs.celestial_axes(), Some((0, 1)));
+    let mut bad = Header::new();
+    bad.set("CTYPE1", "RA---TAN", None).expect("set");
+    bad.set("CTYPE2", "GLAT-TAN", None).expect("set");
+    // mismatched celestial axes: wcslib refuses, the error says so
+    let err = Wcs::from_header(&bad).expect_err("mismatched");
+    assert!(!err.to_string().is_empty());
+}
