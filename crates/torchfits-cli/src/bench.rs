@@ -263,19 +263,23 @@ fn write_case<T: torchfits_core::Pixel>(source: PathBuf, hdu: usize, compression
 }
 
 /// Pixel to world for every pixel of the 4096x4096 image's TAN WCS (16.8M points, buffers made
-/// on the first run): `Wcs` on every core, and single-threaded wcslib (the same `Wcs` held to
-/// one thread) as the baseline.
+/// on the first run): `Wcs` on every core, and single-threaded wcslib (a `Wcs` held to one
+/// thread and to wcslib) as the baseline.
 fn wcs_case(source: PathBuf) -> Vec<Way> {
     type Data = (Wcs, Vec<f64>, Vec<f64>);
-    let shared: std::rc::Rc<std::cell::RefCell<Option<Data>>> = std::rc::Rc::default();
     let way = |threads: Option<usize>, name: &'static str| -> Way {
-        let (shared, source) = (shared.clone(), source.clone());
+        let source = source.clone();
+        let shared: std::rc::Rc<std::cell::RefCell<Option<Data>>> = std::rc::Rc::default();
         (
             name,
             Box::new(move || {
                 let mut slot = shared.borrow_mut();
                 if slot.is_none() {
-                    let wcs = FitsFile::open(&source)?.wcs(0)?;
+                    let mut wcs = FitsFile::open(&source)?.wcs(0)?;
+                    if threads == Some(1) {
+                        // the baseline: wcslib itself on one thread
+                        wcs.set_wcslib_only();
+                    }
                     let pix: Vec<f64> = (0..N * N).flat_map(|k| [(k % N) as f64, (k / N) as f64]).collect();
                     let out = vec![0.0; pix.len()];
                     *slot = Some((wcs, pix, out));

@@ -613,6 +613,14 @@ impl WcsHandle {
         unsafe { CStr::from_ptr(code.as_ptr()) }.to_string_lossy().into_owned()
     }
 
+    /// The resolved parameters of a plain celestial TAN WCS (layout: see the shim).
+    pub(crate) fn tan_params(&self) -> Option<[f64; 16]> {
+        let mut out = [0.0f64; 16];
+        // SAFETY: a live handle; `out` holds the 16 doubles the shim writes.
+        let ok = unsafe { wcs_sys::tfw_tan_params(self.ptr.as_ptr(), out.as_mut_ptr()) };
+        (ok == 1).then_some(out)
+    }
+
     /// Transforms `n = stat.len()` points: `forward` pixel (1-based) -> world, else world ->
     /// pixel. `scratch` is resized as needed. Points wcslib finds invalid get a nonzero `stat`.
     pub(crate) fn transform(

@@ -51,6 +51,7 @@ mod scan;
 pub mod table;
 mod tiled;
 mod wcs;
+mod wcs_fast;
 pub mod write;
 
 pub use cache::{CacheStats, FileCache, with_cached_file};

@@ -99,6 +99,8 @@ pub struct Wcs {
     celestial: Option<(usize, usize)>,
     projection: String,
     sip: Option<Sip>,
+    /// A plain celestial TAN WCS: transformed here rather than by wcslib (pixel to world).
+    tan: Option<crate::wcs_fast::Tan>,
     threads: usize,
 }
 
@@ -175,12 +177,14 @@ impl Wcs {
             return Err(Error::unsupported(format!("SIP distortion on a WCS of {naxis} axes (it is 2-D)")));
         }
         let celestial = handle.celestial_axes();
+        let tan = handle.tan_params().and_then(|p| crate::wcs_fast::Tan::from_params(&p));
         Ok(Wcs {
             pool: Mutex::new(vec![handle]),
             naxis,
             celestial,
             projection,
             sip,
+            tan,
             threads: crate::file::default_threads(),
         })
     }
@@ -243,6 +247,17 @@ impl Wcs {
         self.pool.lock().unwrap_or_else(|p| p.into_inner()).push(h);
     }
 
+    /// Whether pixel-to-world runs outside wcslib (a plain TAN WCS).
+    pub fn is_native(&self) -> bool {
+        self.tan.is_some()
+    }
+
+    /// Transforms everything with wcslib, even a WCS torchfits transforms itself (for checks
+    /// and baselines).
+    pub fn set_wcslib_only(&mut self) {
+        self.tan = None;
+    }
+
     fn run(&self, forward: bool, input: &[f64], output: &mut [f64]) -> Result<Vec<i32>> {
         let naxis = self.naxis.max(1);
         if !input.len().is_multiple_of(naxis) || output.len() != input.len() {
@@ -258,6 +273,10 @@ impl Wcs {
         let parts = if n >= PARALLEL_MIN_POINTS { self.threads.min(n.div_ceil(CALL_POINTS)) } else { 1 };
         let per = n.div_ceil(parts.max(1)).max(1);
         let work = |input: &[f64], output: &mut [f64], status: &mut [i32]| -> Result<()> {
+            if forward && let Some(tan) = &self.tan {
+                self.tan_chunk(tan, input, output);
+                return Ok(());
+            }
             let mut handle = self.take()?;
             let result = self.transform_chunk(&mut handle, forward, input, output, status);
             self.give(handle);
@@ -283,6 +302,19 @@ impl Wcs {
                 .collect::<Result<Vec<()>>>()
         })?;
         Ok(status)
+    }
+
+    /// Pixel to world through the native TAN (never invalid: every pixel has a sky position).
+    fn tan_chunk(&self, tan: &crate::wcs_fast::Tan, input: &[f64], output: &mut [f64]) {
+        for (p, o) in input.chunks_exact(2).zip(output.chunks_exact_mut(2)) {
+            let (mut x, mut y) = (p[0] + 1.0, p[1] + 1.0);
+            if let Some(sip) = &self.sip {
+                let (dx, dy) = sip.deltas(x, y);
+                x += dx;
+                y += dy;
+            }
+            o.copy_from_slice(&tan.p2s(x, y));
+        }
     }
 
     /// Transforms the points of one thread, in calls of [`CALL_POINTS`].
