@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""The peers writing the standard images: python fitsio and astropy, timed as `torchfits bench`
-times its write cases (same data, same output folder, warm page cache, no fsync).
+"""The peers on the cases ../shared/peers/peer_bench.py does not time: writing the standard images
+(python fitsio and astropy) and pixel-to-world (astropy), timed as `torchfits bench` times them
+(same data, same output folder, warm page cache, no fsync).
 
-    python3 benches/peer_write.py --dir bench-data --runs 7 --json OUT.json
+    python3 benches/peer_cases.py --dir bench-data --runs 7 --json OUT.json
 
-Cases: `write_f32_4096` (the 4096x4096 float32 image of img_f32_4096.fits, uncompressed) and
-`write_rice_i16_4096` (the int16 image of rice_i16_4096.fits, RICE_1, row tiles). OUT gets
-{"cases": {id: {"fitsio": ms, "astropy": ms}}}. Runs in the peers' virtual environment
-(../shared/peers/peer_bench.py makes it; $TORCHFITS_PEERS_VENV).
+Cases: `write_f32_4096` (the 4096x4096 float32 image of img_f32_4096.fits, uncompressed),
+`write_rice_i16_4096` (the int16 image of rice_i16_4096.fits, RICE_1, row tiles) and
+`wcs_pix2world_16M` (astropy's `WCS(header).all_pix2world` of every pixel of img_f32_4096.fits,
+16.8M points, 0-based). OUT gets {"cases": {id: {"fitsio": ms, "astropy": ms}}}. Runs in the
+peers' virtual environment (../shared/peers/peer_bench.py makes it; $TORCHFITS_PEERS_VENV).
 """
 import argparse
 import json
@@ -81,8 +83,19 @@ def main():
                                     "astropy": timed(astropy_write(i16, True), a.runs)}
     if os.path.exists(out):
         os.remove(out)
+    from astropy.wcs import WCS
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wcs = WCS(fits.getheader(os.path.join(a.dir, "img_f32_4096.fits"), 0))
+    n = 4096
+    y, x = np.mgrid[0:n, 0:n]
+    pix = np.stack([x.ravel(), y.ravel()], axis=1).astype("f8")
+    del x, y
+    cases["wcs_pix2world_16M"] = {"astropy": timed(lambda: wcs.all_pix2world(pix, 0), max(3, a.runs // 2))}
     for cid, v in cases.items():
-        print(f"{cid:28} fitsio {v['fitsio']:9.3f} ms  astropy {v['astropy']:9.3f} ms", file=sys.stderr)
+        line = "  ".join(f"{k} {ms:9.3f} ms" for k, ms in v.items())
+        print(f"{cid:28} {line}", file=sys.stderr)
     with open(a.json, "w") as fh:
         json.dump({"cases": cases}, fh, indent=2)
 
