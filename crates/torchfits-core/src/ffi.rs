@@ -210,13 +210,18 @@ impl Handle {
                 sys::ffdkopn(&mut fptr, cpath.as_ptr(), 0, &mut status);
             }
         }
+        Handle::from_raw(fptr, status, "cannot open")
+    }
+
+    /// The handle cfitsio returned with `status`; on an error, the handle (if any) closed.
+    fn from_raw(fptr: *mut sys::fitsfile, status: c_int, what: &str) -> Result<Handle> {
         if status > 0 {
             if !fptr.is_null() {
                 let mut s2 = 0;
                 // SAFETY: cfitsio returned a handle despite the error; close it once.
                 unsafe { sys::ffclos(fptr, &mut s2) };
             }
-            return Err(Error::from_cfitsio(cfitsio_error(status), "cannot open"));
+            return Err(Error::from_cfitsio(cfitsio_error(status), what));
         }
         NonNull::new(fptr).map(|ptr| Handle { ptr }).ok_or_else(|| Error::decoding("cfitsio returned no handle"))
     }
@@ -418,15 +423,7 @@ impl Handle {
                 sys::ffcrim(fptr, 8, 0, ptr::null_mut(), &mut status);
             }
         }
-        if status > 0 {
-            if !fptr.is_null() {
-                let mut s2 = 0;
-                // SAFETY: close the handle cfitsio returned, once.
-                unsafe { sys::ffclos(fptr, &mut s2) };
-            }
-            return Err(Error::from_cfitsio(cfitsio_error(status), "cannot create"));
-        }
-        NonNull::new(fptr).map(|ptr| Handle { ptr }).ok_or_else(|| Error::decoding("cfitsio returned no handle"))
+        Handle::from_raw(fptr, status, "cannot create")
     }
 
     /// Appends a tile-compressed image HDU of cfitsio image type `bitpix` (8, 10, 16, 20, 32, 40,

@@ -74,6 +74,25 @@ fn acosd(v: f64) -> f64 {
     }
 }
 
+/// wcslib's normalisation of a celestial longitude: into [0, 360] when the native pole's
+/// longitude `eul0` is not negative, [-360, 0] otherwise.
+#[inline]
+fn normalise_lng(eul0: f64, mut lng: f64) -> f64 {
+    if eul0 >= 0.0 {
+        if lng < 0.0 {
+            lng += 360.0;
+        }
+    } else if lng > 0.0 {
+        lng -= 360.0;
+    }
+    if lng > 360.0 {
+        lng -= 360.0;
+    } else if lng < -360.0 {
+        lng += 360.0;
+    }
+    lng
+}
+
 /// A celestial TAN WCS of two axes, resolved by wcslib.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Tan {
@@ -160,19 +179,7 @@ impl Tan {
             let dphi = atan2d(xj, -yj) - eul[2];
             if eul[1] < 90.0 { dphi + 180.0 } else { -dphi }
         };
-        let mut lng = eul[0] + dlng;
-        if eul[0] >= 0.0 {
-            if lng < 0.0 {
-                lng += 360.0;
-            }
-        } else if lng > 0.0 {
-            lng -= 360.0;
-        }
-        if lng > 360.0 {
-            lng -= 360.0;
-        } else if lng < -360.0 {
-            lng += 360.0;
-        }
+        let lng = normalise_lng(eul[0], eul[0] + dlng);
         let z = sinthe * eul[3] + costhe * eul[4] * cosphi;
         let lat = if z.abs() > 0.99 { acosd((x * x + y * y).sqrt()).copysign(z) } else { asind(z) };
         (lng, lat)
@@ -182,21 +189,7 @@ impl Tan {
     #[inline]
     fn sphx2s(&self, phi: f64, theta: f64) -> (f64, f64) {
         let eul = &self.eul;
-        let normalise = |mut lng: f64| {
-            if eul[0] >= 0.0 {
-                if lng < 0.0 {
-                    lng += 360.0;
-                }
-            } else if lng > 0.0 {
-                lng -= 360.0;
-            }
-            if lng > 360.0 {
-                lng -= 360.0;
-            } else if lng < -360.0 {
-                lng += 360.0;
-            }
-            lng
-        };
+        let normalise = |lng: f64| normalise_lng(eul[0], lng);
         if eul[4] == 0.0 {
             if eul[1] == 0.0 {
                 let dlng = (eul[0] + 180.0 - eul[2]) % 360.0;
