@@ -128,7 +128,7 @@ def main():
             goal.append(f">= {min_speedup:g}x faster peer")
             ok = ok and speedup is not None and speedup >= min_speedup
         if max_raw is not None:
-            goal.append(f"<= {max_raw:g}x raw")
+            goal.append(f"<= {max_raw:g}x raw" if max_raw >= 1 else f">= {1 / max_raw:.2g}x faster than raw")
             ok = ok and over_raw is not None and over_raw <= max_raw
         if cid in FITSIO_AT_LEAST:
             need = FITSIO_AT_LEAST[cid]
