@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what torchfits needs to build and test, when it is missing:
 #   build: a C toolchain, pkg-config, cfitsio and wcslib (headers + pkg-config files), Rust (cargo)
-#   test:  python3 with venv (the conformance check makes its own virtual environment), fitsverify
+#   test:  python3 with venv (the conformance check makes its own virtual environment), fitsverify,
+#          Mesa's software Vulkan driver (lavapipe) and the Vulkan loader, for the wgpu kernel tests
 # On Debian/Ubuntu it uses apt-get (as root, else through sudo); elsewhere it says what to install.
 set -euo pipefail
 
@@ -18,6 +19,8 @@ if [ "$want_test" = 1 ]; then
   have python3 || missing+=(python3)
   if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then missing+=(python3-venv); fi
   have fitsverify || missing+=(fitsverify)
+  if ! ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1; then missing+=(mesa-vulkan-drivers); fi
+  if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1'; then missing+=(libvulkan1); fi
 fi
 
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -32,7 +35,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     cat >&2 <<MSG
 torchfits setup: these are missing and this system has no apt-get (or no root/sudo): ${missing[*]}
 Install them with your package manager, then run this again:
-  Debian/Ubuntu: sudo apt-get install build-essential pkg-config libcfitsio-dev wcslib-dev python3-venv fitsverify
+  Debian/Ubuntu: sudo apt-get install build-essential pkg-config libcfitsio-dev wcslib-dev python3-venv fitsverify mesa-vulkan-drivers libvulkan1
   Homebrew:      brew install pkg-config cfitsio wcslib python
   conda:         conda install -c conda-forge compilers pkg-config cfitsio wcslib python
 MSG

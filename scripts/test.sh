@@ -21,6 +21,8 @@ cli="${CARGO_TARGET_DIR:-target}/release/torchfits"
 checker=../shared/conformance/check.py
 if [ -f "$checker" ]; then
   python3 "$checker" --cli "$cli" --only info,header,image,table,wcs "${corpus[@]}" tests/data examples/data
+  # the GPU kernel on wgpu (Mesa's lavapipe on machines without a GPU), 1e-4 degree
+  python3 "$checker" --cli "$cli" --only wcs --device wgpu "${corpus[@]}" tests/data examples/data
 elif [ "${CI:-}" = true ]; then
   echo "test: $checker is missing" >&2; exit 1
 else

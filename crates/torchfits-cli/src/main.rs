@@ -128,7 +128,8 @@ enum Command {
         /// Input points for world2pix (same as --pixels).
         #[arg(long)]
         world: Option<PathBuf>,
-        /// Where to compute: cpu (wgpu and cuda come with the Burn adapter's kernel).
+        /// Where to compute pix2world: cpu, wgpu, or cuda (a build with the `cuda` feature); WCS the
+        /// GPU kernel does not compute, and world2pix, run on the CPU.
         #[arg(long, default_value = "cpu")]
         device: String,
         /// Output .npy (float64, same shape; NaN for invalid points).
@@ -247,12 +248,7 @@ fn wcs_command(
     device: &str,
     output: &Path,
 ) -> Result<(), Error> {
-    if device != "cpu" {
-        return Err(Error::new(
-            ErrorKind::Unsupported,
-            format!("--device {device}: this build transforms on the CPU only (the GPU kernel is not built yet)"),
-        ));
-    }
+    let gpu = if device == "cpu" { None } else { Some(torchfits_burn::wcs::GpuDevice::parse(device)?) };
     let input = input.ok_or_else(|| Error::new(ErrorKind::Parameter, "give the points with --pixels (or --world)"))?;
     let options = WcsOptions::new().alt(alt.unwrap_or(' '));
     let wcs = match (file, header_file) {
@@ -277,7 +273,15 @@ fn wcs_command(
     };
     let mut out = vec![0.0; points.len()];
     if direction == "pix2world" {
-        wcs.pixel_to_world(points, &mut out)?;
+        match gpu {
+            // the kernel where it applies, wcslib on the host otherwise
+            Some(device) if wcs.naxis() == 2 => {
+                torchfits_burn::wcs::DeviceWcs::new(wcs, device)?.pixel_to_world(points, &mut out)?;
+            }
+            _ => {
+                wcs.pixel_to_world(points, &mut out)?;
+            }
+        }
     } else {
         wcs.world_to_pixel(points, &mut out)?;
     }

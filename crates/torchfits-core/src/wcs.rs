@@ -22,6 +22,7 @@ use std::sync::Mutex;
 use crate::error::{Error, Result};
 use crate::ffi::{WcsHandle, WcsParseError};
 use crate::header::{Card, Header, Value};
+pub use crate::wcs_fast::TanParameters;
 
 /// The SIP polynomial distortion (Shupe et al. 2005), applied before wcslib as astropy does.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +52,19 @@ fn poly(c: &[Vec<f64>], u: f64, v: f64) -> f64 {
         total = total * u + inner;
     }
     total
+}
+
+/// The SIP distortion of a [`Wcs`]: the 1-based pixel (x, y) becomes (x + A(u, v), y + B(u, v))
+/// with u, v the pixel minus `crpix`, before the linear transformation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct SipPolynomials<'a> {
+    /// `a[p][q]`: the coefficient of u^p v^q in A.
+    pub a: &'a [Vec<f64>],
+    /// `b[p][q]`: the coefficient of u^p v^q in B.
+    pub b: &'a [Vec<f64>],
+    /// CRPIX1, CRPIX2.
+    pub crpix: [f64; 2],
 }
 
 /// Which WCS of a header to use.
@@ -101,6 +115,8 @@ pub struct Wcs {
     sip: Option<Sip>,
     /// A plain celestial TAN WCS: transformed here rather than by wcslib (pixel to world).
     tan: Option<crate::wcs_fast::Tan>,
+    /// Transform with wcslib even when `tan` is there.
+    wcslib_only: bool,
     threads: usize,
 }
 
@@ -185,6 +201,7 @@ impl Wcs {
             projection,
             sip,
             tan,
+            wcslib_only: false,
             threads: crate::file::default_threads(),
         })
     }
@@ -247,15 +264,25 @@ impl Wcs {
         self.pool.lock().unwrap_or_else(|p| p.into_inner()).push(h);
     }
 
+    /// For a plain celestial TAN WCS: the parameters wcslib resolved (see [`TanParameters`]).
+    pub fn tan_parameters(&self) -> Option<TanParameters> {
+        self.tan.map(|t| t.parameters)
+    }
+
+    /// The SIP polynomials, when SIP applies.
+    pub fn sip(&self) -> Option<SipPolynomials<'_>> {
+        self.sip.as_ref().map(|s| SipPolynomials { a: &s.a, b: &s.b, crpix: s.crpix })
+    }
+
     /// Whether pixel-to-world runs outside wcslib (a plain TAN WCS).
     pub fn is_native(&self) -> bool {
-        self.tan.is_some()
+        self.tan.is_some() && !self.wcslib_only
     }
 
     /// Transforms everything with wcslib, even a WCS torchfits transforms itself (for checks
-    /// and baselines).
+    /// and baselines). The resolved TAN parameters stay available.
     pub fn set_wcslib_only(&mut self) {
-        self.tan = None;
+        self.wcslib_only = true;
     }
 
     fn run(&self, forward: bool, input: &[f64], output: &mut [f64]) -> Result<Vec<i32>> {
@@ -273,7 +300,10 @@ impl Wcs {
         let parts = if n >= PARALLEL_MIN_POINTS { self.threads.min(n.div_ceil(CALL_POINTS)) } else { 1 };
         let per = n.div_ceil(parts.max(1)).max(1);
         let work = |input: &[f64], output: &mut [f64], status: &mut [i32]| -> Result<()> {
-            if forward && let Some(tan) = &self.tan {
+            if forward
+                && !self.wcslib_only
+                && let Some(tan) = &self.tan
+            {
                 self.tan_chunk(tan, input, output);
                 return Ok(());
             }

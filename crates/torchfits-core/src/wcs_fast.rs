@@ -74,6 +74,29 @@ fn acosd(v: f64) -> f64 {
     }
 }
 
+/// The parameters wcslib resolved for a plain celestial TAN WCS (2 axes, no wcslib distortion),
+/// for transforms outside wcslib (the GPU kernel of torchfits-burn): pixel (1-based) minus
+/// `crpix`, times `cd`, gives the projection-plane coordinates (degrees) of the longitude and
+/// latitude axes; `euler` rotates the native sphere to the celestial one (wcslib's `cel.euler`:
+/// the pole's celestial longitude, colatitude, native longitude, and the colatitude's cos and
+/// sin).
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct TanParameters {
+    /// World axis of the longitude (0 or 1).
+    pub lng_axis: usize,
+    /// World axis of the latitude.
+    pub lat_axis: usize,
+    /// CRPIX, pixel axes 1 and 2.
+    pub crpix: [f64; 2],
+    /// CDELT * PC, row-major (world axis by pixel axis), degrees per pixel.
+    pub cd: [f64; 4],
+    /// wcslib's fiducial offsets (x0, y0) of the projection plane (0 for the standard TAN).
+    pub offset: [f64; 2],
+    /// wcslib's Euler angles (degrees) and the cos and sin of the second.
+    pub euler: [f64; 5],
+}
+
 /// wcslib's normalisation of a celestial longitude: into [0, 360] when the native pole's
 /// longitude `eul0` is not negative, [-360, 0] otherwise.
 #[inline]
@@ -96,6 +119,7 @@ fn normalise_lng(eul0: f64, mut lng: f64) -> f64 {
 /// A celestial TAN WCS of two axes, resolved by wcslib.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Tan {
+    pub(crate) parameters: TanParameters,
     lng: usize,
     lat: usize,
     crpix: [f64; 2],
@@ -116,7 +140,16 @@ impl Tan {
         if lng > 1 || lat > 1 || lng == lat {
             return None;
         }
+        let parameters = TanParameters {
+            lng_axis: lng,
+            lat_axis: lat,
+            crpix: [p[2], p[3]],
+            cd: [p[4], p[5], p[6], p[7]],
+            offset: [p[9], p[10]],
+            euler: [p[11], p[12], p[13], p[14], p[15]],
+        };
         Some(Tan {
+            parameters,
             lng,
             lat,
             crpix: [p[2], p[3]],
@@ -243,17 +276,10 @@ mod tests {
         let dec0: f64 = 33.0;
         let eul1 = 90.0 - dec0;
         let (s1, c1) = sincosd(eul1);
-        let t = Tan {
-            lng: 0,
-            lat: 1,
-            crpix: [0.0, 0.0],
-            m: [-0.01, 0.002, 0.001, 0.01],
-            r0: R2D,
-            x0: 0.0,
-            y0: 0.0,
-            eul: [150.0, eul1, 180.0, c1, s1],
-            sc2: sincosd(180.0),
-        };
+        let t = Tan::from_params(&[
+            0.0, 1.0, 0.0, 0.0, -0.01, 0.002, 0.001, 0.01, R2D, 0.0, 0.0, 150.0, eul1, 180.0, c1, s1,
+        ])
+        .expect("a TAN");
         let mut worst: f64 = 0.0;
         for i in -50..50 {
             for j in -50..50 {

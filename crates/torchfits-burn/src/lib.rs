@@ -1,0 +1,10 @@
+//! # torchfits-burn
+//!
+//! torchfits on the GPU. For now: the pixel-to-world kernel ([`wcs`]), written once in CubeCL
+//! for the wgpu and CUDA runtimes (features `wgpu` and `cuda`; neither is on by default). The
+//! Burn datasets and batchers come next.
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+
+mod ffi;
+pub mod wcs;
