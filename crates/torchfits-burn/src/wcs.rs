@@ -1,4 +1,5 @@
-//! Pixel to world on a GPU, for the plain celestial TAN projection with SIP (the survey case),
+//! Pixel to world on a GPU, for the plain celestial zenithal projections TAN, SIN, ARC, STG and
+//! ZEA with SIP (TAN-SIP is the survey case),
 //! from the parameters wcslib resolved ([`torchfits_core::TanParameters`]); every other WCS falls
 //! back to wcslib on the host, transparently (a line on stderr with `TORCHFITS_LOG=debug`).
 //!
@@ -53,17 +54,27 @@ impl GpuDevice {
 struct Kernel {
     params: Vec<f32>,
     n1: usize,
+    /// 0 TAN, 1 SIN, 2 ARC, 3 STG, 4 ZEA.
+    proj: u32,
     /// CRVAL: the reference longitude and latitude, added on the host in f64.
     lng0: f64,
     lat0: f64,
 }
 
 impl Kernel {
-    /// The kernel's parameters for `wcs`, when the kernel computes it: a standard TAN (the native
+    /// The kernel's parameters for `wcs`, when the kernel computes it: a standard zenithal (the native
     /// pole at the fiducial point's default, LONPOLE 180; no projection-plane offset) with the
     /// longitude on axis 0.
     fn of(wcs: &Wcs) -> Option<Kernel> {
-        let t = wcs.tan_parameters()?;
+        let t = wcs.projection_parameters()?;
+        let proj = match &t.projection {
+            b"TAN" => 0,
+            b"SIN" => 1,
+            b"ARC" => 2,
+            b"STG" => 3,
+            b"ZEA" => 4,
+            _ => return None,
+        };
         let e = t.euler;
         if t.lng_axis != 0 || t.offset != [0.0, 0.0] || e[2] != 180.0 || e[1] <= 0.0 || e[1] >= 180.0 {
             return None;
@@ -87,7 +98,7 @@ impl Kernel {
                 }
             }
         }
-        Some(Kernel { params, n1, lng0: e[0], lat0 })
+        Some(Kernel { params, n1, proj, lng0: e[0], lat0 })
     }
 }
 
@@ -138,10 +149,18 @@ impl DeviceWcs {
             return Ok(Vec::new());
         }
         let pix: Vec<f32> = pixels.iter().map(|&p| p as f32).collect();
-        let offsets = crate::ffi::tan_offsets(client, &pix, &k.params, k.n1)?;
-        for ((w, o), p) in world.chunks_exact_mut(2).zip(offsets.chunks_exact(2)).zip(pixels.chunks_exact(2)) {
+        let offsets = crate::ffi::tan_offsets(client, &pix, &k.params, k.n1, k.proj)?;
+        let mut host: Vec<usize> = Vec::new();
+        for (i, ((w, o), p)) in
+            world.chunks_exact_mut(2).zip(offsets.chunks_exact(2)).zip(pixels.chunks_exact(2)).enumerate()
+        {
             if !(p[0].is_finite() && p[1].is_finite()) {
                 w.fill(f64::NAN);
+                continue;
+            }
+            if o[0] >= crate::ffi::HOST {
+                // beyond the hemisphere the kernel's formulas reach: wcslib on the host
+                host.push(i);
                 continue;
             }
             let mut lng = k.lng0 + f64::from(o[0]);
@@ -153,6 +172,17 @@ impl DeviceWcs {
             w[0] = lng;
             w[1] = k.lat0 + f64::from(o[1]);
         }
-        Ok(vec![0; n])
+        let mut status = vec![0; n];
+        if !host.is_empty() {
+            let some: Vec<f64> = host.iter().flat_map(|&i| [pixels[2 * i], pixels[2 * i + 1]]).collect();
+            let mut back = vec![0.0; some.len()];
+            let st = self.wcs.pixel_to_world(&some, &mut back)?;
+            for (j, &i) in host.iter().enumerate() {
+                world[2 * i] = back[2 * j];
+                world[2 * i + 1] = back[2 * j + 1];
+                status[i] = st[j];
+            }
+        }
+        Ok(status)
     }
 }

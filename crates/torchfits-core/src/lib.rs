@@ -63,7 +63,7 @@ pub use image::{Dtype, ImageData, ImageReader, Pixel, Pixels, Scaling, Section};
 pub use limits::Limits;
 pub use pool::{BufferPool, PoolStats, PooledBuffer};
 pub use table::{ColumnData, ColumnPool, ColumnValues, TableBatch, TableReader, TableSchema};
-pub use wcs::{SipPolynomials, TanParameters, Wcs, WcsOptions};
+pub use wcs::{ProjectionParameters, SipPolynomials, Wcs, WcsOptions};
 pub use write::{Compression, FitsWriter, Quantize, WriteOptions};
 
 /// Whether the linked cfitsio is reentrant, i.e. separate handles may be used from separate

@@ -22,7 +22,7 @@ use std::sync::Mutex;
 use crate::error::{Error, Result};
 use crate::ffi::{WcsHandle, WcsParseError};
 use crate::header::{Card, Header, Value};
-pub use crate::wcs_fast::TanParameters;
+pub use crate::wcs_fast::ProjectionParameters;
 
 /// The SIP polynomial distortion (Shupe et al. 2005), applied before wcslib as astropy does.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,6 +115,8 @@ pub struct Wcs {
     sip: Option<Sip>,
     /// A plain celestial TAN WCS: transformed here rather than by wcslib (pixel to world).
     tan: Option<crate::wcs_fast::Tan>,
+    /// The resolved parameters of a plain zenithal WCS (for the GPU kernel).
+    parameters: Option<ProjectionParameters>,
     /// Transform with wcslib even when `tan` is there.
     wcslib_only: bool,
     threads: usize,
@@ -193,7 +195,10 @@ impl Wcs {
             return Err(Error::unsupported(format!("SIP distortion on a WCS of {naxis} axes (it is 2-D)")));
         }
         let celestial = handle.celestial_axes();
-        let tan = handle.tan_params().and_then(|p| crate::wcs_fast::Tan::from_params(&p));
+        let zenithal = handle.zenithal_params().and_then(|(p, code)| crate::wcs_fast::Tan::from_params(&p, code));
+        let parameters = zenithal.map(|z| z.parameters);
+        // the CPU path of its own is TAN's; the others' parameters serve the GPU kernel
+        let tan = zenithal.filter(|z| &z.parameters.projection == b"TAN");
         Ok(Wcs {
             pool: Mutex::new(vec![handle]),
             naxis,
@@ -201,6 +206,7 @@ impl Wcs {
             projection,
             sip,
             tan,
+            parameters,
             wcslib_only: false,
             threads: crate::file::default_threads(),
         })
@@ -264,9 +270,10 @@ impl Wcs {
         self.pool.lock().unwrap_or_else(|p| p.into_inner()).push(h);
     }
 
-    /// For a plain celestial TAN WCS: the parameters wcslib resolved (see [`TanParameters`]).
-    pub fn tan_parameters(&self) -> Option<TanParameters> {
-        self.tan.map(|t| t.parameters)
+    /// For a plain celestial zenithal WCS (TAN, SIN without PV, ARC, STG, ZEA): the parameters
+    /// wcslib resolved (see [`ProjectionParameters`]).
+    pub fn projection_parameters(&self) -> Option<ProjectionParameters> {
+        self.parameters
     }
 
     /// The SIP polynomials, when SIP applies.

@@ -74,7 +74,8 @@ fn acosd(v: f64) -> f64 {
     }
 }
 
-/// The parameters wcslib resolved for a plain celestial TAN WCS (2 axes, no wcslib distortion),
+/// The parameters wcslib resolved for a plain celestial zenithal WCS (TAN, SIN without PV, ARC,
+/// STG or ZEA; 2 axes, no wcslib distortion),
 /// for transforms outside wcslib (the GPU kernel of torchfits-burn): pixel (1-based) minus
 /// `crpix`, times `cd`, gives the projection-plane coordinates (degrees) of the longitude and
 /// latitude axes; `euler` rotates the native sphere to the celestial one (wcslib's `cel.euler`:
@@ -82,7 +83,9 @@ fn acosd(v: f64) -> f64 {
 /// sin).
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
-pub struct TanParameters {
+pub struct ProjectionParameters {
+    /// The projection's code (`*b"TAN"`, ...).
+    pub projection: [u8; 3],
     /// World axis of the longitude (0 or 1).
     pub lng_axis: usize,
     /// World axis of the latitude.
@@ -119,7 +122,7 @@ fn normalise_lng(eul0: f64, mut lng: f64) -> f64 {
 /// A celestial TAN WCS of two axes, resolved by wcslib.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Tan {
-    pub(crate) parameters: TanParameters,
+    pub(crate) parameters: ProjectionParameters,
     lng: usize,
     lat: usize,
     crpix: [f64; 2],
@@ -134,13 +137,14 @@ pub(crate) struct Tan {
 }
 
 impl Tan {
-    /// From the shim's parameter block (see `tfw_tan_params`).
-    pub(crate) fn from_params(p: &[f64; 16]) -> Option<Tan> {
+    /// From the shim's parameter block (see `tfw_zenithal_params`).
+    pub(crate) fn from_params(p: &[f64; 16], projection: [u8; 3]) -> Option<Tan> {
         let (lng, lat) = (p[0] as usize, p[1] as usize);
         if lng > 1 || lat > 1 || lng == lat {
             return None;
         }
-        let parameters = TanParameters {
+        let parameters = ProjectionParameters {
+            projection,
             lng_axis: lng,
             lat_axis: lat,
             crpix: [p[2], p[3]],
@@ -276,9 +280,10 @@ mod tests {
         let dec0: f64 = 33.0;
         let eul1 = 90.0 - dec0;
         let (s1, c1) = sincosd(eul1);
-        let t = Tan::from_params(&[
-            0.0, 1.0, 0.0, 0.0, -0.01, 0.002, 0.001, 0.01, R2D, 0.0, 0.0, 150.0, eul1, 180.0, c1, s1,
-        ])
+        let t = Tan::from_params(
+            &[0.0, 1.0, 0.0, 0.0, -0.01, 0.002, 0.001, 0.01, R2D, 0.0, 0.0, 150.0, eul1, 180.0, c1, s1],
+            *b"TAN",
+        )
         .expect("a TAN");
         let mut worst: f64 = 0.0;
         for i in -50..50 {

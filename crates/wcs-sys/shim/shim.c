@@ -155,16 +155,24 @@ void tfw_projection(const struct tfw_wcs *w, char code[4]) {
   code[3] = 0;
 }
 
-/* The resolved parameters of a plain celestial TAN WCS (2 axes, no wcslib distortions), for a
- * transform outside wcslib: out[0..2] lng/lat axis indices, [2..4] CRPIX, [4..8] the matrix
- * CDELT*PC (row-major), [8] r0, [9..11] x0/y0, [11..16] the Euler angles of cel. Returns 1 when
- * the WCS is such, 0 otherwise. */
-int tfw_tan_params(const struct tfw_wcs *w, double out[16]) {
+/* The resolved parameters of a plain celestial zenithal WCS (2 axes, no wcslib distortions) of
+ * projection TAN, SIN (without PV), ARC, STG or ZEA, for a transform outside wcslib: out[0..2]
+ * lng/lat axis indices, [2..4] CRPIX, [4..8] the matrix CDELT*PC (row-major), [8] r0, [9..11]
+ * x0/y0, [11..16] the Euler angles of cel; `code` gets the projection. Returns 1 when the WCS is
+ * such, 0 otherwise. */
+int tfw_zenithal_params(const struct tfw_wcs *w, double out[16], char code[4]) {
   const struct wcsprm *wcs = &w->wcs;
+  const struct prjprm *prj = &wcs->cel.prj;
   int i, j;
   if (wcs->naxis != 2 || wcs->lng < 0 || wcs->lat < 0) return 0;
   if (wcs->lin.dispre || wcs->lin.disseq) return 0;
-  if (strncmp(wcs->cel.prj.code, "TAN", 3) != 0) return 0;
+  if (strncmp(prj->code, "TAN", 3) && strncmp(prj->code, "ARC", 3) && strncmp(prj->code, "STG", 3) &&
+      strncmp(prj->code, "ZEA", 3) && strncmp(prj->code, "SIN", 3)) {
+    return 0;
+  }
+  if (!strncmp(prj->code, "SIN", 3) && (prj->pv[1] != 0.0 || prj->pv[2] != 0.0)) return 0;
+  memcpy(code, prj->code, 3);
+  code[3] = 0;
   out[0] = wcs->lng;
   out[1] = wcs->lat;
   out[2] = wcs->lin.crpix[0];
@@ -172,9 +180,9 @@ int tfw_tan_params(const struct tfw_wcs *w, double out[16]) {
   for (i = 0; i < 2; i++) {
     for (j = 0; j < 2; j++) out[4 + 2 * i + j] = wcs->lin.cdelt[i] * wcs->lin.pc[2 * i + j];
   }
-  out[8] = wcs->cel.prj.r0;
-  out[9] = wcs->cel.prj.x0;
-  out[10] = wcs->cel.prj.y0;
+  out[8] = prj->r0;
+  out[9] = prj->x0;
+  out[10] = prj->y0;
   for (i = 0; i < 5; i++) out[11 + i] = wcs->cel.euler[i];
   return 1;
 }

@@ -60,6 +60,7 @@ unsafe extern "C" {
     pub fn tfw_errmsg(w: *const tfw_wcs) -> *const c_char;
     /// The projection code (3 characters and a NUL; empty when not celestial).
     pub fn tfw_projection(w: *const tfw_wcs, code: *mut c_char);
-    /// The resolved parameters of a plain celestial TAN WCS (see the shim); 1 if it is one.
-    pub fn tfw_tan_params(w: *const tfw_wcs, out: *mut c_double) -> c_int;
+    /// The resolved parameters of a plain celestial zenithal WCS (TAN, SIN without PV, ARC,
+    /// STG, ZEA; see the shim) and its projection code; 1 if it is one.
+    pub fn tfw_zenithal_params(w: *const tfw_wcs, out: *mut c_double, code: *mut c_char) -> c_int;
 }
