@@ -121,6 +121,12 @@ fn cfitsio_error(status: c_int) -> CfitsioError {
     CfitsioError { status, text, messages }
 }
 
+/// `path` as the NUL-terminated bytes cfitsio takes (literally: no character is special).
+fn c_path(path: &Path) -> Result<CString> {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::parameter("the path contains a NUL byte"))
+}
+
 fn check(status: c_int, what: &str) -> Result<()> {
     if status > 0 { Err(Error::from_cfitsio(cfitsio_error(status), what)) } else { Ok(()) }
 }
@@ -195,9 +201,7 @@ impl Handle {
     /// Opens `path` read-only. `extended_syntax` selects `fits_open_file` (cfitsio's filename
     /// syntax: filters, URLs, pipes); otherwise `fits_open_diskfile` takes the name literally.
     pub(crate) fn open(path: &Path, extended_syntax: bool) -> Result<Handle> {
-        use std::os::unix::ffi::OsStrExt;
-        let cpath =
-            CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::parameter("the path contains a NUL byte"))?;
+        let cpath = c_path(path)?;
         let _g = serialise();
         let mut fptr: *mut sys::fitsfile = ptr::null_mut();
         let mut status: c_int = 0;
@@ -409,9 +413,7 @@ impl Handle {
     /// Creates a new FITS file at `path` (literally; an existing file is an error) holding an
     /// empty primary HDU.
     pub(crate) fn create(path: &Path) -> Result<Handle> {
-        use std::os::unix::ffi::OsStrExt;
-        let cpath =
-            CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::parameter("the path contains a NUL byte"))?;
+        let cpath = c_path(path)?;
         let _g = serialise();
         let mut fptr: *mut sys::fitsfile = ptr::null_mut();
         let mut status: c_int = 0;
