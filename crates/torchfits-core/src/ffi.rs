@@ -28,10 +28,10 @@ unsafe extern "C" {
 /// cfitsio's H-compress coder keeps its state in static variables: one call at a time.
 static HCOMPRESS: Mutex<()> = Mutex::new(());
 
-/// HCOMPRESS_1 of one tile of `nx` x `ny` pixels (x fastest; `pixels` is used as workspace) at
-/// `scale`; 64-bit coder for 32-bit images. The output buffer is sized for incompressible data
+/// HCOMPRESS_1 of one tile of `nx` x `ny` pixels (x fastest) at `scale`; 64-bit coder for 32-bit
+/// images. The output buffer is sized for incompressible data
 /// (cfitsio's own tile writer sizes it too small and corrupts its heap on such tiles).
-pub(crate) fn hcompress(pixels: &mut [i64], nx: usize, ny: usize, scale: i32, wide: bool) -> Result<Vec<u8>> {
+pub(crate) fn hcompress(pixels: &[i32], nx: usize, ny: usize, scale: i32, wide: bool) -> Result<Vec<u8>> {
     if nx * ny != pixels.len() || nx == 0 || ny == 0 {
         return Err(Error::parameter("an HCOMPRESS tile of no pixels"));
     }
@@ -46,14 +46,16 @@ pub(crate) fn hcompress(pixels: &mut [i64], nx: usize, ny: usize, scale: i32, wi
     let mut nbytes: c_long = c_long::try_from(cap).map_err(|_| Error::parameter("tile too large"))?;
     let mut status: c_int = 0;
     let _g = HCOMPRESS.lock().unwrap_or_else(|p| p.into_inner());
+    // the coders transform their input in place: a copy of the tile, in the coder's type
     if wide {
-        // SAFETY: `pixels` holds nx*ny LONGLONGs, `out` holds `nbytes` bytes (cfitsio checks
+        let mut longs: Vec<i64> = pixels.iter().map(|&v| i64::from(v)).collect();
+        // SAFETY: `longs` holds nx*ny LONGLONGs, `out` holds `nbytes` bytes (cfitsio checks
         // against it); both outlive the call; the coder's statics are guarded by the lock.
         unsafe {
-            sys::fits_hcompress64(pixels.as_mut_ptr(), cy, cx, scale, out.as_mut_ptr().cast(), &mut nbytes, &mut status)
+            sys::fits_hcompress64(longs.as_mut_ptr(), cy, cx, scale, out.as_mut_ptr().cast(), &mut nbytes, &mut status)
         };
     } else {
-        let mut ints: Vec<c_int> = pixels.iter().map(|&v| v as c_int).collect();
+        let mut ints: Vec<c_int> = pixels.to_vec();
         // SAFETY: as above, with nx*ny C ints.
         unsafe {
             sys::fits_hcompress(ints.as_mut_ptr(), cy, cx, scale, out.as_mut_ptr().cast(), &mut nbytes, &mut status)

@@ -1004,8 +1004,7 @@ fn write_tiled<T: Pixel>(
                 Codec::Hcompress { scale } => {
                     let nx = hi[0] - lo[0];
                     let ny = hi.get(1).zip(lo.get(1)).map_or(1, |(h, l)| h - l);
-                    let mut wide: Vec<i64> = pixels.iter().map(|&v| i64::from(v)).collect();
-                    heap.extend(crate::ffi::hcompress(&mut wide, nx, ny, scale, zbitpix == 32)?);
+                    heap.extend(crate::ffi::hcompress(&pixels, nx, ny, scale, zbitpix == 32)?);
                 }
                 Codec::Plio => {
                     if let Some(v) = pixels.iter().find(|v| !(0..1 << 24).contains(*v)) {
