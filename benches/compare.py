@@ -139,6 +139,14 @@ def main():
         print(f"| {cid} | {f(raw)} | {f(fio)} | {f(ast)} | {f(r)} | {f(t)} | {way} | {f(speedup, '{:.2f}x')} "
               f"| {f(vs_rs, '{:.2f}x')} | {f(over_raw, '{:.2f}')} | {', '.join(goal)} | {'yes' if ok else 'NO'} |")
     print(f"\ntargets met: {len(TARGETS) - len(missed)} of {len(TARGETS)}" + (f" (missed: {', '.join(missed)})" if missed else ""))
+    others = [cid for cid in ours if cid not in TARGETS]
+    if others:
+        print("\nCases without a peer or a target (torchfits alone, same run):\n")
+        print("| case | torchfits | way |")
+        print("|---|---|---|")
+        for cid in others:
+            t = ours[cid].get("torchfits")
+            print(f"| {cid} | {'-' if t is None else f'{t:.3f}'} | {ours[cid].get('way', '')} |")
 
 
 if __name__ == "__main__":

@@ -84,8 +84,9 @@ fn tan_and_tan_sip_on_the_device_agree_with_the_cpu() {
         let w = worst(&got, &want);
         assert!(w < 1e-5, "{name}: worst {w:e} deg");
     }
-    // a projection the kernel does not have: wcslib on the host, the same values exactly
-    let car = tan(&[("CTYPE1", Value::Str("RA---CAR".into())), ("CTYPE2", Value::Str("DEC--CAR".into()))], false);
+    // a projection the kernel does not have (the quad cubes): wcslib on the host, the same
+    // values exactly
+    let car = tan(&[("CTYPE1", Value::Str("RA---TSC".into())), ("CTYPE2", Value::Str("DEC--TSC".into()))], false);
     let gpu = DeviceWcs::new(Wcs::from_header(&car).expect("wcs"), GpuDevice::Wgpu).expect("fallback");
     assert!(!gpu.on_device());
     let (mut a, mut b) = (vec![0.0; pix.len()], vec![0.0; pix.len()]);
@@ -131,5 +132,202 @@ fn the_zenithal_family_over_whole_hemispheres_agrees_with_the_cpu() {
         let pick = |v: &[f64]| valid.iter().flat_map(|&i| [v[2 * i], v[2 * i + 1]]).collect::<Vec<_>>();
         let w = worst(&pick(&got), &pick(&want));
         assert!(w < 1e-4, "{code}: worst {w:e} deg");
+    }
+}
+
+/// The map headers of the corpus (every projection of wcslib's test set, on one all-sky map),
+/// plus the projections the set lacks, made from its AIT header: name and header.
+fn maps() -> Vec<(String, Header)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/wcs/maps");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        assert!(std::env::var_os("CI").is_none(), "{} is missing", dir.display());
+        return Vec::new();
+    };
+    let mut out: Vec<(String, Header)> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "hdr"))
+        .map(|p| {
+            let raw = std::fs::read(&p).expect("read");
+            (
+                p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                Header::parse(&raw).expect("parse"),
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    let Some(ait) = out.iter().find(|(n, _)| n.ends_with("_AIT.hdr")).map(|(_, h)| h.clone()) else {
+        return out;
+    };
+    let variants: [(&str, &[(&str, Value)]); 7] = [
+        ("AZP", &[("PV2_1", Value::Float(2.0)), ("PV2_2", Value::Float(30.0)), ("CRVAL2", Value::Float(-60.0))]),
+        (
+            "ZPN",
+            &[
+                ("PV2_0", Value::Float(0.05)),
+                ("PV2_1", Value::Float(0.975)),
+                ("PV2_2", Value::Float(-0.807)),
+                ("PV2_3", Value::Float(0.337)),
+                ("PV2_4", Value::Float(-0.065)),
+                ("PV2_5", Value::Float(0.01)),
+                ("PV2_6", Value::Float(0.003)),
+                ("PV2_7", Value::Float(-0.001)),
+                ("CRVAL2", Value::Float(-60.0)),
+            ],
+        ),
+        ("MOL", &[]),
+        ("COD", &[("PV2_1", Value::Float(-45.0)), ("PV2_2", Value::Float(25.0))]),
+        ("BON", &[("PV2_1", Value::Float(45.0))]),
+        ("SIN", &[("PV2_1", Value::Float(0.2)), ("PV2_2", Value::Float(-0.3)), ("CRVAL2", Value::Float(-60.0))]),
+        ("AIR", &[("PV2_1", Value::Float(45.0)), ("CRVAL2", Value::Float(-60.0))]),
+    ];
+    for (code, cards) in variants {
+        let mut h = ait.clone();
+        h.set("CTYPE1", Value::Str(format!("RA---{code}")), None).expect("set");
+        h.set("CTYPE2", Value::Str(format!("DEC--{code}")), None).expect("set");
+        for (k, v) in cards {
+            h.set(k, v.clone(), None).expect("set");
+        }
+        out.push((format!("{code} (made)"), h));
+    }
+    // and each over the whole sphere and beyond (1.5 degree per pixel, centred on the
+    // reference point): the projections' limits
+    let wide: Vec<(String, Header)> = out
+        .iter()
+        .map(|(n, h)| {
+            let mut h = h.clone();
+            for (k, v) in [
+                ("CRPIX1", 96.5),
+                ("CRPIX2", 96.5),
+                ("CDELT1", -1.5),
+                ("CDELT2", 1.5),
+                ("CRVAL1", 120.0),
+                ("CRVAL2", 30.0),
+            ] {
+                h.set(k, Value::Float(v), None).expect("set");
+            }
+            h.remove("LATPOLE");
+            h.remove("LONPOLE");
+            (format!("{n}, whole sky"), h)
+        })
+        .collect();
+    out.extend(wide);
+    out
+}
+
+#[test]
+fn every_projection_of_the_corpus_maps_agrees_with_wcslib() {
+    // the 192x192 maps and a margin of 64 pixels around them, every 1.37 pixels
+    let pix: Vec<f64> =
+        (0..235).flat_map(|j| (0..235).flat_map(move |i| [-64.0 + 1.37 * i as f64, -64.3 + 1.37 * j as f64])).collect();
+    let mut on_device = 0;
+    let mut failed = Vec::new();
+    for (name, header) in maps() {
+        let cpu = Wcs::from_header(&header).expect("wcs");
+        let mut want = vec![0.0; pix.len()];
+        let want_status = cpu.pixel_to_world(&pix, &mut want).expect("cpu");
+        let gpu = match DeviceWcs::new(Wcs::from_header(&header).expect("wcs"), GpuDevice::Wgpu) {
+            Ok(g) => g,
+            Err(e) if std::env::var_os("CI").is_none() => {
+                eprintln!("no wgpu device here ({e}): kernel not checked");
+                return;
+            }
+            Err(e) => panic!("wgpu device: {e}"),
+        };
+        let mut got = vec![0.0; pix.len()];
+        let status = gpu.pixel_to_world(&pix, &mut got).expect("gpu");
+        let differ = (0..status.len()).filter(|&i| (status[i] == 0) != (want_status[i] == 0)).count();
+        let valid: Vec<usize> = (0..status.len()).filter(|&i| status[i] == 0).collect();
+        let pick = |v: &[f64]| valid.iter().flat_map(|&i| [v[2 * i], v[2 * i + 1]]).collect::<Vec<_>>();
+        let w = worst(&pick(&got), &pick(&want));
+        eprintln!(
+            "{name}: {} ({}), {} valid, validity differs at {differ}, worst {w:.2e} deg",
+            if gpu.on_device() { "kernel" } else { "host" },
+            gpu.precision(),
+            valid.len()
+        );
+        if std::env::var_os("TORCHFITS_KERNEL_DEBUG").is_some() && w > 5e-5 {
+            let (g, t) = (pick(&got), pick(&want));
+            let k = (0..valid.len())
+                .max_by(|&a, &b| {
+                    let e = |i: usize| worst(&g[2 * i..2 * i + 2], &t[2 * i..2 * i + 2]);
+                    e(a).total_cmp(&e(b))
+                })
+                .unwrap_or(0);
+            let i = valid[k];
+            eprintln!(
+                "  worst at pixel {:?}: got {:?}, wcslib {:?}",
+                &pix[2 * i..2 * i + 2],
+                &got[2 * i..2 * i + 2],
+                &want[2 * i..2 * i + 2]
+            );
+        }
+        on_device += usize::from(gpu.on_device());
+        if differ > 0 || status != want_status || w >= 1e-4 || (!gpu.on_device() && !name.contains("_CSC")) {
+            failed.push(name);
+        }
+    }
+    assert!(failed.is_empty(), "not on the device, or not as wcslib: {failed:?}");
+    eprintln!("{on_device} on the device");
+}
+
+#[test]
+fn a_grid_of_cutouts_is_one_call_and_matches_wcslib() {
+    // a survey TAN-SIP image, and a whole-sky AIT map whose cutouts cross its edge
+    let sip = [
+        ("A_ORDER", Value::Int(2)),
+        ("B_ORDER", Value::Int(2)),
+        ("A_2_0", Value::Float(2.1e-6)),
+        ("B_0_2", Value::Float(1.9e-6)),
+    ];
+    let ait = tan(
+        &[
+            ("CTYPE1", Value::Str("RA---AIT".into())),
+            ("CTYPE2", Value::Str("DEC--AIT".into())),
+            ("CRPIX1", Value::Float(180.5)),
+            ("CRPIX2", Value::Float(90.5)),
+            ("CD1_1", Value::Float(-1.0)),
+            ("CD1_2", Value::Float(0.0)),
+            ("CD2_1", Value::Float(0.0)),
+            ("CD2_2", Value::Float(1.0)),
+        ],
+        false,
+    );
+    for (name, header, origins) in [
+        ("TAN-SIP", tan(&sip, true), vec![(0.0, 0.0), (2000.25, 1500.0), (4000.0, 4070.5)]),
+        ("AIT", ait, vec![(-20.0, -20.0), (170.0, 80.0), (340.0, 160.0)]),
+    ] {
+        let (w, h) = (48usize, 32usize);
+        let gpu = match DeviceWcs::new(Wcs::from_header(&header).expect("wcs"), GpuDevice::Wgpu) {
+            Ok(g) => g,
+            Err(e) if std::env::var_os("CI").is_none() => {
+                eprintln!("no wgpu device here ({e}): kernel not checked");
+                return;
+            }
+            Err(e) => panic!("wgpu device: {e}"),
+        };
+        let planes = gpu.coordinate_grid(&origins, w, h).expect("grid");
+        assert_eq!(planes.len(), origins.len() * 2 * h * w);
+        let cpu = Wcs::from_header(&header).expect("wcs");
+        let mut invalid = 0;
+        for (c, &(x0, y0)) in origins.iter().enumerate() {
+            let pix: Vec<f64> = (0..h).flat_map(|r| (0..w).flat_map(move |q| [x0 + q as f64, y0 + r as f64])).collect();
+            let mut want = vec![0.0; pix.len()];
+            cpu.pixel_to_world(&pix, &mut want).expect("cpu");
+            let base = c * 2 * h * w;
+            for i in 0..h * w {
+                let got = [f64::from(planes[base + i]), f64::from(planes[base + h * w + i])];
+                let exp = [want[2 * i], want[2 * i + 1]];
+                if exp[0].is_nan() {
+                    assert!(got[0].is_nan() && got[1].is_nan(), "{name}: cutout {c} pixel {i} should be invalid");
+                    invalid += 1;
+                    continue;
+                }
+                let e = worst(&got, &exp);
+                assert!(e < 1e-4, "{name}: cutout {c} pixel {i}: {got:?} vs {exp:?} ({e:e} deg)");
+            }
+        }
+        if name == "AIT" {
+            assert!(invalid > 0, "the AIT cutouts cross the map's edge");
+        }
     }
 }

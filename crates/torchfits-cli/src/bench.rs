@@ -177,6 +177,8 @@ fn cases(dir: &Path) -> Vec<Case> {
         ways: write_case::<i16>(p("rice_i16_4096.fits"), 1, Some(Compression::new(Algorithm::Rice))),
     });
     out.push(Case { id: "wcs_pix2world_16M", ways: wcs_case(p("img_f32_4096.fits")) });
+    out.push(Case { id: "wcs_pix2world_16M_wgpu", ways: wcs_gpu_case(p("img_f32_4096.fits"), false) });
+    out.push(Case { id: "wcs_grid_256x64x64_wgpu", ways: wcs_gpu_case(p("img_f32_4096.fits"), true) });
     out.push(Case { id: "table_1M_full", ways: table_case(None, None) });
     out.push(Case { id: "table_1M_2cols", ways: table_case(Some(&["ra", "flux"]), None) });
     out.push(Case { id: "table_1M_rows_100k", ways: table_case(None, Some(500_000..600_000)) });
@@ -292,6 +294,41 @@ fn wcs_case(source: PathBuf) -> Vec<Way> {
         )
     };
     vec![way(None, "Wcs"), way(Some(1), WCSLIB_1T)]
+}
+
+/// The WCS case on the default wgpu adapter (`DeviceWcs`): every pixel of the image as points
+/// uploaded and read back (`grid` false), or a coordinate grid of 256 cutouts of 64x64 pixels
+/// made on the device (`grid` true). On a machine without a GPU the adapter is Mesa's lavapipe,
+/// which runs the kernel on the CPU.
+fn wcs_gpu_case(source: PathBuf, grid: bool) -> Vec<Way> {
+    type Data = (torchfits_burn::wcs::DeviceWcs, Vec<f64>, Vec<f64>);
+    let shared: std::rc::Rc<std::cell::RefCell<Option<Data>>> = std::rc::Rc::default();
+    let name = if grid { "DeviceWcs::coordinate_grid (wgpu)" } else { "DeviceWcs::pixel_to_world (wgpu)" };
+    vec![(
+        name,
+        Box::new(move || {
+            let mut slot = shared.borrow_mut();
+            if slot.is_none() {
+                let wcs = FitsFile::open(&source)?.wcs(0)?;
+                let gpu = torchfits_burn::wcs::DeviceWcs::new(wcs, torchfits_burn::wcs::GpuDevice::Wgpu)?;
+                let pix: Vec<f64> = if grid {
+                    (0..256).flat_map(|k| [(k % 16 * 256) as f64, (k / 16 * 256) as f64]).collect()
+                } else {
+                    (0..N * N).flat_map(|k| [(k % N) as f64, (k / N) as f64]).collect()
+                };
+                let out = vec![0.0; if grid { 0 } else { pix.len() }];
+                *slot = Some((gpu, pix, out));
+            }
+            let Some((gpu, pix, out)) = slot.as_mut() else { return Ok(()) };
+            if grid {
+                let origins: Vec<(f64, f64)> = pix.chunks_exact(2).map(|p| (p[0], p[1])).collect();
+                gpu.coordinate_grid(&origins, 64, 64)?;
+            } else {
+                gpu.pixel_to_world(pix, out)?;
+            }
+            Ok(())
+        }),
+    )]
 }
 
 /// The single-threaded wcslib baseline of the WCS case.

@@ -614,13 +614,14 @@ impl WcsHandle {
         unsafe { CStr::from_ptr(code.as_ptr()) }.to_string_lossy().into_owned()
     }
 
-    /// The resolved parameters of a plain celestial zenithal WCS (layout: see the shim) and its
+    /// The resolved parameters of a plain celestial WCS (layout: see the shim) and its
     /// projection code.
-    pub(crate) fn zenithal_params(&self) -> Option<([f64; 16], [u8; 3])> {
-        let mut out = [0.0f64; 16];
+    pub(crate) fn celestial_params(&self) -> Option<([f64; wcs_sys::NPARAMS], [u8; 3])> {
+        let mut out = [0.0f64; wcs_sys::NPARAMS];
         let mut code = [0 as c_char; 4];
-        // SAFETY: a live handle; `out` holds the 16 doubles and `code` the 4 bytes the shim writes.
-        let ok = unsafe { wcs_sys::tfw_zenithal_params(self.ptr.as_ptr(), out.as_mut_ptr(), code.as_mut_ptr()) };
+        // SAFETY: a live handle; `out` holds the NPARAMS doubles and `code` the 4 bytes the shim
+        // writes.
+        let ok = unsafe { wcs_sys::tfw_celestial_params(self.ptr.as_ptr(), out.as_mut_ptr(), code.as_mut_ptr()) };
         (ok == 1).then(|| (out, [code[0] as u8, code[1] as u8, code[2] as u8]))
     }
 

@@ -115,7 +115,7 @@ pub struct Wcs {
     sip: Option<Sip>,
     /// A plain celestial TAN WCS: transformed here rather than by wcslib (pixel to world).
     tan: Option<crate::wcs_fast::Tan>,
-    /// The resolved parameters of a plain zenithal WCS (for the GPU kernel).
+    /// The resolved parameters of a plain celestial WCS (for the GPU kernel).
     parameters: Option<ProjectionParameters>,
     /// Transform with wcslib even when `tan` is there.
     wcslib_only: bool,
@@ -195,10 +195,9 @@ impl Wcs {
             return Err(Error::unsupported(format!("SIP distortion on a WCS of {naxis} axes (it is 2-D)")));
         }
         let celestial = handle.celestial_axes();
-        let zenithal = handle.zenithal_params().and_then(|(p, code)| crate::wcs_fast::Tan::from_params(&p, code));
-        let parameters = zenithal.map(|z| z.parameters);
+        let parameters = handle.celestial_params().and_then(|(p, code)| ProjectionParameters::from_params(&p, code));
         // the CPU path of its own is TAN's; the others' parameters serve the GPU kernel
-        let tan = zenithal.filter(|z| &z.parameters.projection == b"TAN");
+        let tan = parameters.filter(|p| &p.projection == b"TAN").map(crate::wcs_fast::Tan::new);
         Ok(Wcs {
             pool: Mutex::new(vec![handle]),
             naxis,
@@ -270,8 +269,8 @@ impl Wcs {
         self.pool.lock().unwrap_or_else(|p| p.into_inner()).push(h);
     }
 
-    /// For a plain celestial zenithal WCS (TAN, SIN without PV, ARC, STG, ZEA): the parameters
-    /// wcslib resolved (see [`ProjectionParameters`]).
+    /// For a plain celestial WCS (two axes, longitude and latitude, no wcslib distortion; SIP
+    /// aside, see [`Wcs::sip`]): the parameters wcslib resolved (see [`ProjectionParameters`]).
     pub fn projection_parameters(&self) -> Option<ProjectionParameters> {
         self.parameters
     }

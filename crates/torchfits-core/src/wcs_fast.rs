@@ -74,13 +74,13 @@ fn acosd(v: f64) -> f64 {
     }
 }
 
-/// The parameters wcslib resolved for a plain celestial zenithal WCS (TAN, SIN without PV, ARC,
-/// STG or ZEA; 2 axes, no wcslib distortion),
-/// for transforms outside wcslib (the GPU kernel of torchfits-burn): pixel (1-based) minus
-/// `crpix`, times `cd`, gives the projection-plane coordinates (degrees) of the longitude and
-/// latitude axes; `euler` rotates the native sphere to the celestial one (wcslib's `cel.euler`:
-/// the pole's celestial longitude, colatitude, native longitude, and the colatitude's cos and
-/// sin).
+/// The parameters wcslib resolved for a plain celestial WCS (2 axes, longitude and latitude, no
+/// wcslib distortion; any projection), for transforms outside wcslib (the GPU kernel of
+/// torchfits-burn): pixel (1-based) minus `crpix`, times `cd`, gives the projection-plane
+/// coordinates (degrees) of the longitude and latitude axes; plus `offset`, they go through the
+/// projection of radius `r0` and parameters `pv` to native spherical coordinates; `euler`
+/// rotates the native sphere to the celestial one (wcslib's `cel.euler`: the pole's celestial
+/// longitude, colatitude, native longitude, and the colatitude's cos and sin).
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub struct ProjectionParameters {
@@ -98,6 +98,41 @@ pub struct ProjectionParameters {
     pub offset: [f64; 2],
     /// wcslib's Euler angles (degrees) and the cos and sin of the second.
     pub euler: [f64; 5],
+    /// The radius of the generating sphere (wcslib's `r0`, 180/pi by default).
+    pub r0: f64,
+    /// The projection parameters PVi_0..29 of the latitude axis, with wcslib's defaults filled
+    /// in (parameters the projection does not use are left as wcslib has them).
+    pub pv: [f64; 30],
+    /// ZPN: the polynomial's degree, and the zenith distance (radians) and radius of its first
+    /// point of inflection (wcslib's `n`, `w[0]`, `w[1]`).
+    pub zpn: (usize, [f64; 2]),
+    /// wcslib's bounds-checking flags (7: all; astropy's default).
+    pub bounds: i32,
+}
+
+impl ProjectionParameters {
+    /// From the shim's parameter block (see `tfw_celestial_params`).
+    pub(crate) fn from_params(p: &[f64; wcs_sys::NPARAMS], projection: [u8; 3]) -> Option<ProjectionParameters> {
+        let (lng, lat) = (p[0] as usize, p[1] as usize);
+        if lng > 1 || lat > 1 || lng == lat {
+            return None;
+        }
+        let mut pv = [0.0; 30];
+        pv.copy_from_slice(&p[16..46]);
+        Some(ProjectionParameters {
+            projection,
+            lng_axis: lng,
+            lat_axis: lat,
+            crpix: [p[2], p[3]],
+            cd: [p[4], p[5], p[6], p[7]],
+            offset: [p[9], p[10]],
+            euler: [p[11], p[12], p[13], p[14], p[15]],
+            r0: p[8],
+            pv,
+            zpn: (p[46].max(0.0) as usize, [p[47], p[48]]),
+            bounds: p[49] as i32,
+        })
+    }
 }
 
 /// wcslib's normalisation of a celestial longitude: into [0, 360] when the native pole's
@@ -122,7 +157,6 @@ fn normalise_lng(eul0: f64, mut lng: f64) -> f64 {
 /// A celestial TAN WCS of two axes, resolved by wcslib.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Tan {
-    pub(crate) parameters: ProjectionParameters,
     lng: usize,
     lat: usize,
     crpix: [f64; 2],
@@ -137,33 +171,19 @@ pub(crate) struct Tan {
 }
 
 impl Tan {
-    /// From the shim's parameter block (see `tfw_zenithal_params`).
-    pub(crate) fn from_params(p: &[f64; 16], projection: [u8; 3]) -> Option<Tan> {
-        let (lng, lat) = (p[0] as usize, p[1] as usize);
-        if lng > 1 || lat > 1 || lng == lat {
-            return None;
+    /// A TAN WCS from its resolved parameters.
+    pub(crate) fn new(p: ProjectionParameters) -> Tan {
+        Tan {
+            lng: p.lng_axis,
+            lat: p.lat_axis,
+            crpix: p.crpix,
+            m: p.cd,
+            r0: p.r0,
+            x0: p.offset[0],
+            y0: p.offset[1],
+            eul: p.euler,
+            sc2: sincosd(p.euler[2]),
         }
-        let parameters = ProjectionParameters {
-            projection,
-            lng_axis: lng,
-            lat_axis: lat,
-            crpix: [p[2], p[3]],
-            cd: [p[4], p[5], p[6], p[7]],
-            offset: [p[9], p[10]],
-            euler: [p[11], p[12], p[13], p[14], p[15]],
-        };
-        Some(Tan {
-            parameters,
-            lng,
-            lat,
-            crpix: [p[2], p[3]],
-            m: [p[4], p[5], p[6], p[7]],
-            r0: p[8],
-            x0: p[9],
-            y0: p[10],
-            eul: [p[11], p[12], p[13], p[14], p[15]],
-            sc2: sincosd(p[13]),
-        })
     }
 
     /// World coordinates of 1-based pixel (px, py): (lng, lat) in world-axis order.
@@ -280,11 +300,12 @@ mod tests {
         let dec0: f64 = 33.0;
         let eul1 = 90.0 - dec0;
         let (s1, c1) = sincosd(eul1);
-        let t = Tan::from_params(
-            &[0.0, 1.0, 0.0, 0.0, -0.01, 0.002, 0.001, 0.01, R2D, 0.0, 0.0, 150.0, eul1, 180.0, c1, s1],
-            *b"TAN",
-        )
-        .expect("a TAN");
+        let mut block = [0.0; wcs_sys::NPARAMS];
+        block[..16].copy_from_slice(&[
+            0.0, 1.0, 0.0, 0.0, -0.01, 0.002, 0.001, 0.01, R2D, 0.0, 0.0, 150.0, eul1, 180.0, c1, s1,
+        ]);
+        block[49] = 7.0;
+        let t = Tan::new(ProjectionParameters::from_params(&block, *b"TAN").expect("a TAN"));
         let mut worst: f64 = 0.0;
         for i in -50..50 {
             for j in -50..50 {

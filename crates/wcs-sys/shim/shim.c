@@ -14,6 +14,9 @@
 #include <cel.h>
 #include <lin.h>
 
+/* Doubles in the parameter block of tfw_celestial_params. */
+#define TFW_NPARAMS 50
+
 struct tfw_wcs {
   struct wcsprm wcs;
 };
@@ -155,22 +158,19 @@ void tfw_projection(const struct tfw_wcs *w, char code[4]) {
   code[3] = 0;
 }
 
-/* The resolved parameters of a plain celestial zenithal WCS (2 axes, no wcslib distortions) of
- * projection TAN, SIN (without PV), ARC, STG or ZEA, for a transform outside wcslib: out[0..2]
- * lng/lat axis indices, [2..4] CRPIX, [4..8] the matrix CDELT*PC (row-major), [8] r0, [9..11]
- * x0/y0, [11..16] the Euler angles of cel; `code` gets the projection. Returns 1 when the WCS is
- * such, 0 otherwise. */
-int tfw_zenithal_params(const struct tfw_wcs *w, double out[16], char code[4]) {
+/* The resolved parameters of a plain celestial WCS (2 axes, no wcslib distortions, any
+ * projection) for a transform outside wcslib: out[0..2] lng/lat axis indices, [2..4] CRPIX,
+ * [4..8] the matrix CDELT*PC (row-major), [8] r0, [9..11] x0/y0, [11..16] the Euler angles of
+ * cel, [16..46] the projection parameters pv[0..29] as prjset resolved them, [46] prj->n (ZPN's
+ * degree), [47..49] prj->w[0..1] (ZPN's point of inflection), [49] prj->bounds; `code` gets the
+ * projection. Returns 1 when the WCS is such, 0 otherwise. */
+int tfw_celestial_params(const struct tfw_wcs *w, double out[TFW_NPARAMS], char code[4]) {
   const struct wcsprm *wcs = &w->wcs;
   const struct prjprm *prj = &wcs->cel.prj;
   int i, j;
   if (wcs->naxis != 2 || wcs->lng < 0 || wcs->lat < 0) return 0;
   if (wcs->lin.dispre || wcs->lin.disseq) return 0;
-  if (strncmp(prj->code, "TAN", 3) && strncmp(prj->code, "ARC", 3) && strncmp(prj->code, "STG", 3) &&
-      strncmp(prj->code, "ZEA", 3) && strncmp(prj->code, "SIN", 3)) {
-    return 0;
-  }
-  if (!strncmp(prj->code, "SIN", 3) && (prj->pv[1] != 0.0 || prj->pv[2] != 0.0)) return 0;
+  if (wcs->cel.flag == 0 || prj->code[0] == 0) return 0;
   memcpy(code, prj->code, 3);
   code[3] = 0;
   out[0] = wcs->lng;
@@ -184,5 +184,10 @@ int tfw_zenithal_params(const struct tfw_wcs *w, double out[16], char code[4]) {
   out[9] = prj->x0;
   out[10] = prj->y0;
   for (i = 0; i < 5; i++) out[11 + i] = wcs->cel.euler[i];
+  for (i = 0; i < PVN; i++) out[16 + i] = prj->pv[i];
+  out[46] = prj->n;
+  out[47] = prj->w[0];
+  out[48] = prj->w[1];
+  out[49] = prj->bounds;
   return 1;
 }

@@ -14,6 +14,9 @@ pub struct tfw_wcs {
     _private: [u8; 0],
 }
 
+/// Doubles in the parameter block of `tfw_celestial_params` (the shim's `TFW_NPARAMS`).
+pub const NPARAMS: usize = 50;
+
 unsafe extern "C" {
     /// Parses a header of `nkeyrec` cards (NUL-terminated), picks alternate `alt`, fixes and sets
     /// it (without its PVi_m if `drop_pv`); NULL on error (message in `err`). No WCS keywords at
@@ -60,7 +63,7 @@ unsafe extern "C" {
     pub fn tfw_errmsg(w: *const tfw_wcs) -> *const c_char;
     /// The projection code (3 characters and a NUL; empty when not celestial).
     pub fn tfw_projection(w: *const tfw_wcs, code: *mut c_char);
-    /// The resolved parameters of a plain celestial zenithal WCS (TAN, SIN without PV, ARC,
-    /// STG, ZEA; see the shim) and its projection code; 1 if it is one.
-    pub fn tfw_zenithal_params(w: *const tfw_wcs, out: *mut c_double, code: *mut c_char) -> c_int;
+    /// The resolved parameters of a plain celestial WCS (2 axes, no wcslib distortions; the
+    /// layout is in the shim), [`NPARAMS`] doubles, and its projection code; 1 if it is one.
+    pub fn tfw_celestial_params(w: *const tfw_wcs, out: *mut c_double, code: *mut c_char) -> c_int;
 }
