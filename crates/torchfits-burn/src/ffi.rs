@@ -907,6 +907,24 @@ pub(crate) fn tan_offsets(
     n1: usize,
     proj: u32,
 ) -> Result<Vec<f32>> {
+    let mut out = Vec::with_capacity(pix.len());
+    for part in pix.chunks(2 * LAUNCH_POINTS) {
+        out.extend(tan_offsets_once(client, part, params, n1, proj)?);
+    }
+    Ok(out)
+}
+
+/// Points per launch: a dispatch of at most 16384 cubes of 256 and buffers of at most 64 MiB
+/// (wgpu's defaults allow 65535 cubes per dimension and 128 MiB per storage buffer).
+pub(crate) const LAUNCH_POINTS: usize = 1 << 22;
+
+fn tan_offsets_once(
+    client: &cubecl::client::Client,
+    pix: &[f32],
+    params: &[f32],
+    n1: usize,
+    proj: u32,
+) -> Result<Vec<f32>> {
     let n = pix.len() / 2;
     let block = 256usize;
     let cubes = u32::try_from(n.div_ceil(block)).map_err(|_| Error::new(ErrorKind::Parameter, "too many points"))?;
@@ -935,6 +953,7 @@ pub(crate) fn tan_offsets(
 }
 
 /// What [`native`] computes.
+#[derive(Clone, Copy)]
 pub(crate) struct NativeLaunch<'a> {
     /// (u, v) pairs (points), or the (u, v) of each cutout's first pixel (grid).
     pub pix: &'a [f64],
@@ -950,6 +969,28 @@ pub(crate) struct NativeLaunch<'a> {
 /// Runs [`native_kernel`] in `F` (f32, or f64 where the device has it): the (longitude offset,
 /// latitude) pairs, degrees, as f64 ([`HOST`] and [`INVALID`] marks as they are).
 pub(crate) fn native<F: DeviceFloat>(client: &cubecl::client::Client, l: &NativeLaunch<'_>) -> Result<Vec<f64>> {
+    let (w, h) = l.grid;
+    let mut out = Vec::new();
+    if w > 0 && w.saturating_mul(h) > LAUNCH_POINTS {
+        // cutouts too large for one launch each: their pixels as points
+        for c in l.pix.chunks_exact(2) {
+            for rows in (0..h).collect::<Vec<_>>().chunks((LAUNCH_POINTS / w).max(1)) {
+                let pix: Vec<f64> =
+                    rows.iter().flat_map(|&r| (0..w).flat_map(move |q| [c[0] + q as f64, c[1] + r as f64])).collect();
+                out.extend(native_once::<F>(client, &NativeLaunch { pix: &pix, grid: (0, 0), ..*l })?);
+            }
+        }
+    } else {
+        // whole cutouts (grid) or points per launch
+        let per = if w > 0 { 2 * (LAUNCH_POINTS / (w * h).max(1)).max(1) } else { 2 * LAUNCH_POINTS };
+        for part in l.pix.chunks(per) {
+            out.extend(native_once::<F>(client, &NativeLaunch { pix: part, ..*l })?);
+        }
+    }
+    Ok(out)
+}
+
+fn native_once<F: DeviceFloat>(client: &cubecl::client::Client, l: &NativeLaunch<'_>) -> Result<Vec<f64>> {
     let points = if l.grid.0 > 0 { (l.pix.len() / 2) * l.grid.0 * l.grid.1 } else { l.pix.len() / 2 };
     let block = 256usize;
     let cubes =

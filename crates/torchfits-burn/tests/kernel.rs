@@ -331,3 +331,40 @@ fn a_grid_of_cutouts_is_one_call_and_matches_wcslib() {
         }
     }
 }
+
+#[test]
+fn batches_larger_than_one_launch_are_split() {
+    // more points than one launch takes (4M): every point must still come back, in order
+    let header = tan(&[], false);
+    let n = (1usize << 22) + 4099;
+    let pix: Vec<f64> = (0..n).flat_map(|k| [(k % 4096) as f64 + 0.5, (k / 4096) as f64]).collect();
+    let gpu = match DeviceWcs::new(Wcs::from_header(&header).expect("wcs"), GpuDevice::Wgpu) {
+        Ok(g) => g,
+        Err(e) if std::env::var_os("CI").is_none() => {
+            eprintln!("no wgpu device here ({e}): kernel not checked");
+            return;
+        }
+        Err(e) => panic!("wgpu device: {e}"),
+    };
+    let mut got = vec![0.0; pix.len()];
+    let status = gpu.pixel_to_world(&pix, &mut got).expect("gpu");
+    assert!(status.iter().all(|&s| s == 0));
+    // a sample across both launches, the last point included
+    let picks: Vec<usize> = (0..n).step_by(9973).chain([n - 1]).collect();
+    let some: Vec<f64> = picks.iter().flat_map(|&i| [pix[2 * i], pix[2 * i + 1]]).collect();
+    let mut want = vec![0.0; some.len()];
+    Wcs::from_header(&header).expect("wcs").pixel_to_world(&some, &mut want).expect("cpu");
+    let mine: Vec<f64> = picks.iter().flat_map(|&i| [got[2 * i], got[2 * i + 1]]).collect();
+    let w = worst(&mine, &want);
+    assert!(w < 1e-5, "worst {w:e} deg");
+    // a cutout larger than one launch: its rows go as points, in parts
+    let (cw, ch) = (2049usize, 2049usize);
+    let planes = gpu.coordinate_grid(&[(1000.0, 7.0)], cw, ch).expect("grid");
+    let picks: Vec<usize> = (0..cw * ch).step_by(7919).chain([cw * ch - 1]).collect();
+    let some: Vec<f64> = picks.iter().flat_map(|&i| [1000.0 + (i % cw) as f64, 7.0 + (i / cw) as f64]).collect();
+    let mut want = vec![0.0; some.len()];
+    Wcs::from_header(&header).expect("wcs").pixel_to_world(&some, &mut want).expect("cpu");
+    let mine: Vec<f64> = picks.iter().flat_map(|&i| [f64::from(planes[i]), f64::from(planes[cw * ch + i])]).collect();
+    let w = worst(&mine, &want);
+    assert!(w < 1e-4, "grid: worst {w:e} deg");
+}
