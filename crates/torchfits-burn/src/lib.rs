@@ -1,12 +1,26 @@
 //! # torchfits-burn
 //!
-//! torchfits on the GPU. For now: the pixel-to-world kernel ([`wcs`]) for the celestial
-//! projections of wcslib's zenithal, cylindrical, pseudo-cylindrical, conic and polyconic
-//! families, with SIP, and whole coordinate grids of cutouts in one launch; written once in
-//! CubeCL for the wgpu and CUDA runtimes (features `wgpu` and `cuda`; neither is on by default).
-//! The Burn datasets and batchers come next.
+//! FITS data into Burn training loops: datasets of stamps around catalog positions
+//! ([`CatalogCutoutDataset`]), a batcher that stacks them into tensors on the loader's device with
+//! on-device transforms ([`StampBatcher`]), catalogs from FITS, Parquet and Arrow files
+//! ([`Catalog`]); and the pixel-to-world kernel ([`wcs`]) for the celestial projections of
+//! wcslib's zenithal, cylindrical, pseudo-cylindrical, conic and polyconic families, with SIP,
+//! and whole coordinate grids of cutouts in one launch, written once in CubeCL for the wgpu and
+//! CUDA runtimes (features `wgpu` and `cuda`; neither is on by default: Burn's CPU backend,
+//! burn-flex, always is).
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+mod batch;
+mod catalog;
+mod cutout;
 mod ffi;
+mod stamp;
+mod subset;
 pub mod wcs;
+
+pub use batch::{Epoch, StampBatch, StampBatcher, StampCoordinates};
+pub use catalog::Catalog;
+pub use cutout::{CatalogCutoutDataset, CutoutBuilder};
+pub use stamp::Stamp;
+pub use subset::{Subset, permutation, shard, shard_indices, split};

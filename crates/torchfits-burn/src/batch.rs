@@ -1,0 +1,245 @@
+//! Stacking stamps into tensors on the loader's device, with on-device transforms.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use burn::data::dataloader::batcher::Batcher;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use crate::stamp::Stamp;
+
+/// A batch of stamps on a device.
+#[derive(Debug, Clone)]
+pub struct StampBatch {
+    /// `[batch, channels, height, width]`: the stamps' channels (after the transforms), then a
+    /// NaN-mask channel if [`StampBatcher::nan_to`] is set.
+    pub images: Tensor<4>,
+    /// `[batch]` labels, when every item has one.
+    pub labels: Option<Tensor<1, Int>>,
+    /// `[batch, 2, height, width]` longitude and latitude planes (degrees), when
+    /// [`StampBatcher::coordinates`] is set.
+    pub coordinates: Option<Tensor<4>>,
+    /// The items' dataset indices, in batch order.
+    pub indices: Vec<usize>,
+}
+
+/// The world coordinates of a stamp's pixels: implemented for the datasets whose stamps have a
+/// WCS.
+pub trait StampCoordinates: Send + Sync + std::fmt::Debug {
+    /// `[2, height, width]` longitude and latitude planes of `stamp`, degrees (NaN where the
+    /// WCS is invalid), appended to `out`.
+    fn planes(&self, stamp: &Stamp, out: &mut Vec<f32>) -> torchfits_core::Result<()>;
+}
+
+/// The epoch the batcher's random augmentations are drawn for; shared with the batcher (which
+/// the loader keeps behind an `Arc`), so that the training loop can advance it.
+#[derive(Debug, Clone, Default)]
+pub struct Epoch(Arc<AtomicU64>);
+
+impl Epoch {
+    /// Sets the epoch.
+    pub fn set(&self, epoch: u64) {
+        self.0.store(epoch, Ordering::Relaxed);
+    }
+
+    /// The epoch.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Stacks [`Stamp`]s into a [`StampBatch`]: one contiguous host buffer, one upload per batch,
+/// then the transforms as tensor operations on the device, in this order: NaN to a value (with a
+/// mask channel), arcsinh stretch, per-channel normalisation, random flips and quarter turns
+/// (seeded per item and per epoch: the same seed and epoch give the same batch on any device).
+///
+/// ```no_run
+/// use torchfits_burn::StampBatcher;
+///
+/// let batcher = StampBatcher::new().nan_to(0.0).asinh(0.1).normalize(vec![0.0], vec![1.0]).augment(42);
+/// let epoch = batcher.epoch(); // epoch.set(e) at the start of each epoch
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct StampBatcher {
+    nan: Option<f32>,
+    asinh: Option<f32>,
+    normalize: Option<(Vec<f32>, Vec<f32>)>,
+    augment: Option<u64>,
+    epoch: Epoch,
+    coordinates: Option<Arc<dyn StampCoordinates>>,
+}
+
+impl StampBatcher {
+    /// A batcher that stacks the stamps as they are.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Replaces NaN pixels by `value` and appends a channel that is 1.0 where the first channel
+    /// was NaN.
+    pub fn nan_to(mut self, value: f32) -> Self {
+        self.nan = Some(value);
+        self
+    }
+
+    /// `asinh(x / scale)` on every image channel (the mask channels excepted).
+    pub fn asinh(mut self, scale: f32) -> Self {
+        self.asinh = Some(scale);
+        self
+    }
+
+    /// `(x - mean[c]) / std[c]` on the first `mean.len()` channels.
+    pub fn normalize(mut self, mean: Vec<f32>, std: Vec<f32>) -> Self {
+        self.normalize = Some((mean, std));
+        self
+    }
+
+    /// Random flips and quarter turns (the 8 symmetries of the square; flips only for stamps
+    /// that are not square), drawn from `seed`, the epoch and the item's index.
+    pub fn augment(mut self, seed: u64) -> Self {
+        self.augment = Some(seed);
+        self
+    }
+
+    /// Adds the stamps' longitude/latitude planes to each batch.
+    pub fn coordinates(mut self, source: Arc<dyn StampCoordinates>) -> Self {
+        self.coordinates = Some(source);
+        self
+    }
+
+    /// The handle on the epoch the augmentations are drawn for.
+    pub fn epoch(&self) -> Epoch {
+        self.epoch.clone()
+    }
+
+    /// The symmetry (0..8) applied to item `index` in the current epoch.
+    pub fn symmetry(&self, index: usize, square: bool) -> u8 {
+        let Some(seed) = self.augment else { return 0 };
+        let h = splitmix(seed ^ splitmix(self.epoch.get() ^ splitmix(index as u64)));
+        if square { (h % 8) as u8 } else { [0u8, 1, 2, 3][(h % 4) as usize] }
+    }
+
+    /// Stacks `items` and applies the transforms; an error for items of differing shapes or a
+    /// coordinate plane that cannot be computed.
+    pub fn try_batch(&self, items: Vec<Stamp>, device: &Device) -> torchfits_core::Result<StampBatch> {
+        let b = items.len();
+        let (c, h, w) = items.first().map(|s| (s.channels, s.height, s.width)).unwrap_or((1, 1, 1));
+        let plane = h * w;
+        let mut data = Vec::with_capacity(b * c * plane);
+        let mut labels = Vec::with_capacity(b);
+        let mut coords = self.coordinates.as_ref().map(|_| Vec::with_capacity(b * 2 * plane));
+        for s in &items {
+            if (s.channels, s.height, s.width) != (c, h, w) || s.pixels.len() != c * plane {
+                return Err(torchfits_core::Error::new(
+                    torchfits_core::ErrorKind::Parameter,
+                    format!("stamps of shapes {:?} and {:?} in one batch", (c, h, w), (s.channels, s.height, s.width)),
+                ));
+            }
+            data.extend_from_slice(s.data());
+            if let Some(l) = s.label {
+                labels.push(l);
+            }
+            if let (Some(src), Some(out)) = (&self.coordinates, coords.as_mut()) {
+                src.planes(s, out)?;
+            }
+        }
+        let indices: Vec<usize> = items.iter().map(|s| s.index).collect();
+        let symmetries: Vec<u8> = items.iter().map(|s| self.symmetry(s.index, h == w)).collect();
+        // the items' buffers go back to their pool now
+        drop(items);
+        let mut images = Tensor::<4>::from_data(TensorData::new(data, [b, c, h, w]), device);
+        let mut coordinates = coords.map(|v| Tensor::<4>::from_data(TensorData::new(v, [b, 2, h, w]), device));
+        // the image channels: all but a dataset's mask channel (the last, for two or more)
+        let image_channels = if c > 1 { c - 1 } else { c };
+        if let Some(value) = self.nan {
+            let first = images.clone().narrow(1, 0, 1);
+            let mask = first.is_nan();
+            images = images.clone().mask_fill(images.is_nan(), value);
+            images = Tensor::cat(vec![images, mask.float()], 1);
+        }
+        if let Some(scale) = self.asinh {
+            let (head, tail) = split_channels(images, image_channels);
+            let head = head.div_scalar(scale).asinh();
+            images = join_channels(head, tail);
+        }
+        if let Some((mean, std)) = &self.normalize {
+            let n = mean.len().min(std.len()).min(images.dims()[1]);
+            if n > 0 {
+                let m = Tensor::<1>::from_data(TensorData::new(mean[..n].to_vec(), [n]), device).reshape([1, n, 1, 1]);
+                let s = Tensor::<1>::from_data(TensorData::new(std[..n].to_vec(), [n]), device).reshape([1, n, 1, 1]);
+                let (head, tail) = split_channels(images, n);
+                images = join_channels((head - m) / s, tail);
+            }
+        }
+        if symmetries.iter().any(|&k| k != 0) {
+            let index = symmetry_indices(&symmetries, h, w);
+            let gather = |t: Tensor<4>| {
+                let [bb, cc, hh, ww] = t.dims();
+                let idx = Tensor::<2, Int>::from_data(TensorData::new(index.clone(), [bb, hh * ww]), device)
+                    .reshape([bb, 1, hh * ww])
+                    .expand([bb, cc, hh * ww]);
+                t.reshape([bb, cc, hh * ww]).gather(2, idx).reshape([bb, cc, hh, ww])
+            };
+            images = gather(images);
+            coordinates = coordinates.map(gather);
+        }
+        let labels =
+            (labels.len() == b && b > 0).then(|| Tensor::<1, Int>::from_data(TensorData::new(labels, [b]), device));
+        Ok(StampBatch { images, labels, coordinates, indices })
+    }
+}
+
+impl Batcher<Stamp, StampBatch> for StampBatcher {
+    /// As [`StampBatcher::try_batch`]; panics on its errors (burn's `Batcher` cannot fail): a
+    /// dataset gives one shape, and coordinate planes fail only for a WCS that cannot be used.
+    fn batch(&self, items: Vec<Stamp>, device: &Device) -> StampBatch {
+        match self.try_batch(items, device) {
+            Ok(b) => b,
+            Err(e) => panic!("torchfits: cannot batch the stamps: {e}"),
+        }
+    }
+}
+
+fn split_channels(t: Tensor<4>, n: usize) -> (Tensor<4>, Option<Tensor<4>>) {
+    let c = t.dims()[1];
+    if n >= c {
+        return (t, None);
+    }
+    (t.clone().narrow(1, 0, n), Some(t.narrow(1, n, c - n)))
+}
+
+fn join_channels(head: Tensor<4>, tail: Option<Tensor<4>>) -> Tensor<4> {
+    match tail {
+        Some(t) => Tensor::cat(vec![head, t], 1),
+        None => head,
+    }
+}
+
+/// For each item, the source pixel (y * w + x) of each output pixel under its symmetry:
+/// bit 0 flips x, bit 1 flips y, bit 2 transposes (square stamps only).
+fn symmetry_indices(symmetries: &[u8], h: usize, w: usize) -> Vec<i64> {
+    let mut out = Vec::with_capacity(symmetries.len() * h * w);
+    for &k in symmetries {
+        for y in 0..h {
+            for x in 0..w {
+                let (mut sx, mut sy) = if k & 4 != 0 { (y, x) } else { (x, y) };
+                if k & 1 != 0 {
+                    sx = w - 1 - sx;
+                }
+                if k & 2 != 0 {
+                    sy = h - 1 - sy;
+                }
+                out.push((sy * w + sx) as i64);
+            }
+        }
+    }
+    out
+}
+
+/// A 64-bit mix (splitmix64's finaliser).
+pub(crate) fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}

@@ -1,0 +1,133 @@
+//! Catalogs (positions, labels, metadata) from a FITS binary table, a Parquet file or an Arrow
+//! IPC file, as numeric columns.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use torchfits_core::{ColumnValues, Error, ErrorKind, FitsFile, HduSelector, Result, TableBatch};
+
+/// Numeric columns of a catalog, by name, as f64 (integers converted; the names as the file has
+/// them).
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    path: PathBuf,
+    rows: usize,
+    columns: HashMap<String, Vec<f64>>,
+}
+
+impl Catalog {
+    /// Reads `columns` of the catalog at `path`: a FITS file (its first binary table, or `hdu`
+    /// when given), a Parquet file (`.parquet`, `.pq`) or an Arrow IPC file (`.arrow`,
+    /// `.feather`, `.ipc`).
+    pub fn read(path: impl AsRef<Path>, columns: &[&str], hdu: Option<&str>) -> Result<Catalog> {
+        let path = path.as_ref();
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        let batches: Vec<TableBatch> = match ext.as_str() {
+            "parquet" | "pq" => read_parquet(path, columns)?,
+            "arrow" | "feather" | "ipc" => read_arrow(path, columns)?,
+            _ => {
+                let mut file = FitsFile::open(path)?;
+                let selector: HduSelector = match hdu {
+                    Some(h) => h.into(),
+                    None => first_table(&mut file)?.into(),
+                };
+                let batches = file.table(selector)?.with_columns(columns)?.build()?;
+                batches.collect::<Result<Vec<_>>>()?
+            }
+        };
+        let mut out = Catalog { path: path.to_path_buf(), rows: 0, columns: HashMap::new() };
+        for name in columns {
+            let mut values = Vec::new();
+            for batch in &batches {
+                let column = batch.column(name).ok_or_else(|| {
+                    Error::new(ErrorKind::Parameter, format!("the catalog has no column {name:?}")).in_file(path)
+                })?;
+                append_f64(&column.values, &mut values)
+                    .map_err(|e| e.in_file(path))
+                    .map_err(|e| Error::new(e.kind(), format!("column {name:?}: {}", e.message())).in_file(path))?;
+            }
+            out.rows = values.len();
+            out.columns.insert((*name).to_string(), values);
+        }
+        Ok(out)
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// Whether the catalog has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// A column read by [`Catalog::read`].
+    pub fn column(&self, name: &str) -> Option<&[f64]> {
+        self.columns.get(name).map(Vec::as_slice)
+    }
+}
+
+/// The index of the first binary-table HDU of `file`.
+fn first_table(file: &mut FitsFile) -> Result<usize> {
+    for i in 0..file.hdu_count()? {
+        if file.table(i).is_ok() {
+            return Ok(i);
+        }
+    }
+    Err(Error::new(ErrorKind::Parameter, "no binary table in the file").in_file(file.path()))
+}
+
+fn append_f64(values: &ColumnValues, out: &mut Vec<f64>) -> Result<()> {
+    match values {
+        ColumnValues::Bool(v) => out.extend(v.iter().map(|&b| f64::from(u8::from(b)))),
+        ColumnValues::U8(v) => out.extend(v.iter().map(|&x| f64::from(x))),
+        ColumnValues::I16(v) => out.extend(v.iter().map(|&x| f64::from(x))),
+        ColumnValues::U16(v) => out.extend(v.iter().map(|&x| f64::from(x))),
+        ColumnValues::I32(v) => out.extend(v.iter().map(|&x| f64::from(x))),
+        ColumnValues::U32(v) => out.extend(v.iter().map(|&x| f64::from(x))),
+        ColumnValues::I64(v) => out.extend(v.iter().map(|&x| x as f64)),
+        ColumnValues::U64(v) => out.extend(v.iter().map(|&x| x as f64)),
+        ColumnValues::F32(v) => out.extend(v.iter().map(|&x| f64::from(x))),
+        ColumnValues::F64(v) => out.extend_from_slice(v),
+        _ => return Err(Error::new(ErrorKind::Unsupported, "not a numeric column")),
+    }
+    Ok(())
+}
+
+fn io(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
+    Error::new(ErrorKind::Io, format!("{what}: {e}")).in_file(path)
+}
+
+fn read_parquet(path: &Path, columns: &[&str]) -> Result<Vec<TableBatch>> {
+    use parquet::arrow::ProjectionMask;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let f = std::fs::File::open(path).map_err(|e| io(path, "cannot open", e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| io(path, "not a Parquet file", e))?;
+    let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
+    let reader = builder.with_projection(mask).build().map_err(|e| io(path, "cannot read", e))?;
+    reader
+        .map(|b| {
+            let b = b.map_err(|e| io(path, "cannot read", e))?;
+            TableBatch::from_record_batch(&b).map_err(|e| e.in_file(path))
+        })
+        .collect()
+}
+
+fn read_arrow(path: &Path, columns: &[&str]) -> Result<Vec<TableBatch>> {
+    let f = std::fs::File::open(path).map_err(|e| io(path, "cannot open", e))?;
+    let reader = arrow_ipc::reader::FileReader::try_new(f, None).map_err(|e| io(path, "not an Arrow IPC file", e))?;
+    reader
+        .map(|b| {
+            let b = b.map_err(|e| io(path, "cannot read", e))?;
+            let keep: Vec<usize> = columns.iter().filter_map(|c| b.schema().index_of(c).ok()).collect();
+            let b = b.project(&keep).map_err(|e| io(path, "cannot read", e))?;
+            TableBatch::from_record_batch(&b).map_err(|e| e.in_file(path))
+        })
+        .collect()
+}

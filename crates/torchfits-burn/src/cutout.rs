@@ -1,0 +1,289 @@
+//! Stamps around catalog positions.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use burn::data::dataset::{Dataset, DatasetError};
+use torchfits_core::{BufferPool, Error, ErrorKind, HduSelector, Result, Section, Wcs, with_cached_file};
+
+use crate::catalog::Catalog;
+use crate::stamp::Stamp;
+
+/// One image of a [`CatalogCutoutDataset`].
+#[derive(Debug)]
+struct Image {
+    path: PathBuf,
+    /// `[rows, columns]`.
+    shape: [usize; 2],
+    wcs: Wcs,
+}
+
+/// A catalog row found on an image.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    image: usize,
+    /// 0-based pixel of the position.
+    x: f64,
+    y: f64,
+    label: Option<i64>,
+    row: usize,
+}
+
+/// Stamps of `size` x `size` pixels centred on the sky positions of a catalog (a FITS table,
+/// Parquet or Arrow file with RA/Dec columns, degrees, and optionally a label column), cut from a
+/// set of images with WCS: each position is placed on the first image whose pixels it falls on
+/// (through the image's WCS, once, when the dataset is built), and each item reads just its
+/// stamp (a section read: for a tile-compressed image only the tiles it touches). Stamps that
+/// cross the image's edge are padded with 0 and flagged in a mask channel (1.0 outside). Items
+/// are read through per-thread file handles (`with_cached_file`) into buffers from a pool: no
+/// per-item allocation in the steady state.
+///
+/// ```no_run
+/// use burn::data::dataset::Dataset;
+/// use torchfits_burn::CatalogCutoutDataset;
+///
+/// # fn main() -> Result<(), torchfits_core::Error> {
+/// let ds = CatalogCutoutDataset::builder("catalog.fits", ["field1.fits", "field2.fits"])
+///     .columns("RA", "DEC")
+///     .label("CLASS")
+///     .size(32)
+///     .build()?;
+/// println!("{} stamps ({} positions on no image)", ds.len(), ds.unplaced().len());
+/// let stamp = ds.get(0).expect("a readable file");
+/// assert_eq!((stamp.channels, stamp.height, stamp.width), (2, 32, 32)); // image + mask
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct CatalogCutoutDataset {
+    images: Vec<Image>,
+    entries: Vec<Entry>,
+    unplaced: Vec<usize>,
+    hdu: HduSelector,
+    size: usize,
+    pool: BufferPool,
+}
+
+/// Options of a [`CatalogCutoutDataset`] (from [`CatalogCutoutDataset::builder`]).
+#[derive(Debug, Clone)]
+pub struct CutoutBuilder {
+    catalog: PathBuf,
+    images: Vec<PathBuf>,
+    ra: String,
+    dec: String,
+    label: Option<String>,
+    catalog_hdu: Option<String>,
+    hdu: HduSelector,
+    size: usize,
+    pool: Option<BufferPool>,
+}
+
+impl CutoutBuilder {
+    /// The RA and Dec columns (degrees; default `RA`, `DEC`).
+    pub fn columns(mut self, ra: &str, dec: &str) -> Self {
+        self.ra = ra.to_string();
+        self.dec = dec.to_string();
+        self
+    }
+
+    /// The label column (integer classes).
+    pub fn label(mut self, column: &str) -> Self {
+        self.label = Some(column.to_string());
+        self
+    }
+
+    /// The catalog's table HDU, in a FITS catalog (default: the first binary table).
+    pub fn catalog_hdu(mut self, hdu: &str) -> Self {
+        self.catalog_hdu = Some(hdu.to_string());
+        self
+    }
+
+    /// The images' HDU (default: the primary HDU, 0).
+    pub fn hdu(mut self, hdu: impl Into<HduSelector>) -> Self {
+        self.hdu = hdu.into();
+        self
+    }
+
+    /// The stamps' side, pixels (default 32).
+    pub fn size(mut self, size: usize) -> Self {
+        self.size = size;
+        self
+    }
+
+    /// The pool the stamps' buffers come from (default: a pool of its own).
+    pub fn pool(mut self, pool: BufferPool) -> Self {
+        self.pool = Some(pool);
+        self
+    }
+
+    /// Reads the catalog and every image's header and WCS, and places each position.
+    pub fn build(self) -> Result<CatalogCutoutDataset> {
+        if self.size == 0 {
+            return Err(Error::new(ErrorKind::Parameter, "the stamp size must be at least 1"));
+        }
+        let mut names = vec![self.ra.as_str(), self.dec.as_str()];
+        if let Some(l) = &self.label {
+            names.push(l);
+        }
+        let catalog = Catalog::read(&self.catalog, &names, self.catalog_hdu.as_deref())?;
+        let (ra, dec) = (catalog.column(&self.ra).unwrap_or(&[]), catalog.column(&self.dec).unwrap_or(&[]));
+        let labels = self.label.as_deref().and_then(|l| catalog.column(l));
+        let world: Vec<f64> = ra.iter().zip(dec).flat_map(|(&a, &d)| [a, d]).collect();
+        let mut place: Vec<Option<(usize, f64, f64)>> = vec![None; catalog.len()];
+        let mut images = Vec::with_capacity(self.images.len());
+        for (k, path) in self.images.iter().enumerate() {
+            let (shape, wcs) = with_cached_file(path, |f| {
+                let shape = f.image(self.hdu.clone())?.shape().to_vec();
+                Ok((shape, f.wcs(self.hdu.clone())?))
+            })?;
+            let [ny, nx] = shape[..] else {
+                return Err(Error::new(
+                    ErrorKind::Unsupported,
+                    format!("stamps need a 2-D image, this one has shape {shape:?}"),
+                )
+                .in_file(path));
+            };
+            let mut pix = vec![0.0; world.len()];
+            wcs.world_to_pixel(&world, &mut pix).map_err(|e| e.in_file(path))?;
+            for (i, p) in pix.chunks_exact(2).enumerate() {
+                let inside = p[0] >= -0.5 && p[0] < nx as f64 - 0.5 && p[1] >= -0.5 && p[1] < ny as f64 - 0.5;
+                if place[i].is_none() && inside {
+                    place[i] = Some((k, p[0], p[1]));
+                }
+            }
+            images.push(Image { path: path.clone(), shape: [ny, nx], wcs });
+        }
+        let mut entries = Vec::with_capacity(place.len());
+        let mut unplaced = Vec::new();
+        for (row, p) in place.into_iter().enumerate() {
+            match p {
+                Some((image, x, y)) => {
+                    let label = labels.map(|l| l[row] as i64);
+                    entries.push(Entry { image, x, y, label, row });
+                }
+                None => unplaced.push(row),
+            }
+        }
+        Ok(CatalogCutoutDataset {
+            images,
+            entries,
+            unplaced,
+            hdu: self.hdu,
+            size: self.size,
+            pool: self.pool.unwrap_or_default(),
+        })
+    }
+}
+
+impl CatalogCutoutDataset {
+    /// A dataset of the positions of `catalog` on `images` (see [`CutoutBuilder`]).
+    pub fn builder<P: AsRef<Path>>(catalog: impl AsRef<Path>, images: impl IntoIterator<Item = P>) -> CutoutBuilder {
+        CutoutBuilder {
+            catalog: catalog.as_ref().to_path_buf(),
+            images: images.into_iter().map(|p| p.as_ref().to_path_buf()).collect(),
+            ra: "RA".into(),
+            dec: "DEC".into(),
+            label: None,
+            catalog_hdu: None,
+            hdu: HduSelector::from(0usize),
+            size: 32,
+            pool: None,
+        }
+    }
+
+    /// Number of stamps (catalog rows placed on an image).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no catalog row falls on an image.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The catalog rows that fall on no image (they are not items).
+    pub fn unplaced(&self) -> &[usize] {
+        &self.unplaced
+    }
+
+    /// The catalog row of item `index`.
+    pub fn row(&self, index: usize) -> Option<usize> {
+        self.entries.get(index).map(|e| e.row)
+    }
+
+    /// The image files.
+    pub fn image_paths(&self) -> impl Iterator<Item = &Path> {
+        self.images.iter().map(|i| i.path.as_path())
+    }
+
+    /// The WCS of image `image` (for coordinate planes).
+    pub fn wcs(&self, image: usize) -> Option<&Wcs> {
+        self.images.get(image).map(|i| &i.wcs)
+    }
+
+    /// The labels of every item (None where the dataset has no label column).
+    pub fn labels(&self) -> Vec<Option<i64>> {
+        self.entries.iter().map(|e| e.label).collect()
+    }
+
+    /// The stamp of item `index`, or the error reading it (naming the file and the HDU).
+    pub fn stamp(&self, index: usize) -> Result<Stamp> {
+        let e = *self.entries.get(index).ok_or_else(|| {
+            Error::new(ErrorKind::Parameter, format!("item {index} of {} does not exist", self.entries.len()))
+        })?;
+        let image = &self.images[e.image];
+        let s = self.size;
+        let [ny, nx] = image.shape;
+        // the stamp's first pixel: the position's pixel, less half the size
+        let x0 = (e.x + 0.5).floor() as i64 - (s / 2) as i64;
+        let y0 = (e.y + 0.5).floor() as i64 - (s / 2) as i64;
+        let mut buf = self.pool.get::<f32>(2 * s * s).map_err(|err| err.in_file(&image.path))?;
+        let (data, mask) = buf.split_at_mut(s * s);
+        let clip = |a: i64, n: usize| a.clamp(0, n as i64) as usize;
+        let (xa, xb) = (clip(x0, nx), clip(x0 + s as i64, nx));
+        let (ya, yb) = (clip(y0, ny), clip(y0 + s as i64, ny));
+        if xa == x0 as usize && xb - xa == s && ya == y0 as usize && yb - ya == s && x0 >= 0 && y0 >= 0 {
+            // inside the image: straight into the stamp
+            let section = Section::new(vec![ya..yb, xa..xb]);
+            with_cached_file(&image.path, |f| f.image(self.hdu.clone())?.read_section_into(&section, data))?;
+            mask.fill(0.0);
+        } else {
+            data.fill(0.0);
+            mask.fill(1.0);
+            if xb > xa && yb > ya {
+                let w = xb - xa;
+                let mut part = self.pool.get::<f32>((yb - ya) * w).map_err(|err| err.in_file(&image.path))?;
+                let section = Section::new(vec![ya..yb, xa..xb]);
+                with_cached_file(&image.path, |f| f.image(self.hdu.clone())?.read_section_into(&section, &mut part))?;
+                for (r, row) in part.chunks_exact(w).enumerate() {
+                    let sy = (ya + r) as i64 - y0;
+                    let sx = xa as i64 - x0;
+                    let at = sy as usize * s + sx as usize;
+                    data[at..at + w].copy_from_slice(row);
+                    mask[at..at + w].fill(0.0);
+                }
+            }
+        }
+        Ok(Stamp {
+            pixels: Arc::new(buf),
+            channels: 2,
+            height: s,
+            width: s,
+            label: e.label,
+            image: e.image,
+            origin: (x0 as f64, y0 as f64),
+            index,
+        })
+    }
+}
+
+impl Dataset<Stamp> for CatalogCutoutDataset {
+    fn get(&self, index: usize) -> std::result::Result<Stamp, DatasetError> {
+        assert!(index < self.entries.len(), "Index out of bounds for dataset: {index} >= {}", self.entries.len());
+        self.stamp(index).map_err(DatasetError::new)
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}

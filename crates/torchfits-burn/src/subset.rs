@@ -1,0 +1,81 @@
+//! Subsets and shards of a dataset.
+
+use std::sync::Arc;
+
+use burn::data::dataset::{Dataset, DatasetError};
+
+use crate::batch::splitmix;
+
+/// The items `indices` of a shared dataset, in that order (a train/validation split, a shard).
+#[derive(Debug, Clone)]
+pub struct Subset<D> {
+    inner: Arc<D>,
+    indices: Vec<usize>,
+}
+
+impl<D> Subset<D> {
+    /// Items `indices` of `inner` (each below `inner.len()`).
+    pub fn new(inner: Arc<D>, indices: Vec<usize>) -> Self {
+        Subset { inner, indices }
+    }
+
+    /// The indices into the inner dataset.
+    pub fn indices(&self) -> &[usize] {
+        &self.indices
+    }
+
+    /// The inner dataset.
+    pub fn inner(&self) -> &Arc<D> {
+        &self.inner
+    }
+}
+
+impl<I, D: Dataset<I>> Dataset<I> for Subset<D> {
+    fn get(&self, index: usize) -> Result<I, DatasetError> {
+        self.inner.get(self.indices[index])
+    }
+
+    fn len(&self) -> usize {
+        self.indices.len()
+    }
+}
+
+/// A permutation of `0..n` drawn from `seed` (Fisher-Yates over splitmix64): the same on every
+/// machine and every run.
+pub fn permutation(n: usize, seed: u64) -> Vec<usize> {
+    let mut p: Vec<usize> = (0..n).collect();
+    let mut state = seed;
+    for i in (1..n).rev() {
+        state = splitmix(state);
+        let j = (state % (i as u64 + 1)) as usize;
+        p.swap(i, j);
+    }
+    p
+}
+
+/// Splits `0..n` at random (from `seed`) into a first part of `round(n * fraction)` indices and
+/// the rest.
+pub fn split(n: usize, fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    let p = permutation(n, seed);
+    let k = ((n as f64 * fraction).round() as usize).min(n);
+    (p[..k].to_vec(), p[k..].to_vec())
+}
+
+/// Rank `rank`'s shard of a dataset of `n` items among `world_size` ranks, for `epoch`: the
+/// dataset is shuffled from `seed` and the epoch (every rank draws the same permutation), and
+/// rank r takes positions r, r + world_size, ... The shards of one epoch are disjoint and
+/// together hold every item exactly once (they differ in length by at most one item; a loop that
+/// needs equal steps per rank drops or repeats the last one itself).
+pub fn shard_indices(n: usize, rank: usize, world_size: usize, seed: u64, epoch: u64) -> Vec<usize> {
+    if world_size == 0 || rank >= world_size {
+        return Vec::new();
+    }
+    let p = permutation(n, splitmix(seed) ^ splitmix(epoch.wrapping_add(0x5eed)));
+    p.into_iter().skip(rank).step_by(world_size).collect()
+}
+
+/// Rank `rank`'s shard of `dataset` for `epoch` (see [`shard_indices`]).
+pub fn shard<I, D: Dataset<I>>(dataset: Arc<D>, rank: usize, world_size: usize, seed: u64, epoch: u64) -> Subset<D> {
+    let n = dataset.len();
+    Subset::new(dataset, shard_indices(n, rank, world_size, seed, epoch))
+}
