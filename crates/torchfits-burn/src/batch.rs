@@ -23,12 +23,12 @@ pub struct StampBatch {
     pub indices: Vec<usize>,
 }
 
-/// The world coordinates of a stamp's pixels: implemented for the datasets whose stamps have a
-/// WCS.
+/// The world coordinates of stamps' pixels: implemented for the datasets whose stamps have a
+/// WCS ([`crate::CutoutCoordinates`]).
 pub trait StampCoordinates: Send + Sync + std::fmt::Debug {
-    /// `[2, height, width]` longitude and latitude planes of `stamp`, degrees (NaN where the
-    /// WCS is invalid), appended to `out`.
-    fn planes(&self, stamp: &Stamp, out: &mut Vec<f32>) -> torchfits_core::Result<()>;
+    /// `[stamps, 2, height, width]` longitude and latitude planes of `stamps` (all of one
+    /// shape), degrees (NaN where the WCS is invalid), appended to `out`.
+    fn planes(&self, stamps: &[Stamp], out: &mut Vec<f32>) -> torchfits_core::Result<()>;
 }
 
 /// The epoch the batcher's random augmentations are drawn for; shared with the batcher (which
@@ -139,9 +139,9 @@ impl StampBatcher {
             if let Some(l) = s.label {
                 labels.push(l);
             }
-            if let (Some(src), Some(out)) = (&self.coordinates, coords.as_mut()) {
-                src.planes(s, out)?;
-            }
+        }
+        if let (Some(src), Some(out)) = (&self.coordinates, coords.as_mut()) {
+            src.planes(&items, out)?;
         }
         let indices: Vec<usize> = items.iter().map(|s| s.index).collect();
         let symmetries: Vec<u8> = items.iter().map(|s| self.symmetry(s.index, h == w)).collect();
@@ -173,15 +173,8 @@ impl StampBatcher {
         }
         if symmetries.iter().any(|&k| k != 0) {
             let index = symmetry_indices(&symmetries, h, w);
-            let gather = |t: Tensor<4>| {
-                let [bb, cc, hh, ww] = t.dims();
-                let idx = Tensor::<2, Int>::from_data(TensorData::new(index.clone(), [bb, hh * ww]), device)
-                    .reshape([bb, 1, hh * ww])
-                    .expand([bb, cc, hh * ww]);
-                t.reshape([bb, cc, hh * ww]).gather(2, idx).reshape([bb, cc, hh, ww])
-            };
-            images = gather(images);
-            coordinates = coordinates.map(gather);
+            images = apply_symmetries(images, &index, device);
+            coordinates = coordinates.map(|t| apply_symmetries(t, &index, device));
         }
         let labels =
             (labels.len() == b && b > 0).then(|| Tensor::<1, Int>::from_data(TensorData::new(labels, [b]), device));
@@ -198,6 +191,15 @@ impl Batcher<Stamp, StampBatch> for StampBatcher {
             Err(e) => panic!("torchfits: cannot batch the stamps: {e}"),
         }
     }
+}
+
+/// Moves each item's pixels by its symmetry: one gather over the flattened planes.
+fn apply_symmetries(t: Tensor<4>, index: &[i64], device: &Device) -> Tensor<4> {
+    let [b, c, h, w] = t.dims();
+    let idx = Tensor::<2, Int>::from_data(TensorData::new(index.to_vec(), [b, h * w]), device)
+        .reshape([b, 1, h * w])
+        .expand([b, c, h * w]);
+    t.reshape([b, c, h * w]).gather(2, idx).reshape([b, c, h, w])
 }
 
 fn split_channels(t: Tensor<4>, n: usize) -> (Tensor<4>, Option<Tensor<4>>) {

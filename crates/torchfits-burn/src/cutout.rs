@@ -211,6 +211,11 @@ impl CatalogCutoutDataset {
         self.entries.get(index).map(|e| e.row)
     }
 
+    /// The images' HDU.
+    pub fn hdu(&self) -> &HduSelector {
+        &self.hdu
+    }
+
     /// The image files.
     pub fn image_paths(&self) -> impl Iterator<Item = &Path> {
         self.images.iter().map(|i| i.path.as_path())

@@ -13,6 +13,7 @@
 
 mod batch;
 mod catalog;
+mod coords;
 mod cutout;
 mod ffi;
 mod stamp;
@@ -21,6 +22,7 @@ pub mod wcs;
 
 pub use batch::{Epoch, StampBatch, StampBatcher, StampCoordinates};
 pub use catalog::Catalog;
+pub use coords::CutoutCoordinates;
 pub use cutout::{CatalogCutoutDataset, CutoutBuilder};
 pub use stamp::Stamp;
 pub use subset::{Subset, permutation, shard, shard_indices, split};

@@ -1,0 +1,216 @@
+//! The datasets, the batcher and the shards on the CPU backend.
+
+mod common;
+
+use std::sync::Arc;
+
+use burn::data::dataloader::DataLoaderBuilder;
+use burn::data::dataset::Dataset;
+use burn::tensor::Device;
+use common::{N, survey, tmpdir, value};
+use torchfits_burn::{CatalogCutoutDataset, StampBatcher, Subset, permutation, shard_indices, split};
+
+#[test]
+fn stamps_are_cut_around_the_positions_padded_and_masked() {
+    let dir = tmpdir("stamps");
+    let (catalog, images, truth) = survey(&dir);
+    let ds = CatalogCutoutDataset::builder(&catalog, &images).label("LABEL").size(16).build().expect("dataset");
+    assert_eq!(ds.len(), 8);
+    assert_eq!(ds.unplaced(), &[8]);
+    for i in 0..ds.len() {
+        let s = ds.get(i).expect("stamp");
+        let row = ds.row(i).expect("row");
+        let (k, x, y) = truth[row].expect("placed");
+        assert_eq!((s.channels, s.height, s.width, s.image), (2, 16, 16, k));
+        assert_eq!(s.label, Some((row % 2) as i64));
+        // the position's pixel sits at (8, 8) of the stamp
+        let (x0, y0) = ((x + 0.5).floor() as i64 - 8, (y + 0.5).floor() as i64 - 8);
+        assert_eq!(s.origin, (x0 as f64, y0 as f64));
+        for r in 0..16i64 {
+            for c in 0..16i64 {
+                let (ix, iy) = (x0 + c, y0 + r);
+                let inside = ix >= 0 && iy >= 0 && ix < N as i64 && iy < N as i64;
+                let at = (r * 16 + c) as usize;
+                let (v, m) = (s.data()[at], s.data()[256 + at]);
+                if inside {
+                    assert_eq!(v, value(k, ix as usize, iy as usize), "item {i} at ({c}, {r})");
+                    assert_eq!(m, 0.0);
+                } else {
+                    assert_eq!((v, m), (0.0, 1.0), "item {i} at ({c}, {r}): padding");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_corrupt_file_gives_an_error_naming_it_while_other_items_load() {
+    let dir = tmpdir("corrupt");
+    let (catalog, images, truth) = survey(&dir);
+    let ds = CatalogCutoutDataset::builder(&catalog, &images).size(16).build().expect("dataset");
+    // image 1 loses its data after the dataset was built
+    let bytes = std::fs::read(&images[1]).expect("read");
+    std::fs::write(&images[1], &bytes[..2880 + 1000]).expect("truncate");
+    let mut failed = 0;
+    for i in 0..ds.len() {
+        let (k, _, _) = truth[ds.row(i).expect("row")].expect("placed");
+        match ds.get(i) {
+            Ok(s) => assert_eq!(k, 0, "item {i} of the truncated image loaded ({:?})", s.origin),
+            Err(e) => {
+                assert_eq!(k, 1, "item {i}: {e}");
+                let msg = e.to_string();
+                assert!(msg.contains("img1.fits"), "the error names the file: {msg}");
+                assert!(msg.to_lowercase().contains("hdu"), "the error names the HDU: {msg}");
+                failed += 1;
+            }
+        }
+    }
+    assert!(failed > 0, "the truncated image's items fail");
+}
+
+#[test]
+fn shards_are_disjoint_cover_everything_and_reshuffle_per_epoch() {
+    for n in [0usize, 1, 7, 100, 1001] {
+        for world in 1..5 {
+            for epoch in 0..3 {
+                let mut all: Vec<usize> = (0..world).flat_map(|r| shard_indices(n, r, world, 42, epoch)).collect();
+                let lens: Vec<usize> = (0..world).map(|r| shard_indices(n, r, world, 42, epoch).len()).collect();
+                assert!(lens.iter().max().unwrap_or(&0) - lens.iter().min().unwrap_or(&0) <= 1);
+                all.sort_unstable();
+                assert_eq!(all, (0..n).collect::<Vec<_>>(), "n {n} world {world} epoch {epoch}");
+            }
+        }
+    }
+    assert_eq!(shard_indices(100, 1, 4, 42, 3), shard_indices(100, 1, 4, 42, 3));
+    assert_ne!(shard_indices(100, 1, 4, 42, 3), shard_indices(100, 1, 4, 42, 4));
+    assert_ne!(shard_indices(100, 1, 4, 42, 3), shard_indices(100, 1, 4, 43, 3));
+    assert!(shard_indices(10, 4, 4, 1, 0).is_empty());
+    let (a, b) = split(10, 0.8, 5);
+    assert_eq!((a.len(), b.len()), (8, 2));
+    let mut p = permutation(50, 9);
+    assert_eq!(p, permutation(50, 9));
+    p.sort_unstable();
+    assert_eq!(p, (0..50).collect::<Vec<_>>());
+}
+
+/// Two processes (this test binary, run again as each rank) take their shards of one dataset:
+/// together they read every item exactly once.
+#[test]
+fn two_processes_cover_the_dataset_exactly() {
+    if let Ok(rank) = std::env::var("TORCHFITS_SHARD_RANK") {
+        // the child: print this rank's shard of epoch 2
+        let rank: usize = rank.parse().expect("rank");
+        let dir = tmpdir(&format!("shard-{rank}"));
+        let (catalog, images, _) = survey(&dir);
+        let ds = Arc::new(CatalogCutoutDataset::builder(&catalog, &images).size(8).build().expect("dataset"));
+        let shard = torchfits_burn::shard(ds.clone(), rank, 2, 11, 2);
+        let rows: Vec<String> = (0..shard.len())
+            .map(|i| {
+                let s = shard.get(i).expect("stamp");
+                ds.row(s.index).expect("row").to_string()
+            })
+            .collect();
+        println!("SHARD {}", rows.join(","));
+        return;
+    }
+    let exe = std::env::current_exe().expect("exe");
+    let mut seen = Vec::new();
+    for rank in 0..2 {
+        let out = std::process::Command::new(&exe)
+            .args(["--exact", "two_processes_cover_the_dataset_exactly", "--nocapture", "--test-threads=1"])
+            .env("TORCHFITS_SHARD_RANK", rank.to_string())
+            .output()
+            .expect("run a rank");
+        assert!(out.status.success(), "rank {rank}: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .find_map(|l| l.split_once("SHARD ").map(|(_, rest)| rest.trim()))
+            .unwrap_or_else(|| panic!("no shard from rank {rank}: {text}"));
+        seen.extend(line.split(',').filter(|s| !s.is_empty()).map(|s| s.parse::<usize>().expect("row")));
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (0..8).collect::<Vec<_>>(), "each placed catalog row exactly once");
+}
+
+#[test]
+fn seeded_shuffles_and_augmentations_are_reproducible() {
+    let dir = tmpdir("seeded");
+    let (catalog, images, _) = survey(&dir);
+    let ds = Arc::new(CatalogCutoutDataset::builder(&catalog, &images).label("LABEL").size(16).build().expect("ds"));
+    let device = Device::default();
+    let run = |seed: u64, epoch: u64| -> (Vec<usize>, Vec<f32>) {
+        let batcher = StampBatcher::new().asinh(10.0).augment(seed);
+        batcher.epoch().set(epoch);
+        let loader = DataLoaderBuilder::new(batcher)
+            .batch_size(3)
+            .shuffle(seed)
+            // burn's worker threads deliver batches in the order they finish: one thread here
+            .num_workers(0)
+            .build(Subset::new(ds.clone(), (0..ds.len()).collect()));
+        let mut order = Vec::new();
+        let mut data = Vec::new();
+        for b in loader.iter() {
+            let b = b.expect("batch");
+            order.extend(b.indices.iter().copied());
+            data.extend(b.images.into_data().iter::<f32>());
+        }
+        (order, data)
+    };
+    let a = run(3, 0);
+    assert!(a == run(3, 0), "same seed and epoch: same order and pixels");
+    let mut sorted = a.0.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (0..ds.len()).collect::<Vec<_>>());
+    assert!(a.1 != run(3, 1).1, "another epoch: other symmetries");
+    // the symmetries are the 8 of the square, and a batch without augmentation is the stamps
+    let items: Vec<_> = (0..ds.len()).map(|i| ds.get(i).expect("stamp")).collect();
+    let plain = StampBatcher::new().try_batch(items.clone(), &device).expect("batch").images.into_data();
+    let direct: Vec<f32> = items.iter().flat_map(|s| s.data().to_vec()).collect();
+    assert!(plain.iter::<f32>().collect::<Vec<_>>() == direct, "a plain batch is the stamps");
+    let b = StampBatcher::new().augment(5);
+    let codes: std::collections::BTreeSet<u8> = (0..200).map(|i| b.symmetry(i, true)).collect();
+    assert_eq!(codes.len(), 8);
+    let turned = b.try_batch(items.clone(), &device).expect("batch").images.into_data();
+    let turned: Vec<f32> = turned.iter::<f32>().collect();
+    for (k, s) in items.iter().enumerate() {
+        let code = b.symmetry(s.index, true);
+        for y in 0..16 {
+            for x in 0..16 {
+                let (mut sx, mut sy) = if code & 4 != 0 { (y, x) } else { (x, y) };
+                if code & 1 != 0 {
+                    sx = 15 - sx;
+                }
+                if code & 2 != 0 {
+                    sy = 15 - sy;
+                }
+                assert_eq!(turned[k * 512 + y * 16 + x], s.data()[sy * 16 + sx], "item {k} symmetry {code}");
+            }
+        }
+    }
+}
+
+#[test]
+fn batches_stack_labels_nan_masks_and_normalisation() {
+    let dir = tmpdir("batches");
+    let (catalog, images, _) = survey(&dir);
+    let ds = CatalogCutoutDataset::builder(&catalog, &images).label("LABEL").size(8).build().expect("ds");
+    let items: Vec<_> = (0..4).map(|i| ds.get(i).expect("stamp")).collect();
+    let device = Device::default();
+    let b = StampBatcher::new()
+        .nan_to(-1.0)
+        .normalize(vec![100.0], vec![4.0])
+        .try_batch(items.clone(), &device)
+        .expect("batch");
+    assert_eq!(b.images.dims(), [4, 3, 8, 8]);
+    let labels: Vec<i64> = b.labels.expect("labels").into_data().iter::<i64>().collect();
+    assert_eq!(labels, items.iter().map(|s| s.label.expect("label")).collect::<Vec<_>>());
+    let data: Vec<f32> = b.images.into_data().iter::<f32>().collect();
+    for (k, s) in items.iter().enumerate() {
+        for p in 0..64 {
+            assert_eq!(data[k * 192 + p], (s.data()[p] - 100.0) / 4.0);
+            assert_eq!(data[k * 192 + 64 + p], s.data()[64 + p], "the edge mask is not normalised");
+            assert_eq!(data[k * 192 + 128 + p], 0.0, "no NaN");
+        }
+    }
+}
