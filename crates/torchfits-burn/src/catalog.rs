@@ -21,20 +21,7 @@ impl Catalog {
     /// `.feather`, `.ipc`).
     pub fn read(path: impl AsRef<Path>, columns: &[&str], hdu: Option<&str>) -> Result<Catalog> {
         let path = path.as_ref();
-        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-        let batches: Vec<TableBatch> = match ext.as_str() {
-            "parquet" | "pq" => read_parquet(path, columns)?,
-            "arrow" | "feather" | "ipc" => read_arrow(path, columns)?,
-            _ => {
-                let mut file = FitsFile::open(path)?;
-                let selector: HduSelector = match hdu {
-                    Some(h) => h.into(),
-                    None => first_table(&mut file)?.into(),
-                };
-                let batches = file.table(selector)?.with_columns(columns)?.build()?;
-                batches.collect::<Result<Vec<_>>>()?
-            }
-        };
+        let batches = read_batches(path, columns, hdu)?;
         let mut out = Catalog { path: path.to_path_buf(), rows: 0, columns: HashMap::new() };
         for name in columns {
             let mut values = Vec::new();
@@ -71,6 +58,31 @@ impl Catalog {
     pub fn column(&self, name: &str) -> Option<&[f64]> {
         self.columns.get(name).map(Vec::as_slice)
     }
+}
+
+/// `columns` of the table at `path` (FITS: `hdu` or the first binary table; Parquet; Arrow IPC).
+pub(crate) fn read_batches(path: &Path, columns: &[&str], hdu: Option<&str>) -> Result<Vec<TableBatch>> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    match ext.as_str() {
+        "parquet" | "pq" => read_parquet(path, columns),
+        "arrow" | "feather" | "ipc" => read_arrow(path, columns),
+        _ => {
+            let mut file = FitsFile::open(path)?;
+            let selector: HduSelector = match hdu {
+                Some(h) => h.into(),
+                None => first_table(&mut file)?.into(),
+            };
+            let batches = file.table(selector)?.with_columns(columns)?.build()?;
+            batches.collect::<Result<Vec<_>>>()
+        }
+    }
+}
+
+/// The values of a numeric column as f64.
+pub(crate) fn numbers(values: &ColumnValues) -> Result<Vec<f64>> {
+    let mut out = Vec::new();
+    append_f64(values, &mut out)?;
+    Ok(out)
 }
 
 /// The index of the first binary-table HDU of `file`.

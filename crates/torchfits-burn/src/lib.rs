@@ -1,9 +1,11 @@
 //! # torchfits-burn
 //!
 //! FITS data into Burn training loops: datasets of stamps around catalog positions
-//! ([`CatalogCutoutDataset`]), a batcher that stacks them into tensors on the loader's device with
-//! on-device transforms ([`StampBatcher`]), catalogs from FITS, Parquet and Arrow files
-//! ([`Catalog`]); and the pixel-to-world kernel ([`wcs`]) for the celestial projections of
+//! ([`CatalogCutoutDataset`]), of images with their mask and weight planes as channels
+//! ([`ImagingDataset`]) and of spectra ([`SpectroscopicDataset`]); batchers that stack them into
+//! tensors on the loader's device with on-device transforms ([`StampBatcher`],
+//! [`SpectrumBatcher`]); reading ahead in a fixed order ([`Prefetch`]); shards for multi-node
+//! training ([`shard`]); catalogs from FITS, Parquet and Arrow files ([`Catalog`]); and the pixel-to-world kernel ([`wcs`]) for the celestial projections of
 //! wcslib's zenithal, cylindrical, pseudo-cylindrical, conic and polyconic families, with SIP,
 //! and whole coordinate grids of cutouts in one launch, written once in CubeCL for the wgpu and
 //! CUDA runtimes (features `wgpu` and `cuda`; neither is on by default: Burn's CPU backend,
@@ -16,6 +18,9 @@ mod catalog;
 mod coords;
 mod cutout;
 mod ffi;
+mod imaging;
+mod prefetch;
+mod spectra;
 mod stamp;
 mod subset;
 pub mod wcs;
@@ -24,5 +29,8 @@ pub use batch::{Epoch, StampBatch, StampBatcher, StampCoordinates};
 pub use catalog::Catalog;
 pub use coords::CutoutCoordinates;
 pub use cutout::{CatalogCutoutDataset, CutoutBuilder};
+pub use imaging::{Crop, ImagingBuilder, ImagingDataset};
+pub use prefetch::Prefetch;
+pub use spectra::{SpectraBuilder, SpectroscopicDataset, Spectrum, SpectrumBatch, SpectrumBatcher};
 pub use stamp::Stamp;
 pub use subset::{Subset, permutation, shard, shard_indices, split};

@@ -214,3 +214,180 @@ fn batches_stack_labels_nan_masks_and_normalisation() {
         }
     }
 }
+
+mod more {
+    use super::*;
+    use torchfits_burn::{Crop, ImagingDataset, Prefetch, SpectroscopicDataset, SpectrumBatcher};
+    use torchfits_core::table::{ColumnData, ColumnValues, TableBatch};
+    use torchfits_core::{Header, Value, WriteOptions};
+
+    /// Files of two 40x50 planes (SCI = 100 k + y + x / 100, MASK = k) with CLASS = k % 3.
+    fn imaging_files(dir: &std::path::Path, n: usize) -> Vec<std::path::PathBuf> {
+        (0..n)
+            .map(|k| {
+                let path = dir.join(format!("obj{k:02}.fits"));
+                let sci: Vec<f32> = (0..40 * 50).map(|i| (100 * k + i / 50) as f32 + (i % 50) as f32 / 100.0).collect();
+                let mask = vec![k as i16; 40 * 50];
+                let mut h = Header::new();
+                h.set("EXTNAME", "SCI", None)
+                    .expect("set")
+                    .set("CLASS", Value::Int((k % 3) as i64), None)
+                    .expect("set");
+                let mut m = Header::new();
+                m.set("EXTNAME", "MASK", None).expect("set");
+                let mut w = WriteOptions::new().overwrite(true).create(&path).expect("create");
+                w.image(&sci, &[40, 50]).header(&h).write().expect("sci");
+                w.image(&mask, &[40, 50]).header(&m).write().expect("mask");
+                w.finish().expect("finish");
+                path
+            })
+            .collect()
+    }
+
+    #[test]
+    fn imaging_items_stack_channels_crop_and_label() {
+        let dir = tmpdir("imaging");
+        let files = imaging_files(&dir, 6);
+        let ds = ImagingDataset::glob(dir.join("obj*.fits"))
+            .expect("glob")
+            .channels(&["SCI", "MASK"])
+            .crop(Crop::Centre(16, 20))
+            .label_keyword("CLASS")
+            .build()
+            .expect("dataset");
+        assert_eq!(ds.len(), 6);
+        for k in 0..6 {
+            let s = ds.get(k).expect("item");
+            assert_eq!((s.channels, s.height, s.width, s.label), (2, 16, 20, Some((k % 3) as i64)));
+            assert_eq!(s.origin, (15.0, 12.0));
+            assert_eq!(s.data()[0], (100 * k + 12) as f32 + 0.15);
+            assert!(s.data()[320..].iter().all(|&v| v == k as f32), "the mask plane");
+        }
+        // random crops: inside the image, repeatable, redrawn per epoch
+        let random = ImagingDataset::builder(&files)
+            .channels(&["SCI"])
+            .crop(Crop::Random { height: 8, width: 8, seed: 3 })
+            .build()
+            .expect("dataset");
+        let first: Vec<(f64, f64)> = (0..6).map(|k| random.get(k).expect("item").origin).collect();
+        assert_eq!(first, (0..6).map(|k| random.get(k).expect("item").origin).collect::<Vec<_>>());
+        assert!(first.iter().all(|&(x, y)| x <= 42.0 && y <= 32.0));
+        random.epoch().set(1);
+        assert_ne!(first, (0..6).map(|k| random.get(k).expect("item").origin).collect::<Vec<_>>());
+        // labels from a side table of file names
+        let table = dir.join("labels.fits");
+        let t = TableBatch::new(vec![
+            ColumnData::strings("FILE", &["obj01.fits", "obj04.fits"]),
+            ColumnData::new("LABEL", ColumnValues::I32(vec![7, 9])),
+        ])
+        .expect("table");
+        let mut w = WriteOptions::new().overwrite(true).create(&table).expect("create");
+        w.write_table(&t, "LABELS", None).expect("table");
+        w.finish().expect("finish");
+        let labelled = ImagingDataset::builder(&files)
+            .channels(&["SCI"])
+            .label_table(&table, "FILE", "LABEL")
+            .build()
+            .expect("ds");
+        let labels: Vec<Option<i64>> = (0..6).map(|k| labelled.get(k).expect("item").label).collect();
+        assert_eq!(labels, vec![None, Some(7), None, None, Some(9), None]);
+        // whole images, and a file that went bad
+        let full = ImagingDataset::builder(&files).channels(&["SCI"]).build().expect("ds");
+        assert_eq!(full.get(2).expect("item").data().len(), 40 * 50);
+        std::fs::write(&files[3], b"SIMPLE  =   not a FITS file").expect("corrupt");
+        let e = full.get(3).expect_err("a corrupt file");
+        assert!(e.to_string().contains("obj03.fits"), "{e}");
+        assert!(full.get(4).is_ok());
+        // a crop larger than the images is refused when the dataset is built
+        assert!(ImagingDataset::builder(&files[..1]).crop(Crop::Centre(64, 64)).build().is_err());
+    }
+
+    #[test]
+    fn spectra_come_from_image_rows_or_table_cells_with_their_metadata() {
+        let dir = tmpdir("spectra");
+        let (nspec, nwave) = (5usize, 30usize);
+        let mut rows_files = Vec::new();
+        let mut table_files = Vec::new();
+        for k in 0..2 {
+            let flux: Vec<f32> = (0..nspec * nwave).map(|i| (1000 * k + i) as f32).collect();
+            let ivar: Vec<f32> = flux.iter().map(|v| 1.0 / (1.0 + v)).collect();
+            let mask: Vec<i32> = (0..nspec * nwave).map(|i| (i % 2) as i32).collect();
+            let ra: Vec<f64> = (0..nspec).map(|r| 10.0 * k as f64 + r as f64).collect();
+            let path = dir.join(format!("coadd{k}.fits"));
+            let mut w = WriteOptions::new().overwrite(true).create(&path).expect("create");
+            for (name, data) in [("FLUX", &flux), ("IVAR", &ivar)] {
+                let mut h = Header::new();
+                h.set("EXTNAME", name, None).expect("set");
+                w.image(data, &[nspec, nwave]).header(&h).write().expect("image");
+            }
+            let mut h = Header::new();
+            h.set("EXTNAME", "MASK", None).expect("set");
+            w.image(&mask, &[nspec, nwave]).header(&h).write().expect("mask");
+            let fibermap =
+                TableBatch::new(vec![ColumnData::new("TARGET_RA", ColumnValues::F64(ra.clone()))]).expect("t");
+            w.write_table(&fibermap, "FIBERMAP", None).expect("fibermap");
+            w.finish().expect("finish");
+            rows_files.push(path);
+            let path = dir.join(format!("table{k}.fits"));
+            let t = TableBatch::new(vec![
+                ColumnData::new("FLUX", ColumnValues::F32(flux.clone())).with_per_row(nwave),
+                ColumnData::new("IVAR", ColumnValues::F32(ivar.clone())).with_per_row(nwave),
+                ColumnData::new("TARGET_RA", ColumnValues::F64(ra)),
+            ])
+            .expect("table");
+            let mut w = WriteOptions::new().overwrite(true).create(&path).expect("create");
+            w.write_table(&t, "SPECTRA", None).expect("table");
+            w.finish().expect("finish");
+            table_files.push(path);
+        }
+        let rows = SpectroscopicDataset::image_rows(&rows_files, &["FLUX", "IVAR", "MASK"])
+            .meta("FIBERMAP", &["TARGET_RA"])
+            .build()
+            .expect("rows");
+        let cells = SpectroscopicDataset::table_columns(&table_files, "SPECTRA", &["FLUX", "IVAR"])
+            .meta("SPECTRA", &["TARGET_RA"])
+            .build()
+            .expect("cells");
+        assert_eq!((rows.len(), cells.len()), (10, 10));
+        for i in 0..10 {
+            let (k, r) = (i / nspec, i % nspec);
+            let a = rows.get(i).expect("row");
+            let b = cells.get(i).expect("cell");
+            assert_eq!((a.channels, a.length, a.file, a.row), (3, nwave, k, r));
+            assert_eq!(a.values[0], (1000 * k + r * nwave) as f32);
+            assert_eq!(&a.values[..2 * nwave], &b.values[..2 * nwave], "rows and cells agree");
+            assert_eq!(a.values[2 * nwave + 1], ((r * nwave + 1) % 2) as f32);
+            assert_eq!(
+                (a.meta.clone(), b.meta.clone()),
+                (vec![10.0 * k as f64 + r as f64], vec![10.0 * k as f64 + r as f64])
+            );
+        }
+        let batch = SpectrumBatcher::new()
+            .try_batch((0..4).map(|i| rows.get(i).expect("s")).collect(), &Device::default())
+            .expect("batch");
+        assert_eq!(batch.spectra.dims(), [4, 3, nwave]);
+        assert_eq!(batch.meta.expect("meta").dims(), [4, 1]);
+    }
+
+    #[test]
+    fn prefetch_keeps_the_order_whatever_the_threads() {
+        let dir = tmpdir("prefetch");
+        let (catalog, images, _) = survey(&dir);
+        let ds = Arc::new(CatalogCutoutDataset::builder(&catalog, &images).size(16).build().expect("ds"));
+        let order = permutation(ds.len(), 4);
+        for threads in [1, 2, 3, 8] {
+            let got: Vec<(usize, f32)> = Prefetch::new(ds.clone(), order.clone(), threads, 2)
+                .map(|(i, s)| (i, s.expect("stamp").data()[0]))
+                .collect();
+            let want: Vec<(usize, f32)> = order.iter().map(|&i| (i, ds.get(i).expect("stamp").data()[0])).collect();
+            assert_eq!(got, want, "{threads} threads");
+        }
+        // dropped early: the threads stop
+        let mut p = Prefetch::new(ds.clone(), order.clone(), 2, 1);
+        assert!(p.next().is_some());
+        drop(p);
+        // an index beyond the dataset is an error item, not a panic on a thread
+        let (_, bad) = Prefetch::new(ds.clone(), vec![0, 99], 2, 1).nth(1).expect("item");
+        assert!(bad.is_err());
+    }
+}

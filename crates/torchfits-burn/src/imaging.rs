@@ -1,0 +1,330 @@
+//! Images (one channel per HDU) as items, whole or cropped.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use burn::data::dataset::{Dataset, DatasetError};
+use torchfits_core::{BufferPool, ColumnValues, Error, ErrorKind, HduSelector, OpenOptions, Result, Section};
+
+use crate::batch::{Epoch, splitmix};
+use crate::cutout::Handles;
+use crate::stamp::Stamp;
+
+/// Which part of each image an item is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crop {
+    /// The whole image (every file's images must then have one shape).
+    Full,
+    /// `height` x `width` pixels at the centre.
+    Centre(usize, usize),
+    /// `height` x `width` pixels at a place drawn from `seed`, the epoch ([`ImagingDataset::epoch`])
+    /// and the item's index: the same on every run.
+    Random {
+        /// Rows.
+        height: usize,
+        /// Columns.
+        width: usize,
+        /// The seed.
+        seed: u64,
+    },
+}
+
+/// One item per file: the images of `channels` HDUs (science, mask, weight or inverse variance,
+/// ...) stacked as channels, whole or cropped, with an optional label from a header keyword or
+/// from a side table (file name -> label).
+///
+/// ```no_run
+/// use burn::data::dataset::Dataset;
+/// use torchfits_burn::{Crop, ImagingDataset};
+///
+/// # fn main() -> Result<(), torchfits_core::Error> {
+/// let ds = ImagingDataset::glob("survey/*.fits")?
+///     .channels(&["SCI", "MASK", "IVAR"])
+///     .crop(Crop::Random { height: 64, width: 64, seed: 7 })
+///     .label_keyword("CLASS")
+///     .build()?;
+/// let item = ds.get(0).expect("a readable file"); // [3, 64, 64]
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct ImagingDataset {
+    handles: Handles,
+    files: Vec<PathBuf>,
+    shapes: Vec<[usize; 2]>,
+    labels: Vec<Option<i64>>,
+    channels: Vec<HduSelector>,
+    crop: Crop,
+    pool: BufferPool,
+    epoch: Epoch,
+}
+
+/// Options of an [`ImagingDataset`].
+#[derive(Debug, Clone)]
+pub struct ImagingBuilder {
+    files: Vec<PathBuf>,
+    channels: Vec<HduSelector>,
+    crop: Crop,
+    keyword: Option<String>,
+    table: Option<(PathBuf, String, String)>,
+    mmap: bool,
+}
+
+impl ImagingDataset {
+    /// A dataset of `files` (see [`ImagingBuilder`]).
+    pub fn builder<P: AsRef<Path>>(files: impl IntoIterator<Item = P>) -> ImagingBuilder {
+        ImagingBuilder {
+            files: files.into_iter().map(|p| p.as_ref().to_path_buf()).collect(),
+            channels: vec![HduSelector::from(0usize)],
+            crop: Crop::Full,
+            keyword: None,
+            table: None,
+            mmap: true,
+        }
+    }
+
+    /// A dataset of the files matching `pattern` (`*` and `?` in the file name, not in the
+    /// directories), in name order; an error if none matches.
+    pub fn glob(pattern: impl AsRef<Path>) -> Result<ImagingBuilder> {
+        let pattern = pattern.as_ref();
+        let dir = pattern.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let name = pattern.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| Error::new(ErrorKind::Io, format!("cannot list {}: {e}", dir.display())))?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| wildcard(name.as_bytes(), n.as_bytes())))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(Error::new(ErrorKind::Parameter, format!("no file matches {}", pattern.display())));
+        }
+        Ok(ImagingDataset::builder(files))
+    }
+
+    /// The handle on the epoch random crops are drawn for.
+    pub fn epoch(&self) -> Epoch {
+        self.epoch.clone()
+    }
+
+    /// Number of items (files).
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Whether there is no file.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// The file of item `index`.
+    pub fn file(&self, index: usize) -> Option<&Path> {
+        self.files.get(index).map(PathBuf::as_path)
+    }
+
+    /// The item `index`, or the error reading it (naming the file and the HDU).
+    pub fn image(&self, index: usize) -> Result<Stamp> {
+        let path = self.files.get(index).ok_or_else(|| {
+            Error::new(ErrorKind::Parameter, format!("item {index} of {} does not exist", self.files.len()))
+        })?;
+        let [ny, nx] = self.shapes[index];
+        let (h, w, y0, x0) = match self.crop {
+            Crop::Full => (ny, nx, 0, 0),
+            Crop::Centre(h, w) => (h, w, (ny - h) / 2, (nx - w) / 2),
+            Crop::Random { height, width, seed } => {
+                let r = splitmix(seed ^ splitmix(self.epoch.get() ^ splitmix(index as u64)));
+                let y0 = (r % (ny - height + 1) as u64) as usize;
+                let x0 = ((r >> 32) % (nx - width + 1) as u64) as usize;
+                (height, width, y0, x0)
+            }
+        };
+        let c = self.channels.len();
+        let mut buf = self.pool.get::<f32>(c * h * w).map_err(|e| e.in_file(path))?;
+        let section = Section::new(vec![y0..y0 + h, x0..x0 + w]);
+        for (k, hdu) in self.channels.iter().enumerate() {
+            let plane = &mut buf[k * h * w..(k + 1) * h * w];
+            self.handles.with(path, |f| f.image(hdu.clone())?.read_section_into(&section, plane))?;
+        }
+        Ok(Stamp {
+            pixels: Arc::new(buf),
+            channels: c,
+            height: h,
+            width: w,
+            label: self.labels[index],
+            image: index,
+            origin: (x0 as f64, y0 as f64),
+            index,
+        })
+    }
+}
+
+impl ImagingBuilder {
+    /// The HDUs stacked as channels, in order (default: the primary HDU alone).
+    pub fn channels<S: Into<HduSelector> + Clone>(mut self, hdus: &[S]) -> Self {
+        self.channels = hdus.iter().cloned().map(Into::into).collect();
+        self
+    }
+
+    /// The part of each image an item is (default: [`Crop::Full`]).
+    pub fn crop(mut self, crop: Crop) -> Self {
+        self.crop = crop;
+        self
+    }
+
+    /// Labels from an integer header keyword of the first channel's HDU (absent: no label).
+    pub fn label_keyword(mut self, keyword: &str) -> Self {
+        self.keyword = Some(keyword.to_string());
+        self
+    }
+
+    /// Labels from a table (FITS, Parquet or Arrow) with a string column of file names (the
+    /// name, or the whole path as given) and an integer column of labels.
+    pub fn label_table(mut self, table: impl AsRef<Path>, file_column: &str, label_column: &str) -> Self {
+        self.table = Some((table.as_ref().to_path_buf(), file_column.to_string(), label_column.to_string()));
+        self
+    }
+
+    /// Whether images are read through a memory map (default true) or with `pread`.
+    pub fn mmap(mut self, yes: bool) -> Self {
+        self.mmap = yes;
+        self
+    }
+
+    /// Reads every file's header (shapes, labels) once.
+    pub fn build(self) -> Result<ImagingDataset> {
+        if self.channels.is_empty() {
+            return Err(Error::new(ErrorKind::Parameter, "no channel HDU given"));
+        }
+        let handles = Handles::new(OpenOptions::new().mmap(self.mmap));
+        let by_name = match &self.table {
+            Some((table, file_col, label_col)) => Some(label_table(table, file_col, label_col)?),
+            None => None,
+        };
+        let mut shapes = Vec::with_capacity(self.files.len());
+        let mut labels = Vec::with_capacity(self.files.len());
+        for path in &self.files {
+            let (shape, label) = handles.with(path, |f| {
+                let mut shape: Option<Vec<usize>> = None;
+                let mut label = None;
+                for (k, hdu) in self.channels.iter().enumerate() {
+                    let img = f.image(hdu.clone())?;
+                    let s = img.shape().to_vec();
+                    if s.len() != 2 {
+                        return Err(Error::new(
+                            ErrorKind::Unsupported,
+                            format!("a 2-D image is needed, not shape {s:?}"),
+                        )
+                        .in_hdu(img.index()));
+                    }
+                    if let Some(first) = &shape
+                        && first != &s
+                    {
+                        return Err(Error::new(
+                            ErrorKind::Parameter,
+                            format!("channel {k} has shape {s:?}, channel 0 {first:?}"),
+                        )
+                        .in_hdu(img.index()));
+                    }
+                    if k == 0
+                        && let Some(key) = &self.keyword
+                    {
+                        label = img.header().get_i64(key);
+                    }
+                    shape = Some(s);
+                }
+                Ok((shape.unwrap_or_default(), label))
+            })?;
+            let (ny, nx) = (shape[0], shape[1]);
+            let fits = match self.crop {
+                Crop::Full => true,
+                Crop::Centre(h, w) | Crop::Random { height: h, width: w, .. } => h >= 1 && w >= 1 && h <= ny && w <= nx,
+            };
+            if !fits {
+                return Err(Error::new(
+                    ErrorKind::Parameter,
+                    format!("the crop {:?} does not fit the image of shape {shape:?}", self.crop),
+                )
+                .in_file(path));
+            }
+            if self.crop == Crop::Full
+                && let Some(first) = shapes.first()
+                && first != &[ny, nx]
+            {
+                return Err(Error::new(
+                    ErrorKind::Parameter,
+                    format!("shape {:?} differs from the first file's {first:?}: whole images must share a shape (crop them)", [ny, nx]),
+                )
+                .in_file(path));
+            }
+            let label = match &by_name {
+                Some(map) => {
+                    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                    map.get(name).or_else(|| map.get(path.to_string_lossy().as_ref())).copied().or(label)
+                }
+                None => label,
+            };
+            shapes.push([ny, nx]);
+            labels.push(label);
+        }
+        Ok(ImagingDataset {
+            handles,
+            files: self.files,
+            shapes,
+            labels,
+            channels: self.channels,
+            crop: self.crop,
+            pool: BufferPool::default(),
+            epoch: Epoch::default(),
+        })
+    }
+}
+
+impl Dataset<Stamp> for ImagingDataset {
+    fn get(&self, index: usize) -> std::result::Result<Stamp, DatasetError> {
+        assert!(index < self.files.len(), "Index out of bounds for dataset: {index} >= {}", self.files.len());
+        self.image(index).map_err(DatasetError::new)
+    }
+
+    fn len(&self) -> usize {
+        self.files.len()
+    }
+}
+
+/// file name -> label, from a table.
+fn label_table(path: &Path, file_col: &str, label_col: &str) -> Result<std::collections::HashMap<String, i64>> {
+    let batches = crate::catalog::read_batches(path, &[file_col, label_col], None)?;
+    let mut map = std::collections::HashMap::new();
+    for b in &batches {
+        let (Some(names), Some(labels)) = (b.column(file_col), b.column(label_col)) else {
+            return Err(Error::new(
+                ErrorKind::Parameter,
+                format!("the table has no columns {file_col:?} and {label_col:?}"),
+            )
+            .in_file(path));
+        };
+        let ColumnValues::Str { offsets, bytes } = &names.values else {
+            return Err(
+                Error::new(ErrorKind::Parameter, format!("column {file_col:?} is not a string column")).in_file(path)
+            );
+        };
+        let labels = crate::catalog::numbers(&labels.values).map_err(|e| e.in_file(path))?;
+        for (i, w) in offsets.windows(2).enumerate() {
+            let name = String::from_utf8_lossy(&bytes[w[0] as usize..w[1] as usize]).trim().to_string();
+            if let Some(&l) = labels.get(i) {
+                map.insert(name, l as i64);
+            }
+        }
+    }
+    Ok(map)
+}
+
+/// Whether `name` matches `pattern` (`*`: any run of bytes, `?`: one byte).
+fn wildcard(pattern: &[u8], name: &[u8]) -> bool {
+    match (pattern.first(), name.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => wildcard(&pattern[1..], name) || (!name.is_empty() && wildcard(pattern, &name[1..])),
+        (Some(b'?'), Some(_)) => wildcard(&pattern[1..], &name[1..]),
+        (Some(a), Some(b)) if a == b => wildcard(&pattern[1..], &name[1..]),
+        _ => false,
+    }
+}
