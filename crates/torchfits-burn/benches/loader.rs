@@ -19,7 +19,7 @@ use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
 use burn::tensor::Device;
 use torchfits_burn::{
-    CatalogCutoutDataset, Crop, ImagingDataset, SpectroscopicDataset, SpectrumBatcher, StampBatcher, Subset,
+    CatalogCutoutDataset, Crop, ImagingDataset, Prefetch, SpectroscopicDataset, SpectrumBatcher, StampBatcher, Subset,
 };
 use torchfits_core::Header;
 use torchfits_core::table::{ColumnData, ColumnValues, TableBatch};
@@ -88,6 +88,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let device = Device::default();
     let stamps = loader_rates(ds.clone(), StampBatcher::new(), items, runs, &device)?;
     row("CatalogCutoutDataset + StampBatcher", &stamps, bare, mb(1.0));
+    // our own read-ahead threads (a fixed order), batched on the consuming thread
+    for threads in [1usize, 2] {
+        let mut r = Vec::new();
+        for _ in 0..runs + 1 {
+            let t0 = Instant::now();
+            let batcher = StampBatcher::new();
+            let mut pending = Vec::with_capacity(64);
+            for (_, item) in Prefetch::new(ds.clone(), (0..items).collect(), threads, 128) {
+                pending.push(item?);
+                if pending.len() == 64 {
+                    let _ = batcher.try_batch(std::mem::take(&mut pending), &device)?;
+                }
+            }
+            if !pending.is_empty() {
+                let _ = batcher.try_batch(pending, &device)?;
+            }
+            r.push(items as f64 / t0.elapsed().as_secs_f64());
+        }
+        r.remove(0);
+        let rate = median(r);
+        println!(
+            "| CatalogCutoutDataset, Prefetch {threads} thread{} + StampBatcher on the loop's thread | {rate:.0} | {:.0} | {:.2} |",
+            if threads > 1 { "s" } else { "" },
+            mb(rate),
+            rate / bare
+        );
+    }
 
     // random 64x64 crops of the same image, one item per entry
     let crops = Arc::new(
