@@ -33,4 +33,4 @@ pub use imaging::{Crop, ImagingBuilder, ImagingDataset};
 pub use prefetch::Prefetch;
 pub use spectra::{SpectraBuilder, SpectroscopicDataset, Spectrum, SpectrumBatch, SpectrumBatcher};
 pub use stamp::Stamp;
-pub use subset::{Subset, permutation, shard, shard_indices, split};
+pub use subset::{ShardExt, Subset, permutation, shard, shard_indices, split};

@@ -79,3 +79,25 @@ pub fn shard<I, D: Dataset<I>>(dataset: Arc<D>, rank: usize, world_size: usize, 
     let n = dataset.len();
     Subset::new(dataset, shard_indices(n, rank, world_size, seed, epoch))
 }
+
+/// `.shard(..)` on a shared dataset.
+pub trait ShardExt<I>: Dataset<I> + Sized {
+    /// Rank `rank`'s shard of this dataset for `epoch` (see [`shard_indices`]).
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use torchfits_burn::{CatalogCutoutDataset, ShardExt};
+    ///
+    /// # fn main() -> Result<(), torchfits_core::Error> {
+    /// let (rank, world_size, seed, epoch) = (1, 4, 7, 0);
+    /// let ds = Arc::new(CatalogCutoutDataset::builder("cat.fits", ["a.fits"]).build()?);
+    /// let mine = ds.shard(rank, world_size, seed, epoch); // a Subset: build this rank's loader on it
+    /// # Ok(())
+    /// # }
+    /// ```
+    fn shard(self: Arc<Self>, rank: usize, world_size: usize, seed: u64, epoch: u64) -> Subset<Self> {
+        shard(self, rank, world_size, seed, epoch)
+    }
+}
+
+impl<I, D: Dataset<I>> ShardExt<I> for D {}

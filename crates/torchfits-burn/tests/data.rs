@@ -103,7 +103,7 @@ fn two_processes_cover_the_dataset_exactly() {
         let dir = tmpdir(&format!("shard-{rank}"));
         let (catalog, images, _) = survey(&dir);
         let ds = Arc::new(CatalogCutoutDataset::builder(&catalog, &images).size(8).build().expect("dataset"));
-        let shard = torchfits_burn::shard(ds.clone(), rank, 2, 11, 2);
+        let shard = torchfits_burn::ShardExt::shard(ds.clone(), rank, 2, 11, 2);
         let rows: Vec<String> = (0..shard.len())
             .map(|i| {
                 let s = shard.get(i).expect("stamp");
