@@ -82,7 +82,8 @@ impl StampBatcher {
         self
     }
 
-    /// `asinh(x / scale)` on every image channel (the mask channels excepted).
+    /// `asinh(x / scale)` on every image channel (the masks the dataset or `nan_to` added
+    /// excepted).
     pub fn asinh(mut self, scale: f32) -> Self {
         self.asinh = Some(scale);
         self
@@ -124,6 +125,7 @@ impl StampBatcher {
     pub fn try_batch(&self, items: Vec<Stamp>, device: &Device) -> torchfits_core::Result<StampBatch> {
         let b = items.len();
         let (c, h, w) = items.first().map(|s| (s.channels, s.height, s.width)).unwrap_or((1, 1, 1));
+        let masks = items.first().map_or(0, |s| s.mask_channels.min(s.channels));
         let plane = h * w;
         let mut data = Vec::with_capacity(b * c * plane);
         let mut labels = Vec::with_capacity(b);
@@ -149,8 +151,8 @@ impl StampBatcher {
         drop(items);
         let mut images = Tensor::<4>::from_data(TensorData::new(data, [b, c, h, w]), device);
         let mut coordinates = coords.map(|v| Tensor::<4>::from_data(TensorData::new(v, [b, 2, h, w]), device));
-        // the image channels: all but a dataset's mask channel (the last, for two or more)
-        let image_channels = if c > 1 { c - 1 } else { c };
+        // the image channels: all but the dataset's mask channels (the last ones)
+        let image_channels = c - masks;
         if let Some(value) = self.nan {
             let first = images.clone().narrow(1, 0, 1);
             let mask = first.is_nan();

@@ -313,6 +313,7 @@ impl CatalogCutoutDataset {
         Ok(Stamp {
             pixels: Arc::new(buf),
             channels: 2,
+            mask_channels: 1,
             height: s,
             width: s,
             label: e.label,

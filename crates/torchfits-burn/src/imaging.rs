@@ -148,6 +148,7 @@ impl ImagingDataset {
         Ok(Stamp {
             pixels: Arc::new(buf),
             channels: c,
+            mask_channels: 0,
             height: h,
             width: w,
             label: self.labels[index],

@@ -14,6 +14,10 @@ pub struct Stamp {
     pub pixels: Arc<PooledBuffer<f32>>,
     /// Planes (image channels plus the mask channel, if any).
     pub channels: usize,
+    /// How many of the last planes are masks the dataset added (1 for a
+    /// [`crate::CatalogCutoutDataset`] stamp's edge mask, 0 for an [`crate::ImagingDataset`]
+    /// item, whose planes are all the file's): the batcher's stretch leaves them alone.
+    pub mask_channels: usize,
     /// Rows.
     pub height: usize,
     /// Columns.

@@ -263,6 +263,13 @@ mod more {
             assert_eq!(s.data()[0], (100 * k + 12) as f32 + 0.15);
             assert!(s.data()[320..].iter().all(|&v| v == k as f32), "the mask plane");
         }
+        // every plane of an imaging item is the file's: the stretch takes them all
+        let items: Vec<_> = (0..3).map(|k| ds.get(k).expect("item")).collect();
+        let b = StampBatcher::new().asinh(1.0).try_batch(items, &Device::default()).expect("batch");
+        let v: Vec<f32> = b.images.into_data().iter::<f32>().collect();
+        for k in 0..3 {
+            assert_eq!(v[k * 640 + 320], (k as f32).asinh(), "the mask plane of item {k} is stretched too");
+        }
         // random crops: inside the image, repeatable, redrawn per epoch
         let random = ImagingDataset::builder(&files)
             .channels(&["SCI"])
