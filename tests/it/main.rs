@@ -1,5 +1,6 @@
 //! Integration tests of the core reader, compiled into one binary.
 
+mod bad;
 mod common;
 mod direct;
 mod files;

@@ -237,3 +237,69 @@ fn write_round_trips_npy_and_parquet_and_never_clobbers() {
     );
     assert!(!dir.join("x.fits").exists() && !dir.join("y.fits").exists());
 }
+
+/// Every file of the bad-input corpus (tests/bad/) through every command that reads a file:
+/// exit status 0 or 1 (never a signal, a panic or a usage error), and an error line that names
+/// the file. (The corpus's expected outcomes are checked through the API in tests/it/bad.rs.)
+#[test]
+fn every_command_takes_every_bad_file_cleanly() {
+    let dir = repo().join("tests/bad");
+    let out = tempdir("bad");
+    let pixels = out.join("pix.npy");
+    std::fs::write(&pixels, npy_f64(&[0.0, 0.0, 1.5, 2.5], &[2, 2])).expect("pixels");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("tests/bad")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "make.py")
+        .collect();
+    names.sort();
+    assert!(names.len() >= 30, "the corpus is there");
+    let mut wrong = Vec::new();
+    for name in &names {
+        let file = dir.join(name).display().to_string();
+        let npy = out.join("o.npy").display().to_string();
+        let pq = out.join("o.parquet").display().to_string();
+        let png = out.join("o.png").display().to_string();
+        let pix = pixels.display().to_string();
+        let runs: Vec<Vec<&str>> = vec![
+            vec!["info", &file],
+            vec!["info", &file, "--json"],
+            vec!["header", &file],
+            vec!["header", &file, "--hdu", "1", "--json"],
+            vec!["read", &file, "-o", &npy],
+            vec!["read", &file, "--hdu", "1", "-o", &npy],
+            vec!["read", &file, "--hdu", "1", "-o", &pq],
+            vec!["verify", &file],
+            vec!["preview", &file, "-o", &png],
+            vec!["wcs", "pix2world", &file, "--pixels", &pix, "-o", &npy],
+        ];
+        for args in runs {
+            let o = torchfits(&args);
+            let err = String::from_utf8_lossy(&o.stderr);
+            match o.status.code() {
+                Some(0) => {}
+                Some(1) if err.contains(name.as_str()) && !err.contains("panicked") => {}
+                code => wrong.push(format!("{args:?}: exit {code:?}: {}", err.lines().next().unwrap_or(""))),
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// A little-endian float64 .npy of `shape`.
+fn npy_f64(values: &[f64], shape: &[usize]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let mut head = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({},), }}", dims.join(", "));
+    while (10 + head.len() + 1) % 64 != 0 {
+        head.push(' ');
+    }
+    head.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(head.len() as u16).to_le_bytes());
+    out.extend_from_slice(head.as_bytes());
+    for v in values {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}

@@ -307,11 +307,20 @@ impl FitsFile {
     pub(crate) fn handle_at(&mut self, index: usize) -> Result<&mut Handle> {
         let path = self.path.clone();
         let wrap = |e: Error| e.in_hdu(index).in_file(&path);
+        let limits = self.limits;
         let handle = match &mut self.source {
-            Source::Plain { cfitsio, .. } => match cfitsio {
-                Some(h) => h,
-                None => cfitsio.insert(Handle::open(&self.path, false).map_err(wrap)?),
-            },
+            Source::Plain { cfitsio, file, index: hdus } => {
+                // cfitsio walks every header up to this one: none may be one it cannot take
+                for i in 0..=index {
+                    if let Some(span) = hdus.get(file.file(), file.len(), i, &limits).map_err(wrap)? {
+                        cfitsio_can_take(&span.header).map_err(|e| e.in_hdu(i).in_file(&path))?;
+                    }
+                }
+                match cfitsio {
+                    Some(h) => h,
+                    None => cfitsio.insert(Handle::open(&self.path, false).map_err(wrap)?),
+                }
+            }
             Source::Cfitsio(handle) => handle,
         };
         handle.move_to(index).map_err(wrap)?;
@@ -520,4 +529,39 @@ impl FitsFile {
         let rice = if self.direct { rice } else { None };
         Ok(ImageReader::new(self, i, layout, header, data_start, tiles, rice))
     }
+}
+
+/// Most axes cfitsio reads without crashing: 4.6 segfaults on a header of more than ~101 (an
+/// image of 110 axes, measured), though the standard allows 999.
+pub(crate) const CFITSIO_MAX_NAXIS: i64 = 99;
+
+/// Whether cfitsio can be handed the HDU of `header` (torchfits' own readers take any NAXIS up to
+/// the standard's 999).
+pub(crate) fn cfitsio_can_take(header: &crate::header::Header) -> Result<()> {
+    for key in ["NAXIS", "ZNAXIS"] {
+        if let Some(n) = header.get_i64(key)
+            && n > CFITSIO_MAX_NAXIS
+        {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!("{key} = {n}: this needs cfitsio, which cannot read more than {CFITSIO_MAX_NAXIS} axes"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks every HDU of the plain FITS file at `path` with [`cfitsio_can_take`] (a compressed or
+/// unreadable file passes: cfitsio itself reports on it).
+pub(crate) fn cfitsio_can_take_file(path: &Path) -> Result<()> {
+    let Ok(Some(file)) = Direct::open(path, false) else { return Ok(()) };
+    let mut index = Index::default();
+    let limits = Limits::default();
+    let n = index.count(file.file(), file.len(), &limits).unwrap_or(0);
+    for i in 0..n {
+        if let Ok(Some(span)) = index.get(file.file(), file.len(), i, &limits) {
+            cfitsio_can_take(&span.header).map_err(|e| e.in_hdu(i).in_file(path))?;
+        }
+    }
+    Ok(())
 }

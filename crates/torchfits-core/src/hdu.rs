@@ -179,7 +179,7 @@ impl ImageLayout {
             let n = usize::try_from(n).map_err(|_| Error::decoding(format!("NAXIS{k} = {n} is negative")))?;
             shape.push(n);
         }
-        let scaling = Scaling::from_header(header, bitpix);
+        let scaling = Scaling::from_header(header, bitpix)?;
         let dtype = scaling.dtype(bitpix);
         Ok(ImageLayout { shape, bitpix, dtype, scaling })
     }

@@ -241,6 +241,18 @@ impl Header {
         self.get(key).and_then(Value::as_i64)
     }
 
+    /// A numeric keyword's value (`default` when absent); an error when the keyword is there but
+    /// its value is not a finite number.
+    pub(crate) fn number_or(&self, key: &str, default: f64) -> crate::error::Result<f64> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .as_f64()
+                .filter(|f| f.is_finite())
+                .ok_or_else(|| crate::error::Error::decoding(format!("{key} = {v:?} is not a finite number"))),
+        }
+    }
+
     /// The numeric value of `key`, if present and numeric.
     pub fn get_f64(&self, key: &str) -> Option<f64> {
         self.get(key).and_then(Value::as_f64)

@@ -123,19 +123,18 @@ pub struct Scaling {
 }
 
 impl Scaling {
-    pub(crate) fn from_header(header: &Header, bitpix: i32) -> Scaling {
-        Scaling {
-            bscale: header.get_f64("BSCALE").unwrap_or(1.0),
-            bzero: header.get_f64("BZERO").unwrap_or(0.0),
-            blank: if bitpix > 0 {
-                header.get("BLANK").and_then(|v| match v {
-                    crate::Value::Int(i) => Some(*i),
-                    _ => None,
-                })
-            } else {
-                None
-            },
+    pub(crate) fn from_header(header: &Header, bitpix: i32) -> Result<Scaling> {
+        let bscale = header.number_or("BSCALE", 1.0)?;
+        if bscale == 0.0 {
+            return Err(Error::decoding("BSCALE = 0 maps every pixel to BZERO"));
         }
+        let blank = match header.get("BLANK") {
+            Some(v) if bitpix > 0 => {
+                Some(v.as_i64().ok_or_else(|| Error::decoding(format!("BLANK = {v:?} is not an integer")))?)
+            }
+            _ => None,
+        };
+        Ok(Scaling { bscale, bzero: header.number_or("BZERO", 0.0)?, blank })
     }
 
     /// The type a read returns, by astropy's rules: unsigned via BZERO = 2^(bits-1), int8 via

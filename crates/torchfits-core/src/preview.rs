@@ -137,6 +137,9 @@ pub fn render(values: &[f64], height: usize, width: usize, stretch: Stretch) -> 
     if values.len() != height.saturating_mul(width) {
         return Err(Error::parameter("preview: value count does not match height x width"));
     }
+    if height == 0 || width == 0 {
+        return Err(Error::parameter(format!("the image is empty ({height} x {width} pixels): nothing to preview")));
+    }
     let (lo, hi) = match stretch {
         Stretch::ZScale => zscale(values),
         Stretch::Asinh => percentile_interval(values, 0.25, 99.75),

@@ -221,11 +221,12 @@ impl TableSchema {
     }
 }
 
-/// `rT...`: the repeat count (default 1) and the rest.
-fn split_tform(tform: &str) -> (Option<usize>, &str) {
+/// `rT...`: the repeat count (default 1) and the rest; None for a repeat count too large for
+/// this machine.
+fn split_tform(tform: &str) -> Option<(Option<usize>, &str)> {
     let digits = tform.bytes().take_while(u8::is_ascii_digit).count();
-    let repeat = if digits == 0 { None } else { tform[..digits].parse().ok() };
-    (repeat, &tform[digits..])
+    let repeat = if digits == 0 { None } else { Some(tform[..digits].parse().ok()?) };
+    Some((repeat, &tform[digits..]))
 }
 
 /// `(a,b,c)` in FITS order as a C-order shape.
@@ -264,8 +265,8 @@ impl ColumnSchema {
                 "column {n} (TBCOL{n} = {tbcol}, width {width}) runs past the row's {row_bytes} characters"
             )));
         }
-        let scale = header.get_f64(&key("TSCAL")).unwrap_or(1.0);
-        let zero = header.get_f64(&key("TZERO")).unwrap_or(0.0);
+        let scale = header.number_or(&key("TSCAL"), 1.0)?;
+        let zero = header.number_or(&key("TZERO"), 0.0)?;
         let scaled = scale != 1.0 || zero != 0.0;
         let (fits_type, column_type) = match code {
             b'A' => (FitsType::Char, ColumnType::Str),
@@ -313,7 +314,7 @@ impl ColumnSchema {
         let key = |k: &str| format!("{k}{n}");
         let (tform_raw, tform) = tform_of(header, n)?;
         let bad = || Error::decoding(format!("TFORM{n} = {tform_raw:?} is not a binary table format"));
-        let (repeat, rest) = split_tform(&tform);
+        let (repeat, rest) = split_tform(&tform).ok_or_else(bad)?;
         let code = *rest.as_bytes().first().ok_or_else(bad)?;
         // `rPt(max)` / `rQt(max)`: a descriptor (count, heap offset) of 32- or 64-bit integers
         let variable = match code {
@@ -350,10 +351,15 @@ impl ColumnSchema {
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| format!("col{n}"));
-        let scale = header.get_f64(&key("TSCAL")).unwrap_or(1.0);
-        let zero = header.get_f64(&key("TZERO")).unwrap_or(0.0);
+        let scale = header.number_or(&key("TSCAL"), 1.0)?;
+        let zero = header.number_or(&key("TZERO"), 0.0)?;
         let integer = matches!(fits_type, FitsType::Byte | FitsType::Short | FitsType::Int | FitsType::Long);
-        let null = if integer { header.get_i64(&key("TNULL")) } else { None };
+        let null = match header.get(&key("TNULL")) {
+            Some(v) if integer => {
+                Some(v.as_i64().ok_or_else(|| Error::decoding(format!("TNULL{n} = {v:?} is not an integer")))?)
+            }
+            _ => None,
+        };
         let scaled = scale != 1.0 || zero != 0.0;
         let column_type = match fits_type {
             FitsType::Logical => ColumnType::Bool,

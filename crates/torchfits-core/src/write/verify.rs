@@ -58,6 +58,7 @@ pub struct HduChecksum {
 pub fn verify(path: impl AsRef<Path>) -> Result<Vec<HduChecksum>> {
     let path = path.as_ref();
     let in_file = |e: Error| e.in_file(path);
+    crate::file::cfitsio_can_take_file(path)?;
     let mut handle = Handle::open(path, false).map_err(in_file)?;
     let n = handle.num_hdus().map_err(in_file)?;
     let mut out = Vec::with_capacity(n);

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Writes the bad-input corpus of tests/bad/ from the FITS standard (Python's standard library
+only): each file breaks one rule a reader must not trust. The expected outcome of each, through
+the API and through every `torchfits` command, is in tests/it/bad.rs (a test fails for a file
+that has none). Files too large for the repository (a 100k-card header, a gzip bomb) are made by
+that test at run time.
+
+    python3 tests/bad/make.py
+"""
+import gzip
+import os
+import random
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def card(key, value=None, comment=None):
+    if value is None:
+        text = key
+    else:
+        if isinstance(value, bool):
+            v = "T" if value else "F"
+            v = v.rjust(20)
+        elif isinstance(value, (int, float)):
+            v = repr(value).rjust(20)
+        else:
+            v = ("'" + str(value).replace("'", "''").ljust(8) + "'").ljust(20)
+        text = f"{key:<8}= {v}"
+        if comment:
+            text += f" / {comment}"
+    return text[:80].ljust(80).encode("ascii", "replace")
+
+
+def header(cards, end=True):
+    raw = b"".join(cards) + (card("END") if end else b"")
+    return raw + b" " * (-len(raw) % 2880)
+
+
+def data(raw):
+    return raw + b"\0" * (-len(raw) % 2880)
+
+
+def image(bitpix, shape, extra=(), primary=True):
+    cards = [card("SIMPLE", True) if primary else card("XTENSION", "IMAGE"), card("BITPIX", bitpix),
+             card("NAXIS", len(shape))]
+    cards += [card(f"NAXIS{i + 1}", n) for i, n in enumerate(reversed(shape))]
+    if not primary:
+        cards += [card("PCOUNT", 0), card("GCOUNT", 1)]
+    return cards + [card(k, v) for k, v in extra]
+
+
+def table(nrows, naxis1, tforms, pcount=0, extra=()):
+    cards = [card("XTENSION", "BINTABLE"), card("BITPIX", 8), card("NAXIS", 2), card("NAXIS1", naxis1),
+             card("NAXIS2", nrows), card("PCOUNT", pcount), card("GCOUNT", 1), card("TFIELDS", len(tforms))]
+    for i, f in enumerate(tforms):
+        cards += [card(f"TTYPE{i + 1}", f"C{i + 1}"), card(f"TFORM{i + 1}", f)]
+    return cards + [card(k, v) for k, v in extra]
+
+
+PRIMARY = header([card("SIMPLE", True), card("BITPIX", 8), card("NAXIS", 0), card("EXTEND", True)])
+
+
+def write(name, raw):
+    with open(os.path.join(HERE, name), "wb") as f:
+        f.write(raw)
+
+
+def main():
+    rnd = random.Random(1234)
+    f32 = lambda n: struct.pack(f">{n}f", *[rnd.random() for _ in range(n)])  # noqa: E731
+    write("empty.fits", b"")
+    write("random.fits", bytes(rnd.randrange(256) for _ in range(2 * 2880)))
+    write("not_fits.fits", b"This is a text file, not FITS.\n" * 100)
+    good = header(image(-32, [10, 10])) + data(f32(100))
+    write("truncated_header.fits", good[:1000])
+    write("no_end.fits", header(image(-32, [10, 10]), end=False) + data(f32(100)))
+    write("truncated_data.fits", header(image(-32, [100, 100])) + f32(1000))
+    nonascii = bytearray(header(image(-32, [2, 2], [("OBJECT", "m31")])) + data(f32(4)))
+    nonascii[5 * 80 + 11:5 * 80 + 14] = b"\xff\xfe\x80"
+    write("nonascii_header.fits", bytes(nonascii))
+    write("bitpix_12.fits", header(image(12, [4, 4])) + data(b"\0" * 32))
+    write("naxis_negative.fits", header(image(-32, [4, -5])) + data(f32(20)))
+    write("naxis_1000.fits", header(image(8, [1] * 3)[:2] + [card("NAXIS", 1000)]))
+    write("naxis_missing_axis.fits", header([card("SIMPLE", True), card("BITPIX", 16), card("NAXIS", 2),
+                                             card("NAXIS1", 10)]) + data(b"\0" * 400))
+    write("zero_width.fits", header(image(16, [0, 10])))
+    write("axes_999.fits", header(image(8, [1] * 999)) + data(b"\x07"))
+    write("product_overflows.fits", header(image(-64, [2**40, 2**40, 2**40])) + data(f32(10)))
+    write("huge_image.fits", header(image(-32, [200000, 200000])) + data(f32(10)))
+    write("bscale_string.fits", header(image(16, [2, 2], [("BSCALE", "abc"), ("BZERO", 1.0)])) + data(b"\0" * 8))
+    write("blank_float.fits", header(image(16, [2, 2], [("BLANK", 1.5)])) + data(b"\0\x01" * 4))
+    write("blank_on_float_image.fits", header(image(-32, [2, 2], [("BLANK", 7)])) + data(f32(4)))
+    # tables
+    rows = struct.pack(">ih", 1, 2) * 3
+    write("table_naxis1_mismatch.fits", PRIMARY + header(table(3, 10, ["J", "I"])) + data(rows + b"\0" * 12))
+    write("table_bad_tform.fits", PRIMARY + header(table(3, 6, ["Q7Z", "I"])) + data(rows))
+    write("table_tform_repeat_overflow.fits", PRIMARY + header(table(1, 4, ["99999999999999999999J"])) + data(b"\0" * 4))
+    write("table_negative_pcount.fits", PRIMARY + header(table(3, 6, ["J", "I"], pcount=-1)) + data(rows))
+    write("table_truncated_rows.fits", PRIMARY + header(table(1000, 6, ["J", "I"])) + rows)
+    vla_rows = struct.pack(">ii", 4, 0) + struct.pack(">ii", 2, 16)
+    heap = struct.pack(">4i", 1, 2, 3, 4) + struct.pack(">2i", 5, 6)
+    write("table_theap_outside.fits", PRIMARY + header(table(2, 8, ["PJ(4)"], pcount=len(heap),
+                                                             extra=[("THEAP", 10**9)])) + data(vla_rows + heap))
+    bad_desc = struct.pack(">ii", 4, 0) + struct.pack(">ii", 1000000, 2**31 - 8)
+    write("table_vla_outside_heap.fits", PRIMARY + header(table(2, 8, ["PJ(4)"], pcount=len(heap)))
+          + data(bad_desc + heap))
+    write("table_vla_negative.fits", PRIMARY + header(table(2, 8, ["PJ(4)"], pcount=len(heap)))
+          + data(struct.pack(">ii", -5, 0) + struct.pack(">ii", 2, -16) + heap))
+    write("table_tfields_missing.fits", PRIMARY + header([c for c in table(3, 6, ["J", "I"]) if not c.startswith(b"TFORM2")])
+          + data(rows))
+    write("table_tnull_string.fits", PRIMARY + header(table(3, 6, ["J", "I"], extra=[("TNULL1", "x"), ("TSCAL2", "y")]))
+          + data(rows))
+    # a tile-compressed image whose tiles are garbage (RICE_1 of 16x16 int16, one tile per row)
+    nt = 16
+    descs = b"".join(struct.pack(">ii", 20, 20 * i) for i in range(nt))
+    garbage = bytes(rnd.randrange(256) for _ in range(20 * nt))
+    comp = table(nt, 8, ["1PB(20)"], pcount=len(garbage), extra=[
+        ("ZIMAGE", True), ("ZBITPIX", 16), ("ZNAXIS", 2), ("ZNAXIS1", 16), ("ZNAXIS2", 16),
+        ("ZTILE1", 16), ("ZTILE2", 1), ("ZCMPTYPE", "RICE_1"), ("ZNAME1", "BLOCKSIZE"), ("ZVAL1", 32),
+        ("ZNAME2", "BYTEPIX"), ("ZVAL2", 2)])
+    comp[8] = card("TTYPE1", "COMPRESSED_DATA")
+    write("compressed_garbage_tiles.fits", PRIMARY + header(comp) + data(descs + garbage))
+    huge_tile = table(1, 8, ["1PB(20)"], pcount=20, extra=[
+        ("ZIMAGE", True), ("ZBITPIX", 16), ("ZNAXIS", 2), ("ZNAXIS1", 100000), ("ZNAXIS2", 100000),
+        ("ZTILE1", 100000), ("ZTILE2", 100000), ("ZCMPTYPE", "RICE_1")])
+    huge_tile[8] = card("TTYPE1", "COMPRESSED_DATA")
+    write("compressed_huge_tile.fits", PRIMARY + header(huge_tile) + data(struct.pack(">ii", 20, 0) + b"\0" * 20))
+    # a gzip-compressed file that is cut short
+    write("gzip_truncated.fits.gz", gzip.compress(good)[:200])
+    # names a shell or cfitsio would read as syntax: these are plain, valid files
+    for name in ["a[1].fits", "!bang.fits", "pipe|name.fits", "mem:__x.fits"]:
+        write(name, good)
+
+
+if __name__ == "__main__":
+    main()
