@@ -256,10 +256,20 @@ impl SpectraBuilder {
                 }
                 meta.push(rows);
             }
+            // one length for every file: a batch stacks spectra of one shape (burn's `Batcher`
+            // cannot fail, so a file that differs is refused here)
+            if let Some(&(_, _, first)) = layout.first()
+                && first != nwave
+            {
+                return Err(Error::new(
+                    ErrorKind::Parameter,
+                    format!("{nwave} wavelength samples, the first file's spectra have {first}"),
+                )
+                .in_file(path));
+            }
             layout.push((total, nspec, nwave));
             total += nspec;
         }
-        // files without spectra own no item: drop them from the lookup
         Ok(SpectroscopicDataset {
             handles,
             files: self.files,

@@ -373,6 +373,16 @@ mod more {
                 (vec![10.0 * k as f64 + r as f64], vec![10.0 * k as f64 + r as f64])
             );
         }
+        // a file whose spectra have another length is refused when the dataset is built
+        let other = dir.join("other.fits");
+        let mut h = Header::new();
+        h.set("EXTNAME", "FLUX", None).expect("set");
+        let mut w = WriteOptions::new().overwrite(true).create(&other).expect("create");
+        w.image(&vec![0f32; 2 * (nwave + 1)], &[2, nwave + 1]).header(&h).write().expect("image");
+        w.finish().expect("finish");
+        let e =
+            SpectroscopicDataset::image_rows([&rows_files[0], &other], &["FLUX"]).build().expect_err("lengths differ");
+        assert!(e.to_string().contains("other.fits"), "{e}");
         let batch = SpectrumBatcher::new()
             .try_batch((0..4).map(|i| rows.get(i).expect("s")).collect(), &Device::default())
             .expect("batch");
