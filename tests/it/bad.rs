@@ -134,3 +134,31 @@ fn every_bad_file_fails_cleanly_or_reads_correctly() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// A header of more cards than `Limits::max_header_cards` (100 000 by default: 8 MB of header,
+/// made here rather than kept in the repository) is refused by the limit, naming it and the file.
+#[test]
+fn a_header_past_the_card_limit_is_refused() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bad-cards");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("cards_100k.fits");
+    let card = |s: &str| format!("{s:<80}");
+    let mut text = String::new();
+    for c in ["SIMPLE  =                    T", "BITPIX  =                    8", "NAXIS   =                    0"] {
+        text.push_str(&card(c));
+    }
+    for _ in 0..100_001 {
+        text.push_str(&card("COMMENT"));
+    }
+    text.push_str(&card("END"));
+    while !text.len().is_multiple_of(2880) {
+        text.push(' ');
+    }
+    std::fs::write(&path, text).expect("write");
+    let e = OpenOptions::new().open(&path).and_then(|mut f| f.header(0)).expect_err("past the limit");
+    assert_eq!(e.kind(), torchfits::ErrorKind::Limits, "{e}");
+    assert!(e.to_string().contains("cards_100k.fits"), "{e}");
+    // the explicit opt-out reads it
+    let mut f = OpenOptions::new().limits(Limits::unlimited()).open(&path).expect("open");
+    assert!(f.header(0).expect("header").len() > 100_000);
+}
