@@ -335,20 +335,7 @@ impl Kernel {
 
 /// wcslib's normalisation of a celestial longitude `eul0 + dlng`.
 fn normalise_lng(eul0: f64, dlng: f64) -> f64 {
-    let mut lng = eul0 + dlng;
-    if eul0 >= 0.0 {
-        if lng < 0.0 {
-            lng += 360.0;
-        }
-    } else if lng > 0.0 {
-        lng -= 360.0;
-    }
-    if lng > 360.0 {
-        lng -= 360.0;
-    } else if lng < -360.0 {
-        lng += 360.0;
-    }
-    lng
+    ProjectionParameters::normalise_longitude(eul0, eul0 + dlng)
 }
 
 /// Whether `device` computes the kernel in f64 as wcslib does (found once per device).

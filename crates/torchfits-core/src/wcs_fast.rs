@@ -111,6 +111,13 @@ pub struct ProjectionParameters {
 }
 
 impl ProjectionParameters {
+    /// wcslib's normalisation of a celestial longitude `lng` (degrees) given the celestial
+    /// longitude of the native pole `pole_lng` (`euler[0]`): into [0, 360] when `pole_lng` is not
+    /// negative, [-360, 0] otherwise; the convention kernels that compute `lng - pole_lng` follow.
+    pub fn normalise_longitude(pole_lng: f64, lng: f64) -> f64 {
+        normalise_lng(pole_lng, lng)
+    }
+
     /// From the shim's parameter block (see `tfw_celestial_params`).
     pub(crate) fn from_params(p: &[f64; wcs_sys::NPARAMS], projection: [u8; 3]) -> Option<ProjectionParameters> {
         let (lng, lat) = (p[0] as usize, p[1] as usize);
