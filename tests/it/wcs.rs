@@ -97,6 +97,73 @@ fn threads_split_large_batches_without_changing_a_bit() {
     });
 }
 
+/// Fuzz finding (header target): wcslib sizes its matrices by the highest axis number a keyword
+/// names, so one card (`PC1234_1`, `CRPIX999`, `NAXIS = 1000`) made it allocate ~1 GB. Such a
+/// WCS is refused before wcslib sees it; 99 axes and alternates still parse.
+#[test]
+fn a_keyword_naming_axis_100_or_more_is_refused_before_wcslib() {
+    for (k, v) in [
+        ("PC1234_1", Value::Float(1.0)),
+        ("CD1_999", Value::Float(1.0)),
+        ("CRPIX999", Value::Float(1.0)),
+        ("CTYPE100", Value::Str("FREQ".into())),
+        ("PV200_1", Value::Float(0.0)),
+        ("CDELT123A", Value::Float(1.0)),
+        ("WCSAXESB", Value::Int(500)),
+    ] {
+        let e = Wcs::from_header(&tan_header(&[(k, v)])).expect_err(k);
+        assert_eq!(e.kind(), torchfits::ErrorKind::Unsupported, "{k}: {e}");
+        assert!(e.to_string().contains(k), "{k}: {e}");
+    }
+    for (k, v) in [("PV1_200", Value::Float(0.0)), ("CRPIX99", Value::Float(1.0)), ("CRVAL2A", Value::Float(3.0))] {
+        // not refused here (wcslib itself may still refuse a 99-axis WCS of one card)
+        let r = Wcs::from_header(&tan_header(&[(k, v)]));
+        assert!(r.as_ref().map_or_else(|e| !e.to_string().contains("names axis"), |_| true), "{k}: {:?}", r.err());
+    }
+    let cards: String = ["NAXIS   =                 1000", "CTYPE1  = 'RA---TAN'", "CTYPE2  = 'DEC--TAN'", "END"]
+        .iter()
+        .map(|c| format!("{c:<80}"))
+        .collect();
+    let e = Wcs::from_header(&Header::parse(cards.as_bytes()).expect("parse")).expect_err("NAXIS 1000");
+    assert!(e.to_string().contains("NAXIS"), "{e}");
+}
+
+/// Fuzz finding (open_read target): a -TAB axis whose table axis number PVi_3 is outside 1..=M
+/// made wcslib's header parser free its table twice (heap corruption). Refused before wcslib.
+#[test]
+fn a_tab_axis_with_a_table_axis_out_of_range_is_refused_before_wcslib() {
+    let parse = |cards: &[&str]| {
+        let text: String = cards.iter().chain(&["END"]).map(|c| format!("{c:<80}")).collect();
+        Header::parse(text.as_bytes()).expect("parse")
+    };
+    let one = ["CTYPE3  = 'TIME-TAB'", "PS3_0   = 'WCS-TABLE'", "PS3_1   = 'coordinates'"];
+    for m in ["0", "-1", "2", "1.5", "100"] {
+        let card = format!("PV3_3   = {m:>20}");
+        let cards: Vec<&str> = one.iter().copied().chain([card.as_str()]).collect();
+        let e = Wcs::from_header(&parse(&cards)).expect_err(m);
+        assert_eq!(e.kind(), torchfits::ErrorKind::Unsupported, "{m}: {e}");
+        assert!(e.to_string().contains("PV3_3"), "{e}");
+    }
+    // two axes of one table: 2 is in range (wcslib then wants the table itself, which a header
+    // alone does not hold: a clean error of its own)
+    let two = [
+        "CTYPE1  = 'FREQ-TAB'",
+        "PS1_0   = 'W'",
+        "PS1_1   = 'c'",
+        "CTYPE3  = 'TIME-TAB'",
+        "PS3_0   = 'W'",
+        "PS3_1   = 'c'",
+    ];
+    let ok: Vec<&str> = two.iter().copied().chain(["PV3_3   =                    2"]).collect();
+    let r = Wcs::from_header(&parse(&ok));
+    assert!(r.as_ref().map_or_else(|e| !e.to_string().contains("PV3_3"), |_| true), "{:?}", r.err());
+    let bad: Vec<&str> = two.iter().copied().chain(["PV3_3   =                    3"]).collect();
+    assert!(Wcs::from_header(&parse(&bad)).expect_err("3 of 2").to_string().contains("PV3_3"));
+    // the alternate's keywords are checked too
+    let alt = ["CTYPE3A = 'TIME-TAB'", "PS3_0A  = 'W'", "PS3_1A  = 'c'", "PV3_3A  =                    0"];
+    assert!(Wcs::from_header(&parse(&alt)).expect_err("alternate").to_string().contains("PV3_3A"));
+}
+
 fn tan_header(extra: &[(&str, Value)]) -> Header {
     let mut h = Header::new();
     for (k, v) in [

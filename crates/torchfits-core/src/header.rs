@@ -118,10 +118,12 @@ impl Card {
         match &self.field {
             None => self.keyword.eq_ignore_ascii_case(key),
             Some(f) => {
-                key.len() == self.keyword.len() + 1 + f.len()
-                    && key[..self.keyword.len()].eq_ignore_ascii_case(&self.keyword)
-                    && key.as_bytes()[self.keyword.len()] == b'.'
-                    && &key[self.keyword.len() + 1..] == f
+                // bytes, not chars: `key` is the caller's and may hold any character
+                let (key, kw) = (key.as_bytes(), self.keyword.as_bytes());
+                key.len() == kw.len() + 1 + f.len()
+                    && key.get(..kw.len()).is_some_and(|k| k.eq_ignore_ascii_case(kw))
+                    && key.get(kw.len()) == Some(&b'.')
+                    && key.get(kw.len() + 1..) == Some(f.as_bytes())
             }
         }
     }
@@ -723,6 +725,19 @@ mod tests {
     fn header(cards: &[&str]) -> Header {
         let raw: String = cards.iter().map(|c| format!("{c:<80}")).collect();
         Header::parse(raw.as_bytes()).expect("parses")
+    }
+
+    /// Fuzz finding (header target): looking up a record-valued card by a key whose bytes split a
+    /// character where the keyword ends panicked (the key was sliced as a `str`).
+    #[test]
+    fn record_valued_lookups_take_any_key() {
+        let h = header(&["SIMPLE  =                    T", "DP1     = 'AXIS.1: 1'", "END"]);
+        assert_eq!(h.get_f64("DP1.AXIS.1"), Some(1.0));
+        assert_eq!(h.get_f64("dp1.AXIS.1"), Some(1.0));
+        // 10 bytes, as "DP1.AXIS.1", with byte 3 inside the dash
+        for key in ["D\u{2013}AXIS.1", "DP1\u{2013}XIS", "\u{2013}\u{2013}\u{2013}.1", "DP1.AXIS.\u{e9}"] {
+            assert_eq!(h.get(key), None, "{key}");
+        }
     }
 
     #[test]

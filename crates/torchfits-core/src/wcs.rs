@@ -127,6 +127,93 @@ const CALL_POINTS: usize = 8192;
 /// Batches of at least this many points are split across threads.
 const PARALLEL_MIN_POINTS: usize = 16_384;
 
+/// Most axes a WCS handed to wcslib may have: wcslib sizes its matrices by the highest axis
+/// number any keyword names (`PC1234_1` makes a 1234 x 1234 matrix per alternate), so a header
+/// of a few cards could make it allocate gigabytes. 99 is the most the standard's keywords spell
+/// with an alternate letter (`PC99_99A`) and the most cfitsio reads.
+const WCS_MAX_AXES: u64 = 99;
+
+/// Refuses a header whose NAXIS, WCSAXES or any WCS keyword's axis number is over
+/// [`WCS_MAX_AXES`].
+fn check_wcs_axes(header: &Header) -> Result<()> {
+    const ONE: [&str; 10] = ["CRPIX", "CRVAL", "CDELT", "CTYPE", "CUNIT", "CROTA", "CRDER", "CSYER", "CNAME", "CZPHS"];
+    const TWO: [&str; 4] = ["PC", "CD", "PV", "PS"];
+    let digits =
+        |t: &str| if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) { t.parse::<u64>().ok() } else { None };
+    for card in header.iter() {
+        let kw = card.base_keyword();
+        // the alternate letter, if any, after the last digit
+        let kw = match kw.as_bytes() {
+            [.., d, a] if d.is_ascii_digit() && a.is_ascii_uppercase() => kw.get(..kw.len() - 1).unwrap_or(kw),
+            _ => kw,
+        };
+        let axis = if kw == "NAXIS" || kw.starts_with("WCSAXES") {
+            card.value().as_i64().and_then(|n| u64::try_from(n).ok())
+        } else if let Some(rest) = ONE.iter().find_map(|p| kw.strip_prefix(p)) {
+            digits(rest)
+        } else if let Some((prefix, rest)) = TWO.iter().find_map(|p| Some((*p, kw.strip_prefix(p)?))) {
+            // PCi_j and CDi_j name two axes; PVi_m and PSi_m one axis and a parameter number
+            rest.split_once('_').and_then(|(i, j)| {
+                let (i, j) = (digits(i)?, digits(j)?);
+                Some(if matches!(prefix, "PC" | "CD") { i.max(j) } else { i })
+            })
+        } else {
+            None
+        };
+        if let Some(n) = axis
+            && n > WCS_MAX_AXES
+        {
+            return Err(Error::unsupported(format!(
+                "{} names axis {n}: wcslib is not handed a WCS of more than {WCS_MAX_AXES} axes",
+                card.keyword()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a lookup-table (`-TAB`) axis whose table axis number `PVi_3` is outside 1..=M, M the
+/// number of `-TAB` axes naming the same table (`PSi_0`, `PSi_1`, `PVi_1`, `PVi_2`): wcslib 7.12's
+/// `wcspih` fails on it and then frees the table twice (a fuzz finding: heap corruption, measured
+/// with valgrind on a 4-card header).
+fn check_tab_axes(header: &Header) -> Result<()> {
+    // (axis, alternate) of every -TAB axis
+    let mut axes: Vec<(u64, String)> = Vec::new();
+    for card in header.iter() {
+        let Some(rest) = card.base_keyword().strip_prefix("CTYPE") else { continue };
+        let (num, alt) = match rest.as_bytes() {
+            [.., a] if a.is_ascii_uppercase() => {
+                (rest.get(..rest.len() - 1).unwrap_or(""), rest.get(rest.len() - 1..).unwrap_or(""))
+            }
+            _ => (rest, ""),
+        };
+        let Ok(i) = num.parse::<u64>() else { continue };
+        if card.value().as_str().is_some_and(|v| v.trim_end().to_ascii_uppercase().ends_with("-TAB")) {
+            axes.push((i, alt.to_string()));
+        }
+    }
+    let table = |i: u64, alt: &str| {
+        let text = |k: &str| header.get_str(&format!("PS{i}_{k}{alt}")).map(|v| v.trim().to_string());
+        let num = |k: &str| header.get_f64(&format!("PV{i}_{k}{alt}")).unwrap_or(1.0).to_bits();
+        (text("0"), text("1"), num("1"), num("2"), alt.to_string())
+    };
+    for (i, alt) in &axes {
+        let key = table(*i, alt);
+        // wcslib sets a table up only when both its extension and column are named
+        if key.0.is_none() || key.1.is_none() {
+            continue;
+        }
+        let m_axes = axes.iter().filter(|(j, b)| table(*j, b) == key).count();
+        let m = header.get_f64(&format!("PV{i}_3{alt}")).unwrap_or(1.0);
+        if m.fract() != 0.0 || m < 1.0 || m > m_axes as f64 {
+            return Err(Error::unsupported(format!(
+                "PV{i}_3{alt} = {m}: the table axis of a -TAB axis must be in 1..={m_axes} (wcslib 7.12 corrupts its heap on this header, so it is not handed it)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl Wcs {
     /// The primary WCS of `header`.
     pub fn from_header(header: &Header) -> Result<Wcs> {
@@ -146,6 +233,8 @@ impl Wcs {
         fix_pre2012_scamp_tpv(&mut header);
         let sip = read_sip(&mut header, &key)?;
         remove_sip(&mut header, false);
+        check_wcs_axes(&header)?;
+        check_tab_axes(&header)?;
         let mut cards = Vec::with_capacity(header.len() * 80);
         for card in header.iter() {
             if card.base_keyword() == "END" {

@@ -13,6 +13,7 @@
 #include <prj.h>
 #include <cel.h>
 #include <lin.h>
+#include <wcsunits.h>
 
 /* Doubles in the parameter block of tfw_celestial_params. */
 #define TFW_NPARAMS 50
@@ -21,10 +22,30 @@ struct tfw_wcs {
   struct wcsprm wcs;
 };
 
-static void put_err(char *err, int errlen, const char *what, int status, const struct wcserr *e) {
+/* wcslib's messages are kept off (wcserr_enable(0), once, in tfw_parse): wcslib 7.12 leaks the
+ * message it makes for an invalid unit inside wcsset and unitfix, and the switch is a global no
+ * two threads could share. The message is made here instead, from the status, and for a unit
+ * error from our own check of each celestial axis's CUNIT. */
+static void put_err(char *err, int errlen, const char *what, int status, const struct wcsprm *wcs) {
+  int i, ustat;
+  double scale, offset, power;
   if (!err || errlen <= 0) return;
-  if (e && e->msg && e->msg[0]) {
-    snprintf(err, (size_t)errlen, "%s (status %d): %s", what, status, e->msg);
+  if (wcs && wcs->cunit) {
+    for (i = 0; i < wcs->naxis; i++) {
+      if (strncmp(wcs->ctype[i], "RA--", 4) && strncmp(wcs->ctype[i], "DEC-", 4) && strncmp(wcs->ctype[i] + 1, "LON", 3) &&
+          strncmp(wcs->ctype[i] + 1, "LAT", 3) && strncmp(wcs->ctype[i] + 2, "LN", 2) && strncmp(wcs->ctype[i] + 2, "LT", 2))
+        continue;
+      if (!wcs->cunit[i][0]) continue;
+      ustat = wcsunits(wcs->cunit[i], "deg", &scale, &offset, &power);
+      if (ustat) {
+        snprintf(err, (size_t)errlen, "%s (status %d): in CUNIT%d, '%s' is not an angle (%s)", what, status, i + 1,
+                 wcs->cunit[i], ustat < 13 ? wcsunits_errmsg[ustat] : "invalid units");
+        return;
+      }
+    }
+  }
+  if (status > 0 && status < 14) {
+    snprintf(err, (size_t)errlen, "%s (status %d): %s", what, status, wcs_errmsg[status]);
   } else {
     snprintf(err, (size_t)errlen, "%s (status %d)", what, status);
   }
@@ -43,7 +64,7 @@ struct tfw_wcs *tfw_parse(char *header, int nkeyrec, char alt, int table, int dr
   int stat[NWCSFIX];
   struct wcserr info[NWCSFIX];
   *nowcs = 0;
-  wcserr_enable(1);
+  wcserr_enable(0);
   if (table) {
     status = wcsbth(header, nkeyrec, WCSHDR_all, 0, 0, NULL, &nreject, &nwcs, &all);
   } else {
@@ -62,7 +83,7 @@ struct tfw_wcs *tfw_parse(char *header, int nkeyrec, char alt, int table, int dr
     if (!out) return NULL;
     out->wcs.flag = -1;
     if (wcsini(1, 2, &out->wcs) || wcsset(&out->wcs)) {
-      put_err(err, errlen, "wcslib cannot make a default WCS", 0, out->wcs.err);
+      put_err(err, errlen, "wcslib cannot make a default WCS", 0, &out->wcs);
       wcsfree(&out->wcs);
       free(out);
       return NULL;
@@ -86,7 +107,7 @@ struct tfw_wcs *tfw_parse(char *header, int nkeyrec, char alt, int table, int dr
   status = wcssub(1, all + alts[i], NULL, NULL, &out->wcs);
   wcsvfree(&nwcs, &all);
   if (status) {
-    put_err(err, errlen, "wcslib cannot copy the WCS", status, out->wcs.err);
+    put_err(err, errlen, "wcslib cannot copy the WCS", status, &out->wcs);
     wcsfree(&out->wcs);
     free(out);
     return NULL;
@@ -99,7 +120,7 @@ struct tfw_wcs *tfw_parse(char *header, int nkeyrec, char alt, int table, int dr
   for (i = 0; i < NWCSFIX; i++) free(info[i].msg);
   status = wcsset(&out->wcs);
   if (status) {
-    put_err(err, errlen, "wcslib cannot set up the WCS", status, out->wcs.err);
+    put_err(err, errlen, "wcslib cannot set up the WCS", status, &out->wcs);
     wcsfree(&out->wcs);
     free(out);
     return NULL;

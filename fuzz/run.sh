@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Runs one cargo-fuzz target for a bounded time, seeded from the bad-input corpus, the example
+# data, ../shared/corpus (where present) and fuzz/seeds/TARGET (which keeps past findings).
+#
+#   fuzz/run.sh TARGET SECONDS      (TARGET: header, open_read, table, filter, or all)
+#
+# Uses the nightly toolchain with AddressSanitizer when rustup has one; otherwise the stable
+# toolchain (RUSTC_BOOTSTRAP, no sanitizer). A crash leaves its input in fuzz/artifacts/TARGET and
+# fails the script; the input then becomes a regression test in tests/bad/.
+set -euo pipefail
+cd "$(dirname "$0")"
+target=${1:?usage: fuzz/run.sh TARGET SECONDS}
+seconds=${2:?usage: fuzz/run.sh TARGET SECONDS}
+
+if ! command -v cargo-fuzz >/dev/null; then
+    cargo install --locked cargo-fuzz --version =0.13.2
+fi
+if rustup run nightly rustc --version >/dev/null 2>&1; then
+    fuzz=(cargo +nightly fuzz)
+    build_flags=(-O)
+else
+    echo "fuzz/run.sh: no nightly toolchain; building with the stable one, without a sanitizer" >&2
+    export RUSTC_BOOTSTRAP=1
+    fuzz=(cargo fuzz)
+    build_flags=(-O -s none)
+fi
+
+if [ "$target" = all ]; then
+    for t in header open_read table filter; do "$0" "$t" "$seconds"; done
+    exit 0
+fi
+
+seeds=(seeds/"$target")
+case "$target" in
+    header|open_read)
+        seeds+=(../tests/bad ../examples/data)
+        for d in ../../shared/corpus/images-tables ../../shared/corpus/wcs; do
+            [ -d "$d" ] && seeds+=("$d")
+        done
+        ;;
+esac
+mkdir -p corpus/"$target" artifacts/"$target"
+existing=()
+for d in "${seeds[@]}"; do [ -d "$d" ] && existing+=("$d"); done
+
+"${fuzz[@]}" build "${build_flags[@]}" "$target"
+# wcslib's own leaks on headers it rejects (see lsan.supp); any other leak fails the run
+export LSAN_OPTIONS="suppressions=$PWD/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+status=0
+"${fuzz[@]}" run "${build_flags[@]}" "$target" corpus/"$target" "${existing[@]}" -- \
+    -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 -max_len=65536 \
+    -artifact_prefix=artifacts/"$target"/ -print_final_stats=1 >"artifacts/$target.log" 2>&1 || status=$?
+grep -E "^(#[0-9]+ +(INITED|DONE)|Done|stat::number_of_executed_units|stat::peak_rss_mb)" "artifacts/$target.log" || true
+if [ "$status" -ne 0 ]; then
+    echo "fuzz/run.sh: $target failed (exit $status); see fuzz/artifacts/$target.log" >&2
+    tail -40 "artifacts/$target.log" >&2
+    exit "$status"
+fi
