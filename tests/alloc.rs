@@ -84,3 +84,27 @@ fn peak_memory_of_a_full_read_is_the_output_plus_a_bounded_constant() {
     }
     std::fs::remove_file(&path).ok();
 }
+
+#[path = "read_every_way.rs"]
+mod read_every_way;
+
+/// No file of tests/bad/ makes a read allocate past `Limits::max_alloc` (the peak of live heap
+/// bytes, counted by the allocator: a header claiming a 100000 x 100000 tile once made the Rice
+/// decoder reserve 40 GB, which the address space's overcommit hid from the bad-input test).
+#[test]
+fn no_bad_file_allocates_past_the_limit() {
+    let mut over = Vec::new();
+    for entry in std::fs::read_dir(read_every_way::bad_dir()).expect("tests/bad") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "py") {
+            continue;
+        }
+        let counts = allocation_counter::measure(|| {
+            let _ = read_every_way::read_everything(&path);
+        });
+        if counts.bytes_max > read_every_way::MAX_ALLOC {
+            over.push(format!("{}: peak {} bytes", path.display(), counts.bytes_max));
+        }
+    }
+    assert!(over.is_empty(), "{}", over.join("\n"));
+}

@@ -7,7 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use torchfits::{HduKind, Limits, OpenOptions};
+use torchfits::{Limits, OpenOptions};
+
+#[path = "../read_every_way.rs"]
+mod read_every_way;
+use read_every_way::read_everything;
 
 /// What reading a file must give.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,41 +63,7 @@ const CORPUS: &[(&str, Expect)] = &[
 ];
 
 fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad")
-}
-
-/// Opens `path` and reads every HDU every way: header, image (whole), table (every batch), WCS.
-/// The first error, if any.
-fn read_everything(path: &Path) -> Result<(), torchfits::Error> {
-    let limits = Limits::default().with_max_alloc(256 << 20);
-    let mut file = OpenOptions::new().limits(limits).open(path)?;
-    let hdus = file.hdus()?;
-    let mut first: Option<torchfits::Error> = None;
-    let mut keep = |r: Result<(), torchfits::Error>| {
-        if let Err(e) = r
-            && first.is_none()
-        {
-            first = Some(e);
-        }
-    };
-    for info in &hdus {
-        let i = info.index;
-        keep(file.header(i).map(|_| ()));
-        match info.kind {
-            HduKind::Image if info.shape.as_ref().is_some_and(|s| !s.is_empty()) => {
-                keep(file.image(i).and_then(|mut img| img.read_data(None)).map(|_| ()));
-            }
-            HduKind::BinTable | HduKind::AsciiTable => {
-                keep(file.table(i).and_then(|t| t.build()).and_then(|b| b.collect::<Result<Vec<_>, _>>()).map(|_| ()));
-            }
-            _ => {}
-        }
-        let _ = file.wcs(i);
-    }
-    match first {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    read_every_way::bad_dir()
 }
 
 #[test]
@@ -161,4 +131,55 @@ fn a_header_past_the_card_limit_is_refused() {
     // the explicit opt-out reads it
     let mut f = OpenOptions::new().limits(Limits::unlimited()).open(&path).expect("open");
     assert!(f.header(0).expect("header").len() > 100_000);
+}
+
+/// A gzip bomb (a few kB that inflate past `Limits::max_alloc`, made here) is refused by the limit
+/// while it inflates, naming it and the file; a gzip file within the limit reads as the plain file.
+/// cfitsio never sees either: it would allocate what the gzip trailer claims.
+#[test]
+fn a_gzip_file_inflating_past_the_limit_is_refused() {
+    use std::io::Write;
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bad-gzip");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let card = |s: &str| format!("{s:<80}");
+    let mut head = String::new();
+    for c in [
+        "SIMPLE  =                    T",
+        "BITPIX  =                    8",
+        "NAXIS   =                    2",
+        "NAXIS1  =                 8192",
+        "NAXIS2  =                 4096",
+        "END",
+    ] {
+        head.push_str(&card(c));
+    }
+    while !head.len().is_multiple_of(2880) {
+        head.push(' ');
+    }
+    let write = |name: &str| {
+        let path = dir.join(name);
+        let mut gz =
+            flate2::write::GzEncoder::new(std::fs::File::create(&path).expect("create"), flate2::Compression::fast());
+        gz.write_all(head.as_bytes()).expect("write");
+        let zeros = vec![7u8; 1 << 20];
+        for _ in 0..32 {
+            gz.write_all(&zeros).expect("write");
+        }
+        gz.finish().expect("finish");
+        path
+    };
+    let bomb = write("bomb.fits.gz");
+    assert!(std::fs::metadata(&bomb).expect("stat").len() < 1 << 20);
+    let e =
+        OpenOptions::new().limits(Limits::default().with_max_alloc(16 << 20)).open(&bomb).expect_err("past the limit");
+    assert_eq!(e.kind(), torchfits::ErrorKind::Limits, "{e}");
+    assert!(e.to_string().contains("bomb.fits.gz") && e.to_string().contains("max_alloc"), "{e}");
+    // within the limit: read through the inflated copy, compressed image paths included
+    let mut f = OpenOptions::new().open(&bomb).expect("open");
+    let mut img = f.image(0).expect("image");
+    assert_eq!(img.shape(), &[4096, 8192]);
+    let px: Vec<u8> = img.read_section(&torchfits::Section::new(vec![4000..4096, 100..200])).expect("read");
+    assert!(px.iter().all(|&v| v == 7));
+    let sums = torchfits::write::verify(&bomb).expect("verify");
+    assert_eq!(sums.len(), 1);
 }

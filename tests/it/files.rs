@@ -1,6 +1,7 @@
 //! Opening files: HDU listing and selection, literal paths, errors that name the file and HDU.
 
-use torchfits::{ErrorKind, FitsFile, HduKind, HduSelector, OpenOptions};
+use torchfits::write::Algorithm;
+use torchfits::{Compression, ErrorKind, FitsFile, HduKind, HduSelector, OpenOptions, WriteOptions};
 
 use crate::common::{self, be, card, image, write};
 
@@ -80,6 +81,40 @@ fn paths_are_opened_literally() {
     let mut file =
         OpenOptions::new().cfitsio_extended_syntax(true).open(dir.join("plain.fits[SCI]")).expect("extended syntax");
     assert!(file.image(0).is_ok());
+}
+
+/// Writing takes names literally too, plain and tile-compressed (cfitsio's tile writer opens the
+/// temporary file by name): `!` does not mean "clobber", `[..]` opens no extension, `mem:` makes
+/// no memory file, `|` runs nothing; each file lands under its own name and nowhere else.
+#[test]
+fn paths_are_written_literally() {
+    let dir = common::tempdir("literal-write");
+    let names = ["!w.fits", "a[1].fits", "b.fits[SCI]", "mem:c.fits", "pipe|d.fits", "e.fits(+1)"];
+    let pixels: Vec<i16> = (0..64 * 48).map(|i| (i % 1000) as i16).collect();
+    for name in names {
+        for compress in [None, Some(Algorithm::Rice), Some(Algorithm::Gzip1)] {
+            let path = dir.join(name);
+            let mut w = WriteOptions::new().overwrite(true).create(&path).expect(name);
+            let mut img = w.image(&pixels, &[48, 64]);
+            if let Some(c) = compress {
+                img = img.compress(Compression::new(c));
+            }
+            img.write().expect(name);
+            w.finish().expect(name);
+            let mut file = FitsFile::open(&path).expect(name);
+            let n = file.hdu_count().expect("count");
+            let back: Vec<i16> = file.image(n - 1).expect("image").read().expect("read");
+            assert_eq!(back, pixels, "{name} {compress:?}");
+        }
+    }
+    let mut found: Vec<String> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    found.sort_unstable();
+    let mut want: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    want.sort_unstable();
+    assert_eq!(found, want, "no other file was made");
 }
 
 #[test]

@@ -6,8 +6,10 @@
 //! results are identical to cfitsio's (tests compare both paths on every pixel type).
 
 use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use bytemuck::Pod;
@@ -78,26 +80,46 @@ impl Plan {
 }
 
 /// A plain FITS file on disk: the handle for `pread`, and the memory map in mmap mode (made on the
-/// first read).
+/// first read). A gzip-compressed file is inflated (within [`Limits::max_alloc`]) into an unlinked
+/// temporary file first, and read from there like any plain file.
+///
+/// [`Limits::max_alloc`]: crate::Limits::max_alloc
 #[derive(Debug)]
 pub(crate) struct Direct {
     file: File,
     len: u64,
     mmap: bool,
     map: OnceLock<ffi::Map>,
+    /// For an inflated gzip file: the path by which cfitsio opens the inflated copy.
+    inflated: Option<PathBuf>,
 }
 
+/// The gzip magic number.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
 impl Direct {
-    /// Opens `path`; `None` when the file on disk is not plain FITS (a gzip or Unix-compressed
-    /// file, which cfitsio decompresses into memory).
-    pub(crate) fn open(path: &Path, mmap: bool) -> Result<Option<Direct>> {
+    /// Opens `path`; `None` when the file on disk is neither plain FITS nor gzip-compressed (it
+    /// is then cfitsio's to open, or to refuse). A gzip file is inflated here, never by cfitsio:
+    /// cfitsio allocates the size the (untrusted) gzip trailer claims, up to 4 GiB for a file of a
+    /// few bytes. `max_inflated` bounds the inflated size.
+    pub(crate) fn open(path: &Path, mmap: bool, max_inflated: u64) -> Result<Option<Direct>> {
         let file = File::open(path).map_err(|e| Error::io(e, "cannot open"))?;
         let mut magic = [0u8; 9];
-        if file.read_exact_at(&mut magic, 0).is_err() || &magic != b"SIMPLE  =" {
+        let n = file.read_at(&mut magic, 0).map_err(|e| Error::io(e, "cannot read"))?;
+        if n >= 2 && magic[..2] == GZIP_MAGIC {
+            return gunzip(file, mmap, max_inflated).map(Some);
+        }
+        if n < magic.len() || &magic != b"SIMPLE  =" {
             return Ok(None);
         }
         let len = file.metadata().map_err(|e| Error::io(e, "cannot stat"))?.len();
-        Ok(Some(Direct { file, len, mmap, map: OnceLock::new() }))
+        Ok(Some(Direct { file, len, mmap, map: OnceLock::new(), inflated: None }))
+    }
+
+    /// Where cfitsio opens this file's FITS bytes: the inflated copy of a gzip file, else `None`
+    /// (the path as given).
+    pub(crate) fn inflated_path(&self) -> Option<&Path> {
+        self.inflated.as_deref()
     }
 
     /// The open file.
@@ -422,6 +444,53 @@ fn convert<T: Pixel>(plan: &Plan, src: &[u8], out: &mut [T]) -> Result<()> {
                 _ => return Err(Error::parameter("no direct conversion for this pixel type")),
             }
             Ok(())
+        }
+    }
+}
+
+/// Inflates the gzip stream (every member) of `file` into an unlinked temporary file, refusing
+/// to write more than `max` bytes; the inflated bytes must be a FITS file.
+fn gunzip(file: File, mmap: bool, max: u64) -> Result<Direct> {
+    let scratch = unlinked_temp_file().map_err(|e| Error::io(e, "cannot make a temporary file to inflate into"))?;
+    let mut decoder = flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 16, file));
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, &scratch);
+    let copied = std::io::copy(&mut (&mut decoder).take(max.saturating_add(1)), &mut out).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof
+            || e.kind() == std::io::ErrorKind::InvalidInput
+            || e.kind() == std::io::ErrorKind::InvalidData
+        {
+            Error::decoding(format!("the gzip stream is corrupt or cut short: {e}"))
+        } else {
+            Error::io(e, "cannot inflate the gzip file")
+        }
+    })?;
+    if copied > max {
+        return Err(Error::limits(format!("the gzip file inflates to more than {max} bytes (Limits::max_alloc)")));
+    }
+    out.flush().map_err(|e| Error::io(e, "cannot write the inflated file"))?;
+    drop(out);
+    let mut magic = [0u8; 9];
+    if scratch.read_exact_at(&mut magic, 0).is_err() || &magic != b"SIMPLE  =" {
+        return Err(Error::decoding("the gzip file does not hold a FITS file (no SIMPLE card at its start)"));
+    }
+    let inflated = PathBuf::from(format!("/proc/self/fd/{}", scratch.as_raw_fd()));
+    Ok(Direct { file: scratch, len: copied, mmap, map: OnceLock::new(), inflated: Some(inflated) })
+}
+
+/// A new file in the temporary directory, already unlinked: it lives as long as its handle.
+fn unlinked_temp_file() -> std::io::Result<File> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let dir = std::env::temp_dir();
+    loop {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = dir.join(format!(".torchfits-inflated-{}-{n}.fits", std::process::id()));
+        match File::options().read(true).write(true).create_new(true).open(&path) {
+            Ok(file) => {
+                std::fs::remove_file(&path)?;
+                return Ok(file);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
         }
     }
 }

@@ -96,11 +96,17 @@ impl OpenOptions {
 
     /// Opens `path` read-only. A plain FITS file is opened with one `open` and one read of its
     /// first block; cfitsio is opened only when a compressed image is read. A gzip-compressed
-    /// file, or a path in cfitsio's extended syntax, is opened by cfitsio at once.
+    /// file is inflated first (by this crate, within [`Limits::max_alloc`]: never by cfitsio,
+    /// which trusts the size in the gzip trailer) into an unlinked temporary file, then read as a
+    /// plain one. A path in cfitsio's extended syntax is opened by cfitsio at once.
     pub fn open(&self, path: impl AsRef<Path>) -> Result<FitsFile> {
         let path = path.as_ref();
-        let plain =
-            if self.extended_syntax { None } else { Direct::open(path, self.mmap).map_err(|e| e.in_file(path))? };
+        let plain = if self.extended_syntax {
+            None
+        } else {
+            Direct::open(path, self.mmap, self.limits.max_alloc).map_err(|e| e.in_file(path))?
+        };
+        let data_path = plain.as_ref().and_then(Direct::inflated_path).unwrap_or(path).to_path_buf();
         let source = match plain {
             Some(file) => Source::Plain { file, index: Index::default(), cfitsio: None },
             None => Source::Cfitsio(Handle::open(path, self.extended_syntax).map_err(|e| e.in_file(path))?),
@@ -108,6 +114,7 @@ impl OpenOptions {
         Ok(FitsFile {
             source,
             path: path.to_path_buf(),
+            data_path,
             limits: self.limits,
             direct: self.direct,
             threads: self.threads,
@@ -124,8 +131,8 @@ impl OpenOptions {
 /// [`OpenOptions::cfitsio_extended_syntax`]).
 ///
 /// For a plain FITS file, headers are read and parsed in Rust and uncompressed pixels go straight
-/// from the file into the caller's buffer; cfitsio decodes tile-compressed images and reads
-/// gzip-compressed files. Like astropy, this reads files that cfitsio refuses for keyword order
+/// from the file into the caller's buffer; cfitsio decodes tile-compressed images. A gzip file is
+/// inflated once, at open, within [`Limits::max_alloc`]. Like astropy, this reads files that cfitsio refuses for keyword order
 /// alone (for example NAXIS before BITPIX), and ignores bytes after the last HDU.
 ///
 /// ```
@@ -144,6 +151,8 @@ impl OpenOptions {
 pub struct FitsFile {
     source: Source,
     path: PathBuf,
+    /// Where cfitsio opens the file's bytes: `path`, or the inflated copy of a gzip file.
+    data_path: PathBuf,
     limits: Limits,
     direct: bool,
     threads: usize,
@@ -154,7 +163,7 @@ pub struct FitsFile {
 enum Source {
     /// A plain FITS file on disk: our HDU index; cfitsio opened on first need.
     Plain { file: Direct, index: Index, cfitsio: Option<Handle> },
-    /// A file only cfitsio reads (gzip, extended syntax).
+    /// A file only cfitsio reads (extended syntax, or a format other than plain FITS and gzip).
     Cfitsio(Handle),
 }
 
@@ -243,7 +252,7 @@ impl FitsFile {
 
     /// What a worker thread needs to open its own cfitsio handle on this file.
     pub(crate) fn reopener(&self) -> Reopener {
-        Reopener { path: self.path.clone(), extended_syntax: self.extended_syntax }
+        Reopener { path: self.data_path.clone(), extended_syntax: self.extended_syntax }
     }
 
     /// The file for direct reads: a plain file on disk, direct reads not turned off.
@@ -275,7 +284,7 @@ impl FitsFile {
         }
     }
 
-    /// Whether this is a plain file on disk (not gzip, not extended syntax).
+    /// Whether this is a plain (or inflated gzip) file, not one opened by cfitsio.
     pub(crate) fn is_plain(&self) -> bool {
         matches!(self.source, Source::Plain { .. })
     }
@@ -318,7 +327,7 @@ impl FitsFile {
                 }
                 match cfitsio {
                     Some(h) => h,
-                    None => cfitsio.insert(Handle::open(&self.path, false).map_err(wrap)?),
+                    None => cfitsio.insert(Handle::open(&self.data_path, false).map_err(wrap)?),
                 }
             }
             Source::Cfitsio(handle) => handle,
@@ -336,7 +345,7 @@ impl FitsFile {
         if status != 107 && status != 108 {
             return e;
         }
-        let file_len = std::fs::metadata(&self.path).map(|m| m.len()).ok();
+        let file_len = std::fs::metadata(&self.data_path).map(|m| m.len()).ok();
         let span = match &mut self.source {
             Source::Cfitsio(handle) => handle.hdu_span().ok(),
             Source::Plain { cfitsio: Some(handle), .. } => handle.hdu_span().ok(),
@@ -455,6 +464,13 @@ impl FitsFile {
             }
         }
         let schema = TableSchema::from_header(&header).map_err(wrap)?;
+        let heap = schema.data_len.saturating_sub(schema.heap_offset);
+        if schema.columns.iter().any(|c| c.variable.is_some()) && heap > self.limits.max_heap {
+            return Err(wrap(Error::limits(format!(
+                "the heap of {heap} bytes is over the limit of {} (Limits::max_heap)",
+                self.limits.max_heap
+            ))));
+        }
         Ok(TableReader::new(self, i, schema, data_start))
     }
 
@@ -472,7 +488,7 @@ impl FitsFile {
     }
 
     /// Reads `out.len()` bytes of HDU `index`'s data from byte `offset` of its data (for a table,
-    /// its heap) through cfitsio: for a file cfitsio reads (gzip, extended syntax).
+    /// its heap) through cfitsio: for a file cfitsio reads (extended syntax).
     pub(crate) fn read_data_bytes(&mut self, index: usize, offset: u64, out: &mut [u8]) -> Result<()> {
         let handle = self.handle_at(index)?;
         let (_, start, _) = handle.hdu_span()?;
@@ -525,6 +541,16 @@ impl FitsFile {
             }
         }
         let layout = ImageLayout::from_header(&header, &self.limits).map_err(wrap)?;
+        if let Some(tiles) = &tiles {
+            // a decoder holds one whole tile (ZTILEn, cut to the image) per thread
+            let bytepix = u64::from(layout.bitpix.unsigned_abs() / 8);
+            let bytes = tiles
+                .iter()
+                .zip(layout.shape.iter().chain(std::iter::repeat(&usize::MAX)))
+                .try_fold(bytepix, |acc, (&t, &n)| acc.checked_mul(t.min(n) as u64))
+                .unwrap_or(u64::MAX);
+            self.limits.check_tile(bytes).map_err(wrap)?;
+        }
         let data_start = if self.direct { data_start } else { None };
         let rice = if self.direct { rice } else { None };
         Ok(ImageReader::new(self, i, layout, header, data_start, tiles, rice))
@@ -551,10 +577,9 @@ pub(crate) fn cfitsio_can_take(header: &crate::header::Header) -> Result<()> {
     Ok(())
 }
 
-/// Checks every HDU of the plain FITS file at `path` with [`cfitsio_can_take`] (a compressed or
-/// unreadable file passes: cfitsio itself reports on it).
-pub(crate) fn cfitsio_can_take_file(path: &Path) -> Result<()> {
-    let Ok(Some(file)) = Direct::open(path, false) else { return Ok(()) };
+/// Checks every HDU of `file` (plain, or an inflated gzip file; named `path` in errors) with
+/// [`cfitsio_can_take`].
+pub(crate) fn cfitsio_can_take_file(path: &Path, file: &Direct) -> Result<()> {
     let mut index = Index::default();
     let limits = Limits::default();
     let n = index.count(file.file(), file.len(), &limits).unwrap_or(0);

@@ -177,6 +177,12 @@ impl ImageLayout {
                 .get_i64(&format!("NAXIS{k}"))
                 .ok_or_else(|| Error::decoding(format!("NAXIS{k} missing or not an integer")))?;
             let n = usize::try_from(n).map_err(|_| Error::decoding(format!("NAXIS{k} = {n} is negative")))?;
+            if n as u64 > limits.max_axis_len {
+                return Err(Error::limits(format!(
+                    "NAXIS{k} = {n} is over the limit of {} (Limits::max_axis_len)",
+                    limits.max_axis_len
+                )));
+            }
             shape.push(n);
         }
         let scaling = Scaling::from_header(header, bitpix)?;

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 /// let strict = Limits::default().with_max_alloc(1 << 20).with_max_header_cards(1000);
 /// assert!(strict.check_alloc(2 << 20, "an image").is_err());
 /// assert!(Limits::unlimited().check_alloc(u64::MAX, "anything").is_ok());
+/// assert!(Limits::default().with_max_tile(1 << 20).check_tile(4 << 20).is_err());
 /// ```
 ///
 /// [`ErrorKind::Limits`]: crate::ErrorKind::Limits
@@ -28,6 +29,13 @@ pub struct Limits {
     pub max_naxis: usize,
     /// Most HDUs in one file.
     pub max_hdus: usize,
+    /// Longest image axis (any NAXISn of an image, ZNAXISn of a compressed one), in pixels.
+    pub max_axis_len: u64,
+    /// Largest heap (PCOUNT bytes) of a table with variable-length array columns.
+    pub max_heap: u64,
+    /// Largest decoded tile of a tile-compressed image, in bytes (a decoder holds one whole tile
+    /// per thread). Never more than [`Limits::max_alloc`] in effect.
+    pub max_tile: u64,
 }
 
 impl Limits {
@@ -39,6 +47,13 @@ impl Limits {
     pub const DEFAULT_MAX_NAXIS: usize = 999;
     /// Default [`Limits::max_hdus`]: 100 000.
     pub const DEFAULT_MAX_HDUS: usize = 100_000;
+    /// Default [`Limits::max_axis_len`]: 2^31 - 1 pixels (cfitsio's own bound on a 32-bit C
+    /// `long`; the largest survey images are ~10^5 pixels on a side).
+    pub const DEFAULT_MAX_AXIS_LEN: u64 = i32::MAX as u64;
+    /// Default [`Limits::max_heap`]: 8 GiB.
+    pub const DEFAULT_MAX_HEAP: u64 = 8 << 30;
+    /// Default [`Limits::max_tile`]: 1 GiB (a 16384 x 16384 float image as one tile).
+    pub const DEFAULT_MAX_TILE: u64 = 1 << 30;
 
     /// No limits beyond the FITS standard's: for trusted files only.
     pub fn unlimited() -> Self {
@@ -47,6 +62,9 @@ impl Limits {
             max_header_cards: usize::MAX,
             max_naxis: Self::DEFAULT_MAX_NAXIS,
             max_hdus: usize::MAX,
+            max_axis_len: u64::MAX,
+            max_heap: u64::MAX,
+            max_tile: u64::MAX,
         }
     }
 
@@ -74,6 +92,36 @@ impl Limits {
         self
     }
 
+    /// Sets [`Limits::max_axis_len`].
+    pub fn with_max_axis_len(mut self, pixels: u64) -> Self {
+        self.max_axis_len = pixels;
+        self
+    }
+
+    /// Sets [`Limits::max_heap`].
+    pub fn with_max_heap(mut self, bytes: u64) -> Self {
+        self.max_heap = bytes;
+        self
+    }
+
+    /// Sets [`Limits::max_tile`].
+    pub fn with_max_tile(mut self, bytes: u64) -> Self {
+        self.max_tile = bytes;
+        self
+    }
+
+    /// `Ok` if one decoded tile of `bytes` is within [`Limits::max_tile`] and
+    /// [`Limits::max_alloc`].
+    pub fn check_tile(&self, bytes: u64) -> Result<()> {
+        let (limit, name) =
+            if self.max_tile <= self.max_alloc { (self.max_tile, "max_tile") } else { (self.max_alloc, "max_alloc") };
+        if bytes > limit {
+            Err(Error::limits(format!("a tile of {bytes} bytes is over the limit of {limit} (Limits::{name})")))
+        } else {
+            Ok(())
+        }
+    }
+
     /// `Ok` if allocating `bytes` for `what` is within [`Limits::max_alloc`].
     pub fn check_alloc(&self, bytes: u64, what: &str) -> Result<()> {
         if bytes > self.max_alloc {
@@ -94,6 +142,9 @@ impl Default for Limits {
             max_header_cards: Self::DEFAULT_MAX_HEADER_CARDS,
             max_naxis: Self::DEFAULT_MAX_NAXIS,
             max_hdus: Self::DEFAULT_MAX_HDUS,
+            max_axis_len: Self::DEFAULT_MAX_AXIS_LEN,
+            max_heap: Self::DEFAULT_MAX_HEAP,
+            max_tile: Self::DEFAULT_MAX_TILE,
         }
     }
 }

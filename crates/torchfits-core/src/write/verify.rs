@@ -2,8 +2,10 @@
 
 use std::path::Path;
 
+use crate::direct::Direct;
 use crate::error::{Error, Result};
 use crate::ffi::Handle;
+use crate::limits::Limits;
 
 /// The state of one checksum keyword.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,8 +60,13 @@ pub struct HduChecksum {
 pub fn verify(path: impl AsRef<Path>) -> Result<Vec<HduChecksum>> {
     let path = path.as_ref();
     let in_file = |e: Error| e.in_file(path);
-    crate::file::cfitsio_can_take_file(path)?;
-    let mut handle = Handle::open(path, false).map_err(in_file)?;
+    // a gzip file is inflated here (bounded), never by cfitsio; `plain` keeps the copy open
+    let plain = Direct::open(path, false, Limits::default().max_alloc).map_err(in_file)?;
+    if let Some(file) = &plain {
+        crate::file::cfitsio_can_take_file(path, file)?;
+    }
+    let data_path = plain.as_ref().and_then(Direct::inflated_path).unwrap_or(path);
+    let mut handle = Handle::open(data_path, false).map_err(in_file)?;
     let n = handle.num_hdus().map_err(in_file)?;
     let mut out = Vec::with_capacity(n);
     for index in 0..n {
