@@ -126,8 +126,16 @@ def main():
         ("ZTILE1", 100000), ("ZTILE2", 100000), ("ZCMPTYPE", "RICE_1")])
     huge_tile[8] = card("TTYPE1", "COMPRESSED_DATA")
     write("compressed_huge_tile.fits", PRIMARY + header(huge_tile) + data(struct.pack(">ii", 20, 0) + b"\0" * 20))
+    # a GZIP_1 image (decoded by cfitsio) whose last tile descriptor claims 3.5 GB past the heap:
+    # cfitsio allocated it before reading (a fuzz finding)
+    descs = b"".join(struct.pack(">II", 20, 20 * i) for i in range(nt - 1)) + struct.pack(">II", 0xD40C0B15, 0)
+    gz = table(nt, 8, ["1PB(20)"], pcount=len(garbage), extra=[
+        ("ZIMAGE", True), ("ZBITPIX", 16), ("ZNAXIS", 2), ("ZNAXIS1", 16), ("ZNAXIS2", 16),
+        ("ZTILE1", 16), ("ZTILE2", 1), ("ZCMPTYPE", "GZIP_1")])
+    gz[8] = card("TTYPE1", "COMPRESSED_DATA")
+    write("compressed_descriptor_past_heap.fits", PRIMARY + header(gz) + data(descs + garbage))
     # a gzip-compressed file that is cut short
-    write("gzip_truncated.fits.gz", gzip.compress(good)[:200])
+    write("gzip_truncated.fits.gz", gzip.compress(good, mtime=0)[:200])
     # names a shell or cfitsio would read as syntax: these are plain, valid files
     for name in ["a[1].fits", "!bang.fits", "pipe|name.fits", "mem:__x.fits"]:
         write(name, good)

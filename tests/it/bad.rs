@@ -55,6 +55,7 @@ const CORPUS: &[(&str, Expect)] = &[
     ("table_tnull_string.fits", Expect::Error),
     ("compressed_garbage_tiles.fits", Expect::Error),
     ("compressed_huge_tile.fits", Expect::Error),
+    ("compressed_descriptor_past_heap.fits", Expect::Error),
     ("gzip_truncated.fits.gz", Expect::Error),
     ("a[1].fits", Expect::Ok),
     ("!bang.fits", Expect::Ok),

@@ -2,6 +2,7 @@
 //! atomic-write guarantees; every file written is checked by `fitsverify` and read back.
 
 use std::path::Path;
+use std::time::Duration;
 
 use torchfits::write::{Algorithm, ChecksumStatus, Compression, Dither, Quantize, verify};
 use torchfits::{ErrorKind, FitsFile, FitsWriter, Header, Pixel, Value, WriteOptions};
@@ -702,4 +703,77 @@ mod tables {
         // rows of different lengths in one batch
         assert!(TableBatch::new(vec![ints(vec![1, 2]), ColumnData::new("y", ColumnValues::F32(vec![1.0]))]).is_err());
     }
+}
+
+/// A writer killed (SIGKILL, from the parent) in the middle of writing, plain HDUs or compressed
+/// ones (cfitsio's scratch file included), loses nothing: the target is byte for byte what it was,
+/// and all that is left is the dead writer's temporary file(s), named after its pid. The test
+/// binary runs itself as the writer.
+#[test]
+fn a_killed_writer_leaves_the_target_untouched() {
+    if let Ok(spec) = std::env::var("TORCHFITS_KILLED_WRITER") {
+        // the child: overwrite the target with HDU after HDU until killed
+        let (mode, path) = spec.split_once(':').expect("mode:path");
+        let data: Vec<i32> = (0..200 * 500).map(|i| i * 7 % 1000).collect();
+        let mut w = WriteOptions::new().overwrite(true).create(path).expect("create");
+        // at most 300 HDUs (120 MB), then wait to be killed: never an unbounded file
+        for k in 0..300 {
+            let img = w.image(&data, &[200, 500]);
+            let img = if mode == "compressed" { img.compress(Compression::new(Algorithm::Gzip1)) } else { img };
+            img.write().expect("write");
+            if k == 3 {
+                println!("\nWRITING {}", std::process::id());
+            }
+        }
+        std::thread::sleep(Duration::from_secs(60));
+        std::process::exit(1);
+    }
+    use std::io::BufRead;
+    let dir = common::tempdir("killed-writer");
+    let path = dir.join("target.fits");
+    let mut w = FitsWriter::create(&path).expect("create");
+    w.image(&[1i16, 2, 3], &[3]).write().expect("write");
+    w.finish().expect("finish");
+    let before = std::fs::read(&path).expect("read");
+    let exe = std::env::current_exe().expect("exe");
+    for mode in ["plain", "compressed"] {
+        let mut child = std::process::Command::new(&exe)
+            .args(["--exact", "write::a_killed_writer_leaves_the_target_untouched", "--nocapture", "--test-threads=1"])
+            .env("TORCHFITS_KILLED_WRITER", format!("{mode}:{}", path.display()))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn the writer");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let pid = std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(|l| l.ok())
+                .find_map(|l| l.split_once("WRITING ").map(|(_, p)| p.trim().to_string()));
+            let _ = tx.send(pid);
+        });
+        let pid = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(Some(pid)) => pid,
+            other => {
+                let _ = child.kill();
+                panic!("{mode}: the writer did not start: {other:?}");
+            }
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        child.kill().expect("kill");
+        let status = child.wait().expect("wait");
+        assert!(!status.success(), "{mode}: the writer was killed");
+        assert_eq!(std::fs::read(&path).expect("read"), before, "{mode}: the target is untouched");
+        let left = leftovers(&dir);
+        assert!(!left.is_empty() && left.iter().all(|n| n.contains(&format!(".{pid}-"))), "{mode}: {left:?}");
+        // the next writer is not disturbed by them; they can be deleted
+        for n in left {
+            std::fs::remove_file(dir.join(n)).expect("remove");
+        }
+        assert_eq!(
+            FitsFile::open(&path).expect("open").image(0).expect("image").read::<i16>().expect("read"),
+            [1, 2, 3]
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }
