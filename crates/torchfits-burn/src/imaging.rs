@@ -1,5 +1,10 @@
 //! Images (one channel per HDU) as items, whole or cropped.
 
+// Indexing reviewed (issue 8): item indices below the dataset's length (checked by `get`'s caller
+// contract and `Subset`), planes cut from a buffer of `channels * h * w`, label offsets from the
+// table reader's own string offsets.
+#![allow(clippy::indexing_slicing)]
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -235,7 +240,10 @@ impl ImagingBuilder {
                 }
                 Ok((shape.unwrap_or_default(), label))
             })?;
-            let (ny, nx) = (shape[0], shape[1]);
+            let (ny, nx) = match shape[..] {
+                [ny, nx] => (ny, nx),
+                _ => (0, 0),
+            };
             let fits = match self.crop {
                 Crop::Full => true,
                 Crop::Centre(h, w) | Crop::Random { height: h, width: w, .. } => h >= 1 && w >= 1 && h <= ny && w <= nx,
@@ -323,9 +331,14 @@ fn label_table(path: &Path, file_col: &str, label_col: &str) -> Result<std::coll
 fn wildcard(pattern: &[u8], name: &[u8]) -> bool {
     match (pattern.first(), name.first()) {
         (None, None) => true,
-        (Some(b'*'), _) => wildcard(&pattern[1..], name) || (!name.is_empty() && wildcard(pattern, &name[1..])),
-        (Some(b'?'), Some(_)) => wildcard(&pattern[1..], &name[1..]),
-        (Some(a), Some(b)) if a == b => wildcard(&pattern[1..], &name[1..]),
+        (Some(b'*'), _) => {
+            let rest = pattern.get(1..).unwrap_or_default();
+            wildcard(rest, name) || name.get(1..).is_some_and(|tail| wildcard(pattern, tail))
+        }
+        (Some(b'?'), Some(_)) => wildcard(pattern.get(1..).unwrap_or_default(), name.get(1..).unwrap_or_default()),
+        (Some(a), Some(b)) if a == b => {
+            wildcard(pattern.get(1..).unwrap_or_default(), name.get(1..).unwrap_or_default())
+        }
         _ => false,
     }
 }

@@ -1,5 +1,9 @@
 //! Spectra as items: rows of `[nspec, nwave]` images (DESI-style) or array cells of a table.
 
+// Indexing reviewed (issue 8): file and row indices come from the dataset's layout, made at build;
+// planes are cut from a buffer sized to the item.
+#![allow(clippy::indexing_slicing)]
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -211,7 +215,13 @@ impl SpectraBuilder {
                         shape = Some(s);
                     }
                     let s = shape.ok_or_else(|| Error::new(ErrorKind::Parameter, "no HDU given"))?;
-                    Ok((s[0], s[1]))
+                    match s[..] {
+                        [nspec, nwave] => Ok((nspec, nwave)),
+                        _ => Err(Error::new(
+                            ErrorKind::Parameter,
+                            format!("spectra need [nspec, nwave] images, not {s:?}"),
+                        )),
+                    }
                 }
                 Source::Columns(hdu, columns) => {
                     let t = f.table(hdu.clone())?;
@@ -355,6 +365,9 @@ impl Batcher<Spectrum, SpectrumBatch> for SpectrumBatcher {
     fn batch(&self, items: Vec<Spectrum>, device: &Device) -> SpectrumBatch {
         match self.try_batch(items, device) {
             Ok(b) => b,
+            // reviewed (issue 8): burn's `Batcher::batch` returns no error, and the datasets never
+            // give items this rejects (documented on the method); `try_batch` is the fallible way
+            #[allow(clippy::panic)]
             Err(e) => panic!("torchfits: cannot batch the spectra: {e}"),
         }
     }

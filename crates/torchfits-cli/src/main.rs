@@ -3,6 +3,8 @@
 //! Exit status: 0 on success, 1 for a bad file or input (one line on stderr naming the file, the
 //! HDU and the cause), 2 for bad usage.
 #![deny(unsafe_code)]
+// no panic a file can trigger: each exception is a reviewed `allow` with its reason
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 mod bench;
 mod table;
@@ -482,10 +484,14 @@ fn preview(path: &Path, hdu: HduSelector, section: Option<&str>, stretch: Stretc
         ),
     };
     let sshape = section.shape();
-    let (h, w) = (sshape[sshape.len() - 2], sshape[sshape.len() - 1]);
+    // the last two axes (the image has at least two: checked above)
+    let (h, w) = match sshape[..] {
+        [.., h, w] => (h, w),
+        _ => (0, 0),
+    };
     let values: Vec<f64> = image.read_section(&section)?;
     // a section of a cube keeps its first plane
-    let plane = &values[..(h * w).min(values.len())];
+    let plane = values.get(..(h * w).min(values.len())).unwrap_or_default();
     let gray = preview::render(plane, h, w, stretch).map_err(in_hdu)?;
     preview::write_png(output, &gray, h, w)
 }

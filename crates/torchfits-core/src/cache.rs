@@ -80,7 +80,7 @@ impl FileCache {
         let key = FileKey::of(path)?;
         let at = self.entries.iter().position(|(p, _, _)| p == path);
         let entry = match at {
-            Some(i) if self.entries[i].1 == key => {
+            Some(i) if self.entries.get(i).is_some_and(|e| e.1 == key) => {
                 self.stats.hits += 1;
                 self.entries.remove(i)
             }
@@ -99,8 +99,10 @@ impl FileCache {
             }
         };
         self.entries.push(entry);
-        let last = self.entries.len() - 1;
-        Ok(&mut self.entries[last].2)
+        match self.entries.last_mut() {
+            Some(entry) => Ok(&mut entry.2),
+            None => Err(Error::decoding("the file cache lost the file it just opened").in_file(path)),
+        }
     }
 
     /// Number of open files held.

@@ -165,7 +165,7 @@ impl Header {
     pub fn parse_limited(bytes: &[u8], max_cards: usize) -> Result<Header> {
         let mut raw: Vec<&[u8]> = Vec::with_capacity((bytes.len() / CARD_LEN).min(max_cards.saturating_add(1)));
         for chunk in bytes.chunks(CARD_LEN) {
-            if &chunk[..chunk.len().min(8)] == b"END     " || chunk == b"END" {
+            if chunk.get(..8) == Some(b"END     ") || chunk == b"END" {
                 break;
             }
             if chunk.len() != CARD_LEN {
@@ -180,21 +180,20 @@ impl Header {
         }
         let mut cards: Vec<Card> = Vec::with_capacity(raw.len());
         let mut i = 0;
-        while i < raw.len() {
-            let image = card_text(raw[i]);
+        while let Some(&first_raw) = raw.get(i) {
+            let image = card_text(first_raw);
             let mut card = parse_card(&image);
             i += 1;
             // astropy joins every CONTINUE card that follows a string-valued card into it
             if let Value::Str(first) = &card.value
                 && card.field.is_none()
                 && !card.is_commentary()
-                && i < raw.len()
-                && raw[i].starts_with(b"CONTINUE")
+                && raw.get(i).is_some_and(|r| r.starts_with(b"CONTINUE"))
             {
                 let mut value = strip_amp(first).to_string();
                 let mut comments: Vec<String> = card.comment.take().into_iter().collect();
-                while i < raw.len() && raw[i].starts_with(b"CONTINUE") {
-                    let sub = String::from_utf8_lossy(raw[i]);
+                while let Some(next) = raw.get(i).filter(|r| r.starts_with(b"CONTINUE")) {
+                    let sub = String::from_utf8_lossy(next);
                     let (v, c) = match parse_value_field(&sub[8..]) {
                         (Value::Str(s), c) => (s, c),
                         _ => break,
@@ -381,8 +380,9 @@ impl Header {
     pub(crate) fn normalise_random_groups(&mut self) {
         if self.get_i64("NAXIS") == Some(0)
             && let Some(pos) = self.cards.iter().position(|c| c.keyword == "NAXIS" && c.field.is_none())
+            && let Some(card) = self.cards.get_mut(pos)
         {
-            self.cards[pos].value = Value::Int(1);
+            card.value = Value::Int(1);
             self.cards.insert(pos + 1, Card::new("NAXIS1", Value::Int(0), None));
         }
     }
@@ -585,12 +585,12 @@ fn is_field_specifier(s: &str) -> bool {
     if parts.is_empty() {
         return false;
     }
-    while i < parts.len() {
-        if !ident(parts[i]) {
+    while let Some(part) = parts.get(i) {
+        if !ident(part) {
             return false;
         }
         i += 1;
-        if i < parts.len() && digits(parts[i]) {
+        if parts.get(i).is_some_and(|p| digits(p)) {
             i += 1;
         }
     }
@@ -601,18 +601,19 @@ fn is_field_specifier(s: &str) -> bool {
 fn is_fsc_number(s: &str) -> bool {
     let b = s.as_bytes();
     let mut i = 0;
-    if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+    let at = |i: usize| b.get(i).copied().unwrap_or(0);
+    if matches!(at(i), b'+' | b'-') {
         i += 1;
     }
     let start = i;
-    while i < b.len() && b[i].is_ascii_digit() {
+    while at(i).is_ascii_digit() {
         i += 1;
     }
     let int_digits = i - start;
-    if i < b.len() && b[i] == b'.' {
+    if at(i) == b'.' {
         i += 1;
         let f = i;
-        while i < b.len() && b[i].is_ascii_digit() {
+        while at(i).is_ascii_digit() {
             i += 1;
         }
         if int_digits == 0 && i == f {
@@ -621,13 +622,13 @@ fn is_fsc_number(s: &str) -> bool {
     } else if int_digits == 0 {
         return false;
     }
-    if i < b.len() && (b[i] == b'E' || b[i] == b'D') {
+    if matches!(at(i), b'E' | b'D') {
         i += 1;
-        if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+        if matches!(at(i), b'+' | b'-') {
             i += 1;
         }
         let e = i;
-        while i < b.len() && b[i].is_ascii_digit() {
+        while at(i).is_ascii_digit() {
             i += 1;
         }
         if i == e {
@@ -644,11 +645,11 @@ fn parse_number(s: &str) -> Option<Value> {
     let t: std::borrow::Cow<'_, str> =
         if s.contains(' ') { s.chars().filter(|c| *c != ' ').collect::<String>().into() } else { s.into() };
     let b = t.as_bytes();
-    if b.is_empty() {
-        return None;
-    }
-    let digits_from = usize::from(b[0] == b'+' || b[0] == b'-');
-    if b.len() > digits_from && b[digits_from..].iter().all(u8::is_ascii_digit) {
+    let digits = match b.first()? {
+        b'+' | b'-' => b.get(1..).unwrap_or_default(),
+        _ => b,
+    };
+    if !digits.is_empty() && digits.iter().all(u8::is_ascii_digit) {
         if let Ok(i) = t.parse::<i64>() {
             return Some(Value::Int(i));
         }
@@ -677,8 +678,8 @@ fn parse_value_field(rest: &str) -> (Value, Option<String>) {
         let mut out = String::new();
         let mut i = 0;
         let mut start = 0;
-        while i < bytes.len() {
-            if bytes[i] == b'\'' {
+        while let Some(&byte) = bytes.get(i) {
+            if byte == b'\'' {
                 if bytes.get(i + 1) == Some(&b'\'') {
                     out.push_str(&body[start..=i]);
                     i += 2;

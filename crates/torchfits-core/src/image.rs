@@ -538,7 +538,7 @@ impl<'f> ImageReader<'f> {
         let Some(tiles) = self.tiles.as_ref().filter(|t| t.len() == section.ranges().len()) else {
             return one;
         };
-        let tile_rows = tiles[0];
+        let Some(&tile_rows) = tiles.first() else { return one };
         let decoded =
             section.ranges().iter().zip(tiles).zip(&self.layout.shape).fold(elem_bytes, |acc, ((r, &t), &n)| {
                 let span = (r.end.div_ceil(t) * t).min(n).saturating_sub(r.start / t * t);
@@ -547,7 +547,7 @@ impl<'f> ImageReader<'f> {
         if threads < 2 || decoded < PARALLEL_DECODE_MIN_BYTES || !self.file.is_plain() {
             return one;
         }
-        let rows = section.ranges()[0].clone();
+        let Some(rows) = section.ranges().first().cloned() else { return one };
         let first_tile = rows.start / tile_rows;
         let tile_count = rows.end.div_ceil(tile_rows) - first_tile;
         if tile_count < 2 {
@@ -560,7 +560,9 @@ impl<'f> ImageReader<'f> {
             let a = (t * tile_rows).max(rows.start);
             let b = ((t + per) * tile_rows).min(rows.end);
             let mut ranges = section.ranges().to_vec();
-            ranges[0] = a..b;
+            if let Some(first) = ranges.first_mut() {
+                *first = a..b;
+            }
             bands.push(Section::new(ranges));
             t += per;
         }

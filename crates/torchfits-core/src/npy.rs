@@ -27,8 +27,8 @@ pub fn descr(dtype: Dtype) -> &'static str {
 
 /// The `.npy` header (magic, version, length, dict, padding) for an array of `dtype` and `shape`.
 pub fn header(dtype: Dtype, shape: &[usize]) -> Vec<u8> {
-    let shape_txt = match shape.len() {
-        1 => format!("({},)", shape[0]),
+    let shape_txt = match shape {
+        [n] => format!("({n},)"),
         _ => format!("({})", shape.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")),
     };
     let mut dict = format!("{{'descr': '{}', 'fortran_order': False, 'shape': {shape_txt}, }}", descr(dtype));

@@ -96,7 +96,7 @@ fn read_header(file: &File, at: u64, limits: &Limits) -> Result<(Vec<u8>, u64)> 
         }
         blocks += 1;
         for card in block.chunks(CARD_LEN) {
-            if card.starts_with(b"END") && card[3..].iter().all(|&b| b == b' ') {
+            if card.strip_prefix(b"END").is_some_and(|rest| rest.iter().all(|&b| b == b' ')) {
                 return Ok((out, blocks));
             }
             if out.len() / CARD_LEN >= limits.max_header_cards {

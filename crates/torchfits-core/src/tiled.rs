@@ -3,6 +3,12 @@
 //! rows on separate threads. Anything else compressed (other algorithms, quantised floats, null
 //! or uncompressed-tile columns) goes through cfitsio.
 
+// Indexing reviewed (issue 8): `sec`, `tile`, `dims`, the strides and the odometers all have one entry per
+// image axis (ZNAXIS, checked equal to the tile shape's and the section's length); tile
+// descriptors are looked up with `get`, and tile contents only go through the bounds-checked bit
+// reader of `decode_into`.
+#![allow(clippy::indexing_slicing)]
+
 use std::ops::Range;
 
 use crate::direct::Direct;

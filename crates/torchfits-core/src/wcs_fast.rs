@@ -3,6 +3,10 @@
 //! their generality, for the survey-image case that dominates batches. Every other WCS goes
 //! through wcslib. (The GPU kernel of torchfits-burn takes the same parameters.)
 
+// Indexing reviewed (issue 8): points are chunks of `naxis` values and the celestial axes `lng`/`lat`
+// are wcslib's, below `naxis`.
+#![allow(clippy::indexing_slicing)]
+
 const D2R: f64 = std::f64::consts::PI / 180.0;
 const R2D: f64 = 180.0 / std::f64::consts::PI;
 

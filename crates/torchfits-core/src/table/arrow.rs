@@ -238,7 +238,11 @@ fn values_of(name: &str, array: &dyn Array) -> Result<(ColumnValues, Option<Vec<
                 }
                 ColumnValues::Str { offsets, bytes }
             }
-            DataType::Struct(fields) if fields.len() == 2 && fields[0].name() == "re" && fields[1].name() == "im" => {
+            DataType::Struct(fields)
+                if fields.len() == 2
+                    && fields.first().is_some_and(|f| f.name() == "re")
+                    && fields.get(1).is_some_and(|f| f.name() == "im") =>
+            {
                 let s = array.as_struct();
                 match (values_of(name, s.column(0).as_ref())?.0, values_of(name, s.column(1).as_ref())?.0) {
                     (ColumnValues::F32(re), ColumnValues::F32(im)) => {

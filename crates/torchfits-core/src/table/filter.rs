@@ -71,8 +71,8 @@ fn tokenize(text: &str) -> Result<Vec<Tok>> {
     let b = text.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
+    let at = |i: usize| b.get(i).copied().unwrap_or(0);
+    while let Some(&c) = b.get(i) {
         match c {
             b' ' | b'\t' | b'\n' | b'\r' => i += 1,
             b'(' => {
@@ -88,30 +88,30 @@ fn tokenize(text: &str) -> Result<Vec<Tok>> {
                 i += 1;
             }
             b'\'' | b'"' => {
-                let end = text[i + 1..].find(c as char).ok_or_else(|| bad(i, "an unterminated string"))?;
-                out.push(Tok::Str(text[i + 1..i + 1 + end].to_string()));
+                // the quote is one byte: i + 1 is a character boundary
+                let rest = text.get(i + 1..).unwrap_or_default();
+                let end = rest.find(c as char).ok_or_else(|| bad(i, "an unterminated string"))?;
+                out.push(Tok::Str(rest.get(..end).unwrap_or_default().to_string()));
                 i += end + 2;
             }
             b'0'..=b'9' | b'.' => {
                 let start = i;
-                while i < b.len()
-                    && (b[i].is_ascii_digit()
-                        || b[i] == b'.'
-                        || b[i] == b'e'
-                        || b[i] == b'E'
-                        || ((b[i] == b'+' || b[i] == b'-') && (b[i - 1] == b'e' || b[i - 1] == b'E')))
+                while matches!(at(i), b'0'..=b'9' | b'.' | b'e' | b'E')
+                    || (matches!(at(i), b'+' | b'-') && matches!(at(i - 1), b'e' | b'E'))
                 {
                     i += 1;
                 }
-                let v: f64 = text[start..i].parse().map_err(|_| bad(start, "a malformed number"))?;
+                // ASCII bytes only: start..i are character boundaries
+                let v: f64 =
+                    text.get(start..i).unwrap_or_default().parse().map_err(|_| bad(start, "a malformed number"))?;
                 out.push(Tok::Num(v));
             }
             c if c.is_ascii_alphabetic() || c == b'_' => {
                 let start = i;
-                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'.') {
+                while at(i).is_ascii_alphanumeric() || matches!(at(i), b'_' | b'.') {
                     i += 1;
                 }
-                out.push(Tok::Ident(text[start..i].to_string()));
+                out.push(Tok::Ident(text.get(start..i).unwrap_or_default().to_string()));
             }
             _ => {
                 let two = text.get(i..i + 2).unwrap_or("");
@@ -303,7 +303,7 @@ impl Filter {
         }
         let expr = p.or()?;
         if p.at != p.toks.len() {
-            return Err(p.err(&format!("unexpected {:?} after a complete expression", p.toks[p.at])));
+            return Err(p.err(&format!("unexpected {:?} after a complete expression", p.toks.get(p.at))));
         }
         Ok(Filter { expr, text: text.to_string() })
     }
@@ -348,18 +348,21 @@ enum Val<'a> {
     Bool(bool),
 }
 
+/// Row `i` of `c` (a row past the column's end, which the batch's row count rules out, reads as
+/// a NaN: never a panic).
 fn value_at(c: &ColumnData, i: usize) -> Val<'_> {
+    let num = |v: Option<f64>| Val::Num(v.unwrap_or(f64::NAN));
     match &c.values {
-        ColumnValues::Bool(v) => Val::Bool(v[i]),
-        ColumnValues::U8(v) => Val::Num(v[i] as f64),
-        ColumnValues::I16(v) => Val::Num(v[i] as f64),
-        ColumnValues::U16(v) => Val::Num(v[i] as f64),
-        ColumnValues::I32(v) => Val::Num(v[i] as f64),
-        ColumnValues::U32(v) => Val::Num(v[i] as f64),
-        ColumnValues::I64(v) => Val::Num(v[i] as f64),
-        ColumnValues::U64(v) => Val::Num(v[i] as f64),
-        ColumnValues::F32(v) => Val::Num(v[i] as f64),
-        ColumnValues::F64(v) => Val::Num(v[i]),
+        ColumnValues::Bool(v) => Val::Bool(v.get(i).copied().unwrap_or(false)),
+        ColumnValues::U8(v) => num(v.get(i).map(|&x| x as f64)),
+        ColumnValues::I16(v) => num(v.get(i).map(|&x| x as f64)),
+        ColumnValues::U16(v) => num(v.get(i).map(|&x| x as f64)),
+        ColumnValues::I32(v) => num(v.get(i).map(|&x| x as f64)),
+        ColumnValues::U32(v) => num(v.get(i).map(|&x| x as f64)),
+        ColumnValues::I64(v) => num(v.get(i).map(|&x| x as f64)),
+        ColumnValues::U64(v) => num(v.get(i).map(|&x| x as f64)),
+        ColumnValues::F32(v) => num(v.get(i).map(|&x| x as f64)),
+        ColumnValues::F64(v) => num(v.get(i).copied()),
         ColumnValues::Str { .. } => Val::Str(c.values.str_at(i).unwrap_or(&[])),
         // complex columns are refused before evaluation
         ColumnValues::ComplexF32(_) | ColumnValues::ComplexF64(_) => Val::Num(f64::NAN),
@@ -409,7 +412,7 @@ fn eval(e: &Expr, rows: usize, columns: &Columns<'_>, text: &str) -> Result<Vec<
         }
         Ok(c)
     };
-    let null = |c: &ColumnData, i: usize| c.nulls.as_ref().is_some_and(|m| m[i]);
+    let null = |c: &ColumnData, i: usize| c.nulls.as_ref().is_some_and(|m| m.get(i) == Some(&true));
     let mismatch =
         |name: &str| Error::parameter(format!("filter {text:?}: column {name:?} cannot be compared with that value"));
     let per_row = |name: &str, test: &dyn Fn(&Val<'_>) -> Option<bool>| -> Result<Vec<bool>> {

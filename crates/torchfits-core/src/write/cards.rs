@@ -1,6 +1,9 @@
 //! Formatting header cards: fixed-format values, long strings (CONTINUE), HIERARCH keywords,
 //! commentary cards, and the keywords that belong to the writer.
 
+// Indexing reviewed (issue 8): `take` is below the text's length by the loop's condition.
+#![allow(clippy::indexing_slicing)]
+
 use crate::error::{Error, Result};
 use crate::header::{CARD_LEN, Card, Value};
 

@@ -1,6 +1,9 @@
 //! RICE_1 compression of integer images, tiles compressed in parallel (FITS tiled image
 //! convention; the coder is Rice's as cfitsio implements it, blocks of 32 pixels).
 
+// Indexing reviewed (issue 8): the difference buffer is sized to the tile it codes.
+#![allow(clippy::indexing_slicing)]
+
 /// MSB-first bit packing.
 struct Bits {
     out: Vec<u8>,
