@@ -9,6 +9,8 @@
 # fails the script; the input then becomes a regression test in tests/bad/.
 set -euo pipefail
 cd "$(dirname "$0")"
+# its own target folder: its builds (sanitizer flags, nightly) never touch the main ones
+export CARGO_TARGET_DIR="$PWD/target"
 target=${1:?usage: fuzz/run.sh TARGET SECONDS}
 seconds=${2:?usage: fuzz/run.sh TARGET SECONDS}
 

@@ -9,6 +9,11 @@ scripts/setup.sh --test
 
 cargo test --workspace --all-targets
 cargo test --workspace --doc
+# library code: no unwrap/expect/panic/indexing a file could trigger (denied in each crate's root;
+# every exception is an `allow` with its reason)
+cargo clippy --workspace --lib --bins
+# each fuzz target for a short bounded run over the corpora and past findings (fuzz/run.sh)
+fuzz/run.sh all "${TORCHFITS_FUZZ_SECS:-30}"
 cargo build --release -p torchfits-cli
 
 corpus=()
