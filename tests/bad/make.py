@@ -134,6 +134,9 @@ def main():
         ("ZTILE1", 16), ("ZTILE2", 1), ("ZCMPTYPE", "GZIP_1")])
     gz[8] = card("TTYPE1", "COMPRESSED_DATA")
     write("compressed_descriptor_past_heap.fits", PRIMARY + header(gz) + data(descs + garbage))
+    # a zip file whose local header declares 4 GB inflated (cfitsio allocates what it declares)
+    write("zip_declares_4gb.fits.zip", b"PK\x03\x04" + struct.pack("<HHHHHIII", 20, 0, 8, 0, 0, 0, 100, 0xFFFFFFF0)
+          + struct.pack("<HH", 10, 0) + b"x.fits.zip" + bytes(100))
     # a gzip-compressed file that is cut short
     write("gzip_truncated.fits.gz", gzip.compress(good, mtime=0)[:200])
     # names a shell or cfitsio would read as syntax: these are plain, valid files
