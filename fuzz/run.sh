@@ -6,7 +6,8 @@
 #
 # Uses the nightly toolchain with AddressSanitizer when rustup has one; otherwise the stable
 # toolchain (RUSTC_BOOTSTRAP, no sanitizer). A crash leaves its input in fuzz/artifacts/TARGET and
-# fails the script; the input then becomes a regression test in tests/bad/.
+# fails the script; the input then becomes a regression test (tests/bad/ or a unit test) and a
+# seed in fuzz/seeds/TARGET.
 set -euo pipefail
 cd "$(dirname "$0")"
 # its own target folder: its builds (sanitizer flags, nightly) never touch the main ones
@@ -28,7 +29,7 @@ else
 fi
 
 if [ "$target" = all ]; then
-    for t in header open_read table filter; do "$0" "$t" "$seconds"; done
+    for t in header open_read table filter; do ./run.sh "$t" "$seconds"; done
     exit 0
 fi
 
