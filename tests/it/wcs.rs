@@ -128,40 +128,34 @@ fn a_keyword_naming_axis_100_or_more_is_refused_before_wcslib() {
     assert!(e.to_string().contains("NAXIS"), "{e}");
 }
 
-/// Fuzz finding (open_read target): a -TAB axis whose table axis number PVi_3 is outside 1..=M
-/// made wcslib's header parser free its table twice (heap corruption). Refused before wcslib.
+/// Fuzz findings (open_read and header targets): on a -TAB axis whose table axis number PVi_3 is
+/// out of range (or made so by a later duplicate card), wcslib's header parser freed its table
+/// twice (heap corruption). -TAB axes need their table, which torchfits does not read: refused
+/// before wcslib, naming the keyword.
 #[test]
-fn a_tab_axis_with_a_table_axis_out_of_range_is_refused_before_wcslib() {
+fn a_tab_axis_is_refused_before_wcslib() {
     let parse = |cards: &[&str]| {
         let text: String = cards.iter().chain(&["END"]).map(|c| format!("{c:<80}")).collect();
         Header::parse(text.as_bytes()).expect("parse")
     };
     let one = ["CTYPE3  = 'TIME-TAB'", "PS3_0   = 'WCS-TABLE'", "PS3_1   = 'coordinates'"];
-    for m in ["0", "-1", "2", "1.5", "100"] {
-        let card = format!("PV3_3   = {m:>20}");
-        let cards: Vec<&str> = one.iter().copied().chain([card.as_str()]).collect();
-        let e = Wcs::from_header(&parse(&cards)).expect_err(m);
-        assert_eq!(e.kind(), torchfits::ErrorKind::Unsupported, "{m}: {e}");
-        assert!(e.to_string().contains("PV3_3"), "{e}");
+    for extra in [
+        &[][..],
+        &["PV3_3   =                    0"],
+        &["PV3_3   =                    1", "PV3_3   =                    2"],
+    ] {
+        let cards: Vec<&str> = one.iter().chain(extra).copied().collect();
+        let e = Wcs::from_header(&parse(&cards)).expect_err("-TAB");
+        assert_eq!(e.kind(), torchfits::ErrorKind::Unsupported, "{extra:?}: {e}");
+        assert!(e.to_string().contains("CTYPE3"), "{e}");
     }
-    // two axes of one table: 2 is in range (wcslib then wants the table itself, which a header
-    // alone does not hold: a clean error of its own)
-    let two = [
-        "CTYPE1  = 'FREQ-TAB'",
-        "PS1_0   = 'W'",
-        "PS1_1   = 'c'",
-        "CTYPE3  = 'TIME-TAB'",
-        "PS3_0   = 'W'",
-        "PS3_1   = 'c'",
-    ];
-    let ok: Vec<&str> = two.iter().copied().chain(["PV3_3   =                    2"]).collect();
-    let r = Wcs::from_header(&parse(&ok));
-    assert!(r.as_ref().map_or_else(|e| !e.to_string().contains("PV3_3"), |_| true), "{:?}", r.err());
-    let bad: Vec<&str> = two.iter().copied().chain(["PV3_3   =                    3"]).collect();
-    assert!(Wcs::from_header(&parse(&bad)).expect_err("3 of 2").to_string().contains("PV3_3"));
-    // the alternate's keywords are checked too
-    let alt = ["CTYPE3A = 'TIME-TAB'", "PS3_0A  = 'W'", "PS3_1A  = 'c'", "PV3_3A  =                    0"];
-    assert!(Wcs::from_header(&parse(&alt)).expect_err("alternate").to_string().contains("PV3_3A"));
+    let alt = ["CTYPE1A = 'RA---TAB'", "PS1_0A  = 'W'", "PS1_1A  = 'c'", "PV1_3A  =                    0"];
+    assert!(Wcs::from_header(&parse(&alt)).expect_err("alternate").to_string().contains("CTYPE1A"));
+    // a -TAB in a comment card is no axis
+    assert!(
+        Wcs::from_header(&parse(&["COMMENT CTYPE3 = 'TIME-TAB'", "CTYPE1  = 'RA---TAN'", "CTYPE2  = 'DEC--TAN'"]))
+            .is_ok()
+    );
 }
 
 fn tan_header(extra: &[(&str, Value)]) -> Header {
