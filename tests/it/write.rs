@@ -384,6 +384,26 @@ fn writes_are_atomic_and_never_clobber() {
     assert!(!path.exists());
     assert_eq!(leftovers(&dir), Vec::<String>::new());
 
+    // and mid-tile: torchfits' own RICE_1 coder (tiles coded on every core, written in order) and
+    // cfitsio's coders, the disk filling inside the header, the tile table and the heap
+    let ints: Vec<i32> = (0..400 * 500).map(|i| (i * 7919 % 65_521) - 30_000).collect();
+    for algorithm in [Algorithm::Rice, Algorithm::Gzip1, Algorithm::Plio] {
+        let data: Vec<i32> = if algorithm == Algorithm::Plio {
+            ints.iter().map(|v| v.rem_euclid(1 << 20)).collect()
+        } else {
+            ints.clone()
+        };
+        for at in [3_000, 9_000, 60_000, 200_000] {
+            let mut w = WriteOptions::new().fail_after(at).create(&path).expect("create");
+            let c = Compression::new(algorithm).tile(&[20, 500]);
+            let err = w.image(&data, &[400, 500]).compress(c).write().expect_err("failure");
+            assert!(err.to_string().contains("no space"), "{algorithm:?} at {at}: {err}");
+            drop(w);
+            assert!(!path.exists(), "{algorithm:?} at {at}");
+            assert_eq!(leftovers(&dir), Vec::<String>::new(), "{algorithm:?} at {at}");
+        }
+    }
+
     // an existing file is not overwritten unless asked, and is untouched by a failed overwrite
     let mut w = FitsWriter::create(&path).expect("create");
     w.image(&[1i16, 2, 3], &[3]).write().expect("write");
