@@ -121,6 +121,14 @@ def main():
         ("ZNAME2", "BYTEPIX"), ("ZVAL2", 2)])
     comp[8] = card("TTYPE1", "COMPRESSED_DATA")
     write("compressed_garbage_tiles.fits", PRIMARY + header(comp) + data(descs + garbage))
+    # the same garbage as the tiles of a float image, which cfitsio would decode (its Rice decoder
+    # read past a tile that ends early: a SEGV, a fuzz finding)
+    fcomp = table(nt, 8, ["1PB(20)"], pcount=len(garbage), extra=[
+        ("ZIMAGE", True), ("ZBITPIX", -32), ("ZNAXIS", 2), ("ZNAXIS1", 16), ("ZNAXIS2", 16),
+        ("ZTILE1", 16), ("ZTILE2", 1), ("ZCMPTYPE", "RICE_1"), ("ZNAME1", "BLOCKSIZE"), ("ZVAL1", 32),
+        ("ZNAME2", "BYTEPIX"), ("ZVAL2", 4)])
+    fcomp[8] = card("TTYPE1", "COMPRESSED_DATA")
+    write("compressed_float_garbage_tiles.fits", PRIMARY + header(fcomp) + data(descs + garbage))
     huge_tile = table(1, 8, ["1PB(20)"], pcount=20, extra=[
         ("ZIMAGE", True), ("ZBITPIX", 16), ("ZNAXIS", 2), ("ZNAXIS1", 100000), ("ZNAXIS2", 100000),
         ("ZTILE1", 100000), ("ZTILE2", 100000), ("ZCMPTYPE", "RICE_1")])
