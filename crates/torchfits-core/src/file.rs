@@ -315,34 +315,43 @@ impl FitsFile {
         Error::new(ErrorKind::Parameter, format!("no HDU {index}: the file has {n}")).in_file(&self.path)
     }
 
-    /// The cfitsio handle at HDU `index` (opened now, for a plain file, if not yet).
-    pub(crate) fn handle_at(&mut self, index: usize) -> Result<&mut Handle> {
+    /// Checks, for a plain file, what cfitsio would trust in HDU `index` and the headers before it
+    /// (axes, tile descriptors, Rice tiles; each HDU's tiles once): every path that hands an HDU
+    /// to cfitsio comes through here.
+    pub(crate) fn check_for_cfitsio(&mut self, index: usize) -> Result<()> {
         let path = self.path.clone();
         let wrap = |e: Error| e.in_hdu(index).in_file(&path);
         let limits = self.limits;
-        let handle = match &mut self.source {
-            Source::Plain { cfitsio, file, index: hdus } => {
-                // cfitsio walks every header up to this one: none may be one it cannot take
-                for i in 0..=index {
-                    if let Some(span) = hdus.get(file.file(), file.len(), i, &limits).map_err(wrap)? {
-                        cfitsio_can_take(&span.header).map_err(|e| e.in_hdu(i).in_file(&path))?;
-                    }
-                }
-                // and it allocates what a compressed image's tile descriptors claim: check them
-                // once, against the heap and the file
-                if !self.tiles_checked.contains(&index)
-                    && let Some(span) = hdus.get(file.file(), file.len(), index, &limits).map_err(wrap)?
-                {
-                    if span.header.get_bool("ZIMAGE") == Some(true) {
-                        check_tile_descriptors(file, &span.header, span.data_start, &limits).map_err(wrap)?;
-                    }
-                    self.tiles_checked.push(index);
-                }
-                match cfitsio {
-                    Some(h) => h,
-                    None => cfitsio.insert(Handle::open(&self.data_path, false).map_err(wrap)?),
-                }
+        let Source::Plain { file, index: hdus, .. } = &mut self.source else { return Ok(()) };
+        // cfitsio walks every header up to this one: none may be one it cannot take
+        for i in 0..=index {
+            if let Some(span) = hdus.get(file.file(), file.len(), i, &limits).map_err(wrap)? {
+                cfitsio_can_take(&span.header).map_err(|e| e.in_hdu(i).in_file(&path))?;
             }
+        }
+        // and it allocates what a compressed image's tile descriptors claim: check them once,
+        // against the heap and the file
+        if !self.tiles_checked.contains(&index)
+            && let Some(span) = hdus.get(file.file(), file.len(), index, &limits).map_err(wrap)?
+        {
+            if span.header.get_bool("ZIMAGE") == Some(true) {
+                check_tile_descriptors(file, &span.header, span.data_start, &limits).map_err(wrap)?;
+            }
+            self.tiles_checked.push(index);
+        }
+        Ok(())
+    }
+
+    /// The cfitsio handle at HDU `index` (opened now, for a plain file, if not yet).
+    pub(crate) fn handle_at(&mut self, index: usize) -> Result<&mut Handle> {
+        self.check_for_cfitsio(index)?;
+        let path = self.path.clone();
+        let wrap = |e: Error| e.in_hdu(index).in_file(&path);
+        let handle = match &mut self.source {
+            Source::Plain { cfitsio, .. } => match cfitsio {
+                Some(h) => h,
+                None => cfitsio.insert(Handle::open(&self.data_path, false).map_err(wrap)?),
+            },
             Source::Cfitsio(handle) => handle,
         };
         handle.move_to(index).map_err(wrap)?;
