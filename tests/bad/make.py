@@ -145,6 +145,12 @@ def main():
     # a zip file whose local header declares 4 GB inflated (cfitsio allocates what it declares)
     write("zip_declares_4gb.fits.zip", b"PK\x03\x04" + struct.pack("<HHHHHIII", 20, 0, 8, 0, 0, 0, 100, 0xFFFFFFF0)
           + struct.pack("<HH", 10, 0) + b"x.fits.zip" + bytes(100))
+    # an ASCII table whose TFORM starts with a non-ASCII byte (its width was sliced as text: a panic,
+    # a fuzz finding)
+    ascii_cards = [card("XTENSION", "TABLE"), card("BITPIX", 8), card("NAXIS", 2), card("NAXIS1", 8),
+                   card("NAXIS2", 2), card("PCOUNT", 0), card("GCOUNT", 1), card("TFIELDS", 1),
+                   card("TBCOL1", 1), card("TFORM1", "XI8").replace(b"'X", "'\u00e9".encode("latin-1"), 1)]
+    write("ascii_table_nonascii_tform.fits", PRIMARY + header(ascii_cards) + data(b"       1       2"))
     # a gzip-compressed file that is cut short
     write("gzip_truncated.fits.gz", gzip.compress(good, mtime=0)[:200])
     # names a shell or cfitsio would read as syntax: these are plain, valid files

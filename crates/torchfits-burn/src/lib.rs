@@ -13,7 +13,10 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 // no panic a file can trigger: each exception is a reviewed `allow` with its reason
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)
+)]
 
 mod batch;
 mod catalog;

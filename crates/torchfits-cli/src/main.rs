@@ -4,7 +4,10 @@
 //! HDU and the cause), 2 for bad usage.
 #![deny(unsafe_code)]
 // no panic a file can trigger: each exception is a reviewed `allow` with its reason
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)
+)]
 
 mod bench;
 mod table;

@@ -162,6 +162,8 @@ impl Header {
     }
 
     /// As [`Header::parse`], failing with a limits error past `max_cards` cards.
+    // reviewed (issue 8): a CONTINUE card is sliced after its 8 ASCII bytes
+    #[allow(clippy::string_slice)]
     pub fn parse_limited(bytes: &[u8], max_cards: usize) -> Result<Header> {
         let mut raw: Vec<&[u8]> = Vec::with_capacity((bytes.len() / CARD_LEN).min(max_cards.saturating_add(1)));
         for chunk in bytes.chunks(CARD_LEN) {
@@ -519,6 +521,8 @@ fn strip_amp(s: &str) -> &str {
 }
 
 /// Parses one 80-character card image.
+// reviewed (issue 8): slices at found "= " and after the 9 ASCII bytes "HIERARCH "
+#[allow(clippy::string_slice)]
 fn parse_card(image: &str) -> Card {
     // columns 1-8 (by characters: a card with non-ASCII bytes has replacement characters)
     let split = image.char_indices().nth(8).map_or(image.len(), |(i, _)| i);
@@ -551,6 +555,8 @@ fn parse_card(image: &str) -> Card {
 }
 
 /// A record-valued card's `'field.spec: number' / comment`, as astropy recognises it.
+// reviewed (issue 8): slices at the positions of found ASCII quotes
+#[allow(clippy::string_slice)]
 fn parse_rvkc(rest: &str) -> Option<(String, Value, Option<String>)> {
     let r = rest.trim_ascii_start();
     let inner = r.strip_prefix('\'')?;
@@ -666,6 +672,8 @@ fn parse_number(s: &str) -> Option<Value> {
 }
 
 /// Parses the value field and comment of a card (the text after the value indicator).
+// reviewed (issue 8): slices at the positions of ASCII quote and slash bytes
+#[allow(clippy::string_slice)]
 fn parse_value_field(rest: &str) -> (Value, Option<String>) {
     let s = rest.trim_ascii_start();
     let comment_of = |after: &str| -> Option<String> {

@@ -34,7 +34,10 @@
 //!   checked against [`Limits`] before anything is allocated.
 #![deny(unsafe_code)]
 // no panic a file can trigger: every exception is a module's reviewed `allow` with its reason
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)
+)]
 #![deny(missing_docs)]
 
 mod cache;

@@ -5,7 +5,10 @@
 //! Everything here is `unsafe` FFI; torchfits-core wraps it in a safe `Wcs`.
 
 #![allow(non_camel_case_types)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)
+)]
 
 use std::os::raw::{c_char, c_double, c_int};
 

@@ -223,6 +223,8 @@ impl TableSchema {
 
 /// `rT...`: the repeat count (default 1) and the rest; None for a repeat count too large for
 /// this machine.
+// reviewed (issue 8): split after leading ASCII digits
+#[allow(clippy::string_slice)]
 fn split_tform(tform: &str) -> Option<(Option<usize>, &str)> {
     let digits = tform.bytes().take_while(u8::is_ascii_digit).count();
     let repeat = if digits == 0 { None } else { Some(tform[..digits].parse().ok()?) };
@@ -252,8 +254,12 @@ impl ColumnSchema {
         let (tform_raw, tform) = tform_of(header, n)?;
         let bad = || Error::decoding(format!("TFORM{n} = {tform_raw:?} is not an ASCII table format"));
         let code = *tform.as_bytes().first().ok_or_else(bad)?;
-        let width: usize =
-            tform[1..].split('.').next().and_then(|w| w.parse().ok()).filter(|&w| w > 0).ok_or_else(bad)?;
+        let width: usize = tform
+            .get(1..)
+            .and_then(|t| t.split('.').next())
+            .and_then(|w| w.parse().ok())
+            .filter(|&w| w > 0)
+            .ok_or_else(bad)?;
         let tbcol = header
             .get_i64(&key("TBCOL"))
             .and_then(|t| usize::try_from(t).ok())
@@ -310,6 +316,8 @@ impl ColumnSchema {
         })
     }
 
+    // reviewed (issue 8): sliced after ASCII type codes (a non-ASCII code is refused first)
+    #[allow(clippy::string_slice)]
     fn from_header(header: &Header, n: usize, offset: usize) -> Result<ColumnSchema> {
         let key = |k: &str| format!("{k}{n}");
         let (tform_raw, tform) = tform_of(header, n)?;
