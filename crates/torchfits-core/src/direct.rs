@@ -114,9 +114,9 @@ impl Direct {
         if n >= 2 && magic[..2] == GZIP_MAGIC {
             return gunzip(file, mmap, max_inflated).map(Some);
         }
-        if n >= 4 && magic[..4] == *b"PK\x03\x04" {
-            // a zip file is cfitsio's to inflate, into a buffer of the size its local header
-            // declares (bytes 22..26): bound that first
+        if n >= 2 && magic[..2] == *b"PK" {
+            // cfitsio takes any file starting "PK" for a zip file, to inflate into a buffer of the
+            // size bytes 22..26 declare: bound that first
             let mut size = [0u8; 4];
             file.read_exact_at(&mut size, 22).map_err(|e| Error::io(e, "cannot read the zip header"))?;
             let size = u64::from(u32::from_le_bytes(size));
