@@ -16,7 +16,9 @@ pub fn limits() -> Limits {
     Limits::default().with_max_alloc(64 << 20).with_max_header_cards(20_000).with_max_hdus(1000)
 }
 
-/// A file of this process's own in /dev/shm (or the temporary directory), holding `bytes`.
+/// A file of this process's own in /dev/shm (or the temporary directory), holding `bytes`. It
+/// panics only if the machine cannot write a scratch file, which is the harness's failure, not a
+/// finding (the message says so).
 pub fn scratch_file(name: &str, bytes: &[u8]) -> PathBuf {
     let dir = if Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
     let path = dir.join(format!("torchfits-fuzz-{}-{name}.fits", std::process::id()));
