@@ -129,6 +129,12 @@ def main():
         ("ZNAME2", "BYTEPIX"), ("ZVAL2", 4)])
     fcomp[8] = card("TTYPE1", "COMPRESSED_DATA")
     write("compressed_float_garbage_tiles.fits", PRIMARY + header(fcomp) + data(descs + garbage))
+    # the same header with a PCOUNT torchfits cannot parse and a NUL for ZCMPTYPE's value
+    # indicator, over zeroed descriptors: torchfits' tile checks passed it while cfitsio asked for
+    # 2e16 bytes (a fuzz finding)
+    odd = [c if not c.startswith(b"ZCMPTYPE") else b"ZCMPTYPE=\0'RICE_1  '".ljust(80) for c in comp]
+    odd = [c if not c.startswith(b"PCOUNT") else b"PCOUNT  = (                320".ljust(80) for c in odd]
+    write("compressed_unreadable_cards.fits", PRIMARY + header(odd) + data(bytes(8 * nt)))
     huge_tile = table(1, 8, ["1PB(20)"], pcount=20, extra=[
         ("ZIMAGE", True), ("ZBITPIX", 16), ("ZNAXIS", 2), ("ZNAXIS1", 100000), ("ZNAXIS2", 100000),
         ("ZTILE1", 100000), ("ZTILE2", 100000), ("ZCMPTYPE", "RICE_1")])

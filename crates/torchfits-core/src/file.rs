@@ -596,6 +596,58 @@ pub(crate) fn cfitsio_can_take(header: &crate::header::Header) -> Result<()> {
             ));
         }
     }
+    structural_cards_readable(header)
+}
+
+/// Refuses a header whose structural cards torchfits cannot read as cfitsio would need them: an
+/// unreadable card is one torchfits sizes or checks differently from cfitsio (a `PCOUNT` it
+/// could not parse and a `ZCMPTYPE` with a NUL in its value indicator let cfitsio ask for
+/// 2e16 bytes past torchfits' tile checks, a fuzz finding). The sizes of every HDU cfitsio walks
+/// must be integers; a compressed image's parameters must be what the convention says they are.
+fn structural_cards_readable(header: &Header) -> Result<()> {
+    let indexed = |key: &str, prefix: &str| {
+        key.strip_prefix(prefix).is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let compressed = header.get_bool("ZIMAGE") == Some(true);
+    for card in header.iter() {
+        let key = card.base_keyword();
+        let integer = matches!(key, "BITPIX" | "NAXIS" | "PCOUNT" | "GCOUNT" | "TFIELDS" | "THEAP")
+            || indexed(key, "NAXIS")
+            || compressed
+                && (matches!(key, "ZBITPIX" | "ZNAXIS" | "ZPCOUNT" | "ZGCOUNT" | "ZBLANK" | "ZDITHER0")
+                    || indexed(key, "ZNAXIS")
+                    || indexed(key, "ZTILE"));
+        let number = compressed && indexed(key, "ZVAL");
+        let text = indexed(key, "TFORM")
+            || compressed && (matches!(key, "ZCMPTYPE" | "ZQUANTIZ") || indexed(key, "ZNAME") || indexed(key, "TTYPE"));
+        let value = card.value();
+        let readable = card.field_specifier().is_none()
+            && if integer {
+                value.as_i64().is_some()
+            } else if number {
+                value.as_f64().is_some()
+            } else if text {
+                value.as_str().is_some_and(|s| s.bytes().all(|b| (0x20..0x7f).contains(&b)))
+            } else {
+                true
+            };
+        if !readable {
+            return Err(Error::decoding(format!(
+                "the {key} card cannot be read (its value is not what the FITS standard requires); cfitsio would read this HDU differently"
+            )));
+        }
+    }
+    if compressed {
+        let cmp = header.get_str("ZCMPTYPE").map(|c| c.trim_end().to_ascii_uppercase());
+        let known = ["RICE_1", "RICE_ONE", "GZIP_1", "GZIP_2", "PLIO_1", "HCOMPRESS_1", "NOCOMPRESS"];
+        if !cmp.as_deref().is_some_and(|c| known.contains(&c)) {
+            return Err(Error::unsupported(format!(
+                "ZCMPTYPE = {:?}: not a tile compression this reader knows ({})",
+                header.get_str("ZCMPTYPE").unwrap_or("(missing)"),
+                known.join(", ")
+            )));
+        }
+    }
     Ok(())
 }
 
