@@ -380,6 +380,62 @@ fn rice_tiles_decoded_natively_equal_cfitsio_on_every_section() {
     assert!(checked >= 10, "{checked} compressed HDUs");
 }
 
+/// The bits of a little-endian f4 or f8 .npy (astropy's decoding of a fixture), widened to u64.
+fn load_npy_bits(path: &std::path::Path) -> (Dtype, Vec<u64>) {
+    let bytes = std::fs::read(path).expect("npy");
+    let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = String::from_utf8_lossy(&bytes[10..10 + hlen]).to_string();
+    let data = &bytes[10 + hlen..];
+    if header.contains("'<f4'") {
+        (Dtype::F32, data.chunks_exact(4).map(|c| u64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]]))).collect())
+    } else {
+        assert!(header.contains("'<f8'"), "{header}");
+        (Dtype::F64, data.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
+    }
+}
+
+#[test]
+fn quantized_rice_floats_decode_as_astropy_does_bit_for_bit() {
+    // tests/data/quantized.fits (astropy): every ZQUANTIZ, ZDITHER0 = 9999 with 12000-pixel tiles,
+    // NaN, exact zeros, f64, and a row of +inf that astropy stored as gzipped floats
+    let path = common::repo().join("tests/data/quantized.fits");
+    let names = ["DITHER1_ROWS", "DITHER2_TILES", "NO_DITHER", "SEED_WRAPS", "F64", "GZIP_TILE"];
+    for threads in [1, 3] {
+        let mut native = OpenOptions::new().threads(threads).open(&path).expect("open");
+        let mut cfitsio = OpenOptions::new().direct_reads(false).open(&path).expect("open");
+        for name in names {
+            let (dtype, want) = load_npy_bits(&common::repo().join(format!("tests/data/quantized_{name}.npy")));
+            let mut img = native.image(name).expect("image");
+            assert_eq!(img.dtype(), dtype, "{name}");
+            let shape = img.shape().to_vec();
+            let bits = |img: &mut torchfits::ImageReader<'_>, s: &Section| -> Vec<u64> {
+                match dtype {
+                    Dtype::F32 => img.read_section::<f32>(s).expect("read").iter().map(|v| u64::from(v.to_bits())).collect(),
+                    _ => img.read_section::<f64>(s).expect("read").iter().map(|v| v.to_bits()).collect(),
+                }
+            };
+            let full = bits(&mut img, &Section::full(&shape));
+            assert_eq!(full, want, "{name} (threads {threads}): astropy's values");
+            for ranges in sections(&shape) {
+                let got = bits(&mut img, &Section::new(ranges.clone()));
+                assert_eq!(got, slice(&full, &shape, &ranges), "{name} section {ranges:?}");
+            }
+            // cfitsio agrees, except that it reads the stored +inf as NaN (astropy keeps it)
+            let theirs = bits(&mut cfitsio.image(name).expect("image"), &Section::full(&shape));
+            for (k, (a, b)) in full.iter().zip(&theirs).enumerate() {
+                let inf = if dtype == Dtype::F32 { u64::from(f32::INFINITY.to_bits()) } else { f64::INFINITY.to_bits() };
+                if *a == inf {
+                    assert_eq!(name, "GZIP_TILE", "pixel {k}");
+                    let nan = if dtype == Dtype::F32 { f64::from(f32::from_bits(*b as u32)).is_nan() } else { f64::from_bits(*b).is_nan() };
+                    assert!(nan, "{name} pixel {k}: cfitsio's value {b:#x}");
+                } else {
+                    assert_eq!(a, b, "{name} pixel {k}: torchfits and cfitsio");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn corrupt_or_truncated_rice_tiles_are_errors_not_crashes() {
     let dir = common::tempdir("rice-corrupt");

@@ -668,3 +668,23 @@ impl<'f> ImageReader<'f> {
         Ok(vec![T::default(); n])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantized_rice_images_are_decoded_here_not_by_cfitsio() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/quantized.fits");
+        let mut file = crate::FitsFile::open(&path).expect("open");
+        for hdu in 1..file.hdu_count().expect("count") {
+            let img = file.image(hdu).expect("image");
+            let rice = img.rice.as_ref().unwrap_or_else(|| panic!("HDU {hdu}: not decoded here"));
+            let native = match img.layout.dtype {
+                Dtype::F32 => rice.decodes::<f32>(Dtype::F32, false),
+                dtype => rice.decodes::<f64>(dtype, false),
+            };
+            assert!(native, "HDU {hdu}: {:?}", img.layout.dtype);
+        }
+    }
+}

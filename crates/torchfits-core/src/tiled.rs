@@ -1,7 +1,8 @@
-//! Reading RICE_1 tile-compressed integer images without cfitsio: the tiles a section touches are
-//! read from the heap (`pread`) and Rice-decoded straight into the caller's buffer, bands of tile
-//! rows on separate threads. Anything else compressed (other algorithms, quantised floats, null
-//! or uncompressed-tile columns) goes through cfitsio.
+//! Reading RICE_1 tile-compressed images without cfitsio: integers, and floats quantised to
+//! integers (dithered or not, NaN, tiles stored as gzipped floats). The tiles a section touches
+//! are read from the heap (`pread`) and Rice-decoded straight into the caller's buffer, bands of
+//! tile rows on separate threads. Anything else compressed (other algorithms, integer images
+//! with nulls, other columns) goes through cfitsio.
 
 // Indexing reviewed (issue 8): `sec`, `tile`, `dims`, the strides and the odometers all have one entry per
 // image axis (ZNAXIS, checked equal to the tile shape's and the section's length); tile
@@ -15,15 +16,15 @@ use crate::direct::Direct;
 use crate::error::{Error, Result};
 use crate::header::Header;
 use crate::image::{Dtype, Pixel, Section};
+use crate::table::{FitsType, TableSchema, VarArray};
 
 /// Where the tiles of a RICE_1 image are, from its binary table's header.
 #[derive(Debug, Clone)]
 pub(crate) struct RiceTable {
     /// Offset of the table's rows in the file.
     data_start: u64,
-    /// Bytes per row (the descriptor: 8 for P, 16 for Q).
+    /// Bytes per row (NAXIS1).
     row_bytes: usize,
-    wide: bool,
     ntiles: usize,
     /// Offset of the heap from the rows' start.
     heap_offset: u64,
@@ -34,53 +35,205 @@ pub(crate) struct RiceTable {
     /// Image and tile shapes, FITS order (x first).
     dims: Vec<usize>,
     tile: Vec<usize>,
+    /// The COMPRESSED_DATA descriptor in each row.
+    code: Descriptor,
+    /// For a quantised floating-point image: how its integers become values.
+    quantized: Option<Quantized>,
+}
+
+/// Where a variable-length array descriptor sits in a row (`P`: two 32-bit words, `Q`: two 64-bit).
+#[derive(Debug, Clone, Copy)]
+struct Descriptor {
+    offset: usize,
+    wide: bool,
+}
+
+impl Descriptor {
+    /// (element count, heap offset) from `row`.
+    fn read(self, row: &[u8]) -> (u64, u64) {
+        let word = |a: usize, n: usize| {
+            row.get(a..a + n).map_or(0u64, |b| b.iter().fold(0, |acc, &x| acc << 8 | u64::from(x)))
+        };
+        let (o, n) = (self.offset, if self.wide { 8 } else { 4 });
+        (word(o, n), word(o + n, n))
+    }
+}
+
+/// The subtractive dithering of a quantised image (ZQUANTIZ).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dither {
+    /// `NO_DITHER`, or no ZQUANTIZ: value = integer x scale + zero.
+    None,
+    /// `SUBTRACTIVE_DITHER_1`: value = (integer - r + 0.5) x scale + zero, r from the standard's
+    /// random sequence.
+    One,
+    /// `SUBTRACTIVE_DITHER_2`: as 1, and the reserved integer -2147483646 is an exact 0.0.
+    Two,
+}
+
+/// A per-tile parameter: a column of the table (its offset in a row and type), or a keyword's
+/// value for every tile.
+#[derive(Debug, Clone, Copy)]
+enum Param {
+    Column { offset: usize, ty: FitsType },
+    Constant(f64),
+}
+
+impl Param {
+    fn read(self, row: &[u8]) -> Option<f64> {
+        match self {
+            Param::Constant(v) => Some(v),
+            Param::Column { offset, ty } => {
+                let bytes = |n: usize| row.get(offset..offset + n);
+                match ty {
+                    FitsType::Double => bytes(8).and_then(|b| b.try_into().ok()).map(f64::from_be_bytes),
+                    FitsType::Float => bytes(4).and_then(|b| b.try_into().ok()).map(|b| f64::from(f32::from_be_bytes(b))),
+                    FitsType::Int => bytes(4).and_then(|b| b.try_into().ok()).map(|b| f64::from(i32::from_be_bytes(b))),
+                    FitsType::Short => bytes(2).and_then(|b| b.try_into().ok()).map(|b| f64::from(i16::from_be_bytes(b))),
+                    _ => None,
+                }
+            }
+        }
+    }
+}
+
+/// How a quantised floating-point image's tiles become values (the tiled image convention's
+/// quantisation, as cfitsio and astropy undo it).
+#[derive(Debug, Clone)]
+struct Quantized {
+    /// ZBITPIX = -64 (values are computed in f64 either way; -32 rounds them to f32).
+    double: bool,
+    dither: Dither,
+    /// ZDITHER0: where tile 1 starts in the random sequence.
+    seed: i64,
+    scale: Param,
+    zero: Param,
+    /// The integer that marks an undefined pixel (ZBLANK), read as NaN.
+    blank: Option<Param>,
+    /// GZIP_COMPRESSED_DATA: tiles the writer could not quantise, stored as gzipped values.
+    gzip: Option<Descriptor>,
+}
+
+/// Integer that SUBTRACTIVE_DITHER_2 stores for an exact zero.
+const ZERO_VALUE: i32 = -2_147_483_646;
+/// Length of the convention's random sequence.
+const N_RANDOM: usize = 10_000;
+
+/// The tiled image convention's 10000 dither values: the Park-Miller generator (a = 16807,
+/// m = 2^31 - 1) from seed 1, each seed / m rounded to f32, computed in f64 as cfitsio does.
+fn random_sequence() -> &'static [f32] {
+    static SEQUENCE: std::sync::OnceLock<Vec<f32>> = std::sync::OnceLock::new();
+    SEQUENCE.get_or_init(|| park_miller_seeds().map(|seed| (seed / PARK_MILLER_M) as f32).collect())
+}
+
+const PARK_MILLER_M: f64 = 2147483647.0;
+
+/// The convention's first `N_RANDOM` Park-Miller seeds (as f64, as cfitsio computes them).
+fn park_miller_seeds() -> impl Iterator<Item = f64> {
+    let mut seed = 1.0f64;
+    (0..N_RANDOM).map(move |_| {
+        let temp = 16807.0 * seed;
+        seed = temp - PARK_MILLER_M * (temp / PARK_MILLER_M).trunc();
+        seed
+    })
+}
+
+/// One tile's row of the table: its Rice code, gzipped values, and quantisation.
+#[derive(Debug, Clone, Copy, Default)]
+struct TileRow {
+    /// (bytes, heap offset) of COMPRESSED_DATA.
+    code: (u64, u64),
+    /// (bytes, heap offset) of GZIP_COMPRESSED_DATA (0 bytes when none).
+    gzip: (u64, u64),
+    scale: f64,
+    zero: f64,
+    blank: Option<i64>,
 }
 
 impl RiceTable {
     /// The table of a compressed HDU whose data starts at `data_start`, if torchfits decodes it
-    /// itself: RICE_1 of 8-, 16- or 32-bit integers, one COMPRESSED_DATA column, no quantisation.
+    /// itself: RICE_1 of 8-, 16- or 32-bit integers (one COMPRESSED_DATA column, no ZBLANK), or
+    /// of floats quantised to 32-bit integers (any ZQUANTIZ, ZSCALE/ZZERO/ZBLANK as columns or
+    /// keywords, tiles stored in GZIP_COMPRESSED_DATA). Anything else goes to cfitsio.
     pub(crate) fn from_header(table: &Header, data_start: u64) -> Option<RiceTable> {
         let cmp = table.get_str("ZCMPTYPE")?.trim().to_ascii_uppercase();
         if cmp != "RICE_1" && cmp != "RICE_ONE" {
             return None;
         }
         let zbitpix = table.get_i64("ZBITPIX")?;
-        if !matches!(zbitpix, 8 | 16 | 32) || table.get_i64("TFIELDS")? != 1 || table.contains("ZBLANK") {
+        // BSCALE/BZERO on a compressed image scale it once more: cfitsio's
+        if !matches!(zbitpix, 8 | 16 | 32 | -32 | -64) || table.contains("BSCALE") || table.contains("BZERO") {
             return None;
         }
-        if !table.get_str("TTYPE1")?.trim().eq_ignore_ascii_case("COMPRESSED_DATA") {
-            return None;
-        }
-        let tform = table.get_str("TFORM1")?.trim().to_ascii_uppercase();
-        let wide = match tform.trim_start_matches('1').get(..2)? {
-            "PB" => false,
-            "QB" => true,
-            _ => return None,
+        let schema = TableSchema::from_header(table).ok()?;
+        let descriptor = |name: &str| -> Option<Option<Descriptor>> {
+            let Some(col) = schema.columns.iter().find(|c| c.name.trim().eq_ignore_ascii_case(name)) else {
+                return Some(None);
+            };
+            let wide = match col.variable? {
+                VarArray::P => false,
+                VarArray::Q => true,
+            };
+            (col.fits_type == FitsType::Byte && col.repeat <= 1).then_some(Some(Descriptor { offset: col.offset, wide }))
         };
-        let (mut block, mut bytepix) = (32usize, (zbitpix / 8) as usize);
+        let code = descriptor("COMPRESSED_DATA")??;
+        let (mut block, mut bytepix) = (32usize, if zbitpix > 0 { (zbitpix / 8) as usize } else { 4 });
         for k in 1..=9 {
             match table.get_str(&format!("ZNAME{k}")).map(|s| s.trim().to_ascii_uppercase()).as_deref() {
                 Some("BLOCKSIZE") => block = usize::try_from(table.get_i64(&format!("ZVAL{k}"))?).ok()?,
                 Some("BYTEPIX") => bytepix = usize::try_from(table.get_i64(&format!("ZVAL{k}"))?).ok()?,
+                // the quantisation level the writer used: a note, not a decoding parameter
+                Some("NOISEBIT") if zbitpix < 0 => {}
                 Some(_) => return None,
                 None => {}
             }
         }
-        if bytepix != (zbitpix / 8) as usize || block == 0 || block > 1 << 16 {
+        let stored = if zbitpix > 0 { (zbitpix / 8) as usize } else { 4 };
+        if bytepix != stored || block == 0 || block > 1 << 16 {
             return None;
         }
-        let row_bytes = usize::try_from(table.get_i64("NAXIS1")?).ok()?;
-        let ntiles = usize::try_from(table.get_i64("NAXIS2")?).ok()?;
-        if row_bytes != if wide { 16 } else { 8 } {
-            return None;
-        }
-        let rows = (row_bytes as u64).checked_mul(ntiles as u64)?;
-        let pcount = u64::try_from(table.get_i64("PCOUNT").unwrap_or(0)).ok()?;
-        let heap_offset = match table.get_i64("THEAP") {
-            Some(t) => u64::try_from(t).ok()?,
-            None => rows,
+        let quantized = if zbitpix > 0 {
+            if schema.columns.len() != 1 || table.contains("ZBLANK") {
+                return None;
+            }
+            None
+        } else {
+            let known = ["COMPRESSED_DATA", "GZIP_COMPRESSED_DATA", "ZSCALE", "ZZERO", "ZBLANK"];
+            if schema.columns.iter().any(|c| !known.iter().any(|k| c.name.trim().eq_ignore_ascii_case(k))) {
+                return None;
+            }
+            let param = |name: &str| -> Option<Option<Param>> {
+                match schema.columns.iter().find(|c| c.name.trim().eq_ignore_ascii_case(name)) {
+                    Some(c) if c.variable.is_none() && c.repeat == 1 && c.null.is_none() && c.scale == 1.0 && c.zero == 0.0 => {
+                        matches!(c.fits_type, FitsType::Double | FitsType::Float | FitsType::Int | FitsType::Short)
+                            .then_some(Some(Param::Column { offset: c.offset, ty: c.fits_type }))
+                    }
+                    Some(_) => None,
+                    None => Some(table.get_f64(name).map(Param::Constant)),
+                }
+            };
+            let dither = match table.get_str("ZQUANTIZ").map(|q| q.trim().to_ascii_uppercase()).as_deref() {
+                None | Some("NO_DITHER") => Dither::None,
+                Some("SUBTRACTIVE_DITHER_1") => Dither::One,
+                Some("SUBTRACTIVE_DITHER_2") => Dither::Two,
+                Some(_) => return None,
+            };
+            let seed = match dither {
+                Dither::None => 0,
+                _ => table.get_i64("ZDITHER0").filter(|s| (1..=N_RANDOM as i64).contains(s))?,
+            };
+            Some(Quantized {
+                double: zbitpix == -64,
+                dither,
+                seed,
+                scale: param("ZSCALE")??,
+                zero: param("ZZERO")??,
+                blank: param("ZBLANK")?,
+                gzip: descriptor("GZIP_COMPRESSED_DATA")?,
+            })
         };
-        let heap_len = (rows + pcount).checked_sub(heap_offset)?;
+        let ntiles = usize::try_from(schema.nrows).ok()?;
+        let heap_len = schema.data_len.checked_sub(schema.heap_offset)?;
         let naxis = usize::try_from(table.get_i64("ZNAXIS")?).ok()?;
         let mut dims = Vec::with_capacity(naxis);
         let mut tile = Vec::with_capacity(naxis);
@@ -98,37 +251,59 @@ impl RiceTable {
         if naxis == 0 || expected != Some(ntiles) {
             return None;
         }
-        Some(RiceTable { data_start, row_bytes, wide, ntiles, heap_offset, heap_len, bytepix, block, dims, tile })
+        Some(RiceTable {
+            data_start,
+            row_bytes: schema.row_bytes,
+            ntiles,
+            heap_offset: schema.heap_offset,
+            heap_len,
+            bytepix,
+            block,
+            dims,
+            tile,
+            code,
+            quantized,
+        })
     }
 
     /// Whether an image of `dtype` (as the header gives it) is read here into `T`: in its own
-    /// type, the stored integers as they are or offset (unsigned, i8), no BLANK.
+    /// type, the stored integers as they are or offset (unsigned, i8), no BLANK; a quantised
+    /// image as f32 (ZBITPIX -32) or f64 (-64).
     pub(crate) fn decodes<T: Pixel>(&self, dtype: Dtype, blank: bool) -> bool {
-        let stored = match self.bytepix {
-            1 => matches!(dtype, Dtype::U8 | Dtype::I8),
-            2 => matches!(dtype, Dtype::I16 | Dtype::U16),
-            _ => matches!(dtype, Dtype::I32 | Dtype::U32),
+        let stored = match (&self.quantized, self.bytepix) {
+            (Some(q), _) => dtype == if q.double { Dtype::F64 } else { Dtype::F32 },
+            (None, 1) => matches!(dtype, Dtype::U8 | Dtype::I8),
+            (None, 2) => matches!(dtype, Dtype::I16 | Dtype::U16),
+            (None, _) => matches!(dtype, Dtype::I32 | Dtype::U32),
         };
         stored && !blank && T::DTYPE == dtype
     }
 
-    /// The tile descriptors: (compressed length, heap offset) per tile.
-    fn descriptors(&self, file: &Direct) -> Result<Vec<(u64, u64)>> {
+    /// Each tile's row: where its code is, and its quantisation.
+    fn descriptors(&self, file: &Direct) -> Result<Vec<TileRow>> {
         let bytes = (self.ntiles as u64).saturating_mul(self.row_bytes as u64);
         if self.data_start.saturating_add(bytes) > file.len() {
             return Err(Error::decoding("the file is truncated: it ends inside the table of tiles"));
         }
         let mut rows = vec![0u8; bytes as usize];
         file.read_bytes_at(&mut rows, self.data_start)?;
-        Ok(rows
-            .chunks_exact(self.row_bytes)
-            .map(|r| {
-                let word = |a: usize, n: usize| {
-                    r.get(a..a + n).map_or(0u64, |b| b.iter().fold(0, |acc, &x| acc << 8 | u64::from(x)))
-                };
-                if self.wide { (word(0, 8), word(8, 8)) } else { (word(0, 4), word(4, 4)) }
+        rows.chunks_exact(self.row_bytes.max(1))
+            .enumerate()
+            .map(|(k, r)| {
+                let mut row = TileRow { code: self.code.read(r), scale: 1.0, ..TileRow::default() };
+                if let Some(q) = &self.quantized {
+                    let bad = |what: &str| Error::decoding(format!("tile {k}: its {what} cannot be read"));
+                    row.gzip = q.gzip.map_or((0, 0), |d| d.read(r));
+                    row.scale = q.scale.read(r).ok_or_else(|| bad("ZSCALE"))?;
+                    row.zero = q.zero.read(r).ok_or_else(|| bad("ZZERO"))?;
+                    row.blank = match q.blank {
+                        Some(b) => Some(b.read(r).ok_or_else(|| bad("ZBLANK"))? as i64),
+                        None => None,
+                    };
+                }
+                Ok(row)
             })
-            .collect())
+            .collect()
     }
 
     /// Decodes `section` (C order) into `out`, bands of tile rows on up to `threads` threads.
@@ -185,7 +360,7 @@ impl RiceTable {
     fn decode_band<T: Pixel>(
         &self,
         file: &Direct,
-        descriptors: &[(u64, u64)],
+        rows: &[TileRow],
         band: &[Range<usize>],
         ostride: &[usize],
         out: &mut [T],
@@ -196,27 +371,33 @@ impl RiceTable {
         let counts: Vec<usize> = self.dims.iter().zip(&self.tile).map(|(d, t)| d.div_ceil(*t)).collect();
         let mut code = Vec::new();
         let mut pixels: Vec<i32> = Vec::new();
+        let mut values: Vec<T> = Vec::new();
         let mut tc = first.clone();
         loop {
             // this tile: its index, extent, and the part of the band it covers
             let k = tc.iter().zip(&counts).rev().fold(0usize, |acc, (c, m)| acc * m + c);
             let lo: Vec<usize> = tc.iter().zip(&self.tile).map(|(c, t)| c * t).collect();
             let hi: Vec<usize> = lo.iter().zip(&self.tile).zip(&self.dims).map(|((l, t), d)| (l + t).min(*d)).collect();
-            let &(len, offset) = descriptors.get(k).ok_or_else(|| Error::decoding("a tile has no descriptor"))?;
-            if offset.checked_add(len).is_none_or(|end| end > self.heap_len) {
-                return Err(Error::decoding(format!("tile {k} points outside the heap")));
-            }
+            let row = *rows.get(k).ok_or_else(|| Error::decoding("a tile has no descriptor"))?;
             let count: usize = lo.iter().zip(&hi).map(|(l, h)| h - l).product();
-            // no tile needs more than its raw pixels plus the block headers
-            let most = (count as u64).saturating_mul(self.bytepix as u64 + 1).saturating_add(64);
-            if len > most {
-                return Err(Error::decoding(format!("tile {k} claims {len} bytes, more than {count} pixels can take")));
+            let tile_err = |e: String| Error::decoding(format!("tile {k}: {e}"));
+            match &self.quantized {
+                Some(q) if row.code.0 == 0 && row.gzip.0 > 0 => {
+                    // a tile the writer stored losslessly: gzipped big-endian values
+                    self.heap_bytes(file, k, row.gzip, &mut code)?;
+                    gunzip_values(&code, q.double, count, &mut values).map_err(tile_err)?;
+                    self.copy(&values, &lo, &hi, band, ostride, out, <[T]>::copy_from_slice);
+                }
+                Some(q) => {
+                    self.rice_tile(file, k, row.code, count, &mut code, &mut pixels)?;
+                    unquantize(q, k, &row, &pixels, &mut values);
+                    self.copy(&values, &lo, &hi, band, ostride, out, <[T]>::copy_from_slice);
+                }
+                None => {
+                    self.rice_tile(file, k, row.code, count, &mut code, &mut pixels)?;
+                    self.copy(&pixels, &lo, &hi, band, ostride, out, store);
+                }
             }
-            code.resize(len as usize, 0);
-            file.read_bytes_at(&mut code, self.data_start + self.heap_offset + offset)?;
-            decode(&code, self.bytepix, self.block, count, &mut pixels)
-                .map_err(|e| Error::decoding(format!("tile {k}: {e}")))?;
-            self.copy(&pixels, &lo, &hi, band, ostride, out);
             // next tile, odometer-wise
             let mut a = 0;
             loop {
@@ -233,15 +414,46 @@ impl RiceTable {
         }
     }
 
-    /// Copies the part of a decoded tile (`lo..hi`) inside `band` into `out`.
-    fn copy<T: Pixel>(
+    /// Reads the `(bytes, heap offset)` of tile `k` from the heap into `code`, checked against the
+    /// heap.
+    fn heap_bytes(&self, file: &Direct, k: usize, (len, offset): (u64, u64), code: &mut Vec<u8>) -> Result<()> {
+        if offset.checked_add(len).is_none_or(|end| end > self.heap_len) {
+            return Err(Error::decoding(format!("tile {k} points outside the heap")));
+        }
+        code.resize(len as usize, 0);
+        file.read_bytes_at(code, self.data_start + self.heap_offset + offset)
+    }
+
+    /// Rice-decodes tile `k` (`count` pixels, its code at `at` in the heap) into `pixels`.
+    fn rice_tile(
         &self,
-        pixels: &[i32],
+        file: &Direct,
+        k: usize,
+        at: (u64, u64),
+        count: usize,
+        code: &mut Vec<u8>,
+        pixels: &mut Vec<i32>,
+    ) -> Result<()> {
+        // no tile needs more than its raw pixels plus the block headers
+        let most = (count as u64).saturating_mul(self.bytepix as u64 + 1).saturating_add(64);
+        if at.0 > most {
+            return Err(Error::decoding(format!("tile {k} claims {} bytes, more than {count} pixels can take", at.0)));
+        }
+        self.heap_bytes(file, k, at, code)?;
+        decode(code, self.bytepix, self.block, count, pixels).map_err(|e| Error::decoding(format!("tile {k}: {e}")))
+    }
+
+    /// Copies the part of a decoded tile (`lo..hi`) inside `band` into `out`, a run at a time.
+    #[allow(clippy::too_many_arguments)]
+    fn copy<S, T>(
+        &self,
+        pixels: &[S],
         lo: &[usize],
         hi: &[usize],
         band: &[Range<usize>],
         ostride: &[usize],
         out: &mut [T],
+        store: impl Fn(&mut [T], &[S]),
     ) {
         let n = lo.len();
         let a: Vec<usize> = lo.iter().zip(band).map(|(l, b)| (*l).max(b.start)).collect();
@@ -259,7 +471,7 @@ impl RiceTable {
             let src: usize = (0..n).map(|i| (c[i] - lo[i]) * tstride[i]).sum();
             let dst: usize = (0..n).map(|i| (c[i] - band[i].start) * ostride[i]).sum();
             if let (Some(s), Some(d)) = (pixels.get(src..src + run), out.get_mut(dst..dst + run)) {
-                store(s, d);
+                store(d, s);
             }
             let mut i = 1;
             loop {
@@ -277,9 +489,96 @@ impl RiceTable {
     }
 }
 
+/// The values of quantised tile `k` (0-based, FITS order) from its integers, as cfitsio's
+/// `unquantize_i4r4` / `_i4r8` compute them: in f64, each value rounded once to `T`; ZBLANK
+/// pixels are NaN; the dither index advances over every pixel, null or not.
+fn unquantize<T: Pixel>(q: &Quantized, k: usize, row: &TileRow, ints: &[i32], out: &mut Vec<T>) {
+    out.clear();
+    out.resize(ints.len(), T::default());
+    match T::DTYPE {
+        Dtype::F32 => unquantize_as(q, k, row, ints, bytemuck::cast_slice_mut::<T, f32>(out), |x| x as f32),
+        Dtype::F64 => unquantize_as(q, k, row, ints, bytemuck::cast_slice_mut::<T, f64>(out), |x| x),
+        _ => {}
+    }
+}
+
+/// [`unquantize`] into `out`, each f64 value rounded by `round`: in runs that end where the
+/// dither index wraps, so the inner loop has no bookkeeping.
+fn unquantize_as<F: Copy>(q: &Quantized, k: usize, row: &TileRow, ints: &[i32], out: &mut [F], round: impl Fn(f64) -> F) {
+    let (scale, zero) = (row.scale, row.zero);
+    let blank = row.blank.and_then(|b| i32::try_from(b).ok());
+    let value = |v: i32, r: f32| -> F {
+        round(if Some(v) == blank {
+            f64::NAN
+        } else {
+            match q.dither {
+                Dither::None => f64::from(v) * scale + zero,
+                Dither::Two if v == ZERO_VALUE => 0.0,
+                _ => (f64::from(v) - f64::from(r) + 0.5) * scale + zero,
+            }
+        })
+    };
+    if q.dither == Dither::None {
+        out.iter_mut().zip(ints).for_each(|(o, &v)| *o = value(v, 0.0));
+        return;
+    }
+    let random = random_sequence();
+    // tile k + 1 starts at ZDITHER0 + k - 1 in the sequence (mod its length)
+    let mut iseed = ((k as u64).saturating_add(q.seed.max(1) as u64) - 1) as usize % N_RANDOM;
+    let start = |i: usize| random.get(i).map_or(0, |&r| (r * 500.0) as usize);
+    let mut next = start(iseed);
+    let (mut out, mut ints) = (out, ints);
+    while !ints.is_empty() && !out.is_empty() {
+        let r = random.get(next..).unwrap_or_default();
+        let n = r.len().min(ints.len()).min(out.len()).max(1);
+        let (o, o_rest) = std::mem::take(&mut out).split_at_mut(n);
+        let (i, i_rest) = ints.split_at(n);
+        o.iter_mut().zip(i).zip(r).for_each(|((o, &v), &r)| *o = value(v, r));
+        (out, ints) = (o_rest, i_rest);
+        // the index moves on over every pixel, null or not; at the end of the sequence the
+        // next seed gives the new start
+        next += n;
+        if next >= N_RANDOM {
+            iseed = (iseed + 1) % N_RANDOM;
+            next = start(iseed);
+        }
+    }
+}
+
+/// The `count` values of a tile stored as gzipped big-endian floats (f64 when `double`).
+fn gunzip_values<T: Pixel>(code: &[u8], double: bool, count: usize, out: &mut Vec<T>) -> std::result::Result<(), String> {
+    use std::io::Read;
+    let width = if double { 8 } else { 4 };
+    let want = count.saturating_mul(width);
+    let mut raw = Vec::with_capacity(want);
+    flate2::read::MultiGzDecoder::new(code)
+        .take(want as u64 + 1)
+        .read_to_end(&mut raw)
+        .map_err(|e| format!("its gzipped values cannot be inflated: {e}"))?;
+    if raw.len() != want {
+        return Err(format!("its gzipped values inflate to {} bytes, not the {want} of {count} pixels", raw.len()));
+    }
+    out.clear();
+    out.resize(count, T::default());
+    match (T::DTYPE, double) {
+        (Dtype::F32, false) => {
+            let o: &mut [f32] = bytemuck::cast_slice_mut(out);
+            o.iter_mut().zip(raw.chunks_exact(4)).for_each(|(o, b)| *o = f32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        }
+        (Dtype::F64, true) => {
+            let o: &mut [f64] = bytemuck::cast_slice_mut(out);
+            o.iter_mut().zip(raw.chunks_exact(8)).for_each(|(o, b)| {
+                *o = f64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            });
+        }
+        _ => return Err("its values are not of the image's type".into()),
+    }
+    Ok(())
+}
+
 /// Stored integers (sign-extended) as values of `T`: the unsigned types and i8 undo their
 /// offset (a flipped top bit).
-fn store<T: Pixel>(src: &[i32], dst: &mut [T]) {
+fn store<T: Pixel>(dst: &mut [T], src: &[i32]) {
     macro_rules! each {
         ($t:ty, $f:expr) => {{
             let d: &mut [$t] = bytemuck::cast_slice_mut(dst);
@@ -430,6 +729,16 @@ fn decode_into<const N: usize>(code: &[u8], block: usize, out: &mut [i32]) -> st
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_dither_sequence_is_the_conventions() {
+        // the convention's check: the 10000th seed is 1043618065
+        assert_eq!(park_miller_seeds().last(), Some(1043618065.0));
+        let r = random_sequence();
+        assert_eq!(r.len(), N_RANDOM);
+        assert!(r.iter().all(|&v| v > 0.0 && v < 1.0));
+        assert_eq!(r[0], (16807.0 / PARK_MILLER_M) as f32);
+    }
 
     #[test]
     fn decodes_what_the_encoder_codes_and_rejects_short_input() {
