@@ -151,6 +151,12 @@ def main():
     # a zip file whose local header declares 4 GB inflated (cfitsio allocates what it declares)
     write("zip_declares_4gb.fits.zip", b"PK\x03\x04" + struct.pack("<HHHHHIII", 20, 0, 8, 0, 0, 0, 100, 0xFFFFFFF0)
           + struct.pack("<HH", 10, 0) + b"x.fits.zip" + bytes(100))
+    # a compress (.Z) file cut short (torchfits inflates it, within the limit; cfitsio's buffer
+    # grows without one), and pack and LZH files, which torchfits refuses
+    with open(os.path.join(HERE, "..", "data", "lzw.fits.Z"), "rb") as f:
+        write("lzw_truncated.fits.Z", f.read()[:4000])
+    write("pack_file.fits.z", b"\x1f\x1e" + bytes(rnd.randrange(256) for _ in range(500)))
+    write("lzh_file.fits.z", b"\x1f\xa0" + bytes(rnd.randrange(256) for _ in range(500)))
     # any file starting "PK" is a zip file to cfitsio (a fuzz finding: 3.9 GB declared)
     write("pk_declares_4gb.fits", b"PK\x0d\xf9" + bytes(18) + struct.pack("<I", 0xE7E7E7E7) + bytes(100))
     # an ASCII table whose TFORM starts with a non-ASCII byte (its width was sliced as text: a panic,

@@ -62,6 +62,9 @@ const CORPUS: &[(&str, Expect)] = &[
     ("ascii_table_nonascii_tform.fits", Expect::Error),
     ("compressed_float_garbage_tiles.fits", Expect::Error),
     ("zip_declares_4gb.fits.zip", Expect::Error),
+    ("lzw_truncated.fits.Z", Expect::Error),
+    ("pack_file.fits.z", Expect::Error),
+    ("lzh_file.fits.z", Expect::Error),
     ("a[1].fits", Expect::Ok),
     ("!bang.fits", Expect::Ok),
     ("pipe|name.fits", Expect::Ok),
@@ -137,6 +140,84 @@ fn a_header_past_the_card_limit_is_refused() {
     // the explicit opt-out reads it
     let mut f = OpenOptions::new().limits(Limits::unlimited()).open(&path).expect("open");
     assert!(f.header(0).expect("header").len() > 100_000);
+}
+
+/// A Unix `compress` (LZW, ncompress's format without table clears) stream of `data`.
+fn lzw_compress(data: &[u8]) -> Vec<u8> {
+    const MAX_BITS: u32 = 16;
+    let mut out = vec![0x1f, 0x9d, MAX_BITS as u8];
+    let (mut acc, mut bits, mut since) = (0u64, 0u32, 0u64);
+    let mut put = |code: u32, width: u32, out: &mut Vec<u8>, since: &mut u64| {
+        acc |= u64::from(code) << bits;
+        bits += width;
+        *since += u64::from(width);
+        while bits >= 8 {
+            out.push(acc as u8);
+            acc >>= 8;
+            bits -= 8;
+        }
+    };
+    let mut table = std::collections::HashMap::new();
+    let (mut width, mut max_code, mut free) = (9u32, 511u32, 256u32);
+    let Some((&first, rest)) = data.split_first() else { return out };
+    let mut w = u32::from(first);
+    for &c in rest {
+        if let Some(&x) = table.get(&(w, c)) {
+            w = x;
+            continue;
+        }
+        put(w, width, &mut out, &mut since);
+        // the reader widens its codes when its table outgrows them, after a group of eight
+        if free > max_code && width < MAX_BITS {
+            let group = u64::from(width) * 8;
+            let pad = (group - since % group) % group;
+            for _ in 0..pad {
+                put(0, 1, &mut out, &mut since);
+            }
+            since = 0;
+            width += 1;
+            max_code = if width == MAX_BITS { 1 << MAX_BITS } else { (1 << width) - 1 };
+        }
+        if free < 1 << MAX_BITS {
+            table.insert((w, c), free);
+            free += 1;
+        }
+        w = u32::from(c);
+    }
+    put(w, width, &mut out, &mut since);
+    put(0, 7, &mut out, &mut since); // flush the last bits
+    out
+}
+
+/// A compress (.Z) bomb, made here, is refused by the limit while torchfits inflates it (cfitsio
+/// would grow its buffer as far as the stream goes); within the limit it reads as the plain file.
+#[test]
+fn a_compress_file_inflating_past_the_limit_is_refused() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bad-lzw");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut plain = Vec::new();
+    for c in [
+        "SIMPLE  =                    T",
+        "BITPIX  =                    8",
+        "NAXIS   =                    2",
+        "NAXIS1  =                 4096",
+        "NAXIS2  =                 4096",
+        "END",
+    ] {
+        plain.extend_from_slice(format!("{c:<80}").as_bytes());
+    }
+    plain.resize(2880, b' ');
+    plain.resize(2880 + (16 << 20), 7);
+    let bomb = dir.join("bomb.fits.Z");
+    std::fs::write(&bomb, lzw_compress(&plain)).expect("write");
+    assert!(std::fs::metadata(&bomb).expect("stat").len() < 1 << 20);
+    let e = OpenOptions::new().limits(Limits::default().with_max_alloc(8 << 20)).open(&bomb).expect_err("past the limit");
+    assert_eq!(e.kind(), torchfits::ErrorKind::Limits, "{e}");
+    assert!(e.to_string().contains("bomb.fits.Z") && e.to_string().contains("max_alloc"), "{e}");
+    let mut f = OpenOptions::new().open(&bomb).expect("open");
+    let px: Vec<u8> = f.image(0).expect("image").read().expect("read");
+    assert_eq!(px.len(), 16 << 20);
+    assert!(px.iter().all(|&v| v == 7));
 }
 
 /// A gzip bomb (a few kB that inflate past `Limits::max_alloc`, made here) is refused by the limit

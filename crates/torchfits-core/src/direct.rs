@@ -114,6 +114,15 @@ impl Direct {
         if n >= 2 && magic[..2] == GZIP_MAGIC {
             return gunzip(file, mmap, max_inflated).map(Some);
         }
+        if n >= 2 && magic[..2] == crate::unlzw::MAGIC {
+            return uncompress(file, mmap, max_inflated).map(Some);
+        }
+        if n >= 2 && (magic[..2] == [0x1f, 0x1e] || magic[..2] == [0x1f, 0xa0]) {
+            // cfitsio would inflate these into a buffer it grows without bound
+            return Err(Error::unsupported(
+                "a pack or LZH-compressed file (read by neither torchfits nor astropy): decompress it first",
+            ));
+        }
         if n >= 2 && magic[..2] == *b"PK" {
             // cfitsio takes any file starting "PK" for a zip file, to inflate into a buffer of the
             // size bytes 22..26 declare: bound that first
@@ -468,27 +477,57 @@ fn convert<T: Pixel>(plan: &Plan, src: &[u8], out: &mut [T]) -> Result<()> {
 /// Inflates the gzip stream (every member) of `file` into an unlinked temporary file, refusing
 /// to write more than `max` bytes; the inflated bytes must be a FITS file.
 fn gunzip(file: File, mmap: bool, max: u64) -> Result<Direct> {
-    let scratch = unlinked_temp_file().map_err(|e| Error::io(e, "cannot make a temporary file to inflate into"))?;
-    let mut decoder = flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 16, file));
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, &scratch);
-    let copied = std::io::copy(&mut (&mut decoder).take(max.saturating_add(1)), &mut out).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof
-            || e.kind() == std::io::ErrorKind::InvalidInput
-            || e.kind() == std::io::ErrorKind::InvalidData
-        {
-            Error::decoding(format!("the gzip stream is corrupt or cut short: {e}"))
-        } else {
-            Error::io(e, "cannot inflate the gzip file")
+    inflate("gzip", mmap, max, |out| {
+        let mut decoder = flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 16, file));
+        let copied = std::io::copy(&mut (&mut decoder).take(max.saturating_add(1)), out).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof
+                || e.kind() == std::io::ErrorKind::InvalidInput
+                || e.kind() == std::io::ErrorKind::InvalidData
+            {
+                Error::decoding(format!("the gzip stream is corrupt or cut short: {e}"))
+            } else {
+                Error::io(e, "cannot inflate the gzip file")
+            }
+        })?;
+        if copied > max {
+            return Err(Error::limits(format!("the gzip file inflates to more than {max} bytes (Limits::max_alloc)")));
         }
-    })?;
+        Ok(copied)
+    })
+}
+
+/// As [`gunzip`], for a Unix `compress` (.Z) file.
+fn uncompress(file: File, mmap: bool, max: u64) -> Result<Direct> {
+    inflate("compress (.Z)", mmap, max, |out| {
+        crate::unlzw::unlzw(std::io::BufReader::with_capacity(1 << 16, file), out, max).map_err(|e| match e {
+            crate::unlzw::UnlzwError::TooLarge => Error::limits(format!(
+                "the compress (.Z) file inflates to more than {max} bytes (Limits::max_alloc)"
+            )),
+            crate::unlzw::UnlzwError::Corrupt(why) => Error::decoding(format!("the compress (.Z) stream is corrupt: {why}")),
+            crate::unlzw::UnlzwError::Io(e) => Error::io(e, "cannot inflate the compress (.Z) file"),
+        })
+    })
+}
+
+/// Runs `decode` (which writes at most `max` bytes and says how many) into an unlinked
+/// temporary file, which must then hold a FITS file: the [`Direct`] of the inflated bytes.
+fn inflate(
+    what: &str,
+    mmap: bool,
+    max: u64,
+    decode: impl FnOnce(&mut std::io::BufWriter<&File>) -> Result<u64>,
+) -> Result<Direct> {
+    let scratch = unlinked_temp_file().map_err(|e| Error::io(e, "cannot make a temporary file to inflate into"))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, &scratch);
+    let copied = decode(&mut out)?;
     if copied > max {
-        return Err(Error::limits(format!("the gzip file inflates to more than {max} bytes (Limits::max_alloc)")));
+        return Err(Error::limits(format!("the {what} file inflates to more than {max} bytes (Limits::max_alloc)")));
     }
     out.flush().map_err(|e| Error::io(e, "cannot write the inflated file"))?;
     drop(out);
     let mut magic = [0u8; 9];
     if scratch.read_exact_at(&mut magic, 0).is_err() || &magic != b"SIMPLE  =" {
-        return Err(Error::decoding("the gzip file does not hold a FITS file (no SIMPLE card at its start)"));
+        return Err(Error::decoding(format!("the {what} file does not hold a FITS file (no SIMPLE card at its start)")));
     }
     let inflated = PathBuf::from(format!("/proc/self/fd/{}", scratch.as_raw_fd()));
     Ok(Direct { file: scratch, len: copied, mmap, map: OnceLock::new(), inflated: Some(inflated) })

@@ -55,6 +55,7 @@ pub mod preview;
 mod scan;
 pub mod table;
 mod tiled;
+mod unlzw;
 mod wcs;
 mod wcs_fast;
 pub mod write;
