@@ -36,7 +36,7 @@ fi
 seeds=(seeds/"$target")
 case "$target" in
     header|open_read)
-        seeds+=(../tests/bad ../examples/data)
+        seeds+=(../tests/bad ../tests/data ../examples/data)
         for d in ../../shared/corpus/images-tables ../../shared/corpus/wcs; do
             [ -d "$d" ] && seeds+=("$d")
         done
