@@ -148,6 +148,17 @@ def main():
         ("ZTILE1", 16), ("ZTILE2", 1), ("ZCMPTYPE", "GZIP_1")])
     gz[8] = card("TTYPE1", "COMPRESSED_DATA")
     write("compressed_descriptor_past_heap.fits", PRIMARY + header(gz) + data(descs + garbage))
+    # a GZIP_1 image whose tiles are valid gzip streams of the wrong size (20 bytes for 16 int16
+    # pixels): cfitsio leaked each tile's buffer on this error (a fuzz finding, LeakSanitizer)
+    tiles = [gzip.compress(bytes(rnd.randrange(256) for _ in range(20)), mtime=0) for _ in range(nt)]
+    heap = b"".join(tiles)
+    offsets = [sum(len(t) for t in tiles[:i]) for i in range(nt)]
+    gzw = table(nt, 8, ["1PB(64)"], pcount=len(heap), extra=[
+        ("ZIMAGE", True), ("ZBITPIX", 16), ("ZNAXIS", 2), ("ZNAXIS1", 16), ("ZNAXIS2", 16),
+        ("ZTILE1", 16), ("ZTILE2", 1), ("ZCMPTYPE", "GZIP_1")])
+    gzw[8] = card("TTYPE1", "COMPRESSED_DATA")
+    write("compressed_gzip_wrong_size.fits", PRIMARY + header(gzw)
+          + data(b"".join(struct.pack(">ii", len(t), o) for t, o in zip(tiles, offsets)) + heap))
     # a zip file whose local header declares 4 GB inflated (cfitsio allocates what it declares)
     write("zip_declares_4gb.fits.zip", b"PK\x03\x04" + struct.pack("<HHHHHIII", 20, 0, 8, 0, 0, 0, 100, 0xFFFFFFF0)
           + struct.pack("<HH", 10, 0) + b"x.fits.zip" + bytes(100))

@@ -57,6 +57,7 @@ const CORPUS: &[(&str, Expect)] = &[
     ("compressed_huge_tile.fits", Expect::Error),
     ("compressed_descriptor_past_heap.fits", Expect::Error),
     ("compressed_unreadable_cards.fits", Expect::Error),
+    ("compressed_gzip_wrong_size.fits", Expect::Error),
     ("gzip_truncated.fits.gz", Expect::Error),
     ("pk_declares_4gb.fits", Expect::Error),
     ("ascii_table_nonascii_tform.fits", Expect::Error),

@@ -681,7 +681,7 @@ pub(crate) fn check_tile_descriptors(file: &Direct, table: &Header, data_start: 
     let mut rows = vec![0u8; usize::try_from(rows_len).map_err(|_| Error::limits("the table of tiles is too large"))?];
     file.read_bytes_at(&mut rows, data_start)?;
     let word = |b: &[u8]| b.iter().fold(0i64, |acc, &x| acc << 8 | i64::from(x));
-    let rice = rice_geometry(table)?;
+    let check = tile_check(table)?;
     let mut code = Vec::new();
     let mut pixels = Vec::new();
     for (tile, row) in rows.chunks_exact(schema.row_bytes.max(1)).enumerate() {
@@ -706,33 +706,64 @@ pub(crate) fn check_tile_descriptors(file: &Direct, table: &Header, data_start: 
             };
             // cfitsio's Rice decoder reads past the end of a tile that ends early (a SEGV under
             // AddressSanitizer on a garbage tile, a fuzz finding): every Rice tile must decode
-            // in full with torchfits' bounds-checked decoder first
-            if let Some(g) = &rice
-                && col.name.eq_ignore_ascii_case("COMPRESSED_DATA")
-                && end > 0
-            {
-                let offset = offset.unsigned_abs(); // >= 0: checked with `end` above
-                code.resize(usize::try_from(end - offset).unwrap_or(0), 0);
-                let start = data_start.saturating_add(schema.heap_offset).saturating_add(offset);
-                file.read_bytes_at(&mut code, start)?;
-                crate::tiled::decode(&code, g.bytepix, g.block, g.pixels(tile), &mut pixels)
-                    .map_err(|e| Error::decoding(format!("tile {tile}: {e}")))?;
+            // in full with torchfits' bounds-checked decoder first. cfitsio leaks its buffer when
+            // a gzipped tile inflates to the wrong size (a fuzz finding): every gzipped tile must
+            // inflate to exactly its pixels first.
+            let Some(g) = &check else { continue };
+            if end == 0 {
+                continue;
+            }
+            let gzip_column = col.name.eq_ignore_ascii_case("GZIP_COMPRESSED_DATA");
+            if !gzip_column && !col.name.eq_ignore_ascii_case("COMPRESSED_DATA") {
+                continue;
+            }
+            let offset = offset.unsigned_abs(); // >= 0: checked with `end` above
+            code.resize(usize::try_from(end - offset).unwrap_or(0), 0);
+            let start = data_start.saturating_add(schema.heap_offset).saturating_add(offset);
+            file.read_bytes_at(&mut code, start)?;
+            let bad = |e: String| Error::decoding(format!("tile {tile}: {e}"));
+            match g.codec {
+                _ if gzip_column => inflates_to(&code, g.pixels(tile).saturating_mul(g.raw_width)).map_err(bad)?,
+                TileCodec::Rice { bytepix, block } => {
+                    crate::tiled::decode(&code, bytepix, block, g.pixels(tile), &mut pixels).map_err(bad)?
+                }
+                TileCodec::Gzip { width } => inflates_to(&code, g.pixels(tile).saturating_mul(width)).map_err(bad)?,
             }
         }
     }
     Ok(())
 }
 
-/// What validating a RICE_1 image's tiles needs: bytes per coded pixel, the block size, and the
-/// tile grid (FITS order) to count each tile's pixels.
-struct RiceGeometry {
-    bytepix: usize,
-    block: usize,
+/// Checks that a gzipped tile inflates to exactly `want` bytes (reading at most one more).
+fn inflates_to(code: &[u8], want: usize) -> std::result::Result<(), String> {
+    let mut decoder = flate2::read::GzDecoder::new(code);
+    let n = std::io::copy(&mut std::io::Read::take(&mut decoder, want as u64 + 1), &mut std::io::sink())
+        .map_err(|e| format!("its gzip stream cannot be inflated: {e}"))?;
+    if n != want as u64 {
+        return Err(format!("it inflates to {n} bytes or more, not the {want} of its pixels"));
+    }
+    Ok(())
+}
+
+/// How a compressed image's tiles are coded, for checking them before cfitsio decodes them.
+#[derive(Clone, Copy)]
+enum TileCodec {
+    /// RICE_1: bytes per coded pixel and the block size.
+    Rice { bytepix: usize, block: usize },
+    /// GZIP_1 / GZIP_2: bytes per pixel once inflated.
+    Gzip { width: usize },
+}
+
+/// What checking a compressed image's tiles needs: their codec, the width of a value stored raw
+/// (GZIP_COMPRESSED_DATA), and the tile grid (FITS order) to count each tile's pixels.
+struct TileCheck {
+    codec: TileCodec,
+    raw_width: usize,
     dims: Vec<usize>,
     tile: Vec<usize>,
 }
 
-impl RiceGeometry {
+impl TileCheck {
     /// Pixels of tile `k` (edge tiles are cut by the image).
     fn pixels(&self, k: usize) -> usize {
         let mut rest = k;
@@ -747,31 +778,53 @@ impl RiceGeometry {
     }
 }
 
-/// The Rice geometry of a compressed image's table header; `None` when it is not RICE_1. A RICE_1
-/// header whose parameters torchfits cannot read is refused (its tiles could not be checked).
-fn rice_geometry(table: &Header) -> Result<Option<RiceGeometry>> {
+/// The tile check of a compressed image's table header; `None` for codecs other than RICE_1 and
+/// GZIP_1/2. A header whose parameters torchfits cannot read is refused (its tiles could not be
+/// checked).
+fn tile_check(table: &Header) -> Result<Option<TileCheck>> {
     let cmp = table.get_str("ZCMPTYPE").map(|c| c.trim().to_ascii_uppercase()).unwrap_or_default();
-    if cmp != "RICE_1" && cmp != "RICE_ONE" {
-        return Ok(None);
-    }
-    let unreadable = |what: &str| Error::decoding(format!("the RICE_1 image's {what} cannot be read"));
+    let unreadable = |what: &str| Error::decoding(format!("the {cmp} image's {what} cannot be read"));
     let int = |key: &str| table.get_i64(key).ok_or_else(|| unreadable(key));
     let size = |key: &str| int(key).and_then(|v| usize::try_from(v).map_err(|_| unreadable(key)));
     let zbitpix = int("ZBITPIX")?;
-    let (mut block, mut bytepix) = (32usize, if zbitpix > 0 { (zbitpix / 8) as usize } else { 4 });
-    for k in 1..=9 {
-        match table.get_str(&format!("ZNAME{k}")).map(|s| s.trim().to_ascii_uppercase()).as_deref() {
-            Some("BLOCKSIZE") => block = size(&format!("ZVAL{k}"))?,
-            Some("BYTEPIX") => bytepix = size(&format!("ZVAL{k}"))?,
-            _ => {}
+    let raw_width = zbitpix.unsigned_abs() as usize / 8;
+    let codec = match cmp.as_str() {
+        "RICE_1" | "RICE_ONE" => {
+            let (mut block, mut bytepix) = (32usize, if zbitpix > 0 { (zbitpix / 8) as usize } else { 4 });
+            for k in 1..=9 {
+                match table.get_str(&format!("ZNAME{k}")).map(|s| s.trim().to_ascii_uppercase()).as_deref() {
+                    Some("BLOCKSIZE") => block = size(&format!("ZVAL{k}"))?,
+                    Some("BYTEPIX") => bytepix = size(&format!("ZVAL{k}"))?,
+                    _ => {}
+                }
+            }
+            if !matches!(bytepix, 1 | 2 | 4) || block == 0 || block > 1 << 16 {
+                return Err(unreadable("BYTEPIX or BLOCKSIZE"));
+            }
+            TileCodec::Rice { bytepix, block }
         }
-    }
-    if !matches!(bytepix, 1 | 2 | 4) || block == 0 || block > 1 << 16 {
-        return Err(unreadable("BYTEPIX or BLOCKSIZE"));
+        "GZIP_1" | "GZIP_2" => {
+            // as cfitsio stores them: integers as they are, floats quantised to 32-bit integers
+            // unless ZQUANTIZ = 'NONE' or there is no ZSCALE (lossless: the floats themselves)
+            let lossless = table.get_str("ZQUANTIZ").is_some_and(|q| q.trim().eq_ignore_ascii_case("NONE"))
+                || !table.contains("ZSCALE") && !table_has_column(table, "ZSCALE");
+            let width = if zbitpix > 0 || lossless { raw_width } else { 4 };
+            TileCodec::Gzip { width }
+        }
+        _ => return Ok(None),
+    };
+    if !matches!(raw_width, 1 | 2 | 4 | 8) {
+        return Err(unreadable("ZBITPIX"));
     }
     let naxis = size("ZNAXIS")?;
     let dims = (1..=naxis).map(|k| size(&format!("ZNAXIS{k}"))).collect::<Result<Vec<_>>>()?;
     let mut tile = tile_shape(table).ok_or_else(|| unreadable("tile shape"))?;
     tile.reverse();
-    Ok(Some(RiceGeometry { bytepix, block, dims, tile }))
+    Ok(Some(TileCheck { codec, raw_width, dims, tile }))
+}
+
+/// Whether the binary table of `table` has a column named `name` (TTYPEn).
+fn table_has_column(table: &Header, name: &str) -> bool {
+    let n = table.get_i64("TFIELDS").unwrap_or(0).clamp(0, 999);
+    (1..=n).any(|k| table.get_str(&format!("TTYPE{k}")).is_some_and(|t| t.trim().eq_ignore_ascii_case(name)))
 }
