@@ -196,7 +196,7 @@ struct Loaded {
     /// For a compressed image, the tile shape in C order.
     tiles: Option<Vec<usize>>,
     /// For a RICE_1 integer image of a plain file: where its tiles are (decoded without cfitsio).
-    rice: Option<crate::tiled::RiceTable>,
+    native: Option<crate::tiled::NativeTiles>,
     /// For an uncompressed image of a plain file, the byte offset of its data.
     data_start: Option<u64>,
 }
@@ -419,17 +419,17 @@ impl FitsFile {
         };
         let (kind, compressed) = classify(index, &header).map_err(wrap)?;
         let mut tiles = None;
-        let mut rice = None;
+        let mut native = None;
         if compressed {
             tiles = tile_shape(&header);
-            rice = data_start.and_then(|start| crate::tiled::RiceTable::from_header(&header, start));
+            native = data_start.and_then(|start| crate::tiled::NativeTiles::from_header(&header, start));
             header = Arc::new(header.compressed_image_header().map_err(wrap)?);
         }
         if kind == HduKind::RandomGroups {
             Arc::make_mut(&mut header).normalise_random_groups();
         }
         let data_start = if compressed { None } else { data_start };
-        Ok(Loaded { kind, compressed, header, tiles, rice, data_start })
+        Ok(Loaded { kind, compressed, header, tiles, native, data_start })
     }
 
     /// The HDU `selector` names, loaded. A name is looked up by reading headers from the start.
@@ -550,7 +550,7 @@ impl FitsFile {
     /// [`Parameter`](ErrorKind::Parameter) error for a table, an
     /// [`Unsupported`](ErrorKind::Unsupported) one for random groups.
     pub fn image(&mut self, selector: impl Into<HduSelector>) -> Result<ImageReader<'_>> {
-        let (i, Loaded { kind, header, tiles, rice, data_start, .. }) = self.find(selector.into())?;
+        let (i, Loaded { kind, header, tiles, native, data_start, .. }) = self.find(selector.into())?;
         let path = self.path.clone();
         let wrap = |e: Error| e.in_hdu(i).in_file(&path);
         match kind {
@@ -574,8 +574,8 @@ impl FitsFile {
             self.limits.check_tile(bytes).map_err(wrap)?;
         }
         let data_start = if self.direct { data_start } else { None };
-        let rice = if self.direct { rice } else { None };
-        Ok(ImageReader::new(self, i, layout, header, data_start, tiles, rice))
+        let native = if self.direct { native } else { None };
+        Ok(ImageReader::new(self, i, layout, header, data_start, tiles, native))
     }
 }
 

@@ -387,7 +387,7 @@ pub struct ImageReader<'f> {
     /// For a compressed image: the tile shape, C order.
     tiles: Option<Vec<usize>>,
     /// For a RICE_1 integer image of a plain file: its tiles, decoded here rather than by cfitsio.
-    rice: Option<crate::tiled::RiceTable>,
+    native: Option<crate::tiled::NativeTiles>,
     /// The whole image as a section.
     full: Section,
 }
@@ -403,7 +403,7 @@ impl<'f> ImageReader<'f> {
         header: Arc<Header>,
         data_start: Option<u64>,
         tiles: Option<Vec<usize>>,
-        rice: Option<crate::tiled::RiceTable>,
+        native: Option<crate::tiled::NativeTiles>,
     ) -> Self {
         let plan = data_start.and_then(|start| {
             let bytes = (layout.bitpix.unsigned_abs() / 8) as u64;
@@ -415,7 +415,7 @@ impl<'f> ImageReader<'f> {
             Plan::new(layout.bitpix, layout.dtype, s.bscale, s.bzero, blank, (start, end))
         });
         let full = Section::full(&layout.shape);
-        ImageReader { file, index, layout, header, plan, tiles, rice, full }
+        ImageReader { file, index, layout, header, plan, tiles, native, full }
     }
 
     /// 0-based index of the HDU.
@@ -505,13 +505,13 @@ impl<'f> ImageReader<'f> {
                 return direct.read(plan, &self.layout.shape, section, out, threads).map_err(|e| self.err(e));
             }
         }
-        // RICE_1 integers: decoded here
-        if let Some(rice) = &self.rice
-            && rice.decodes::<T>(self.layout.dtype, self.layout.scaling.blank.is_some())
+        // RICE_1 and GZIP_1/2 tiles: decoded here
+        if let Some(native) = &self.native
+            && native.decodes::<T>(self.layout.dtype, self.layout.scaling.blank.is_some())
         {
             let threads = self.file.threads();
             if let Some(plain) = self.file.plain() {
-                return rice.read(plain, section, out, threads).map_err(|e| self.err(e));
+                return native.read(plain, section, out, threads).map_err(|e| self.err(e));
             }
         }
         // cfitsio: other compressed images, conversions to other types, gzip files
@@ -674,17 +674,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quantized_rice_images_are_decoded_here_not_by_cfitsio() {
+    fn rice_and_gzip_images_are_decoded_here_not_by_cfitsio() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/quantized.fits");
         let mut file = crate::FitsFile::open(&path).expect("open");
         for hdu in 1..file.hdu_count().expect("count") {
             let img = file.image(hdu).expect("image");
-            let rice = img.rice.as_ref().unwrap_or_else(|| panic!("HDU {hdu}: not decoded here"));
+            let native = img.native.as_ref().unwrap_or_else(|| panic!("HDU {hdu}: not decoded here"));
             let native = match img.layout.dtype {
-                Dtype::F32 => rice.decodes::<f32>(Dtype::F32, false),
-                dtype => rice.decodes::<f64>(dtype, false),
+                Dtype::F32 => native.decodes::<f32>(Dtype::F32, false),
+                dtype => native.decodes::<f64>(dtype, false),
             };
             assert!(native, "HDU {hdu}: {:?}", img.layout.dtype);
+        }
+        // and every RICE_1 and GZIP image of the fixture; HCOMPRESS and PLIO go to cfitsio
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/compressed.fits");
+        let mut file = crate::FitsFile::open(&path).expect("open");
+        for hdu in 1..file.hdu_count().expect("count") {
+            let name = file.hdu(hdu).expect("info").extname.clone().unwrap_or_default();
+            let img = file.image(hdu).expect("image");
+            let here = img.native.as_ref().is_some_and(|n| match img.layout.dtype {
+                Dtype::I16 => n.decodes::<i16>(Dtype::I16, false),
+                Dtype::U16 => n.decodes::<u16>(Dtype::U16, false),
+                Dtype::I32 => n.decodes::<i32>(Dtype::I32, false),
+                Dtype::F32 => n.decodes::<f32>(Dtype::F32, false),
+                Dtype::F64 => n.decodes::<f64>(Dtype::F64, false),
+                _ => false,
+            });
+            let want = name.starts_with("RICE") || name.starts_with("GZIP");
+            assert_eq!(here, want, "{name}");
         }
     }
 }

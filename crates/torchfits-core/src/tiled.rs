@@ -1,8 +1,9 @@
-//! Reading RICE_1 tile-compressed images without cfitsio: integers, and floats quantised to
-//! integers (dithered or not, NaN, tiles stored as gzipped floats). The tiles a section touches
-//! are read from the heap (`pread`) and Rice-decoded straight into the caller's buffer, bands of
-//! tile rows on separate threads. Anything else compressed (other algorithms, integer images
-//! with nulls, other columns) goes through cfitsio.
+//! Reading RICE_1 and GZIP_1/GZIP_2 tile-compressed images without cfitsio: integers, floats
+//! quantised to integers (dithered or not, NaN, tiles stored as gzipped floats) and gzipped
+//! floats stored as they are. The tiles a section touches are read from the heap (`pread`) and
+//! decoded straight into the caller's buffer, bands of tile rows on separate threads. Anything
+//! else compressed (HCOMPRESS, PLIO, 64-bit integers, integer images with nulls, other columns)
+//! goes through cfitsio.
 
 // Indexing reviewed (issue 8): `sec`, `tile`, `dims`, the strides and the odometers all have one entry per
 // image axis (ZNAXIS, checked equal to the tile shape's and the section's length); tile
@@ -20,7 +21,7 @@ use crate::table::{FitsType, TableSchema, VarArray};
 
 /// Where the tiles of a RICE_1 image are, from its binary table's header.
 #[derive(Debug, Clone)]
-pub(crate) struct RiceTable {
+pub(crate) struct NativeTiles {
     /// Offset of the table's rows in the file.
     data_start: u64,
     /// Bytes per row (NAXIS1).
@@ -29,9 +30,12 @@ pub(crate) struct RiceTable {
     /// Offset of the heap from the rows' start.
     heap_offset: u64,
     heap_len: u64,
-    /// Bytes per stored pixel (1, 2, 4).
+    /// How tiles are coded.
+    codec: Codec,
+    /// Bytes per stored value (Rice: 1, 2 or 4; gzip: 1, 2, 4 or 8).
     bytepix: usize,
-    block: usize,
+    /// Gzipped floats stored as they are (lossless): the values are the stored ones.
+    raw_floats: bool,
     /// Image and tile shapes, FITS order (x first).
     dims: Vec<usize>,
     tile: Vec<usize>,
@@ -39,6 +43,16 @@ pub(crate) struct RiceTable {
     code: Descriptor,
     /// For a quantised floating-point image: how its integers become values.
     quantized: Option<Quantized>,
+}
+
+/// A tile codec torchfits decodes itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Codec {
+    /// RICE_1, with its block size.
+    Rice { block: usize },
+    /// GZIP_1 (`shuffle` false) or GZIP_2 (bytes shuffled: every value's first byte, then every
+    /// second byte, ...).
+    Gzip { shuffle: bool },
 }
 
 /// Where a variable-length array descriptor sits in a row (`P`: two 32-bit words, `Q`: two 64-bit).
@@ -150,19 +164,25 @@ struct TileRow {
     blank: Option<i64>,
 }
 
-impl RiceTable {
+impl NativeTiles {
     /// The table of a compressed HDU whose data starts at `data_start`, if torchfits decodes it
-    /// itself: RICE_1 of 8-, 16- or 32-bit integers (one COMPRESSED_DATA column, no ZBLANK), or
-    /// of floats quantised to 32-bit integers (any ZQUANTIZ, ZSCALE/ZZERO/ZBLANK as columns or
-    /// keywords, tiles stored in GZIP_COMPRESSED_DATA). Anything else goes to cfitsio.
-    pub(crate) fn from_header(table: &Header, data_start: u64) -> Option<RiceTable> {
+    /// itself: RICE_1 or GZIP_1/2 of 8-, 16- or 32-bit integers (one COMPRESSED_DATA column, no
+    /// ZBLANK), of floats quantised to 32-bit integers (any ZQUANTIZ, ZSCALE/ZZERO/ZBLANK as
+    /// columns or keywords, tiles stored in GZIP_COMPRESSED_DATA), or (gzip) of floats as they
+    /// are. Anything else goes to cfitsio.
+    pub(crate) fn from_header(table: &Header, data_start: u64) -> Option<NativeTiles> {
         let cmp = table.get_str("ZCMPTYPE")?.trim().to_ascii_uppercase();
-        if cmp != "RICE_1" && cmp != "RICE_ONE" {
-            return None;
-        }
+        let gzip = match cmp.as_str() {
+            "RICE_1" | "RICE_ONE" => None,
+            "GZIP_1" => Some(false),
+            "GZIP_2" => Some(true),
+            _ => return None,
+        };
         let zbitpix = table.get_i64("ZBITPIX")?;
-        // BSCALE/BZERO on a compressed image scale it once more: cfitsio's
-        if !matches!(zbitpix, 8 | 16 | 32 | -32 | -64) || table.contains("BSCALE") || table.contains("BZERO") {
+        // BSCALE/BZERO on a float image scale its values once more: cfitsio's (on integers they
+        // give the image's type, which `decodes` matches)
+        let scaled = table.contains("BSCALE") || table.contains("BZERO");
+        if !matches!(zbitpix, 8 | 16 | 32 | -32 | -64) || zbitpix < 0 && scaled {
             return None;
         }
         let schema = TableSchema::from_header(table).ok()?;
@@ -180,19 +200,34 @@ impl RiceTable {
         let (mut block, mut bytepix) = (32usize, if zbitpix > 0 { (zbitpix / 8) as usize } else { 4 });
         for k in 1..=9 {
             match table.get_str(&format!("ZNAME{k}")).map(|s| s.trim().to_ascii_uppercase()).as_deref() {
-                Some("BLOCKSIZE") => block = usize::try_from(table.get_i64(&format!("ZVAL{k}"))?).ok()?,
-                Some("BYTEPIX") => bytepix = usize::try_from(table.get_i64(&format!("ZVAL{k}"))?).ok()?,
+                Some("BLOCKSIZE") if gzip.is_none() => block = usize::try_from(table.get_i64(&format!("ZVAL{k}"))?).ok()?,
+                Some("BYTEPIX") if gzip.is_none() => bytepix = usize::try_from(table.get_i64(&format!("ZVAL{k}"))?).ok()?,
                 // the quantisation level the writer used: a note, not a decoding parameter
                 Some("NOISEBIT") if zbitpix < 0 => {}
                 Some(_) => return None,
                 None => {}
             }
         }
-        let stored = if zbitpix > 0 { (zbitpix / 8) as usize } else { 4 };
+        // floats are quantised to 32-bit integers, unless gzipped as they are (ZQUANTIZ = 'NONE',
+        // or no ZSCALE to unquantise with): as cfitsio reads them
+        let has = |name: &str| table.contains(name) || schema.columns.iter().any(|c| c.name.trim().eq_ignore_ascii_case(name));
+        let raw_floats = zbitpix < 0
+            && (table.get_str("ZQUANTIZ").is_some_and(|q| q.trim().eq_ignore_ascii_case("NONE")) || !has("ZSCALE"));
+        if raw_floats && gzip.is_none() {
+            return None;
+        }
+        let stored = if zbitpix > 0 || raw_floats { zbitpix.unsigned_abs() as usize / 8 } else { 4 };
+        if gzip.is_some() {
+            bytepix = stored;
+        }
         if bytepix != stored || block == 0 || block > 1 << 16 {
             return None;
         }
-        let quantized = if zbitpix > 0 {
+        let codec = match gzip {
+            None => Codec::Rice { block },
+            Some(shuffle) => Codec::Gzip { shuffle },
+        };
+        let quantized = if zbitpix > 0 || raw_floats {
             if schema.columns.len() != 1 || table.contains("ZBLANK") {
                 return None;
             }
@@ -251,14 +286,15 @@ impl RiceTable {
         if naxis == 0 || expected != Some(ntiles) {
             return None;
         }
-        Some(RiceTable {
+        Some(NativeTiles {
             data_start,
             row_bytes: schema.row_bytes,
             ntiles,
             heap_offset: schema.heap_offset,
             heap_len,
+            codec,
             bytepix,
-            block,
+            raw_floats,
             dims,
             tile,
             code,
@@ -272,6 +308,9 @@ impl RiceTable {
     pub(crate) fn decodes<T: Pixel>(&self, dtype: Dtype, blank: bool) -> bool {
         let stored = match (&self.quantized, self.bytepix) {
             (Some(q), _) => dtype == if q.double { Dtype::F64 } else { Dtype::F32 },
+            (None, 4) if self.raw_floats => dtype == Dtype::F32,
+            (None, 8) if self.raw_floats => dtype == Dtype::F64,
+            (None, 8) => false,
             (None, 1) => matches!(dtype, Dtype::U8 | Dtype::I8),
             (None, 2) => matches!(dtype, Dtype::I16 | Dtype::U16),
             (None, _) => matches!(dtype, Dtype::I32 | Dtype::U32),
@@ -370,6 +409,7 @@ impl RiceTable {
         let last: Vec<usize> = band.iter().zip(&self.tile).map(|(r, t)| r.end.div_ceil(*t)).collect();
         let counts: Vec<usize> = self.dims.iter().zip(&self.tile).map(|(d, t)| d.div_ceil(*t)).collect();
         let mut code = Vec::new();
+        let mut raw = Vec::new();
         let mut pixels: Vec<i32> = Vec::new();
         let mut values: Vec<T> = Vec::new();
         let mut tc = first.clone();
@@ -385,16 +425,25 @@ impl RiceTable {
                 Some(q) if row.code.0 == 0 && row.gzip.0 > 0 => {
                     // a tile the writer stored losslessly: gzipped big-endian values
                     self.heap_bytes(file, k, row.gzip, &mut code)?;
-                    gunzip_values(&code, q.double, count, &mut values).map_err(tile_err)?;
+                    let width = if q.double { 8 } else { 4 };
+                    inflate_exact(&code, count * width, false, width, &mut raw).map_err(tile_err)?;
+                    floats_from_be(&raw, &mut values).map_err(tile_err)?;
                     self.copy(&values, &lo, &hi, band, ostride, out, <[T]>::copy_from_slice);
                 }
                 Some(q) => {
-                    self.rice_tile(file, k, row.code, count, &mut code, &mut pixels)?;
+                    self.tile_ints(file, k, row.code, count, &mut code, &mut raw, &mut pixels)?;
                     unquantize(q, k, &row, &pixels, &mut values);
                     self.copy(&values, &lo, &hi, band, ostride, out, <[T]>::copy_from_slice);
                 }
+                None if self.raw_floats => {
+                    self.heap_bytes(file, k, row.code, &mut code)?;
+                    let shuffle = self.codec == Codec::Gzip { shuffle: true };
+                    inflate_exact(&code, count * self.bytepix, shuffle, self.bytepix, &mut raw).map_err(tile_err)?;
+                    floats_from_be(&raw, &mut values).map_err(tile_err)?;
+                    self.copy(&values, &lo, &hi, band, ostride, out, <[T]>::copy_from_slice);
+                }
                 None => {
-                    self.rice_tile(file, k, row.code, count, &mut code, &mut pixels)?;
+                    self.tile_ints(file, k, row.code, count, &mut code, &mut raw, &mut pixels)?;
                     self.copy(&pixels, &lo, &hi, band, ostride, out, store);
                 }
             }
@@ -424,23 +473,44 @@ impl RiceTable {
         file.read_bytes_at(code, self.data_start + self.heap_offset + offset)
     }
 
-    /// Rice-decodes tile `k` (`count` pixels, its code at `at` in the heap) into `pixels`.
-    fn rice_tile(
+    /// Decodes the stored integers of tile `k` (`count` pixels, its code at `at` in the heap)
+    /// into `pixels` (sign-extended), through `code` and `raw`.
+    #[allow(clippy::too_many_arguments)]
+    fn tile_ints(
         &self,
         file: &Direct,
         k: usize,
         at: (u64, u64),
         count: usize,
         code: &mut Vec<u8>,
+        raw: &mut Vec<u8>,
         pixels: &mut Vec<i32>,
     ) -> Result<()> {
-        // no tile needs more than its raw pixels plus the block headers
-        let most = (count as u64).saturating_mul(self.bytepix as u64 + 1).saturating_add(64);
-        if at.0 > most {
-            return Err(Error::decoding(format!("tile {k} claims {} bytes, more than {count} pixels can take", at.0)));
+        let tile_err = |e: String| Error::decoding(format!("tile {k}: {e}"));
+        match self.codec {
+            Codec::Rice { block } => {
+                // no tile needs more than its raw pixels plus the block headers
+                let most = (count as u64).saturating_mul(self.bytepix as u64 + 1).saturating_add(64);
+                if at.0 > most {
+                    return Err(Error::decoding(format!("tile {k} claims {} bytes, more than {count} pixels can take", at.0)));
+                }
+                self.heap_bytes(file, k, at, code)?;
+                decode(code, self.bytepix, block, count, pixels).map_err(tile_err)
+            }
+            Codec::Gzip { shuffle } => {
+                self.heap_bytes(file, k, at, code)?;
+                let w = self.bytepix;
+                inflate_exact(code, count * w, shuffle, w, raw).map_err(tile_err)?;
+                pixels.clear();
+                match w {
+                    1 => pixels.extend(raw.iter().map(|&b| i32::from(b as i8))),
+                    2 => pixels.extend(raw.chunks_exact(2).map(|b| i32::from(i16::from_be_bytes([b[0], b[1]])))),
+                    4 => pixels.extend(raw.chunks_exact(4).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))),
+                    _ => return Err(tile_err(format!("{w}-byte integers are not decoded here"))),
+                }
+                Ok(())
+            }
         }
-        self.heap_bytes(file, k, at, code)?;
-        decode(code, self.bytepix, self.block, count, pixels).map_err(|e| Error::decoding(format!("tile {k}: {e}")))
     }
 
     /// Copies the part of a decoded tile (`lo..hi`) inside `band` into `out`, a run at a time.
@@ -545,27 +615,44 @@ fn unquantize_as<F: Copy>(q: &Quantized, k: usize, row: &TileRow, ints: &[i32], 
     }
 }
 
-/// The `count` values of a tile stored as gzipped big-endian floats (f64 when `double`).
-fn gunzip_values<T: Pixel>(code: &[u8], double: bool, count: usize, out: &mut Vec<T>) -> std::result::Result<(), String> {
+/// Inflates a gzipped tile into `raw`, which must come to exactly `want` bytes (at most one more
+/// is read); GZIP_2's shuffled bytes (`width`-byte values) are put back in order.
+fn inflate_exact(code: &[u8], want: usize, shuffle: bool, width: usize, raw: &mut Vec<u8>) -> std::result::Result<(), String> {
     use std::io::Read;
-    let width = if double { 8 } else { 4 };
-    let want = count.saturating_mul(width);
-    let mut raw = Vec::with_capacity(want);
-    flate2::read::MultiGzDecoder::new(code)
+    raw.clear();
+    flate2::read::GzDecoder::new(code)
         .take(want as u64 + 1)
-        .read_to_end(&mut raw)
-        .map_err(|e| format!("its gzipped values cannot be inflated: {e}"))?;
+        .read_to_end(raw)
+        .map_err(|e| format!("its gzip stream cannot be inflated: {e}"))?;
     if raw.len() != want {
-        return Err(format!("its gzipped values inflate to {} bytes, not the {want} of {count} pixels", raw.len()));
+        return Err(format!("it inflates to {} bytes or more, not the {want} of its pixels", raw.len()));
     }
+    if shuffle && width > 1 {
+        let n = want / width;
+        let shuffled = std::mem::take(raw);
+        raw.resize(want, 0);
+        for (j, plane) in shuffled.chunks_exact(n.max(1)).take(width).enumerate() {
+            for (i, &b) in plane.iter().enumerate() {
+                if let Some(o) = raw.get_mut(i * width + j) {
+                    *o = b;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Big-endian floats (f32 or f64, as `T`) from `raw` into `out`.
+fn floats_from_be<T: Pixel>(raw: &[u8], out: &mut Vec<T>) -> std::result::Result<(), String> {
+    let width = std::mem::size_of::<T>();
     out.clear();
-    out.resize(count, T::default());
-    match (T::DTYPE, double) {
-        (Dtype::F32, false) => {
+    out.resize(raw.len() / width, T::default());
+    match T::DTYPE {
+        Dtype::F32 => {
             let o: &mut [f32] = bytemuck::cast_slice_mut(out);
             o.iter_mut().zip(raw.chunks_exact(4)).for_each(|(o, b)| *o = f32::from_be_bytes([b[0], b[1], b[2], b[3]]));
         }
-        (Dtype::F64, true) => {
+        Dtype::F64 => {
             let o: &mut [f64] = bytemuck::cast_slice_mut(out);
             o.iter_mut().zip(raw.chunks_exact(8)).for_each(|(o, b)| {
                 *o = f64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
