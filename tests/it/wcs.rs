@@ -126,6 +126,15 @@ fn a_keyword_naming_axis_100_or_more_is_refused_before_wcslib() {
         .collect();
     let e = Wcs::from_header(&Header::parse(cards.as_bytes()).expect("parse")).expect_err("NAXIS 1000");
     assert!(e.to_string().contains("NAXIS"), "{e}");
+    // an axis count torchfits cannot read is not handed to wcslib, whose own reading of
+    // `4   2   2453241.48161` was 422453241 axes (3.4 GB allocated: a fuzz finding)
+    for naxis in ["NAXIS   =                    4                     2               2453241.48161", "NAXIS   =4 2 245", "WCSAXES = 'two'"] {
+        let cards: String =
+            [naxis, "CTYPE1  = 'RA---TAN'", "CTYPE2  = 'DEC--TAN'", "END"].iter().map(|c| format!("{c:<80}")).collect();
+        let e = Wcs::from_header(&Header::parse(cards.as_bytes()).expect("parse")).expect_err(naxis);
+        assert_eq!(e.kind(), torchfits::ErrorKind::Decoding, "{naxis}: {e}");
+        assert!(e.to_string().contains("not an axis count"), "{naxis}: {e}");
+    }
 }
 
 /// Fuzz findings (open_read and header targets): on a -TAB axis whose table axis number PVi_3 is
