@@ -181,6 +181,22 @@ def main():
     # names a shell or cfitsio would read as syntax: these are plain, valid files
     for name in ["a[1].fits", "!bang.fits", "pipe|name.fits", "mem:__x.fits"]:
         write(name, good)
+    # an END card with bytes after END (cfitsio and astropy end the header there; torchfits ended
+    # it at the next HDU's END, so the two delimited HDUs differently: a fuzz finding), then an
+    # image extension of 0..8
+    sloppy = header(image(16, [2, 2], [("EXTEND", True)]), end=False) + (b"END" + b" " * 9 + b"\x00\x01").ljust(80)
+    sloppy = sloppy + b" " * (-len(sloppy) % 2880)
+    # an HCOMPRESS_1 image whose tile headers give 3 x 3 pixels for tiles of 16 (cfitsio would
+    # decode them and then leak the tile's buffer on the wrong size)
+    hdesc = b"".join(struct.pack(">ii", 30, 30 * i) for i in range(16))
+    htiles = (b"\xdd\x99" + struct.pack(">ii", 3, 3) + bytes(20)) * 16
+    hc = table(16, 8, ["1PB(30)"], pcount=len(htiles), extra=[
+        ("ZIMAGE", True), ("ZBITPIX", 16), ("ZNAXIS", 2), ("ZNAXIS1", 16), ("ZNAXIS2", 16),
+        ("ZTILE1", 16), ("ZTILE2", 1), ("ZCMPTYPE", "HCOMPRESS_1")])
+    hc[8] = card("TTYPE1", "COMPRESSED_DATA")
+    write("compressed_hcompress_wrong_size.fits", PRIMARY + header(hc) + data(hdesc + htiles))
+    write("end_card_with_bytes_after.fits", sloppy + data(struct.pack(">4h", 1, 2, 3, 4))
+          + header(image(16, [3, 3], primary=False)) + data(struct.pack(">9h", *range(9))))
 
 
 if __name__ == "__main__":

@@ -58,6 +58,8 @@ const CORPUS: &[(&str, Expect)] = &[
     ("compressed_descriptor_past_heap.fits", Expect::Error),
     ("compressed_unreadable_cards.fits", Expect::Error),
     ("compressed_gzip_wrong_size.fits", Expect::Error),
+    ("end_card_with_bytes_after.fits", Expect::Ok),
+    ("compressed_hcompress_wrong_size.fits", Expect::Error),
     ("gzip_truncated.fits.gz", Expect::Error),
     ("pk_declares_4gb.fits", Expect::Error),
     ("ascii_table_nonascii_tform.fits", Expect::Error),
@@ -141,6 +143,20 @@ fn a_header_past_the_card_limit_is_refused() {
     // the explicit opt-out reads it
     let mut f = OpenOptions::new().limits(Limits::unlimited()).open(&path).expect("open");
     assert!(f.header(0).expect("header").len() > 100_000);
+}
+
+/// An END card with bytes after END ends the header, as in cfitsio and astropy: torchfits once
+/// read on to the next END, delimiting the HDUs differently from cfitsio, which then decoded
+/// another HDU than the one torchfits had checked (a fuzz finding). Every read through cfitsio
+/// now also checks that cfitsio finds the HDU's data where torchfits does.
+#[test]
+fn an_end_card_with_bytes_after_it_ends_the_header() {
+    let mut f = OpenOptions::new().open(dir().join("end_card_with_bytes_after.fits")).expect("open");
+    assert_eq!(f.hdu_count().expect("count"), 2);
+    let px: Vec<i16> = f.image(1).expect("image").read().expect("read");
+    assert_eq!(px, (0..9).collect::<Vec<i16>>());
+    let first: Vec<i16> = f.image(0).expect("image").read().expect("read");
+    assert_eq!(first, vec![1, 2, 3, 4]);
 }
 
 /// A Unix `compress` (LZW, ncompress's format without table clears) stream of `data`.

@@ -347,6 +347,13 @@ impl FitsFile {
         self.check_for_cfitsio(index)?;
         let path = self.path.clone();
         let wrap = |e: Error| e.in_hdu(index).in_file(&path);
+        let limits = self.limits;
+        let expected = match &mut self.source {
+            Source::Plain { file, index: hdus, .. } => {
+                hdus.get(file.file(), file.len(), index, &limits).map_err(wrap)?.map(|span| span.data_start)
+            }
+            Source::Cfitsio(_) => None,
+        };
         let handle = match &mut self.source {
             Source::Plain { cfitsio, .. } => match cfitsio {
                 Some(h) => h,
@@ -355,6 +362,17 @@ impl FitsFile {
             Source::Cfitsio(handle) => handle,
         };
         handle.move_to(index).map_err(wrap)?;
+        // what torchfits checked must be what cfitsio reads: a file whose HDUs the two would
+        // delimit differently (a fuzz finding: an END card with bytes after it; cfitsio then
+        // decoded another HDU's tiles unchecked) is not handed over
+        if let Some(want) = expected {
+            let (_, got, _) = handle.hdu_span().map_err(wrap)?;
+            if got != want {
+                return Err(wrap(Error::decoding(format!(
+                    "torchfits finds this HDU's data at byte {want}, cfitsio at byte {got}: the file's structure is ambiguous"
+                ))));
+            }
+        }
         Ok(handle)
     }
 
@@ -728,8 +746,23 @@ pub(crate) fn check_tile_descriptors(file: &Direct, table: &Header, data_start: 
                     crate::tiled::decode(&code, bytepix, block, g.pixels(tile), &mut pixels).map_err(bad)?
                 }
                 TileCodec::Gzip { width } => inflates_to(&code, g.pixels(tile).saturating_mul(width)).map_err(bad)?,
+                TileCodec::Hcompress => hcompress_size_is(&code, g.pixels(tile)).map_err(bad)?,
             }
         }
+    }
+    Ok(())
+}
+
+/// Checks that an HCOMPRESS tile's header (magic `DD 99`, then nx and ny, big-endian) gives
+/// `want` pixels: cfitsio leaks the tile's buffer when they differ (a fuzz finding).
+fn hcompress_size_is(code: &[u8], want: usize) -> std::result::Result<(), String> {
+    let word = |at: usize| code.get(at..at + 4).and_then(|b| b.try_into().ok()).map(|b| u64::from(u32::from_be_bytes(b)));
+    if code.get(..2) != Some(&[0xdd, 0x99][..]) {
+        return Err("it is not an HCOMPRESS stream (no DD 99 at its start)".into());
+    }
+    let (Some(nx), Some(ny)) = (word(2), word(6)) else { return Err("its HCOMPRESS header is cut short".into()) };
+    if nx.checked_mul(ny) != Some(want as u64) {
+        return Err(format!("its HCOMPRESS header gives {nx} x {ny} pixels, not the {want} of the tile"));
     }
     Ok(())
 }
@@ -752,6 +785,8 @@ enum TileCodec {
     Rice { bytepix: usize, block: usize },
     /// GZIP_1 / GZIP_2: bytes per pixel once inflated.
     Gzip { width: usize },
+    /// HCOMPRESS_1: the tile header's pixel count is checked.
+    Hcompress,
 }
 
 /// What checking a compressed image's tiles needs: their codec, the width of a value stored raw
@@ -778,8 +813,8 @@ impl TileCheck {
     }
 }
 
-/// The tile check of a compressed image's table header; `None` for codecs other than RICE_1 and
-/// GZIP_1/2. A header whose parameters torchfits cannot read is refused (its tiles could not be
+/// The tile check of a compressed image's table header; `None` for codecs other than RICE_1,
+/// GZIP_1/2 and HCOMPRESS_1. A header whose parameters torchfits cannot read is refused (its tiles could not be
 /// checked).
 fn tile_check(table: &Header) -> Result<Option<TileCheck>> {
     let cmp = table.get_str("ZCMPTYPE").map(|c| c.trim().to_ascii_uppercase()).unwrap_or_default();
@@ -811,6 +846,7 @@ fn tile_check(table: &Header) -> Result<Option<TileCheck>> {
             let width = if zbitpix > 0 || lossless { raw_width } else { 4 };
             TileCodec::Gzip { width }
         }
+        "HCOMPRESS_1" => TileCodec::Hcompress,
         _ => return Ok(None),
     };
     if !matches!(raw_width, 1 | 2 | 4 | 8) {

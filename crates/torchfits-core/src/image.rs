@@ -518,8 +518,10 @@ impl<'f> ImageReader<'f> {
         let nan_nulls = self.layout.scaling.nulls_to_nan();
         let bands = self.tile_bands(section, std::mem::size_of::<T>());
         let result = if bands.len() > 1 {
-            // the bands' handles are opened afresh: check the HDU as `handle_at` does
-            self.file.check_for_cfitsio(index).map_err(|e| self.err(e))?;
+            // the bands' handles are opened afresh: check the HDU (and where cfitsio finds it) as
+            // every read through cfitsio does
+            let checked = self.file.handle_at(index).map(|_| ());
+            checked.map_err(|e| self.err(e))?;
             self.read_bands(&bands, out, nan_nulls)
         } else {
             self.file.handle_at(index)?.read_section(section, out, nan_nulls)

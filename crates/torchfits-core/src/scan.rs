@@ -96,7 +96,10 @@ fn read_header(file: &File, at: u64, limits: &Limits) -> Result<(Vec<u8>, u64)> 
         }
         blocks += 1;
         for card in block.chunks(CARD_LEN) {
-            if card.strip_prefix(b"END").is_some_and(|rest| rest.iter().all(|&b| b == b' ')) {
+            // the keyword field says END, as cfitsio and the header parser read it (whatever
+            // follows: a reader that disagreed with cfitsio on where an HDU ends would hand it
+            // the wrong HDU)
+            if card.get(..8) == Some(b"END     ") {
                 return Ok((out, blocks));
             }
             if out.len() / CARD_LEN >= limits.max_header_cards {
