@@ -195,7 +195,7 @@ struct Loaded {
     header: Arc<Header>,
     /// For a compressed image, the tile shape in C order.
     tiles: Option<Vec<usize>>,
-    /// For a RICE_1 integer image of a plain file: where its tiles are (decoded without cfitsio).
+    /// For a RICE_1 or GZIP image of a plain file: where its tiles are (decoded without cfitsio).
     native: Option<crate::tiled::NativeTiles>,
     /// For an uncompressed image of a plain file, the byte offset of its data.
     data_start: Option<u64>,
@@ -316,7 +316,8 @@ impl FitsFile {
     }
 
     /// Checks, for a plain file, what cfitsio would trust in HDU `index` and the headers before it
-    /// (axes, tile descriptors, Rice tiles; each HDU's tiles once): every path that hands an HDU
+    /// (axes, structural cards, tile descriptors and tiles; each HDU's tiles once, and cfitsio's
+    /// place for the HDU in `handle_at`): every path that hands an HDU
     /// to cfitsio comes through here.
     pub(crate) fn check_for_cfitsio(&mut self, index: usize) -> Result<()> {
         let path = self.path.clone();
@@ -702,6 +703,7 @@ pub(crate) fn check_tile_descriptors(file: &Direct, table: &Header, data_start: 
     let check = tile_check(table)?;
     let mut code = Vec::new();
     let mut pixels = Vec::new();
+    let mut raw = Vec::new();
     for (tile, row) in rows.chunks_exact(schema.row_bytes.max(1)).enumerate() {
         for col in schema.columns.iter().filter(|c| c.variable.is_some()) {
             let half = if col.variable == Some(crate::table::VarArray::Q) { 8 } else { 4 };
@@ -741,11 +743,13 @@ pub(crate) fn check_tile_descriptors(file: &Direct, table: &Header, data_start: 
             file.read_bytes_at(&mut code, start)?;
             let bad = |e: String| Error::decoding(format!("tile {tile}: {e}"));
             match g.codec {
-                _ if gzip_column => inflates_to(&code, g.pixels(tile).saturating_mul(g.raw_width)).map_err(bad)?,
+                _ if gzip_column => crate::tiled::inflate_exact(&code, g.pixels(tile).saturating_mul(g.raw_width), false, 1, &mut raw).map_err(bad)?,
                 TileCodec::Rice { bytepix, block } => {
                     crate::tiled::decode(&code, bytepix, block, g.pixels(tile), &mut pixels).map_err(bad)?
                 }
-                TileCodec::Gzip { width } => inflates_to(&code, g.pixels(tile).saturating_mul(width)).map_err(bad)?,
+                TileCodec::Gzip { width } => {
+                    crate::tiled::inflate_exact(&code, g.pixels(tile).saturating_mul(width), false, 1, &mut raw).map_err(bad)?
+                }
                 TileCodec::Hcompress => hcompress_size_is(&code, g.pixels(tile)).map_err(bad)?,
             }
         }
@@ -767,16 +771,6 @@ fn hcompress_size_is(code: &[u8], want: usize) -> std::result::Result<(), String
     Ok(())
 }
 
-/// Checks that a gzipped tile inflates to exactly `want` bytes (reading at most one more).
-fn inflates_to(code: &[u8], want: usize) -> std::result::Result<(), String> {
-    let mut decoder = flate2::read::GzDecoder::new(code);
-    let n = std::io::copy(&mut std::io::Read::take(&mut decoder, want as u64 + 1), &mut std::io::sink())
-        .map_err(|e| format!("its gzip stream cannot be inflated: {e}"))?;
-    if n != want as u64 {
-        return Err(format!("it inflates to {n} bytes or more, not the {want} of its pixels"));
-    }
-    Ok(())
-}
 
 /// How a compressed image's tiles are coded, for checking them before cfitsio decodes them.
 #[derive(Clone, Copy)]
@@ -841,8 +835,7 @@ fn tile_check(table: &Header) -> Result<Option<TileCheck>> {
         "GZIP_1" | "GZIP_2" => {
             // as cfitsio stores them: integers as they are, floats quantised to 32-bit integers
             // unless ZQUANTIZ = 'NONE' or there is no ZSCALE (lossless: the floats themselves)
-            let lossless = table.get_str("ZQUANTIZ").is_some_and(|q| q.trim().eq_ignore_ascii_case("NONE"))
-                || !table.contains("ZSCALE") && !table_has_column(table, "ZSCALE");
+            let lossless = crate::tiled::stores_raw_floats(table);
             let width = if zbitpix > 0 || lossless { raw_width } else { 4 };
             TileCodec::Gzip { width }
         }
@@ -857,10 +850,4 @@ fn tile_check(table: &Header) -> Result<Option<TileCheck>> {
     let mut tile = tile_shape(table).ok_or_else(|| unreadable("tile shape"))?;
     tile.reverse();
     Ok(Some(TileCheck { codec, raw_width, dims, tile }))
-}
-
-/// Whether the binary table of `table` has a column named `name` (TTYPEn).
-fn table_has_column(table: &Header, name: &str) -> bool {
-    let n = table.get_i64("TFIELDS").unwrap_or(0).clamp(0, 999);
-    (1..=n).any(|k| table.get_str(&format!("TTYPE{k}")).is_some_and(|t| t.trim().eq_ignore_ascii_case(name)))
 }

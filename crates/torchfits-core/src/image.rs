@@ -386,7 +386,7 @@ pub struct ImageReader<'f> {
     plan: Option<Plan>,
     /// For a compressed image: the tile shape, C order.
     tiles: Option<Vec<usize>>,
-    /// For a RICE_1 integer image of a plain file: its tiles, decoded here rather than by cfitsio.
+    /// For a RICE_1 or GZIP image of a plain file: its tiles, decoded here rather than by cfitsio.
     native: Option<crate::tiled::NativeTiles>,
     /// The whole image as a section.
     full: Section,

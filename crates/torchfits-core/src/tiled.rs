@@ -208,11 +208,7 @@ impl NativeTiles {
                 None => {}
             }
         }
-        // floats are quantised to 32-bit integers, unless gzipped as they are (ZQUANTIZ = 'NONE',
-        // or no ZSCALE to unquantise with): as cfitsio reads them
-        let has = |name: &str| table.contains(name) || schema.columns.iter().any(|c| c.name.trim().eq_ignore_ascii_case(name));
-        let raw_floats = zbitpix < 0
-            && (table.get_str("ZQUANTIZ").is_some_and(|q| q.trim().eq_ignore_ascii_case("NONE")) || !has("ZSCALE"));
+        let raw_floats = zbitpix < 0 && stores_raw_floats(table);
         if raw_floats && gzip.is_none() {
             return None;
         }
@@ -615,9 +611,21 @@ fn unquantize_as<F: Copy>(q: &Quantized, k: usize, row: &TileRow, ints: &[i32], 
     }
 }
 
+/// Whether a float image's tiles hold the floats as they are, rather than quantised to 32-bit
+/// integers: ZQUANTIZ = 'NONE', or no ZSCALE (keyword or column) to unquantise with; as cfitsio
+/// reads them.
+pub(crate) fn stores_raw_floats(table: &Header) -> bool {
+    let column = |name: &str| {
+        let n = table.get_i64("TFIELDS").unwrap_or(0).clamp(0, 999);
+        (1..=n).any(|k| table.get_str(&format!("TTYPE{k}")).is_some_and(|t| t.trim().eq_ignore_ascii_case(name)))
+    };
+    table.get_str("ZQUANTIZ").is_some_and(|q| q.trim().eq_ignore_ascii_case("NONE"))
+        || !table.contains("ZSCALE") && !column("ZSCALE")
+}
+
 /// Inflates a gzipped tile into `raw`, which must come to exactly `want` bytes (at most one more
 /// is read); GZIP_2's shuffled bytes (`width`-byte values) are put back in order.
-fn inflate_exact(code: &[u8], want: usize, shuffle: bool, width: usize, raw: &mut Vec<u8>) -> std::result::Result<(), String> {
+pub(crate) fn inflate_exact(code: &[u8], want: usize, shuffle: bool, width: usize, raw: &mut Vec<u8>) -> std::result::Result<(), String> {
     use std::io::Read;
     raw.clear();
     flate2::read::GzDecoder::new(code)
