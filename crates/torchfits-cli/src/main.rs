@@ -10,18 +10,20 @@
 )]
 
 mod bench;
+mod npy;
+mod preview;
 mod table;
 mod write;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::preview::Stretch;
 use clap::{Parser, Subcommand};
 use serde_json::{Value as Json, json};
-use torchfits_core::preview::{self, Stretch};
 use torchfits_core::{
     Error, ErrorKind, FitsFile, HduInfo, HduKind, HduSelector, Header, ImageData, Pixels, Section, Value, Wcs,
-    WcsOptions, npy,
+    WcsOptions,
 };
 
 #[derive(Parser)]

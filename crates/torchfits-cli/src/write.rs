@@ -8,7 +8,9 @@ use arrow_ipc::reader::FileReader;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use torchfits_core::table::TableBatch;
 use torchfits_core::write::{ChecksumStatus, ColumnSpec, Compression, WriteOptions, verify};
-use torchfits_core::{Error, ErrorKind, Header, Limits, Pixels, npy};
+use torchfits_core::{Error, ErrorKind, Header, Limits, Pixels};
+
+use crate::npy;
 
 use crate::table::Progress;
 

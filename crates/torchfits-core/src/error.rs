@@ -94,16 +94,23 @@ impl Error {
         Error { kind, file: None, hdu: None, message: message.into(), source: None }
     }
 
-    pub(crate) fn decoding(message: impl Into<String>) -> Self {
+    /// A [`Decoding`](ErrorKind::Decoding) error: the input is malformed.
+    pub fn decoding(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Decoding, message)
     }
-    pub(crate) fn unsupported(message: impl Into<String>) -> Self {
+
+    /// An [`Unsupported`](ErrorKind::Unsupported) error: valid input this crate does not read.
+    pub fn unsupported(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unsupported, message)
     }
-    pub(crate) fn parameter(message: impl Into<String>) -> Self {
+
+    /// A [`Parameter`](ErrorKind::Parameter) error: the caller asked for something impossible.
+    pub fn parameter(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Parameter, message)
     }
-    pub(crate) fn limits(message: impl Into<String>) -> Self {
+
+    /// A [`Limits`](ErrorKind::Limits) error: the input asks for more than the limits allow.
+    pub fn limits(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Limits, message)
     }
 
@@ -126,7 +133,7 @@ impl Error {
     }
 
     /// An I/O error with what was being done.
-    pub(crate) fn io(err: std::io::Error, what: &str) -> Self {
+    pub fn io(err: std::io::Error, what: &str) -> Self {
         Error {
             kind: ErrorKind::Io,
             file: None,

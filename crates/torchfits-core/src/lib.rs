@@ -40,40 +40,33 @@
 )]
 #![deny(missing_docs)]
 
-mod cache;
-mod direct;
+// The layers, bottom up; each uses only those above it in this list (ARCHITECTURE.md).
+mod cfitsio;
+mod compression;
 mod error;
 mod ffi;
-mod file;
-mod hdu;
-mod header;
-mod image;
+mod format;
+mod io;
 mod limits;
-pub mod npy;
-mod pool;
-pub mod preview;
-mod scan;
-pub mod table;
-mod tiled;
-mod unlzw;
+mod source;
+mod threads;
 mod wcs;
-mod wcs_fast;
-pub mod write;
 
-pub use cache::{CacheStats, FileCache, with_cached_file};
 pub use error::{CfitsioError, Error, ErrorKind, Result};
-pub use file::{FitsFile, OpenOptions};
-pub use hdu::{HduInfo, HduKind, HduSelector};
-pub use header::{CARD_LEN, Card, Header, Value};
-pub use image::{Dtype, ImageData, ImageReader, Pixel, Pixels, Scaling, Section};
+pub use format::hdu::{HduInfo, HduKind, HduSelector};
+pub use format::header::{CARD_LEN, Card, Header, Value};
+pub use format::pixel::{Dtype, ImageData, Pixel, Pixels, Scaling, Section};
+pub use io::cache::{CacheStats, FileCache, with_cached_file};
+pub use io::file::{FitsFile, OpenOptions};
+pub use io::image::ImageReader;
+pub use io::pool::{BufferPool, PoolStats, PooledBuffer};
+pub use io::table::{self, ColumnData, ColumnPool, ColumnValues, TableBatch, TableReader, TableSchema};
+pub use io::write::{self, Compression, FitsWriter, Quantize, WriteOptions};
 pub use limits::Limits;
-pub use pool::{BufferPool, PoolStats, PooledBuffer};
-pub use table::{ColumnData, ColumnPool, ColumnValues, TableBatch, TableReader, TableSchema};
 pub use wcs::{ProjectionParameters, SipPolynomials, Wcs, WcsOptions};
-pub use write::{Compression, FitsWriter, Quantize, WriteOptions};
 
 /// Whether the linked cfitsio is reentrant, i.e. separate handles may be used from separate
 /// threads at once without a process-wide lock (this crate falls back to such a lock otherwise).
 pub fn cfitsio_is_reentrant() -> bool {
-    ffi::is_reentrant()
+    ffi::cfitsio::is_reentrant()
 }

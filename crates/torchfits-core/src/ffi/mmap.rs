@@ -1,0 +1,27 @@
+//! A read-only memory map of a file (memmap2).
+
+use crate::error::{Error, Result};
+
+/// A read-only memory map of a whole file (the `mmap` mode of direct reads).
+#[derive(Debug)]
+pub(crate) struct Map(memmap2::Mmap);
+
+impl Map {
+    pub(crate) fn new(file: &std::fs::File) -> Result<Map> {
+        // SAFETY: the map is read-only and its bytes are only ever copied out. If another process
+        // truncates the file while it is mapped, touching the lost pages raises SIGBUS: that is
+        // the documented risk of mmap mode (`OpenOptions::mmap`), which is off by default.
+        let map = unsafe { memmap2::Mmap::map(file) };
+        map.map(Map).map_err(|e| Error::io(e, "cannot map the file"))
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Maps the pages of `offset..offset + len` in one call (`MADV_POPULATE_READ`) rather than one
+    /// fault at a time as they are first read. Best effort: kernels without it fault as usual.
+    pub(crate) fn populate(&self, offset: usize, len: usize) {
+        let _ = self.0.advise_range(memmap2::Advice::PopulateRead, offset, len);
+    }
+}

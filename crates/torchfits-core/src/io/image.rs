@@ -1,0 +1,359 @@
+//! Image reads: whole images and N-D sections, plain or tile-compressed, into caller-owned buffers.
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::format::hdu::{ImageLayout, checked_len};
+use crate::format::header::Header;
+use crate::format::pixel::{Dtype, ImageData, Pixel, Pixels, Scaling, Section};
+use crate::io::convert::Plan;
+use crate::io::file::FitsFile;
+
+/// Reads one image HDU of an open [`FitsFile`]. Made by [`FitsFile::image`], which reads the
+/// header; reads then go straight from the file into the caller's buffer.
+///
+/// ```
+/// use torchfits_core::{FitsFile, Section};
+/// # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");
+/// let mut file = FitsFile::open(path)?;
+/// let mut image = file.image("SCI")?;
+/// let shape = image.shape().to_vec();            // C order: [rows, cols]
+/// let mut pixels = vec![0f32; image.len()];
+/// image.read_into(&mut pixels)?;                 // no allocation by the reader
+/// let section = Section::new(vec![10..20, 5..15]);
+/// let cutout: Vec<f32> = image.read_section(&section)?;
+/// assert_eq!(cutout[0], pixels[10 * shape[1] + 5]);
+/// # Ok::<(), torchfits_core::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct ImageReader<'f> {
+    file: &'f mut FitsFile,
+    index: usize,
+    layout: ImageLayout,
+    /// Shared with the file's HDU index (no copy per reader).
+    header: Arc<Header>,
+    /// For an uncompressed image: the direct-read plan (data offsets, conversion).
+    plan: Option<Plan>,
+    /// For a compressed image: the tile shape, C order.
+    tiles: Option<Vec<usize>>,
+    /// For a RICE_1 or GZIP image of a plain file: its tiles, decoded here rather than by cfitsio.
+    native: Option<crate::io::tiled::NativeTiles>,
+    /// The whole image as a section.
+    full: Section,
+}
+
+/// Compressed reads smaller than this (output bytes) are decoded on the calling thread.
+const PARALLEL_DECODE_MIN_BYTES: usize = 1 << 20;
+
+impl<'f> ImageReader<'f> {
+    pub(crate) fn new(
+        file: &'f mut FitsFile,
+        index: usize,
+        layout: ImageLayout,
+        header: Arc<Header>,
+        data_start: Option<u64>,
+        tiles: Option<Vec<usize>>,
+        native: Option<crate::io::tiled::NativeTiles>,
+    ) -> Self {
+        let plan = data_start.and_then(|start| {
+            let bytes = (layout.bitpix.unsigned_abs() / 8) as u64;
+            let len = if layout.shape.is_empty() { 0 } else { layout.len().ok()? as u64 };
+            let end = start.checked_add(len.checked_mul(bytes)?)?;
+            let s = layout.scaling;
+            // astropy ignores BLANK = 0
+            let blank = s.blank.filter(|&b| b != 0);
+            Plan::new(layout.bitpix, layout.dtype, s.bscale, s.bzero, blank, (start, end))
+        });
+        let full = Section::full(&layout.shape);
+        ImageReader { file, index, layout, header, plan, tiles, native, full }
+    }
+
+    /// 0-based index of the HDU.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Shape in C order (`[]` when the HDU has no data).
+    pub fn shape(&self) -> &[usize] {
+        &self.layout.shape
+    }
+
+    /// Number of pixels (0 when the HDU has no data).
+    pub fn len(&self) -> usize {
+        if self.layout.shape.is_empty() { 0 } else { self.layout.len().unwrap_or(0) }
+    }
+
+    /// Whether the image has no pixels.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The element type [`ImageReader::read_data`] returns.
+    pub fn dtype(&self) -> Dtype {
+        self.layout.dtype
+    }
+
+    /// BITPIX of the stored image (of the image a compressed HDU holds).
+    pub fn bitpix(&self) -> i32 {
+        self.layout.bitpix
+    }
+
+    /// BSCALE, BZERO and BLANK.
+    pub fn scaling(&self) -> Scaling {
+        self.layout.scaling
+    }
+
+    /// The image's header (for a compressed HDU, the header of the image it holds).
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    fn err(&self, e: Error) -> Error {
+        e.in_hdu(self.index).in_file(self.file.path())
+    }
+
+    fn no_data(&self) -> Error {
+        self.err(Error::parameter("the HDU has no image data (NAXIS = 0)"))
+    }
+
+    /// Reads the whole image into `out`, which must hold exactly [`ImageReader::len`] elements.
+    /// Allocates nothing; blocks on the file read.
+    pub fn read_into<T: Pixel>(&mut self, out: &mut [T]) -> Result<()> {
+        if self.layout.shape.is_empty() {
+            return Err(self.no_data());
+        }
+        // the whole-image section is kept by the reader, so that this allocates nothing
+        let full = std::mem::take(&mut self.full);
+        let result = self.read_section_into(&full, out);
+        self.full = full;
+        result
+    }
+
+    /// Reads `section` into `out`, which must hold exactly the section's element count. For a
+    /// tile-compressed image only the tiles the section touches are decoded. Allocates nothing.
+    pub fn read_section_into<T: Pixel>(&mut self, section: &Section, out: &mut [T]) -> Result<()> {
+        if self.layout.shape.is_empty() {
+            return Err(self.no_data());
+        }
+        section.check(&self.layout.shape).map_err(|e| self.err(e))?;
+        let n = section.len();
+        if out.len() != n {
+            return Err(
+                self.err(Error::parameter(format!("output buffer holds {} elements, the read needs {n}", out.len())))
+            );
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let index = self.index;
+        // the fast path: an uncompressed image read in its own type
+        if T::DTYPE == self.layout.dtype
+            && let Some(plan) = &self.plan
+        {
+            let threads = self.file.threads();
+            if let Some(direct) = self.file.direct() {
+                return direct.read(plan, &self.layout.shape, section, out, threads).map_err(|e| self.err(e));
+            }
+        }
+        // RICE_1 and GZIP_1/2 tiles: decoded here
+        if let Some(native) = &self.native
+            && native.decodes::<T>(self.layout.dtype, self.layout.scaling.blank.is_some())
+        {
+            let threads = self.file.threads();
+            if let Some(plain) = self.file.plain() {
+                return native.read(plain, section, out, threads).map_err(|e| self.err(e));
+            }
+        }
+        // cfitsio: other compressed images, conversions to other types, gzip files
+        let nan_nulls = self.layout.scaling.nulls_to_nan();
+        let bands = self.tile_bands(section, std::mem::size_of::<T>());
+        let result = if bands.len() > 1 {
+            // the bands' handles are opened afresh: check the HDU (and where cfitsio finds it) as
+            // every read through cfitsio does
+            let checked = self.file.handle_at(index).map(|_| ());
+            checked.map_err(|e| self.err(e))?;
+            self.read_bands(&bands, out, nan_nulls)
+        } else {
+            self.file.handle_at(index)?.read_section(section, out, nan_nulls)
+        };
+        result.map_err(|e| {
+            let e = self.file.explain_read_error(index, e);
+            self.err(e)
+        })
+    }
+
+    /// For a tile-compressed plain file whose read decodes enough tiles to be worth it: the section
+    /// split along its first axis into one band of whole tile rows per thread. Otherwise the
+    /// section as one band. The work is the tiles the section touches, not its own size: a small
+    /// cutout of an image compressed in whole rows decodes every row it crosses in full.
+    fn tile_bands(&self, section: &Section, elem_bytes: usize) -> Vec<Section> {
+        let threads = self.file.threads();
+        let one = vec![section.clone()];
+        let Some(tiles) = self.tiles.as_ref().filter(|t| t.len() == section.ranges().len()) else {
+            return one;
+        };
+        let Some(&tile_rows) = tiles.first() else { return one };
+        let decoded =
+            section.ranges().iter().zip(tiles).zip(&self.layout.shape).fold(elem_bytes, |acc, ((r, &t), &n)| {
+                let span = (r.end.div_ceil(t) * t).min(n).saturating_sub(r.start / t * t);
+                acc.saturating_mul(span)
+            });
+        if threads < 2 || decoded < PARALLEL_DECODE_MIN_BYTES || !self.file.is_plain() {
+            return one;
+        }
+        let Some(rows) = section.ranges().first().cloned() else { return one };
+        let first_tile = rows.start / tile_rows;
+        let tile_count = rows.end.div_ceil(tile_rows) - first_tile;
+        if tile_count < 2 {
+            return one;
+        }
+        let per = tile_count.div_ceil(threads.min(tile_count));
+        let mut bands = Vec::new();
+        let mut t = first_tile;
+        while t * tile_rows < rows.end {
+            let a = (t * tile_rows).max(rows.start);
+            let b = ((t + per) * tile_rows).min(rows.end);
+            let mut ranges = section.ranges().to_vec();
+            if let Some(first) = ranges.first_mut() {
+                *first = a..b;
+            }
+            bands.push(Section::new(ranges));
+            t += per;
+        }
+        bands
+    }
+
+    /// Decodes each band on its own thread (the first on this one), each with its own cfitsio
+    /// handle, into disjoint parts of `out`.
+    fn read_bands<T: Pixel>(&mut self, bands: &[Section], out: &mut [T], nan_nulls: bool) -> Result<()> {
+        let mut chunks: Vec<(&Section, &mut [T])> = Vec::with_capacity(bands.len());
+        let mut rest = out;
+        for band in bands {
+            let n: usize = band.shape().iter().product();
+            let (mine, tail) = rest.split_at_mut(n);
+            chunks.push((band, mine));
+            rest = tail;
+        }
+        let mut chunks = chunks.into_iter();
+        let Some((first_band, first_out)) = chunks.next() else {
+            return Ok(());
+        };
+        let index = self.index;
+        let reopener = self.file.reopener();
+        let reopener = &reopener;
+        let workers: Vec<_> = chunks.collect();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = workers
+                .into_iter()
+                .map(|(band, chunk)| scope.spawn(move || reopener.open_at(index)?.read_section(band, chunk, nan_nulls)))
+                .collect();
+            // the first band on this thread, with a fresh handle too (this reader's handle is
+            // borrowed by `self`, and its position would move under other reads)
+            let mine = reopener.open_at(index).and_then(|mut h| h.read_section(first_band, first_out, nan_nulls));
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(Error::decoding("a decoding thread panicked"))))
+                .fold(mine, |acc, r| acc.and(r))
+        })
+    }
+
+    /// Reads the whole image into a new `Vec<T>` (allocates, within [`crate::Limits::max_alloc`]).
+    pub fn read<T: Pixel>(&mut self) -> Result<Vec<T>> {
+        if self.layout.shape.is_empty() {
+            return Err(self.no_data());
+        }
+        let section = Section::full(&self.layout.shape);
+        self.read_section(&section)
+    }
+
+    /// Reads `section` into a new `Vec<T>` (allocates, within [`crate::Limits::max_alloc`]).
+    pub fn read_section<T: Pixel>(&mut self, section: &Section) -> Result<Vec<T>> {
+        let mut out = self.alloc::<T>(section)?;
+        self.read_section_into(section, &mut out)?;
+        Ok(out)
+    }
+
+    /// Reads the image, or `section` of it, in its own [`Dtype`] (allocates, within
+    /// [`crate::Limits::max_alloc`]).
+    ///
+    /// ```
+    /// use torchfits_core::{FitsFile, Pixels};
+    /// # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");
+    /// let mut file = FitsFile::open(path)?;
+    /// let data = file.image("DQ")?.read_data(None)?;
+    /// assert_eq!(data.shape, vec![48, 64]);
+    /// assert!(matches!(data.pixels, Pixels::I16(_)));
+    /// # Ok::<(), torchfits_core::Error>(())
+    /// ```
+    pub fn read_data(&mut self, section: Option<&Section>) -> Result<ImageData> {
+        if self.layout.shape.is_empty() {
+            return Err(self.no_data());
+        }
+        let full;
+        let section = match section {
+            Some(s) => s,
+            None => {
+                full = Section::full(&self.layout.shape);
+                &full
+            }
+        };
+        let pixels = match self.layout.dtype {
+            Dtype::U8 => Pixels::U8(self.read_section(section)?),
+            Dtype::I8 => Pixels::I8(self.read_section(section)?),
+            Dtype::I16 => Pixels::I16(self.read_section(section)?),
+            Dtype::U16 => Pixels::U16(self.read_section(section)?),
+            Dtype::I32 => Pixels::I32(self.read_section(section)?),
+            Dtype::U32 => Pixels::U32(self.read_section(section)?),
+            Dtype::I64 => Pixels::I64(self.read_section(section)?),
+            Dtype::U64 => Pixels::U64(self.read_section(section)?),
+            Dtype::F32 => Pixels::F32(self.read_section(section)?),
+            Dtype::F64 => Pixels::F64(self.read_section(section)?),
+        };
+        Ok(ImageData { shape: section.shape(), pixels })
+    }
+
+    fn alloc<T: Pixel>(&self, section: &Section) -> Result<Vec<T>> {
+        section.check(&self.layout.shape).map_err(|e| self.err(e))?;
+        let n = checked_len(&section.shape()).map_err(|e| self.err(e))?;
+        let bytes = (n as u64).saturating_mul(std::mem::size_of::<T>() as u64);
+        self.file.limits().check_alloc(bytes, "the image read").map_err(|e| self.err(e))?;
+        Ok(vec![T::default(); n])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rice_and_gzip_images_are_decoded_here_not_by_cfitsio() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/quantized.fits");
+        let mut file = crate::FitsFile::open(&path).expect("open");
+        for hdu in 1..file.hdu_count().expect("count") {
+            let img = file.image(hdu).expect("image");
+            let native = img.native.as_ref().unwrap_or_else(|| panic!("HDU {hdu}: not decoded here"));
+            let native = match img.layout.dtype {
+                Dtype::F32 => native.decodes::<f32>(Dtype::F32, false),
+                dtype => native.decodes::<f64>(dtype, false),
+            };
+            assert!(native, "HDU {hdu}: {:?}", img.layout.dtype);
+        }
+        // and every RICE_1 and GZIP image of the fixture; HCOMPRESS and PLIO go to cfitsio
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/compressed.fits");
+        let mut file = crate::FitsFile::open(&path).expect("open");
+        for hdu in 1..file.hdu_count().expect("count") {
+            let name = file.hdu(hdu).expect("info").extname.clone().unwrap_or_default();
+            let img = file.image(hdu).expect("image");
+            let here = img.native.as_ref().is_some_and(|n| match img.layout.dtype {
+                Dtype::I16 => n.decodes::<i16>(Dtype::I16, false),
+                Dtype::U16 => n.decodes::<u16>(Dtype::U16, false),
+                Dtype::I32 => n.decodes::<i32>(Dtype::I32, false),
+                Dtype::F32 => n.decodes::<f32>(Dtype::F32, false),
+                Dtype::F64 => n.decodes::<f64>(Dtype::F64, false),
+                _ => false,
+            });
+            let want = name.starts_with("RICE") || name.starts_with("GZIP");
+            assert_eq!(here, want, "{name}");
+        }
+    }
+}

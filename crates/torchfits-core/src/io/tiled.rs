@@ -1,0 +1,610 @@
+//! Reading RICE_1 and GZIP_1/GZIP_2 tile-compressed images without cfitsio: integers, floats
+//! quantised to integers (dithered or not, NaN, tiles stored as gzipped floats) and gzipped
+//! floats stored as they are. The tiles a section touches are read from the heap (`pread`) and
+//! decoded straight into the caller's buffer, bands of tile rows on separate threads. Anything
+//! else compressed (HCOMPRESS, PLIO, 64-bit integers, integer images with nulls, other columns)
+//! goes through cfitsio.
+
+// Indexing: `sec`, `tile`, `dims`, the strides and the odometers all have one entry per
+// image axis (ZNAXIS, checked equal to the tile shape's and the section's length); tile
+// descriptors are looked up with `get`, and tile contents only go through the bounds-checked bit
+// reader of `decode_into`.
+#![allow(clippy::indexing_slicing)]
+
+use std::ops::Range;
+
+use crate::compression::quantize::{N_RANDOM, ZERO_VALUE, random_sequence};
+use crate::compression::{Codec, Dither, FloatStorage, TileCompression, gzip, rice};
+use crate::error::{Error, Result};
+use crate::format::header::Header;
+use crate::format::pixel::{Dtype, Pixel, Section};
+use crate::format::table_schema::{FitsType, TableSchema, VarArray};
+use crate::source::LocalFile;
+
+/// Where the tiles of a RICE_1 or GZIP image are and how they are coded, from its binary table's
+/// header.
+#[derive(Debug, Clone)]
+pub(crate) struct NativeTiles {
+    /// Offset of the table's rows in the file.
+    data_start: u64,
+    /// Bytes per row (NAXIS1).
+    row_bytes: usize,
+    ntiles: usize,
+    /// Offset of the heap from the rows' start.
+    heap_offset: u64,
+    heap_len: u64,
+    /// How tiles are coded: RICE_1 or GZIP_1/2.
+    codec: Codec,
+    /// Bytes per value as coded (Rice: BYTEPIX, 1, 2 or 4) or as stored before gzip (1, 2, 4 or 8).
+    bytepix: usize,
+    /// Bytes per value of the image's own type (ZBITPIX / 8); 4 for quantised floats.
+    stored: usize,
+    /// Gzipped floats stored as they are (lossless): the values are the stored ones.
+    raw_floats: bool,
+    /// Image and tile shapes, FITS order (x first).
+    dims: Vec<usize>,
+    tile: Vec<usize>,
+    /// The COMPRESSED_DATA descriptor in each row.
+    code: Descriptor,
+    /// For a quantised floating-point image: how its integers become values.
+    quantized: Option<Quantized>,
+}
+
+/// Where a variable-length array descriptor sits in a row (`P`: two 32-bit words, `Q`: two 64-bit).
+#[derive(Debug, Clone, Copy)]
+struct Descriptor {
+    offset: usize,
+    wide: bool,
+}
+
+impl Descriptor {
+    /// (element count, heap offset) from `row`.
+    fn read(self, row: &[u8]) -> (u64, u64) {
+        let word = |a: usize, n: usize| {
+            row.get(a..a + n).map_or(0u64, |b| b.iter().fold(0, |acc, &x| acc << 8 | u64::from(x)))
+        };
+        let (o, n) = (self.offset, if self.wide { 8 } else { 4 });
+        (word(o, n), word(o + n, n))
+    }
+}
+
+/// A per-tile parameter: a column of the table (its offset in a row and type), or a keyword's
+/// value for every tile.
+#[derive(Debug, Clone, Copy)]
+enum Param {
+    Column { offset: usize, ty: FitsType },
+    Constant(f64),
+}
+
+impl Param {
+    fn read(self, row: &[u8]) -> Option<f64> {
+        match self {
+            Param::Constant(v) => Some(v),
+            Param::Column { offset, ty } => {
+                let bytes = |n: usize| row.get(offset..offset + n);
+                match ty {
+                    FitsType::Double => bytes(8).and_then(|b| b.try_into().ok()).map(f64::from_be_bytes),
+                    FitsType::Float => {
+                        bytes(4).and_then(|b| b.try_into().ok()).map(|b| f64::from(f32::from_be_bytes(b)))
+                    }
+                    FitsType::Int => bytes(4).and_then(|b| b.try_into().ok()).map(|b| f64::from(i32::from_be_bytes(b))),
+                    FitsType::Short => {
+                        bytes(2).and_then(|b| b.try_into().ok()).map(|b| f64::from(i16::from_be_bytes(b)))
+                    }
+                    _ => None,
+                }
+            }
+        }
+    }
+}
+
+/// How a quantised floating-point image's tiles become values (the tiled image convention's
+/// quantisation, as cfitsio and astropy undo it).
+#[derive(Debug, Clone)]
+struct Quantized {
+    /// ZBITPIX = -64 (values are computed in f64 either way; -32 rounds them to f32).
+    double: bool,
+    dither: Dither,
+    /// ZDITHER0: where tile 1 starts in the random sequence.
+    seed: i64,
+    scale: Param,
+    zero: Param,
+    /// The integer that marks an undefined pixel (ZBLANK), read as NaN.
+    blank: Option<Param>,
+    /// GZIP_COMPRESSED_DATA: tiles the writer could not quantise, stored as gzipped values.
+    gzip: Option<Descriptor>,
+}
+
+/// One tile's row of the table: its Rice code, gzipped values, and quantisation.
+#[derive(Debug, Clone, Copy, Default)]
+struct TileRow {
+    /// (bytes, heap offset) of COMPRESSED_DATA.
+    code: (u64, u64),
+    /// (bytes, heap offset) of GZIP_COMPRESSED_DATA (0 bytes when none).
+    gzip: (u64, u64),
+    scale: f64,
+    zero: f64,
+    blank: Option<i64>,
+}
+
+impl NativeTiles {
+    /// The table of a compressed HDU whose data starts at `data_start`, if torchfits decodes it
+    /// itself: RICE_1 or GZIP_1/2 of 8-, 16- or 32-bit integers (one COMPRESSED_DATA column, no
+    /// ZBLANK), of floats quantised to 32-bit integers (any ZQUANTIZ, ZSCALE/ZZERO/ZBLANK as
+    /// columns or keywords, tiles stored in GZIP_COMPRESSED_DATA), or (gzip) of floats as they
+    /// are. Anything else goes to cfitsio.
+    pub(crate) fn from_header(table: &Header, data_start: u64) -> Option<NativeTiles> {
+        let description = TileCompression::from_header(table).ok()?;
+        let zbitpix = description.zbitpix;
+        // BSCALE/BZERO on a float image scale its values once more: cfitsio's (on integers they
+        // give the image's type, which `decodes` matches)
+        let scaled = table.contains("BSCALE") || table.contains("BZERO");
+        if !matches!(zbitpix, 8 | 16 | 32 | -32 | -64) || zbitpix < 0 && scaled {
+            return None;
+        }
+        if !description.unknown_parameters.is_empty() {
+            return None;
+        }
+        let raw_floats = description.floats == Some(FloatStorage::Raw);
+        let stored = description.stored_width();
+        let (codec, bytepix) = match description.codec {
+            // integers coded at least as wide as they are stored (older writers coded 8- and
+            // 16-bit images as 32-bit integers), quantised floats as 32-bit integers
+            Codec::Rice { bytepix, .. } if raw_floats || bytepix > 4 || bytepix < stored => return None,
+            Codec::Rice { block, bytepix } if zbitpix > 0 || bytepix == 4 => (Codec::Rice { block, bytepix }, bytepix),
+            Codec::Gzip { shuffle } => (Codec::Gzip { shuffle }, stored),
+            _ => return None,
+        };
+        let schema = TableSchema::from_header(table).ok()?;
+        let descriptor = |name: &str| -> Option<Option<Descriptor>> {
+            let Some(col) = schema.columns.iter().find(|c| c.name.trim().eq_ignore_ascii_case(name)) else {
+                return Some(None);
+            };
+            let wide = match col.variable? {
+                VarArray::P => false,
+                VarArray::Q => true,
+            };
+            (col.fits_type == FitsType::Byte && col.repeat <= 1)
+                .then_some(Some(Descriptor { offset: col.offset, wide }))
+        };
+        let code = descriptor("COMPRESSED_DATA")??;
+        let quantized = match description.floats {
+            None | Some(FloatStorage::Raw) => {
+                if schema.columns.len() != 1 || table.contains("ZBLANK") {
+                    return None;
+                }
+                None
+            }
+            Some(FloatStorage::Quantised { dither, seed }) => {
+                let known = ["COMPRESSED_DATA", "GZIP_COMPRESSED_DATA", "ZSCALE", "ZZERO", "ZBLANK"];
+                if schema.columns.iter().any(|c| !known.iter().any(|k| c.name.trim().eq_ignore_ascii_case(k))) {
+                    return None;
+                }
+                let param = |name: &str| -> Option<Option<Param>> {
+                    match schema.columns.iter().find(|c| c.name.trim().eq_ignore_ascii_case(name)) {
+                        Some(c)
+                            if c.variable.is_none()
+                                && c.repeat == 1
+                                && c.null.is_none()
+                                && c.scale == 1.0
+                                && c.zero == 0.0 =>
+                        {
+                            matches!(c.fits_type, FitsType::Double | FitsType::Float | FitsType::Int | FitsType::Short)
+                                .then_some(Some(Param::Column { offset: c.offset, ty: c.fits_type }))
+                        }
+                        Some(_) => None,
+                        None => Some(table.get_f64(name).map(Param::Constant)),
+                    }
+                };
+                Some(Quantized {
+                    double: zbitpix == -64,
+                    dither,
+                    seed,
+                    scale: param("ZSCALE")??,
+                    zero: param("ZZERO")??,
+                    blank: param("ZBLANK")?,
+                    gzip: descriptor("GZIP_COMPRESSED_DATA")?,
+                })
+            }
+        };
+        let ntiles = usize::try_from(schema.nrows).ok()?;
+        let heap_len = schema.data_len.checked_sub(schema.heap_offset)?;
+        if description.dims.is_empty() || description.tile_count() != Some(ntiles) {
+            return None;
+        }
+        let TileCompression { dims, tile, .. } = description;
+        Some(NativeTiles {
+            data_start,
+            row_bytes: schema.row_bytes,
+            ntiles,
+            heap_offset: schema.heap_offset,
+            heap_len,
+            codec,
+            bytepix,
+            stored,
+            raw_floats,
+            dims,
+            tile,
+            code,
+            quantized,
+        })
+    }
+
+    /// Whether an image of `dtype` (as the header gives it) is read here into `T`: in its own
+    /// type, the stored integers as they are or offset (unsigned, i8), no BLANK; a quantised
+    /// image as f32 (ZBITPIX -32) or f64 (-64).
+    pub(crate) fn decodes<T: Pixel>(&self, dtype: Dtype, blank: bool) -> bool {
+        let stored = match (&self.quantized, self.stored) {
+            (Some(q), _) => dtype == if q.double { Dtype::F64 } else { Dtype::F32 },
+            (None, 4) if self.raw_floats => dtype == Dtype::F32,
+            (None, 8) if self.raw_floats => dtype == Dtype::F64,
+            (None, 8) => false,
+            (None, 1) => matches!(dtype, Dtype::U8 | Dtype::I8),
+            (None, 2) => matches!(dtype, Dtype::I16 | Dtype::U16),
+            (None, _) => matches!(dtype, Dtype::I32 | Dtype::U32),
+        };
+        stored && !blank && T::DTYPE == dtype
+    }
+
+    /// Each tile's row: where its code is, and its quantisation.
+    fn descriptors(&self, file: &LocalFile) -> Result<Vec<TileRow>> {
+        let bytes = (self.ntiles as u64).saturating_mul(self.row_bytes as u64);
+        if self.data_start.saturating_add(bytes) > file.len() {
+            return Err(Error::decoding("the file is truncated: it ends inside the table of tiles"));
+        }
+        let mut rows = vec![0u8; bytes as usize];
+        file.read_bytes_at(&mut rows, self.data_start)?;
+        rows.chunks_exact(self.row_bytes.max(1))
+            .enumerate()
+            .map(|(k, r)| {
+                let mut row = TileRow { code: self.code.read(r), scale: 1.0, ..TileRow::default() };
+                if let Some(q) = &self.quantized {
+                    let bad = |what: &str| Error::decoding(format!("tile {k}: its {what} cannot be read"));
+                    row.gzip = q.gzip.map_or((0, 0), |d| d.read(r));
+                    row.scale = q.scale.read(r).ok_or_else(|| bad("ZSCALE"))?;
+                    row.zero = q.zero.read(r).ok_or_else(|| bad("ZZERO"))?;
+                    row.blank = match q.blank {
+                        Some(b) => Some(b.read(r).ok_or_else(|| bad("ZBLANK"))? as i64),
+                        None => None,
+                    };
+                }
+                Ok(row)
+            })
+            .collect()
+    }
+
+    /// Decodes `section` (C order) into `out`, bands of tile rows on up to `threads` threads.
+    pub(crate) fn read<T: Pixel>(
+        &self,
+        file: &LocalFile,
+        section: &Section,
+        out: &mut [T],
+        threads: usize,
+    ) -> Result<()> {
+        let descriptors = self.descriptors(file)?;
+        let n = self.dims.len();
+        // the section in FITS order
+        let sec: Vec<Range<usize>> = section.ranges().iter().rev().cloned().collect();
+        if sec.len() != n {
+            return Err(Error::parameter("the section does not match the image"));
+        }
+        // output strides (FITS order: x is 1)
+        let mut ostride = vec![1usize; n];
+        for a in 1..n {
+            ostride[a] = ostride[a - 1] * sec[a - 1].len();
+        }
+        // bands along the slowest axis, in whole tiles
+        let top = n - 1;
+        let (t0, t1) = (sec[top].start / self.tile[top], sec[top].end.div_ceil(self.tile[top]));
+        let per = (t1 - t0).div_ceil(threads.clamp(1, (t1 - t0).max(1)));
+        let mut bands: Vec<(Range<usize>, &mut [T])> = Vec::new();
+        let mut rest = out;
+        let mut t = t0;
+        while t < t1 {
+            let a = (t * self.tile[top]).max(sec[top].start);
+            let b = ((t + per) * self.tile[top]).min(sec[top].end);
+            let (mine, tail) = std::mem::take(&mut rest).split_at_mut((b - a) * ostride[top]);
+            bands.push((a..b, mine));
+            rest = tail;
+            t += per;
+        }
+        let decode_band = |rows: Range<usize>, out: &mut [T]| -> Result<()> {
+            let mut band = sec.clone();
+            band[top] = rows;
+            self.decode_band(file, &descriptors, &band, &ostride, out)
+        };
+        if bands.len() <= 1 {
+            return bands.into_iter().try_for_each(|(rows, out)| decode_band(rows, out));
+        }
+        std::thread::scope(|scope| {
+            let mut bands = bands.into_iter();
+            let first = bands.next();
+            let decode_band = &decode_band;
+            let handles: Vec<_> = bands.map(|(rows, out)| scope.spawn(move || decode_band(rows, out))).collect();
+            let mine = first.map_or(Ok(()), |(rows, out)| decode_band(rows, out));
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(Error::decoding("a decoding thread panicked"))))
+                .fold(mine, |acc, r| acc.and(r))
+        })
+    }
+
+    /// Decodes the tiles `band` (FITS order) touches into `out` (the band, C order).
+    fn decode_band<T: Pixel>(
+        &self,
+        file: &LocalFile,
+        rows: &[TileRow],
+        band: &[Range<usize>],
+        ostride: &[usize],
+        out: &mut [T],
+    ) -> Result<()> {
+        let n = self.dims.len();
+        let first: Vec<usize> = band.iter().zip(&self.tile).map(|(r, t)| r.start / t).collect();
+        let last: Vec<usize> = band.iter().zip(&self.tile).map(|(r, t)| r.end.div_ceil(*t)).collect();
+        let counts: Vec<usize> = self.dims.iter().zip(&self.tile).map(|(d, t)| d.div_ceil(*t)).collect();
+        let mut code = Vec::new();
+        let mut raw = Vec::new();
+        let mut pixels: Vec<i32> = Vec::new();
+        let mut values: Vec<T> = Vec::new();
+        let mut tc = first.clone();
+        loop {
+            // this tile: its index, extent, and the part of the band it covers
+            let k = tc.iter().zip(&counts).rev().fold(0usize, |acc, (c, m)| acc * m + c);
+            let lo: Vec<usize> = tc.iter().zip(&self.tile).map(|(c, t)| c * t).collect();
+            let hi: Vec<usize> = lo.iter().zip(&self.tile).zip(&self.dims).map(|((l, t), d)| (l + t).min(*d)).collect();
+            let row = *rows.get(k).ok_or_else(|| Error::decoding("a tile has no descriptor"))?;
+            let count: usize = lo.iter().zip(&hi).map(|(l, h)| h - l).product();
+            let tile_err = |e: String| Error::decoding(format!("tile {k}: {e}"));
+            match &self.quantized {
+                Some(q) if row.code.0 == 0 && row.gzip.0 > 0 => {
+                    // a tile the writer stored losslessly: gzipped big-endian values
+                    self.heap_bytes(file, k, row.gzip, &mut code)?;
+                    let width = if q.double { 8 } else { 4 };
+                    gzip::inflate_exact(&code, count * width, false, width, &mut raw).map_err(tile_err)?;
+                    floats_from_be(&raw, &mut values).map_err(tile_err)?;
+                    self.copy(&values, &lo, &hi, band, ostride, out, <[T]>::copy_from_slice);
+                }
+                Some(q) => {
+                    self.tile_ints(file, k, row.code, count, &mut code, &mut raw, &mut pixels)?;
+                    unquantize(q, k, &row, &pixels, &mut values);
+                    self.copy(&values, &lo, &hi, band, ostride, out, <[T]>::copy_from_slice);
+                }
+                None if self.raw_floats => {
+                    self.heap_bytes(file, k, row.code, &mut code)?;
+                    let shuffle = self.codec == Codec::Gzip { shuffle: true };
+                    gzip::inflate_exact(&code, count * self.bytepix, shuffle, self.bytepix, &mut raw)
+                        .map_err(tile_err)?;
+                    floats_from_be(&raw, &mut values).map_err(tile_err)?;
+                    self.copy(&values, &lo, &hi, band, ostride, out, <[T]>::copy_from_slice);
+                }
+                None => {
+                    self.tile_ints(file, k, row.code, count, &mut code, &mut raw, &mut pixels)?;
+                    self.copy(&pixels, &lo, &hi, band, ostride, out, store);
+                }
+            }
+            // next tile, odometer-wise
+            let mut a = 0;
+            loop {
+                if a == n {
+                    return Ok(());
+                }
+                tc[a] += 1;
+                if tc[a] < last[a] {
+                    break;
+                }
+                tc[a] = first[a];
+                a += 1;
+            }
+        }
+    }
+
+    /// Reads the `(bytes, heap offset)` of tile `k` from the heap into `code`, checked against the
+    /// heap.
+    fn heap_bytes(&self, file: &LocalFile, k: usize, (len, offset): (u64, u64), code: &mut Vec<u8>) -> Result<()> {
+        if offset.checked_add(len).is_none_or(|end| end > self.heap_len) {
+            return Err(Error::decoding(format!("tile {k} points outside the heap")));
+        }
+        code.resize(len as usize, 0);
+        file.read_bytes_at(code, self.data_start + self.heap_offset + offset)
+    }
+
+    /// Decodes the stored integers of tile `k` (`count` pixels, its code at `at` in the heap)
+    /// into `pixels` (sign-extended), through `code` and `raw`.
+    #[allow(clippy::too_many_arguments)]
+    fn tile_ints(
+        &self,
+        file: &LocalFile,
+        k: usize,
+        at: (u64, u64),
+        count: usize,
+        code: &mut Vec<u8>,
+        raw: &mut Vec<u8>,
+        pixels: &mut Vec<i32>,
+    ) -> Result<()> {
+        let tile_err = |e: String| Error::decoding(format!("tile {k}: {e}"));
+        match self.codec {
+            Codec::Rice { block, .. } => {
+                // no tile needs more than its raw pixels plus the block headers
+                let most = (count as u64).saturating_mul(self.bytepix as u64 + 1).saturating_add(64);
+                if at.0 > most {
+                    return Err(Error::decoding(format!(
+                        "tile {k} claims {} bytes, more than {count} pixels can take",
+                        at.0
+                    )));
+                }
+                self.heap_bytes(file, k, at, code)?;
+                rice::decode(code, self.bytepix, block, count, pixels).map_err(tile_err)
+            }
+            Codec::Gzip { shuffle } => {
+                self.heap_bytes(file, k, at, code)?;
+                let sizes = gzip::tile_sizes(count, self.bytepix);
+                let w = gzip::inflate_to_one_of(code, &sizes, raw).map_err(tile_err)? / count.max(1);
+                if shuffle {
+                    gzip::unshuffle(raw, w);
+                }
+                pixels.clear();
+                match w {
+                    1 => pixels.extend(raw.iter().map(|&b| i32::from(b as i8))),
+                    2 => pixels.extend(raw.chunks_exact(2).map(|b| i32::from(i16::from_be_bytes([b[0], b[1]])))),
+                    4 => pixels.extend(raw.chunks_exact(4).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))),
+                    _ => return Err(tile_err(format!("{w}-byte integers are not decoded here"))),
+                }
+                Ok(())
+            }
+            Codec::Hcompress { .. } | Codec::Plio | Codec::None => {
+                Err(tile_err(format!("{} tiles are not decoded here", self.codec.name())))
+            }
+        }
+    }
+
+    /// Copies the part of a decoded tile (`lo..hi`) inside `band` into `out`, a run at a time.
+    #[allow(clippy::too_many_arguments)]
+    fn copy<S, T>(
+        &self,
+        pixels: &[S],
+        lo: &[usize],
+        hi: &[usize],
+        band: &[Range<usize>],
+        ostride: &[usize],
+        out: &mut [T],
+        store: impl Fn(&mut [T], &[S]),
+    ) {
+        let n = lo.len();
+        let a: Vec<usize> = lo.iter().zip(band).map(|(l, b)| (*l).max(b.start)).collect();
+        let z: Vec<usize> = hi.iter().zip(band).map(|(h, b)| (*h).min(b.end)).collect();
+        if a.iter().zip(&z).any(|(a, z)| a >= z) {
+            return;
+        }
+        let mut tstride = vec![1usize; n];
+        for i in 1..n {
+            tstride[i] = tstride[i - 1] * (hi[i - 1] - lo[i - 1]);
+        }
+        let run = z[0] - a[0];
+        let mut c: Vec<usize> = a.clone();
+        loop {
+            let src: usize = (0..n).map(|i| (c[i] - lo[i]) * tstride[i]).sum();
+            let dst: usize = (0..n).map(|i| (c[i] - band[i].start) * ostride[i]).sum();
+            if let (Some(s), Some(d)) = (pixels.get(src..src + run), out.get_mut(dst..dst + run)) {
+                store(d, s);
+            }
+            let mut i = 1;
+            loop {
+                if i >= n {
+                    return;
+                }
+                c[i] += 1;
+                if c[i] < z[i] {
+                    break;
+                }
+                c[i] = a[i];
+                i += 1;
+            }
+        }
+    }
+}
+
+/// The values of quantised tile `k` (0-based, FITS order) from its integers, as cfitsio's
+/// `unquantize_i4r4` / `_i4r8` compute them: in f64, each value rounded once to `T`; ZBLANK
+/// pixels are NaN; the dither index advances over every pixel, null or not.
+fn unquantize<T: Pixel>(q: &Quantized, k: usize, row: &TileRow, ints: &[i32], out: &mut Vec<T>) {
+    out.clear();
+    out.resize(ints.len(), T::default());
+    match T::DTYPE {
+        Dtype::F32 => unquantize_as(q, k, row, ints, bytemuck::cast_slice_mut::<T, f32>(out), |x| x as f32),
+        Dtype::F64 => unquantize_as(q, k, row, ints, bytemuck::cast_slice_mut::<T, f64>(out), |x| x),
+        _ => {}
+    }
+}
+
+/// [`unquantize`] into `out`, each f64 value rounded by `round`: in runs that end where the
+/// dither index wraps, so the inner loop has no bookkeeping.
+fn unquantize_as<F: Copy>(
+    q: &Quantized,
+    k: usize,
+    row: &TileRow,
+    ints: &[i32],
+    out: &mut [F],
+    round: impl Fn(f64) -> F,
+) {
+    let (scale, zero) = (row.scale, row.zero);
+    let blank = row.blank.and_then(|b| i32::try_from(b).ok());
+    let value = |v: i32, r: f32| -> F {
+        round(if Some(v) == blank {
+            f64::NAN
+        } else {
+            match q.dither {
+                Dither::None => f64::from(v) * scale + zero,
+                Dither::Two if v == ZERO_VALUE => 0.0,
+                _ => (f64::from(v) - f64::from(r) + 0.5) * scale + zero,
+            }
+        })
+    };
+    if q.dither == Dither::None {
+        out.iter_mut().zip(ints).for_each(|(o, &v)| *o = value(v, 0.0));
+        return;
+    }
+    let random = random_sequence();
+    // tile k + 1 starts at ZDITHER0 + k - 1 in the sequence (mod its length)
+    let mut iseed = ((k as u64).saturating_add(q.seed.max(1) as u64) - 1) as usize % N_RANDOM;
+    let start = |i: usize| random.get(i).map_or(0, |&r| (r * 500.0) as usize);
+    let mut next = start(iseed);
+    let (mut out, mut ints) = (out, ints);
+    while !ints.is_empty() && !out.is_empty() {
+        let r = random.get(next..).unwrap_or_default();
+        let n = r.len().min(ints.len()).min(out.len()).max(1);
+        let (o, o_rest) = std::mem::take(&mut out).split_at_mut(n);
+        let (i, i_rest) = ints.split_at(n);
+        o.iter_mut().zip(i).zip(r).for_each(|((o, &v), &r)| *o = value(v, r));
+        (out, ints) = (o_rest, i_rest);
+        // the index moves on over every pixel, null or not; at the end of the sequence the
+        // next seed gives the new start
+        next += n;
+        if next >= N_RANDOM {
+            iseed = (iseed + 1) % N_RANDOM;
+            next = start(iseed);
+        }
+    }
+}
+
+/// Big-endian floats (f32 or f64, as `T`) from `raw` into `out`.
+fn floats_from_be<T: Pixel>(raw: &[u8], out: &mut Vec<T>) -> std::result::Result<(), String> {
+    let width = std::mem::size_of::<T>();
+    out.clear();
+    out.resize(raw.len() / width, T::default());
+    match T::DTYPE {
+        Dtype::F32 => {
+            let o: &mut [f32] = bytemuck::cast_slice_mut(out);
+            o.iter_mut().zip(raw.chunks_exact(4)).for_each(|(o, b)| *o = f32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        }
+        Dtype::F64 => {
+            let o: &mut [f64] = bytemuck::cast_slice_mut(out);
+            o.iter_mut().zip(raw.chunks_exact(8)).for_each(|(o, b)| {
+                *o = f64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            });
+        }
+        _ => return Err("its values are not of the image's type".into()),
+    }
+    Ok(())
+}
+
+/// Stored integers (sign-extended) as values of `T`: the unsigned types and i8 undo their
+/// offset (a flipped top bit).
+fn store<T: Pixel>(dst: &mut [T], src: &[i32]) {
+    macro_rules! each {
+        ($t:ty, $f:expr) => {{
+            let d: &mut [$t] = bytemuck::cast_slice_mut(dst);
+            for (o, &v) in d.iter_mut().zip(src) {
+                *o = $f(v);
+            }
+        }};
+    }
+    match T::DTYPE {
+        Dtype::U8 => each!(u8, |v: i32| v as u8),
+        Dtype::I8 => each!(i8, |v: i32| (v as u8 ^ 0x80) as i8),
+        Dtype::I16 => each!(i16, |v: i32| v as i16),
+        Dtype::U16 => each!(u16, |v: i32| (v as u16) ^ 0x8000),
+        Dtype::I32 => each!(i32, |v: i32| v),
+        Dtype::U32 => each!(u32, |v: i32| (v as u32) ^ 0x8000_0000),
+        _ => {}
+    }
+}

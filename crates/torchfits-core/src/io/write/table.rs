@@ -1,0 +1,634 @@
+//! Writing binary tables: typed columns (the [`TableBatch`]es a read gives, or built by hand, or
+//! converted from Arrow) streamed in batches; the row count, heap size and array lengths are
+//! written into the header when the table is complete.
+
+// Indexing: the writer indexes only the caller's batches (columns and offsets checked by
+// `TableBatch::new`) and its own header records.
+#![allow(clippy::indexing_slicing)]
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Seek, Write};
+use std::path::PathBuf;
+
+use super::{Cleanup, FitsWriter, OpenHdu, TMP_COUNTER};
+use crate::error::{Error, Result};
+use crate::format::cards::{Record, raw_card, structural};
+use crate::format::header::{Header, Value};
+use crate::io::table::{ColumnData, ColumnType, ColumnValues, TableBatch};
+
+/// One column of a table to write.
+///
+/// ```
+/// use torchfits_core::table::ColumnType;
+/// use torchfits_core::write::ColumnSpec;
+/// let flux = ColumnSpec::new("flux", ColumnType::F32, 1).unit("Jy");
+/// let spectrum = ColumnSpec::new("spec", ColumnType::F64, 6).dims(&[2, 3]);  // TDIM
+/// let name = ColumnSpec::new("name", ColumnType::Str, 16);                  // 16A
+/// let hits = ColumnSpec::new("hits", ColumnType::I32, 0).variable();        // 1PJ
+/// # let _ = (flux, spectrum, name, hits);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ColumnSpec {
+    /// TTYPEn.
+    pub name: String,
+    /// The values' type (unsigned types are stored with TZERO, as FITS and astropy do).
+    pub column_type: ColumnType,
+    /// Elements per row (bits for [`ColumnType::Bits`], bytes per string for
+    /// [`ColumnType::Str`]); unused for a variable-length column.
+    pub repeat: usize,
+    /// The shape of a row's elements, C order (TDIMn).
+    pub dims: Option<Vec<usize>>,
+    /// TUNITn.
+    pub unit: Option<String>,
+    /// A variable-length array per row (TFORM `P`): the elements go to the heap.
+    pub variable: bool,
+    /// Integer columns: write TNULLn so undefined values can be stored (see [`TableWrite`]).
+    pub nullable: bool,
+}
+
+impl ColumnSpec {
+    /// A column of `repeat` elements of `column_type` per row.
+    pub fn new(name: impl Into<String>, column_type: ColumnType, repeat: usize) -> Self {
+        ColumnSpec { name: name.into(), column_type, repeat, dims: None, unit: None, variable: false, nullable: false }
+    }
+
+    /// TUNITn.
+    pub fn unit(mut self, unit: impl Into<String>) -> Self {
+        self.unit = Some(unit.into());
+        self
+    }
+
+    /// TDIMn (C order); their product must be the repeat count.
+    pub fn dims(mut self, dims: &[usize]) -> Self {
+        self.dims = Some(dims.to_vec());
+        self
+    }
+
+    /// A variable-length array column.
+    pub fn variable(mut self) -> Self {
+        self.variable = true;
+        self
+    }
+
+    /// Allows undefined integers (TNULLn).
+    pub fn nullable(mut self, yes: bool) -> Self {
+        self.nullable = yes;
+        self
+    }
+
+    /// The spec that holds `column` (of one batch): strings as wide as its longest (at least
+    /// 1), nullable if it has undefined values. Widen it with [`ColumnSpec::merge`] for later
+    /// batches.
+    pub fn of(column: &ColumnData) -> Self {
+        let column_type = column.values.column_type();
+        let variable = column.list_offsets.is_some();
+        let repeat = match &column.values {
+            ColumnValues::Str { offsets, .. } => {
+                offsets.windows(2).map(|w| (w[1] - w[0]) as usize).max().unwrap_or(0).max(1)
+            }
+            _ if variable => 0,
+            _ => column.per_row,
+        };
+        let nullable = column.nulls.as_ref().is_some_and(|n| n.contains(&true));
+        ColumnSpec { nullable, variable, ..ColumnSpec::new(column.name.clone(), column_type, repeat) }
+    }
+
+    /// Widens `self` to hold what `other` holds too (longer strings, undefined values).
+    pub fn merge(&mut self, other: &ColumnSpec) {
+        if self.column_type == ColumnType::Str && !self.variable {
+            self.repeat = self.repeat.max(other.repeat);
+        }
+        self.nullable |= other.nullable;
+    }
+
+    fn code(&self) -> char {
+        match self.column_type {
+            ColumnType::Bool => 'L',
+            ColumnType::Bits => 'X',
+            ColumnType::U8 => 'B',
+            ColumnType::I16 | ColumnType::U16 => 'I',
+            ColumnType::I32 | ColumnType::U32 => 'J',
+            ColumnType::I64 | ColumnType::U64 => 'K',
+            ColumnType::F32 => 'E',
+            ColumnType::F64 => 'D',
+            ColumnType::ComplexF32 => 'C',
+            ColumnType::ComplexF64 => 'M',
+            ColumnType::Str => 'A',
+        }
+    }
+
+    /// Bytes of one element (a string's byte; bits count whole bytes separately).
+    fn size(&self) -> usize {
+        match self.column_type {
+            ColumnType::Bool | ColumnType::Bits | ColumnType::U8 | ColumnType::Str => 1,
+            ColumnType::I16 | ColumnType::U16 => 2,
+            ColumnType::I32 | ColumnType::U32 | ColumnType::F32 => 4,
+            ColumnType::I64 | ColumnType::U64 | ColumnType::F64 | ColumnType::ComplexF32 => 8,
+            ColumnType::ComplexF64 => 16,
+        }
+    }
+
+    /// Bytes of the column in a row.
+    fn width(&self) -> usize {
+        match (self.variable, self.column_type) {
+            (true, _) => 8,
+            (false, ColumnType::Bits) => self.repeat.div_ceil(8),
+            (false, _) => self.repeat * self.size(),
+        }
+    }
+
+    /// TZEROn of the unsigned types (as text: 2^63 does not fit an i64).
+    fn tzero(&self) -> Option<&'static str> {
+        match self.column_type {
+            ColumnType::U16 => Some("32768"),
+            ColumnType::U32 => Some("2147483648"),
+            ColumnType::U64 => Some("9223372036854775808"),
+            _ => None,
+        }
+    }
+
+    /// TNULLn (the stored value) of a nullable integer column: the smallest stored value for
+    /// signed types, the largest for unsigned ones (so 0 stays a value).
+    fn tnull(&self) -> Option<i64> {
+        if !self.nullable {
+            return None;
+        }
+        match self.column_type {
+            ColumnType::U8 => Some(255),
+            ColumnType::I16 => Some(i16::MIN.into()),
+            ColumnType::U16 => Some(i16::MAX.into()),
+            ColumnType::I32 => Some(i32::MIN.into()),
+            ColumnType::U32 => Some(i32::MAX.into()),
+            ColumnType::I64 => Some(i64::MIN),
+            ColumnType::U64 => Some(i64::MAX),
+            _ => None,
+        }
+    }
+}
+
+impl ColumnValues {
+    /// The [`ColumnType`] these values are.
+    pub fn column_type(&self) -> ColumnType {
+        match self {
+            ColumnValues::Bool(_) => ColumnType::Bool,
+            ColumnValues::U8(_) => ColumnType::U8,
+            ColumnValues::I16(_) => ColumnType::I16,
+            ColumnValues::U16(_) => ColumnType::U16,
+            ColumnValues::I32(_) => ColumnType::I32,
+            ColumnValues::U32(_) => ColumnType::U32,
+            ColumnValues::I64(_) => ColumnType::I64,
+            ColumnValues::U64(_) => ColumnType::U64,
+            ColumnValues::F32(_) => ColumnType::F32,
+            ColumnValues::F64(_) => ColumnType::F64,
+            ColumnValues::ComplexF32(_) => ColumnType::ComplexF32,
+            ColumnValues::ComplexF64(_) => ColumnType::ComplexF64,
+            ColumnValues::Str { .. } => ColumnType::Str,
+        }
+    }
+}
+
+/// A binary-table HDU being written: batches go in with [`TableWrite::write`], and
+/// [`TableWrite::finish`] completes the HDU. Memory is bounded by one batch (the heap of
+/// variable-length arrays waits in a scratch file beside the output).
+///
+/// Undefined values: floats are written as NaN, logicals as 0 (undefined), integers of a
+/// [`ColumnSpec::nullable`] column as TNULLn (a defined value equal to it is an error),
+/// strings as empty.
+///
+/// ```
+/// use torchfits_core::table::{ColumnData, ColumnValues, TableBatch};
+/// use torchfits_core::{FitsFile, FitsWriter};
+/// # let dir = std::env::temp_dir().join(format!("torchfits-doc-table-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let path = dir.join("catalog.fits");
+/// let batch = TableBatch::new(vec![
+///     ColumnData::new("ra", ColumnValues::F64(vec![10.5, 11.25])),
+///     ColumnData::new("mag", ColumnValues::F32(vec![21.5, f32::NAN])),
+///     ColumnData::strings("name", &["a", "bcd"]),
+/// ])?;
+/// let mut writer = FitsWriter::create(&path)?;
+/// writer.write_table(&batch, "CATALOG", None)?;
+/// writer.finish()?;
+/// let mut file = FitsFile::open(&path)?;
+/// let back = file.table("CATALOG")?.build()?.next().expect("a batch")?;
+/// assert_eq!(back.column("ra").expect("ra").values, ColumnValues::F64(vec![10.5, 11.25]));
+/// assert_eq!(back.column("name").expect("name").values.str_at(1), Some(&b"bcd"[..]));
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+#[must_use = "the table is incomplete until .finish()"]
+pub struct TableWrite<'w> {
+    writer: &'w mut FitsWriter,
+    columns: Vec<ColumnSpec>,
+    offsets: Vec<usize>,
+    row_bytes: usize,
+    hdu: Option<OpenHdu>,
+    rows: u64,
+    /// Per variable-length column, the longest array so far.
+    max_len: Vec<u64>,
+    heap_len: u64,
+    heap: Option<(BufWriter<File>, PathBuf)>,
+    /// Where NAXIS2, PCOUNT and each TFORMn are among the header's records.
+    naxis2_at: usize,
+    pcount_at: usize,
+    tform_at: Vec<usize>,
+    buf: Vec<u8>,
+}
+
+impl FitsWriter {
+    /// Starts a binary-table HDU of `columns`, with `header`'s cards besides the structural ones
+    /// (EXTNAME among them).
+    pub fn table(&mut self, columns: Vec<ColumnSpec>, header: Option<&Header>) -> Result<TableWrite<'_>> {
+        let result = TableWrite::begin(self, columns, header);
+        match result {
+            Ok(t) => Ok(t),
+            Err((w, e)) => Err(w.err(e)),
+        }
+    }
+
+    /// Writes `batch` as a whole binary-table HDU named `extname` (columns as
+    /// [`ColumnSpec::of`] gives them).
+    pub fn write_table(&mut self, batch: &TableBatch, extname: &str, header: Option<&Header>) -> Result<()> {
+        let columns = batch.columns.iter().map(ColumnSpec::of).collect();
+        let mut h = header.cloned().unwrap_or_default();
+        if !extname.is_empty() {
+            h.set("EXTNAME", extname, None).map_err(|e| self.err(e))?;
+        }
+        let mut t = self.table(columns, Some(&h))?;
+        t.write(batch)?;
+        t.finish()
+    }
+}
+
+impl<'w> TableWrite<'w> {
+    #[allow(clippy::result_large_err)]
+    fn begin(
+        writer: &'w mut FitsWriter,
+        columns: Vec<ColumnSpec>,
+        header: Option<&Header>,
+    ) -> std::result::Result<Self, (&'w mut FitsWriter, Error)> {
+        let plan = (|| {
+            if columns.len() > 999 {
+                return Err(Error::parameter("more than 999 columns"));
+            }
+            let mut records: Vec<Record> = Vec::new();
+            let mut offsets = Vec::with_capacity(columns.len());
+            let mut row_bytes = 0usize;
+            for c in &columns {
+                if c.name.is_empty() {
+                    return Err(Error::parameter("a column has no name"));
+                }
+                if c.variable && matches!(c.column_type, ColumnType::Bits | ColumnType::Str) {
+                    return Err(Error::unsupported(format!(
+                        "column {}: variable-length {:?} arrays are not written (use a fixed width)",
+                        c.name, c.column_type
+                    )));
+                }
+                if let Some(d) = &c.dims
+                    && (c.variable || d.iter().product::<usize>() != c.repeat)
+                {
+                    return Err(Error::parameter(format!(
+                        "column {}: TDIM {d:?} does not hold {} elements",
+                        c.name, c.repeat
+                    )));
+                }
+                offsets.push(row_bytes);
+                row_bytes = row_bytes.checked_add(c.width()).ok_or_else(|| Error::parameter("the row is too wide"))?;
+            }
+            records.push(structural("XTENSION", Value::Str("BINTABLE".into()), "binary table extension"));
+            records.push(structural("BITPIX", Value::Int(8), "8-bit bytes"));
+            records.push(structural("NAXIS", Value::Int(2), "2-dimensional binary table"));
+            records.push(structural("NAXIS1", Value::Int(row_bytes as i64), "width of table in bytes"));
+            let naxis2_at = records.len();
+            records.push(structural("NAXIS2", Value::Int(0), "number of rows in table"));
+            let pcount_at = records.len();
+            records.push(structural("PCOUNT", Value::Int(0), "size of special data area"));
+            records.push(structural("GCOUNT", Value::Int(1), "one data group (required keyword)"));
+            records.push(structural("TFIELDS", Value::Int(columns.len() as i64), "number of fields in each row"));
+            let mut tform_at = Vec::with_capacity(columns.len());
+            for (i, c) in columns.iter().enumerate() {
+                let n = i + 1;
+                records.extend(crate::format::cards::format_card(&crate::format::header::Card::new(
+                    format!("TTYPE{n}"),
+                    Value::Str(c.name.clone()),
+                    Some(format!("label for field {n}")),
+                ))?);
+                tform_at.push(records.len());
+                records.push(structural(&format!("TFORM{n}"), Value::Str(tform(c, 0)), "data format of field"));
+                if let Some(u) = &c.unit {
+                    records.extend(crate::format::cards::format_card(&crate::format::header::Card::new(
+                        format!("TUNIT{n}"),
+                        Value::Str(u.clone()),
+                        Some(format!("physical unit of field {n}")),
+                    ))?);
+                }
+                if let Some(d) = &c.dims {
+                    let text: Vec<String> = d.iter().rev().map(|x| x.to_string()).collect();
+                    records.push(structural(&format!("TDIM{n}"), Value::Str(format!("({})", text.join(","))), ""));
+                }
+                if let Some(t) = c.tnull() {
+                    records.push(structural(&format!("TNULL{n}"), Value::Int(t), "undefined value"));
+                }
+                if let Some(z) = c.tzero() {
+                    records.push(structural(&format!("TSCAL{n}"), Value::Int(1), ""));
+                    records.push(raw_card(&format!("TZERO{n}"), z, "offset for unsigned integers"));
+                }
+            }
+            records.extend(FitsWriter::user_records(header)?);
+            Ok((records, offsets, row_bytes, naxis2_at, pcount_at, tform_at))
+        })();
+        let (records, offsets, row_bytes, naxis2_at, pcount_at, tform_at) = match plan {
+            Ok(p) => p,
+            Err(e) => return Err((writer, e)),
+        };
+        if writer.hdus == 0
+            && let Err(e) = writer.empty_primary()
+        {
+            return Err((writer, e));
+        }
+        let hdu = match writer.begin_hdu(records) {
+            Ok(h) => h,
+            Err(e) => return Err((writer, e)),
+        };
+        let max_len = vec![0; columns.len()];
+        Ok(TableWrite {
+            writer,
+            columns,
+            offsets,
+            row_bytes,
+            hdu: Some(hdu),
+            rows: 0,
+            max_len,
+            heap_len: 0,
+            heap: None,
+            naxis2_at,
+            pcount_at,
+            tform_at,
+            buf: Vec::new(),
+        })
+    }
+
+    fn err(&self, e: Error) -> Error {
+        e.in_hdu(self.writer.hdus).in_file(&self.writer.target)
+    }
+
+    /// Appends the rows of `batch`, whose columns are the table's, in order.
+    pub fn write(&mut self, batch: &TableBatch) -> Result<()> {
+        self.write_rows(batch).map_err(|e| self.err(e))
+    }
+
+    fn write_rows(&mut self, batch: &TableBatch) -> Result<()> {
+        if batch.columns.len() != self.columns.len() {
+            return Err(Error::parameter(format!(
+                "a batch of {} columns for a table of {}",
+                batch.columns.len(),
+                self.columns.len()
+            )));
+        }
+        let n = batch.num_rows;
+        let len = n.checked_mul(self.row_bytes).ok_or_else(|| Error::parameter("the batch is too large"))?;
+        self.buf.clear();
+        self.buf.resize(len, 0);
+        let mut heap: Vec<u8> = Vec::new();
+        for k in 0..self.columns.len() {
+            let (spec, column, offset) = (&self.columns[k], &batch.columns[k], self.offsets[k]);
+            let fits = spec.column_type == column.values.column_type()
+                || (spec.column_type == ColumnType::Bits && column.values.column_type() == ColumnType::Bool);
+            if spec.name != column.name || !fits {
+                return Err(Error::parameter(format!(
+                    "batch column {} ({:?}) is not table column {} ({:?})",
+                    column.name,
+                    column.values.column_type(),
+                    spec.name,
+                    spec.column_type
+                )));
+            }
+            let bad = |what: String| Error::parameter(format!("column {}: {what}", spec.name));
+            if spec.variable {
+                let offsets = column.list_offsets.as_ref().ok_or_else(|| bad("not a list column".into()))?;
+                if offsets.len() != n + 1 {
+                    return Err(bad(format!("{} list offsets for {n} rows", offsets.len())));
+                }
+                let start = heap.len();
+                let mut elements = Vec::new();
+                encode(spec, column, 0, usize::MAX, &mut elements)?;
+                let size = spec.size();
+                for r in 0..n {
+                    let (a, b) = (offsets[r] as usize, offsets[r + 1] as usize);
+                    let count = b.checked_sub(a).ok_or_else(|| bad("list offsets go backwards".into()))?;
+                    let at = self.heap_len + (start + a * size) as u64;
+                    if at + (count * size) as u64 > i32::MAX as u64 {
+                        return Err(bad("the heap passes 2 GiB, more than P descriptors address".into()));
+                    }
+                    self.max_len[k] = self.max_len[k].max(count as u64);
+                    let cell = r * self.row_bytes + offset;
+                    self.buf[cell..cell + 4].copy_from_slice(&(count as u32).to_be_bytes());
+                    self.buf[cell + 4..cell + 8].copy_from_slice(&(at as u32).to_be_bytes());
+                }
+                heap.extend_from_slice(&elements);
+                continue;
+            }
+            let rows = column_rows(column, spec, n);
+            if rows != Some(n) {
+                return Err(bad(format!("{rows:?} rows in a batch of {n}")));
+            }
+            let mut cells = Vec::with_capacity(n * spec.width());
+            encode(spec, column, n, spec.width(), &mut cells)?;
+            let w = spec.width();
+            for (r, cell) in cells.chunks_exact(w.max(1)).take(if w == 0 { 0 } else { n }).enumerate() {
+                let at = r * self.row_bytes + offset;
+                self.buf[at..at + w].copy_from_slice(cell);
+            }
+        }
+        let buf = std::mem::take(&mut self.buf);
+        let put = self.writer.put(&buf);
+        self.buf = buf;
+        put?;
+        if !heap.is_empty() {
+            let spool = match &mut self.heap {
+                Some((f, _)) => f,
+                None => {
+                    let n = TMP_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let path = PathBuf::from(format!("{}.{n}.heap", self.writer.tmp.display()));
+                    let f = File::options()
+                        .read(true)
+                        .write(true)
+                        .create_new(true)
+                        .open(&path)
+                        .map_err(|e| Error::io(e, "cannot create the heap's scratch file"))?;
+                    &mut self.heap.insert((BufWriter::new(f), path)).0
+                }
+            };
+            spool.write_all(&heap).map_err(|e| Error::io(e, "cannot write the heap's scratch file"))?;
+            self.heap_len += heap.len() as u64;
+        }
+        self.rows += n as u64;
+        Ok(())
+    }
+
+    /// Completes the HDU: the heap after the rows, then NAXIS2, PCOUNT and the array lengths in
+    /// the header.
+    pub fn finish(mut self) -> Result<()> {
+        self.complete().map_err(|e| self.err(e))
+    }
+
+    fn complete(&mut self) -> Result<()> {
+        if let Some((spool, path)) = self.heap.take() {
+            let _cleanup = Cleanup(&path);
+            let mut f = spool.into_inner().map_err(|e| Error::io(e.into_error(), "cannot write the heap"))?;
+            f.rewind().map_err(|e| Error::io(e, "cannot read the heap back"))?;
+            let mut chunk = vec![0u8; 1 << 20];
+            loop {
+                let k = f.read(&mut chunk).map_err(|e| Error::io(e, "cannot read the heap back"))?;
+                if k == 0 {
+                    break;
+                }
+                self.writer.put(&chunk[..k])?;
+            }
+        }
+        let Some(mut hdu) = self.hdu.take() else {
+            return Err(Error::parameter("the table is already complete"));
+        };
+        hdu.records[self.naxis2_at] = structural("NAXIS2", Value::Int(self.rows as i64), "number of rows in table");
+        hdu.records[self.pcount_at] =
+            structural("PCOUNT", Value::Int(self.heap_len as i64), "size of special data area");
+        for (k, c) in self.columns.iter().enumerate().filter(|(_, c)| c.variable) {
+            hdu.records[self.tform_at[k]] =
+                structural(&format!("TFORM{}", k + 1), Value::Str(tform(c, self.max_len[k])), "data format of field");
+        }
+        self.writer.end_hdu(hdu, true)
+    }
+}
+
+impl Drop for TableWrite<'_> {
+    fn drop(&mut self) {
+        if let Some((_, path)) = self.heap.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// TFORMn of `c` (`max`: the longest variable-length array).
+fn tform(c: &ColumnSpec, max: u64) -> String {
+    if c.variable { format!("1P{}({max})", c.code()) } else { format!("{}{}", c.repeat, c.code()) }
+}
+
+/// Rows of a fixed-width column.
+fn column_rows(column: &ColumnData, spec: &ColumnSpec, n: usize) -> Option<usize> {
+    match &column.values {
+        ColumnValues::Str { offsets, .. } => Some(offsets.len().saturating_sub(1)),
+        v if spec.repeat == 0 => v.is_empty().then_some(n),
+        v => (v.len() % spec.repeat == 0).then(|| v.len() / spec.repeat),
+    }
+}
+
+/// Appends `column`'s stored bytes to `out`: `n` cells of `width` bytes for a fixed-width column
+/// (`width` usize::MAX: the elements of a variable-length column, one after the other).
+fn encode(spec: &ColumnSpec, column: &ColumnData, n: usize, width: usize, out: &mut Vec<u8>) -> Result<()> {
+    let nulls = column.nulls.as_deref();
+    let is_null = |i: usize| nulls.is_some_and(|m| m.get(i).copied().unwrap_or(false));
+    let bad = |what: String| Error::parameter(format!("column {}: {what}", spec.name));
+    let tnull = spec.tnull();
+    if nulls.is_some_and(|m| m.contains(&true))
+        && tnull.is_none()
+        && matches!(
+            spec.column_type,
+            ColumnType::U8
+                | ColumnType::I16
+                | ColumnType::U16
+                | ColumnType::I32
+                | ColumnType::U32
+                | ColumnType::I64
+                | ColumnType::U64
+        )
+    {
+        return Err(bad("undefined values in a column declared without TNULL (ColumnSpec::nullable)".into()));
+    }
+    macro_rules! ints {
+        ($v:expr, $stored:expr, $raw:expr) => {{
+            for (i, &x) in $v.iter().enumerate() {
+                let s = $stored(x);
+                if is_null(i) {
+                    out.extend_from_slice(&$raw(tnull.unwrap_or(0)));
+                } else {
+                    if tnull.is_some_and(|t| t == i64::from(s)) {
+                        return Err(bad(format!("the value {x} is the column's TNULL; it would read as undefined")));
+                    }
+                    out.extend_from_slice(&s.to_be_bytes());
+                }
+            }
+        }};
+    }
+    match &column.values {
+        ColumnValues::Bool(v) if spec.column_type == ColumnType::Bits => {
+            let per = spec.repeat.max(1);
+            for row in v.chunks(per) {
+                let mut bytes = vec![0u8; per.div_ceil(8)];
+                for (k, &b) in row.iter().enumerate() {
+                    if b {
+                        bytes[k / 8] |= 0x80 >> (k % 8);
+                    }
+                }
+                out.extend_from_slice(&bytes);
+            }
+        }
+        ColumnValues::Bool(v) => {
+            out.extend(v.iter().enumerate().map(|(i, &b)| {
+                if is_null(i) {
+                    0
+                } else if b {
+                    b'T'
+                } else {
+                    b'F'
+                }
+            }));
+        }
+        ColumnValues::U8(v) => ints!(v, |x: u8| x, |t: i64| [t as u8]),
+        ColumnValues::I16(v) => ints!(v, |x: i16| x, |t: i64| (t as i16).to_be_bytes()),
+        ColumnValues::U16(v) => ints!(v, |x: u16| (x ^ 0x8000) as i16, |t: i64| (t as i16).to_be_bytes()),
+        ColumnValues::I32(v) => ints!(v, |x: i32| x, |t: i64| (t as i32).to_be_bytes()),
+        ColumnValues::U32(v) => ints!(v, |x: u32| (x ^ 0x8000_0000) as i32, |t: i64| (t as i32).to_be_bytes()),
+        ColumnValues::I64(v) => ints!(v, |x: i64| x, |t: i64| t.to_be_bytes()),
+        ColumnValues::U64(v) => ints!(v, |x: u64| (x ^ (1 << 63)) as i64, |t: i64| t.to_be_bytes()),
+        ColumnValues::F32(v) => {
+            out.extend(v.iter().enumerate().flat_map(|(i, &x)| if is_null(i) { f32::NAN } else { x }.to_be_bytes()))
+        }
+        ColumnValues::F64(v) => {
+            out.extend(v.iter().enumerate().flat_map(|(i, &x)| if is_null(i) { f64::NAN } else { x }.to_be_bytes()))
+        }
+        ColumnValues::ComplexF32(v) => {
+            for (i, [re, im]) in v.iter().enumerate() {
+                let (re, im) = if is_null(i) { (f32::NAN, f32::NAN) } else { (*re, *im) };
+                out.extend_from_slice(&re.to_be_bytes());
+                out.extend_from_slice(&im.to_be_bytes());
+            }
+        }
+        ColumnValues::ComplexF64(v) => {
+            for (i, [re, im]) in v.iter().enumerate() {
+                let (re, im) = if is_null(i) { (f64::NAN, f64::NAN) } else { (*re, *im) };
+                out.extend_from_slice(&re.to_be_bytes());
+                out.extend_from_slice(&im.to_be_bytes());
+            }
+        }
+        ColumnValues::Str { .. } => {
+            let values = &column.values;
+            if width == usize::MAX {
+                return Err(bad("variable-length strings are not written yet; use a fixed width".into()));
+            }
+            for r in 0..n {
+                let s = if is_null(r) { &[][..] } else { values.str_at(r).unwrap_or(&[]) };
+                if s.len() > width {
+                    return Err(bad(format!("row {r}: a string of {} bytes in a column of {width}", s.len())));
+                }
+                if let Some(c) = s.iter().find(|&&b| !(b == 0 || (b' '..=b'~').contains(&b))) {
+                    return Err(bad(format!("row {r}: byte {c:#04x} is not ASCII text, which an A column holds")));
+                }
+                out.extend_from_slice(s);
+                out.resize(out.len() + width - s.len(), b' ');
+            }
+        }
+    }
+    Ok(())
+}
