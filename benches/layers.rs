@@ -61,7 +61,7 @@ fn full_reads(c: &mut Criterion) {
             let mut buf = vec![0f32; 2048 * 2048];
             g.bench_with_input(BenchmarkId::new(name, way), &options, |b, options| {
                 b.iter(|| {
-                    let mut f = options.open(path).expect("open");
+                    let f = options.open(path).expect("open");
                     f.image(0).expect("image").read_into(&mut buf).expect("read");
                 })
             });
@@ -73,7 +73,7 @@ fn full_reads(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(256 * 256 * 4));
     let section = Section::new(vec![900..1156, 700..956]);
     for (way, options) in [("pread", OpenOptions::new()), ("mmap", OpenOptions::new().mmap(true))] {
-        let mut file = options.open(&fx.f32_2k).expect("open");
+        let file = options.open(&fx.f32_2k).expect("open");
         let mut buf = vec![0f32; 256 * 256];
         g.bench_function(way, |b| {
             b.iter(|| file.image(0).expect("image").read_section_into(&section, &mut buf).expect("read"))
@@ -85,10 +85,10 @@ fn full_reads(c: &mut Criterion) {
     g.sample_size(20);
     g.throughput(Throughput::Bytes(2048 * 2048 * 4));
     let pool = BufferPool::default();
-    let mut file = OpenOptions::new().open(&fx.f32_2k).expect("open");
+    let file = OpenOptions::new().open(&fx.f32_2k).expect("open");
     g.bench_function("pooled", |b| {
         b.iter(|| {
-            let mut img = file.image(0).expect("image");
+            let img = file.image(0).expect("image");
             let mut buf = pool.get::<f32>(img.len()).expect("buffer");
             img.read_into(&mut buf).expect("read");
             black_box(&buf[0]);
@@ -96,7 +96,7 @@ fn full_reads(c: &mut Criterion) {
     });
     g.bench_function("fresh_vec", |b| {
         b.iter(|| {
-            let mut img = file.image(0).expect("image");
+            let img = file.image(0).expect("image");
             let buf: Vec<f32> = img.read().expect("read");
             black_box(buf);
         })
@@ -111,7 +111,7 @@ fn compressed(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(1024 * 1024 * 2));
     for name in ["RICE_BIG_I16", "GZIP_BIG_TILES_I16"] {
         for threads in [1usize, 2] {
-            let mut file = OpenOptions::new().threads(threads).open(&path).expect("open");
+            let file = OpenOptions::new().threads(threads).open(&path).expect("open");
             let mut buf = vec![0i16; 1024 * 1024];
             g.bench_with_input(BenchmarkId::new(name, format!("{threads}_threads")), &threads, |b, _| {
                 b.iter(|| file.image(name).expect("image").read_into(&mut buf).expect("read"))

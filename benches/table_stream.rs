@@ -90,7 +90,7 @@ fn table(rows: usize) -> PathBuf {
 
 /// Streams every row in 1M-row batches; returns the rows read.
 fn stream(path: &Path, options: &OpenOptions) -> u64 {
-    let mut file = options.open(path).expect("open");
+    let file = options.open(path).expect("open");
     let mut n = 0;
     for batch in file.table(1).expect("table").with_batch_rows(BATCH_ROWS).build().expect("build") {
         n += batch.expect("batch").num_rows as u64;

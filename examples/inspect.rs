@@ -41,7 +41,7 @@ fn stats(values: &[f64]) -> Stats {
 }
 
 fn run(path: PathBuf) -> Result<(), torchfits::Error> {
-    let mut file = FitsFile::open(&path)?;
+    let file = FitsFile::open(&path)?;
     let hdus = file.hdus()?;
     println!("{}: {} HDUs", path.display(), hdus.len());
     // one buffer, reused for every image (grown when a larger one comes)
@@ -51,7 +51,7 @@ fn run(path: PathBuf) -> Result<(), torchfits::Error> {
         let kind = if hdu.compressed { "compressed image".to_string() } else { hdu.kind.to_string() };
         match (hdu.kind, &hdu.shape) {
             (HduKind::Image, Some(shape)) if !shape.is_empty() => {
-                let mut image = file.image(hdu.index)?;
+                let image = file.image(hdu.index)?;
                 buf.resize(image.len(), 0.0);
                 image.read_into(&mut buf)?;
                 let s = stats(&buf);

@@ -13,8 +13,8 @@ fn sample() -> PathBuf {
 fn steady_state_read_into_a_pooled_buffer_allocates_nothing() {
     let pool = BufferPool::default();
     for mmap in [false, true] {
-        let mut file = OpenOptions::new().threads(1).mmap(mmap).open(sample()).expect("open");
-        let mut image = file.image("SCI").expect("image");
+        let file = OpenOptions::new().threads(1).mmap(mmap).open(sample()).expect("open");
+        let image = file.image("SCI").expect("image");
         let section = Section::new(vec![5..37, 9..41]);
         // warm up: the pool allocates its buffers, the map is made, the thread's scratch grows
         for _ in 0..2 {
@@ -35,8 +35,8 @@ fn steady_state_read_into_a_pooled_buffer_allocates_nothing() {
     }
     // a scaled image (BITPIX 16 -> f32, through the thread's scratch) is allocation-free too
     let path = scaled_image("steady", 32, 64);
-    let mut file = OpenOptions::new().threads(1).open(&path).expect("open");
-    let mut scaled = file.image(0).expect("image");
+    let file = OpenOptions::new().threads(1).open(&path).expect("open");
+    let scaled = file.image(0).expect("image");
     let mut buf = pool.get::<f32>(scaled.len()).expect("buffer");
     scaled.read_into(&mut buf).expect("warm");
     let counts = allocation_counter::measure(|| scaled.read_into(&mut buf).expect("read"));
@@ -72,8 +72,8 @@ fn peak_memory_of_a_full_read_is_the_output_plus_a_bounded_constant() {
     // (256 KiB) of scratch per thread
     let path = scaled_image("peak", 1024, 1024);
     for threads in [1, 2] {
-        let mut file = OpenOptions::new().threads(threads).open(&path).expect("open");
-        let mut image = file.image(0).expect("image");
+        let file = OpenOptions::new().threads(threads).open(&path).expect("open");
+        let image = file.image(0).expect("image");
         let out_bytes = image.len() * 4;
         let counts = allocation_counter::measure(|| {
             let v: Vec<f32> = image.read().expect("read");

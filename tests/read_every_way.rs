@@ -18,7 +18,7 @@ pub fn bad_dir() -> PathBuf {
 /// The first error, if any.
 pub fn read_everything(path: &Path) -> Result<(), torchfits::Error> {
     let limits = Limits::default().with_max_alloc(MAX_ALLOC);
-    let mut file = OpenOptions::new().limits(limits).open(path)?;
+    let file = OpenOptions::new().limits(limits).open(path)?;
     let hdus = file.hdus()?;
     let mut first: Option<torchfits::Error> = None;
     let mut keep = |r: Result<(), torchfits::Error>| {
@@ -33,11 +33,11 @@ pub fn read_everything(path: &Path) -> Result<(), torchfits::Error> {
         keep(file.header(i).map(|_| ()));
         match info.kind {
             HduKind::Image if info.shape.as_ref().is_some_and(|s| !s.is_empty()) => {
-                keep(file.image(i).and_then(|mut img| img.read_data(None)).map(|_| ()));
+                keep(file.image(i).and_then(|img| img.read_data(None)).map(|_| ()));
                 // and a small section, which a whole-image limit does not stop
                 let shape = info.shape.clone().unwrap_or_default();
                 let corner = Section::new(shape.iter().map(|&n| n.saturating_sub(2)..n).collect());
-                keep(file.image(i).and_then(|mut img| img.read_data(Some(&corner))).map(|_| ()));
+                keep(file.image(i).and_then(|img| img.read_data(Some(&corner))).map(|_| ()));
             }
             HduKind::BinTable | HduKind::AsciiTable => {
                 keep(file.table(i).and_then(|t| t.build()).and_then(|b| b.collect::<Result<Vec<_>, _>>()).map(|_| ()));

@@ -137,11 +137,11 @@ fn a_header_past_the_card_limit_is_refused() {
         text.push(' ');
     }
     std::fs::write(&path, text).expect("write");
-    let e = OpenOptions::new().open(&path).and_then(|mut f| f.header(0)).expect_err("past the limit");
+    let e = OpenOptions::new().open(&path).and_then(|f| f.header(0)).expect_err("past the limit");
     assert_eq!(e.kind(), torchfits::ErrorKind::Limits, "{e}");
     assert!(e.to_string().contains("cards_100k.fits"), "{e}");
     // the explicit opt-out reads it
-    let mut f = OpenOptions::new().limits(Limits::unlimited()).open(&path).expect("open");
+    let f = OpenOptions::new().limits(Limits::unlimited()).open(&path).expect("open");
     assert!(f.header(0).expect("header").len() > 100_000);
 }
 
@@ -151,7 +151,7 @@ fn a_header_past_the_card_limit_is_refused() {
 /// now also checks that cfitsio finds the HDU's data where torchfits does.
 #[test]
 fn an_end_card_with_bytes_after_it_ends_the_header() {
-    let mut f = OpenOptions::new().open(dir().join("end_card_with_bytes_after.fits")).expect("open");
+    let f = OpenOptions::new().open(dir().join("end_card_with_bytes_after.fits")).expect("open");
     assert_eq!(f.hdu_count().expect("count"), 2);
     let px: Vec<i16> = f.image(1).expect("image").read().expect("read");
     assert_eq!(px, (0..9).collect::<Vec<i16>>());
@@ -228,10 +228,11 @@ fn a_compress_file_inflating_past_the_limit_is_refused() {
     let bomb = dir.join("bomb.fits.Z");
     std::fs::write(&bomb, lzw_compress(&plain)).expect("write");
     assert!(std::fs::metadata(&bomb).expect("stat").len() < 1 << 20);
-    let e = OpenOptions::new().limits(Limits::default().with_max_alloc(8 << 20)).open(&bomb).expect_err("past the limit");
+    let e =
+        OpenOptions::new().limits(Limits::default().with_max_alloc(8 << 20)).open(&bomb).expect_err("past the limit");
     assert_eq!(e.kind(), torchfits::ErrorKind::Limits, "{e}");
     assert!(e.to_string().contains("bomb.fits.Z") && e.to_string().contains("max_alloc"), "{e}");
-    let mut f = OpenOptions::new().open(&bomb).expect("open");
+    let f = OpenOptions::new().open(&bomb).expect("open");
     let px: Vec<u8> = f.image(0).expect("image").read().expect("read");
     assert_eq!(px.len(), 16 << 20);
     assert!(px.iter().all(|&v| v == 7));
@@ -279,8 +280,8 @@ fn a_gzip_file_inflating_past_the_limit_is_refused() {
     assert_eq!(e.kind(), torchfits::ErrorKind::Limits, "{e}");
     assert!(e.to_string().contains("bomb.fits.gz") && e.to_string().contains("max_alloc"), "{e}");
     // within the limit: read through the inflated copy, compressed image paths included
-    let mut f = OpenOptions::new().open(&bomb).expect("open");
-    let mut img = f.image(0).expect("image");
+    let f = OpenOptions::new().open(&bomb).expect("open");
+    let img = f.image(0).expect("image");
     assert_eq!(img.shape(), &[4096, 8192]);
     let px: Vec<u8> = img.read_section(&torchfits::Section::new(vec![4000..4096, 100..200])).expect("read");
     assert!(px.iter().all(|&v| v == 7));

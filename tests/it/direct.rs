@@ -16,11 +16,11 @@ fn openers() -> Vec<(&'static str, OpenOptions)> {
 
 /// Reads `sections` of HDU 0 of `path` as `T` every way; each must equal the cfitsio read.
 fn same_as_cfitsio<T: Pixel + PartialEq + std::fmt::Debug>(path: &std::path::Path, sections: &[Section]) {
-    let mut reference = OpenOptions::new().direct_reads(false).open(path).expect("open");
-    let mut reference = reference.image(0).expect("image");
+    let reference = OpenOptions::new().direct_reads(false).open(path).expect("open");
+    let reference = reference.image(0).expect("image");
     for (name, options) in openers() {
-        let mut file = options.open(path).expect("open");
-        let mut img = file.image(0).expect("image");
+        let file = options.open(path).expect("open");
+        let img = file.image(0).expect("image");
         for s in sections {
             let want: Vec<T> = reference.read_section(s).expect("cfitsio read");
             let got: Vec<T> = img.read_section(s).expect("direct read");
@@ -190,7 +190,7 @@ fn a_truncated_file_is_an_error_on_every_path() {
     let bytes = std::fs::read(&path).expect("read");
     std::fs::write(&path, &bytes[..2880 + 30000]).expect("truncate");
     for (name, options) in openers() {
-        let mut file = options.open(&path).expect("header intact");
+        let file = options.open(&path).expect("header intact");
         let err = file.image(0).expect("image").read::<i16>().expect_err(name);
         assert_eq!(err.kind(), torchfits::ErrorKind::Decoding, "{name}: {err}");
         assert!(err.to_string().contains("truncated") && err.to_string().contains("HDU 0"), "{name}: {err}");

@@ -7,7 +7,7 @@ use crate::common::{self, be, card, image, write};
 
 #[test]
 fn lists_hdus_with_kinds_names_and_shapes() {
-    let mut file = FitsFile::open(common::sample()).expect("open");
+    let file = FitsFile::open(common::sample()).expect("open");
     let hdus = file.hdus().expect("hdus");
     let summary: Vec<_> = hdus
         .iter()
@@ -42,9 +42,8 @@ fn selects_by_index_name_and_version() {
         ],
     );
     let mut file = FitsFile::open(&path).expect("open");
-    let first = |file: &mut FitsFile, sel: HduSelector| -> i16 {
-        file.image(sel).expect("image").read::<i16>().expect("read")[0]
-    };
+    let first =
+        |file: &FitsFile, sel: HduSelector| -> i16 { file.image(sel).expect("image").read::<i16>().expect("read")[0] };
     assert_eq!(first(&mut file, HduSelector::Index(2)), 2);
     assert_eq!(first(&mut file, "SCI".into()), 1);
     assert_eq!(first(&mut file, "sci".into()), 1);
@@ -67,7 +66,7 @@ fn paths_are_opened_literally() {
     for name in ["a[1].fits", "!x.fits", "b.fits[SCI]", "c.fits(+1)", "mem:y.fits"] {
         let path = dir.join(name);
         std::fs::write(&path, &sample).expect("copy");
-        let mut file = FitsFile::open(&path).expect(name);
+        let file = FitsFile::open(&path).expect(name);
         assert_eq!(file.hdu_count().expect("count"), 5, "{name} is the whole file");
         assert_eq!(file.path(), path.as_path());
     }
@@ -78,7 +77,7 @@ fn paths_are_opened_literally() {
     let err = FitsFile::open(dir.join("plain.fits[1]")).expect_err("no such file");
     assert_eq!(err.kind(), ErrorKind::Io, "{err}");
     // ... unless the caller opts in to cfitsio's syntax
-    let mut file =
+    let file =
         OpenOptions::new().cfitsio_extended_syntax(true).open(dir.join("plain.fits[SCI]")).expect("extended syntax");
     assert!(file.image(0).is_ok());
 }
@@ -101,7 +100,7 @@ fn paths_are_written_literally() {
             }
             img.write().expect(name);
             w.finish().expect(name);
-            let mut file = FitsFile::open(&path).expect(name);
+            let file = FitsFile::open(&path).expect(name);
             let n = file.hdu_count().expect("count");
             let back: Vec<i16> = file.image(n - 1).expect("image").read().expect("read");
             assert_eq!(back, pixels, "{name} {compress:?}");
@@ -138,7 +137,7 @@ fn errors_name_the_file_and_cause() {
     write(&truncated, &[image(true, -32, &[100, 100], &[], be(&values, f32::to_be_bytes))]);
     let bytes = std::fs::read(&truncated).expect("read");
     std::fs::write(&truncated, &bytes[..2880 + 2880 * 3]).expect("truncate");
-    let mut file = FitsFile::open(&truncated).expect("header is intact");
+    let file = FitsFile::open(&truncated).expect("header is intact");
     let err = file.image(0).expect("image").read::<f32>().expect_err("truncated data");
     assert_eq!(err.kind(), ErrorKind::Decoding, "{err}");
     assert!(err.to_string().contains("truncated.fits") && err.to_string().contains("HDU 0"), "{err}");
@@ -155,7 +154,7 @@ fn files_cfitsio_refuses_still_list_their_headers() {
     let mut bytes: Vec<u8> = cards.concat().into_bytes();
     bytes.resize(2880, b' ');
     std::fs::write(&path, bytes).expect("write");
-    let mut file = FitsFile::open(&path).expect("opens");
+    let file = FitsFile::open(&path).expect("opens");
     let hdus = file.hdus().expect("hdus");
     assert_eq!(hdus.len(), 1);
     assert_eq!(hdus[0].shape, Some(vec![]));

@@ -50,7 +50,7 @@ fn long_strings_hierarch_and_commentary_from_a_file() {
 
 #[test]
 fn compressed_hdus_show_the_image_header() {
-    let mut file = FitsFile::open(common::sample()).expect("open");
+    let file = FitsFile::open(common::sample()).expect("open");
     let header = file.header("SCI_RICE").expect("header");
     assert_eq!(header.get_str("XTENSION"), Some("IMAGE"));
     assert_eq!(header.get_i64("BITPIX"), Some(32));
@@ -63,7 +63,7 @@ fn compressed_hdus_show_the_image_header() {
 
 #[test]
 fn header_card_limit_is_enforced() {
-    let mut file =
+    let file =
         OpenOptions::new().limits(Limits::default().with_max_header_cards(10)).open(common::sample()).expect("open");
     let err = file.header("SCI").expect_err("22 cards > 10");
     assert_eq!(err.kind(), ErrorKind::Limits);

@@ -11,8 +11,8 @@ fn read_one(name: &str, bitpix: i32, shape: &[usize], extra: &[(&str, &str)], da
     let dir = common::tempdir(name);
     let path = dir.join("img.fits");
     write(&path, &[image(true, bitpix, shape, extra, data)]);
-    let mut file = FitsFile::open(&path).expect("open");
-    let mut img = file.image(0).expect("image");
+    let file = FitsFile::open(&path).expect("open");
+    let img = file.image(0).expect("image");
     let data = img.read_data(None).expect("read");
     assert_eq!(data.shape, shape);
     data.pixels
@@ -134,8 +134,8 @@ fn read_into_converts_and_checks_the_buffer() {
     let path = dir.join("img.fits");
     let raw: Vec<i16> = (0..12).map(|i| i * 100 - 600).collect();
     write(&path, &[image(true, 16, &[3, 4], &[], be(&raw, i16::to_be_bytes))]);
-    let mut file = FitsFile::open(&path).expect("open");
-    let mut img = file.image(0).expect("image");
+    let file = FitsFile::open(&path).expect("open");
+    let img = file.image(0).expect("image");
     assert_eq!((img.dtype(), img.len(), img.shape()), (Dtype::I16, 12, &[3usize, 4][..]));
     let mut as_f32 = vec![0f32; 12];
     img.read_into(&mut as_f32).expect("read as f32");
@@ -179,8 +179,8 @@ fn sections_of_1d_to_4d_images_match_the_full_read() {
         let dir = common::tempdir(&format!("sect{}", shape.len()));
         let path = dir.join("img.fits");
         write(&path, &[image(true, 32, &shape, &[], be(&values, i32::to_be_bytes))]);
-        let mut file = FitsFile::open(&path).expect("open");
-        let mut img = file.image(0).expect("image");
+        let file = FitsFile::open(&path).expect("open");
+        let img = file.image(0).expect("image");
         assert_eq!(img.read::<i32>().expect("full"), values);
         for ranges in sections(&shape) {
             let got: Vec<i32> = img.read_section(&Section::new(ranges.clone())).expect("section");
@@ -204,7 +204,7 @@ fn load_npy_f32(path: &std::path::Path) -> Vec<f32> {
 #[test]
 fn compressed_images_decode_exactly_and_sections_match() {
     let path = common::compressed_fixture();
-    let mut file = FitsFile::open(&path).expect("open");
+    let file = FitsFile::open(&path).expect("open");
     let ints: [(&str, i64, i64, Dtype); 8] = [
         ("RICE_I16", -3000, 3000, Dtype::I16),
         ("RICE_ROWS_I32", -100000, 100000, Dtype::I32),
@@ -217,7 +217,7 @@ fn compressed_images_decode_exactly_and_sections_match() {
     ];
     for (name, lo, hi, dtype) in ints {
         assert!(file.hdu(name).expect("info").compressed, "{name}");
-        let mut img = file.image(name).expect("image");
+        let img = file.image(name).expect("image");
         assert_eq!(img.dtype(), dtype, "{name}");
         let shape = img.shape().to_vec();
         let want = pattern(&shape, lo, hi);
@@ -240,7 +240,7 @@ fn compressed_images_decode_exactly_and_sections_match() {
 
     // quantized, dithered floats: exactly what astropy decodes; sections equal the full read's slice
     let astropy = load_npy_f32(&common::repo().join("tests/data/rice_f32_dither.npy"));
-    let mut img = file.image("RICE_F32_DITHER").expect("image");
+    let img = file.image("RICE_F32_DITHER").expect("image");
     assert_eq!(img.dtype(), Dtype::F32);
     let full: Vec<f32> = img.read().expect("full");
     assert_eq!(full, astropy);
@@ -253,7 +253,7 @@ fn compressed_images_decode_exactly_and_sections_match() {
     }
 
     // lossless compressed doubles
-    let mut img = file.image("GZIP2_F64_LOSSLESS").expect("image");
+    let img = file.image("GZIP2_F64_LOSSLESS").expect("image");
     let want: Vec<f64> = smooth.iter().map(|&v| v as f64 / 3.0).collect();
     assert_eq!(img.read::<f64>().expect("full"), want);
 }
@@ -261,8 +261,8 @@ fn compressed_images_decode_exactly_and_sections_match() {
 #[test]
 fn allocating_reads_respect_limits_and_read_into_does_not_allocate() {
     let path = common::sample();
-    let mut file = OpenOptions::new().limits(Limits::default().with_max_alloc(1000)).open(&path).expect("open");
-    let mut img = file.image("SCI").expect("image");
+    let file = OpenOptions::new().limits(Limits::default().with_max_alloc(1000)).open(&path).expect("open");
+    let img = file.image("SCI").expect("image");
     let err = img.read::<f32>().expect_err("over max_alloc");
     assert_eq!(err.kind(), ErrorKind::Limits);
     assert!(err.to_string().contains("max_alloc") && err.to_string().contains("HDU 1"), "{err}");
@@ -274,7 +274,7 @@ fn allocating_reads_respect_limits_and_read_into_does_not_allocate() {
 
 #[test]
 fn no_data_tables_and_random_groups_are_clear_errors() {
-    let mut file = FitsFile::open(common::sample()).expect("open");
+    let file = FitsFile::open(common::sample()).expect("open");
     let err = file.image(0).expect("primary").read::<u8>().expect_err("no data");
     assert_eq!(err.kind(), ErrorKind::Parameter);
     assert!(err.to_string().contains("NAXIS = 0"), "{err}");
@@ -299,8 +299,8 @@ fn handles_are_send_and_threads_read_the_same_file_independently() {
         .map(|t| {
             let path = path.clone();
             std::thread::spawn(move || {
-                let mut file = FitsFile::open(&path).expect("open");
-                let mut img = file.image("RICE_CUBE_I16").expect("image");
+                let file = FitsFile::open(&path).expect("open");
+                let img = file.image("RICE_CUBE_I16").expect("image");
                 let plane = t % 6;
                 let mut out = vec![0i16; 20 * 30];
                 for _ in 0..20 {
@@ -322,8 +322,8 @@ fn compressed_reads_split_into_tile_bands_across_threads() {
     let want = |y: usize, x: usize| (7 * y + x / 128) as i16;
     for name in ["RICE_BIG_I16", "GZIP_BIG_TILES_I16"] {
         for threads in [1, 2, 3, 8] {
-            let mut file = OpenOptions::new().threads(threads).open(&path).expect("open");
-            let mut img = file.image(name).expect("image");
+            let file = OpenOptions::new().threads(threads).open(&path).expect("open");
+            let img = file.image(name).expect("image");
             assert_eq!(img.shape(), &[1024, 1024]);
             let full: Vec<i16> = img.read().expect("full");
             for (k, v) in full.iter().enumerate() {
@@ -342,8 +342,8 @@ fn compressed_reads_split_into_tile_bands_across_threads() {
 fn rice_tiles_decoded_natively_equal_cfitsio_on_every_section() {
     use torchfits::{OpenOptions, Section};
     let path = common::compressed_fixture();
-    let mut native = FitsFile::open(&path).expect("open");
-    let mut cfitsio = OpenOptions::new().direct_reads(false).open(&path).expect("open");
+    let native = FitsFile::open(&path).expect("open");
+    let cfitsio = OpenOptions::new().direct_reads(false).open(&path).expect("open");
     let count = native.hdu_count().expect("count");
     let mut checked = 0;
     for hdu in 1..count {
@@ -413,16 +413,18 @@ fn compressed_floats_decode_as_astropy_does_bit_for_bit() {
         "GZIP1_LOSSLESS_F64",
     ];
     for threads in [1, 3] {
-        let mut native = OpenOptions::new().threads(threads).open(&path).expect("open");
-        let mut cfitsio = OpenOptions::new().direct_reads(false).open(&path).expect("open");
+        let native = OpenOptions::new().threads(threads).open(&path).expect("open");
+        let cfitsio = OpenOptions::new().direct_reads(false).open(&path).expect("open");
         for name in names {
             let (dtype, want) = load_npy_bits(&common::repo().join(format!("tests/data/quantized_{name}.npy")));
             let mut img = native.image(name).expect("image");
             assert_eq!(img.dtype(), dtype, "{name}");
             let shape = img.shape().to_vec();
-            let bits = |img: &mut torchfits::ImageReader<'_>, s: &Section| -> Vec<u64> {
+            let bits = |img: &mut torchfits::ImageReader, s: &Section| -> Vec<u64> {
                 match dtype {
-                    Dtype::F32 => img.read_section::<f32>(s).expect("read").iter().map(|v| u64::from(v.to_bits())).collect(),
+                    Dtype::F32 => {
+                        img.read_section::<f32>(s).expect("read").iter().map(|v| u64::from(v.to_bits())).collect()
+                    }
                     _ => img.read_section::<f64>(s).expect("read").iter().map(|v| v.to_bits()).collect(),
                 }
             };
@@ -436,9 +438,14 @@ fn compressed_floats_decode_as_astropy_does_bit_for_bit() {
             // as NaN (astropy keeps it; so does cfitsio in a lossless GZIP image)
             let theirs = bits(&mut cfitsio.image(name).expect("image"), &Section::full(&shape));
             for (k, (a, b)) in full.iter().zip(&theirs).enumerate() {
-                let inf = if dtype == Dtype::F32 { u64::from(f32::INFINITY.to_bits()) } else { f64::INFINITY.to_bits() };
+                let inf =
+                    if dtype == Dtype::F32 { u64::from(f32::INFINITY.to_bits()) } else { f64::INFINITY.to_bits() };
                 if *a == inf && name == "GZIP_TILE" {
-                    let nan = if dtype == Dtype::F32 { f64::from(f32::from_bits(*b as u32)).is_nan() } else { f64::from_bits(*b).is_nan() };
+                    let nan = if dtype == Dtype::F32 {
+                        f64::from(f32::from_bits(*b as u32)).is_nan()
+                    } else {
+                        f64::from_bits(*b).is_nan()
+                    };
                     assert!(nan, "{name} pixel {k}: cfitsio's value {b:#x}");
                 } else {
                     assert_eq!(a, b, "{name} pixel {k}: torchfits and cfitsio");
@@ -452,15 +459,15 @@ fn compressed_floats_decode_as_astropy_does_bit_for_bit() {
 fn corrupt_or_truncated_rice_tiles_are_errors_not_crashes() {
     let dir = common::tempdir("rice-corrupt");
     let bytes = std::fs::read(common::compressed_fixture()).expect("read");
-    let mut file = FitsFile::open(common::compressed_fixture()).expect("open");
+    let file = FitsFile::open(common::compressed_fixture()).expect("open");
     let n = file.hdu_count().expect("count");
     // every byte pattern below either decodes or is an error: never a panic, never a hang
     for (k, cut) in [bytes.len() / 3, bytes.len() / 2, bytes.len() - 3000].into_iter().enumerate() {
         let path = dir.join(format!("cut{k}.fits"));
         std::fs::write(&path, &bytes[..cut]).expect("write");
-        let mut f = FitsFile::open(&path).expect("header of HDU 0");
+        let f = FitsFile::open(&path).expect("header of HDU 0");
         for hdu in 1..n {
-            if let Ok(mut img) = f.image(hdu) {
+            if let Ok(img) = f.image(hdu) {
                 let _ = img.read_data(None);
             }
         }
@@ -471,9 +478,9 @@ fn corrupt_or_truncated_rice_tiles_are_errors_not_crashes() {
     }
     let path = dir.join("flipped.fits");
     std::fs::write(&path, &flipped).expect("write");
-    if let Ok(mut f) = FitsFile::open(&path) {
+    if let Ok(f) = FitsFile::open(&path) {
         for hdu in 1..n {
-            if let Ok(mut img) = f.image(hdu) {
+            if let Ok(img) = f.image(hdu) {
                 let _ = img.read_data(None);
             }
         }

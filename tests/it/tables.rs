@@ -12,7 +12,7 @@ fn corpus(name: &str) -> std::path::PathBuf {
 
 /// All batches of the whole table concatenated, one `ColumnValues` per selected column.
 fn read_all(path: &std::path::Path, hdu: usize, batch_rows: usize) -> Vec<TableBatch> {
-    let mut file = FitsFile::open(path).expect("open");
+    let file = FitsFile::open(path).expect("open");
     let reader = file.table(hdu).expect("table").with_batch_rows(batch_rows);
     reader.build().expect("build").collect::<Result<Vec<_>, _>>().expect("batches")
 }
@@ -95,7 +95,7 @@ fn all_types_table(dir: &std::path::Path) -> std::path::PathBuf {
 fn every_fixed_width_type_scaling_and_nulls() {
     let dir = common::tempdir("tables");
     let path = all_types_table(&dir);
-    let mut file = FitsFile::open(&path).expect("open");
+    let file = FitsFile::open(&path).expect("open");
     let reader = file.table(1).expect("table");
     let types: Vec<ColumnType> = reader.schema().columns.iter().map(|c| c.column_type).collect();
     use ColumnType as T;
@@ -167,7 +167,7 @@ fn batches_row_ranges_projection_and_the_cfitsio_path_agree() {
         assert_eq!(shorts, vec![-2, -1, 0, -99, 2]);
     }
     // a row range across batch boundaries, two columns in the caller's order
-    let mut file = FitsFile::open(&path).expect("open");
+    let file = FitsFile::open(&path).expect("open");
     let batches: Vec<TableBatch> = file
         .table(1)
         .expect("table")
@@ -185,7 +185,7 @@ fn batches_row_ranges_projection_and_the_cfitsio_path_agree() {
     assert_eq!(batches[0].first_row, 1);
     assert_eq!(batches[1].columns[1].values, ColumnValues::U32(vec![3]));
     // an empty row range: no batch
-    let mut file = FitsFile::open(&path).expect("open");
+    let file = FitsFile::open(&path).expect("open");
     let none = file.table(1).expect("table").with_rows(2..2).expect("rows").build().expect("build").count();
     assert_eq!(none, 0);
 
@@ -206,7 +206,7 @@ fn batches_row_ranges_projection_and_the_cfitsio_path_agree() {
 fn table_errors_are_clear() {
     let dir = common::tempdir("tables-errors");
     let path = all_types_table(&dir);
-    let mut file = FitsFile::open(&path).expect("open");
+    let file = FitsFile::open(&path).expect("open");
     let err = file.table(1).expect("table").with_columns(&["nope"]).expect_err("unknown column");
     assert_eq!(err.kind(), ErrorKind::Parameter);
     assert!(err.to_string().contains("nope") && err.to_string().contains("HDU 1"), "{err}");
@@ -214,15 +214,14 @@ fn table_errors_are_clear() {
     assert_eq!(err.kind(), ErrorKind::Parameter);
     assert_eq!(file.table(0).expect_err("an image").kind(), ErrorKind::Parameter);
     // a limit on one batch's bytes
-    let mut small =
-        OpenOptions::new().limits(torchfits::Limits::default().with_max_alloc(100)).open(&path).expect("open");
+    let small = OpenOptions::new().limits(torchfits::Limits::default().with_max_alloc(100)).open(&path).expect("open");
     let err = small.table(1).expect("table").build().expect_err("batch over max_alloc");
     assert_eq!(err.kind(), ErrorKind::Limits);
     // truncated rows
     let bytes = std::fs::read(&path).expect("read");
     let cut = dir.join("cut.fits");
     std::fs::write(&cut, &bytes[..bytes.len() - 2880 + 100]).expect("write");
-    let mut file = FitsFile::open(&cut).expect("open");
+    let file = FitsFile::open(&cut).expect("open");
     let err = file.table(1).expect("table").build().expect("build").next().expect("batch").expect_err("truncated");
     assert_eq!(err.kind(), ErrorKind::Decoding);
     assert!(err.to_string().contains("truncated"), "{err}");
@@ -315,14 +314,14 @@ fn variable_length_arrays_and_descriptors_outside_the_heap() {
 
     // a descriptor pointing past the heap: a clear error naming the column, from any batch
     let bad = vla_table(&dir, "bad.fits", true);
-    let mut file = FitsFile::open(&bad).expect("open");
+    let file = FitsFile::open(&bad).expect("open");
     let results: Vec<_> = file.table(1).expect("table").with_batch_rows(2).build().expect("build").collect();
     assert!(results[0].is_ok(), "rows 0..2 are fine");
     let err = results[1].as_ref().expect_err("row 3 points outside");
     assert_eq!(err.kind(), ErrorKind::Decoding);
     assert!(err.to_string().contains("ints") && err.to_string().contains("outside the heap"), "{err}");
     if let Some(gz) = gzipped(&bad) {
-        let mut file = FitsFile::open(&gz).expect("open");
+        let file = FitsFile::open(&gz).expect("open");
         let results: Vec<_> = file.table(1).expect("table").with_batch_rows(2).build().expect("build").collect();
         assert!(results[0].is_ok(), "rows 0..2 are fine");
         let err = results[1].as_ref().expect_err("row 3 points outside");
@@ -394,7 +393,7 @@ fn ascii_tables_parse_as_astropy_does() {
     let at = bytes.len() - 2880 + 40 + 16; // row 1, inside the F8.3 field
     bytes[at] = b'x';
     std::fs::write(&bad, bytes).expect("write");
-    let mut file = FitsFile::open(&bad).expect("open");
+    let file = FitsFile::open(&bad).expect("open");
     let err = file.table(1).expect("table").build().expect("build").next().expect("batch").expect_err("bad number");
     assert!(err.to_string().contains("column f") && err.to_string().contains("row 1"), "{err}");
 }
@@ -432,7 +431,7 @@ fn large_batches_decode_on_one_or_two_threads_identically() {
     let path = dir.join("large.fits");
     write(&path, &[image(true, 8, &[], &[], vec![]), common::bintable_with_heap(&columns, &rows, &heap)]);
     for (threads, mmap) in [(1, false), (2, false), (2, true)] {
-        let mut file = OpenOptions::new().threads(threads).mmap(mmap).open(&path).expect("open");
+        let file = OpenOptions::new().threads(threads).mmap(mmap).open(&path).expect("open");
         let batch = file.table(1).expect("table").build().expect("build").next().expect("batch").expect("read");
         assert_eq!(batch.num_rows, n as usize);
         assert_eq!(batch.column("id").expect("id").values, ColumnValues::I64((0..n as i64).collect()));
@@ -459,7 +458,7 @@ fn large_batches_decode_on_one_or_two_threads_identically() {
 
 /// The values of column `name` over all batches of a filtered read of `columns`.
 fn filtered(path: &std::path::Path, columns: &[&str], filter: &str) -> Vec<ColumnValues> {
-    let mut file = FitsFile::open(path).expect("open");
+    let file = FitsFile::open(path).expect("open");
     let batches: Vec<TableBatch> = file
         .table(1)
         .expect("table")
@@ -515,7 +514,7 @@ fn filters_select_rows_with_sql_null_semantics() {
     let both = filtered(&path, &["ushort", "short"], "short != 0");
     assert_eq!(both[1], ColumnValues::I16(vec![-2, -1, 2]), "row 3 is TNULL: != is false too");
 
-    let mut file = FitsFile::open(&path).expect("open");
+    let file = FitsFile::open(&path).expect("open");
     for (bad, what) in [("short >", "expected"), ("nope == 1", "no column named"), ("text < 3", "cannot be compared")] {
         let err = match file.table(1).expect("table").with_filter(bad) {
             Err(e) => e,
@@ -546,7 +545,7 @@ fn zero_row_tables_and_zero_width_columns() {
     let mut table = bintable(&columns, &[]);
     table.cards[3] = common::card("NAXIS1", "7"); // the helper takes the width from a first row
     write(&empty, &[image(true, 8, &[], &[], vec![]), table]);
-    let mut file = FitsFile::open(&empty).expect("open");
+    let file = FitsFile::open(&empty).expect("open");
     let reader = file.table(1).expect("table");
     assert_eq!((reader.schema().nrows, reader.schema().row_bytes), (0, 7));
     let mut batches = reader.build().expect("build");
@@ -654,7 +653,7 @@ fn chunked_threaded_pooled_and_mapped_reads_agree() {
         for (threads, mmap) in [(1, false), (2, false), (2, true)] {
             for round in 0..2 {
                 let allocations = pool.stats().allocations;
-                let mut file = OpenOptions::new().threads(threads).mmap(mmap).open(&path).expect("open");
+                let file = OpenOptions::new().threads(threads).mmap(mmap).open(&path).expect("open");
                 let reader = file.table(1).expect("table").with_batch_rows(batch_rows).with_pool(&pool);
                 let batches: Vec<TableBatch> = reader.build().expect("build").collect::<Result<_, _>>().expect("read");
                 check(&batches, &format!("batch {batch_rows} threads {threads} mmap {mmap} round {round}"));
@@ -673,7 +672,7 @@ fn chunked_threaded_pooled_and_mapped_reads_agree() {
         }
     }
     // a row range that starts and ends inside chunks, two columns: the same values
-    let mut file = OpenOptions::new().threads(2).open(&path).expect("open");
+    let file = OpenOptions::new().threads(2).open(&path).expect("open");
     let batches: Vec<TableBatch> = file
         .table(1)
         .expect("table")
@@ -699,7 +698,7 @@ fn chunked_threaded_pooled_and_mapped_reads_agree() {
     let cut = dir.join("late-nulls-cut.fits");
     std::fs::write(&cut, &bytes[..bytes.len() - 2880 * 40]).expect("write");
     for (threads, mmap) in [(1, false), (2, false), (2, true)] {
-        let mut file = OpenOptions::new().threads(threads).mmap(mmap).open(&cut).expect("header is intact");
+        let file = OpenOptions::new().threads(threads).mmap(mmap).open(&cut).expect("header is intact");
         let err = match file.table(1).and_then(|t| t.with_batch_rows(n).build()) {
             Ok(mut batches) => batches.next().expect("a batch").expect_err("truncated rows"),
             Err(e) => e,

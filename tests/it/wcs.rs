@@ -128,7 +128,11 @@ fn a_keyword_naming_axis_100_or_more_is_refused_before_wcslib() {
     assert!(e.to_string().contains("NAXIS"), "{e}");
     // an axis count torchfits cannot read is not handed to wcslib, whose own reading of
     // `4   2   2453241.48161` was 422453241 axes (3.4 GB allocated: a fuzz finding)
-    for naxis in ["NAXIS   =                    4                     2               2453241.48161", "NAXIS   =4 2 245", "WCSAXES = 'two'"] {
+    for naxis in [
+        "NAXIS   =                    4                     2               2453241.48161",
+        "NAXIS   =4 2 245",
+        "WCSAXES = 'two'",
+    ] {
         let cards: String =
             [naxis, "CTYPE1  = 'RA---TAN'", "CTYPE2  = 'DEC--TAN'", "END"].iter().map(|c| format!("{c:<80}")).collect();
         let e = Wcs::from_header(&Header::parse(cards.as_bytes()).expect("parse")).expect_err(naxis);
@@ -281,7 +285,7 @@ fn alternates_defaults_invalid_points_and_errors() {
 
 #[test]
 fn a_file_hdu_gives_its_wcs_and_errors_name_it() {
-    let mut file = FitsFile::open(common::sample()).expect("open");
+    let file = FitsFile::open(common::sample()).expect("open");
     let wcs = file.wcs("SCI").expect("wcs");
     assert_eq!(wcs.projection(), "TAN");
     assert_eq!(wcs.celestial_axes(), Some((0, 1)));

@@ -69,9 +69,9 @@ fn round_trip<T: Pixel + std::fmt::Debug + PartialEq>(dir: &Path, name: &str, da
     for s in verify(&path).expect("verify") {
         assert_eq!((s.data, s.hdu), (ChecksumStatus::Valid, ChecksumStatus::Valid), "{name} HDU {}", s.index);
     }
-    let mut file = FitsFile::open(&path).expect("open");
+    let file = FitsFile::open(&path).expect("open");
     for hdu in [0usize, 1] {
-        let mut img = file.image(hdu).expect("image");
+        let img = file.image(hdu).expect("image");
         assert_eq!(img.dtype(), T::DTYPE, "{name}");
         assert_eq!(img.shape(), shape, "{name}");
         // compared as text: NaN equals NaN, -0.0 differs from 0.0
@@ -113,7 +113,7 @@ fn quantised_floats_keep_nan_and_the_step() {
         w.image(&data, &[10, 100]).quantize(q).write().expect("write");
         w.finish().expect("finish");
         fitsverify(&path);
-        let mut file = FitsFile::open(&path).expect("open");
+        let file = FitsFile::open(&path).expect("open");
         let header = file.header(0).expect("header");
         assert_eq!(header.get_i64("BITPIX"), Some(bitpix.into()));
         let back: Vec<f32> = file.image(0).expect("image").read().expect("read");
@@ -195,7 +195,7 @@ fn every_compression_round_trips() {
                 s.index
             );
         }
-        let mut file = FitsFile::open(&path).expect("open");
+        let file = FitsFile::open(&path).expect("open");
         let info = file.hdus().expect("hdus");
         assert!(info.iter().skip(1).all(|h| h.compressed), "{algorithm:?}");
         check_user_header(&file.header("COMP").expect("header"));
@@ -257,7 +257,7 @@ fn every_compression_round_trips() {
     w.finish().expect("finish");
     fitsverify(&path);
     assert!(verify(&path).expect("verify").iter().all(|s| s.hdu == ChecksumStatus::Valid));
-    let mut file = FitsFile::open(&path).expect("open");
+    let file = FitsFile::open(&path).expect("open");
     assert_eq!(file.image(1).expect("img").read::<i32>().expect("read"), cube);
     assert_eq!(file.image(2).expect("img").read::<i8>().expect("read"), i8s);
     assert_eq!(file.image(3).expect("img").read::<u32>().expect("read"), u32s);
@@ -290,7 +290,7 @@ fn every_compression_round_trips() {
     assert_eq!(err.kind(), ErrorKind::Unsupported);
     w.finish().expect("finish");
     fitsverify(&path);
-    let mut file = FitsFile::open(&path).expect("open");
+    let file = FitsFile::open(&path).expect("open");
     for k in 0..2 {
         assert_eq!(file.image(1 + 3 * k).expect("img").read::<i16>().expect("read"), n16, "{k}");
         assert_eq!(file.image(2 + 3 * k).expect("img").read::<i32>().expect("read"), n32, "{k}");
@@ -304,7 +304,7 @@ fn every_compression_round_trips() {
 #[test]
 fn headers_from_a_read_file_are_rewritten_without_their_structure() {
     let dir = common::tempdir("write-header");
-    let mut src = FitsFile::open(common::sample()).expect("open sample");
+    let src = FitsFile::open(common::sample()).expect("open sample");
     let header = src.header("SCI").expect("header");
     let data: Vec<f32> = src.image("SCI").expect("image").read().expect("read");
     let shape = src.image("SCI").expect("image").shape().to_vec();
@@ -314,7 +314,7 @@ fn headers_from_a_read_file_are_rewritten_without_their_structure() {
     w.image(&data[..data.len() / 2], &[shape[0] / 2, shape[1]]).header(&header).write().expect("write");
     w.finish().expect("finish");
     fitsverify(&path);
-    let mut file = FitsFile::open(&path).expect("open");
+    let file = FitsFile::open(&path).expect("open");
     let copy = file.header(0).expect("header");
     assert_eq!(copy.get_i64("NAXIS2"), Some((shape[0] / 2) as i64));
     assert_eq!(copy.get_bool("SIMPLE"), Some(true));
@@ -432,7 +432,7 @@ fn writes_are_atomic_and_never_clobber() {
     w.image(&[7u8, 8], &[2]).write().expect("write");
     w.finish().expect("finish");
     fitsverify(&path);
-    let mut file = FitsFile::open(&path).expect("open");
+    let file = FitsFile::open(&path).expect("open");
     assert_eq!(file.hdu_count().expect("count"), 2);
     assert_eq!(file.image(0).expect("img").read::<f32>().expect("read"), big);
     assert_eq!(file.image(1).expect("img").read::<u8>().expect("read"), vec![7, 8]);
@@ -558,7 +558,7 @@ mod tables {
                 .all(|s| s.hdu == ChecksumStatus::Valid && s.data == ChecksumStatus::Valid)
         );
 
-        let mut file = FitsFile::open(&path).expect("open");
+        let file = FitsFile::open(&path).expect("open");
         assert_eq!(file.header("CATALOG").expect("header").get_str("SURVEY"), Some("test"));
         let reader = file.table("CATALOG").expect("table");
         let schema = reader.schema().clone();
@@ -624,7 +624,7 @@ mod tables {
             if !src.exists() {
                 continue;
             }
-            let mut file = FitsFile::open(&src).expect("open");
+            let file = FitsFile::open(&src).expect("open");
             let header = file.header(hdu).expect("header");
             let original =
                 file.table(hdu).expect("table").build().expect("build").next().expect("batch").expect("read");
@@ -638,7 +638,7 @@ mod tables {
             t.finish().expect("finish");
             w.finish().expect("finish");
             fitsverify(&path);
-            let mut copy = FitsFile::open(&path).expect("open");
+            let copy = FitsFile::open(&path).expect("open");
             let back = copy.table(1).expect("table").build().expect("build").next().expect("batch").expect("read");
             // compared as text (NaN equals NaN); an undefined value reads back as NaN or TNULL
             // with its flag, so undefined elements compare by flag only

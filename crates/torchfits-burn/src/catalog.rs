@@ -86,7 +86,7 @@ pub(crate) fn numbers(values: &ColumnValues) -> Result<Vec<f64>> {
 }
 
 /// The index of the first binary-table HDU of `file`.
-fn first_table(file: &mut FitsFile) -> Result<usize> {
+fn first_table(file: &FitsFile) -> Result<usize> {
     for i in 0..file.hdu_count()? {
         if file.table(i).is_ok() {
             return Ok(i);

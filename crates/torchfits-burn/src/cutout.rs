@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use burn::data::dataset::{Dataset, DatasetError};
-use torchfits_core::{
-    BufferPool, Error, ErrorKind, FileCache, FitsFile, HduSelector, OpenOptions, Result, Section, Wcs,
-};
+use torchfits_core::{BufferPool, Error, ErrorKind, FileCache, HduSelector, OpenOptions, Result, Section, Wcs};
 
 use crate::catalog::Catalog;
 use crate::stamp::Stamp;
@@ -41,8 +39,8 @@ struct Entry {
 /// (through the image's WCS, once, when the dataset is built), and each item reads just its
 /// stamp (a section read: for a tile-compressed image only the tiles it touches). Stamps that
 /// cross the image's edge are padded with 0 and flagged in a mask channel (1.0 outside). Items
-/// are read through file handles no two threads share (a cache of open files per reading
-/// thread; memory-mapped unless [`CutoutBuilder::mmap`] says otherwise) into buffers from a pool:
+/// are read through one cache of open files shared by every loader thread (memory-mapped unless
+/// [`CutoutBuilder::mmap`] says otherwise) into buffers from a pool:
 /// no per-item allocation in the steady state.
 ///
 /// ```no_run
@@ -63,7 +61,7 @@ struct Entry {
 /// ```
 #[derive(Debug)]
 pub struct CatalogCutoutDataset {
-    handles: Handles,
+    cache: FileCache,
     images: Vec<Image>,
     entries: Vec<Entry>,
     unplaced: Vec<usize>,
@@ -85,34 +83,17 @@ pub struct CutoutBuilder {
     size: usize,
     pool: Option<BufferPool>,
     mmap: bool,
-}
-
-/// Open files for the loader's threads: a cache of open files per thread at a time (taken for
-/// one read, given back after), so that no handle is shared and no lock is held while reading.
-#[derive(Debug)]
-pub(crate) struct Handles {
-    options: OpenOptions,
-    free: std::sync::Mutex<Vec<FileCache>>,
-}
-
-impl Handles {
-    pub(crate) fn new(options: OpenOptions) -> Handles {
-        Handles { options, free: std::sync::Mutex::new(Vec::new()) }
-    }
-
-    /// Runs `f` on the open file at `path`.
-    pub(crate) fn with<R>(&self, path: &Path, f: impl FnOnce(&mut FitsFile) -> Result<R>) -> Result<R> {
-        let taken = self.free.lock().ok().and_then(|mut v| v.pop());
-        let mut cache = taken.unwrap_or_else(|| FileCache::new(FileCache::DEFAULT_CAPACITY, self.options.clone()));
-        let out = cache.open(path).and_then(f);
-        if let Ok(mut v) = self.free.lock() {
-            v.push(cache);
-        }
-        out
-    }
+    open_files: usize,
 }
 
 impl CutoutBuilder {
+    /// How many files the dataset keeps open at once (default [`FileCache::DEFAULT_CAPACITY`]):
+    /// every loader thread reads through one shared cache of open files.
+    pub fn open_files(mut self, n: usize) -> Self {
+        self.open_files = n.max(1);
+        self
+    }
+
     /// Whether images are read through a memory map (default true: a stamp is many short rows)
     /// or with `pread`.
     pub fn mmap(mut self, yes: bool) -> Self {
@@ -170,11 +151,11 @@ impl CutoutBuilder {
         let (ra, dec) = (catalog.column(&self.ra).unwrap_or(&[]), catalog.column(&self.dec).unwrap_or(&[]));
         let labels = self.label.as_deref().and_then(|l| catalog.column(l));
         let world: Vec<f64> = ra.iter().zip(dec).flat_map(|(&a, &d)| [a, d]).collect();
-        let handles = Handles::new(OpenOptions::new().mmap(self.mmap));
+        let cache = FileCache::new(self.open_files, OpenOptions::new().mmap(self.mmap));
         let mut place: Vec<Option<(usize, f64, f64)>> = vec![None; catalog.len()];
         let mut images = Vec::with_capacity(self.images.len());
         for (k, path) in self.images.iter().enumerate() {
-            let (shape, wcs) = handles.with(path, |f| {
+            let (shape, wcs) = cache.with(path, |f| {
                 let shape = f.image(self.hdu.clone())?.shape().to_vec();
                 Ok((shape, f.wcs(self.hdu.clone())?))
             })?;
@@ -207,7 +188,7 @@ impl CutoutBuilder {
             }
         }
         Ok(CatalogCutoutDataset {
-            handles,
+            cache,
             images,
             entries,
             unplaced,
@@ -232,6 +213,7 @@ impl CatalogCutoutDataset {
             size: 32,
             pool: None,
             mmap: true,
+            open_files: FileCache::DEFAULT_CAPACITY,
         }
     }
 
@@ -294,7 +276,7 @@ impl CatalogCutoutDataset {
         if xa == x0 as usize && xb - xa == s && ya == y0 as usize && yb - ya == s && x0 >= 0 && y0 >= 0 {
             // inside the image: straight into the stamp
             let section = Section::new(vec![ya..yb, xa..xb]);
-            self.handles.with(&image.path, |f| f.image(self.hdu.clone())?.read_section_into(&section, data))?;
+            self.cache.with(&image.path, |f| f.image(self.hdu.clone())?.read_section_into(&section, data))?;
             mask.fill(0.0);
         } else {
             data.fill(0.0);
@@ -303,8 +285,7 @@ impl CatalogCutoutDataset {
                 let w = xb - xa;
                 let mut part = self.pool.get::<f32>((yb - ya) * w).map_err(|err| err.in_file(&image.path))?;
                 let section = Section::new(vec![ya..yb, xa..xb]);
-                self.handles
-                    .with(&image.path, |f| f.image(self.hdu.clone())?.read_section_into(&section, &mut part))?;
+                self.cache.with(&image.path, |f| f.image(self.hdu.clone())?.read_section_into(&section, &mut part))?;
                 for (r, row) in part.chunks_exact(w).enumerate() {
                     let sy = (ya + r) as i64 - y0;
                     let sx = xa as i64 - x0;

@@ -9,10 +9,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use burn::data::dataset::{Dataset, DatasetError};
-use torchfits_core::{BufferPool, ColumnValues, Error, ErrorKind, HduSelector, OpenOptions, Result, Section};
+use torchfits_core::{
+    BufferPool, ColumnValues, Error, ErrorKind, FileCache, HduSelector, OpenOptions, Result, Section,
+};
 
 use crate::batch::{Epoch, splitmix};
-use crate::cutout::Handles;
 use crate::stamp::Stamp;
 
 /// Which part of each image an item is.
@@ -54,7 +55,7 @@ pub enum Crop {
 /// ```
 #[derive(Debug)]
 pub struct ImagingDataset {
-    handles: Handles,
+    cache: FileCache,
     files: Vec<PathBuf>,
     shapes: Vec<[usize; 2]>,
     labels: Vec<Option<i64>>,
@@ -73,6 +74,7 @@ pub struct ImagingBuilder {
     keyword: Option<String>,
     table: Option<(PathBuf, String, String)>,
     mmap: bool,
+    open_files: usize,
 }
 
 impl ImagingDataset {
@@ -85,6 +87,7 @@ impl ImagingDataset {
             keyword: None,
             table: None,
             mmap: true,
+            open_files: FileCache::DEFAULT_CAPACITY,
         }
     }
 
@@ -148,7 +151,7 @@ impl ImagingDataset {
         let section = Section::new(vec![y0..y0 + h, x0..x0 + w]);
         for (k, hdu) in self.channels.iter().enumerate() {
             let plane = &mut buf[k * h * w..(k + 1) * h * w];
-            self.handles.with(path, |f| f.image(hdu.clone())?.read_section_into(&section, plane))?;
+            self.cache.with(path, |f| f.image(hdu.clone())?.read_section_into(&section, plane))?;
         }
         Ok(Stamp {
             pixels: Arc::new(buf),
@@ -165,6 +168,13 @@ impl ImagingDataset {
 }
 
 impl ImagingBuilder {
+    /// How many files the dataset keeps open at once (default [`FileCache::DEFAULT_CAPACITY`]):
+    /// every loader thread reads through one shared cache of open files.
+    pub fn open_files(mut self, n: usize) -> Self {
+        self.open_files = n.max(1);
+        self
+    }
+
     /// The HDUs stacked as channels, in order (default: the primary HDU alone).
     pub fn channels<S: Into<HduSelector> + Clone>(mut self, hdus: &[S]) -> Self {
         self.channels = hdus.iter().cloned().map(Into::into).collect();
@@ -201,7 +211,7 @@ impl ImagingBuilder {
         if self.channels.is_empty() {
             return Err(Error::new(ErrorKind::Parameter, "no channel HDU given"));
         }
-        let handles = Handles::new(OpenOptions::new().mmap(self.mmap));
+        let cache = FileCache::new(self.open_files, OpenOptions::new().mmap(self.mmap));
         let by_name = match &self.table {
             Some((table, file_col, label_col)) => Some(label_table(table, file_col, label_col)?),
             None => None,
@@ -209,7 +219,7 @@ impl ImagingBuilder {
         let mut shapes = Vec::with_capacity(self.files.len());
         let mut labels = Vec::with_capacity(self.files.len());
         for path in &self.files {
-            let (shape, label) = handles.with(path, |f| {
+            let (shape, label) = cache.with(path, |f| {
                 let mut shape: Option<Vec<usize>> = None;
                 let mut label = None;
                 for (k, hdu) in self.channels.iter().enumerate() {
@@ -276,7 +286,7 @@ impl ImagingBuilder {
             labels.push(label);
         }
         Ok(ImagingDataset {
-            handles,
+            cache,
             files: self.files,
             shapes,
             labels,

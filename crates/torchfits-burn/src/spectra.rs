@@ -11,10 +11,8 @@ use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::{Dataset, DatasetError};
 use burn::tensor::{Device, Tensor, TensorData};
 use torchfits_core::{
-    BufferPool, ColumnValues, Error, ErrorKind, HduSelector, OpenOptions, PooledBuffer, Result, Section,
+    BufferPool, ColumnValues, Error, ErrorKind, FileCache, HduSelector, OpenOptions, PooledBuffer, Result, Section,
 };
-
-use crate::cutout::Handles;
 
 /// One spectrum: `channels` rows of `length` values (flux, then inverse variance and mask where
 /// the dataset has them), in a pooled buffer, and its metadata row.
@@ -63,7 +61,7 @@ enum Source {
 /// ```
 #[derive(Debug)]
 pub struct SpectroscopicDataset {
-    handles: Handles,
+    cache: FileCache,
     files: Vec<PathBuf>,
     source: Source,
     /// Per file: first item index, spectra, wavelength samples.
@@ -80,6 +78,7 @@ pub struct SpectraBuilder {
     files: Vec<PathBuf>,
     source: Source,
     meta: Option<(HduSelector, Vec<String>)>,
+    open_files: usize,
 }
 
 impl SpectroscopicDataset {
@@ -93,6 +92,7 @@ impl SpectroscopicDataset {
             files: files.into_iter().map(|p| p.as_ref().to_path_buf()).collect(),
             source: Source::Rows(hdus.iter().cloned().map(Into::into).collect()),
             meta: None,
+            open_files: FileCache::DEFAULT_CAPACITY,
         }
     }
 
@@ -107,6 +107,7 @@ impl SpectroscopicDataset {
             files: files.into_iter().map(|p| p.as_ref().to_path_buf()).collect(),
             source: Source::Columns(hdu.into(), columns.iter().map(|c| c.to_string()).collect()),
             meta: None,
+            open_files: FileCache::DEFAULT_CAPACITY,
         }
     }
 
@@ -135,14 +136,14 @@ impl SpectroscopicDataset {
                 let section = Section::new(vec![row..row + 1, 0..nwave]);
                 for (k, hdu) in hdus.iter().enumerate() {
                     let plane = &mut buf[k * nwave..(k + 1) * nwave];
-                    self.handles.with(path, |f| f.image(hdu.clone())?.read_section_into(&section, plane))?;
+                    self.cache.with(path, |f| f.image(hdu.clone())?.read_section_into(&section, plane))?;
                 }
                 (hdus.len(), buf)
             }
             Source::Columns(hdu, columns) => {
                 let mut buf = self.pool.get::<f32>(columns.len() * nwave).map_err(|e| e.in_file(path))?;
                 let names: Vec<&str> = columns.iter().map(String::as_str).collect();
-                let batch = self.handles.with(path, |f| {
+                let batch = self.cache.with(path, |f| {
                     let mut batches =
                         f.table(hdu.clone())?.with_columns(&names)?.with_rows(row as u64..row as u64 + 1)?.build()?;
                     batches.next().transpose()?.ok_or_else(|| Error::new(ErrorKind::Decoding, "no row"))
@@ -185,6 +186,13 @@ fn copy_f32(values: &ColumnValues, out: &mut [f32]) -> Result<()> {
 }
 
 impl SpectraBuilder {
+    /// How many files the dataset keeps open at once (default [`FileCache::DEFAULT_CAPACITY`]):
+    /// every loader thread reads through one shared cache of open files.
+    pub fn open_files(mut self, n: usize) -> Self {
+        self.open_files = n.max(1);
+        self
+    }
+
     /// Numeric metadata columns from the table `hdu` of each file, one row per spectrum.
     pub fn meta(mut self, hdu: impl Into<HduSelector>, columns: &[&str]) -> Self {
         self.meta = Some((hdu.into(), columns.iter().map(|c| c.to_string()).collect()));
@@ -193,13 +201,13 @@ impl SpectraBuilder {
 
     /// Reads each file's layout (and metadata) once.
     pub fn build(self) -> Result<SpectroscopicDataset> {
-        let handles = Handles::new(OpenOptions::new().mmap(true));
+        let cache = FileCache::new(self.open_files, OpenOptions::new().mmap(true));
         let mut layout = Vec::with_capacity(self.files.len());
         let mut meta = Vec::new();
         let mut total = 0usize;
         let width = self.meta.as_ref().map_or(0, |(_, c)| c.len());
         for path in &self.files {
-            let (nspec, nwave) = handles.with(path, |f| match &self.source {
+            let (nspec, nwave) = cache.with(path, |f| match &self.source {
                 Source::Rows(hdus) => {
                     let mut shape: Option<Vec<usize>> = None;
                     for hdu in hdus {
@@ -242,7 +250,7 @@ impl SpectraBuilder {
             })?;
             if let Some((hdu, columns)) = &self.meta {
                 let names: Vec<&str> = columns.iter().map(String::as_str).collect();
-                let batches = handles
+                let batches = cache
                     .with(path, |f| f.table(hdu.clone())?.with_columns(&names)?.build()?.collect::<Result<Vec<_>>>())?;
                 let mut cols: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
                 for b in &batches {
@@ -281,7 +289,7 @@ impl SpectraBuilder {
             total += nspec;
         }
         Ok(SpectroscopicDataset {
-            handles,
+            cache,
             files: self.files,
             source: self.source,
             layout,

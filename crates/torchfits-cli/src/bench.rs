@@ -47,8 +47,8 @@ fn full_read<T: torchfits_core::Pixel>(path: PathBuf, hdu: usize, compressed: bo
             let way: Way = (
                 name,
                 Box::new(move || {
-                    let mut file = options.open(&path)?;
-                    let mut img = file.image(hdu)?;
+                    let file = options.open(&path)?;
+                    let img = file.image(hdu)?;
                     buf.resize(img.len(), T::default());
                     img.read_into(&mut buf)
                 }),
@@ -67,7 +67,7 @@ fn cutout<T: torchfits_core::Pixel>(path: PathBuf, hdu: usize) -> Vec<Way> {
         out.push((
             name,
             Box::new(move || {
-                let mut file = options.open(&path)?;
+                let file = options.open(&path)?;
                 file.image(hdu)?.read_section_into(&section, &mut buf)
             }),
         ));
@@ -76,7 +76,7 @@ fn cutout<T: torchfits_core::Pixel>(path: PathBuf, hdu: usize) -> Vec<Way> {
         let path = path.clone();
         let mut buf: Vec<T> = vec![T::default(); CUT[0].len() * CUT[1].len()];
         let section = Section::new(CUT.to_vec());
-        let mut cache = FileCache::new(FileCache::DEFAULT_CAPACITY, options);
+        let cache = FileCache::new(FileCache::DEFAULT_CAPACITY, options);
         out.push((name, Box::new(move || cache.open(&path)?.image(hdu)?.read_section_into(&section, &mut buf))));
     }
     out
@@ -117,8 +117,8 @@ fn cases(dir: &Path) -> Vec<Case> {
             let way: Way = (
                 name,
                 Box::new(move || {
-                    let mut file = options.open(&path)?;
-                    let mut image = file.image(0)?;
+                    let file = options.open(&path)?;
+                    let image = file.image(0)?;
                     for (s, buf) in sections.iter().zip(stamps.iter_mut()) {
                         image.read_section_into(s, buf)?;
                     }
@@ -132,11 +132,11 @@ fn cases(dir: &Path) -> Vec<Case> {
     for (name, options) in cached_ways() {
         let (path, sections) = (img.clone(), sections.clone());
         let mut stamps: Vec<Vec<f32>> = vec![vec![0f32; SMALL * SMALL]; sections.len()];
-        let mut cache = FileCache::new(FileCache::DEFAULT_CAPACITY, options);
+        let cache = FileCache::new(FileCache::DEFAULT_CAPACITY, options);
         many.push((
             name,
             Box::new(move || {
-                let mut image = cache.open(&path)?.image(0)?;
+                let image = cache.open(&path)?.image(0)?;
                 for (s, buf) in sections.iter().zip(stamps.iter_mut()) {
                     image.read_section_into(s, buf)?;
                 }
@@ -156,7 +156,7 @@ fn cases(dir: &Path) -> Vec<Case> {
                 let way: Way = (
                     name,
                     Box::new(move || {
-                        let mut file = options.open(&path)?;
+                        let file = options.open(&path)?;
                         let mut reader = file.table(1)?.with_batch_rows(1 << 20).with_pool(&pool);
                         if let Some(c) = columns {
                             reader = reader.with_columns(c)?;
@@ -216,8 +216,8 @@ fn cases(dir: &Path) -> Vec<Case> {
 fn write_case<T: torchfits_core::Pixel>(source: PathBuf, hdu: usize, compression: Option<Compression>) -> Vec<Way> {
     let out = source.with_extension("written.fits");
     let load = move |source: &Path| -> Result<(Vec<T>, Vec<usize>), Error> {
-        let mut file = FitsFile::open(source)?;
-        let mut image = file.image(hdu)?;
+        let file = FitsFile::open(source)?;
+        let image = file.image(hdu)?;
         Ok((image.read()?, image.shape().to_vec()))
     };
     let mut ways: Vec<Way> = Vec::new();

@@ -453,7 +453,7 @@ fn read(
             )));
         }
     }
-    let mut image = file.image(info.index)?;
+    let image = file.image(info.index)?;
     let section = match section {
         Some(spec) => Some(Section::parse(spec, image.shape()).map_err(in_hdu)?),
         None => None,
@@ -473,8 +473,8 @@ fn parse_rows(spec: &str, n: u64) -> Result<std::ops::Range<u64>, Error> {
 }
 
 fn preview(path: &Path, hdu: HduSelector, section: Option<&str>, stretch: Stretch, output: &Path) -> Result<(), Error> {
-    let mut file = FitsFile::open(path)?;
-    let mut image = file.image(hdu)?;
+    let file = FitsFile::open(path)?;
+    let image = file.image(hdu)?;
     let index = image.index();
     let in_hdu = |e: Error| e.in_hdu(index).in_file(path);
     let shape = image.shape().to_vec();

@@ -77,7 +77,7 @@ pub struct Selection<'a> {
 /// Reads the `selection` of the table at HDU `index` into `output`; undefined values as Arrow
 /// nulls when `nulls`, as astropy's values otherwise.
 pub fn write(
-    file: &mut FitsFile,
+    file: &FitsFile,
     index: usize,
     selection: Selection<'_>,
     output: &Path,

@@ -11,11 +11,11 @@
 //! ```
 //! use torchfits_core::{Dtype, FitsFile, Section};
 //! # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");
-//! let mut file = FitsFile::open(path)?;                 // literal path, read-only
+//! let file = FitsFile::open(path)?;                 // literal path, read-only
 //! println!("{} HDUs", file.hdu_count()?);
 //! let header = file.header("SCI")?;                      // by EXTNAME, index or (EXTNAME, EXTVER)
 //! let exptime = header.get_f64("EXPTIME");
-//! let mut image = file.image("SCI")?;
+//! let image = file.image("SCI")?;
 //! assert_eq!(image.dtype(), Dtype::F32);
 //! let mut buf = vec![0f32; image.len()];
 //! image.read_into(&mut buf)?;                             // into a caller-owned buffer
@@ -63,6 +63,7 @@ pub use io::pool::{BufferPool, PoolStats, PooledBuffer};
 pub use io::table::{self, ColumnData, ColumnPool, ColumnValues, TableBatch, TableReader, TableSchema};
 pub use io::write::{self, Compression, FitsWriter, Quantize, WriteOptions};
 pub use limits::Limits;
+pub use source::{ByteSource, SourceId};
 pub use wcs::{ProjectionParameters, SipPolynomials, Wcs, WcsOptions};
 
 /// Whether the linked cfitsio is reentrant, i.e. separate handles may be used from separate

@@ -2,12 +2,16 @@
 //! PLIO tiles and opens names in its extended syntax, and trusts the sizes a file gives. Every HDU
 //! given to cfitsio is first checked here (axes, structural cards, tile descriptors, every tile).
 
+mod pool;
+
+pub(crate) use pool::HandlePool;
+
 use crate::compression::{Codec, TileCompression, gzip, rice};
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::header::Header;
 use crate::format::table_schema::{TableSchema, VarArray};
 use crate::limits::Limits;
-use crate::source::LocalFile;
+use crate::source::ByteSource;
 
 /// Most axes cfitsio reads without crashing: 4.6 segfaults on a header of more than ~101 (an
 /// image of 110 axes, measured), though the standard allows 999.
@@ -77,7 +81,12 @@ fn structural_cards_readable(header: &Header) -> Result<()> {
 /// `table` starts its data at `data_start` lies inside the table's heap and the file: cfitsio
 /// allocates a tile's buffer from its descriptor before reading it (3.5 GB for one garbage
 /// descriptor of a 16 x 16 image).
-pub(crate) fn check_tile_descriptors(file: &LocalFile, table: &Header, data_start: u64, limits: &Limits) -> Result<()> {
+pub(crate) fn check_tile_descriptors(
+    file: &dyn ByteSource,
+    table: &Header,
+    data_start: u64,
+    limits: &Limits,
+) -> Result<()> {
     let schema = TableSchema::from_header(table)?;
     let heap_len = schema.data_len.saturating_sub(schema.heap_offset);
     let heap_end = data_start.saturating_add(schema.data_len);

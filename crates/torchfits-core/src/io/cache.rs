@@ -1,8 +1,8 @@
-//! A small LRU of open files, for loops that read many small pieces of the same few files.
+//! A small LRU of shared open files, for loops that read many small pieces of the same few files.
 
-use std::cell::RefCell;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
 use crate::error::{Error, Result};
 use crate::io::file::{FitsFile, OpenOptions};
@@ -38,14 +38,15 @@ pub struct CacheStats {
     pub evicted: u64,
 }
 
-/// A least-recently-used cache of open [`FitsFile`]s, for one thread (it is `Send`, not `Sync`:
-/// keep one per worker). An open through the cache costs one `stat` when the file is cached; the
-/// file's HDU index, parsed headers and (in mmap mode) its memory map stay warm between reads.
+/// A least-recently-used cache of open [`FitsFile`]s, shared by every thread that holds it
+/// (`Send + Sync`: put one in an `Arc`, or a `static`). An open through the cache costs one `stat`
+/// when the file is cached and returns a clone of the open file: its HDU index, parsed headers,
+/// memory map and cfitsio handles stay warm between reads, whichever thread reads.
 ///
 /// ```
 /// use torchfits_core::{FileCache, OpenOptions, Section};
 /// # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");
-/// let mut cache = FileCache::new(FileCache::DEFAULT_CAPACITY, OpenOptions::new());
+/// let cache = FileCache::new(FileCache::DEFAULT_CAPACITY, OpenOptions::new());
 /// let mut stamp = vec![0f32; 8 * 8];
 /// for k in 0..10 {
 ///     let file = cache.open(path)?;                  // opened once, then a stat per call
@@ -59,6 +60,11 @@ pub struct CacheStats {
 pub struct FileCache {
     capacity: usize,
     options: OpenOptions,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
     /// Least recently used first.
     entries: Vec<(PathBuf, FileKey, FitsFile)>,
     stats: CacheStats,
@@ -70,73 +76,91 @@ impl FileCache {
 
     /// An empty cache holding at most `capacity` files (at least 1), opened with `options`.
     pub fn new(capacity: usize, options: OpenOptions) -> Self {
-        FileCache { capacity: capacity.max(1), options, entries: Vec::new(), stats: CacheStats::default() }
+        FileCache { capacity: capacity.max(1), options, state: Mutex::new(State::default()) }
     }
 
-    /// The open file at `path`: the cached one if the file has not changed since it was opened,
-    /// otherwise a new open (closing the least recently used file when the cache is full).
-    pub fn open(&mut self, path: impl AsRef<Path>) -> Result<&mut FitsFile> {
+    /// The cache's state; a panic elsewhere while it was locked leaves whole entries and
+    /// counters, still good.
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The open file at `path` (a clone, sharing the cached file's index and handles): the cached
+    /// one if the file has not changed since it was opened, otherwise a new open (closing the
+    /// least recently used file when the cache is full). Opens outside the cache's lock.
+    pub fn open(&self, path: impl AsRef<Path>) -> Result<FitsFile> {
         let path = path.as_ref();
         let key = FileKey::of(path)?;
-        let at = self.entries.iter().position(|(p, _, _)| p == path);
-        let entry = match at {
-            Some(i) if self.entries.get(i).is_some_and(|e| e.1 == key) => {
-                self.stats.hits += 1;
-                self.entries.remove(i)
-            }
-            stale => {
-                if let Some(i) = stale {
-                    self.entries.remove(i);
-                    self.stats.reopened += 1;
+        {
+            let mut state = self.state();
+            let at = state.entries.iter().position(|(p, _, _)| p == path);
+            match at {
+                Some(i) if state.entries.get(i).is_some_and(|e| e.1 == key) => {
+                    state.stats.hits += 1;
+                    let entry = state.entries.remove(i);
+                    let file = entry.2.clone();
+                    state.entries.push(entry);
+                    return Ok(file);
                 }
-                self.stats.misses += 1;
-                let file = self.options.open(path)?;
-                if self.entries.len() >= self.capacity {
-                    self.entries.remove(0);
-                    self.stats.evicted += 1;
+                Some(i) => {
+                    state.entries.remove(i);
+                    state.stats.reopened += 1;
                 }
-                (path.to_path_buf(), key, file)
+                None => {}
             }
-        };
-        self.entries.push(entry);
-        match self.entries.last_mut() {
-            Some(entry) => Ok(&mut entry.2),
-            None => Err(Error::decoding("the file cache lost the file it just opened").in_file(path)),
+            state.stats.misses += 1;
         }
+        let file = self.options.open(path)?;
+        let mut state = self.state();
+        // another thread may have opened it meanwhile: keep one entry, the newer
+        state.entries.retain(|(p, _, _)| p != path);
+        if state.entries.len() >= self.capacity {
+            state.entries.remove(0);
+            state.stats.evicted += 1;
+        }
+        state.entries.push((path.to_path_buf(), key, file.clone()));
+        Ok(file)
+    }
+
+    /// Runs `f` on the open file at `path` (see [`FileCache::open`]).
+    pub fn with<R>(&self, path: impl AsRef<Path>, f: impl FnOnce(&FitsFile) -> Result<R>) -> Result<R> {
+        f(&self.open(path)?)
     }
 
     /// Number of open files held.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.state().entries.len()
     }
 
     /// Whether no file is held.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.state().entries.is_empty()
     }
 
     /// Whether `path` is held (without checking whether it changed).
     pub fn contains(&self, path: impl AsRef<Path>) -> bool {
-        self.entries.iter().any(|(p, _, _)| p == path.as_ref())
+        self.state().entries.iter().any(|(p, _, _)| p == path.as_ref())
     }
 
-    /// Closes every held file.
-    pub fn clear(&mut self) {
-        self.entries.clear();
+    /// Drops every held file (clones handed out stay open until dropped).
+    pub fn clear(&self) {
+        self.state().entries.clear();
     }
 
     /// The cache's counters.
     pub fn stats(&self) -> CacheStats {
-        self.stats
+        self.state().stats
     }
 }
 
-thread_local! {
-    static THREAD_CACHE: RefCell<FileCache> = RefCell::new(FileCache::new(FileCache::DEFAULT_CAPACITY, OpenOptions::new()));
+/// The process-wide cache of [`with_cached_file`]: default capacity and options.
+fn process_cache() -> &'static FileCache {
+    static CACHE: OnceLock<FileCache> = OnceLock::new();
+    CACHE.get_or_init(|| FileCache::new(FileCache::DEFAULT_CAPACITY, OpenOptions::new()))
 }
 
-/// Runs `f` on the calling thread's cached open file for `path` (a per-thread [`FileCache`] of
-/// default capacity and options).
+/// Runs `f` on the open file for `path` from a process-wide [`FileCache`] of default capacity and
+/// options (shared by every thread).
 ///
 /// ```
 /// use torchfits_core::with_cached_file;
@@ -145,6 +169,6 @@ thread_local! {
 /// assert_eq!(shape, vec![48, 64]);
 /// # Ok::<(), torchfits_core::Error>(())
 /// ```
-pub fn with_cached_file<R>(path: impl AsRef<Path>, f: impl FnOnce(&mut FitsFile) -> Result<R>) -> Result<R> {
-    THREAD_CACHE.with_borrow_mut(|cache| f(cache.open(path)?))
+pub fn with_cached_file<R>(path: impl AsRef<Path>, f: impl FnOnce(&FitsFile) -> Result<R>) -> Result<R> {
+    f(&process_cache().open(path)?)
 }

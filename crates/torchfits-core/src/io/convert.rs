@@ -10,14 +10,12 @@
 // section's size before any read. No value read from a file indexes anything here.
 #![allow(clippy::indexing_slicing)]
 
-use std::os::unix::fs::FileExt;
-
 use bytemuck::Pod;
 
 use crate::error::{Error, Result};
 
 use crate::format::pixel::{Dtype, Pixel, Section};
-use crate::source::LocalFile;
+use crate::source::ByteSource;
 
 /// Raw bytes read per `pread` call (and converted while they are in cache).
 const CHUNK_BYTES: usize = 256 * 1024;
@@ -80,116 +78,112 @@ impl Plan {
     }
 }
 
-impl LocalFile {
-    /// Reads `section` of an image of `shape` into `out` by `plan`, with up to `threads` threads.
-    pub(crate) fn read<T: Pixel>(
-        &self,
-        plan: &Plan,
-        shape: &[usize],
-        section: &Section,
-        out: &mut [T],
-        threads: usize,
-    ) -> Result<()> {
-        let runs = Runs::new(shape, section);
-        let size = plan.stored_size();
-        let out_bytes = std::mem::size_of_val(out);
-        let threads = if out_bytes >= PARALLEL_MIN_BYTES { threads.max(1) } else { 1 };
-        // pieces: (first element in the file, element count), in output order
-        let mut pieces: Vec<(u64, usize)> = Vec::new();
-        if runs.count == 1 && threads > 1 {
-            let per = runs.len.div_ceil(threads);
-            let mut done = 0;
-            while done < runs.len {
-                let n = per.min(runs.len - done);
-                pieces.push((runs.first + done as u64, n));
-                done += n;
-            }
+/// Reads `section` of an image of `shape` into `out` by `plan`, with up to `threads` threads.
+pub(crate) fn read_section<T: Pixel>(
+    source: &dyn ByteSource,
+    plan: &Plan,
+    shape: &[usize],
+    section: &Section,
+    out: &mut [T],
+    threads: usize,
+) -> Result<()> {
+    let runs = Runs::new(shape, section);
+    let size = plan.stored_size();
+    let out_bytes = std::mem::size_of_val(out);
+    let threads = if out_bytes >= PARALLEL_MIN_BYTES { threads.max(1) } else { 1 };
+    // pieces: (first element in the file, element count), in output order
+    let mut pieces: Vec<(u64, usize)> = Vec::new();
+    if runs.count == 1 && threads > 1 {
+        let per = runs.len.div_ceil(threads);
+        let mut done = 0;
+        while done < runs.len {
+            let n = per.min(runs.len - done);
+            pieces.push((runs.first + done as u64, n));
+            done += n;
         }
-        if threads == 1 || pieces.is_empty() {
-            if threads == 1 {
-                return runs.for_each(|start, n, k| {
-                    self.read_run(plan, size, start, &mut out[k * runs.len..k * runs.len + n])
-                });
-            }
-            runs.for_each(|start, n, _| {
-                pieces.push((start, n));
-                Ok(())
+    }
+    if threads == 1 || pieces.is_empty() {
+        if threads == 1 {
+            return runs
+                .for_each(|start, n, k| read_run(source, plan, size, start, &mut out[k * runs.len..k * runs.len + n]));
+        }
+        runs.for_each(|start, n, _| {
+            pieces.push((start, n));
+            Ok(())
+        })?;
+    }
+    // split the pieces into `threads` groups of consecutive output
+    let groups = threads.min(pieces.len());
+    let per_group = pieces.len().div_ceil(groups);
+    std::thread::scope(|scope| {
+        let mut rest: &mut [T] = out;
+        let mut handles = Vec::with_capacity(groups);
+        for group in pieces.chunks(per_group) {
+            let n: usize = group.iter().map(|p| p.1).sum();
+            let (mine, tail) = rest.split_at_mut(n);
+            rest = tail;
+            handles.push(scope.spawn(move || {
+                let mut at = 0;
+                for &(start, len) in group {
+                    read_run(source, plan, size, start, &mut mine[at..at + len])?;
+                    at += len;
+                }
+                Ok::<(), Error>(())
+            }));
+        }
+        handles
+            .into_iter()
+            .try_for_each(|h| h.join().unwrap_or_else(|_| Err(Error::decoding("a reader thread panicked"))))
+    })
+}
+
+/// Reads `out.len()` elements starting at element `start` of the data.
+fn read_run<T: Pixel>(source: &dyn ByteSource, plan: &Plan, size: usize, start: u64, out: &mut [T]) -> Result<()> {
+    let offset = plan.data_offset + start * size as u64;
+    let per_chunk = (CHUNK_BYTES / size).max(1);
+    if let Some(bytes) = source.as_bytes() {
+        for (k, chunk) in out.chunks_mut(per_chunk).enumerate() {
+            let at = (offset + (k * per_chunk * size) as u64) as usize;
+            let src = bytes.get(at..at + chunk.len() * size).ok_or_else(|| truncated(source, plan))?;
+            convert(plan, src, chunk)?;
+        }
+        return Ok(());
+    }
+    for (k, chunk) in out.chunks_mut(per_chunk).enumerate() {
+        let at = offset + (k * per_chunk * size) as u64;
+        if let Conversion::Swap { xor } = plan.conversion {
+            // same size in and out: read into the destination, swap in place while in cache
+            read_exact_at(source, bytemuck::cast_slice_mut(chunk), at, plan)?;
+            swap_in_place(chunk, xor)?;
+        } else {
+            // the raw values of a scaled read go through this thread's reusable scratch
+            SCRATCH.with_borrow_mut(|scratch| {
+                scratch.resize(chunk.len() * size, 0);
+                read_exact_at(source, scratch, at, plan)?;
+                convert(plan, scratch, chunk)
             })?;
         }
-        // split the pieces into `threads` groups of consecutive output
-        let groups = threads.min(pieces.len());
-        let per_group = pieces.len().div_ceil(groups);
-        std::thread::scope(|scope| {
-            let mut rest: &mut [T] = out;
-            let mut handles = Vec::with_capacity(groups);
-            for group in pieces.chunks(per_group) {
-                let n: usize = group.iter().map(|p| p.1).sum();
-                let (mine, tail) = rest.split_at_mut(n);
-                rest = tail;
-                handles.push(scope.spawn(move || {
-                    let mut at = 0;
-                    for &(start, len) in group {
-                        self.read_run(plan, size, start, &mut mine[at..at + len])?;
-                        at += len;
-                    }
-                    Ok::<(), Error>(())
-                }));
-            }
-            handles
-                .into_iter()
-                .try_for_each(|h| h.join().unwrap_or_else(|_| Err(Error::decoding("a reader thread panicked"))))
-        })
     }
+    Ok(())
+}
 
-    /// Reads `out.len()` elements starting at element `start` of the data.
-    fn read_run<T: Pixel>(&self, plan: &Plan, size: usize, start: u64, out: &mut [T]) -> Result<()> {
-        let offset = plan.data_offset + start * size as u64;
-        let per_chunk = (CHUNK_BYTES / size).max(1);
-        if let Some(map) = self.map()? {
-            let bytes = map.bytes();
-            for (k, chunk) in out.chunks_mut(per_chunk).enumerate() {
-                let at = (offset + (k * per_chunk * size) as u64) as usize;
-                let src = bytes.get(at..at + chunk.len() * size).ok_or_else(|| self.truncated(plan))?;
-                convert(plan, src, chunk)?;
-            }
-            return Ok(());
+/// The error for data missing from the end of the file.
+fn truncated(source: &dyn ByteSource, plan: &Plan) -> Error {
+    Error::decoding(format!(
+        "the file is truncated: the HDU's data ends at byte {}, the file has {} bytes",
+        plan.data_end,
+        source.len()
+    ))
+}
+
+fn read_exact_at(source: &dyn ByteSource, buf: &mut [u8], at: u64, plan: &Plan) -> Result<()> {
+    source.read_exact_at(buf, at).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            truncated(source, plan)
+        } else {
+            Error::io(e, "cannot read the image")
         }
-        for (k, chunk) in out.chunks_mut(per_chunk).enumerate() {
-            let at = offset + (k * per_chunk * size) as u64;
-            if let Conversion::Swap { xor } = plan.conversion {
-                // same size in and out: read into the destination, swap in place while in cache
-                self.read_exact_at(bytemuck::cast_slice_mut(chunk), at, plan)?;
-                swap_in_place(chunk, xor)?;
-            } else {
-                // the raw values of a scaled read go through this thread's reusable scratch
-                SCRATCH.with_borrow_mut(|scratch| {
-                    scratch.resize(chunk.len() * size, 0);
-                    self.read_exact_at(scratch, at, plan)?;
-                    convert(plan, scratch, chunk)
-                })?;
-            }
-        }
-        Ok(())
-    }
-
-    /// The error for data missing from the end of the file.
-    fn truncated(&self, plan: &Plan) -> Error {
-        Error::decoding(format!(
-            "the file is truncated: the HDU's data ends at byte {}, the file has {} bytes",
-            plan.data_end,
-            self.len()
-        ))
-    }
-
-    fn read_exact_at(&self, buf: &mut [u8], at: u64, plan: &Plan) -> Result<()> {
-        self.file().read_exact_at(buf, at).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                self.truncated(plan)
-            } else {
-                Error::io(e, "cannot read the image")
-            }
-        })
-    }
+    })
 }
 
 /// The contiguous runs of a C-order section: `count` runs of `len` elements each.

@@ -1,10 +1,9 @@
 //! Opening a FITS file and finding its HDUs.
 
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use crate::cfitsio::{cfitsio_can_take, check_tile_descriptors};
+use crate::cfitsio::{HandlePool, cfitsio_can_take, check_tile_descriptors};
 use crate::compression::TileCompression;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ffi::cfitsio::Handle;
@@ -12,10 +11,11 @@ use crate::format::hdu::{HduInfo, HduKind, HduSelector, ImageLayout, classify};
 use crate::format::header::Header;
 use crate::format::table_schema::TableSchema;
 use crate::io::image::ImageReader;
-use crate::io::index::Index;
+use crate::io::index::{HduSpan, Index};
 use crate::io::table::TableReader;
+use crate::io::tiled::NativeTiles;
 use crate::limits::Limits;
-use crate::source::LocalFile;
+use crate::source::{self, ByteSource, InMemory};
 use crate::threads::default_threads;
 
 /// How to open a file: the [`Limits`] to enforce and whether cfitsio's extended filename syntax is
@@ -92,95 +92,124 @@ impl OpenOptions {
     }
 
     /// Opens `path` read-only. A plain FITS file is opened with one `open` and one read of its
-    /// first block; cfitsio is opened only when a compressed image is read. A gzip-compressed
-    /// file is inflated first (by this crate, within [`Limits::max_alloc`]: never by cfitsio,
-    /// which trusts the size in the gzip trailer) into an unlinked temporary file, then read as a
-    /// plain one. A path in cfitsio's extended syntax is opened by cfitsio at once.
+    /// first block; cfitsio is opened only when something only it decodes is read. A gzip or
+    /// compress (.Z) file is inflated first (by this crate, within [`Limits::max_alloc`]: never by
+    /// cfitsio, which trusts the size in the gzip trailer) into an unlinked temporary file, then
+    /// read as a plain one. A path in cfitsio's extended syntax is opened by cfitsio at once.
     pub fn open(&self, path: impl AsRef<Path>) -> Result<FitsFile> {
         let path = path.as_ref();
         let plain = if self.extended_syntax {
             None
         } else {
-            LocalFile::open(path, self.mmap, self.limits.max_alloc).map_err(|e| e.in_file(path))?
+            source::open_path(path, self.mmap, self.limits.max_alloc).map_err(|e| e.in_file(path))?
         };
-        let data_path = plain.as_ref().and_then(LocalFile::inflated_path).unwrap_or(path).to_path_buf();
-        let source = match plain {
-            Some(file) => Source::Plain { file, index: Index::default(), cfitsio: None },
-            None => Source::Cfitsio(Handle::open(path, self.extended_syntax).map_err(|e| e.in_file(path))?),
-        };
-        Ok(FitsFile {
-            source,
-            path: path.to_path_buf(),
-            data_path,
-            tiles_checked: Vec::new(),
-            limits: self.limits,
-            direct: self.direct,
-            threads: self.threads,
-            extended_syntax: self.extended_syntax,
-        })
+        match plain {
+            Some(file) => Ok(self.with_source(path, Arc::new(file))),
+            None => {
+                let handle = Handle::open(path, self.extended_syntax).map_err(|e| e.in_file(path))?;
+                let cfitsio = HandlePool::with_open(path, self.extended_syntax, handle);
+                Ok(self.shared(path, None, cfitsio))
+            }
+        }
+    }
+
+    /// Opens the FITS file whose bytes `source` reads (named `name` in errors). Headers, images
+    /// and tables are read from it as from a file on disk; what only cfitsio decodes (HCOMPRESS
+    /// and PLIO tiles) needs [`ByteSource::cfitsio_path`]. Reads the first block.
+    ///
+    /// ```
+    /// # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");
+    /// let bytes = std::fs::read(path)?;
+    /// let file = torchfits_core::FitsFile::from_bytes(bytes)?;     // the same file, from memory
+    /// assert_eq!(file.image("SCI")?.shape(), &[48, 64]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_source(&self, name: impl AsRef<Path>, source: Arc<dyn ByteSource>) -> Result<FitsFile> {
+        let name = name.as_ref();
+        let mut magic = [0u8; 9];
+        if source.read_exact_at(&mut magic, 0).is_err() || &magic != b"SIMPLE  =" {
+            return Err(Error::decoding("not a FITS file (no SIMPLE card at its start)").in_file(name));
+        }
+        Ok(self.with_source(name, source))
+    }
+
+    /// A file read from `source` (plain FITS bytes), named `path`.
+    fn with_source(&self, path: &Path, source: Arc<dyn ByteSource>) -> FitsFile {
+        let cfitsio = HandlePool::new(source.cfitsio_path().unwrap_or(path), false);
+        self.shared(path, Some(source), cfitsio)
+    }
+
+    fn shared(&self, path: &Path, source: Option<Arc<dyn ByteSource>>, cfitsio: HandlePool) -> FitsFile {
+        FitsFile {
+            inner: Arc::new(Shared {
+                path: path.to_path_buf(),
+                source,
+                index: RwLock::new(Index::default()),
+                cfitsio,
+                checked_for_cfitsio: Mutex::new(Vec::new()),
+                options: self.clone(),
+            }),
+        }
     }
 }
 
-/// An open FITS file, read-only.
+/// An open FITS file, read-only: cheap to clone, and shared by any number of threads.
 ///
-/// `FitsFile` is `Send` but not `Sync`: move it to another thread, or open the same path once per
-/// thread for parallel reads (there is no global lock when cfitsio is built reentrant). Paths are
-/// opened literally: `a[1].fits` is a file name, `http://x` is not fetched (see
+/// Opening reads the first block; the HDU index (where each header and data unit starts, each
+/// header parsed once) is built as far as reads need it, and shared by every clone. Readers take
+/// `&self`: many threads read cutouts of one open file at once, with no lock on the plain,
+/// memory-mapped and natively decoded tile paths. What only cfitsio decodes goes through a pool
+/// of cfitsio handles, each used by one thread at a time. Paths are opened literally:
+/// `a[1].fits` is a file name, `http://x` is not fetched (see
 /// [`OpenOptions::cfitsio_extended_syntax`]).
 ///
-/// For a plain FITS file, headers are read and parsed in Rust and uncompressed pixels go straight
-/// from the file into the caller's buffer; cfitsio decodes tile-compressed images. A gzip file is
-/// inflated once, at open, within [`Limits::max_alloc`]. Like astropy, this reads files that cfitsio refuses for keyword order
-/// alone (for example NAXIS before BITPIX), and ignores bytes after the last HDU.
+/// Headers are read and parsed in Rust and uncompressed pixels go straight from the file into
+/// the caller's buffer. A gzip file is inflated once, at open, within [`Limits::max_alloc`].
+/// Like astropy, this reads files that cfitsio refuses for keyword order alone (for example
+/// NAXIS before BITPIX), and ignores bytes after the last HDU.
 ///
 /// ```
-/// use torchfits_core::{FitsFile, HduKind};
+/// use torchfits_core::{FitsFile, HduKind, Section};
 /// # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");
-/// let mut file = FitsFile::open(path)?;
+/// let file = FitsFile::open(path)?;
 /// for hdu in file.hdus()? {
 ///     println!("{} {:?} {:?} {:?}", hdu.index, hdu.kind, hdu.extname, hdu.shape);
 /// }
-/// let header = file.header(0)?;
-/// assert_eq!(header.get_bool("SIMPLE"), Some(true));
+/// assert_eq!(file.header(0)?.get_bool("SIMPLE"), Some(true));
 /// assert_eq!(file.hdu("SCI")?.kind, HduKind::Image);
+/// // one open file, read by two threads at once
+/// let image = file.image("SCI")?;
+/// let stamps = std::thread::scope(|s| {
+///     let reads: Vec<_> = (0..2)
+///         .map(|k| {
+///             let image = &image;
+///             s.spawn(move || image.read_section::<f32>(&Section::new(vec![8 * k..8 * k + 8, 0..8])))
+///         })
+///         .collect();
+///     reads.into_iter().map(|r| r.join().expect("a reader thread")).collect::<Result<Vec<_>, _>>()
+/// })?;
+/// assert_eq!(stamps.len(), 2);
 /// # Ok::<(), torchfits_core::Error>(())
 /// ```
-#[derive(Debug)]
-pub struct FitsFile {
-    source: Source,
-    path: PathBuf,
-    /// Where cfitsio opens the file's bytes: `path`, or the inflated copy of a gzip file.
-    data_path: PathBuf,
-    /// HDUs whose tile descriptors were found within the heap (see [`check_tile_descriptors`](crate::cfitsio::check_tile_descriptors)).
-    tiles_checked: Vec<usize>,
-    limits: Limits,
-    direct: bool,
-    threads: usize,
-    extended_syntax: bool,
-}
-
-#[derive(Debug)]
-enum Source {
-    /// A plain FITS file on disk: our HDU index; cfitsio opened on first need.
-    Plain { file: LocalFile, index: Index, cfitsio: Option<Handle> },
-    /// A file only cfitsio reads (extended syntax, or a format other than plain FITS and gzip).
-    Cfitsio(Handle),
-}
-
-/// Opens more cfitsio handles on one file, for worker threads (a handle is never shared).
 #[derive(Debug, Clone)]
-pub(crate) struct Reopener {
-    path: PathBuf,
-    extended_syntax: bool,
+pub struct FitsFile {
+    inner: Arc<Shared>,
 }
 
-impl Reopener {
-    /// A new handle, at HDU `index`.
-    pub(crate) fn open_at(&self, index: usize) -> Result<Handle> {
-        let mut handle = Handle::open(&self.path, self.extended_syntax)?;
-        handle.move_to(index)?;
-        Ok(handle)
-    }
+/// What every clone of one open file shares.
+#[derive(Debug)]
+struct Shared {
+    path: PathBuf,
+    /// The file's bytes, for a plain (or inflated) file; `None` for a file only cfitsio opens
+    /// (extended syntax, or a format other than FITS, gzip and .Z).
+    source: Option<Arc<dyn ByteSource>>,
+    /// The HDUs found so far in `source`.
+    index: RwLock<Index>,
+    /// cfitsio handles on the file, for what only cfitsio reads.
+    cfitsio: HandlePool,
+    /// HDUs whose structure and tiles were checked before cfitsio reads them.
+    checked_for_cfitsio: Mutex<Vec<usize>>,
+    options: OpenOptions,
 }
 
 /// One HDU's header, read and classified.
@@ -193,7 +222,7 @@ struct Loaded {
     /// For a compressed image, the tile shape in C order.
     tiles: Option<Vec<usize>>,
     /// For a RICE_1 or GZIP image of a plain file: where its tiles are (decoded without cfitsio).
-    native: Option<crate::io::tiled::NativeTiles>,
+    native: Option<NativeTiles>,
     /// For an uncompressed image of a plain file, the byte offset of its data.
     data_start: Option<u64>,
 }
@@ -204,201 +233,174 @@ impl FitsFile {
         OpenOptions::new().open(path)
     }
 
+    /// Opens a FITS file held in memory, with default [`OpenOptions`] (see
+    /// [`OpenOptions::open_source`]).
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<FitsFile> {
+        let source = Arc::new(InMemory::new(bytes));
+        let name = PathBuf::from(source.id().location);
+        OpenOptions::new().open_source(name, source)
+    }
+
     /// The path this file was opened with.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.inner.path
     }
 
     /// The limits reads from this file enforce.
     pub fn limits(&self) -> &Limits {
-        &self.limits
+        &self.inner.options.limits
+    }
+
+    /// Whether `self` and `other` are clones of one open file (sharing its index and handles).
+    pub fn same_open_file(&self, other: &FitsFile) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// Threads a large read may use.
     pub(crate) fn threads(&self) -> usize {
-        self.threads
+        self.inner.options.threads
     }
 
-    /// What a worker thread needs to open its own cfitsio handle on this file.
-    pub(crate) fn reopener(&self) -> Reopener {
-        Reopener { path: self.data_path.clone(), extended_syntax: self.extended_syntax }
+    /// The file's bytes, for a file torchfits reads itself (not one only cfitsio opens).
+    pub(crate) fn source(&self) -> Option<&dyn ByteSource> {
+        self.inner.source.as_deref()
     }
 
-    /// The file for direct reads: a plain file on disk, direct reads not turned off.
-    pub(crate) fn direct(&self) -> Option<&LocalFile> {
-        match &self.source {
-            Source::Plain { file, .. } if self.direct => Some(file),
-            _ => None,
+    /// The bytes for direct image reads: [`FitsFile::source`], unless direct reads are off.
+    pub(crate) fn direct_source(&self) -> Option<&dyn ByteSource> {
+        self.source().filter(|_| self.inner.options.direct)
+    }
+
+    fn in_file(&self, e: Error) -> Error {
+        e.in_file(&self.inner.path)
+    }
+
+    /// HDU `index` of a plain file, from the shared index (scanned now if not yet).
+    fn span(&self, source: &dyn ByteSource, index: usize) -> Result<Option<HduSpan>> {
+        let limits = self.limits();
+        // a panic while the index was locked leaves it as it was before the HDU being scanned
+        // (HDUs are appended whole): still a good index
+        if let Some(span) = self.inner.index.read().unwrap_or_else(PoisonError::into_inner).scanned(index) {
+            return Ok(Some(span.clone()));
         }
-    }
-
-    /// The plain file on disk, whether or not direct image reads are on (tables always read it).
-    pub(crate) fn plain(&self) -> Option<&LocalFile> {
-        match &self.source {
-            Source::Plain { file, .. } => Some(file),
-            Source::Cfitsio(_) => None,
-        }
-    }
-
-    /// `len` bytes at `at` of the file's memory map, in mmap mode (`None` otherwise, or out of range).
-    pub(crate) fn mapped(&self, at: Option<u64>, len: usize) -> Option<&[u8]> {
-        let at = usize::try_from(at?).ok()?;
-        self.plain()?.mapped_bytes()?.get(at..at.checked_add(len)?)
-    }
-
-    /// In mmap mode, maps the pages of `len` bytes at `at` in one call before they are all read.
-    pub(crate) fn populate(&self, at: Option<u64>, len: usize) {
-        if let (Some(plain), Some(at)) = (self.plain(), at.and_then(|a| usize::try_from(a).ok())) {
-            plain.populate(at, len);
-        }
-    }
-
-    /// Whether this is a plain (or inflated gzip) file, not one opened by cfitsio.
-    pub(crate) fn is_plain(&self) -> bool {
-        matches!(self.source, Source::Plain { .. })
+        let mut hdus = self.inner.index.write().unwrap_or_else(PoisonError::into_inner);
+        Ok(hdus.get(source, index, limits).map_err(|e| self.in_file(e))?.cloned())
     }
 
     /// Number of HDUs (reads every header in the file).
-    pub fn hdu_count(&mut self) -> Result<usize> {
-        let limits = self.limits;
-        let n = match &mut self.source {
-            Source::Plain { file, index, .. } => index.count(file.file(), file.len(), &limits),
-            Source::Cfitsio(handle) => handle.num_hdus(),
+    pub fn hdu_count(&self) -> Result<usize> {
+        let limits = *self.limits();
+        let n = match self.source() {
+            Some(source) => {
+                let known = self.inner.index.read().unwrap_or_else(PoisonError::into_inner).known_count();
+                match known {
+                    Some(n) => Ok(n),
+                    None => self.inner.index.write().unwrap_or_else(PoisonError::into_inner).count(source, &limits),
+                }
+            }
+            None => self.inner.cfitsio.with(|handle| handle.num_hdus()),
         }
-        .map_err(|e| e.in_file(&self.path))?;
+        .map_err(|e| self.in_file(e))?;
         if n > limits.max_hdus {
-            return Err(Error::new(
+            return Err(self.in_file(Error::new(
                 ErrorKind::Limits,
                 format!("{n} HDUs, over the limit of {} (Limits::max_hdus)", limits.max_hdus),
-            )
-            .in_file(&self.path));
+            )));
         }
         Ok(n)
     }
 
-    fn no_hdu(&mut self, index: usize) -> Error {
+    fn no_hdu(&self, index: usize) -> Error {
         let n = self.hdu_count().unwrap_or(index);
-        Error::new(ErrorKind::Parameter, format!("no HDU {index}: the file has {n}")).in_file(&self.path)
+        self.in_file(Error::new(ErrorKind::Parameter, format!("no HDU {index}: the file has {n}")))
     }
 
     /// Checks, for a plain file, what cfitsio would trust in HDU `index` and the headers before it
-    /// (axes, structural cards, tile descriptors and tiles; each HDU's tiles once, and cfitsio's
-    /// place for the HDU in `handle_at`): every path that hands an HDU
-    /// to cfitsio comes through here.
-    pub(crate) fn check_for_cfitsio(&mut self, index: usize) -> Result<()> {
-        let path = self.path.clone();
-        let wrap = |e: Error| e.in_hdu(index).in_file(&path);
-        let limits = self.limits;
-        let Source::Plain { file, index: hdus, .. } = &mut self.source else { return Ok(()) };
+    /// (axes, structural cards, tile descriptors and tiles; each HDU once): every path that hands
+    /// an HDU to cfitsio comes through here.
+    fn check_for_cfitsio(&self, index: usize) -> Result<()> {
+        let Some(source) = self.source() else { return Ok(()) };
+        let checked =
+            |i: usize| self.inner.checked_for_cfitsio.lock().unwrap_or_else(PoisonError::into_inner).contains(&i);
+        if checked(index) {
+            return Ok(());
+        }
+        let wrap = |i: usize| move |e: Error| self.in_file(e.in_hdu(i));
         // cfitsio walks every header up to this one: none may be one it cannot take
         for i in 0..=index {
-            if let Some(span) = hdus.get(file.file(), file.len(), i, &limits).map_err(wrap)? {
-                cfitsio_can_take(&span.header).map_err(|e| e.in_hdu(i).in_file(&path))?;
+            if let Some(span) = self.span(source, i)? {
+                cfitsio_can_take(&span.header).map_err(wrap(i))?;
             }
         }
-        // and it allocates what a compressed image's tile descriptors claim: check them once,
-        // against the heap and the file
-        if !self.tiles_checked.contains(&index)
-            && let Some(span) = hdus.get(file.file(), file.len(), index, &limits).map_err(wrap)?
+        // and it allocates what a compressed image's tile descriptors claim: check them against
+        // the heap and the file, and decode every tile it would
+        if let Some(span) = self.span(source, index)?
+            && span.header.get_bool("ZIMAGE") == Some(true)
         {
-            if span.header.get_bool("ZIMAGE") == Some(true) {
-                check_tile_descriptors(file, &span.header, span.data_start, &limits).map_err(wrap)?;
-            }
-            self.tiles_checked.push(index);
+            check_tile_descriptors(source, &span.header, span.data_start, self.limits()).map_err(wrap(index))?;
         }
+        self.inner.checked_for_cfitsio.lock().unwrap_or_else(PoisonError::into_inner).push(index);
         Ok(())
     }
 
-    /// The cfitsio handle at HDU `index` (opened now, for a plain file, if not yet).
-    pub(crate) fn handle_at(&mut self, index: usize) -> Result<&mut Handle> {
+    /// Runs `f` on a cfitsio handle of this file's own, moved to HDU `index` (the HDU checked
+    /// first, for a plain file). Errors name the file and the HDU, and a read past the end of the
+    /// file is reported as a truncation.
+    pub(crate) fn with_cfitsio<R>(&self, index: usize, f: impl FnOnce(&mut Handle) -> Result<R>) -> Result<R> {
+        let wrap = |e: Error| self.in_file(e.in_hdu(index));
         self.check_for_cfitsio(index)?;
-        let path = self.path.clone();
-        let wrap = |e: Error| e.in_hdu(index).in_file(&path);
-        let limits = self.limits;
-        let expected = match &mut self.source {
-            Source::Plain { file, index: hdus, .. } => {
-                hdus.get(file.file(), file.len(), index, &limits).map_err(wrap)?.map(|span| span.data_start)
-            }
-            Source::Cfitsio(_) => None,
+        let expected = match self.source() {
+            Some(source) => self.span(source, index)?.map(|span| span.data_start),
+            None => None,
         };
-        let handle = match &mut self.source {
-            Source::Plain { cfitsio, .. } => match cfitsio {
-                Some(h) => h,
-                None => cfitsio.insert(Handle::open(&self.data_path, false).map_err(wrap)?),
-            },
-            Source::Cfitsio(handle) => handle,
-        };
-        handle.move_to(index).map_err(wrap)?;
-        // what torchfits checked must be what cfitsio reads: a file whose HDUs the two would
-        // delimit differently (an END card with bytes after it; cfitsio then
-        // decoded another HDU's tiles unchecked) is not handed over
-        if let Some(want) = expected {
-            let (_, got, _) = handle.hdu_span().map_err(wrap)?;
-            if got != want {
-                return Err(wrap(Error::decoding(format!(
-                    "torchfits finds this HDU's data at byte {want}, cfitsio at byte {got}: the file's structure is ambiguous"
-                ))));
-            }
+        if self.source().is_some_and(|s| s.cfitsio_path().is_none()) {
+            return Err(wrap(Error::unsupported("this HDU needs cfitsio, which reads only files on disk")));
         }
-        Ok(handle)
-    }
-
-    /// A read error, with truncation named as such: cfitsio reports reading past the end of the
-    /// file as a plain READ_ERROR.
-    pub(crate) fn explain_read_error(&mut self, index: usize, e: Error) -> Error {
-        let Some(status) = e.cfitsio().map(|c| c.status) else {
-            return e;
-        };
-        if status != 107 && status != 108 {
-            return e;
-        }
-        let file_len = std::fs::metadata(&self.data_path).map(|m| m.len()).ok();
-        let span = match &mut self.source {
-            Source::Cfitsio(handle) => handle.hdu_span().ok(),
-            Source::Plain { cfitsio: Some(handle), .. } => handle.hdu_span().ok(),
-            Source::Plain { .. } => None,
-        };
-        match (file_len, span) {
-            (Some(len), Some((_, _, end))) if end > len => Error::new(
-                ErrorKind::Decoding,
-                format!("the file is truncated: the HDU's data ends at byte {end}, the file has {len} bytes"),
-            )
-            .in_hdu(index),
-            _ => e,
-        }
+        self.inner
+            .cfitsio
+            .with(|handle| {
+                handle.move_to(index)?;
+                // what torchfits checked must be what cfitsio reads: a file whose HDUs the two
+                // would delimit differently (an END card with bytes after it) is not handed over
+                if let Some(want) = expected {
+                    let (_, got, _) = handle.hdu_span()?;
+                    if got != want {
+                        return Err(Error::decoding(format!(
+                            "torchfits finds this HDU's data at byte {want}, cfitsio at byte {got}: the file's structure is ambiguous"
+                        )));
+                    }
+                }
+                f(handle).map_err(|e| explain_read_error(handle, self.source(), e))
+            })
+            .map_err(wrap)
     }
 
     /// Reads HDU `index`'s header and classifies it.
-    fn load(&mut self, index: usize) -> Result<Loaded> {
-        let limits = self.limits;
-        let path = self.path.clone();
-        let wrap = |e: Error| e.in_hdu(index).in_file(&path);
-        let (mut header, data_start) = match &mut self.source {
-            Source::Plain { file, index: hdus, .. } => {
-                match hdus.get(file.file(), file.len(), index, &limits).map_err(|e| e.in_file(&path))? {
-                    Some(span) => (Arc::clone(&span.header), Some(span.data_start)),
-                    None => return Err(self.no_hdu(index)),
-                }
-            }
-            Source::Cfitsio(handle) => {
-                if let Err(e) = handle.move_to(index) {
-                    // END_OF_FILE / BAD_HDU_NUM: past the last HDU
-                    if index > 0 && e.cfitsio().is_some_and(|c| c.status == 107 || c.status == 301) {
-                        return Err(self.no_hdu(index));
+    fn load(&self, index: usize) -> Result<Loaded> {
+        let limits = *self.limits();
+        let wrap = |e: Error| self.in_file(e.in_hdu(index));
+        let (mut header, data_start) = match self.source() {
+            Some(source) => match self.span(source, index)? {
+                Some(span) => (span.header, Some(span.data_start)),
+                None => return Err(self.no_hdu(index)),
+            },
+            None => {
+                let bytes = self.inner.cfitsio.with(|handle| {
+                    if let Err(e) = handle.move_to(index) {
+                        // END_OF_FILE / BAD_HDU_NUM: past the last HDU
+                        let past_end = index > 0 && e.cfitsio().is_some_and(|c| c.status == 107 || c.status == 301);
+                        return Ok(if past_end { None } else { return Err(e) });
                     }
-                    return Err(wrap(e));
-                }
-                let ncards = handle.card_count().map_err(wrap)?;
-                if ncards > limits.max_header_cards {
-                    return Err(wrap(Error::new(
-                        ErrorKind::Limits,
-                        format!(
+                    let ncards = handle.card_count()?;
+                    if ncards > limits.max_header_cards {
+                        return Err(Error::limits(format!(
                             "header has {ncards} cards, over the limit of {} (Limits::max_header_cards)",
                             limits.max_header_cards
-                        ),
-                    )));
-                }
-                let bytes = handle.header_bytes().map_err(wrap)?;
+                        )));
+                    }
+                    handle.header_bytes().map(Some)
+                });
+                let Some(bytes) = bytes.map_err(wrap)? else { return Err(self.no_hdu(index)) };
                 (Arc::new(Header::parse_limited(&bytes, limits.max_header_cards).map_err(wrap)?), None)
             }
         };
@@ -407,7 +409,7 @@ impl FitsFile {
         let mut native = None;
         if compressed {
             tiles = TileCompression::from_header(&header).ok().map(|d| d.tile_shape());
-            native = data_start.and_then(|start| crate::io::tiled::NativeTiles::from_header(&header, start));
+            native = data_start.and_then(|start| NativeTiles::from_header(&header, start));
             header = Arc::new(header.compressed_image_header().map_err(wrap)?);
         }
         if kind == HduKind::RandomGroups {
@@ -418,7 +420,7 @@ impl FitsFile {
     }
 
     /// The HDU `selector` names, loaded. A name is looked up by reading headers from the start.
-    fn find(&mut self, selector: HduSelector) -> Result<(usize, Loaded)> {
+    fn find(&self, selector: HduSelector) -> Result<(usize, Loaded)> {
         if let HduSelector::Index(i) = selector {
             return Ok((i, self.load(i)?));
         }
@@ -429,41 +431,39 @@ impl FitsFile {
                 return Ok((i, loaded));
             }
         }
-        Err(Error::new(ErrorKind::Parameter, format!("no HDU named {selector} (the file has {n} HDUs)"))
-            .in_file(&self.path))
+        Err(self.in_file(Error::new(ErrorKind::Parameter, format!("no HDU named {selector} (the file has {n} HDUs)"))))
     }
 
     /// The 0-based index of the HDU `selector` names (for a name, reads headers from the start).
-    pub fn resolve(&mut self, selector: impl Into<HduSelector>) -> Result<usize> {
+    pub fn resolve(&self, selector: impl Into<HduSelector>) -> Result<usize> {
         self.find(selector.into()).map(|(i, _)| i)
     }
 
     /// What HDU `selector` holds (reads its header, not its data).
-    pub fn hdu(&mut self, selector: impl Into<HduSelector>) -> Result<HduInfo> {
+    pub fn hdu(&self, selector: impl Into<HduSelector>) -> Result<HduInfo> {
         let (i, l) = self.find(selector.into())?;
-        HduInfo::from_header(i, l.kind, l.compressed, &l.header, &self.limits)
-            .map_err(|e| e.in_hdu(i).in_file(&self.path))
+        HduInfo::from_header(i, l.kind, l.compressed, &l.header, self.limits()).map_err(|e| self.in_file(e.in_hdu(i)))
     }
 
     /// Every HDU in file order (reads every header).
-    pub fn hdus(&mut self) -> Result<Vec<HduInfo>> {
+    pub fn hdus(&self) -> Result<Vec<HduInfo>> {
         let n = self.hdu_count()?;
         (0..n).map(|i| self.hdu(i)).collect()
     }
 
     /// The header of HDU `selector`, all cards in file order. For a compressed image, the header
-    /// of the image it holds. Reads the header blocks once per file and parses them once;
+    /// of the image it holds. Reads the header blocks once per open file and parses them once;
     /// returns a copy.
-    pub fn header(&mut self, selector: impl Into<HduSelector>) -> Result<Header> {
+    pub fn header(&self, selector: impl Into<HduSelector>) -> Result<Header> {
         Ok(Arc::unwrap_or_clone(self.find(selector.into())?.1.header))
     }
 
     /// A reader for the binary or ASCII table in HDU `selector` (reads its header; see
     /// [`TableReader`]). Fails with a [`Parameter`](ErrorKind::Parameter) error for an image.
-    pub fn table(&mut self, selector: impl Into<HduSelector>) -> Result<TableReader<'_>> {
+    /// The reader holds a clone of this open file.
+    pub fn table(&self, selector: impl Into<HduSelector>) -> Result<TableReader> {
         let (i, Loaded { kind, header, data_start, .. }) = self.find(selector.into())?;
-        let path = self.path.clone();
-        let wrap = |e: Error| e.in_hdu(i).in_file(&path);
+        let wrap = |e: Error| self.in_file(e.in_hdu(i));
         match kind {
             HduKind::BinTable | HduKind::AsciiTable => {}
             other => {
@@ -472,72 +472,72 @@ impl FitsFile {
         }
         let schema = TableSchema::from_header(&header).map_err(wrap)?;
         let heap = schema.data_len.saturating_sub(schema.heap_offset);
-        if schema.columns.iter().any(|c| c.variable.is_some()) && heap > self.limits.max_heap {
+        let max_heap = self.limits().max_heap;
+        if schema.columns.iter().any(|c| c.variable.is_some()) && heap > max_heap {
             return Err(wrap(Error::limits(format!(
-                "the heap of {heap} bytes is over the limit of {} (Limits::max_heap)",
-                self.limits.max_heap
+                "the heap of {heap} bytes is over the limit of {max_heap} (Limits::max_heap)"
             ))));
         }
-        Ok(TableReader::new(self, i, schema, data_start))
+        Ok(TableReader::new(self.clone(), i, schema, data_start))
     }
 
     /// The world coordinate system of an HDU's header (for a compressed image, of the image it
     /// holds): see [`crate::Wcs`].
-    pub fn wcs(&mut self, selector: impl Into<HduSelector>) -> Result<crate::Wcs> {
+    pub fn wcs(&self, selector: impl Into<HduSelector>) -> Result<crate::Wcs> {
         self.wcs_with(selector, crate::WcsOptions::default())
     }
 
     /// [`FitsFile::wcs`] with an alternate, or binary-table keywords.
-    pub fn wcs_with(&mut self, selector: impl Into<HduSelector>, options: crate::WcsOptions) -> Result<crate::Wcs> {
+    pub fn wcs_with(&self, selector: impl Into<HduSelector>, options: crate::WcsOptions) -> Result<crate::Wcs> {
         let (i, loaded) = self.find(selector.into())?;
-        let path = self.path.clone();
-        crate::Wcs::with_options(&loaded.header, options).map_err(|e| e.in_hdu(i).in_file(&path))
+        crate::Wcs::with_options(&loaded.header, options).map_err(|e| self.in_file(e.in_hdu(i)))
     }
 
     /// Reads `out.len()` bytes of HDU `index`'s data from byte `offset` of its data (for a table,
     /// its heap) through cfitsio: for a file cfitsio reads (extended syntax).
-    pub(crate) fn read_data_bytes(&mut self, index: usize, offset: u64, out: &mut [u8]) -> Result<()> {
-        let handle = self.handle_at(index)?;
-        let (_, start, _) = handle.hdu_span()?;
-        handle.read_raw(start + offset, out)
+    pub(crate) fn read_data_bytes(&self, index: usize, offset: u64, out: &mut [u8]) -> Result<()> {
+        self.with_cfitsio(index, |handle| {
+            let (_, start, _) = handle.hdu_span()?;
+            handle.read_raw(start + offset, out)
+        })
     }
 
     /// Reads raw rows of the table at HDU `index` (whose data starts at `data_start` in a plain
     /// file) from row `first_row` into `out` (a whole number of rows).
     pub(crate) fn read_table_rows(
-        &mut self,
+        &self,
         index: usize,
         data_start: Option<u64>,
         first_row: u64,
         row_bytes: usize,
         out: &mut [u8],
     ) -> Result<()> {
-        if let (Source::Plain { file, .. }, Some(start)) = (&self.source, data_start) {
+        if let (Some(source), Some(start)) = (self.source(), data_start) {
             let at = first_row
                 .checked_mul(row_bytes as u64)
                 .and_then(|o| o.checked_add(start))
                 .ok_or_else(|| Error::decoding("row offset overflows"))?;
-            return file.file().read_exact_at(out, at).map_err(|e| {
+            return source.read_exact_at(out, at).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::UnexpectedEof {
                     Error::decoding(format!(
                         "the file is truncated: the table's rows from {first_row} end past its {} bytes",
-                        file.len()
+                        source.len()
                     ))
                 } else {
                     Error::io(e, "cannot read the table")
                 }
             });
         }
-        self.handle_at(index)?.read_table_bytes(first_row, out)
+        self.with_cfitsio(index, |handle| handle.read_table_bytes(first_row, out))
     }
 
     /// A reader for the image in HDU `selector` (reads its header). Fails with a
     /// [`Parameter`](ErrorKind::Parameter) error for a table, an
-    /// [`Unsupported`](ErrorKind::Unsupported) one for random groups.
-    pub fn image(&mut self, selector: impl Into<HduSelector>) -> Result<ImageReader<'_>> {
+    /// [`Unsupported`](ErrorKind::Unsupported) one for random groups. The reader holds a clone
+    /// of this open file, and reads take `&self`: share one reader between threads.
+    pub fn image(&self, selector: impl Into<HduSelector>) -> Result<ImageReader> {
         let (i, Loaded { kind, header, tiles, native, data_start, .. }) = self.find(selector.into())?;
-        let path = self.path.clone();
-        let wrap = |e: Error| e.in_hdu(i).in_file(&path);
+        let wrap = |e: Error| self.in_file(e.in_hdu(i));
         match kind {
             HduKind::Image => {}
             HduKind::RandomGroups => {
@@ -547,7 +547,7 @@ impl FitsFile {
                 return Err(wrap(Error::parameter(format!("the HDU is a {other}, not an image"))));
             }
         }
-        let layout = ImageLayout::from_header(&header, &self.limits).map_err(wrap)?;
+        let layout = ImageLayout::from_header(&header, self.limits()).map_err(wrap)?;
         if let Some(tiles) = &tiles {
             // a decoder holds one whole tile (ZTILEn, cut to the image) per thread
             let bytepix = u64::from(layout.bitpix.unsigned_abs() / 8);
@@ -556,10 +556,30 @@ impl FitsFile {
                 .zip(layout.shape.iter().chain(std::iter::repeat(&usize::MAX)))
                 .try_fold(bytepix, |acc, (&t, &n)| acc.checked_mul(t.min(n) as u64))
                 .unwrap_or(u64::MAX);
-            self.limits.check_tile(bytes).map_err(wrap)?;
+            self.limits().check_tile(bytes).map_err(wrap)?;
         }
-        let data_start = if self.direct { data_start } else { None };
-        let native = if self.direct { native } else { None };
-        Ok(ImageReader::new(self, i, layout, header, data_start, tiles, native))
+        let direct = self.inner.options.direct;
+        let data_start = if direct { data_start } else { None };
+        let native = if direct { native } else { None };
+        Ok(ImageReader::new(self.clone(), i, layout, header, data_start, tiles, native))
+    }
+}
+
+/// A read error, with truncation named as such: cfitsio reports reading past the end of the file
+/// as a plain READ_ERROR.
+fn explain_read_error(handle: &mut Handle, source: Option<&dyn ByteSource>, e: Error) -> Error {
+    let Some(status) = e.cfitsio().map(|c| c.status) else {
+        return e;
+    };
+    if status != 107 && status != 108 {
+        return e;
+    }
+    let file_len = source.map(|s| s.len());
+    match (file_len, handle.hdu_span().ok()) {
+        (Some(len), Some((_, _, end))) if end > len => Error::new(
+            ErrorKind::Decoding,
+            format!("the file is truncated: the HDU's data ends at byte {end}, the file has {len} bytes"),
+        ),
+        _ => e,
     }
 }

@@ -6,8 +6,9 @@ use crate::error::{Error, Result};
 use crate::format::hdu::{ImageLayout, checked_len};
 use crate::format::header::Header;
 use crate::format::pixel::{Dtype, ImageData, Pixel, Pixels, Scaling, Section};
-use crate::io::convert::Plan;
+use crate::io::convert::{Plan, read_section};
 use crate::io::file::FitsFile;
+use crate::io::tiled::NativeTiles;
 
 /// Reads one image HDU of an open [`FitsFile`]. Made by [`FitsFile::image`], which reads the
 /// header; reads then go straight from the file into the caller's buffer.
@@ -15,8 +16,8 @@ use crate::io::file::FitsFile;
 /// ```
 /// use torchfits_core::{FitsFile, Section};
 /// # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");
-/// let mut file = FitsFile::open(path)?;
-/// let mut image = file.image("SCI")?;
+/// let file = FitsFile::open(path)?;
+/// let image = file.image("SCI")?;
 /// let shape = image.shape().to_vec();            // C order: [rows, cols]
 /// let mut pixels = vec![0f32; image.len()];
 /// image.read_into(&mut pixels)?;                 // no allocation by the reader
@@ -26,8 +27,8 @@ use crate::io::file::FitsFile;
 /// # Ok::<(), torchfits_core::Error>(())
 /// ```
 #[derive(Debug)]
-pub struct ImageReader<'f> {
-    file: &'f mut FitsFile,
+pub struct ImageReader {
+    file: FitsFile,
     index: usize,
     layout: ImageLayout,
     /// Shared with the file's HDU index (no copy per reader).
@@ -37,7 +38,7 @@ pub struct ImageReader<'f> {
     /// For a compressed image: the tile shape, C order.
     tiles: Option<Vec<usize>>,
     /// For a RICE_1 or GZIP image of a plain file: its tiles, decoded here rather than by cfitsio.
-    native: Option<crate::io::tiled::NativeTiles>,
+    native: Option<NativeTiles>,
     /// The whole image as a section.
     full: Section,
 }
@@ -45,15 +46,15 @@ pub struct ImageReader<'f> {
 /// Compressed reads smaller than this (output bytes) are decoded on the calling thread.
 const PARALLEL_DECODE_MIN_BYTES: usize = 1 << 20;
 
-impl<'f> ImageReader<'f> {
+impl ImageReader {
     pub(crate) fn new(
-        file: &'f mut FitsFile,
+        file: FitsFile,
         index: usize,
         layout: ImageLayout,
         header: Arc<Header>,
         data_start: Option<u64>,
         tiles: Option<Vec<usize>>,
-        native: Option<crate::io::tiled::NativeTiles>,
+        native: Option<NativeTiles>,
     ) -> Self {
         let plan = data_start.and_then(|start| {
             let bytes = (layout.bitpix.unsigned_abs() / 8) as u64;
@@ -118,20 +119,17 @@ impl<'f> ImageReader<'f> {
 
     /// Reads the whole image into `out`, which must hold exactly [`ImageReader::len`] elements.
     /// Allocates nothing; blocks on the file read.
-    pub fn read_into<T: Pixel>(&mut self, out: &mut [T]) -> Result<()> {
+    pub fn read_into<T: Pixel>(&self, out: &mut [T]) -> Result<()> {
         if self.layout.shape.is_empty() {
             return Err(self.no_data());
         }
         // the whole-image section is kept by the reader, so that this allocates nothing
-        let full = std::mem::take(&mut self.full);
-        let result = self.read_section_into(&full, out);
-        self.full = full;
-        result
+        self.read_section_into(&self.full, out)
     }
 
     /// Reads `section` into `out`, which must hold exactly the section's element count. For a
     /// tile-compressed image only the tiles the section touches are decoded. Allocates nothing.
-    pub fn read_section_into<T: Pixel>(&mut self, section: &Section, out: &mut [T]) -> Result<()> {
+    pub fn read_section_into<T: Pixel>(&self, section: &Section, out: &mut [T]) -> Result<()> {
         if self.layout.shape.is_empty() {
             return Err(self.no_data());
         }
@@ -145,41 +143,29 @@ impl<'f> ImageReader<'f> {
         if n == 0 {
             return Ok(());
         }
-        let index = self.index;
         // the fast path: an uncompressed image read in its own type
         if T::DTYPE == self.layout.dtype
             && let Some(plan) = &self.plan
+            && let Some(source) = self.file.direct_source()
         {
             let threads = self.file.threads();
-            if let Some(direct) = self.file.direct() {
-                return direct.read(plan, &self.layout.shape, section, out, threads).map_err(|e| self.err(e));
-            }
+            return read_section(source, plan, &self.layout.shape, section, out, threads).map_err(|e| self.err(e));
         }
         // RICE_1 and GZIP_1/2 tiles: decoded here
         if let Some(native) = &self.native
             && native.decodes::<T>(self.layout.dtype, self.layout.scaling.blank.is_some())
+            && let Some(source) = self.file.source()
         {
-            let threads = self.file.threads();
-            if let Some(plain) = self.file.plain() {
-                return native.read(plain, section, out, threads).map_err(|e| self.err(e));
-            }
+            return native.read(source, section, out, self.file.threads()).map_err(|e| self.err(e));
         }
-        // cfitsio: other compressed images, conversions to other types, gzip files
+        // cfitsio: other compressed images, conversions to other types, files only cfitsio opens;
+        // errors name the file and HDU already
         let nan_nulls = self.layout.scaling.nulls_to_nan();
         let bands = self.tile_bands(section, std::mem::size_of::<T>());
-        let result = if bands.len() > 1 {
-            // the bands' handles are opened afresh: check the HDU (and where cfitsio finds it) as
-            // every read through cfitsio does
-            let checked = self.file.handle_at(index).map(|_| ());
-            checked.map_err(|e| self.err(e))?;
-            self.read_bands(&bands, out, nan_nulls)
-        } else {
-            self.file.handle_at(index)?.read_section(section, out, nan_nulls)
-        };
-        result.map_err(|e| {
-            let e = self.file.explain_read_error(index, e);
-            self.err(e)
-        })
+        if bands.len() > 1 {
+            return self.read_bands(&bands, out, nan_nulls);
+        }
+        self.file.with_cfitsio(self.index, |handle| handle.read_section(section, out, nan_nulls))
     }
 
     /// For a tile-compressed plain file whose read decodes enough tiles to be worth it: the section
@@ -198,7 +184,7 @@ impl<'f> ImageReader<'f> {
                 let span = (r.end.div_ceil(t) * t).min(n).saturating_sub(r.start / t * t);
                 acc.saturating_mul(span)
             });
-        if threads < 2 || decoded < PARALLEL_DECODE_MIN_BYTES || !self.file.is_plain() {
+        if threads < 2 || decoded < PARALLEL_DECODE_MIN_BYTES || self.file.source().is_none() {
             return one;
         }
         let Some(rows) = section.ranges().first().cloned() else { return one };
@@ -223,9 +209,9 @@ impl<'f> ImageReader<'f> {
         bands
     }
 
-    /// Decodes each band on its own thread (the first on this one), each with its own cfitsio
-    /// handle, into disjoint parts of `out`.
-    fn read_bands<T: Pixel>(&mut self, bands: &[Section], out: &mut [T], nan_nulls: bool) -> Result<()> {
+    /// Decodes each band on its own thread (the first on this one), each with a cfitsio handle of
+    /// its own, into disjoint parts of `out`.
+    fn read_bands<T: Pixel>(&self, bands: &[Section], out: &mut [T], nan_nulls: bool) -> Result<()> {
         let mut chunks: Vec<(&Section, &mut [T])> = Vec::with_capacity(bands.len());
         let mut rest = out;
         for band in bands {
@@ -238,18 +224,14 @@ impl<'f> ImageReader<'f> {
         let Some((first_band, first_out)) = chunks.next() else {
             return Ok(());
         };
-        let index = self.index;
-        let reopener = self.file.reopener();
-        let reopener = &reopener;
+        let read = |band: &Section, out: &mut [T]| {
+            self.file.with_cfitsio(self.index, |handle| handle.read_section(band, out, nan_nulls))
+        };
         let workers: Vec<_> = chunks.collect();
         std::thread::scope(|scope| {
-            let handles: Vec<_> = workers
-                .into_iter()
-                .map(|(band, chunk)| scope.spawn(move || reopener.open_at(index)?.read_section(band, chunk, nan_nulls)))
-                .collect();
-            // the first band on this thread, with a fresh handle too (this reader's handle is
-            // borrowed by `self`, and its position would move under other reads)
-            let mine = reopener.open_at(index).and_then(|mut h| h.read_section(first_band, first_out, nan_nulls));
+            let handles: Vec<_> =
+                workers.into_iter().map(|(band, chunk)| scope.spawn(move || read(band, chunk))).collect();
+            let mine = read(first_band, first_out);
             handles
                 .into_iter()
                 .map(|h| h.join().unwrap_or_else(|_| Err(Error::decoding("a decoding thread panicked"))))
@@ -258,7 +240,7 @@ impl<'f> ImageReader<'f> {
     }
 
     /// Reads the whole image into a new `Vec<T>` (allocates, within [`crate::Limits::max_alloc`]).
-    pub fn read<T: Pixel>(&mut self) -> Result<Vec<T>> {
+    pub fn read<T: Pixel>(&self) -> Result<Vec<T>> {
         if self.layout.shape.is_empty() {
             return Err(self.no_data());
         }
@@ -267,7 +249,7 @@ impl<'f> ImageReader<'f> {
     }
 
     /// Reads `section` into a new `Vec<T>` (allocates, within [`crate::Limits::max_alloc`]).
-    pub fn read_section<T: Pixel>(&mut self, section: &Section) -> Result<Vec<T>> {
+    pub fn read_section<T: Pixel>(&self, section: &Section) -> Result<Vec<T>> {
         let mut out = self.alloc::<T>(section)?;
         self.read_section_into(section, &mut out)?;
         Ok(out)
@@ -279,13 +261,13 @@ impl<'f> ImageReader<'f> {
     /// ```
     /// use torchfits_core::{FitsFile, Pixels};
     /// # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");
-    /// let mut file = FitsFile::open(path)?;
+    /// let file = FitsFile::open(path)?;
     /// let data = file.image("DQ")?.read_data(None)?;
     /// assert_eq!(data.shape, vec![48, 64]);
     /// assert!(matches!(data.pixels, Pixels::I16(_)));
     /// # Ok::<(), torchfits_core::Error>(())
     /// ```
-    pub fn read_data(&mut self, section: Option<&Section>) -> Result<ImageData> {
+    pub fn read_data(&self, section: Option<&Section>) -> Result<ImageData> {
         if self.layout.shape.is_empty() {
             return Err(self.no_data());
         }
@@ -328,7 +310,7 @@ mod tests {
     #[test]
     fn rice_and_gzip_images_are_decoded_here_not_by_cfitsio() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/quantized.fits");
-        let mut file = crate::FitsFile::open(&path).expect("open");
+        let file = crate::FitsFile::open(&path).expect("open");
         for hdu in 1..file.hdu_count().expect("count") {
             let img = file.image(hdu).expect("image");
             let native = img.native.as_ref().unwrap_or_else(|| panic!("HDU {hdu}: not decoded here"));
@@ -340,7 +322,7 @@ mod tests {
         }
         // and every RICE_1 and GZIP image of the fixture; HCOMPRESS and PLIO go to cfitsio
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/compressed.fits");
-        let mut file = crate::FitsFile::open(&path).expect("open");
+        let file = crate::FitsFile::open(&path).expect("open");
         for hdu in 1..file.hdu_count().expect("count") {
             let name = file.hdu(hdu).expect("info").extname.clone().unwrap_or_default();
             let img = file.image(hdu).expect("image");

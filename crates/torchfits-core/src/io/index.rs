@@ -7,19 +7,18 @@
 //! astropy where cfitsio refuses (keywords out of the standard's order, trailing bytes after the
 //! last HDU).
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::header::{CARD_LEN, Header};
 use crate::limits::Limits;
+use crate::source::ByteSource;
 
 /// FITS block size.
 pub(crate) const BLOCK: u64 = 2880;
 
 /// One HDU of a plain file.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct HduSpan {
     /// The header as written (for a compressed image, the binary table's).
     pub header: Arc<Header>,
@@ -37,28 +36,40 @@ pub(crate) struct Index {
 
 impl Index {
     /// The HDU at `index`, scanning forward as needed; `None` past the last HDU.
-    pub(crate) fn get(&mut self, file: &File, len: u64, index: usize, limits: &Limits) -> Result<Option<&HduSpan>> {
+    pub(crate) fn get(&mut self, source: &dyn ByteSource, index: usize, limits: &Limits) -> Result<Option<&HduSpan>> {
         while self.hdus.len() <= index && !self.complete {
-            self.scan_one(file, len, limits)?;
+            self.scan_one(source, limits)?;
         }
         Ok(self.hdus.get(index))
     }
 
+    /// The HDU at `index` if it has been scanned already (`None` otherwise: see [`Index::get`]).
+    pub(crate) fn scanned(&self, index: usize) -> Option<&HduSpan> {
+        self.hdus.get(index)
+    }
+
+    /// The number of HDUs, if the whole file has been scanned.
+    pub(crate) fn known_count(&self) -> Option<usize> {
+        self.complete.then_some(self.hdus.len())
+    }
+
     /// Number of HDUs (scans the whole file).
-    pub(crate) fn count(&mut self, file: &File, len: u64, limits: &Limits) -> Result<usize> {
+    pub(crate) fn count(&mut self, source: &dyn ByteSource, limits: &Limits) -> Result<usize> {
         while !self.complete {
-            self.scan_one(file, len, limits)?;
+            self.scan_one(source, limits)?;
         }
         Ok(self.hdus.len())
     }
 
-    fn scan_one(&mut self, file: &File, len: u64, limits: &Limits) -> Result<()> {
+    fn scan_one(&mut self, source: &dyn ByteSource, limits: &Limits) -> Result<()> {
+        let len = source.len();
         let index = self.hdus.len();
         // after the last HDU: the end of the file, or bytes that start no extension (astropy
         // ignores such trailing bytes, and so do we)
         if index > 0 {
             let mut magic = [0u8; 8];
-            if self.next + BLOCK > len || file.read_exact_at(&mut magic, self.next).is_err() || &magic != b"XTENSION" {
+            if self.next + BLOCK > len || source.read_exact_at(&mut magic, self.next).is_err() || &magic != b"XTENSION"
+            {
                 self.complete = true;
                 return Ok(());
             }
@@ -66,7 +77,7 @@ impl Index {
         if index >= limits.max_hdus {
             return Err(Error::limits(format!("more than {} HDUs (Limits::max_hdus)", limits.max_hdus)));
         }
-        let (raw, header_blocks) = read_header(file, self.next, limits).map_err(|e| e.in_hdu(index))?;
+        let (raw, header_blocks) = read_header(source, self.next, limits).map_err(|e| e.in_hdu(index))?;
         let header = Header::parse_limited(&raw, limits.max_header_cards).map_err(|e| e.in_hdu(index))?;
         let data_len = data_size(&header).map_err(|e| e.in_hdu(index))?;
         let data_start = self.next + header_blocks * BLOCK;
@@ -82,12 +93,12 @@ impl Index {
 
 /// Reads 2880-byte blocks from `at` until one holds the END card; returns the cards before END and
 /// the number of blocks.
-fn read_header(file: &File, at: u64, limits: &Limits) -> Result<(Vec<u8>, u64)> {
+fn read_header(source: &dyn ByteSource, at: u64, limits: &Limits) -> Result<(Vec<u8>, u64)> {
     let mut out: Vec<u8> = Vec::new();
     let mut block = [0u8; BLOCK as usize];
     let mut blocks = 0u64;
     loop {
-        if let Err(e) = file.read_exact_at(&mut block, at + blocks * BLOCK) {
+        if let Err(e) = source.read_exact_at(&mut block, at + blocks * BLOCK) {
             return Err(if e.kind() == std::io::ErrorKind::UnexpectedEof {
                 Error::decoding("the header is truncated (no END card)")
             } else {

@@ -44,8 +44,8 @@ struct Shared {
 /// # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");
 /// let pool = BufferPool::new(BufferPool::DEFAULT_MAX_IDLE_BYTES);
 /// for _epoch in 0..3 {
-///     let mut file = FitsFile::open(path)?;
-///     let mut image = file.image("SCI")?;
+///     let file = FitsFile::open(path)?;
+///     let image = file.image("SCI")?;
 ///     let mut buf = pool.get::<f32>(image.len())?;   // reused after the first epoch
 ///     image.read_into(&mut buf)?;
 /// }                                                  // `buf` goes back to the pool here

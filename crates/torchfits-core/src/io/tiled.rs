@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::format::header::Header;
 use crate::format::pixel::{Dtype, Pixel, Section};
 use crate::format::table_schema::{FitsType, TableSchema, VarArray};
-use crate::source::LocalFile;
+use crate::source::ByteSource;
 
 /// Where the tiles of a RICE_1 or GZIP image are and how they are coded, from its binary table's
 /// header.
@@ -247,7 +247,7 @@ impl NativeTiles {
     }
 
     /// Each tile's row: where its code is, and its quantisation.
-    fn descriptors(&self, file: &LocalFile) -> Result<Vec<TileRow>> {
+    fn descriptors(&self, file: &dyn ByteSource) -> Result<Vec<TileRow>> {
         let bytes = (self.ntiles as u64).saturating_mul(self.row_bytes as u64);
         if self.data_start.saturating_add(bytes) > file.len() {
             return Err(Error::decoding("the file is truncated: it ends inside the table of tiles"));
@@ -276,7 +276,7 @@ impl NativeTiles {
     /// Decodes `section` (C order) into `out`, bands of tile rows on up to `threads` threads.
     pub(crate) fn read<T: Pixel>(
         &self,
-        file: &LocalFile,
+        file: &dyn ByteSource,
         section: &Section,
         out: &mut [T],
         threads: usize,
@@ -332,7 +332,7 @@ impl NativeTiles {
     /// Decodes the tiles `band` (FITS order) touches into `out` (the band, C order).
     fn decode_band<T: Pixel>(
         &self,
-        file: &LocalFile,
+        file: &dyn ByteSource,
         rows: &[TileRow],
         band: &[Range<usize>],
         ostride: &[usize],
@@ -400,7 +400,7 @@ impl NativeTiles {
 
     /// Reads the `(bytes, heap offset)` of tile `k` from the heap into `code`, checked against the
     /// heap.
-    fn heap_bytes(&self, file: &LocalFile, k: usize, (len, offset): (u64, u64), code: &mut Vec<u8>) -> Result<()> {
+    fn heap_bytes(&self, file: &dyn ByteSource, k: usize, (len, offset): (u64, u64), code: &mut Vec<u8>) -> Result<()> {
         if offset.checked_add(len).is_none_or(|end| end > self.heap_len) {
             return Err(Error::decoding(format!("tile {k} points outside the heap")));
         }
@@ -413,7 +413,7 @@ impl NativeTiles {
     #[allow(clippy::too_many_arguments)]
     fn tile_ints(
         &self,
-        file: &LocalFile,
+        file: &dyn ByteSource,
         k: usize,
         at: (u64, u64),
         count: usize,

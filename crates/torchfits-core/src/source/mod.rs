@@ -1,114 +1,78 @@
-//! Byte sources: where a FITS file's bytes come from. A plain file on disk is read with `pread` or
-//! through a memory map; a gzip or compress (.Z) file is inflated first, within the limits, into an
-//! unlinked temporary file read the same way.
+//! Byte sources: where a FITS file's bytes come from, behind one trait ([`ByteSource`]) that
+//! every reader above takes. A plain file on disk is read with `pread` or through a memory map;
+//! a gzip or compress (.Z) file is inflated first, within the limits, into an unlinked temporary
+//! file read the same way; bytes in memory are read in place.
 
 mod inflate;
 
+use std::fmt;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 use crate::ffi::mmap::Map;
 
-/// A plain FITS file on disk: the handle for `pread`, and the memory map in mmap mode (made on the
-/// first read). A gzip-compressed file is inflated (within [`Limits::max_alloc`]) into an unlinked
-/// temporary file first, and read from there like any plain file.
+/// Positional reads of a FITS file's bytes: the seam between the readers and where the bytes
+/// live. Every method takes `&self`, and many threads read one source at once.
 ///
-/// [`Limits::max_alloc`]: crate::Limits::max_alloc
-#[derive(Debug)]
-pub(crate) struct LocalFile {
-    file: File,
-    len: u64,
-    mmap: bool,
-    map: OnceLock<Map>,
-    /// For an inflated gzip file: the path by which cfitsio opens the inflated copy.
-    inflated: Option<PathBuf>,
-}
+/// Implemented here for files on disk (`pread`, or a memory map) and for bytes in memory; open
+/// any implementation with [`OpenOptions::open_source`](crate::OpenOptions::open_source).
+pub trait ByteSource: Send + Sync + fmt::Debug {
+    /// Length in bytes.
+    fn len(&self) -> u64;
 
-impl LocalFile {
-    /// A file already open and known to hold FITS bytes (`len` of them).
-    fn new(file: File, len: u64, mmap: bool, inflated: Option<PathBuf>) -> LocalFile {
-        LocalFile { file, len, mmap, map: OnceLock::new(), inflated }
+    /// Whether the source holds no bytes.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Fills `buf` with the bytes from `offset`. A source that ends before `offset + buf.len()`
+    /// fails with [`io::ErrorKind::UnexpectedEof`]. Blocks until the bytes are there.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+
+    /// All of the source's bytes as one slice, where they are in memory already (a memory map,
+    /// bytes in memory): readers then copy from it rather than call
+    /// [`read_exact_at`](ByteSource::read_exact_at). `None` by default.
+    fn as_bytes(&self) -> Option<&[u8]> {
+        None
+    }
+
+    /// A hint that `len` bytes at `offset` are about to be read in full (a memory map faults
+    /// them in at once). Does nothing by default.
+    fn will_read(&self, offset: u64, len: u64) {
+        let _ = (offset, len);
+    }
+
+    /// What names this version of the bytes, for caches: two sources with equal ids hold the
+    /// same bytes.
+    fn id(&self) -> SourceId;
+
+    /// A path by which cfitsio can open the same bytes (a file on disk), for the few things only
+    /// cfitsio decodes (HCOMPRESS and PLIO tiles). `None` by default: those then fail as
+    /// unsupported.
+    fn cfitsio_path(&self) -> Option<&Path> {
+        None
     }
 }
 
-/// The gzip magic number.
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+/// The identity of one version of a [`ByteSource`]'s bytes: where they live and which version.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SourceId {
+    /// Where the bytes live (a path, a URL, or a name unique to bytes in memory).
+    pub location: String,
+    /// Which version (for a file: device, inode, length and modification time).
+    pub version: String,
+}
 
-impl LocalFile {
-    /// Opens `path`; `None` when the file on disk is neither plain FITS nor gzip-compressed (it
-    /// is then cfitsio's to open, or to refuse). A gzip file is inflated here, never by cfitsio:
-    /// cfitsio allocates the size the (untrusted) gzip trailer claims, up to 4 GiB for a file of a
-    /// few bytes. `max_inflated` bounds the inflated size.
-    pub(crate) fn open(path: &Path, mmap: bool, max_inflated: u64) -> Result<Option<LocalFile>> {
-        let file = File::open(path).map_err(|e| Error::io(e, "cannot open"))?;
-        let mut magic = [0u8; 9];
-        let n = file.read_at(&mut magic, 0).map_err(|e| Error::io(e, "cannot read"))?;
-        if n >= 2 && magic[..2] == GZIP_MAGIC {
-            return inflate::gunzip(file, mmap, max_inflated).map(Some);
-        }
-        if n >= 2 && magic[..2] == crate::compression::unlzw::MAGIC {
-            return inflate::uncompress(file, mmap, max_inflated).map(Some);
-        }
-        if n >= 2 && (magic[..2] == [0x1f, 0x1e] || magic[..2] == [0x1f, 0xa0]) {
-            // cfitsio would inflate these into a buffer it grows without bound
-            return Err(Error::unsupported(
-                "a pack or LZH-compressed file (read by neither torchfits nor astropy): decompress it first",
-            ));
-        }
-        if n >= 2 && magic[..2] == *b"PK" {
-            // cfitsio takes any file starting "PK" for a zip file, to inflate into a buffer of the
-            // size bytes 22..26 declare: bound that first
-            let mut size = [0u8; 4];
-            file.read_exact_at(&mut size, 22).map_err(|e| Error::io(e, "cannot read the zip header"))?;
-            let size = u64::from(u32::from_le_bytes(size));
-            if size > max_inflated {
-                return Err(Error::limits(format!(
-                    "the zip file declares {size} inflated bytes, over the limit of {max_inflated} (Limits::max_alloc)"
-                )));
-            }
-        }
-        if n < magic.len() || &magic != b"SIMPLE  =" {
-            return Ok(None);
-        }
-        let len = file.metadata().map_err(|e| Error::io(e, "cannot stat"))?.len();
-        Ok(Some(LocalFile::new(file, len, mmap, None)))
-    }
-
-    /// Where cfitsio opens this file's FITS bytes: the inflated copy of a gzip file, else `None`
-    /// (the path as given).
-    pub(crate) fn inflated_path(&self) -> Option<&Path> {
-        self.inflated.as_deref()
-    }
-
-    /// The open file.
-    pub(crate) fn file(&self) -> &File {
-        &self.file
-    }
-
-    /// The file's length in bytes when opened.
-    pub(crate) fn len(&self) -> u64 {
-        self.len
-    }
-
-    /// The whole file, mapped, in mmap mode (made on first use; `None` otherwise or if mapping fails).
-    pub(crate) fn mapped_bytes(&self) -> Option<&[u8]> {
-        self.map().ok().flatten().map(Map::bytes)
-    }
-
-    /// In mmap mode, maps the pages of a range about to be read in full, in one call.
-    pub(crate) fn populate(&self, offset: usize, len: usize) {
-        if let Ok(Some(map)) = self.map() {
-            map.populate(offset, len);
-        }
-    }
-
-    /// `pread` of exactly `buf.len()` bytes at `at`; a short file is a truncation error.
+impl dyn ByteSource + '_ {
+    /// [`ByteSource::read_exact_at`], with a short source reported as a truncated file.
     pub(crate) fn read_bytes_at(&self, buf: &mut [u8], at: u64) -> Result<()> {
-        self.file.read_exact_at(buf, at).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        self.read_exact_at(buf, at).map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
                 Error::decoding(format!("the file is truncated: it ends before byte {}", at + buf.len() as u64))
             } else {
                 Error::io(e, "cannot read")
@@ -116,8 +80,81 @@ impl LocalFile {
         })
     }
 
+    /// `len` bytes at `at`, where the source is in memory (`None` otherwise, or out of range).
+    pub(crate) fn slice(&self, at: Option<u64>, len: usize) -> Option<&[u8]> {
+        let at = usize::try_from(at?).ok()?;
+        self.as_bytes()?.get(at..at.checked_add(len)?)
+    }
+}
+
+/// The gzip magic number.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Opens the file at `path` as a byte source; `None` when it is neither plain FITS nor gzip or
+/// compress (.Z) data (it is then cfitsio's to open, or to refuse). A compressed file is
+/// inflated here, never by cfitsio (which allocates the size an untrusted gzip trailer claims, up
+/// to 4 GiB for a file of a few bytes); `max_inflated` bounds the inflated size. `mmap`: reads
+/// copy from a memory map of the file.
+pub(crate) fn open_path(path: &Path, mmap: bool, max_inflated: u64) -> Result<Option<LocalFile>> {
+    let file = File::open(path).map_err(|e| Error::io(e, "cannot open"))?;
+    let mut magic = [0u8; 9];
+    let n = file.read_at(&mut magic, 0).map_err(|e| Error::io(e, "cannot read"))?;
+    if n >= 2 && magic[..2] == GZIP_MAGIC {
+        return inflate::gunzip(file, mmap, max_inflated).map(Some);
+    }
+    if n >= 2 && magic[..2] == crate::compression::unlzw::MAGIC {
+        return inflate::uncompress(file, mmap, max_inflated).map(Some);
+    }
+    if n >= 2 && (magic[..2] == [0x1f, 0x1e] || magic[..2] == [0x1f, 0xa0]) {
+        // cfitsio would inflate these into a buffer it grows without bound
+        return Err(Error::unsupported(
+            "a pack or LZH-compressed file (read by neither torchfits nor astropy): decompress it first",
+        ));
+    }
+    if n >= 2 && magic[..2] == *b"PK" {
+        // cfitsio takes any file starting "PK" for a zip file, to inflate into a buffer of the
+        // size bytes 22..26 declare: bound that first
+        let mut size = [0u8; 4];
+        file.read_exact_at(&mut size, 22).map_err(|e| Error::io(e, "cannot read the zip header"))?;
+        let size = u64::from(u32::from_le_bytes(size));
+        if size > max_inflated {
+            return Err(Error::limits(format!(
+                "the zip file declares {size} inflated bytes, over the limit of {max_inflated} (Limits::max_alloc)"
+            )));
+        }
+    }
+    if n < magic.len() || &magic != b"SIMPLE  =" {
+        return Ok(None);
+    }
+    let len = file.metadata().map_err(|e| Error::io(e, "cannot stat"))?.len();
+    Ok(Some(LocalFile::new(file, len, mmap, path.to_path_buf())?))
+}
+
+/// A plain FITS file on disk (or the unlinked, inflated copy of a gzip or .Z file): `pread`, and
+/// in mmap mode a memory map made on the first read.
+#[derive(Debug)]
+pub(crate) struct LocalFile {
+    file: File,
+    len: u64,
+    mmap: bool,
+    map: OnceLock<Map>,
+    /// Where cfitsio opens the same bytes: the path opened, or `/proc/self/fd/N` of an inflated
+    /// copy.
+    cfitsio_path: PathBuf,
+    id: SourceId,
+}
+
+impl LocalFile {
+    /// A file already open and known to hold FITS bytes (`len` of them), named `path`.
+    fn new(file: File, len: u64, mmap: bool, path: PathBuf) -> Result<LocalFile> {
+        let meta = file.metadata().map_err(|e| Error::io(e, "cannot stat"))?;
+        let version = format!("{}:{}:{}:{}.{}", meta.dev(), meta.ino(), meta.len(), meta.mtime(), meta.mtime_nsec());
+        let id = SourceId { location: path.display().to_string(), version };
+        Ok(LocalFile { file, len, mmap, map: OnceLock::new(), cfitsio_path: path, id })
+    }
+
     /// The whole file, mapped, in mmap mode (made on first use); `None` when not in mmap mode.
-    pub(crate) fn map(&self) -> Result<Option<&Map>> {
+    fn map(&self) -> Result<Option<&Map>> {
         if !self.mmap || self.len == 0 {
             return Ok(None);
         }
@@ -126,5 +163,81 @@ impl LocalFile {
         }
         let m = Map::new(&self.file)?;
         Ok(Some(self.map.get_or_init(|| m)))
+    }
+}
+
+impl ByteSource for LocalFile {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        if let Some(bytes) = self.as_bytes() {
+            return copy_from(bytes, buf, offset);
+        }
+        self.file.read_exact_at(buf, offset)
+    }
+
+    fn as_bytes(&self) -> Option<&[u8]> {
+        self.map().ok().flatten().map(Map::bytes)
+    }
+
+    fn will_read(&self, offset: u64, len: u64) {
+        if let (Ok(Some(map)), Ok(offset), Ok(len)) = (self.map(), usize::try_from(offset), usize::try_from(len)) {
+            map.populate(offset, len);
+        }
+    }
+
+    fn id(&self) -> SourceId {
+        self.id.clone()
+    }
+
+    fn cfitsio_path(&self) -> Option<&Path> {
+        Some(&self.cfitsio_path)
+    }
+}
+
+/// Copies `buf.len()` bytes at `offset` of `bytes` into `buf`, or fails as a short read would.
+fn copy_from(bytes: &[u8], buf: &mut [u8], offset: u64) -> io::Result<()> {
+    let src = usize::try_from(offset)
+        .ok()
+        .and_then(|at| bytes.get(at..at.checked_add(buf.len())?))
+        .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end of the bytes"))?;
+    buf.copy_from_slice(src);
+    Ok(())
+}
+
+/// A FITS file's bytes in memory (for example fetched by the caller, or made by a test).
+#[derive(Debug)]
+pub(crate) struct InMemory {
+    bytes: Vec<u8>,
+    id: SourceId,
+}
+
+impl InMemory {
+    /// The bytes of one FITS file, named by a counter unique to this process.
+    pub(crate) fn new(bytes: Vec<u8>) -> InMemory {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let id = SourceId { location: format!("memory:{}:{n}", std::process::id()), version: bytes.len().to_string() };
+        InMemory { bytes, id }
+    }
+}
+
+impl ByteSource for InMemory {
+    fn len(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        copy_from(&self.bytes, buf, offset)
+    }
+
+    fn as_bytes(&self) -> Option<&[u8]> {
+        Some(&self.bytes)
+    }
+
+    fn id(&self) -> SourceId {
+        self.id.clone()
     }
 }

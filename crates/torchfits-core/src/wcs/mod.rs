@@ -5,7 +5,7 @@
 //! ```
 //! use torchfits_core::{FitsFile, Wcs};
 //! # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");
-//! let mut file = FitsFile::open(path)?;
+//! let file = FitsFile::open(path)?;
 //! let wcs = file.wcs("SCI")?;
 //! let pixels = [0.0, 0.0, 10.5, 20.25];                  // two points, (x, y), 0-based
 //! let mut world = [0.0; 4];

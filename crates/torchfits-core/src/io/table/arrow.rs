@@ -90,7 +90,7 @@ impl TableBatch {
     /// ```
     /// use torchfits_core::FitsFile;
     /// # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");
-    /// let mut file = FitsFile::open(path)?;
+    /// let file = FitsFile::open(path)?;
     /// let batch = file.table("CATALOG")?.build()?.next().expect("a batch")?;
     /// let record = batch.into_record_batch()?;
     /// assert_eq!((record.num_rows(), record.num_columns()), (2, 3));
@@ -269,7 +269,7 @@ impl TableBatch {
     /// use torchfits_core::FitsFile;
     /// use torchfits_core::table::TableBatch;
     /// # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");
-    /// let mut file = FitsFile::open(path)?;
+    /// let file = FitsFile::open(path)?;
     /// let batch = file.table("CATALOG")?.build()?.next().expect("a batch")?;
     /// let again = TableBatch::from_record_batch(&batch.clone().into_record_batch()?)?;
     /// assert_eq!(again.columns, batch.columns);

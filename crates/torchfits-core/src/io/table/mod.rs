@@ -13,7 +13,7 @@
 //! ```
 //! use torchfits_core::{ColumnValues, FitsFile};
 //! # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");
-//! let mut file = FitsFile::open(path)?;
+//! let file = FitsFile::open(path)?;
 //! let mut batches = file.table("CATALOG")?.with_columns(&["ra", "dec"])?.with_filter("dec > 2.2")?.build()?;
 //! let batch = batches.next().expect("a batch")?;
 //! let ColumnValues::F64(ra) = &batch.columns[0].values else { unreachable!("D is f64") };

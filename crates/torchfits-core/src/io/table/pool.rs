@@ -31,7 +31,7 @@ struct Shared {
 /// let pool = ColumnPool::new(ColumnPool::DEFAULT_MAX_IDLE_BYTES);
 /// let mut first_epoch = 0;
 /// for epoch in 0..3 {
-///     let mut file = FitsFile::open(path)?;
+///     let file = FitsFile::open(path)?;
 ///     for batch in file.table("CATALOG")?.with_columns(&["ra", "flux"])?.with_pool(&pool).build()? {
 ///         let batch = batch?;
 ///         // ... use the columns ...

@@ -15,7 +15,7 @@ use crate::io::table::decode::{Cells, Out, decode_into, push_nulls, push_trimmed
 use crate::io::table::filter::Filter;
 use crate::io::table::pool::ColumnPool;
 use crate::limits::Limits;
-use crate::source::LocalFile;
+use crate::source::ByteSource;
 
 /// Rows per batch when [`TableReader::with_batch_rows`] is not called.
 pub const DEFAULT_BATCH_ROWS: usize = 65_536;
@@ -254,7 +254,7 @@ impl TableBatch {
 /// ```
 /// use torchfits_core::{ColumnValues, FitsFile};
 /// # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");
-/// let mut file = FitsFile::open(path)?;
+/// let file = FitsFile::open(path)?;
 /// let reader = file.table("CATALOG")?;
 /// assert_eq!(reader.schema().nrows, 2);
 /// let mut batches = reader.with_columns(&["ra", "flux"])?.with_rows(0..2)?.build()?;
@@ -266,8 +266,8 @@ impl TableBatch {
 /// # Ok::<(), torchfits_core::Error>(())
 /// ```
 #[derive(Debug)]
-pub struct TableReader<'f> {
-    file: &'f mut FitsFile,
+pub struct TableReader {
+    file: FitsFile,
     index: usize,
     schema: TableSchema,
     data_start: Option<u64>,
@@ -278,8 +278,8 @@ pub struct TableReader<'f> {
     pool: ColumnPool,
 }
 
-impl<'f> TableReader<'f> {
-    pub(crate) fn new(file: &'f mut FitsFile, index: usize, schema: TableSchema, data_start: Option<u64>) -> Self {
+impl TableReader {
+    pub(crate) fn new(file: FitsFile, index: usize, schema: TableSchema, data_start: Option<u64>) -> Self {
         let selected = (0..schema.columns.len()).collect();
         let rows = 0..schema.nrows;
         let pool = ColumnPool::default();
@@ -370,7 +370,7 @@ impl<'f> TableReader<'f> {
     }
 
     /// The batches. Checks that one batch's raw rows fit [`crate::Limits::max_alloc`].
-    pub fn build(self) -> Result<TableBatches<'f>> {
+    pub fn build(self) -> Result<TableBatches> {
         let len = self.rows.end - self.rows.start;
         let batch_rows = (self.batch_rows as u64).min(len.max(1)) as usize;
         let bytes = (batch_rows as u64).saturating_mul(self.schema.row_bytes as u64);
@@ -382,8 +382,8 @@ impl<'f> TableReader<'f> {
 
 /// The batches of a [`TableReader`], in row order.
 #[derive(Debug)]
-pub struct TableBatches<'f> {
-    reader: TableReader<'f>,
+pub struct TableBatches {
+    reader: TableReader,
     next: u64,
     batch_rows: usize,
     /// Raw rows of the current batch, reused from batch to batch, back to the pool at the end.
@@ -392,13 +392,13 @@ pub struct TableBatches<'f> {
     heap: Option<Vec<u8>>,
 }
 
-impl Drop for TableBatches<'_> {
+impl Drop for TableBatches {
     fn drop(&mut self) {
         self.reader.pool.put(ColumnValues::U8(std::mem::take(&mut self.block)));
     }
 }
 
-impl Iterator for TableBatches<'_> {
+impl Iterator for TableBatches {
     type Item = Result<TableBatch>;
 
     fn next(&mut self) -> Option<Result<TableBatch>> {
@@ -413,7 +413,7 @@ impl Iterator for TableBatches<'_> {
     }
 }
 
-impl TableBatches<'_> {
+impl TableBatches {
     /// A batch of no rows with the selected columns: for writing the schema of an empty selection.
     pub fn empty_batch(&mut self) -> Result<TableBatch> {
         let first = self.reader.rows.start;
@@ -441,11 +441,12 @@ impl TableBatches<'_> {
         // the rows: decoded straight from the map in mmap mode; read chunk by chunk by the
         // decoding threads from a plain file; otherwise (cfitsio's path, or columns that need the
         // whole block) read into `block` first
-        let mapped = len > 0 && r.file.mapped(at, len).is_some();
-        if mapped {
-            r.file.populate(at, len);
+        let source = r.file.source();
+        let mapped = len > 0 && source.and_then(|s| s.slice(at, len)).is_some();
+        if let (true, Some(source), Some(at)) = (mapped, source, at) {
+            source.will_read(at, len as u64);
         }
-        let streamed = !mapped && other.is_empty() && r.file.plain().is_some() && at.is_some();
+        let streamed = !mapped && other.is_empty() && source.is_some() && at.is_some();
         if !mapped && !streamed && len > 0 {
             if self.block.capacity() == 0 {
                 self.block = r.pool.bytes(len);
@@ -456,25 +457,25 @@ impl TableBatches<'_> {
             r.file.read_table_rows(r.index, r.data_start, first, row_bytes, &mut self.block[..len])?;
         }
         let needs_heap = other.iter().any(|&k| columns[k].variable.is_some());
-        if needs_heap && self.heap.is_none() && (r.file.plain().is_none() || r.data_start.is_none()) {
+        if needs_heap && self.heap.is_none() && (source.is_none() || r.data_start.is_none()) {
             let bytes = r.schema.data_len.saturating_sub(r.schema.heap_offset);
             r.file.limits().check_alloc(bytes, "the table's heap")?;
             let mut heap = vec![0u8; bytes as usize];
             r.file.read_data_bytes(r.index, r.schema.heap_offset, &mut heap)?;
             self.heap = Some(heap);
         }
-        let file: &FitsFile = r.file;
-        let block: &[u8] = match file.mapped(at, len) {
+        let file: &FitsFile = &r.file;
+        let block: &[u8] = match source.and_then(|s| s.slice(at, len)) {
             Some(rows) if mapped => rows,
             _ if streamed => &[],
             _ => &self.block[..len],
         };
-        let rows = match (file.plain(), at) {
-            (Some(plain), Some(start)) if streamed => Rows::File { file: plain, start, stride: row_bytes },
+        let rows = match (source, at) {
+            (Some(source), Some(start)) if streamed => Rows::File { file: source, start, stride: row_bytes },
             _ => Rows::Memory(Cells { rows: block, stride: row_bytes, offset: 0, width: 0 }),
         };
         let heap = HeapSource {
-            plain: file.plain(),
+            plain: source,
             data_start: r.data_start,
             memory: self.heap.as_deref(),
             schema: &r.schema,
@@ -508,7 +509,7 @@ const PARALLEL_MIN_ROWS: usize = 16_384;
 /// Where a batch's variable-length arrays come from: the plain file's heap (shared read-only by
 /// decoding threads).
 struct HeapSource<'a> {
-    plain: Option<&'a LocalFile>,
+    plain: Option<&'a dyn ByteSource>,
     data_start: Option<u64>,
     /// The whole heap, for a file read through cfitsio (which holds it in memory anyway).
     memory: Option<&'a [u8]>,
@@ -588,7 +589,7 @@ enum Rows<'a> {
     /// In memory (the map of the file, or a block read beforehand); offset and width unused.
     Memory(Cells<'a>),
     /// In a plain file, from byte `start`: each thread reads its chunks itself.
-    File { file: &'a LocalFile, start: u64, stride: usize },
+    File { file: &'a dyn ByteSource, start: u64, stride: usize },
 }
 
 /// The whole of `v` as an output to fill (strings: their ends, the bytes moved out of `v`).

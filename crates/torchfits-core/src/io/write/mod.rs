@@ -17,7 +17,7 @@
 //! let mut writer = FitsWriter::create(&path)?;
 //! writer.image(&pixels, &[3, 4]).header(&header).write()?;   // shape in C order
 //! writer.finish()?;
-//! let mut file = FitsFile::open(&path)?;
+//! let file = FitsFile::open(&path)?;
 //! assert_eq!(file.image(0)?.read::<u16>()?, pixels);
 //! # std::fs::remove_dir_all(&dir)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -423,7 +423,7 @@ impl FitsWriter {
             open_hdu: false,
         };
         if writer.options.append && exists {
-            let hdus = crate::FitsFile::open(target).and_then(|mut f| f.hdu_count()).map_err(in_file)?;
+            let hdus = crate::FitsFile::open(target).and_then(|f| f.hdu_count()).map_err(in_file)?;
             let mut src = File::open(target).map_err(|e| in_file(Error::io(e, "cannot read")))?;
             let copied = std::io::copy(&mut src, &mut writer.file).map_err(|e| in_file(Error::io(e, "cannot copy")))?;
             if copied % BLOCK as u64 != 0 {

@@ -210,7 +210,7 @@ impl ColumnValues {
 /// let mut writer = FitsWriter::create(&path)?;
 /// writer.write_table(&batch, "CATALOG", None)?;
 /// writer.finish()?;
-/// let mut file = FitsFile::open(&path)?;
+/// let file = FitsFile::open(&path)?;
 /// let back = file.table("CATALOG")?.build()?.next().expect("a batch")?;
 /// assert_eq!(back.column("ra").expect("ra").values, ColumnValues::F64(vec![10.5, 11.25]));
 /// assert_eq!(back.column("name").expect("name").values.str_at(1), Some(&b"bcd"[..]));

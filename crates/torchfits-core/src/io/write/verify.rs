@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::ffi::cfitsio::Handle;
 use crate::io::index::Index;
 use crate::limits::Limits;
-use crate::source::LocalFile;
+use crate::source::{self, ByteSource};
 
 /// The state of one checksum keyword.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,11 +63,11 @@ pub fn verify(path: impl AsRef<Path>) -> Result<Vec<HduChecksum>> {
     let path = path.as_ref();
     let in_file = |e: Error| e.in_file(path);
     // a gzip file is inflated here (bounded), never by cfitsio; `plain` keeps the copy open
-    let plain = LocalFile::open(path, false, Limits::default().max_alloc).map_err(in_file)?;
+    let plain = source::open_path(path, false, Limits::default().max_alloc).map_err(in_file)?;
     if let Some(file) = &plain {
         cfitsio_can_take_file(path, file)?;
     }
-    let data_path = plain.as_ref().and_then(LocalFile::inflated_path).unwrap_or(path);
+    let data_path = plain.as_ref().and_then(|p| p.cfitsio_path()).unwrap_or(path);
     let mut handle = Handle::open(data_path, false).map_err(in_file)?;
     let n = handle.num_hdus().map_err(in_file)?;
     let mut out = Vec::with_capacity(n);
@@ -85,12 +85,12 @@ pub fn verify(path: impl AsRef<Path>) -> Result<Vec<HduChecksum>> {
 
 /// Checks every HDU of `file` (plain, or an inflated gzip file; named `path` in errors) with
 /// [`cfitsio::cfitsio_can_take`].
-fn cfitsio_can_take_file(path: &Path, file: &LocalFile) -> Result<()> {
+fn cfitsio_can_take_file(path: &Path, file: &dyn ByteSource) -> Result<()> {
     let mut index = Index::default();
     let limits = Limits::default();
-    let n = index.count(file.file(), file.len(), &limits).unwrap_or(0);
+    let n = index.count(file, &limits).unwrap_or(0);
     for i in 0..n {
-        if let Ok(Some(span)) = index.get(file.file(), file.len(), i, &limits) {
+        if let Ok(Some(span)) = index.get(file, i, &limits) {
             cfitsio::cfitsio_can_take(&span.header).map_err(|e| e.in_hdu(i).in_file(path))?;
         }
     }
