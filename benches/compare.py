@@ -87,7 +87,7 @@ def main():
     if not all(os.path.exists(os.path.join(d, f)) for f in FILES):
         run([sys.executable, a.peers, "make", "--dir", d])
     os.makedirs(out, exist_ok=True)
-    run(["cargo", "build", "--release", "-q", "-p", "torchfits-cli"])
+    run(["cargo", "build", "--release", "-q", "-p", "torchfits-cli", "--features", "gpu"])
     run(["cargo", "bench", "-q", "--bench", "fitsio_rs", "--no-run"])
     peers_json, tf_json, rs_json, pw_json = (
         os.path.join(out, n) for n in ("peers.json", "torchfits.json", "fitsio_rs.json", "peer_cases.json"))

@@ -7,14 +7,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
 
-cargo test --workspace --all-targets
-cargo test --workspace --doc
+# the command's `gpu` feature brings the wgpu runtime (and with it the kernel tests, which need
+# torchfits-burn's `wgpu` feature): one feature set for every step, so the build is shared
+features=(--features torchfits-cli/gpu)
+cargo test --workspace --all-targets "${features[@]}"
+cargo test --workspace --doc "${features[@]}"
 # library code: no unwrap/expect/panic/indexing a file could trigger (denied in each crate's root;
 # every exception is an `allow` with its reason)
-cargo clippy --workspace --lib --bins
+cargo clippy --workspace --lib --bins "${features[@]}"
 # each fuzz target for a short bounded run over the corpora and past findings (fuzz/run.sh)
 fuzz/run.sh all "${TORCHFITS_FUZZ_SECS:-30}"
-cargo build --release -p torchfits-cli
+cargo build --release -p torchfits-cli "${features[@]}"
 
 corpus=()
 [ -d ../shared/corpus ] && corpus+=(../shared/corpus)

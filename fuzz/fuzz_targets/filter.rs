@@ -41,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(filter) = Filter::parse(&text) else { return };
     let _ = filter.columns();
     let path = table();
-    let Ok(mut file) = OpenOptions::new().limits(torchfits_fuzz::limits()).open(path) else { return };
+    let Ok(file) = OpenOptions::new().limits(torchfits_fuzz::limits()).open(path) else { return };
     let rows = file
         .table(1)
         .and_then(|t| t.with_filter(&text))

@@ -41,7 +41,7 @@ fn check(path: &Path, r: Result<(), Error>) {
 /// column, sliced to its last row and through a filter.
 pub fn read_everything(path: &Path) {
     let file = OpenOptions::new().limits(limits()).open(path);
-    let mut file = match file {
+    let file = match file {
         Ok(f) => f,
         Err(e) => return check(path, Err(e)),
     };
@@ -63,9 +63,9 @@ pub fn read_everything(path: &Path) {
         match info.kind {
             HduKind::Image if info.shape.as_ref().is_some_and(|s| !s.is_empty()) => {
                 let shape = info.shape.clone().unwrap_or_default();
-                check(path, file.image(i).and_then(|mut img| img.read_data(None)).map(|_| ()));
+                check(path, file.image(i).and_then(|img| img.read_data(None)).map(|_| ()));
                 let corner = Section::new(shape.iter().map(|&n| n.saturating_sub(2)..n).collect());
-                check(path, file.image(i).and_then(|mut img| img.read_data(Some(&corner))).map(|_| ()));
+                check(path, file.image(i).and_then(|img| img.read_data(Some(&corner))).map(|_| ()));
             }
             HduKind::BinTable | HduKind::AsciiTable => {
                 check(

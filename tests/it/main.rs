@@ -6,6 +6,7 @@ mod direct;
 mod files;
 mod headers;
 mod images;
+mod shared;
 mod tables;
 mod wcs;
 mod write;

@@ -11,6 +11,7 @@
 
 mod bench;
 mod npy;
+mod output;
 mod preview;
 mod table;
 mod write;
@@ -18,6 +19,7 @@ mod write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::output::outln;
 use crate::preview::Stretch;
 use clap::{Parser, Subcommand};
 use serde_json::{Value as Json, json};
@@ -79,7 +81,7 @@ enum Command {
         /// rather than astropy's values (the stored value; false).
         #[arg(long)]
         nulls: bool,
-        /// Output file: .npy for an image, .parquet or .arrow for a table.
+        /// Output file: .npy for an image, .parquet, .arrow or .csv for a table.
         #[arg(short = 'o', long = "output")]
         output: PathBuf,
     },
@@ -135,8 +137,8 @@ enum Command {
         /// Input points for world2pix (same as --pixels).
         #[arg(long)]
         world: Option<PathBuf>,
-        /// Where to compute pix2world: cpu, wgpu, or cuda (a build with the `cuda` feature); WCS the
-        /// GPU kernel does not compute, and world2pix, run on the CPU.
+        /// Where to compute pix2world: cpu, wgpu (a build with the `gpu` feature), or cuda (the
+        /// `cuda` feature); WCS the GPU kernel does not compute, and world2pix, run on the CPU.
         #[arg(long, default_value = "cpu")]
         device: String,
         /// Output .npy (float64, same shape; NaN for invalid points).
@@ -229,6 +231,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if output::is_closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("torchfits: {e}");
             ExitCode::from(1)
@@ -255,7 +258,7 @@ fn wcs_command(
     device: &str,
     output: &Path,
 ) -> Result<(), Error> {
-    let gpu = if device == "cpu" { None } else { Some(torchfits_burn::wcs::GpuDevice::parse(device)?) };
+    let gpu = gpu_device(device)?;
     let input = input.ok_or_else(|| Error::new(ErrorKind::Parameter, "give the points with --pixels (or --world)"))?;
     let options = WcsOptions::new().alt(alt.unwrap_or(' '));
     let wcs = match (file, header_file) {
@@ -280,25 +283,69 @@ fn wcs_command(
     };
     let mut out = vec![0.0; points.len()];
     if direction == "pix2world" {
-        match gpu {
-            // the kernel where it applies, wcslib on the host otherwise
-            Some(device) if wcs.naxis() == 2 => {
-                torchfits_burn::wcs::DeviceWcs::new(wcs, device)?.pixel_to_world(points, &mut out)?;
-            }
-            _ => {
-                wcs.pixel_to_world(points, &mut out)?;
-            }
-        }
+        pixel_to_world(gpu, wcs, points, &mut out)?;
     } else {
         wcs.world_to_pixel(points, &mut out)?;
     }
     npy::write(output, &ImageData { shape: data.shape.clone(), pixels: Pixels::F64(out) })
 }
 
+/// The device `--device` names: `None` for the CPU.
+#[cfg(feature = "gpu")]
+fn gpu_device(device: &str) -> Result<Option<torchfits_burn::wcs::GpuDevice>, Error> {
+    if device == "cpu" { Ok(None) } else { torchfits_burn::wcs::GpuDevice::parse(device).map(Some) }
+}
+
+/// Without the `gpu` feature only the CPU is there.
+#[cfg(not(feature = "gpu"))]
+fn gpu_device(device: &str) -> Result<Option<std::convert::Infallible>, Error> {
+    match device {
+        "cpu" => Ok(None),
+        "wgpu" | "cuda" => Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "--device {device}: this torchfits was built without the `gpu` feature (cargo install torchfits-cli --features gpu)"
+            ),
+        )),
+        other => Err(Error::new(ErrorKind::Parameter, format!("unknown device {other:?} (cpu, wgpu or cuda)"))),
+    }
+}
+
+/// pix2world of `points`: with the GPU kernel on `device` where it applies (2 axes), with
+/// wcslib on the host otherwise.
+#[cfg(feature = "gpu")]
+fn pixel_to_world(
+    device: Option<torchfits_burn::wcs::GpuDevice>,
+    wcs: Wcs,
+    points: &[f64],
+    out: &mut [f64],
+) -> Result<(), Error> {
+    match device {
+        Some(device) if wcs.naxis() == 2 => {
+            torchfits_burn::wcs::DeviceWcs::new(wcs, device)?.pixel_to_world(points, out).map(drop)
+        }
+        _ => wcs.pixel_to_world(points, out).map(drop),
+    }
+}
+
+/// pix2world of `points` with wcslib (a build without the `gpu` feature has no other device).
+#[cfg(not(feature = "gpu"))]
+fn pixel_to_world(
+    device: Option<std::convert::Infallible>,
+    wcs: Wcs,
+    points: &[f64],
+    out: &mut [f64],
+) -> Result<(), Error> {
+    match device {
+        Some(never) => match never {},
+        None => wcs.pixel_to_world(points, out).map(drop),
+    }
+}
+
 fn print_json(value: &Json) -> Result<(), Error> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| Error::new(ErrorKind::Io, format!("cannot format JSON: {e}")))?;
-    println!("{text}");
+    outln!("{text}")?;
     Ok(())
 }
 
@@ -323,11 +370,8 @@ fn info(path: &Path, as_json: bool) -> Result<(), Error> {
         let list: Vec<Json> = hdus.iter().map(hdu_json).collect();
         return print_json(&json!({ "path": path.display().to_string(), "hdus": list }));
     }
-    println!("Filename: {}", path.display());
-    println!(
-        "{:<4} {:<16} {:>4}  {:<13} {:>6}  {:<24} Dtype",
-        "No.", "Name", "Ver", "Type", "Cards", "Shape (C order)"
-    );
+    outln!("Filename: {}", path.display())?;
+    outln!("{:<4} {:<16} {:>4}  {:<13} {:>6}  {:<24} Dtype", "No.", "Name", "Ver", "Type", "Cards", "Shape (C order)")?;
     for h in &hdus {
         let name = h.extname.clone().unwrap_or_else(|| if h.index == 0 { "PRIMARY".into() } else { String::new() });
         let kind = match (h.kind, h.compressed) {
@@ -340,7 +384,7 @@ fn info(path: &Path, as_json: bool) -> Result<(), Error> {
             _ => String::new(),
         };
         let dtype = h.dtype.map(|d| d.numpy_name()).unwrap_or("");
-        println!(
+        outln!(
             "{:<4} {:<16} {:>4}  {:<13} {:>6}  {:<24} {}",
             h.index,
             name,
@@ -349,7 +393,7 @@ fn info(path: &Path, as_json: bool) -> Result<(), Error> {
             h.ncards,
             shape,
             dtype
-        );
+        )?;
     }
     Ok(())
 }
@@ -387,16 +431,16 @@ fn header(path: &Path, hdu: HduSelector, as_json: bool) -> Result<(), Error> {
     }
     for c in &header {
         if c.is_commentary() {
-            println!("{:<8}{}", c.keyword(), c.value().as_str().unwrap_or(""));
+            outln!("{:<8}{}", c.keyword(), c.value().as_str().unwrap_or(""))?;
             continue;
         }
         let value = value_text(c.value());
         match c.comment() {
-            Some(comment) => println!("{:<8}= {value} / {comment}", c.keyword()),
-            None => println!("{:<8}= {value}", c.keyword()),
+            Some(comment) => outln!("{:<8}= {value} / {comment}", c.keyword())?,
+            None => outln!("{:<8}= {value}", c.keyword())?,
         }
     }
-    println!("END");
+    outln!("END")?;
     Ok(())
 }
 
@@ -419,28 +463,32 @@ fn read(
     table: TableOptions<'_>,
     output: &Path,
 ) -> Result<(), Error> {
-    let mut file = FitsFile::open(path)?;
+    let file = FitsFile::open(path)?;
     let info = file.hdu(hdu.clone())?;
     let in_hdu = |e: Error| e.in_hdu(info.index).in_file(path);
     let ext = extension(output);
     match (ext.as_str(), info.kind) {
         ("npy", HduKind::Image) => {}
-        ("parquet" | "arrow", HduKind::BinTable | HduKind::AsciiTable) => {
+        ("parquet" | "arrow" | "csv", HduKind::BinTable | HduKind::AsciiTable) => {
             let rows = match table.rows {
                 Some(spec) => Some(parse_rows(spec, info.nrows.unwrap_or(0)).map_err(in_hdu)?),
                 None => None,
             };
-            let format = if ext == "parquet" { table::Format::Parquet } else { table::Format::Ipc };
+            let format = match ext.as_str() {
+                "parquet" => table::Format::Parquet,
+                "csv" => table::Format::Csv,
+                _ => table::Format::Ipc,
+            };
             let selection = table::Selection { columns: table.columns, rows, filter: table.filter };
-            return table::write(&mut file, info.index, selection, output, format, table.nulls);
+            return table::write(&file, info.index, selection, output, format, table.nulls);
         }
         ("npy", kind) => {
             return Err(in_hdu(Error::new(
                 ErrorKind::Parameter,
-                format!("the HDU is a {kind}; .npy output is for images (tables go to .parquet or .arrow)"),
+                format!("the HDU is a {kind}; .npy output is for images (tables go to .parquet, .arrow or .csv)"),
             )));
         }
-        ("parquet" | "arrow", kind) => {
+        ("parquet" | "arrow" | "csv", kind) => {
             return Err(in_hdu(Error::new(
                 ErrorKind::Parameter,
                 format!("the HDU is a {kind}; .{ext} output is for tables (images go to .npy)"),
@@ -449,7 +497,7 @@ fn read(
         (ext, _) => {
             return Err(in_hdu(Error::new(
                 ErrorKind::Parameter,
-                format!("cannot write .{ext} output: use .npy for images, .parquet or .arrow for tables"),
+                format!("cannot write .{ext} output: use .npy for images, .parquet, .arrow or .csv for tables"),
             )));
         }
     }

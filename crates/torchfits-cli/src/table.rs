@@ -1,5 +1,5 @@
-//! `torchfits read` for tables: batches from the core's `TableReader`, written as Parquet or Arrow
-//! IPC as they come (memory bounded by one batch).
+//! `torchfits read` for tables: batches from the core's `TableReader`, written as Parquet, Arrow
+//! IPC or CSV as they come (memory bounded by one batch).
 
 use std::fs::File;
 use std::path::Path;
@@ -12,6 +12,7 @@ use torchfits_core::{Error, ErrorKind, FitsFile};
 enum Writer {
     Parquet(ArrowWriter<File>),
     Ipc(FileWriter<File>),
+    Csv(arrow_csv::Writer<File>),
 }
 
 fn io(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
@@ -23,6 +24,8 @@ fn io(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
 pub enum Format {
     Parquet,
     Ipc,
+    /// Comma-separated values with a header line (scalar columns only: CSV has no arrays).
+    Csv,
 }
 
 /// Rows read so far, on stderr, for long conversions to a terminal (at least
@@ -107,18 +110,21 @@ pub fn write(
     let first = arrow(first)?;
     let schema = first.schema();
     let out = File::create(output).map_err(|e| io(output, "cannot create the output", e))?;
-    let mut writer = if format == Format::Parquet {
-        Writer::Parquet(
+    let mut writer = match format {
+        Format::Parquet => Writer::Parquet(
             ArrowWriter::try_new(out, schema.clone(), None).map_err(|e| io(output, "cannot write Parquet", e))?,
-        )
-    } else {
-        Writer::Ipc(FileWriter::try_new(out, &schema).map_err(|e| io(output, "cannot write Arrow IPC", e))?)
+        ),
+        Format::Ipc => {
+            Writer::Ipc(FileWriter::try_new(out, &schema).map_err(|e| io(output, "cannot write Arrow IPC", e))?)
+        }
+        Format::Csv => Writer::Csv(arrow_csv::WriterBuilder::new().with_header(true).build(out)),
     };
     let mut replaced = 0;
     let put = |writer: &mut Writer, batch| -> Result<(), Error> {
         match writer {
             Writer::Parquet(w) => w.write(&batch).map_err(|e| io(output, "cannot write Parquet", e)),
             Writer::Ipc(w) => w.write(&batch).map_err(|e| io(output, "cannot write Arrow IPC", e)),
+            Writer::Csv(w) => w.write(&batch).map_err(|e| io(output, "cannot write CSV", e)),
         }
     };
     put(&mut writer, first)?;
@@ -133,6 +139,9 @@ pub fn write(
     match writer {
         Writer::Parquet(w) => w.close().map(|_| ()).map_err(|e| io(output, "cannot finish Parquet", e))?,
         Writer::Ipc(mut w) => w.finish().map_err(|e| io(output, "cannot finish Arrow IPC", e))?,
+        Writer::Csv(w) => {
+            w.into_inner().sync_all().map_err(|e| io(output, "cannot finish CSV", e))?;
+        }
     }
     if replaced > 0 {
         eprintln!(

@@ -1,6 +1,7 @@
 //! `torchfits write` and `torchfits verify`: .npy images and Parquet / Arrow IPC tables into FITS
 //! through the core's `FitsWriter`, and the checksums of a file.
 
+use crate::output::outln;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -165,7 +166,7 @@ pub fn check(path: &Path) -> Result<(), Error> {
         ChecksumStatus::Invalid => "WRONG",
     };
     for s in &sums {
-        println!("HDU {}: CHECKSUM {}, DATASUM {}", s.index, word(s.hdu), word(s.data));
+        outln!("HDU {}: CHECKSUM {}, DATASUM {}", s.index, word(s.hdu), word(s.data))?;
     }
     let wrong: Vec<String> = sums
         .iter()

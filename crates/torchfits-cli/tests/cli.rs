@@ -183,6 +183,57 @@ fn tables_go_to_parquet_or_arrow_with_columns_rows_and_filters() {
 }
 
 #[test]
+fn tables_go_to_csv_with_a_header_line() {
+    let dir = tempdir("csv");
+    let csv = dir.join("cat.csv");
+    let o =
+        torchfits(&["read", &sample(), "--hdu", "CATALOG", "--columns", "ra,flux", "-o", csv.to_str().expect("utf8")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&csv).expect("csv");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert_eq!(lines[0], "ra,flux");
+    let header = stdout_json(&torchfits(&["header", &sample(), "--hdu", "CATALOG", "--json"]));
+    assert!(header["cards"].as_array().is_some_and(|c| !c.is_empty()));
+    let o = torchfits(&["read", &sample(), "--hdu", "SCI", "-o", csv.to_str().expect("utf8")]);
+    assert_eq!(o.status.code(), Some(1), "an image is not written as CSV");
+}
+
+#[test]
+fn a_closed_pipe_ends_the_command_quietly() {
+    use std::io::Read;
+    use std::process::Stdio;
+    // a header longer than a pipe holds (3000 cards), read by a reader that takes one line and
+    // goes away, as `torchfits header F | head -1` does
+    let dir = tempdir("pipe");
+    let path = dir.join("long_header.fits");
+    let mut cards: Vec<String> = vec![
+        format!("{:<8}= {:>20}", "SIMPLE", "T"),
+        format!("{:<8}= {:>20}", "BITPIX", 8),
+        format!("{:<8}= {:>20}", "NAXIS", 0),
+    ];
+    cards.extend((0..3000).map(|k| format!("COMMENT card {k} of a long header")));
+    cards.push("END".into());
+    let mut bytes: Vec<u8> = cards.iter().flat_map(|c| format!("{c:<80}").into_bytes()).collect();
+    bytes.resize(bytes.len().div_ceil(2880) * 2880, b' ');
+    std::fs::write(&path, bytes).expect("write");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_torchfits"))
+        .args(["header", path.to_str().expect("utf8")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run torchfits");
+    let mut first = [0u8; 8];
+    child.stdout.take().expect("stdout").read_exact(&mut first).expect("a first line");
+    // the read end is closed here; every later write fails with EPIPE (SIGPIPE is ignored by
+    // Rust programs)
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(&first, b"SIMPLE  ", "{first:?}");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
 fn write_round_trips_npy_and_parquet_and_never_clobbers() {
     let dir = tempdir("write");
     let s = |p: &Path| p.display().to_string();
