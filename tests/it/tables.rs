@@ -707,3 +707,38 @@ fn chunked_threaded_pooled_and_mapped_reads_agree() {
         assert!(text.contains("late-nulls-cut.fits") && text.contains("HDU 1") && text.contains("truncated"), "{text}");
     }
 }
+
+#[test]
+fn a_tdim_of_one_element_is_an_array_per_row_as_astropy_reads_it() {
+    let s = |v: &str| v.to_string();
+    let columns = vec![
+        ("one_by_one", "E", vec![(s("TDIM"), s("'(1,1)'"))]),
+        ("one", "1J", vec![(s("TDIM"), s("'(1)'"))]),
+        ("scalar", "E", vec![]),
+    ];
+    let rows: Vec<Vec<u8>> = (0..3u8)
+        .map(|r| {
+            let mut row = (f32::from(r) + 0.5).to_be_bytes().to_vec();
+            row.extend_from_slice(&(i32::from(r) * 7).to_be_bytes());
+            row.extend_from_slice(&(f32::from(r) * 1.5).to_be_bytes());
+            row
+        })
+        .collect();
+    let dir = common::tempdir("tdim-one");
+    let path = dir.join("tdim.fits");
+    write(&path, &[image(true, 8, &[], &[], vec![]), bintable(&columns, &rows)]);
+    let batch = read_all(&path, 1, 1000).remove(0);
+    let shapes: Vec<Option<Vec<usize>>> = batch.columns.iter().map(|c| c.shape.clone()).collect();
+    assert_eq!(shapes, [Some(vec![1, 1]), Some(vec![1]), None]);
+    assert_eq!(batch.columns[0].values, ColumnValues::F32(vec![0.5, 1.5, 2.5]));
+    let arrow = batch.into_record_batch().expect("arrow");
+    use arrow_schema::DataType;
+    let types: Vec<DataType> = arrow.schema().fields().iter().map(|f| f.data_type().clone()).collect();
+    assert!(
+        matches!(&types[0], DataType::FixedSizeList(item, 1) if item.data_type() == &DataType::Float32),
+        "{types:?}"
+    );
+    assert!(matches!(&types[1], DataType::FixedSizeList(item, 1) if item.data_type() == &DataType::Int32), "{types:?}");
+    assert_eq!(types[2], DataType::Float32);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -109,6 +109,12 @@ impl ImageReader {
         &self.header
     }
 
+    /// Whether this image's tiles are decoded by torchfits rather than by cfitsio.
+    #[cfg(test)]
+    pub(crate) fn decoded_natively(&self) -> bool {
+        self.native.is_some()
+    }
+
     fn err(&self, e: Error) -> Error {
         e.in_hdu(self.index).in_file(self.file.path())
     }

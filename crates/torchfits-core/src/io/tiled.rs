@@ -608,3 +608,137 @@ fn store<T: Pixel>(dst: &mut [T], src: &[i32]) {
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod older_layouts {
+    //! Layouts older writers produced, decoded here and by cfitsio alike: RICE_1 tiles of a 16-bit
+    //! image coded as 32-bit integers with no BYTEPIX card (the convention's default is 4), and
+    //! GZIP tiles of 16- and 8-bit images that inflate to 32-bit integers.
+
+    use std::io::Write;
+
+    use crate::compression::rice;
+    use crate::format::cards::{Record, end, structural};
+    use crate::format::header::Value;
+    use crate::{FitsFile, OpenOptions};
+
+    const W: usize = 50;
+    const H: usize = 6;
+
+    fn header(records: Vec<Record>) -> Vec<u8> {
+        let mut bytes: Vec<u8> = records.concat();
+        bytes.extend_from_slice(&end());
+        bytes.resize(bytes.len().div_ceil(2880) * 2880, b' ');
+        bytes
+    }
+
+    /// A FITS file: an empty primary HDU, then a compressed image of H rows of W pixels, one tile
+    /// per row, whose tiles are `tiles`, its header ending in `extra` cards.
+    fn file(zbitpix: i64, zcmptype: &str, extra: Vec<Record>, tiles: &[Vec<u8>]) -> Vec<u8> {
+        let s = |k: &str, v: Value| structural(k, v, "");
+        let mut bytes =
+            header(vec![s("SIMPLE", Value::Bool(true)), s("BITPIX", Value::Int(8)), s("NAXIS", Value::Int(0))]);
+        let heap: Vec<u8> = tiles.concat();
+        let max = tiles.iter().map(Vec::len).max().unwrap_or(0);
+        let mut table = vec![
+            s("XTENSION", Value::Str("BINTABLE".into())),
+            s("BITPIX", Value::Int(8)),
+            s("NAXIS", Value::Int(2)),
+            s("NAXIS1", Value::Int(8)),
+            s("NAXIS2", Value::Int(H as i64)),
+            s("PCOUNT", Value::Int(heap.len() as i64)),
+            s("GCOUNT", Value::Int(1)),
+            s("TFIELDS", Value::Int(1)),
+            s("TTYPE1", Value::Str("COMPRESSED_DATA".into())),
+            s("TFORM1", Value::Str(format!("1PB({max})"))),
+            s("ZIMAGE", Value::Bool(true)),
+            s("ZBITPIX", Value::Int(zbitpix)),
+            s("ZNAXIS", Value::Int(2)),
+            s("ZNAXIS1", Value::Int(W as i64)),
+            s("ZNAXIS2", Value::Int(H as i64)),
+            s("ZTILE1", Value::Int(W as i64)),
+            s("ZTILE2", Value::Int(1)),
+            s("ZCMPTYPE", Value::Str(zcmptype.into())),
+        ];
+        table.extend(extra);
+        bytes.extend(header(table));
+        let start = bytes.len();
+        let mut offset = 0u32;
+        for t in tiles {
+            bytes.extend_from_slice(&(t.len() as u32).to_be_bytes());
+            bytes.extend_from_slice(&offset.to_be_bytes());
+            offset += t.len() as u32;
+        }
+        bytes.extend_from_slice(&heap);
+        let data = bytes.len() - start;
+        bytes.resize(start + data.div_ceil(2880) * 2880, 0);
+        bytes
+    }
+
+    fn gzip(raw: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(raw).expect("deflate");
+        e.finish().expect("deflate")
+    }
+
+    fn values(lo: i32, hi: i32) -> Vec<i32> {
+        (0..W * H).map(|i| lo + (i as i32 * 7919) % (hi - lo)).collect()
+    }
+
+    /// What torchfits decodes natively and what cfitsio decodes (direct reads off), as i32.
+    fn both(bytes: &[u8], name: &str) -> (Vec<i32>, Vec<i32>) {
+        let native = FitsFile::from_bytes(bytes.to_vec()).expect("open");
+        let image = native.image(1).expect("image");
+        assert!(image.decoded_natively(), "{name}: decoded here");
+        let ours: Vec<i32> =
+            image.read_data(None).expect("native read").pixels.to_f64().iter().map(|&v| v as i32).collect();
+        let dir = std::env::temp_dir().join(format!("torchfits-older-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("tiles.fits");
+        std::fs::write(&path, bytes).expect("write");
+        let cfitsio = OpenOptions::new().direct_reads(false).open(&path).expect("open");
+        let image = cfitsio.image(1).expect("image");
+        assert!(!image.decoded_natively(), "{name}: decoded by cfitsio");
+        let theirs: Vec<i32> =
+            image.read_data(None).expect("cfitsio read").pixels.to_f64().iter().map(|&v| v as i32).collect();
+        std::fs::remove_dir_all(&dir).ok();
+        (ours, theirs)
+    }
+
+    #[test]
+    fn rice_tiles_of_16_bit_pixels_coded_as_32_bit_integers_without_bytepix() {
+        let pixels = values(-30000, 30000);
+        let tiles: Vec<Vec<u8>> = pixels.chunks(W).map(|row| rice::encode(row, 4, Vec::new())).collect();
+        // BLOCKSIZE given (cfitsio requires it), BYTEPIX left to its default
+        let block =
+            vec![structural("ZNAME1", Value::Str("BLOCKSIZE".into()), ""), structural("ZVAL1", Value::Int(32), "")];
+        let (ours, theirs) = both(&file(16, "RICE_1", block, &tiles), "rice");
+        assert_eq!(ours, pixels);
+        assert_eq!(theirs, pixels);
+    }
+
+    #[test]
+    fn gzip_tiles_of_8_and_16_bit_pixels_inflating_to_32_bit_integers() {
+        for (zbitpix, lo, hi) in [(16, -30000, 30000), (8, 0, 255)] {
+            let pixels = values(lo, hi);
+            for zcmptype in ["GZIP_1", "GZIP_2"] {
+                let tiles: Vec<Vec<u8>> = pixels
+                    .chunks(W)
+                    .map(|row| {
+                        let raw: Vec<u8> = row.iter().flat_map(|v| v.to_be_bytes()).collect();
+                        if zcmptype == "GZIP_1" {
+                            return gzip(&raw);
+                        }
+                        // GZIP_2: every value's first byte, then every second byte, ...
+                        let shuffled: Vec<u8> = (0..4).flat_map(|b| raw.iter().skip(b).step_by(4).copied()).collect();
+                        gzip(&shuffled)
+                    })
+                    .collect();
+                let name = format!("{zcmptype}-{zbitpix}");
+                let (ours, theirs) = both(&file(zbitpix, zcmptype, Vec::new(), &tiles), &name);
+                assert_eq!(ours, pixels, "{name}");
+                assert_eq!(theirs, pixels, "{name}: cfitsio");
+            }
+        }
+    }
+}

@@ -3,7 +3,8 @@
 //!
 //! The mapping, astropy's reading of FITS tables:
 //! - one Arrow column per selected FITS column, named as in TTYPEn;
-//! - a repeat count above 1 (or `X` bits) is a fixed-size list of that many elements, a
+//! - a repeat count above 1 (or `X` bits), or a TDIM of any size, is a fixed-size list of that
+//!   many elements (the TDIM shape flattened), a
 //!   variable-length array (`P`, `Q`) a list (a variable-length `A` a string);
 //! - complex values are a struct `{re, im}`;
 //! - strings are `Utf8` when the batch's bytes are valid UTF-8, `Binary` otherwise;
@@ -115,6 +116,8 @@ impl TableBatch {
             let name = column.name.clone();
             let per_row = column.per_row;
             let is_str = matches!(column.values, ColumnValues::Str { .. });
+            // a TDIM makes every row an array, even of one element
+            let scalar = per_row == 1 && column.shape.is_none();
             let mut column = column;
             let list_offsets = column.list_offsets.take();
             let flat = flat_array(column, with_nulls)?;
@@ -124,7 +127,7 @@ impl TableBatch {
                     ListArray::try_new(item, OffsetBuffer::new(ScalarBuffer::from(offsets)), flat, None)
                         .map_err(|e| Error::decoding(format!("column {name}: {e}")))?,
                 )
-            } else if per_row == 1 || is_str {
+            } else if scalar || is_str {
                 flat
             } else {
                 let item = Arc::new(Field::new("item", flat.data_type().clone(), true));

@@ -105,6 +105,9 @@ pub struct ColumnData {
     /// For a variable-length array column: `num_rows + 1` offsets into the elements (row `i` is
     /// `offsets[i]..offsets[i + 1]`), and [`ColumnData::per_row`] is 0.
     pub list_offsets: Option<Vec<i32>>,
+    /// The shape of each row's array (TDIMn, C order) when the column gives one: the row is then
+    /// an array even of one element (TDIM `(1,1)`), as astropy reads it.
+    pub shape: Option<Vec<usize>>,
 }
 
 /// A block of consecutive rows, the selected columns decoded.
@@ -169,14 +172,21 @@ impl ColumnData {
             }
             o
         });
-        ColumnData { name: self.name.clone(), per_row: self.per_row, values, nulls, list_offsets }
+        ColumnData {
+            name: self.name.clone(),
+            per_row: self.per_row,
+            values,
+            nulls,
+            list_offsets,
+            shape: self.shape.clone(),
+        }
     }
 }
 
 impl ColumnData {
     /// A column of one value per row (one string per row for [`ColumnValues::Str`]).
     pub fn new(name: impl Into<String>, values: ColumnValues) -> Self {
-        ColumnData { name: name.into(), per_row: 1, values, nulls: None, list_offsets: None }
+        ColumnData { name: name.into(), per_row: 1, values, nulls: None, list_offsets: None, shape: None }
     }
 
     /// A column of strings.
@@ -193,7 +203,7 @@ impl ColumnData {
 
     /// A variable-length array column: row `i` holds `values[offsets[i]..offsets[i + 1]]`.
     pub fn list(name: impl Into<String>, values: ColumnValues, offsets: Vec<i32>) -> Self {
-        ColumnData { name: name.into(), per_row: 0, values, nulls: None, list_offsets: Some(offsets) }
+        ColumnData { name: name.into(), per_row: 0, values, nulls: None, list_offsets: Some(offsets), shape: None }
     }
 
     /// Rows of `per_row` values each (a fixed-size array per row).
@@ -742,7 +752,14 @@ fn decode_fixed(
             bytes.extend_from_slice(&part);
             pool.put(ColumnValues::U8(part));
         }
-        out.push(ColumnData { name: c.name.clone(), per_row: per, values: v, nulls, list_offsets: None });
+        out.push(ColumnData {
+            name: c.name.clone(),
+            per_row: per,
+            values: v,
+            nulls,
+            list_offsets: None,
+            shape: c.dims.clone(),
+        });
     }
     Ok(out)
 }
@@ -762,7 +779,7 @@ fn decode_other(
     let name = c.name.clone();
     if let Some(null) = &c.ascii_null {
         let (values, nulls) = decode_ascii(c, row_cells, null)?;
-        return Ok(ColumnData { name, per_row: 1, values, nulls, list_offsets: None });
+        return Ok(ColumnData { name, per_row: 1, values, nulls, list_offsets: None, shape: None });
     }
     let kind = c.variable.unwrap_or(VarArray::P);
     // descriptors: (element count, heap offset) per row
@@ -810,7 +827,7 @@ fn decode_other(
             );
         }
         let values = ColumnValues::Str { offsets, bytes };
-        return Ok(ColumnData { name, per_row: 1, values, nulls: None, list_offsets: None });
+        return Ok(ColumnData { name, per_row: 1, values, nulls: None, list_offsets: None, shape: None });
     }
     let mut offsets = Vec::with_capacity(n + 1);
     offsets.push(0i32);
@@ -824,7 +841,7 @@ fn decode_other(
     let legacy = c.fits_type == FitsType::Logical && heap_bytes.contains(&1) && heap_bytes.iter().all(|&b| b <= 1);
     if legacy {
         let values = ColumnValues::Bool(heap_bytes.iter().map(|&b| b == 1).collect());
-        return Ok(ColumnData { name, per_row: 0, values, nulls: None, list_offsets: Some(offsets) });
+        return Ok(ColumnData { name, per_row: 0, values, nulls: None, list_offsets: Some(offsets), shape: None });
     }
     let mut values = pool.values(c.column_type, total as usize);
     let mut out = out_of(&mut values);
@@ -844,7 +861,7 @@ fn decode_other(
             mask
         })
     };
-    Ok(ColumnData { name, per_row: 0, values, nulls, list_offsets: Some(offsets) })
+    Ok(ColumnData { name, per_row: 0, values, nulls, list_offsets: Some(offsets), shape: None })
 }
 
 /// Decodes the text fields of an ASCII-table column. A blank field, or one equal to TNULL, is
