@@ -1,6 +1,6 @@
 //! Stacking stamps into tensors on the loader's device, with on-device transforms.
 
-// Indexing reviewed (issue 8): symmetry tables of fixed size indexed modulo their length; the mean and
+// Indexing: symmetry tables of fixed size indexed modulo their length; the mean and
 // std lists are checked to have one value per channel when the batcher is built.
 #![allow(clippy::indexing_slicing)]
 
@@ -194,7 +194,7 @@ impl Batcher<Stamp, StampBatch> for StampBatcher {
     fn batch(&self, items: Vec<Stamp>, device: &Device) -> StampBatch {
         match self.try_batch(items, device) {
             Ok(b) => b,
-            // reviewed (issue 8): burn's `Batcher::batch` returns no error, and the datasets never
+            // burn's `Batcher::batch` returns no error, and the datasets never
             // give items this rejects (documented on the method); `try_batch` is the fallible way
             #[allow(clippy::panic)]
             Err(e) => panic!("torchfits: cannot batch the stamps: {e}"),

@@ -2,7 +2,7 @@
 //! ([`crate::wcs::DeviceWcs::coordinate_grid`], one launch per image in a batch), or on the CPU
 //! through wcslib.
 
-// Indexing reviewed (issue 8): stamp indices come from the batch's own list; world coordinates from the
+// Indexing: stamp indices come from the batch's own list; world coordinates from the
 // transform are sized to its `2 * points` input.
 #![allow(clippy::indexing_slicing)]
 

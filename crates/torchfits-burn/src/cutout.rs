@@ -1,6 +1,6 @@
 //! Stamps around catalog positions.
 
-// Indexing reviewed (issue 8): catalog rows and image indices are the dataset's own (placed at build);
+// Indexing: catalog rows and image indices are the dataset's own (placed at build);
 // positions are pairs; stamp rows are cut from a section clipped to the image.
 #![allow(clippy::indexing_slicing)]
 

@@ -1,6 +1,6 @@
 //! Images (one channel per HDU) as items, whole or cropped.
 
-// Indexing reviewed (issue 8): item indices below the dataset's length (checked by `get`'s caller
+// Indexing: item indices below the dataset's length (checked by `get`'s caller
 // contract and `Subset`), planes cut from a buffer of `channels * h * w`, label offsets from the
 // table reader's own string offsets.
 #![allow(clippy::indexing_slicing)]

@@ -22,7 +22,7 @@ mod batch;
 mod catalog;
 mod coords;
 mod cutout;
-mod ffi;
+mod kernels;
 mod imaging;
 mod prefetch;
 mod spectra;

@@ -1,6 +1,6 @@
 //! Reading ahead on threads of our own, in a fixed order.
 
-// Indexing reviewed (issue 8): the queue index is taken modulo the number of queues (at least one).
+// Indexing: the queue index is taken modulo the number of queues (at least one).
 #![allow(clippy::indexing_slicing)]
 
 use std::sync::Arc;

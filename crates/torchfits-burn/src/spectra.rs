@@ -1,6 +1,6 @@
 //! Spectra as items: rows of `[nspec, nwave]` images (DESI-style) or array cells of a table.
 
-// Indexing reviewed (issue 8): file and row indices come from the dataset's layout, made at build;
+// Indexing: file and row indices come from the dataset's layout, made at build;
 // planes are cut from a buffer sized to the item.
 #![allow(clippy::indexing_slicing)]
 
@@ -373,7 +373,7 @@ impl Batcher<Spectrum, SpectrumBatch> for SpectrumBatcher {
     fn batch(&self, items: Vec<Spectrum>, device: &Device) -> SpectrumBatch {
         match self.try_batch(items, device) {
             Ok(b) => b,
-            // reviewed (issue 8): burn's `Batcher::batch` returns no error, and the datasets never
+            // burn's `Batcher::batch` returns no error, and the datasets never
             // give items this rejects (documented on the method); `try_batch` is the fallible way
             #[allow(clippy::panic)]
             Err(e) => panic!("torchfits: cannot batch the spectra: {e}"),

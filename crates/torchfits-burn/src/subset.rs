@@ -1,6 +1,6 @@
 //! Subsets and shards of a dataset.
 
-// Indexing reviewed (issue 8): the permutation is split at a count checked against its length.
+// Indexing: the permutation is split at a count checked against its length.
 #![allow(clippy::indexing_slicing)]
 
 use std::sync::Arc;

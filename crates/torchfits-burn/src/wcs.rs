@@ -33,7 +33,7 @@
 //! # }
 //! ```
 
-// Indexing reviewed (issue 8): points are chunks of two values, parameter blocks have their fixed length,
+// Indexing: points are chunks of two values, parameter blocks have their fixed length,
 // and the probe's and the host fallback's buffers are sized to the points they hold.
 #![allow(clippy::indexing_slicing)]
 
@@ -41,7 +41,7 @@ use std::sync::Mutex;
 
 use torchfits_core::{Error, ErrorKind, ProjectionParameters, Result, Wcs};
 
-use crate::ffi::{HOST, INVALID};
+use crate::kernels::{HOST, INVALID};
 
 /// Where the kernel runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -84,7 +84,7 @@ impl GpuDevice {
 /// The general kernel's projection number and constants for `t` (wcslib's derived values,
 /// from the parameters it resolved), or None when the kernel does not have the projection.
 fn native_constants(t: &ProjectionParameters) -> Option<(u32, [f64; 8], Vec<f64>, usize)> {
-    use crate::ffi::proj as p;
+    use crate::kernels::proj as p;
     let r0 = t.r0;
     let pv = &t.pv;
     let deg = std::f64::consts::PI / 180.0;
@@ -245,9 +245,9 @@ fn native_constants(t: &ProjectionParameters) -> Option<(u32, [f64; 8], Vec<f64>
 #[derive(Debug, Clone)]
 enum Path {
     /// The plain zenithal projections in f32 offsets from the reference point
-    /// ([`crate::ffi::tan_offsets`]): `params` as that kernel takes them, `lat0` = CRVAL's latitude.
+    /// ([`crate::kernels::tan_offsets`]): `params` as that kernel takes them, `lat0` = CRVAL's latitude.
     Offsets { params: Vec<f32>, proj: u32, lat0: f64 },
-    /// The general kernel ([`crate::ffi::native`]), in f64 when `wide`.
+    /// The general kernel ([`crate::kernels::native`]), in f64 when `wide`.
     Native { params: Vec<f64>, poly: Vec<f64>, proj: u32, nz: usize, wide: bool },
 }
 
@@ -432,9 +432,9 @@ fn run_native(k: &Kernel, client: &cubecl::client::Client, pixels: &[f64], world
     };
     let uv: Vec<f64> =
         pixels.chunks_exact(2).flat_map(|p| [p[0] + 1.0 - k.crpix[0], p[1] + 1.0 - k.crpix[1]]).collect();
-    let launch = crate::ffi::NativeLaunch { pix: &uv, params, poly, n1: k.n1, proj: *proj, nz: *nz, grid: (0, 0) };
+    let launch = crate::kernels::NativeLaunch { pix: &uv, params, poly, n1: k.n1, proj: *proj, nz: *nz, grid: (0, 0) };
     let out =
-        if *wide { crate::ffi::native::<f64>(client, &launch)? } else { crate::ffi::native::<f32>(client, &launch)? };
+        if *wide { crate::kernels::native::<f64>(client, &launch)? } else { crate::kernels::native::<f32>(client, &launch)? };
     Ok(k.place(&out, world))
 }
 
@@ -539,7 +539,7 @@ impl DeviceWcs {
         let state: Vec<u8> = match &k.path {
             Path::Offsets { params, proj, lat0 } => {
                 let pix: Vec<f32> = pixels.iter().map(|&p| p as f32).collect();
-                let offsets = crate::ffi::tan_offsets(client, &pix, params, k.n1, *proj)?;
+                let offsets = crate::kernels::tan_offsets(client, &pix, params, k.n1, *proj)?;
                 world
                     .chunks_exact_mut(2)
                     .zip(offsets.chunks_exact(2))
@@ -620,7 +620,7 @@ impl DeviceWcs {
             };
             let uv: Vec<f64> =
                 origins.iter().flat_map(|&(x, y)| [x + 1.0 - k.crpix[0], y + 1.0 - k.crpix[1]]).collect();
-            let launch = crate::ffi::NativeLaunch {
+            let launch = crate::kernels::NativeLaunch {
                 pix: &uv,
                 params,
                 poly,
@@ -630,9 +630,9 @@ impl DeviceWcs {
                 grid: (width, height),
             };
             let out = if *wide {
-                crate::ffi::native::<f64>(client, &launch)?
+                crate::kernels::native::<f64>(client, &launch)?
             } else {
-                crate::ffi::native::<f32>(client, &launch)?
+                crate::kernels::native::<f32>(client, &launch)?
             };
             state = k.place(&out, &mut world);
         }

@@ -5,7 +5,7 @@
 //! This is a harness over the public API, as a training loop would use it: buffers are reused
 //! from one run to the next, as the peers' `raw` case reuses its buffer.
 
-// Indexing reviewed (issue 8): the benchmark indexes its own synthetic inputs and timing lists (never empty).
+// Indexing: the benchmark indexes its own synthetic inputs and timing lists (never empty).
 #![allow(clippy::indexing_slicing)]
 
 use crate::output::outln;

@@ -1,7 +1,7 @@
 //! The kernels and their launches: the one place of this crate with `unsafe` (a launch trusts
 //! the kernel to stay inside the buffers it is given).
 
-// Indexing reviewed (issue 8): the CubeCL kernels index device arrays by the launch's own point index,
+// Indexing: the CubeCL kernels index device arrays by the launch's own point index,
 // guarded by `ABSOLUTE_POS < len` (an out-of-range read on the device is the runtime's, not a Rust
 // panic); the host side indexes the parameter block of fixed length `NPARAMS`.
 #![allow(clippy::indexing_slicing)]
