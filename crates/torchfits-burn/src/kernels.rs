@@ -27,20 +27,8 @@ fn tan_offsets_kernel<F: Float>(pix: &[F], params: &[F], out: &mut [F], #[compti
         let mut v = pix[2 * i + 1] + F::new(1.0) - params[1];
         if comptime![n1 > 0] {
             // SIP: the distortion at (u, v), added to both
-            let mut du = F::new(0.0);
-            let mut dv = F::new(0.0);
-            let mut up = F::new(1.0);
-            #[unroll]
-            for p in 0..n1 {
-                let mut vq = F::new(1.0);
-                #[unroll]
-                for q in 0..n1 {
-                    du += params[8 + p * n1 + q] * up * vq;
-                    dv += params[8 + n1 * n1 + p * n1 + q] * up * vq;
-                    vq *= v;
-                }
-                up *= u;
-            }
+            let du = sip_polynomial::<F>(params, 8, u, v, n1);
+            let dv = sip_polynomial::<F>(params, 8 + n1 * n1, u, v, n1);
             u += du;
             v += dv;
         }
@@ -102,6 +90,26 @@ fn tan_offsets_kernel<F: Float>(pix: &[F], params: &[F], out: &mut [F], #[compti
             out[2 * i + 1] = F::new(HOST);
         }
     }
+}
+
+/// One SIP polynomial at (u, v): `sum over p, q < n1 of c[p][q] u^p v^q`, its coefficients
+/// `c[p][q]` at `params[base + p * n1 + q]` (the `A` polynomial gives the u distortion, `B` the v
+/// one). The loops unroll at compile time.
+#[cube]
+fn sip_polynomial<F: Float>(params: &[F], base: usize, u: F, v: F, #[comptime] n1: usize) -> F {
+    let mut sum = F::new(0.0);
+    let mut up = F::new(1.0);
+    #[unroll]
+    for p in 0..n1 {
+        let mut vq = F::new(1.0);
+        #[unroll]
+        for q in 0..n1 {
+            sum += params[base + p * n1 + q] * up * vq;
+            vq *= v;
+        }
+        up *= u;
+    }
+    sum
 }
 
 /// The general kernel's projections (comptime `proj`), in [`native_kernel`]'s numbering.
@@ -179,20 +187,8 @@ fn native_kernel<F: Float>(
             v = pix[2 * i + 1];
         }
         if comptime![n1 > 0] {
-            let mut du = F::new(0.0);
-            let mut dv = F::new(0.0);
-            let mut up = F::new(1.0);
-            #[unroll]
-            for p in 0..n1 {
-                let mut vq = F::new(1.0);
-                #[unroll]
-                for q in 0..n1 {
-                    du += params[N_SIP + p * n1 + q] * up * vq;
-                    dv += params[N_SIP + n1 * n1 + p * n1 + q] * up * vq;
-                    vq *= v;
-                }
-                up *= u;
-            }
+            let du = sip_polynomial::<F>(params, N_SIP, u, v, n1);
+            let dv = sip_polynomial::<F>(params, N_SIP + n1 * n1, u, v, n1);
             u += du;
             v += dv;
         }

@@ -433,8 +433,11 @@ fn run_native(k: &Kernel, client: &cubecl::client::Client, pixels: &[f64], world
     let uv: Vec<f64> =
         pixels.chunks_exact(2).flat_map(|p| [p[0] + 1.0 - k.crpix[0], p[1] + 1.0 - k.crpix[1]]).collect();
     let launch = crate::kernels::NativeLaunch { pix: &uv, params, poly, n1: k.n1, proj: *proj, nz: *nz, grid: (0, 0) };
-    let out =
-        if *wide { crate::kernels::native::<f64>(client, &launch)? } else { crate::kernels::native::<f32>(client, &launch)? };
+    let out = if *wide {
+        crate::kernels::native::<f64>(client, &launch)?
+    } else {
+        crate::kernels::native::<f32>(client, &launch)?
+    };
     Ok(k.place(&out, world))
 }
 
