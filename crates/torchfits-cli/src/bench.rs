@@ -84,8 +84,8 @@ fn cutout<T: torchfits_core::Pixel>(path: PathBuf, hdu: usize) -> Vec<Way> {
 }
 
 /// `sections` of HDU `hdu` of one open file (opened on the first run, kept open across runs, as a
-/// data loader keeps its files), shared by `threads` threads that read a share each: one reader
-/// per thread, one stamp buffer per section.
+/// data loader keeps its files), shared by `threads` threads that read a share each (the first on
+/// the calling thread): one reader per thread, one stamp buffer per section.
 fn shared_cutouts<T: torchfits_core::Pixel>(
     path: PathBuf,
     hdu: usize,
@@ -105,19 +105,21 @@ fn shared_cutouts<T: torchfits_core::Pixel>(
                     None => file.insert(options.clone().threads(1).open(&path)?),
                 };
                 let per = sections.len().div_ceil(threads);
+                let read = |sections: &[Section], stamps: &mut [Vec<T>]| {
+                    let image = file.image(hdu)?;
+                    sections.iter().zip(stamps).try_for_each(|(s, buf)| image.read_section_into(s, buf))
+                };
+                // the first share on this thread, each other share on a thread of its own
+                let mut shares = sections.chunks(per).zip(stamps.chunks_mut(per));
+                let Some((first_sections, first_stamps)) = shares.next() else { return Ok(()) };
                 std::thread::scope(|scope| {
-                    let reads: Vec<_> = sections
-                        .chunks(per)
-                        .zip(stamps.chunks_mut(per))
-                        .map(|(sections, stamps)| {
-                            scope.spawn(move || {
-                                let image = file.image(hdu)?;
-                                sections.iter().zip(stamps).try_for_each(|(s, buf)| image.read_section_into(s, buf))
-                            })
-                        })
-                        .collect();
-                    reads.into_iter().try_for_each(|r| {
-                        r.join().unwrap_or_else(|_| Err(Error::new(ErrorKind::Decoding, "a reader thread panicked")))
+                    let others: Vec<_> = shares.map(|(s, b)| scope.spawn(move || read(s, b))).collect();
+                    let mine = read(first_sections, first_stamps);
+                    others.into_iter().fold(mine, |acc, r| {
+                        let r = r
+                            .join()
+                            .unwrap_or_else(|_| Err(Error::new(ErrorKind::Decoding, "a reader thread panicked")));
+                        acc.and(r)
                     })
                 })
             }),

@@ -386,10 +386,13 @@ impl FitsFile {
             },
             None => {
                 let bytes = self.inner.cfitsio.with(|handle| {
-                    if let Err(e) = handle.move_to(index) {
+                    match handle.move_to(index) {
                         // END_OF_FILE / BAD_HDU_NUM: past the last HDU
-                        let past_end = index > 0 && e.cfitsio().is_some_and(|c| c.status == 107 || c.status == 301);
-                        return Ok(if past_end { None } else { return Err(e) });
+                        Err(e) if index > 0 && e.cfitsio().is_some_and(|c| c.status == 107 || c.status == 301) => {
+                            return Ok(None);
+                        }
+                        Err(e) => return Err(e),
+                        Ok(_) => {}
                     }
                     let ncards = handle.card_count()?;
                     if ncards > limits.max_header_cards {
