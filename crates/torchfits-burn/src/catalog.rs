@@ -67,10 +67,10 @@ pub(crate) fn read_batches(path: &Path, columns: &[&str], hdu: Option<&str>) -> 
         "parquet" | "pq" => read_parquet(path, columns),
         "arrow" | "feather" | "ipc" => read_arrow(path, columns),
         _ => {
-            let mut file = FitsFile::open(path)?;
+            let file = FitsFile::open(path)?;
             let selector: HduSelector = match hdu {
                 Some(h) => h.into(),
-                None => first_table(&mut file)?.into(),
+                None => first_table(&file)?.into(),
             };
             let batches = file.table(selector)?.with_columns(columns)?.build()?;
             batches.collect::<Result<Vec<_>>>()
