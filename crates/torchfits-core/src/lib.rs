@@ -1,12 +1,15 @@
 //! # torchfits-core
 //!
-//! FITS reading for Rust data pipelines, on cfitsio: open a file, list its HDUs, read headers as
-//! typed cards and images (whole, N-D sections, tile-compressed) straight into buffers the caller
-//! owns, with astropy's semantics for pixel types and scaling.
+//! FITS I/O for Rust data pipelines: open a file (on disk, in memory, or any [`ByteSource`]),
+//! list its HDUs, read headers as typed cards, images (whole, N-D sections, tile-compressed) and
+//! tables (columns, row ranges, filters, Arrow) straight into buffers the caller owns, with
+//! astropy's semantics; write images, tables and headers atomically. An open [`FitsFile`] is
+//! shared by any number of threads. Headers, plain images, RICE_1 and GZIP tiles and tables are
+//! read in Rust; cfitsio only decodes HCOMPRESS and PLIO tiles (after torchfits has checked them).
 //!
 //! What it does not do: it knows nothing of Burn or any tensor library (that is `torchfits-burn`),
-//! and it has no command line (that is `torchfits-cli`). World coordinates come from wcslib
-//! ([`Wcs`]).
+//! and it has no command line or output formats of its own (that is `torchfits-cli`). World
+//! coordinates come from wcslib ([`Wcs`]). The repository's `ARCHITECTURE.md` maps its layers.
 //!
 //! ```
 //! use torchfits_core::{Dtype, FitsFile, Section};
