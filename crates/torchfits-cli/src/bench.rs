@@ -83,9 +83,10 @@ fn cutout<T: torchfits_core::Pixel>(path: PathBuf, hdu: usize) -> Vec<Way> {
     out
 }
 
-/// `sections` of HDU `hdu` of one open file (opened on the first run, kept open across runs, as a
-/// data loader keeps its files), shared by `threads` threads that read a share each (the first on
-/// the calling thread): one reader per thread, one stamp buffer per section.
+/// `sections` of HDU `hdu` of one open file, shared by `threads` threads that read a share each,
+/// as a data loader reads: the file is opened on the first run and kept open, and so are the
+/// worker threads (`threads - 1` of them; the calling thread reads the first share), each with a
+/// clone of the open file and its own stamp buffers.
 fn shared_cutouts<T: torchfits_core::Pixel>(
     path: PathBuf,
     hdu: usize,
@@ -95,37 +96,94 @@ fn shared_cutouts<T: torchfits_core::Pixel>(
     let mut out: Vec<Way> = Vec::new();
     for (name, options) in ways() {
         let (path, sections) = (path.clone(), sections.to_vec());
-        let mut stamps: Vec<Vec<T>> = sections.iter().map(|s| vec![T::default(); s.len()]).collect();
-        let mut file: Option<FitsFile> = None;
+        let mut loader: Option<Loader<T>> = None;
         out.push((
             name,
             Box::new(move || {
-                let file = match &file {
-                    Some(f) => f,
-                    None => file.insert(options.clone().threads(1).open(&path)?),
+                let loader = match &mut loader {
+                    Some(l) => l,
+                    None => {
+                        loader.insert(Loader::start(options.clone().threads(1).open(&path)?, hdu, &sections, threads))
+                    }
                 };
-                let per = sections.len().div_ceil(threads);
-                let read = |sections: &[Section], stamps: &mut [Vec<T>]| {
-                    let image = file.image(hdu)?;
-                    sections.iter().zip(stamps).try_for_each(|(s, buf)| image.read_section_into(s, buf))
-                };
-                // the first share on this thread, each other share on a thread of its own
-                let mut shares = sections.chunks(per).zip(stamps.chunks_mut(per));
-                let Some((first_sections, first_stamps)) = shares.next() else { return Ok(()) };
-                std::thread::scope(|scope| {
-                    let others: Vec<_> = shares.map(|(s, b)| scope.spawn(move || read(s, b))).collect();
-                    let mine = read(first_sections, first_stamps);
-                    others.into_iter().fold(mine, |acc, r| {
-                        let r = r
-                            .join()
-                            .unwrap_or_else(|_| Err(Error::new(ErrorKind::Decoding, "a reader thread panicked")));
-                        acc.and(r)
-                    })
-                })
+                loader.run()
             }),
         ));
     }
     out
+}
+
+/// One share of a loader's sections: the stamps it reads into.
+struct Share<T> {
+    sections: Vec<Section>,
+    stamps: Vec<Vec<T>>,
+}
+
+impl<T: torchfits_core::Pixel> Share<T> {
+    fn new(sections: &[Section]) -> Self {
+        Share { sections: sections.to_vec(), stamps: sections.iter().map(|s| vec![T::default(); s.len()]).collect() }
+    }
+
+    fn read(&mut self, file: &FitsFile, hdu: usize) -> Result<(), Error> {
+        let image = file.image(hdu)?;
+        self.sections.iter().zip(&mut self.stamps).try_for_each(|(s, buf)| image.read_section_into(s, buf))
+    }
+}
+
+/// Worker threads kept across runs, each reading its share of one open file when told to.
+struct Loader<T> {
+    file: FitsFile,
+    hdu: usize,
+    mine: Share<T>,
+    go: Vec<std::sync::mpsc::Sender<()>>,
+    done: std::sync::mpsc::Receiver<Result<(), Error>>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl<T: torchfits_core::Pixel> Loader<T> {
+    fn start(file: FitsFile, hdu: usize, sections: &[Section], threads: usize) -> Self {
+        let per = sections.len().div_ceil(threads.max(1)).max(1);
+        let mut shares = sections.chunks(per);
+        let mine = Share::new(shares.next().unwrap_or(&[]));
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let (mut go, mut workers) = (Vec::new(), Vec::new());
+        for share in shares {
+            let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+            let (file, done_tx, mut share) = (file.clone(), done_tx.clone(), Share::<T>::new(share));
+            workers.push(std::thread::spawn(move || {
+                for () in go_rx {
+                    if done_tx.send(share.read(&file, hdu)).is_err() {
+                        return;
+                    }
+                }
+            }));
+            go.push(go_tx);
+        }
+        Loader { file, hdu, mine, go, done, workers }
+    }
+
+    /// One run: every worker reads its share while this thread reads the first.
+    fn run(&mut self) -> Result<(), Error> {
+        let gone = || Error::new(ErrorKind::Decoding, "a reader thread ended");
+        for go in &self.go {
+            go.send(()).map_err(|_| gone())?;
+        }
+        let mut result = self.mine.read(&self.file, self.hdu);
+        for _ in &self.go {
+            result = result.and(self.done.recv().map_err(|_| gone())?);
+        }
+        result
+    }
+}
+
+impl<T> Drop for Loader<T> {
+    fn drop(&mut self) {
+        // closing the channels ends the workers' loops
+        self.go.clear();
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
 }
 
 /// The ways through a [`FileCache`] kept from one run to the next, as a training loop keeps
