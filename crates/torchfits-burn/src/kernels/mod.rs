@@ -2,7 +2,7 @@
 //! `unsafe` (a launch trusts the kernel to stay inside the buffers it is given). The entry points
 //! and launches are here; each projection family's inverse is a module of its own (`zenithal`,
 //! `cylindrical`, `conic`), beside the SIP polynomials (`sip`) and the trigonometry (`trig`) they
-//! share. The host side is `crate::wcs`.
+//! share. The host side (parameters, fallbacks to wcslib) is the `wcs` module, which uses these.
 
 // Indexing: the CubeCL kernels index device arrays by the launch's own point index,
 // guarded by `ABSOLUTE_POS < len` (an out-of-range read on the device is the runtime's, not a Rust
