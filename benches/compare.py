@@ -2,6 +2,7 @@
 """torchfits against its peers on the standard benchmark files, in one run.
 
     python3 benches/compare.py [--dir bench-data] [--runs 7] [--peers ../shared/peers/peer_bench.py]
+                               [--baseline OLD/torchfits]
 
 1. makes the standard files in DIR with the peers' script if they are not there (astropy and python
    fitsio write them; torchfits does not);
@@ -11,6 +12,10 @@
 4. prints a Markdown table: each peer's median, torchfits' median and the way that gave it,
    the speed-up over the faster python peer (python fitsio or astropy), over the `fitsio` crate,
    torchfits' time over the raw page-cache read, and the target each case must meet.
+
+With --baseline, a `torchfits` binary of another build (an earlier commit) is timed in the same
+run, right after this build, and a second table gives each case's time in both and their ratio:
+whether a change made torchfits slower, on this machine, whatever the peers did.
 
 The table, the machine and the versions go to stdout; the raw JSON files stay in DIR/results/.
 """
@@ -81,6 +86,7 @@ def main():
     ap.add_argument("--dir", default=os.path.join(ROOT, "bench-data"))
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--peers", default=os.path.join(ROOT, "..", "shared", "peers", "peer_bench.py"))
+    ap.add_argument("--baseline", help="a torchfits binary of another build, timed in the same run")
     a = ap.parse_args()
     d = os.path.abspath(a.dir)
     out = os.path.join(d, "results")
@@ -100,6 +106,9 @@ def main():
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
     run([os.path.join(target, "release", "torchfits"), "bench", "--dir", d, "--runs", runs, "--json", tf_json],
         stdout=sys.stderr)
+    base_json = os.path.join(out, "baseline.json")
+    if a.baseline:
+        run([a.baseline, "bench", "--dir", d, "--runs", runs, "--json", base_json], stdout=sys.stderr)
 
     peers_doc = load(peers_json)
     peers, ours, rs = peers_doc["cases"], load(tf_json)["cases"], load(rs_json)["cases"]
@@ -147,6 +156,16 @@ def main():
         for cid in others:
             t = ours[cid].get("torchfits")
             print(f"| {cid} | {'-' if t is None else f'{t:.3f}'} | {ours[cid].get('way', '')} |")
+    if a.baseline:
+        base = load(base_json)["cases"]
+        print(f"\nThis build against the baseline build ({a.baseline}), same run (baseline / this build: "
+              "above 1 is faster now):\n")
+        print("| case | baseline | this build | baseline / this build |")
+        print("|---|---|---|---|")
+        for cid in ours:
+            t, b = (ours.get(cid) or {}).get("torchfits"), (base.get(cid) or {}).get("torchfits")
+            ratio = "-" if not (t and b) else f"{b / t:.2f}"
+            print(f"| {cid} | {'-' if b is None else f'{b:.3f}'} | {'-' if t is None else f'{t:.3f}'} | {ratio} |")
 
 
 if __name__ == "__main__":
