@@ -69,7 +69,7 @@ fn inflate(
         )));
     }
     let inflated = PathBuf::from(format!("/proc/self/fd/{}", scratch.as_raw_fd()));
-    LocalFile::new(scratch, copied, mmap, inflated)
+    LocalFile::new(scratch, mmap, inflated)
 }
 
 /// A new file in the temporary directory, already unlinked: it lives as long as its handle.

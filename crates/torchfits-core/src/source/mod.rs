@@ -126,8 +126,7 @@ pub(crate) fn open_path(path: &Path, mmap: bool, max_inflated: u64) -> Result<Op
     if n < magic.len() || &magic != b"SIMPLE  =" {
         return Ok(None);
     }
-    let len = file.metadata().map_err(|e| Error::io(e, "cannot stat"))?.len();
-    Ok(Some(LocalFile::new(file, len, mmap, path.to_path_buf())?))
+    Ok(Some(LocalFile::new(file, mmap, path.to_path_buf())?))
 }
 
 /// A plain FITS file on disk (or the unlinked, inflated copy of a gzip or .Z file): `pread`, and
@@ -145,9 +144,11 @@ pub(crate) struct LocalFile {
 }
 
 impl LocalFile {
-    /// A file already open and known to hold FITS bytes (`len` of them), named `path`.
-    fn new(file: File, len: u64, mmap: bool, path: PathBuf) -> Result<LocalFile> {
+    /// A file already open and known to hold FITS bytes, named `path` (one `fstat` for its length
+    /// and its identity).
+    fn new(file: File, mmap: bool, path: PathBuf) -> Result<LocalFile> {
         let meta = file.metadata().map_err(|e| Error::io(e, "cannot stat"))?;
+        let len = meta.len();
         let version = format!("{}:{}:{}:{}.{}", meta.dev(), meta.ino(), meta.len(), meta.mtime(), meta.mtime_nsec());
         let id = SourceId { location: path.display().to_string(), version };
         Ok(LocalFile { file, len, mmap, map: OnceLock::new(), cfitsio_path: path, id })
