@@ -1,7 +1,7 @@
 //! Pixel to world on a GPU, for the celestial projections of wcslib's zenithal, cylindrical,
 //! pseudo-cylindrical, conic and polyconic families (TAN, SIN, ARC, STG, ZEA, AZP, SZP, ZPN, AIR,
 //! CYP, CEA, CAR, MER, SFL, PAR, MOL, AIT, COP, COE, COD, COO, BON, PCO) with SIP, from the
-//! parameters wcslib resolved ([`torchfits_core::ProjectionParameters`]); every other WCS (more
+//! parameters wcslib resolved ([`torchfits_wcs::ProjectionParameters`]); every other WCS (more
 //! than two axes, spectral or tabular axes, wcslib's own distortions, the quad-cube and HEALPix
 //! projections) falls back to wcslib on the host, transparently (a line on stderr with
 //! `TORCHFITS_LOG=debug`).
@@ -39,7 +39,8 @@
 
 use std::sync::Mutex;
 
-use torchfits_core::{Error, ErrorKind, ProjectionParameters, Result, Wcs};
+use torchfits_format::{Error, ErrorKind, Result};
+use torchfits_wcs::{ProjectionParameters, Wcs};
 
 use crate::kernels::{HOST, INVALID};
 
@@ -373,8 +374,8 @@ fn probe_f64(client: &cubecl::client::Client) -> bool {
     let pixels: Vec<f64> =
         (0..48).flat_map(|j| (0..64).flat_map(move |i| [i as f64 * 5.7 - 3.0, j as f64 * 3.9 - 2.0])).collect();
     for (code, pv) in [("AIT", None), ("MER", None), ("COO", Some((2, 45.0))), ("AIR", Some((1, 45.0)))] {
-        let mut h = torchfits_core::Header::new();
-        let mut cards: Vec<(String, torchfits_core::Value)> = vec![
+        let mut h = torchfits_format::Header::new();
+        let mut cards: Vec<(String, torchfits_format::Value)> = vec![
             ("CTYPE1".into(), format!("RA---{code}").into()),
             ("CTYPE2".into(), format!("DEC--{code}").into()),
             ("CRPIX1".into(), 180.5.into()),

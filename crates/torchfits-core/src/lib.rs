@@ -35,6 +35,20 @@
 //!   tiles it touches.
 //! - Every error names the file, the HDU and the cause ([`Error`]); sizes read from a file are
 //!   checked against [`Limits`] before anything is allocated.
+//!
+//! ```
+//! use torchfits_core::{ErrorKind, FitsFile};
+//! # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");
+//! let err = FitsFile::open(path)?.image("CATALOG").unwrap_err();
+//! assert_eq!(err.kind(), ErrorKind::Parameter);            // the caller asked a table for pixels
+//! assert_eq!(err.hdu(), Some(4));
+//! assert!(err.to_string().ends_with("HDU 4: the HDU is a bintable, not an image"));
+//!
+//! let err = FitsFile::open("/no/such/file.fits").unwrap_err();
+//! assert_eq!(err.kind(), ErrorKind::Io);
+//! assert!(err.to_string().starts_with("/no/such/file.fits: cannot open"));
+//! # Ok::<(), torchfits_core::Error>(())
+//! ```
 #![deny(unsafe_code)]
 // no panic a file can trigger: every exception is a module's reviewed `allow` with its reason
 #![cfg_attr(
@@ -43,31 +57,27 @@
 )]
 #![deny(missing_docs)]
 
-// The layers, bottom up; each uses only those above it in this list (ARCHITECTURE.md).
+// The layers, bottom up: compression, ffi, source, cfitsio, io; each uses only those before it
+// (ARCHITECTURE.md). Below them are two crates: torchfits-format (errors, limits, cards, headers,
+// HDU layout, pixel types, table schemas, checksums) and torchfits-wcs (over wcs-sys).
 mod cfitsio;
 mod compression;
-mod error;
 mod ffi;
-mod format;
 mod io;
-mod limits;
 mod source;
-mod threads;
-mod wcs;
 
-pub use error::{CfitsioError, Error, ErrorKind, Result};
-pub use format::hdu::{HduInfo, HduKind, HduSelector};
-pub use format::header::{CARD_LEN, Card, Header, Value};
-pub use format::pixel::{Dtype, ImageData, Pixel, Pixels, Scaling, Section};
 pub use io::cache::{CacheStats, FileCache, with_cached_file};
 pub use io::file::{FitsFile, OpenOptions};
 pub use io::image::ImageReader;
 pub use io::pool::{BufferPool, PoolStats, PooledBuffer};
 pub use io::table::{self, ColumnData, ColumnPool, ColumnValues, TableBatch, TableReader, TableSchema};
 pub use io::write::{self, Compression, FitsWriter, Quantize, WriteOptions};
-pub use limits::Limits;
 pub use source::{ByteSource, SourceId};
-pub use wcs::{ProjectionParameters, SipPolynomials, Wcs, WcsOptions};
+pub use torchfits_format::{
+    CARD_LEN, Card, CfitsioError, Dtype, Error, ErrorKind, HduInfo, HduKind, HduSelector, Header, ImageData, Limits,
+    Pixel, Pixels, Result, Scaling, Section, Value,
+};
+pub use torchfits_wcs::{ProjectionParameters, SipPolynomials, Wcs, WcsOptions};
 
 /// Whether the linked cfitsio is reentrant, i.e. separate handles may be used from separate
 /// threads at once without a process-wide lock (this crate falls back to such a lock otherwise).

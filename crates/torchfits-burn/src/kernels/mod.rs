@@ -18,7 +18,7 @@ mod zenithal;
 
 use cubecl::prelude::*;
 use sip::sip_polynomial;
-use torchfits_core::{Error, ErrorKind, Result};
+use torchfits_format::{Error, ErrorKind, Result};
 use trig::{k_atan2, k_cos, k_sin};
 
 /// The kernel's mark for a point the host computes (offsets never exceed 360 degrees).

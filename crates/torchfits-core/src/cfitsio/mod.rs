@@ -7,11 +7,11 @@ mod pool;
 pub(crate) use pool::HandlePool;
 
 use crate::compression::{Codec, TileCompression, gzip, rice};
-use crate::error::{Error, ErrorKind, Result};
-use crate::format::header::Header;
-use crate::format::table_schema::{TableSchema, VarArray};
-use crate::limits::Limits;
 use crate::source::ByteSource;
+use torchfits_format::error::{Error, ErrorKind, Result};
+use torchfits_format::header::Header;
+use torchfits_format::limits::Limits;
+use torchfits_format::table_schema::{TableSchema, VarArray};
 
 /// Most axes cfitsio reads without crashing: 4.6 segfaults on a header of more than ~101 (an
 /// image of 110 axes, measured), though the standard allows 999.

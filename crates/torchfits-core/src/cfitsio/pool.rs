@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
-use crate::error::Result;
 use crate::ffi::cfitsio::Handle;
-use crate::threads::default_threads;
+use torchfits_format::error::Result;
+use torchfits_format::threads::default_threads;
 
 /// Idle handles on one file (at most one per core are kept).
 #[derive(Debug)]

@@ -7,9 +7,9 @@ pub(crate) mod quantize;
 pub(crate) mod rice;
 pub(crate) mod unlzw;
 
-use crate::error::{Error, Result};
-use crate::format::cards::{Record, structural};
-use crate::format::header::{Header, Value};
+use torchfits_format::cards::{Record, structural};
+use torchfits_format::error::{Error, Result};
+use torchfits_format::header::{Header, Value};
 
 /// Most ZNAMEn/ZVALn pairs a header may give (the convention numbers them from 1).
 const MAX_PARAMETERS: usize = 9;

@@ -14,7 +14,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use fitsio_sys as sys;
 
-use crate::error::{CfitsioError, Error, Result};
+use torchfits_format::error::{CfitsioError, Error, Result};
 
 unsafe extern "C" {
     /// cfitsio's raw read at the current position (`fitsio2.h`, exported by libcfitsio; not in
@@ -81,7 +81,7 @@ pub(crate) fn plio(pixels: &mut [i32]) -> Result<Vec<i16>> {
     out.truncate(len.min(cap));
     Ok(out)
 }
-use crate::format::pixel::{Dtype, Pixel};
+use torchfits_format::pixel::{Dtype, Pixel};
 
 /// Whether the linked cfitsio was built reentrant (thread-safe with one handle per thread).
 pub(crate) fn is_reentrant() -> bool {
@@ -253,7 +253,7 @@ impl Handle {
     /// [`Handle::read_subset`].
     pub(crate) fn read_section<T: Pixel>(
         &mut self,
-        section: &crate::format::pixel::Section,
+        section: &torchfits_format::pixel::Section,
         out: &mut [T],
         nan_nulls: bool,
     ) -> Result<()> {

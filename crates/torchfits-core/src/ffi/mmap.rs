@@ -1,6 +1,6 @@
 //! A read-only memory map of a file (memmap2).
 
-use crate::error::{Error, Result};
+use torchfits_format::error::{Error, Result};
 
 /// A read-only memory map of a whole file (the `mmap` mode of direct reads).
 #[derive(Debug)]

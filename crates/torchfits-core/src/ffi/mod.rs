@@ -1,11 +1,9 @@
-//! Every `unsafe` block of the crate: cfitsio's C API, wcslib's (through the wcs-sys shim), the
-//! memory map of a file, and the one plain-old-data type whose `Pod` impl is written by hand.
+//! Every `unsafe` block of the crate: cfitsio's C API, the memory map of a file, and the one plain-old-data type whose `Pod` impl is written by hand.
 //! Raw pointers never leave this module; each block says why it is sound in a `// SAFETY:` line.
 #![allow(unsafe_code)]
 
 pub(crate) mod cfitsio;
 pub(crate) mod mmap;
-pub(crate) mod wcslib;
 
 /// 64 bytes aligned to 64: the unit of [`crate::BufferPool`] storage, so that every pooled
 /// buffer is cache-line aligned and can be viewed as a slice of any pixel type.

@@ -4,8 +4,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
-use crate::error::{Error, Result};
 use crate::io::file::{FitsFile, OpenOptions};
+use torchfits_format::error::{Error, Result};
 
 /// What identifies one version of a file: a rewritten file (new inode, size or mtime) is a
 /// different key, so it is reopened rather than read through a stale index.

@@ -12,10 +12,10 @@
 
 use bytemuck::Pod;
 
-use crate::error::{Error, Result};
+use torchfits_format::error::{Error, Result};
 
-use crate::format::pixel::{Dtype, Pixel, Section};
 use crate::source::ByteSource;
+use torchfits_format::pixel::{Dtype, Pixel, Section};
 
 /// Raw bytes read per `pread` call (and converted while they are in cache).
 const CHUNK_BYTES: usize = 256 * 1024;

@@ -5,18 +5,18 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use crate::cfitsio::{HandlePool, cfitsio_can_take, check_tile_descriptors};
 use crate::compression::TileCompression;
-use crate::error::{Error, ErrorKind, Result};
 use crate::ffi::cfitsio::Handle;
-use crate::format::hdu::{HduInfo, HduKind, HduSelector, ImageLayout, classify};
-use crate::format::header::Header;
-use crate::format::table_schema::TableSchema;
 use crate::io::image::ImageReader;
 use crate::io::index::{HduSpan, Index};
 use crate::io::table::TableReader;
 use crate::io::tiled::NativeTiles;
-use crate::limits::Limits;
 use crate::source::{self, ByteSource, InMemory};
-use crate::threads::default_threads;
+use torchfits_format::error::{Error, ErrorKind, Result};
+use torchfits_format::hdu::{HduInfo, HduKind, HduSelector, ImageLayout, classify};
+use torchfits_format::header::Header;
+use torchfits_format::limits::Limits;
+use torchfits_format::table_schema::TableSchema;
+use torchfits_format::threads::default_threads;
 
 /// How to open a file: the [`Limits`] to enforce and whether cfitsio's extended filename syntax is
 /// allowed.

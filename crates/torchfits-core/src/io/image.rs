@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
-use crate::format::hdu::{ImageLayout, checked_len};
-use crate::format::header::Header;
-use crate::format::pixel::{Dtype, ImageData, Pixel, Pixels, Scaling, Section};
 use crate::io::convert::{Plan, read_section};
 use crate::io::file::FitsFile;
 use crate::io::tiled::NativeTiles;
+use torchfits_format::error::{Error, Result};
+use torchfits_format::hdu::{ImageLayout, checked_len};
+use torchfits_format::header::Header;
+use torchfits_format::pixel::{Dtype, ImageData, Pixel, Pixels, Scaling, Section};
 
 /// Reads one image HDU of an open [`FitsFile`]. Made by [`FitsFile::image`], which reads the
 /// header; reads then go straight from the file into the caller's buffer.
@@ -58,7 +58,7 @@ impl ImageReader {
     ) -> Self {
         let plan = data_start.and_then(|start| {
             let bytes = (layout.bitpix.unsigned_abs() / 8) as u64;
-            let len = if layout.shape.is_empty() { 0 } else { layout.len().ok()? as u64 };
+            let len = if layout.shape.is_empty() { 0 } else { layout.pixel_count().ok()? as u64 };
             let end = start.checked_add(len.checked_mul(bytes)?)?;
             let s = layout.scaling;
             // astropy ignores BLANK = 0
@@ -81,7 +81,7 @@ impl ImageReader {
 
     /// Number of pixels (0 when the HDU has no data).
     pub fn len(&self) -> usize {
-        if self.layout.shape.is_empty() { 0 } else { self.layout.len().unwrap_or(0) }
+        if self.layout.shape.is_empty() { 0 } else { self.layout.pixel_count().unwrap_or(0) }
     }
 
     /// Whether the image has no pixels.

@@ -9,10 +9,10 @@
 
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
-use crate::format::header::{CARD_LEN, Header};
-use crate::limits::Limits;
 use crate::source::ByteSource;
+use torchfits_format::error::{Error, Result};
+use torchfits_format::header::{CARD_LEN, Header};
+use torchfits_format::limits::Limits;
 
 /// FITS block size.
 pub(crate) const BLOCK: u64 = 2880;

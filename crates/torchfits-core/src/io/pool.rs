@@ -12,9 +12,9 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::error::{Error, Result};
 use crate::ffi::Line;
-use crate::format::pixel::Pixel;
+use torchfits_format::error::{Error, Result};
+use torchfits_format::pixel::Pixel;
 
 /// Counters of a [`BufferPool`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -15,11 +15,11 @@ use std::ops::Range;
 
 use crate::compression::quantize::{N_RANDOM, ZERO_VALUE, random_sequence};
 use crate::compression::{Codec, Dither, FloatStorage, TileCompression, gzip, rice};
-use crate::error::{Error, Result};
-use crate::format::header::Header;
-use crate::format::pixel::{Dtype, Pixel, Section};
-use crate::format::table_schema::{FitsType, TableSchema, VarArray};
 use crate::source::ByteSource;
+use torchfits_format::error::{Error, Result};
+use torchfits_format::header::Header;
+use torchfits_format::pixel::{Dtype, Pixel, Section};
+use torchfits_format::table_schema::{FitsType, TableSchema, VarArray};
 
 /// Where the tiles of a RICE_1 or GZIP image are and how they are coded, from its binary table's
 /// header.
@@ -618,9 +618,9 @@ mod older_layouts {
     use std::io::Write;
 
     use crate::compression::rice;
-    use crate::format::cards::{Record, end, structural};
-    use crate::format::header::Value;
     use crate::{FitsFile, OpenOptions};
+    use torchfits_format::cards::{Record, end, structural};
+    use torchfits_format::header::Value;
 
     const W: usize = 50;
     const H: usize = 6;

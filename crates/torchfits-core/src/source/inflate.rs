@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use super::LocalFile;
 use crate::compression::unlzw;
-use crate::error::{Error, Result};
+use torchfits_format::error::{Error, Result};
 
 /// Inflates the gzip stream (every member) of `file` into an unlinked temporary file, refusing
 /// to write more than `max` bytes; the inflated bytes must be a FITS file.

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::error::{Error, Result};
 use crate::ffi::mmap::Map;
+use torchfits_format::error::{Error, Result};
 
 /// Positional reads of a FITS file's bytes: the seam between the readers and where the bytes
 /// live. Every method takes `&self`, and many threads read one source at once.

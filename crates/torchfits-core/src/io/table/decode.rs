@@ -6,7 +6,7 @@
 //! rows; every selected column of a chunk is decoded while the chunk's rows are in cache, so the
 //! raw rows cross the memory bus once, whatever the number of columns.
 
-use crate::format::table_schema::{ColumnSchema, FitsType};
+use torchfits_format::table_schema::{ColumnSchema, FitsType};
 
 /// Where cells come from: row `r`'s cell is `rows[r * stride + offset..][..width]`.
 #[derive(Debug, Clone, Copy)]

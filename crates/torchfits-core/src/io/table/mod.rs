@@ -28,7 +28,7 @@ mod filter;
 mod pool;
 mod reader;
 
-pub use crate::format::table_schema::{ColumnSchema, ColumnType, FitsType, TableSchema, VarArray};
 pub use filter::Filter;
 pub use pool::ColumnPool;
 pub use reader::{ColumnData, ColumnValues, DEFAULT_BATCH_ROWS, TableBatch, TableBatches, TableReader};
+pub use torchfits_format::table_schema::{ColumnSchema, ColumnType, FitsType, TableSchema, VarArray};

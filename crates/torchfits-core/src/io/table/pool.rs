@@ -7,9 +7,9 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::format::table_schema::ColumnType;
 use crate::io::pool::PoolStats;
 use crate::io::table::reader::{ColumnData, ColumnValues, TableBatch};
+use torchfits_format::table_schema::ColumnType;
 
 #[derive(Debug, Default)]
 struct Shared {
@@ -182,7 +182,7 @@ impl ColumnPool {
     fn take(&self, ty: ColumnType, len: usize) -> Option<ColumnValues> {
         let mut s = self.lock();
         let candidates = s.idle.iter().enumerate().filter(|(_, v)| same_kind(v, ty));
-        let fits = |v: &ColumnValues| capacity_bytes(v) / ty_size(ty).max(1) >= len;
+        let fits = |v: &ColumnValues| capacity_bytes(v) / ty.value_size() >= len;
         let best = candidates
             .min_by_key(|(_, v)| if fits(v) { (0, capacity_bytes(v)) } else { (1, usize::MAX - capacity_bytes(v)) })
             .map(|(i, _)| i);
@@ -246,17 +246,6 @@ impl ColumnPool {
             Some(ColumnValues::I32(v)) => sized(v, len),
             _ => sized(Vec::new(), len),
         }
-    }
-}
-
-/// Bytes per value of `ty`'s buffer.
-fn ty_size(ty: ColumnType) -> usize {
-    match ty {
-        ColumnType::Bool | ColumnType::Bits | ColumnType::U8 | ColumnType::Str => 1,
-        ColumnType::I16 | ColumnType::U16 => 2,
-        ColumnType::I32 | ColumnType::U32 | ColumnType::F32 => 4,
-        ColumnType::I64 | ColumnType::U64 | ColumnType::F64 | ColumnType::ComplexF32 => 8,
-        ColumnType::ComplexF64 => 16,
     }
 }
 

@@ -8,14 +8,14 @@
 
 use std::ops::Range;
 
-use crate::error::{Error, Result};
-use crate::format::table_schema::{ColumnSchema, ColumnType, FitsType, TableSchema, VarArray};
 use crate::io::file::FitsFile;
 use crate::io::table::decode::{Cells, Out, decode_into, push_nulls, push_trimmed};
 use crate::io::table::filter::Filter;
 use crate::io::table::pool::ColumnPool;
-use crate::limits::Limits;
 use crate::source::ByteSource;
+use torchfits_format::error::{Error, Result};
+use torchfits_format::limits::Limits;
+use torchfits_format::table_schema::{ColumnSchema, ColumnType, FitsType, TableSchema, VarArray};
 
 /// Rows per batch when [`TableReader::with_batch_rows`] is not called.
 pub const DEFAULT_BATCH_ROWS: usize = 65_536;

@@ -37,15 +37,16 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::compression::{Codec, TileCompression, rice};
-use crate::format::cards::{Record, end, format_card, is_reserved, raw_card, structural};
-use crate::format::checksum;
 pub use table::{ColumnSpec, TableWrite};
+use torchfits_format::cards::{Record, end, format_card, raw_card, structural};
+use torchfits_format::checksum;
+use torchfits_format::header::is_reserved;
 pub use verify::{ChecksumStatus, HduChecksum, verify};
 
-use crate::error::{Error, Result};
 use crate::ffi::cfitsio::{CompressParams, Handle};
-use crate::format::header::{Header, Value};
-use crate::format::pixel::{Dtype, Pixel};
+use torchfits_format::error::{Error, Result};
+use torchfits_format::header::{Header, Value};
+use torchfits_format::pixel::{Dtype, Pixel};
 
 const BLOCK: usize = 2880;
 /// Pixels converted per chunk: the byte-swapped copy of the data never exceeds this.
@@ -735,7 +736,7 @@ fn write_image<T: Pixel>(
 fn put_pixels<T: Pixel>(w: &mut FitsWriter, data: &[T], quantize: Option<Quantize>) -> Result<()> {
     let size = T::DTYPE.size();
     let per_chunk = (CHUNK_BYTES / size).max(1);
-    let threads = crate::threads::default_threads();
+    let threads = torchfits_format::threads::default_threads();
     if threads < 2 || data.len() <= 4 * per_chunk {
         let mut buf: Vec<u8> = Vec::with_capacity(per_chunk * size);
         for chunk in data.chunks(per_chunk) {
@@ -967,7 +968,7 @@ fn write_tiled<T: Pixel>(
     let tile: Vec<usize> = params.tile.iter().take(dims.len()).map(|&t| (t.max(1)) as usize).collect();
     let counts: Vec<usize> = dims.iter().zip(&tile).map(|(&d, &t)| d.div_ceil(t)).collect();
     let ntiles: usize = if dims.contains(&0) { 0 } else { counts.iter().product() };
-    let threads = crate::threads::default_threads().min(ntiles.max(1));
+    let threads = torchfits_format::threads::default_threads().min(ntiles.max(1));
     // tiles k0..k1, compressed one after the other into one heap part; lengths in elements of
     // the column (bytes; shorts for PLIO)
     let compress = |k0: usize, k1: usize| -> Result<(Vec<u64>, Vec<u8>)> {

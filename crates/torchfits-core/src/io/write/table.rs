@@ -11,10 +11,10 @@ use std::io::{BufWriter, Read, Seek, Write};
 use std::path::PathBuf;
 
 use super::{Cleanup, FitsWriter, OpenHdu, TMP_COUNTER};
-use crate::error::{Error, Result};
-use crate::format::cards::{Record, raw_card, structural};
-use crate::format::header::{Header, Value};
 use crate::io::table::{ColumnData, ColumnType, ColumnValues, TableBatch};
+use torchfits_format::cards::{Record, raw_card, structural};
+use torchfits_format::error::{Error, Result};
+use torchfits_format::header::{Header, Value};
 
 /// One column of a table to write.
 ///
@@ -120,13 +120,7 @@ impl ColumnSpec {
 
     /// Bytes of one element (a string's byte; bits count whole bytes separately).
     fn size(&self) -> usize {
-        match self.column_type {
-            ColumnType::Bool | ColumnType::Bits | ColumnType::U8 | ColumnType::Str => 1,
-            ColumnType::I16 | ColumnType::U16 => 2,
-            ColumnType::I32 | ColumnType::U32 | ColumnType::F32 => 4,
-            ColumnType::I64 | ColumnType::U64 | ColumnType::F64 | ColumnType::ComplexF32 => 8,
-            ColumnType::ComplexF64 => 16,
-        }
+        self.column_type.value_size()
     }
 
     /// Bytes of the column in a row.
@@ -310,7 +304,7 @@ impl<'w> TableWrite<'w> {
             let mut tform_at = Vec::with_capacity(columns.len());
             for (i, c) in columns.iter().enumerate() {
                 let n = i + 1;
-                records.extend(crate::format::cards::format_card(&crate::format::header::Card::new(
+                records.extend(torchfits_format::cards::format_card(&torchfits_format::header::Card::new(
                     format!("TTYPE{n}"),
                     Value::Str(c.name.clone()),
                     Some(format!("label for field {n}")),
@@ -318,7 +312,7 @@ impl<'w> TableWrite<'w> {
                 tform_at.push(records.len());
                 records.push(structural(&format!("TFORM{n}"), Value::Str(tform(c, 0)), "data format of field"));
                 if let Some(u) = &c.unit {
-                    records.extend(crate::format::cards::format_card(&crate::format::header::Card::new(
+                    records.extend(torchfits_format::cards::format_card(&torchfits_format::header::Card::new(
                         format!("TUNIT{n}"),
                         Value::Str(u.clone()),
                         Some(format!("physical unit of field {n}")),

@@ -3,11 +3,11 @@
 use std::path::Path;
 
 use crate::cfitsio;
-use crate::error::{Error, Result};
 use crate::ffi::cfitsio::Handle;
 use crate::io::index::Index;
-use crate::limits::Limits;
 use crate::source::{self, ByteSource};
+use torchfits_format::error::{Error, Result};
+use torchfits_format::limits::Limits;
 
 /// The state of one checksum keyword.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

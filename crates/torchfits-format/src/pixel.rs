@@ -4,7 +4,7 @@ use std::fmt;
 use std::ops::Range;
 
 use crate::error::{Error, Result};
-use crate::format::header::Header;
+use crate::header::Header;
 
 /// The element type of image data as a read returns it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -119,7 +119,9 @@ pub struct Scaling {
 }
 
 impl Scaling {
-    pub(crate) fn from_header(header: &Header, bitpix: i32) -> Result<Scaling> {
+    /// BSCALE, BZERO and BLANK of an image header with pixel type `bitpix`; an error when BSCALE is 0
+    /// or either is not a finite number.
+    pub fn from_header(header: &Header, bitpix: i32) -> Result<Scaling> {
         let bscale = header.number_or("BSCALE", 1.0)?;
         if bscale == 0.0 {
             return Err(Error::decoding("BSCALE = 0 maps every pixel to BZERO"));
@@ -163,7 +165,7 @@ impl Scaling {
     }
 
     /// Whether a float read should turn undefined pixels into NaN. astropy ignores `BLANK = 0`.
-    pub(crate) fn nulls_to_nan(&self) -> bool {
+    pub fn nulls_to_nan(&self) -> bool {
         self.blank != Some(0)
     }
 }
@@ -171,13 +173,13 @@ impl Scaling {
 /// An N-D section of an image: one 0-based, half-open range per axis, in C order (slowest first).
 ///
 /// ```
-/// use torchfits_core::Section;
+/// use torchfits_format::Section;
 /// let s = Section::parse("10:20, :", &[100, 200])?;
 /// assert_eq!(s.ranges(), &[10..20, 0..200]);
 /// assert_eq!(s.shape(), vec![10, 200]);
 /// let s = Section::parse("-5:, 3", &[100, 200])?;
 /// assert_eq!(s.ranges(), &[95..100, 3..4]);
-/// # Ok::<(), torchfits_core::Error>(())
+/// # Ok::<(), torchfits_format::Error>(())
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Section {

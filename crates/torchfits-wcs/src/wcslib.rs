@@ -1,9 +1,12 @@
 //! wcslib, through the wcs-sys shim, behind a safe handle.
+//! Every `unsafe` block of the crate: raw pointers never leave this module, and each block says
+//! why it is sound in a `// SAFETY:` line.
+#![allow(unsafe_code)]
 
 use std::ffi::{CStr, c_char, c_int};
 use std::ptr::NonNull;
 
-use crate::error::{Error, Result};
+use torchfits_format::error::{Error, Result};
 
 /// One wcslib `wcsprm`, parsed, fixed and set up (through the wcs-sys shim). Each thread
 /// transforms with its own (see `Wcs`): wcslib's transforms write into the struct.

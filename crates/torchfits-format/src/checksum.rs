@@ -7,7 +7,7 @@
 
 /// The ones' complement sum of `bytes` (as big-endian 32-bit words; a trailing partial word is
 /// zero-padded) added to `sum`.
-pub(crate) fn add_bytes(sum: u32, bytes: &[u8]) -> u32 {
+pub fn add_bytes(sum: u32, bytes: &[u8]) -> u32 {
     let (mut hi, mut lo) = (u64::from(sum >> 16), u64::from(sum & 0xffff));
     let mut words = bytes.chunks_exact(4);
     for w in &mut words {
@@ -35,14 +35,15 @@ pub(crate) fn add_bytes(sum: u32, bytes: &[u8]) -> u32 {
 
 /// A running sum over bytes that arrive in pieces of any length (the words span the pieces).
 #[derive(Debug, Default)]
-pub(crate) struct Summer {
+pub struct Summer {
     sum: u32,
     carry: [u8; 4],
     n: usize,
 }
 
 impl Summer {
-    pub(crate) fn feed(&mut self, mut bytes: &[u8]) {
+    /// Adds `bytes` to the sum, after any carried from the last call.
+    pub fn feed(&mut self, mut bytes: &[u8]) {
         if self.n > 0 {
             let take = (4 - self.n).min(bytes.len());
             self.carry[self.n..self.n + take].copy_from_slice(&bytes[..take]);
@@ -62,19 +63,19 @@ impl Summer {
     }
 
     /// The sum, a trailing partial word zero-padded.
-    pub(crate) fn finish(self) -> u32 {
+    pub fn finish(self) -> u32 {
         if self.n == 0 { self.sum } else { add_bytes(self.sum, &self.carry[..self.n]) }
     }
 }
 
 /// Ones' complement addition of two sums.
-pub(crate) fn add(a: u32, b: u32) -> u32 {
+pub fn add(a: u32, b: u32) -> u32 {
     let s = u64::from(a) + u64::from(b);
     ((s & 0xffff_ffff) + (s >> 32)) as u32
 }
 
 /// The 16-character encoding of the complement of `sum` (the value of CHECKSUM).
-pub(crate) fn encode(sum: u32) -> String {
+pub fn encode(sum: u32) -> String {
     const EXCLUDE: [u8; 13] = [0x3a, 0x3b, 0x3c, 0x3d, 0x3e, 0x3f, 0x40, 0x5b, 0x5c, 0x5d, 0x5e, 0x5f, 0x60];
     let value = !sum;
     let mut asc = [0u8; 16];

@@ -4,9 +4,9 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
-use crate::format::header::Header;
-use crate::format::pixel::{Dtype, Scaling};
+use crate::header::Header;
 use crate::limits::Limits;
+use crate::pixel::{Dtype, Scaling};
 
 /// What an HDU holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -47,12 +47,12 @@ impl fmt::Display for HduKind {
 /// names HDU 0 when it has no EXTNAME of its own; a missing EXTVER counts as 1.
 ///
 /// ```
-/// use torchfits_core::HduSelector;
+/// use torchfits_format::HduSelector;
 /// assert_eq!("2".parse::<HduSelector>()?, HduSelector::Index(2));
 /// assert_eq!("SCI".parse::<HduSelector>()?, HduSelector::Name("SCI".into()));
 /// assert_eq!("SCI,2".parse::<HduSelector>()?, HduSelector::NameVersion("SCI".into(), 2));
 /// assert_eq!(HduSelector::from(0), HduSelector::Index(0));
-/// # Ok::<(), torchfits_core::Error>(())
+/// # Ok::<(), torchfits_format::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum HduSelector {
@@ -116,7 +116,7 @@ impl fmt::Display for HduSelector {
 
 impl HduSelector {
     /// Whether the HDU at `index` with `header` is the one selected.
-    pub(crate) fn matches(&self, index: usize, header: &Header) -> bool {
+    pub fn matches(&self, index: usize, header: &Header) -> bool {
         let name = extname(header);
         let wanted = match self {
             HduSelector::Index(i) => return *i == index,
@@ -139,7 +139,7 @@ fn extname(header: &Header) -> Option<String> {
 
 /// The geometry and pixel type of an image HDU, as a read returns it.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct ImageLayout {
+pub struct ImageLayout {
     /// Shape in C order (slowest axis first).
     pub shape: Vec<usize>,
     /// BITPIX of the stored (or, compressed, the original) image.
@@ -152,7 +152,7 @@ pub(crate) struct ImageLayout {
 
 impl ImageLayout {
     /// From an image header (for a compressed HDU, the header of the image it holds).
-    pub(crate) fn from_header(header: &Header, limits: &Limits) -> Result<ImageLayout> {
+    pub fn from_header(header: &Header, limits: &Limits) -> Result<ImageLayout> {
         let bitpix = header.get_i64("BITPIX").ok_or_else(|| Error::decoding("BITPIX missing or not an integer"))?;
         let bitpix = match bitpix {
             8 | 16 | 32 | 64 | -32 | -64 => bitpix as i32,
@@ -191,12 +191,13 @@ impl ImageLayout {
     }
 
     /// Number of pixels, checked for overflow.
-    pub(crate) fn len(&self) -> Result<usize> {
+    pub fn pixel_count(&self) -> Result<usize> {
         checked_len(&self.shape)
     }
 }
 
-pub(crate) fn checked_len(shape: &[usize]) -> Result<usize> {
+/// The number of elements of `shape`; a limits error when it overflows `usize`.
+pub fn checked_len(shape: &[usize]) -> Result<usize> {
     shape
         .iter()
         .try_fold(1usize, |acc, &n| acc.checked_mul(n))
@@ -232,7 +233,9 @@ pub struct HduInfo {
 }
 
 impl HduInfo {
-    pub(crate) fn from_header(
+    /// What HDU `index` is, from its header and its classification ([`classify`]); sizes are
+    /// checked against `limits`.
+    pub fn from_header(
         index: usize,
         kind: HduKind,
         compressed: bool,
@@ -280,7 +283,7 @@ impl HduInfo {
 }
 
 /// What an HDU is, by its header.
-pub(crate) fn classify(index: usize, header: &Header) -> Result<(HduKind, bool)> {
+pub fn classify(index: usize, header: &Header) -> Result<(HduKind, bool)> {
     let first = header.iter().next().map(|c| c.keyword()).unwrap_or_default();
     if index == 0 || first == "SIMPLE" {
         // astropy: a primary header with GROUPS = T is random groups

@@ -2,7 +2,7 @@
 //! type a read returns.
 
 use crate::error::{Error, Result};
-use crate::format::header::Header;
+use crate::header::Header;
 
 /// The storage type of a column's elements (the letter of TFORM).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -65,8 +65,10 @@ impl FitsType {
 /// The type of a column's values as a read returns them, by astropy's rules: TZERO = 2^15, 2^31,
 /// 2^63 on `I`, `J`, `K` (with TSCAL = 1) give unsigned integers; any other TSCAL/TZERO on a
 /// numeric column gives f64; logicals are bools; characters are byte strings.
+///
+/// Exhaustive: the FITS standard fixes the binary-table types, and code that maps each to a
+/// buffer type should be told by the compiler when a variant is added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum ColumnType {
     /// From `L`.
     Bool,
@@ -96,6 +98,19 @@ pub enum ColumnType {
     ComplexF64,
     /// From `A`: one string of `repeat` bytes per row, right-trimmed.
     Str,
+}
+
+impl ColumnType {
+    /// Bytes per value in memory (a string's byte; a bit column's values are bools).
+    pub fn value_size(self) -> usize {
+        match self {
+            ColumnType::Bool | ColumnType::Bits | ColumnType::U8 | ColumnType::Str => 1,
+            ColumnType::I16 | ColumnType::U16 => 2,
+            ColumnType::I32 | ColumnType::U32 | ColumnType::F32 => 4,
+            ColumnType::I64 | ColumnType::U64 | ColumnType::F64 | ColumnType::ComplexF32 => 8,
+            ColumnType::ComplexF64 => 16,
+        }
+    }
 }
 
 /// One column of a binary table.
@@ -287,9 +302,9 @@ impl ColumnSchema {
         let null = header
             .card(&key("TNULL"))
             .map(|c| match c.value() {
-                crate::format::header::Value::Str(s) => s.trim().to_string(),
-                crate::format::header::Value::Int(i) => i.to_string(),
-                crate::format::header::Value::Float(f) => f.to_string(),
+                crate::header::Value::Str(s) => s.trim().to_string(),
+                crate::header::Value::Int(i) => i.to_string(),
+                crate::header::Value::Float(f) => f.to_string(),
                 _ => String::new(),
             })
             .unwrap_or_default();

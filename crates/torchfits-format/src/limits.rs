@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 /// opt-out for trusted data.
 ///
 /// ```
-/// use torchfits_core::Limits;
+/// use torchfits_format::Limits;
 /// let strict = Limits::default().with_max_alloc(1 << 20).with_max_header_cards(1000);
 /// assert!(strict.check_alloc(2 << 20, "an image").is_err());
 /// assert!(Limits::unlimited().check_alloc(u64::MAX, "anything").is_ok());

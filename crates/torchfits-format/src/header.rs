@@ -135,7 +135,7 @@ impl Card {
 /// hold at most a few thousand cards).
 ///
 /// ```
-/// use torchfits_core::{Header, Value};
+/// use torchfits_format::{Header, Value};
 /// let mut raw = String::new();
 /// for card in ["SIMPLE  =                    T", "BITPIX  =                  -32 / float",
 ///              "OBJECT  = 'M31     '", "HIERARCH ESO DET CHIP = 3", "END"] {
@@ -146,7 +146,7 @@ impl Card {
 /// assert_eq!(header.get("bitpix"), Some(&Value::Int(-32)));
 /// assert_eq!(header.get_str("OBJECT"), Some("M31"));
 /// assert_eq!(header.get_i64("ESO DET CHIP"), Some(3));
-/// # Ok::<(), torchfits_core::Error>(())
+/// # Ok::<(), torchfits_format::Error>(())
 /// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Header {
@@ -246,7 +246,7 @@ impl Header {
 
     /// A numeric keyword's value (`default` when absent); an error when the keyword is there but
     /// its value is not a finite number.
-    pub(crate) fn number_or(&self, key: &str, default: f64) -> crate::error::Result<f64> {
+    pub fn number_or(&self, key: &str, default: f64) -> crate::error::Result<f64> {
         match self.get(key) {
             None => Ok(default),
             Some(v) => v
@@ -379,7 +379,7 @@ impl Header {
 
     /// astropy's normalisation of a random-groups primary header: such an HDU always has at
     /// least one axis, so `NAXIS = 0` reads as `NAXIS = 1`, `NAXIS1 = 0`.
-    pub(crate) fn normalise_random_groups(&mut self) {
+    pub fn normalise_random_groups(&mut self) {
         if self.get_i64("NAXIS") == Some(0)
             && let Some(pos) = self.cards.iter().position(|c| c.keyword == "NAXIS" && c.field.is_none())
             && let Some(card) = self.cards.get_mut(pos)
@@ -396,7 +396,7 @@ impl Header {
 /// file still holds.
 ///
 /// ```
-/// use torchfits_core::{Header, Value};
+/// use torchfits_format::{Header, Value};
 /// let mut header = Header::new();
 /// header.set("OBJECT", "M31", Some("target"))?.set("EXPTIME", 300.0, None)?;
 /// header.set("OBJECT", "M33", None)?;                      // updated in place, comment kept
@@ -405,12 +405,22 @@ impl Header {
 /// assert_eq!(header.card("OBJECT").and_then(|c| c.comment()), Some("target"));
 /// assert!(header.set("NAXIS1", 10, None).is_err());       // the writer's
 /// assert_eq!(header.remove("EXPTIME"), 1);
-/// # Ok::<(), torchfits_core::Error>(())
+/// # Ok::<(), torchfits_format::Error>(())
 /// ```
 impl Header {
-    /// The cards, for edits inside the crate.
-    pub(crate) fn cards_mut(&mut self) -> &mut Vec<Card> {
-        &mut self.cards
+    /// Keeps only the cards for which `keep` is true.
+    pub fn retain(&mut self, keep: impl FnMut(&Card) -> bool) {
+        self.cards.retain(keep);
+    }
+
+    /// Sets `key` to `value` with no check of the keyword, structural ones included: for a copy of
+    /// a header that is read, never written (the WCS rewrites its own copy so). [`Header::set`] is
+    /// the writer-safe form.
+    pub fn set_any(&mut self, key: &str, value: Value) {
+        match self.cards.iter_mut().find(|c| c.keyword().eq_ignore_ascii_case(key)) {
+            Some(c) => *c = Card::new(c.keyword(), value, c.comment().map(str::to_string)),
+            None => self.cards.push(Card::new(key, value, None)),
+        }
     }
 
     /// An empty header.
@@ -426,7 +436,7 @@ impl Header {
         if key.is_empty() || matches!(key.to_ascii_uppercase().as_str(), "COMMENT" | "HISTORY") {
             return Err(Error::parameter(format!("{key:?}: use add_comment / add_history for commentary cards")));
         }
-        if crate::format::cards::is_reserved(key) {
+        if is_reserved(key) {
             return Err(Error::parameter(format!("{key} describes the data and is written by the writer")));
         }
         let keyword = if key.len() <= 8 { key.to_ascii_uppercase() } else { key.to_string() };
@@ -727,9 +737,39 @@ fn parse_value_field(rest: &str) -> (Value, Option<String>) {
     (Value::Str(field.to_string()), comment)
 }
 
+/// Keywords that describe the data's structure: the writer writes them, a user header never does.
+/// (`n` stands for a trailing index.)
+const RESERVED: &[&str] = &[
+    "SIMPLE", "XTENSION", "BITPIX", "NAXIS", "NAXISn", "EXTEND", "PCOUNT", "GCOUNT", "GROUPS", "TFIELDS", "TFORMn",
+    "TBCOLn", "TTYPEn", "TUNITn", "TNULLn", "TSCALn", "TZEROn", "TDIMn", "THEAP", "BSCALE", "BZERO", "BLANK", "END",
+    "CHECKSUM", "DATASUM", "ZIMAGE", "ZSIMPLE", "ZTENSION", "ZEXTEND", "ZBITPIX", "ZNAXIS", "ZNAXISn", "ZTILEn",
+    "ZCMPTYPE", "ZNAMEn", "ZVALn", "ZQUANTIZ", "ZDITHER0", "ZPCOUNT", "ZGCOUNT", "ZHECKSUM", "ZDATASUM", "ZBLANK",
+    "ZSCALE", "ZZERO", "ZMASKCMP", "ZTHEAP", "ZFORMn", "ZCTYPn",
+];
+
+/// Whether `keyword` is one the writer owns (see [`RESERVED`]).
+pub fn is_reserved(keyword: &str) -> bool {
+    let k = keyword.trim().to_ascii_uppercase();
+    let stem = k.trim_end_matches(|c: char| c.is_ascii_digit());
+    RESERVED.iter().any(|r| match r.strip_suffix('n') {
+        Some(base) => stem == base && stem.len() < k.len(),
+        None => *r == k,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reserved_keywords() {
+        for k in ["NAXIS", "NAXIS2", "BITPIX", "TFORM12", "ZTILE1", "CHECKSUM", "bzero", "END"] {
+            assert!(is_reserved(k), "{k}");
+        }
+        for k in ["EXPTIME", "NAXISFOO", "OBJECT", "TFORMAT", "EXTNAME", "TDISP1"] {
+            assert!(!is_reserved(k), "{k}");
+        }
+    }
 
     fn header(cards: &[&str]) -> Header {
         let raw: String = cards.iter().map(|c| format!("{c:<80}")).collect();

@@ -1,22 +1,41 @@
+//! # torchfits-wcs
+//!
 //! World coordinates: wcslib parses, fixes and transforms (through the `wcs-sys` shim), with the
 //! header corrections and the SIP distortion astropy applies around it, so that
 //! [`Wcs::pixel_to_world`] gives what astropy's `WCS(header).all_pix2world(pixels, 0)` gives.
+//! The gnomonic (TAN) projection without distortion is also computed natively, in parallel, and
+//! [`ProjectionParameters`] / [`SipPolynomials`] hand a device kernel what it needs.
+//!
+//! It takes a parsed [`Header`] (from `torchfits-format`), so it reads no files: `torchfits-core`'s
+//! `FitsFile::wcs` opens a file's WCS, and GPU code depends on this crate alone.
 //!
 //! ```
-//! use torchfits_core::{FitsFile, Wcs};
-//! # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");
-//! let file = FitsFile::open(path)?;
-//! let wcs = file.wcs("SCI")?;
-//! let pixels = [0.0, 0.0, 10.5, 20.25];                  // two points, (x, y), 0-based
+//! use torchfits_format::Header;
+//! use torchfits_wcs::Wcs;
+//! let mut header = Header::new();
+//! for (key, value) in [("CRPIX1", 50.5), ("CRPIX2", 50.5), ("CRVAL1", 150.0), ("CRVAL2", 2.0),
+//!                      ("CDELT1", -1e-4), ("CDELT2", 1e-4)] {
+//!     header.set(key, value, None)?;
+//! }
+//! header.set("CTYPE1", "RA---TAN", None)?.set("CTYPE2", "DEC--TAN", None)?;
+//! let wcs = Wcs::from_header(&header)?;
+//! let pixels = [49.5, 49.5, 10.5, 20.25];                 // two points, (x, y), 0-based
 //! let mut world = [0.0; 4];
 //! let status = wcs.pixel_to_world(&pixels, &mut world)?;
 //! assert!(status.iter().all(|&s| s == 0));
+//! assert!((world[0] - 150.0).abs() < 1e-9 && (world[1] - 2.0).abs() < 1e-9); // CRPIX is CRVAL
 //! let mut back = [0.0; 4];
 //! wcs.world_to_pixel(&world, &mut back)?;
 //! assert!(back.iter().zip(&pixels).all(|(a, b)| (a - b).abs() < 1e-8));
-//! # Ok::<(), torchfits_core::Error>(())
+//! # Ok::<(), torchfits_format::Error>(())
 //! ```
-
+#![deny(unsafe_code)]
+// no panic a header can trigger: every exception is a module's reviewed `allow` with its reason
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)
+)]
+#![deny(missing_docs)]
 // Indexing: points are chunks of exactly `naxis` values (checked against the slices'
 // lengths), SIP only exists on a 2-axis WCS (checked at construction), and the CTYPE list has
 // one entry per axis it is indexed by.
@@ -24,10 +43,13 @@
 
 use std::sync::Mutex;
 
-use crate::error::{Error, Result};
-use crate::ffi::wcslib::{WcsHandle, WcsParseError};
-use crate::format::header::{Card, Header, Value};
+use torchfits_format::error::{Error, Result};
+use torchfits_format::header::{Header, Value};
+
+use crate::wcslib::{WcsHandle, WcsParseError};
+
 mod fast;
+mod wcslib;
 
 pub use fast::ProjectionParameters;
 
@@ -237,7 +259,7 @@ impl Wcs {
                 continue;
             }
             // a card that cannot be written back (non-ASCII text) is one wcslib would reject too
-            if let Ok(records) = crate::format::cards::format_card(card) {
+            if let Ok(records) = torchfits_format::cards::format_card(card) {
                 for r in records {
                     cards.extend_from_slice(&r);
                 }
@@ -292,7 +314,7 @@ impl Wcs {
             tan,
             parameters,
             wcslib_only: false,
-            threads: crate::threads::default_threads(),
+            threads: torchfits_format::threads::default_threads(),
         })
     }
 
@@ -532,7 +554,7 @@ fn fix_pre2012_scamp_tpv(header: &mut Header) {
         let key = format!("CTYPE{n}");
         if let Some(c) = header.get_str(&key) {
             let v = c.trim().to_ascii_uppercase().replace("-TAN", "-TPV");
-            let _ = header.set_any(&key, Value::Str(v));
+            header.set_any(&key, Value::Str(v));
         }
     }
 }
@@ -613,22 +635,6 @@ fn read_sip(header: &mut Header, key: &str) -> Result<Option<Sip>> {
         return Err(Error::decoding("SIP keywords without CRPIX1/CRPIX2"));
     };
     Ok(Some(Sip { a, b, crpix: [c1, c2] }))
-}
-
-impl Header {
-    /// Keeps only the cards for which `keep` is true.
-    pub(crate) fn retain(&mut self, keep: impl FnMut(&Card) -> bool) {
-        self.cards_mut().retain(keep);
-    }
-
-    /// Sets `key` (structural keywords included: for internal rewrites).
-    pub(crate) fn set_any(&mut self, key: &str, value: Value) -> Result<()> {
-        match self.cards_mut().iter_mut().find(|c| c.keyword().eq_ignore_ascii_case(key)) {
-            Some(c) => *c = Card::new(c.keyword(), value, c.comment().map(str::to_string)),
-            None => self.cards_mut().push(Card::new(key, value, None)),
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
