@@ -195,6 +195,23 @@ def main():
         ("ZTILE1", 16), ("ZTILE2", 1), ("ZCMPTYPE", "HCOMPRESS_1")])
     hc[8] = card("TTYPE1", "COMPRESSED_DATA")
     write("compressed_hcompress_wrong_size.fits", PRIMARY + header(hc) + data(hdesc + htiles))
+    # a RICE_1 image whose tiles are all in UNCOMPRESSED_DATA, the first with 20 values for its 16
+    # pixels (cfitsio reads a cell of any length into a buffer of the tile's pixels)
+    values = [struct.pack(">20h", *range(20))] + [struct.pack(">16h", *range(16))] * 15
+    offsets = [sum(len(v) for v in values[:i]) for i in range(16)]
+    unc = table(16, 16, ["1PB(0)", "1PI(20)"], pcount=sum(len(v) for v in values), extra=[
+        ("ZIMAGE", True), ("ZBITPIX", 16), ("ZNAXIS", 2), ("ZNAXIS1", 16), ("ZNAXIS2", 16),
+        ("ZTILE1", 16), ("ZTILE2", 1), ("ZCMPTYPE", "RICE_1"), ("ZNAME1", "BLOCKSIZE"), ("ZVAL1", 32)])
+    unc[8], unc[10] = card("TTYPE1", "COMPRESSED_DATA"), card("TTYPE2", "UNCOMPRESSED_DATA")
+    rows = b"".join(struct.pack(">iiii", 0, 0, len(v) // 2, o) for v, o in zip(values, offsets))
+    write("compressed_uncompressed_data_too_long.fits", PRIMARY + header(unc) + data(rows + b"".join(values)))
+    # a RICE_1 image whose COMPRESSED_DATA cells are empty, with no other column to hold the tiles
+    # (cfitsio hands back the tile's buffer as it found it)
+    empty = table(16, 8, ["1PB(0)"], extra=[
+        ("ZIMAGE", True), ("ZBITPIX", 16), ("ZNAXIS", 2), ("ZNAXIS1", 16), ("ZNAXIS2", 16),
+        ("ZTILE1", 16), ("ZTILE2", 1), ("ZCMPTYPE", "RICE_1"), ("ZNAME1", "BLOCKSIZE"), ("ZVAL1", 32)])
+    empty[8] = card("TTYPE1", "COMPRESSED_DATA")
+    write("compressed_empty_tiles.fits", PRIMARY + header(empty) + data(bytes(8 * 16)))
     write("end_card_with_bytes_after.fits", sloppy + data(struct.pack(">4h", 1, 2, 3, 4))
           + header(image(16, [3, 3], primary=False)) + data(struct.pack(">9h", *range(9))))
 

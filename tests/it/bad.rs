@@ -58,6 +58,8 @@ const CORPUS: &[(&str, Expect)] = &[
     ("compressed_descriptor_past_heap.fits", Expect::Error),
     ("compressed_unreadable_cards.fits", Expect::Error),
     ("compressed_gzip_wrong_size.fits", Expect::Error),
+    ("compressed_uncompressed_data_too_long.fits", Expect::Error),
+    ("compressed_empty_tiles.fits", Expect::Error),
     ("end_card_with_bytes_after.fits", Expect::Ok),
     ("compressed_hcompress_wrong_size.fits", Expect::Error),
     ("gzip_truncated.fits.gz", Expect::Error),

@@ -455,6 +455,78 @@ fn compressed_floats_decode_as_astropy_does_bit_for_bit() {
     }
 }
 
+/// Each pixel's bits, whatever its type: comparisons that tell NaN, -0.0 and infinities apart.
+fn pixel_bits(pixels: &Pixels) -> Vec<u64> {
+    let size = pixels.dtype().size();
+    pixels.as_bytes().chunks_exact(size).map(|c| c.iter().rev().fold(0u64, |a, &b| a << 8 | u64::from(b))).collect()
+}
+
+/// The compressed HDUs of tests/data/older_layouts.fits (tests/data/make_older_layouts.py), each
+/// followed by NAME_ASTROPY, astropy's reading of it.
+const OLDER_LAYOUTS: [&str; 9] = [
+    "RICE_NO_BYTEPIX",
+    "GZIP1_I16_AS_I32",
+    "GZIP2_U8_AS_I32",
+    "UNCOMPRESSED_I16",
+    "UNCOMPRESSED_U16_Q",
+    "UNCOMPRESSED_I32",
+    "NOCOMPRESS_I16",
+    "QUANTIZED_UNCOMPRESSED_F32",
+    "GZIP_DATA_I16",
+];
+
+#[test]
+fn layouts_of_older_writers_read_as_astropy_reads_them() {
+    let path = common::repo().join("tests/data/older_layouts.fits");
+    let ways = [
+        ("pread", OpenOptions::new().threads(1)),
+        ("pread, 3 threads", OpenOptions::new().threads(3)),
+        ("mmap, 3 threads", OpenOptions::new().mmap(true).threads(3)),
+    ];
+    for (way, options) in ways {
+        let file = options.open(&path).expect("open");
+        for name in OLDER_LAYOUTS {
+            let want =
+                file.image(format!("{name}_ASTROPY").as_str()).expect("astropy's").read_data(None).expect("read");
+            let img = file.image(name).expect("image");
+            assert_eq!(img.dtype(), want.pixels.dtype(), "{name}");
+            let full = pixel_bits(&img.read_data(None).expect("read").pixels);
+            assert_eq!(full, pixel_bits(&want.pixels), "{name} ({way}): astropy's values");
+            for ranges in sections(img.shape()) {
+                let got = img.read_data(Some(&Section::new(ranges.clone()))).expect("section");
+                assert_eq!(pixel_bits(&got.pixels), slice(&full, img.shape(), &ranges), "{name} ({way}) {ranges:?}");
+            }
+        }
+    }
+    // cfitsio reads them alike, except two it refuses: the gzipped tile of an integer image, and
+    // the stored (offset) values of an unsigned image in UNCOMPRESSED_DATA, which it converts to
+    // unsigned before the offset ("datatype conversion overflow")
+    let refused = [("GZIP_DATA_I16", 17), ("UNCOMPRESSED_U16_Q", 9)];
+    let cfitsio = OpenOptions::new().direct_reads(false).open(&path).expect("open");
+    for name in OLDER_LAYOUTS {
+        let want = cfitsio.image(format!("{name}_ASTROPY").as_str()).expect("astropy's").read_data(None).expect("read");
+        match cfitsio.image(name).and_then(|img| img.read_data(None)) {
+            Ok(got) => assert_eq!(pixel_bits(&got.pixels), pixel_bits(&want.pixels), "{name}: cfitsio"),
+            Err(e) => assert!(refused.contains(&(name, e.hdu().unwrap_or(0))), "{name}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn tiles_beside_compressed_data_that_cfitsio_would_misread_are_refused_on_every_path() {
+    // tests/bad/make.py: an UNCOMPRESSED_DATA cell longer than its tile (cfitsio would write past
+    // the tile's buffer), and empty COMPRESSED_DATA cells with no other column
+    for name in ["compressed_uncompressed_data_too_long.fits", "compressed_empty_tiles.fits"] {
+        let path = common::repo().join("tests/bad").join(name);
+        for options in [OpenOptions::new(), OpenOptions::new().direct_reads(false)] {
+            let read = options.open(&path).expect("open").image(1).and_then(|img| img.read_data(None));
+            let err = read.expect_err(name);
+            assert_eq!(err.kind(), ErrorKind::Decoding, "{name}: {err}");
+            assert!(err.to_string().contains("tile 0"), "{name}: {err}");
+        }
+    }
+}
+
 #[test]
 fn corrupt_or_truncated_rice_tiles_are_errors_not_crashes() {
     let dir = common::tempdir("rice-corrupt");

@@ -102,6 +102,12 @@ pub(crate) fn check_tile_descriptors(
     if matches!(description.codec, Codec::Rice { bytepix: 8, .. }) {
         return Err(Error::unsupported("RICE_1 tiles of 8-byte integers (BYTEPIX = 8)"));
     }
+    // a tile whose COMPRESSED_DATA is empty is read from one of these; without them cfitsio
+    // returns the tile's buffer as it found it
+    let has_fallback = schema
+        .columns
+        .iter()
+        .any(|c| ["GZIP_COMPRESSED_DATA", "UNCOMPRESSED_DATA"].iter().any(|k| c.name.trim().eq_ignore_ascii_case(k)));
     let mut code = Vec::new();
     let mut pixels_out = Vec::new();
     let mut raw = Vec::new();
@@ -130,11 +136,28 @@ pub(crate) fn check_tile_descriptors(
             // in full with torchfits' bounds-checked decoder first. cfitsio leaks its buffer when
             // a gzipped tile inflates to the wrong size: every gzipped tile must
             // inflate to exactly its pixels first.
-            if end == 0 {
+            let compressed_column = col.name.trim().eq_ignore_ascii_case("COMPRESSED_DATA");
+            if count == 0 {
+                if compressed_column && !has_fallback {
+                    return Err(Error::decoding(format!(
+                        "tile {tile}: its COMPRESSED_DATA is empty and the table has no other column for it"
+                    )));
+                }
                 continue;
             }
-            let gzip_column = col.name.eq_ignore_ascii_case("GZIP_COMPRESSED_DATA");
-            if !gzip_column && !col.name.eq_ignore_ascii_case("COMPRESSED_DATA") {
+            // cfitsio reads an UNCOMPRESSED_DATA cell of any length into a buffer of the tile's
+            // pixels
+            if col.name.trim().eq_ignore_ascii_case("UNCOMPRESSED_DATA") {
+                let pixels = description.tile_pixels(tile);
+                if u64::try_from(count).ok() != Some(pixels as u64) {
+                    return Err(Error::decoding(format!(
+                        "tile {tile}: its UNCOMPRESSED_DATA holds {count} values, not the {pixels} of its pixels"
+                    )));
+                }
+                continue;
+            }
+            let gzip_column = col.name.trim().eq_ignore_ascii_case("GZIP_COMPRESSED_DATA");
+            if !gzip_column && !compressed_column {
                 continue;
             }
             let offset = offset.unsigned_abs(); // >= 0: checked with `end` above
