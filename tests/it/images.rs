@@ -475,17 +475,18 @@ const OLDER_LAYOUTS: [&str; 9] = [
     "GZIP_DATA_I16",
 ];
 
-#[test]
-fn layouts_of_older_writers_read_as_astropy_reads_them() {
-    let path = common::repo().join("tests/data/older_layouts.fits");
+/// Each compressed image `name` of the fixture `path` reads as its NAME_ASTROPY HDU (astropy's
+/// reading of it), bit for bit, whole and in sections, by pread on 1 and 3 threads and by memory
+/// map; and through cfitsio too, except the `refused` (name, HDU) pairs, which must be errors.
+fn reads_as_astropy_reads(path: &std::path::Path, names: &[&str], refused: &[(&str, usize)]) {
     let ways = [
         ("pread", OpenOptions::new().threads(1)),
         ("pread, 3 threads", OpenOptions::new().threads(3)),
         ("mmap, 3 threads", OpenOptions::new().mmap(true).threads(3)),
     ];
     for (way, options) in ways {
-        let file = options.open(&path).expect("open");
-        for name in OLDER_LAYOUTS {
+        let file = options.open(path).expect("open");
+        for &name in names {
             let want =
                 file.image(format!("{name}_ASTROPY").as_str()).expect("astropy's").read_data(None).expect("read");
             let img = file.image(name).expect("image");
@@ -498,18 +499,44 @@ fn layouts_of_older_writers_read_as_astropy_reads_them() {
             }
         }
     }
-    // cfitsio reads them alike, except two it refuses: the gzipped tile of an integer image, and
-    // the stored (offset) values of an unsigned image in UNCOMPRESSED_DATA, which it converts to
-    // unsigned before the offset ("datatype conversion overflow")
-    let refused = [("GZIP_DATA_I16", 17), ("UNCOMPRESSED_U16_Q", 9)];
-    let cfitsio = OpenOptions::new().direct_reads(false).open(&path).expect("open");
-    for name in OLDER_LAYOUTS {
+    let cfitsio = OpenOptions::new().direct_reads(false).open(path).expect("open");
+    for &name in names {
         let want = cfitsio.image(format!("{name}_ASTROPY").as_str()).expect("astropy's").read_data(None).expect("read");
         match cfitsio.image(name).and_then(|img| img.read_data(None)) {
             Ok(got) => assert_eq!(pixel_bits(&got.pixels), pixel_bits(&want.pixels), "{name}: cfitsio"),
             Err(e) => assert!(refused.contains(&(name, e.hdu().unwrap_or(0))), "{name}: {e}"),
         }
     }
+}
+
+#[test]
+fn layouts_of_older_writers_read_as_astropy_reads_them() {
+    // cfitsio refuses two: the gzipped tile of an integer image, and the stored (offset) values
+    // of an unsigned image in UNCOMPRESSED_DATA, which it converts to unsigned before the offset
+    // ("datatype conversion overflow")
+    let refused = [("GZIP_DATA_I16", 17), ("UNCOMPRESSED_U16_Q", 9)];
+    reads_as_astropy_reads(&common::repo().join("tests/data/older_layouts.fits"), &OLDER_LAYOUTS, &refused);
+}
+
+#[test]
+fn hcompress_and_plio_images_read_as_astropy_reads_them() {
+    // tests/data/hcompress_plio.fits (tests/data/make_hcompress_plio.py): lossless and lossy
+    // (SCALE, SMOOTH) HCOMPRESS_1 of 8-, 16- and 32-bit integers and of quantised floats, PLIO_1
+    // of 8-, 16- and 32-bit integers
+    let names = [
+        "HC_I16",
+        "HC_I16_ODD",
+        "HC_U8",
+        "HC_I32",
+        "HC_I16_SCALE",
+        "HC_I16_SMOOTH",
+        "HC_I32_BAND",
+        "HC_F32",
+        "PLIO_U8",
+        "PLIO_I16",
+        "PLIO_I32",
+    ];
+    reads_as_astropy_reads(&common::repo().join("tests/data/hcompress_plio.fits"), &names, &[]);
 }
 
 #[test]

@@ -3,6 +3,8 @@
 //! checks before cfitsio and the writer), and each codec's coding and decoding over byte slices.
 
 pub(crate) mod gzip;
+pub(crate) mod hcompress;
+pub(crate) mod plio;
 pub(crate) mod quantize;
 pub(crate) mod rice;
 pub(crate) mod unlzw;
