@@ -540,6 +540,43 @@ fn hcompress_and_plio_images_read_as_astropy_reads_them() {
 }
 
 #[test]
+fn images_read_into_floats_here_as_cfitsio_converts_them() {
+    // every image of the fixtures, plain and compressed (integers of every width, scaled, unsigned,
+    // BLANK, quantised and lossless floats), into f32 and f64: scaled in double and rounded once
+    let fixtures = ["tests/data/compressed.fits", "tests/data/hcompress_plio.fits", "tests/data/older_layouts.fits"];
+    let mut checked = 0;
+    for fixture in
+        fixtures.iter().map(|f| common::repo().join(f)).chain([common::repo().join("examples/data/sample.fits")])
+    {
+        let ours = FitsFile::open(&fixture).expect("open");
+        let theirs = OpenOptions::new().direct_reads(false).open(&fixture).expect("open");
+        for hdu in 0..ours.hdu_count().expect("count") {
+            let Ok(img) = ours.image(hdu) else { continue };
+            // cfitsio misreads the offset values of an unsigned image in UNCOMPRESSED_DATA (as an
+            // integer it refuses them; see layouts_of_older_writers_read_as_astropy_reads_them)
+            let misread = fixture.ends_with("older_layouts.fits") && hdu == 9;
+            if img.is_empty() || matches!(img.dtype(), Dtype::I64 | Dtype::U64) || misread {
+                continue;
+            }
+            let cf = theirs.image(hdu).expect("image");
+            let name = format!("{} HDU {hdu}", fixture.display());
+            let (Ok(want32), Ok(want64)) = (cf.read::<f32>(), cf.read::<f64>()) else { continue };
+            let got32 = img.read::<f32>().expect("f32");
+            let got64 = img.read::<f64>().expect("f64");
+            // cfitsio reads the infinities of a tile kept as floats beside COMPRESSED_DATA as NaN;
+            // astropy and torchfits keep them
+            let same = |a: f64, b: f64| a.to_bits() == b.to_bits() || b.is_nan() && (a.is_nan() || a.is_infinite());
+            let same32 = got32.iter().zip(&want32).all(|(a, b)| same(f64::from(*a), f64::from(*b)));
+            let same64 = got64.iter().zip(&want64).all(|(a, b)| same(*a, *b));
+            assert!(same32 && got32.len() == want32.len(), "{name}: f32");
+            assert!(same64 && got64.len() == want64.len(), "{name}: f64");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 30, "{checked} images");
+}
+
+#[test]
 fn tiles_beside_compressed_data_that_cfitsio_would_misread_are_refused_on_every_path() {
     // tests/bad/make.py: an UNCOMPRESSED_DATA cell longer than its tile (cfitsio would write past
     // the tile's buffer), and empty COMPRESSED_DATA cells with no other column

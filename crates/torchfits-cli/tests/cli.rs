@@ -338,6 +338,31 @@ fn every_command_takes_every_bad_file_cleanly() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
+/// Every HDU of a file of compressed images following one whose ZTILE1 is 0 (cfitsio divided by
+/// zero in its header parsing when a handle was moved past it: SIGFPE): `read` and `preview` exit
+/// 0, or 1 with a line naming the file and an HDU.
+#[test]
+fn read_and_preview_of_every_hdu_after_a_zero_tile_end_cleanly() {
+    let file = repo().join("tests/bad/compressed_ztile_zero.fits").display().to_string();
+    let out = tempdir("ztile");
+    let (npy, png) = (out.join("o.npy").display().to_string(), out.join("o.png").display().to_string());
+    let mut wrong = Vec::new();
+    for hdu in 0..9 {
+        let hdu = hdu.to_string();
+        for args in [vec!["read", &file, "--hdu", &hdu, "-o", &npy], vec!["preview", &file, "--hdu", &hdu, "-o", &png]]
+        {
+            let o = torchfits(&args);
+            let err = String::from_utf8_lossy(&o.stderr);
+            match o.status.code() {
+                Some(0) => {}
+                Some(1) if err.contains("compressed_ztile_zero.fits") && err.contains("HDU ") => {}
+                code => wrong.push(format!("{args:?}: exit {code:?}: {}", err.lines().next().unwrap_or(""))),
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
 /// A little-endian float64 .npy of `shape`.
 fn npy_f64(values: &[f64], shape: &[usize]) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();

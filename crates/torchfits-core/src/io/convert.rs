@@ -333,6 +333,28 @@ fn scale<S: Stored, F: Pod>(
     }
 }
 
+/// [`scale`] from stored values of `bitpix` (BLANK only on integers, as astropy reads them).
+fn scale_from<F: Pod>(
+    bitpix: i32,
+    src: &[u8],
+    out: &mut [F],
+    bscale: f64,
+    bzero: f64,
+    blank: Option<i64>,
+    from: impl Fn(f64) -> F,
+) -> Result<()> {
+    match bitpix {
+        8 => scale::<u8, F>(src, out, bscale, bzero, blank, from),
+        16 => scale::<i16, F>(src, out, bscale, bzero, blank, from),
+        32 => scale::<i32, F>(src, out, bscale, bzero, blank, from),
+        64 => scale::<i64, F>(src, out, bscale, bzero, blank, from),
+        -32 => scale::<f32, F>(src, out, bscale, bzero, None, from),
+        -64 => scale::<f64, F>(src, out, bscale, bzero, None, from),
+        _ => return Err(Error::parameter("no direct conversion for this pixel type")),
+    }
+    Ok(())
+}
+
 /// Converts raw big-endian `src` (exactly `out.len()` stored values) into `out` by `plan`.
 fn convert<T: Pixel>(plan: &Plan, src: &[u8], out: &mut [T]) -> Result<()> {
     debug_assert_eq!(src.len(), out.len() * plan.stored_size());
@@ -341,19 +363,12 @@ fn convert<T: Pixel>(plan: &Plan, src: &[u8], out: &mut [T]) -> Result<()> {
             bytemuck::cast_slice_mut::<T, u8>(out).copy_from_slice(src);
             swap_in_place(out, xor)
         }
-        Conversion::Scale { bscale, bzero, blank } => {
-            let f32s = |v: f64| v as f32;
-            let f64s = |v: f64| v;
-            match (plan.bitpix, T::DTYPE) {
-                (8, Dtype::F32) => scale::<u8, f32>(src, bytemuck::cast_slice_mut(out), bscale, bzero, blank, f32s),
-                (16, Dtype::F32) => scale::<i16, f32>(src, bytemuck::cast_slice_mut(out), bscale, bzero, blank, f32s),
-                (32, Dtype::F64) => scale::<i32, f64>(src, bytemuck::cast_slice_mut(out), bscale, bzero, blank, f64s),
-                (64, Dtype::F64) => scale::<i64, f64>(src, bytemuck::cast_slice_mut(out), bscale, bzero, blank, f64s),
-                (-32, Dtype::F32) => scale::<f32, f32>(src, bytemuck::cast_slice_mut(out), bscale, bzero, None, f32s),
-                (-64, Dtype::F64) => scale::<f64, f64>(src, bytemuck::cast_slice_mut(out), bscale, bzero, None, f64s),
-                _ => return Err(Error::parameter("no direct conversion for this pixel type")),
+        Conversion::Scale { bscale, bzero, blank } => match T::DTYPE {
+            Dtype::F32 => {
+                scale_from(plan.bitpix, src, bytemuck::cast_slice_mut(out), bscale, bzero, blank, |v| v as f32)
             }
-            Ok(())
-        }
+            Dtype::F64 => scale_from(plan.bitpix, src, bytemuck::cast_slice_mut(out), bscale, bzero, blank, |v| v),
+            _ => Err(Error::parameter("no direct conversion for this pixel type")),
+        },
     }
 }

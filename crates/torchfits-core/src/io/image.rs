@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::io::convert::{Plan, read_section};
+use crate::io::convert::{Conversion, Plan, read_section};
 use crate::io::file::FitsFile;
 use crate::io::tiled::NativeTiles;
 use torchfits_format::error::{Error, Result};
@@ -149,29 +149,42 @@ impl ImageReader {
         if n == 0 {
             return Ok(());
         }
-        // the fast path: an uncompressed image read in its own type
-        if T::DTYPE == self.layout.dtype
-            && let Some(plan) = &self.plan
+        // the fast path: an uncompressed image read in its own type, or into floats
+        if let Some(plan) = self.plan_for::<T>()
             && let Some(source) = self.file.direct_source()
         {
             let threads = self.file.threads();
-            return read_section(source, plan, &self.layout.shape, section, out, threads).map_err(|e| self.err(e));
+            return read_section(source, &plan, &self.layout.shape, section, out, threads).map_err(|e| self.err(e));
         }
-        // RICE_1 and GZIP_1/2 tiles: decoded here
+        // tile-compressed images: decoded here
         if let Some(native) = &self.native
             && native.decodes::<T>(self.layout.dtype, self.layout.scaling.blank.is_some())
             && let Some(source) = self.file.source()
         {
-            return native.read(source, section, out, self.file.threads()).map_err(|e| self.err(e));
+            let threads = self.file.threads();
+            return native.read(source, section, out, self.layout.scaling, threads).map_err(|e| self.err(e));
         }
-        // cfitsio: other compressed images, conversions to other types, files only cfitsio opens;
-        // errors name the file and HDU already
+        // cfitsio: 64-bit integer tiles, conversions to other integer types, files only cfitsio
+        // opens; errors name the file and HDU already
         let nan_nulls = self.layout.scaling.nulls_to_nan();
         let bands = self.tile_bands(section, std::mem::size_of::<T>());
         if bands.len() > 1 {
             return self.read_bands(&bands, out, nan_nulls);
         }
         self.file.with_cfitsio(self.index, |handle| handle.read_section(section, out, nan_nulls))
+    }
+
+    /// How the fast path reads this uncompressed image into `T`: its plan for its own type; into
+    /// f32 or f64, the same data scaled in double (BSCALE, BZERO, BLANK as NaN on integers) and
+    /// rounded once, as cfitsio converts. `None` for other types (cfitsio converts those).
+    fn plan_for<T: Pixel>(&self) -> Option<Plan> {
+        let plan = self.plan?;
+        if T::DTYPE == self.layout.dtype {
+            return Some(plan);
+        }
+        let Scaling { bscale, bzero, blank } = self.layout.scaling;
+        matches!(T::DTYPE, Dtype::F32 | Dtype::F64)
+            .then_some(Plan { conversion: Conversion::Scale { bscale, bzero, blank }, ..plan })
     }
 
     /// For a tile-compressed plain file whose read decodes enough tiles to be worth it: the section

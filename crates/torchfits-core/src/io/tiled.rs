@@ -19,7 +19,7 @@ use crate::compression::{Codec, Dither, FloatStorage, TileCompression, gzip, hco
 use crate::source::ByteSource;
 use torchfits_format::error::{Error, Result};
 use torchfits_format::header::Header;
-use torchfits_format::pixel::{Dtype, Pixel, Section};
+use torchfits_format::pixel::{Dtype, Pixel, Scaling, Section};
 use torchfits_format::table_schema::{FitsType, TableSchema, VarArray};
 
 /// Where the tiles of a RICE_1 or GZIP image are and how they are coded, from its binary table's
@@ -258,10 +258,14 @@ impl NativeTiles {
         })
     }
 
-    /// Whether an image of `dtype` (as the header gives it) is read here into `T`: in its own
-    /// type, the stored integers as they are or offset (unsigned, i8), no BLANK; a quantised
-    /// image as f32 (ZBITPIX -32) or f64 (-64).
+    /// Whether an image of `dtype` (as the header gives it) is read here into `T`: into f32 or
+    /// f64, every image but one of 64-bit integers (integers scaled in double, BLANK as NaN, as
+    /// cfitsio converts them); into an integer type, its own, the stored integers as they are or
+    /// offset (unsigned, i8), no BLANK.
     pub(crate) fn decodes<T: Pixel>(&self, dtype: Dtype, blank: bool) -> bool {
+        if matches!(T::DTYPE, Dtype::F32 | Dtype::F64) {
+            return self.quantized.is_some() || self.raw_floats || self.stored <= 4;
+        }
         let stored = match (&self.quantized, self.stored) {
             (Some(q), _) => dtype == if q.double { Dtype::F64 } else { Dtype::F32 },
             (None, 4) if self.raw_floats => dtype == Dtype::F32,
@@ -310,6 +314,7 @@ impl NativeTiles {
         file: &dyn ByteSource,
         section: &Section,
         out: &mut [T],
+        scaling: Scaling,
         threads: usize,
     ) -> Result<()> {
         let descriptors = self.descriptors(file)?;
@@ -342,7 +347,7 @@ impl NativeTiles {
         let decode_band = |rows: Range<usize>, out: &mut [T]| -> Result<()> {
             let mut band = sec.clone();
             band[top] = rows;
-            self.decode_band(file, &descriptors, &band, &ostride, out)
+            self.decode_band(file, &descriptors, &band, &ostride, out, scaling)
         };
         if bands.len() <= 1 {
             return bands.into_iter().try_for_each(|(rows, out)| decode_band(rows, out));
@@ -368,8 +373,10 @@ impl NativeTiles {
         band: &[Range<usize>],
         ostride: &[usize],
         out: &mut [T],
+        scaling: Scaling,
     ) -> Result<()> {
         let n = self.dims.len();
+        let ints_into = self.ints_into::<T>(scaling);
         let first: Vec<usize> = band.iter().zip(&self.tile).map(|(r, t)| r.start / t).collect();
         let last: Vec<usize> = band.iter().zip(&self.tile).map(|(r, t)| r.end.div_ceil(*t)).collect();
         let counts: Vec<usize> = self.dims.iter().zip(&self.tile).map(|(d, t)| d.div_ceil(*t)).collect();
@@ -401,7 +408,7 @@ impl NativeTiles {
                         self.copy(&values, &lo, &hi, band, ostride, out, <[T]>::copy_from_slice);
                     } else {
                         ints_from_be(&raw, width, &mut pixels).map_err(tile_err)?;
-                        self.copy(&pixels, &lo, &hi, band, ostride, out, store);
+                        self.copy(&pixels, &lo, &hi, band, ostride, out, &ints_into);
                     }
                 }
                 (Some(q), _) => {
@@ -417,7 +424,7 @@ impl NativeTiles {
                 }
                 (None, _) => {
                     self.tile_ints(file, k, row.code, count, &mut code, &mut raw, &mut pixels)?;
-                    self.copy(&pixels, &lo, &hi, band, ostride, out, store);
+                    self.copy(&pixels, &lo, &hi, band, ostride, out, &ints_into);
                 }
             }
             // next tile, odometer-wise
@@ -564,6 +571,38 @@ impl NativeTiles {
                 let width = ty.size();
                 self.heap_bytes(file, k, (at.0.saturating_mul(width as u64), at.1), raw)?;
                 Ok((width, matches!(ty, FitsType::Float | FitsType::Double)))
+            }
+        }
+    }
+
+    /// How a tile's stored integers (as the decoders give them: 8-bit values may come
+    /// sign-extended) become values of `T`: into an integer type as they are (offset for the
+    /// unsigned types and i8), into floats `value * BSCALE + BZERO` in double, BLANK as NaN.
+    fn ints_into<T: Pixel>(&self, scaling: Scaling) -> impl Fn(&mut [T], &[i32]) {
+        let stored = self.stored;
+        move |dst: &mut [T], src: &[i32]| {
+            let value = |v: i32| -> f64 {
+                let v = match stored {
+                    1 => i32::from(v as u8),
+                    2 => i32::from(v as i16),
+                    _ => v,
+                };
+                if scaling.blank == Some(i64::from(v)) {
+                    f64::NAN
+                } else {
+                    f64::from(v) * scaling.bscale + scaling.bzero
+                }
+            };
+            match T::DTYPE {
+                Dtype::F32 => {
+                    let d: &mut [f32] = bytemuck::cast_slice_mut(dst);
+                    d.iter_mut().zip(src).for_each(|(o, &v)| *o = value(v) as f32);
+                }
+                Dtype::F64 => {
+                    let d: &mut [f64] = bytemuck::cast_slice_mut(dst);
+                    d.iter_mut().zip(src).for_each(|(o, &v)| *o = value(v));
+                }
+                _ => store(dst, src),
             }
         }
     }
