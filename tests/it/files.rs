@@ -129,7 +129,8 @@ fn errors_name_the_file_and_cause() {
     let err = FitsFile::open(&junk).expect_err("not FITS");
     assert_eq!(err.kind(), ErrorKind::Decoding);
     assert!(err.to_string().contains("junk.fits"), "{err}");
-    assert!(err.cfitsio().is_some());
+    assert!(err.to_string().contains("not a FITS file"), "{err}");
+    assert!(err.cfitsio().is_none(), "refused before cfitsio: {err}");
 
     // a truncated image: the header is fine, the data is cut short
     let truncated = dir.join("truncated.fits");
@@ -193,4 +194,61 @@ fn file_cache_is_lru_and_reopens_rewritten_files() {
     // a file that vanished is an error, not a stale read
     std::fs::remove_file(&paths[2]).expect("remove");
     assert_eq!(cache.open(&paths[2]).expect_err("gone").kind(), ErrorKind::Io);
+}
+
+/// A zip file of one member, `data` stored (method 0) or deflated (8), as its local header and
+/// data (what cfitsio and torchfits read; a zip tool also writes a central directory).
+fn zip_member(data: &[u8], method: u16) -> Vec<u8> {
+    use std::io::Write;
+    let body = if method == 8 {
+        let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).expect("deflate");
+        e.finish().expect("deflate")
+    } else {
+        data.to_vec()
+    };
+    let mut out = b"PK\x03\x04".to_vec();
+    for v in [20u16, 0, method, 0, 0] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    for v in [0u32, body.len() as u32, data.len() as u32] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out.extend_from_slice(&6u16.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(b"x.fits");
+    out.extend_from_slice(&body);
+    out
+}
+
+#[test]
+fn zipped_files_read_as_the_file_they_hold_and_a_zip_bomb_is_refused() {
+    let dir = common::tempdir("zip");
+    let sample = std::fs::read(common::sample()).expect("sample");
+    let want: Vec<f32> =
+        FitsFile::open(common::sample()).expect("open").image("SCI").expect("image").read().expect("read");
+    for method in [0, 8] {
+        let path = dir.join(format!("sample-{method}.fits.zip"));
+        std::fs::write(&path, zip_member(&sample, method)).expect("write");
+        for options in [OpenOptions::new(), OpenOptions::new().mmap(true)] {
+            let file = options.open(&path).expect("open the zip file");
+            let got: Vec<f32> = file.image("SCI").expect("image").read().expect("read");
+            assert_eq!(got, want, "method {method}");
+        }
+    }
+    // 64 MiB of zeros in about 64 KiB, under an 8 MiB limit: refused while it inflates
+    let bomb = dir.join("bomb.fits.zip");
+    let mut zeros = b"SIMPLE  =".to_vec();
+    zeros.resize(64 << 20, 0);
+    std::fs::write(&bomb, zip_member(&zeros, 8)).expect("write");
+    let limits = torchfits::Limits::default().with_max_alloc(8 << 20);
+    let err = OpenOptions::new().limits(limits).open(&bomb).expect_err("a bomb");
+    assert_eq!(err.kind(), ErrorKind::Limits, "{err}");
+    assert!(err.to_string().contains("bomb.fits.zip"), "{err}");
+    // a member compressed some other way is named, not guessed at
+    let mut other = zip_member(&sample, 8);
+    other[8] = 12; // bzip2
+    std::fs::write(dir.join("bz.fits.zip"), other).expect("write");
+    let err = FitsFile::open(dir.join("bz.fits.zip")).expect_err("bzip2");
+    assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
 }

@@ -79,6 +79,23 @@ pub use torchfits_format::{
 };
 pub use torchfits_wcs::{ProjectionParameters, SipPolynomials, Wcs, WcsOptions};
 
+/// How many cfitsio handles this process has opened on existing files. Reads torchfits does
+/// itself open none: headers, tables, every image in its own type or into f32/f64, every tile
+/// codec. cfitsio is left for reads into another integer type, tiles of 64-bit integers, cfitsio's
+/// extended filename syntax ([`OpenOptions::cfitsio_extended_syntax`]) and the writer's checks.
+///
+/// ```standalone_crate
+/// # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");
+/// let before = torchfits_core::cfitsio_handles_opened();
+/// let file = torchfits_core::FitsFile::open(path)?;
+/// let _pixels: Vec<f32> = file.image("SCI")?.read()?;
+/// assert_eq!(torchfits_core::cfitsio_handles_opened(), before);
+/// # Ok::<(), torchfits_core::Error>(())
+/// ```
+pub fn cfitsio_handles_opened() -> u64 {
+    ffi::cfitsio::handles_opened()
+}
+
 /// Whether the linked cfitsio is reentrant, i.e. separate handles may be used from separate
 /// threads at once without a process-wide lock (this crate falls back to such a lock otherwise).
 pub fn cfitsio_is_reentrant() -> bool {

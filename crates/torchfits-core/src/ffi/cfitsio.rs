@@ -162,11 +162,20 @@ pub(crate) struct Handle {
 // cfitsio itself (reentrant build) or by `serialise()`.
 unsafe impl Send for Handle {}
 
+/// cfitsio handles opened on existing files by this process.
+static OPENED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many cfitsio handles this process has opened on existing files.
+pub(crate) fn handles_opened() -> u64 {
+    OPENED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 impl Handle {
     /// Opens `path` read-only. `extended_syntax` selects `fits_open_file` (cfitsio's filename
     /// syntax: filters, URLs, pipes); otherwise `fits_open_diskfile` takes the name literally.
     pub(crate) fn open(path: &Path, extended_syntax: bool) -> Result<Handle> {
         let cpath = c_path(path)?;
+        OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let _g = serialise();
         let mut fptr: *mut sys::fitsfile = ptr::null_mut();
         let mut status: c_int = 0;

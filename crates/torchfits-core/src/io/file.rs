@@ -92,25 +92,21 @@ impl OpenOptions {
     }
 
     /// Opens `path` read-only. A plain FITS file is opened with one `open` and one read of its
-    /// first block; cfitsio is opened only when something only it decodes is read. A gzip or
-    /// compress (.Z) file is inflated first (by this crate, within [`Limits::max_alloc`]: never by
-    /// cfitsio, which trusts the size in the gzip trailer) into an unlinked temporary file, then
-    /// read as a plain one. A path in cfitsio's extended syntax is opened by cfitsio at once.
+    /// first block; cfitsio is opened only when something only it does is asked for (a read into
+    /// another integer type, tiles of 64-bit integers). A gzip, compress (.Z) or zip file is
+    /// inflated first (by this crate, within [`Limits::max_alloc`]: never by cfitsio, which trusts
+    /// the sizes the file declares) into an unlinked temporary file, then read as a plain one. A
+    /// file that is none of these is an error. A path in cfitsio's extended syntax is opened by
+    /// cfitsio at once.
     pub fn open(&self, path: impl AsRef<Path>) -> Result<FitsFile> {
         let path = path.as_ref();
-        let plain = if self.extended_syntax {
-            None
-        } else {
-            source::open_path(path, self.mmap, self.limits.max_alloc).map_err(|e| e.in_file(path))?
-        };
-        match plain {
-            Some(file) => Ok(self.with_source(path, Arc::new(file))),
-            None => {
-                let handle = Handle::open(path, self.extended_syntax).map_err(|e| e.in_file(path))?;
-                let cfitsio = HandlePool::with_open(path, self.extended_syntax, handle);
-                Ok(self.shared(path, None, cfitsio))
-            }
+        if self.extended_syntax {
+            let handle = Handle::open(path, true).map_err(|e| e.in_file(path))?;
+            let cfitsio = HandlePool::with_open(path, true, handle);
+            return Ok(self.shared(path, None, cfitsio));
         }
+        let file = source::open_path(path, self.mmap, self.limits.max_alloc).map_err(|e| e.in_file(path))?;
+        Ok(self.with_source(path, Arc::new(file)))
     }
 
     /// Opens the FITS file whose bytes `source` reads (named `name` in errors). Headers, images

@@ -1,5 +1,5 @@
-//! Whole-file inflation of gzip and compress (.Z) files into unlinked temporary files, within a
-//! byte limit (cfitsio trusts the size a gzip trailer claims).
+//! Whole-file inflation of gzip, compress (.Z) and zip files into unlinked temporary files, within
+//! a byte limit (cfitsio trusts the size a gzip trailer or a zip header claims).
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -44,6 +44,51 @@ pub(super) fn uncompress(file: File, mmap: bool, max: u64) -> Result<LocalFile> 
             unlzw::UnlzwError::Io(e) => Error::io(e, "cannot inflate the compress (.Z) file"),
         })
     })
+}
+
+/// As [`gunzip`], for the first member of a zip file (stored or deflated), as cfitsio and astropy
+/// read a zipped FITS file. The member's declared sizes are not trusted: inflation stops at `max`.
+pub(super) fn unzip(file: File, mmap: bool, max: u64) -> Result<LocalFile> {
+    let mut head = [0u8; 30];
+    file.read_exact_at(&mut head, 0).map_err(|_| Error::decoding("the zip file is cut short in its first header"))?;
+    let word = |at: usize| u16::from_le_bytes([head[at], head[at + 1]]);
+    if head[..4] != *b"PK\x03\x04" {
+        return Err(Error::decoding("the zip file does not start with a member (no local file header)"));
+    }
+    let method = word(8);
+    let start = 30 + u64::from(word(26)) + u64::from(word(28));
+    let stored = u64::from(u32::from_le_bytes([head[18], head[19], head[20], head[21]]));
+    let member = std::io::BufReader::with_capacity(1 << 16, AtOffset { file, at: start });
+    inflate("zip", mmap, max, |out| {
+        let copied = match method {
+            0 => std::io::copy(&mut member.take(stored.min(max.saturating_add(1))), out),
+            8 => std::io::copy(&mut flate2::read::DeflateDecoder::new(member).take(max.saturating_add(1)), out),
+            other => {
+                return Err(Error::unsupported(format!(
+                    "a zip member compressed by method {other} (only stored and deflated members are read)"
+                )));
+            }
+        };
+        let copied = copied.map_err(|e| Error::decoding(format!("the zip member is corrupt or cut short: {e}")))?;
+        if copied > max {
+            return Err(Error::limits(format!("the zip file inflates to more than {max} bytes (Limits::max_alloc)")));
+        }
+        Ok(copied)
+    })
+}
+
+/// A reader of `file` from byte `at` on (positional reads: the file's own offset is not used).
+struct AtOffset {
+    file: File,
+    at: u64,
+}
+
+impl Read for AtOffset {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read_at(buf, self.at)?;
+        self.at += n as u64;
+        Ok(n)
+    }
 }
 
 /// Runs `decode` (which writes at most `max` bytes and says how many) into an unlinked

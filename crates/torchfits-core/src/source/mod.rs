@@ -90,20 +90,19 @@ impl dyn ByteSource + '_ {
 /// The gzip magic number.
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
-/// Opens the file at `path` as a byte source; `None` when it is neither plain FITS nor gzip or
-/// compress (.Z) data (it is then cfitsio's to open, or to refuse). A compressed file is
-/// inflated here, never by cfitsio (which allocates the size an untrusted gzip trailer claims, up
-/// to 4 GiB for a file of a few bytes); `max_inflated` bounds the inflated size. `mmap`: reads
-/// copy from a memory map of the file.
-pub(crate) fn open_path(path: &Path, mmap: bool, max_inflated: u64) -> Result<Option<LocalFile>> {
+/// Opens the file at `path` as a byte source: plain FITS, or gzip, compress (.Z) or zip data
+/// holding FITS, inflated here, never by cfitsio (which allocates the size an untrusted gzip
+/// trailer or zip header claims, up to 4 GiB for a file of a few bytes); `max_inflated` bounds the
+/// inflated size. Anything else is an error. `mmap`: reads copy from a memory map of the file.
+pub(crate) fn open_path(path: &Path, mmap: bool, max_inflated: u64) -> Result<LocalFile> {
     let file = File::open(path).map_err(|e| Error::io(e, "cannot open"))?;
     let mut magic = [0u8; 9];
     let n = file.read_at(&mut magic, 0).map_err(|e| Error::io(e, "cannot read"))?;
     if n >= 2 && magic[..2] == GZIP_MAGIC {
-        return inflate::gunzip(file, mmap, max_inflated).map(Some);
+        return inflate::gunzip(file, mmap, max_inflated);
     }
     if n >= 2 && magic[..2] == crate::compression::unlzw::MAGIC {
-        return inflate::uncompress(file, mmap, max_inflated).map(Some);
+        return inflate::uncompress(file, mmap, max_inflated);
     }
     if n >= 2 && (magic[..2] == [0x1f, 0x1e] || magic[..2] == [0x1f, 0xa0]) {
         // cfitsio would inflate these into a buffer it grows without bound
@@ -112,21 +111,12 @@ pub(crate) fn open_path(path: &Path, mmap: bool, max_inflated: u64) -> Result<Op
         ));
     }
     if n >= 2 && magic[..2] == *b"PK" {
-        // cfitsio takes any file starting "PK" for a zip file, to inflate into a buffer of the
-        // size bytes 22..26 declare: bound that first
-        let mut size = [0u8; 4];
-        file.read_exact_at(&mut size, 22).map_err(|e| Error::io(e, "cannot read the zip header"))?;
-        let size = u64::from(u32::from_le_bytes(size));
-        if size > max_inflated {
-            return Err(Error::limits(format!(
-                "the zip file declares {size} inflated bytes, over the limit of {max_inflated} (Limits::max_alloc)"
-            )));
-        }
+        return inflate::unzip(file, mmap, max_inflated);
     }
     if n < magic.len() || &magic != b"SIMPLE  =" {
-        return Ok(None);
+        return Err(Error::decoding("not a FITS file: it does not start with a SIMPLE card"));
     }
-    Ok(Some(LocalFile::new(file, mmap, path.to_path_buf())?))
+    LocalFile::new(file, mmap, path.to_path_buf())
 }
 
 /// A plain FITS file on disk (or the unlinked, inflated copy of a gzip or .Z file): `pread`, and

@@ -64,10 +64,8 @@ pub fn verify(path: impl AsRef<Path>) -> Result<Vec<HduChecksum>> {
     let in_file = |e: Error| e.in_file(path);
     // a gzip file is inflated here (bounded), never by cfitsio; `plain` keeps the copy open
     let plain = source::open_path(path, false, Limits::default().max_alloc).map_err(in_file)?;
-    if let Some(file) = &plain {
-        cfitsio_can_take_file(path, file)?;
-    }
-    let data_path = plain.as_ref().and_then(|p| p.cfitsio_path()).unwrap_or(path);
+    cfitsio_can_take_file(path, &plain)?;
+    let data_path = plain.cfitsio_path().unwrap_or(path);
     let mut handle = Handle::open(data_path, false).map_err(in_file)?;
     let n = handle.num_hdus().map_err(in_file)?;
     let mut out = Vec::with_capacity(n);
