@@ -51,13 +51,13 @@ pub(super) fn uncompress(file: File, mmap: bool, max: u64) -> Result<LocalFile> 
 pub(super) fn unzip(file: File, mmap: bool, max: u64) -> Result<LocalFile> {
     let mut head = [0u8; 30];
     file.read_exact_at(&mut head, 0).map_err(|_| Error::decoding("the zip file is cut short in its first header"))?;
-    let word = |at: usize| u16::from_le_bytes([head[at], head[at + 1]]);
+    let word = |at: usize| head.get(at..at + 2).and_then(|b| b.try_into().ok()).map_or(0, u16::from_le_bytes);
     if head[..4] != *b"PK\x03\x04" {
         return Err(Error::decoding("the zip file does not start with a member (no local file header)"));
     }
     let method = word(8);
     let start = 30 + u64::from(word(26)) + u64::from(word(28));
-    let stored = u64::from(u32::from_le_bytes([head[18], head[19], head[20], head[21]]));
+    let stored = u64::from(head.get(18..22).and_then(|b| b.try_into().ok()).map_or(0, u32::from_le_bytes));
     let member = std::io::BufReader::with_capacity(1 << 16, AtOffset { file, at: start });
     inflate("zip", mmap, max, |out| {
         let copied = match method {
