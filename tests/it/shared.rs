@@ -1,6 +1,6 @@
-//! One open file, shared by threads: every path (plain pread, memory map, RICE_1 and GZIP_2
-//! decoded natively, HCOMPRESS_1 through cfitsio's pooled handles) gives each thread exactly what
-//! one thread reads alone.
+//! One open file, shared by threads: every path (plain pread, memory map, RICE_1, GZIP_2 and
+//! HCOMPRESS_1 decoded natively, and a read into another integer type through cfitsio's pooled
+//! handles) gives each thread exactly what one thread reads alone.
 
 use std::sync::Arc;
 
@@ -95,4 +95,37 @@ fn an_open_file_is_send_sync_and_cheap_to_clone() {
     let clone = file.clone();
     assert!(file.same_open_file(&clone));
     assert!(!file.same_open_file(&FitsFile::open(crate::common::sample()).expect("open")));
+}
+
+#[test]
+fn eight_threads_through_pooled_cfitsio_handles_read_what_one_thread_reads() {
+    // an i16 image read as i32: a conversion torchfits leaves to cfitsio, one handle per thread
+    let dir = tempdir("shared-cfitsio");
+    let path = dir.join("rice.fits");
+    let ints: Vec<i32> = (0..H * W).map(|i| value(i / W, i % W)).collect();
+    let i16s: Vec<i16> = ints.iter().map(|&v| v as i16).collect();
+    let mut writer = WriteOptions::new().overwrite(true).create(&path).expect("create");
+    writer.image(&i16s, &[H, W]).compress(Compression::new(Algorithm::Rice).tile(&[16, W])).write().expect("image");
+    writer.finish().expect("finish");
+    let file = Arc::new(FitsFile::open(&path).expect("open"));
+    let before = torchfits::cfitsio_handles_opened();
+    assert_eq!(file.image(1).expect("image").read::<i32>().expect("read"), ints);
+    assert!(torchfits::cfitsio_handles_opened() > before, "the read went through cfitsio");
+    let threads: Vec<_> = (0..8usize)
+        .map(|t| {
+            let (file, ints) = (Arc::clone(&file), ints.clone());
+            std::thread::spawn(move || {
+                let image = file.image(1).expect("image");
+                for k in 0..20usize {
+                    let (y, x) = ((t * 37 + k * 53) % (H - STAMP), (t * 71 + k * 29) % (W - STAMP));
+                    let section = Section::new(vec![y..y + STAMP, x..x + STAMP]);
+                    let got: Vec<i32> = image.read_section(&section).expect("section");
+                    assert_eq!(got, slice(&ints, &[H, W], section.ranges()), "thread {t}");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a reader thread panicked");
+    }
 }

@@ -466,6 +466,19 @@ fn a_changed_byte_fails_the_checksum() {
     assert_eq!(verify(&plain).expect("verify")[0].hdu, ChecksumStatus::Missing);
 }
 
+#[test]
+fn checksums_astropy_wrote_verify_as_astropy_says() {
+    // ../shared/corpus: astropy's checksum test files, one intact and one whose sums are wrong
+    let corpus = common::repo().join("../shared/corpus/images-tables");
+    if !corpus.is_dir() {
+        return;
+    }
+    let sums = verify(corpus.join("astropy-checksum.fits")).expect("verify");
+    assert!(sums.iter().all(|s| (s.data, s.hdu) == (ChecksumStatus::Valid, ChecksumStatus::Valid)), "{sums:?}");
+    let sums = verify(corpus.join("astropy-checksum_false.fits")).expect("verify");
+    assert!(sums.iter().all(|s| (s.data, s.hdu) == (ChecksumStatus::Invalid, ChecksumStatus::Invalid)), "{sums:?}");
+}
+
 mod tables {
     use torchfits::table::{ColumnData, ColumnType, ColumnValues, TableBatch};
     use torchfits::write::{ChecksumStatus, ColumnSpec, verify};

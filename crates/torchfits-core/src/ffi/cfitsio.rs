@@ -470,17 +470,6 @@ impl Handle {
         check(status, "cannot write the checksum")
     }
 
-    /// The current HDU's checksums as cfitsio verifies them: (data, whole HDU), each 1 when
-    /// correct, 0 when absent, -1 when wrong.
-    pub(crate) fn verify_checksum(&mut self) -> Result<(i32, i32)> {
-        let _g = serialise();
-        let (mut data, mut hdu, mut status): (c_int, c_int, c_int) = (0, 0, 0);
-        // SAFETY: the handle is open; out-pointers are valid.
-        unsafe { sys::ffvcks(self.ptr.as_ptr(), &mut data, &mut hdu, &mut status) };
-        check(status, "cannot verify the checksum")?;
-        Ok((data, hdu))
-    }
-
     /// Closes the file, reporting errors of the final flush.
     pub(crate) fn close(self) -> Result<()> {
         let this = std::mem::ManuallyDrop::new(self);

@@ -24,6 +24,8 @@ pub(crate) struct HduSpan {
     pub header: Arc<Header>,
     /// Byte offset of the data.
     pub data_start: u64,
+    /// Byte offset of the end of the data's last block (where the next HDU starts).
+    pub data_end: u64,
 }
 
 /// The HDUs found so far, and where the next one would start.
@@ -86,7 +88,7 @@ impl Index {
             .checked_mul(BLOCK)
             .and_then(|d| data_start.checked_add(d))
             .ok_or_else(|| Error::decoding("data size overflows").in_hdu(index))?;
-        self.hdus.push(HduSpan { header: Arc::new(header), data_start });
+        self.hdus.push(HduSpan { header: Arc::new(header), data_start, data_end: self.next });
         Ok(())
     }
 }
@@ -126,7 +128,7 @@ fn read_header(source: &dyn ByteSource, at: u64, limits: &Limits) -> Result<(Vec
 
 /// Bytes of data after a header: |BITPIX|/8 x GCOUNT x (PCOUNT + NAXIS1 x ... x NAXISn), with
 /// NAXIS1 = 0 skipped for random groups.
-fn data_size(h: &Header) -> Result<u64> {
+pub(crate) fn data_size(h: &Header) -> Result<u64> {
     let naxis = h.get_i64("NAXIS").ok_or_else(|| Error::decoding("NAXIS missing or not an integer"))?;
     if naxis <= 0 {
         return Ok(0);
