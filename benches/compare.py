@@ -39,6 +39,8 @@ TARGETS = {
     "rice_i16_4096_full": (2.0, None),
     "rice_i16_4096_t256_full": (2.0, None),
     "rice_f32_4096_full": (2.0, None),
+    "hcompress_i16_4096_full": (2.0, None),
+    "plio_i32_4096_full": (2.0, None),
     "cutout_f32_256": (4.0, None),
     "cutouts_f32_64x100": (2.0, None),
     "cutout_rice_i16_256": (2.5, None),

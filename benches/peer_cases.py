@@ -6,9 +6,11 @@
     python3 benches/peer_cases.py --dir bench-data --runs 7 --json OUT.json
 
 Cases: `write_f32_4096` (the 4096x4096 float32 image of img_f32_4096.fits, uncompressed),
-`write_rice_i16_4096` (the int16 image of rice_i16_4096.fits, RICE_1, row tiles) and
+`write_rice_i16_4096` (the int16 image of rice_i16_4096.fits, RICE_1, row tiles),
 `wcs_pix2world_16M` (astropy's `WCS(header).all_pix2world` of every pixel of img_f32_4096.fits,
-16.8M points, 0-based). OUT gets {"cases": {id: {"fitsio": ms, "astropy": ms}}}. Runs in the
+16.8M points, 0-based), and whole reads of two images this script writes once with python fitsio
+(cfitsio's coders, its default tiles): `hcompress_i16_4096_full` (that int16 image, HCOMPRESS_1)
+and `plio_i32_4096_full` (a mask made from it, PLIO_1). OUT gets {"cases": {id: {"fitsio": ms, "astropy": ms}}}. Runs in the
 peers' virtual environment (../shared/peers/peer_bench.py makes it; $TORCHFITS_PEERS_VENV).
 """
 import argparse
@@ -60,6 +62,33 @@ def main():
     cases = {}
     sky = np.ascontiguousarray(fitsio.read(os.path.join(a.dir, "img_f32_4096.fits"), ext=0))
     i16 = np.ascontiguousarray(fitsio.read(os.path.join(a.dir, "rice_i16_4096.fits"), ext=1))
+
+    # HCOMPRESS_1 and PLIO_1 (integers below 2^24: a mask of the bright and the dark pixels)
+    tiled = {"hcompress_i16_4096_full": ("hcompress_i16_4096.fits", i16, "hcompress"),
+             "plio_i32_4096_full": ("plio_i32_4096.fits",
+                                    (i16 > np.percentile(i16, 90)).astype(np.int32) * 4
+                                    + (i16 < np.percentile(i16, 5)).astype(np.int32), "plio")}
+    for cid, (name, data, codec) in tiled.items():
+        path = os.path.join(a.dir, name)
+        if not os.path.exists(path):
+            with fitsio.FITS(path, "rw", clobber=True) as f:
+                f.write(data, compress=codec)
+
+    def fitsio_read(path):
+        def f():
+            with fitsio.FITS(path) as fh:
+                return np.ascontiguousarray(fh[1].read())
+        return f
+
+    def astropy_read(path):
+        def f():
+            with fits.open(path) as h:
+                return np.ascontiguousarray(h[1].data)
+        return f
+
+    for cid, (name, _, _) in tiled.items():
+        path = os.path.join(a.dir, name)
+        cases[cid] = {"fitsio": timed(fitsio_read(path), a.runs), "astropy": timed(astropy_read(path), a.runs)}
 
     def fitsio_write(data, **kw):
         def f():

@@ -36,8 +36,8 @@ fn ways() -> [(&'static str, OpenOptions); 2] {
     [("pread", OpenOptions::new()), ("mmap", OpenOptions::new().mmap(true))]
 }
 
-/// A whole-image read, every way (for a compressed image the ways differ only in name: cfitsio
-/// decodes the tiles; pass `compressed` to time it once, as "default").
+/// A whole-image read, every way (for a compressed image the ways differ only in name: the tiles
+/// are read by `pread` either way; pass `compressed` to time it once, as "default").
 fn full_read<T: torchfits_core::Pixel>(path: PathBuf, hdu: usize, compressed: bool) -> Vec<Way> {
     let ways: Vec<(&'static str, OpenOptions)> =
         if compressed { vec![("default", OpenOptions::new())] } else { ways().into_iter().collect() };
@@ -235,6 +235,9 @@ fn cases(dir: &Path) -> Vec<Case> {
         Case { id: "rice_i16_4096_full", ways: full_read::<i16>(p("rice_i16_4096.fits"), 1, true) },
         Case { id: "rice_i16_4096_t256_full", ways: full_read::<i16>(p("rice_i16_4096_t256.fits"), 1, true) },
         Case { id: "rice_f32_4096_full", ways: full_read::<f32>(p("rice_f32_4096.fits"), 1, true) },
+        // written by benches/peer_cases.py (python fitsio, cfitsio's default tiles)
+        Case { id: "hcompress_i16_4096_full", ways: full_read::<i16>(p("hcompress_i16_4096.fits"), 1, true) },
+        Case { id: "plio_i32_4096_full", ways: full_read::<i32>(p("plio_i32_4096.fits"), 1, true) },
         Case { id: "cutout_f32_256", ways: cutout::<f32>(p("img_f32_4096.fits"), 0) },
         Case { id: "cutout_rice_i16_256", ways: cutout::<i16>(p("rice_i16_4096.fits"), 1) },
         Case { id: "cutout_rice_i16_t256_256", ways: cutout::<i16>(p("rice_i16_4096_t256.fits"), 1) },

@@ -191,35 +191,44 @@ fn decode_quadrant(
             }
             _ => return Err("its bit planes carry a code HCOMPRESS does not have".into()),
         }
-        let plane = 1i64 << bit;
-        each_block(nqx, nqy, n, |k, at| {
-            let code = scratch[k];
-            for (mask, offset) in at {
-                if code & mask != 0 {
-                    a[offset] |= plane;
-                }
-            }
-        });
+        insert_plane(a, n, nqx, nqy, &scratch[..blocks], 1i64 << bit);
     }
     Ok(())
 }
 
-/// Calls `f` on each 2x2 block of an nx x ny array whose rows are `n` apart: the block's number
-/// (row-major over the blocks) and, for each of its pixels inside the array, the bit of a 4-bit
-/// code that stands for it and its index.
-fn each_block(nx: usize, ny: usize, n: usize, mut f: impl FnMut(usize, &mut dyn Iterator<Item = (u8, usize)>)) {
-    let mut k = 0;
-    for i in (0..nx).step_by(2) {
-        for j in (0..ny).step_by(2) {
-            let s00 = n * i + j;
-            let (more_x, more_y) = (i + 1 < nx, j + 1 < ny);
-            let mut at =
-                [(8u8, s00, true), (4, s00 + 1, more_y), (2, s00 + n, more_x), (1, s00 + n + 1, more_x && more_y)]
-                    .into_iter()
-                    .filter(|p| p.2)
-                    .map(|(mask, index, _)| (mask, index));
-            f(k, &mut at);
-            k += 1;
+/// Sets bit `plane` of the pixels of an nqx x nqy quadrant (rows `n` apart in `a`) that the
+/// 4-bit codes say are set, one code per 2x2 block (row-major over the blocks): bit 8 the block's
+/// first pixel, 4 the next in its row, 2 and 1 the two below, where they are inside the quadrant.
+fn insert_plane(a: &mut [i64], n: usize, nqx: usize, nqy: usize, codes: &[u8], plane: i64) {
+    // without branches on the codes' bits: in the low planes they are noise
+    let bit = |code: u8, b: u8| i64::from((code >> b) & 1) * plane;
+    let per_row = nqy.div_ceil(2);
+    let whole = nqy / 2; // blocks with both columns inside the quadrant
+    for (bi, row_codes) in codes.chunks(per_row.max(1)).take(nqx.div_ceil(2)).enumerate() {
+        let i = 2 * bi;
+        let top = n * i;
+        if i + 1 < nqx {
+            let (upper, lower) = a[top..].split_at_mut(n);
+            for (bj, &code) in row_codes.iter().enumerate().take(whole) {
+                let j = 2 * bj;
+                upper[j] |= bit(code, 3);
+                upper[j + 1] |= bit(code, 2);
+                lower[j] |= bit(code, 1);
+                lower[j + 1] |= bit(code, 0);
+            }
+            if whole < per_row {
+                let (code, j) = (row_codes[whole], 2 * whole);
+                upper[j] |= bit(code, 3);
+                lower[j] |= bit(code, 1);
+            }
+        } else {
+            for (bj, &code) in row_codes.iter().enumerate() {
+                let j = top + 2 * bj;
+                a[j] |= bit(code, 3);
+                if 2 * bj + 1 < nqy {
+                    a[j + 1] |= bit(code, 2);
+                }
+            }
         }
     }
 }
