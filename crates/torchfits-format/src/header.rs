@@ -747,7 +747,7 @@ const RESERVED: &[&str] = &[
     "ZSCALE", "ZZERO", "ZMASKCMP", "ZTHEAP", "ZFORMn", "ZCTYPn",
 ];
 
-/// Whether `keyword` is one the writer owns (see [`RESERVED`]).
+/// Whether `keyword` is one the writer owns (the list above).
 pub fn is_reserved(keyword: &str) -> bool {
     let k = keyword.trim().to_ascii_uppercase();
     let stem = k.trim_end_matches(|c: char| c.is_ascii_digit());

@@ -280,7 +280,7 @@ impl Section {
     }
 }
 
-/// Typed pixel storage of any [`Dtype`], as returned by [`ImageReader::read_data`].
+/// Typed pixel storage of any [`Dtype`], as torchfits-core's `ImageReader::read_data` returns it.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(missing_docs)]
 pub enum Pixels {
