@@ -63,6 +63,9 @@ const CORPUS: &[(&str, Expect)] = &[
     // a fuzz finding (not made by make.py): compressed images after one whose ZTILE1 is 0, on
     // which cfitsio divided by zero (SIGFPE) when a handle was moved past it
     ("compressed_ztile_zero.fits", Expect::Error),
+    // a fuzz finding: a compressed image whose table header is binary garbage, which torchfits
+    // cannot decode and cfitsio parsed into a 15 PB allocation
+    ("compressed_garbage_header_to_cfitsio.fits", Expect::Error),
     ("end_card_with_bytes_after.fits", Expect::Ok),
     ("compressed_hcompress_wrong_size.fits", Expect::Error),
     ("gzip_truncated.fits.gz", Expect::Error),

@@ -43,8 +43,19 @@ fn structural_cards_readable(header: &Header) -> Result<()> {
         key.strip_prefix(prefix).is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
     };
     let compressed = header.get_bool("ZIMAGE") == Some(true);
+    // the standard allows only printable ASCII in a header; cfitsio parses anything else its own
+    // way (a header of binary garbage made it allocate 15 PB)
+    let printable = |s: &str| s.bytes().all(|b| (0x20..0x7f).contains(&b));
     for card in header.iter() {
         let key = card.base_keyword();
+        if !printable(&card.keyword())
+            || card.comment().is_some_and(|c| !printable(c))
+            || card.value().as_str().is_some_and(|v| !printable(v))
+        {
+            return Err(Error::decoding(
+                "the header holds bytes outside printable ASCII, which the FITS standard forbids; cfitsio is not given it",
+            ));
+        }
         let integer = matches!(key, "BITPIX" | "NAXIS" | "PCOUNT" | "GCOUNT" | "TFIELDS" | "THEAP")
             || indexed(key, "NAXIS")
             || compressed
