@@ -36,7 +36,8 @@ pub(crate) fn decode(code: &[u8], smooth: bool, out: &mut Vec<i64>, pixels: usiz
         return Err(format!("its HCOMPRESS header gives {nx} x {ny} pixels, not the {pixels} of the tile"));
     }
     // every coefficient below 2^52 (an image of 32-bit pixels needs 2^51 for a tile of 2^20 of
-    // them): the transform's sums and the smoothing's differences then stay far inside i64
+    // them), so that a valid tile's transform stays far inside i64; a corrupt one may not, and the
+    // transform's arithmetic wraps rather than trusting it
     let sum = i64::from_be_bytes(sum);
     let scale_bits = if scale > 1 { 64 - scale.leading_zeros() } else { 0 };
     let largest = planes.iter().map(|&p| u32::from(p)).max().unwrap_or(0) + scale_bits;
@@ -326,8 +327,8 @@ fn inverse_h_transform(a: &mut [i64], nx: usize, ny: usize, smooth: bool, scale:
                 let hc = round(a[s10 + 1], prnd0, nrnd0, mask0);
                 // bit 0 of hc goes to hx and hy, bits 0 and 1 of hc, hx, hy to h0
                 let lowbit0 = hc & bit0;
-                hx = if hx >= 0 { hx - lowbit0 } else { hx + lowbit0 };
-                hy = if hy >= 0 { hy - lowbit0 } else { hy + lowbit0 };
+                hx = if hx >= 0 { hx.wrapping_sub(lowbit0) } else { hx.wrapping_add(lowbit0) };
+                hy = if hy >= 0 { hy.wrapping_sub(lowbit0) } else { hy.wrapping_add(lowbit0) };
                 let lowbit1 = (hc ^ hx ^ hy) & bit1;
                 let h0 = if h0 >= 0 {
                     h0.wrapping_add(lowbit0 - lowbit1)
@@ -404,21 +405,23 @@ fn smooth_coefficients(a: &mut [i64], nxtop: usize, nytop: usize, ny: usize, sca
         return;
     }
     let ny2 = ny << 1;
+    let sub = i64::wrapping_sub;
+    let add = i64::wrapping_add;
     // a change of `diff` (eight or 64 times the coefficient) towards `target`, limited to +/- smax
     let nudge = |coef: i64, diff: i64, shift: u32| {
-        let s = diff.wrapping_sub(coef.wrapping_shl(shift));
-        let s = if s >= 0 { s >> shift } else { (s + (1 << shift) - 1) >> shift };
-        coef.wrapping_add(s.clamp(-smax, smax))
+        let s = sub(diff, coef.wrapping_shl(shift));
+        let s = if s >= 0 { s >> shift } else { add(s, (1 << shift) - 1) >> shift };
+        add(coef, s.clamp(-smax, smax))
     };
     // the x differences hx
     for i in (2..nxtop.saturating_sub(2)).step_by(2) {
         for j in (0..nytop).step_by(2) {
             let (s00, s10) = (ny * i + j, ny * (i + 1) + j);
             let (hm, h0, hp) = (a[s00 - ny2], a[s00], a[s00 + ny2]);
-            let dmax = ((hp - h0).min(h0 - hm)).max(0) << 2;
-            let dmin = ((hp - h0).max(h0 - hm)).min(0) << 2;
+            let dmax = sub(hp, h0).min(sub(h0, hm)).max(0) << 2;
+            let dmin = sub(hp, h0).max(sub(h0, hm)).min(0) << 2;
             if dmin < dmax {
-                a[s10] = nudge(a[s10], (hp - hm).clamp(dmin, dmax), 3);
+                a[s10] = nudge(a[s10], sub(hp, hm).clamp(dmin, dmax), 3);
             }
         }
     }
@@ -427,10 +430,10 @@ fn smooth_coefficients(a: &mut [i64], nxtop: usize, nytop: usize, ny: usize, sca
         for j in (2..nytop.saturating_sub(2)).step_by(2) {
             let s00 = ny * i + j;
             let (hm, h0, hp) = (a[s00 - 2], a[s00], a[s00 + 2]);
-            let dmax = ((hp - h0).min(h0 - hm)).max(0) << 2;
-            let dmin = ((hp - h0).max(h0 - hm)).min(0) << 2;
+            let dmax = sub(hp, h0).min(sub(h0, hm)).max(0) << 2;
+            let dmin = sub(hp, h0).max(sub(h0, hm)).min(0) << 2;
             if dmin < dmax {
-                a[s00 + 1] = nudge(a[s00 + 1], (hp - hm).clamp(dmin, dmax), 3);
+                a[s00 + 1] = nudge(a[s00 + 1], sub(hp, hm).clamp(dmin, dmax), 3);
             }
         }
     }
@@ -440,17 +443,67 @@ fn smooth_coefficients(a: &mut [i64], nxtop: usize, nytop: usize, ny: usize, sca
             let (s00, s10) = (ny * i + j, ny * (i + 1) + j);
             let (hmm, hpm, hmp, hpp, h0) =
                 (a[s00 - ny2 - 2], a[s00 + ny2 - 2], a[s00 - ny2 + 2], a[s00 + ny2 + 2], a[s00]);
-            let diff = hpp + hmm - hmp - hpm;
+            let diff = sub(sub(add(hpp, hmm), hmp), hpm);
             let (hx2, hy2) = (a[s10] << 1, a[s00 + 1] << 1);
-            let m1 = ((hpp - h0).max(0) - hx2 - hy2).min((h0 - hpm).max(0) + hx2 - hy2);
-            let m2 = ((h0 - hmp).max(0) - hx2 + hy2).min((hmm - h0).max(0) + hx2 + hy2);
+            let m1 = sub(sub(sub(hpp, h0).max(0), hx2), hy2).min(sub(add(sub(h0, hpm).max(0), hx2), hy2));
+            let m2 = add(sub(sub(h0, hmp).max(0), hx2), hy2).min(add(add(sub(hmm, h0).max(0), hx2), hy2));
             let dmax = m1.min(m2) << 4;
-            let m1 = ((hpp - h0).min(0) - hx2 - hy2).max((h0 - hpm).min(0) + hx2 - hy2);
-            let m2 = ((h0 - hmp).min(0) - hx2 + hy2).max((hmm - h0).min(0) + hx2 + hy2);
+            let m1 = sub(sub(sub(hpp, h0).min(0), hx2), hy2).max(sub(add(sub(h0, hpm).min(0), hx2), hy2));
+            let m2 = add(sub(sub(h0, hmp).min(0), hx2), hy2).max(add(add(sub(hmm, h0).min(0), hx2), hy2));
             let dmin = m1.max(m2) << 4;
             if dmin < dmax {
                 a[s10 + 1] = nudge(a[s10 + 1], diff.clamp(dmin, dmax), 6);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn corrupt_tiles_decode_to_errors_or_garbage_never_a_panic() {
+        // random bit planes under every header a tile may carry: overflow checks are on in tests
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let (mut out, mut decoded) = (Vec::new(), 0);
+        for round in 0..400 {
+            let (nx, ny) = (2 + (next() % 40) as i32, 2 + (next() % 40) as i32);
+            let mut code = vec![0xdd, 0x99];
+            code.extend_from_slice(&nx.to_be_bytes());
+            code.extend_from_slice(&ny.to_be_bytes());
+            code.extend_from_slice(&((next() % 1000) as i32).to_be_bytes());
+            code.extend_from_slice(&((next() as i64) >> (12 + next() % 50)).to_be_bytes());
+            if round % 3 == 0 {
+                // no bit planes, the end code, then random signs: the transform runs on the sum
+                code.extend([0, 0, 0, 0]);
+            } else {
+                code.extend((0..3).map(|_| (next() % 53) as u8));
+            }
+            code.extend((0..next() % 3000).map(|_| next() as u8));
+            let pixels = (nx * ny) as usize;
+            if decode(&code, round % 2 == 0, &mut out, pixels).is_ok() {
+                decoded += 1;
+            }
+        }
+        assert!(decoded >= 100, "{decoded} decoded");
+    }
+
+    #[test]
+    fn a_header_that_does_not_fit_the_tile_is_an_error() {
+        let mut code = vec![0xdd, 0x99, 0, 0, 0, 4, 0, 0, 0, 4, 0, 0, 0, 0];
+        code.extend_from_slice(&[0; 11]);
+        let mut out = Vec::new();
+        assert!(decode(&code, false, &mut out, 15).is_err());
+        assert!(decode(&code[..20], false, &mut out, 16).is_err());
+        assert!(decode(b"SIMPLE", false, &mut out, 16).is_err());
+        code[22] = 60; // more bit planes than any image has
+        assert!(decode(&code, false, &mut out, 16).is_err());
     }
 }
