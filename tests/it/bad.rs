@@ -66,6 +66,9 @@ const CORPUS: &[(&str, Expect)] = &[
     // a fuzz finding: a compressed image whose table header is binary garbage, which torchfits
     // cannot decode and cfitsio parsed into a 15 PB allocation
     ("compressed_garbage_header_to_cfitsio.fits", Expect::Error),
+    // a fuzz finding: `ZTILE2 = 0   16`, which astropy and torchfits read as 16 and cfitsio as 0
+    // (it divided by it, SIGFPE, walking past this HDU to an image torchfits left to it)
+    ("compressed_spaced_ztile.fits", Expect::Error),
     ("end_card_with_bytes_after.fits", Expect::Ok),
     ("compressed_hcompress_wrong_size.fits", Expect::Error),
     ("gzip_truncated.fits.gz", Expect::Error),

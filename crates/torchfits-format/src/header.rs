@@ -72,12 +72,21 @@ pub struct Card {
     field: Option<String>,
     value: Value,
     comment: Option<String>,
+    /// The value is a number written with blanks inside it, read as astropy reads it (blanks
+    /// ignored: `0   16` is 16); cfitsio reads such a number otherwise.
+    spaced_number: bool,
 }
 
 impl Card {
     /// A card from its parts (used by tests and by writers).
     pub fn new(keyword: impl Into<String>, value: Value, comment: Option<String>) -> Self {
-        Card { keyword: keyword.into(), field: None, value, comment }
+        Card { keyword: keyword.into(), field: None, value, comment, spaced_number: false }
+    }
+
+    /// Whether the value is a number written with blanks inside it (`0   16`), which this crate
+    /// reads as astropy does, ignoring the blanks, and cfitsio reads otherwise.
+    pub fn is_spaced_number(&self) -> bool {
+        self.spaced_number
     }
 
     /// The keyword: upper case, without a `HIERARCH ` prefix, and for a record-valued card the
@@ -547,7 +556,14 @@ fn parse_card(image: &str) -> Card {
         "HIERARCH" if image.as_bytes().get(8) == Some(&b' ') && image.contains('=') => {
             let (name, rest) = image[9..].split_once('=').unwrap_or(("", ""));
             let (value, comment) = parse_value_field(rest);
-            return Card { keyword: name.trim_ascii().to_ascii_uppercase(), field: None, value, comment };
+            let spaced_number = is_spaced_number(rest, &value);
+            return Card {
+                keyword: name.trim_ascii().to_ascii_uppercase(),
+                field: None,
+                value,
+                comment,
+                spaced_number,
+            };
         }
         _ => {}
     }
@@ -558,10 +574,17 @@ fn parse_card(image: &str) -> Card {
         _ => return Card::new(kw_upper, Value::Str(text_after_kw()), None),
     };
     if let Some((field, value, comment)) = parse_rvkc(rest) {
-        return Card { keyword, field: Some(field), value, comment };
+        return Card { keyword, field: Some(field), value, comment, spaced_number: false };
     }
     let (value, comment) = parse_value_field(rest);
-    Card { keyword, field: None, value, comment }
+    let spaced_number = is_spaced_number(rest, &value);
+    Card { keyword, field: None, value, comment, spaced_number }
+}
+
+/// Whether the value field `rest` (which parsed to `value`) is a number with blanks inside it.
+fn is_spaced_number(rest: &str, value: &Value) -> bool {
+    let field = rest.split('/').next().unwrap_or("").trim_ascii();
+    matches!(value, Value::Int(_) | Value::Float(_)) && field.contains(' ')
 }
 
 /// A record-valued card's `'field.spec: number' / comment`, as astropy recognises it.
@@ -760,6 +783,19 @@ pub fn is_reserved(keyword: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_with_blanks_inside_read_as_astropy_reads_them_and_say_so() {
+        let mut raw = String::new();
+        for card in ["ZTILE2  =               0   16 / spaced", "ZTILE1  =                   16", "END"] {
+            raw.push_str(&format!("{card:<80}"));
+        }
+        let header = Header::parse(raw.as_bytes()).expect("parse");
+        let spaced = header.card("ZTILE2").expect("ZTILE2");
+        assert_eq!(spaced.value(), &Value::Int(16));
+        assert!(spaced.is_spaced_number());
+        assert!(!header.card("ZTILE1").expect("ZTILE1").is_spaced_number());
+    }
 
     #[test]
     fn reserved_keywords() {

@@ -67,6 +67,7 @@ fn structural_cards_readable(header: &Header) -> Result<()> {
             || compressed && (matches!(key, "ZCMPTYPE" | "ZQUANTIZ") || indexed(key, "ZNAME") || indexed(key, "TTYPE"));
         let value = card.value();
         let readable = card.field_specifier().is_none()
+            && !((integer || number) && card.is_spaced_number())
             && if integer {
                 value.as_i64().is_some()
             } else if number {
