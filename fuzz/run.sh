@@ -47,7 +47,9 @@ existing=()
 for d in "${seeds[@]}"; do [ -d "$d" ] && existing+=("$d"); done
 
 "${fuzz[@]}" build "${build_flags[@]}" "$target"
-# wcslib's own leaks on headers it rejects (see lsan.supp); any other leak fails the run
+# wcslib's own leaks on headers it rejects (see lsan.supp); any other leak fails the run. cfitsio
+# has no frame pointers: to see the Rust frames under a finding inside it, rerun the input with
+# ASAN_OPTIONS=fast_unwind_on_malloc=0 (slow, so not for the runs themselves)
 export LSAN_OPTIONS="suppressions=$PWD/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 status=0
 "${fuzz[@]}" run "${build_flags[@]}" "$target" corpus/"$target" "${existing[@]}" -- \
