@@ -51,12 +51,6 @@ for d in "${seeds[@]}"; do [ -d "$d" ] && existing+=("$d"); done
 # has no frame pointers: to see the Rust frames under a finding inside it, rerun the input with
 # ASAN_OPTIONS=fast_unwind_on_malloc=0 (slow, so not for the runs themselves)
 export LSAN_OPTIONS="suppressions=$PWD/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
-# cfitsio has no frame pointers: without the slow unwinder a leak's stack stops at its first
-# frame, and the suppression of its HCOMPRESS decoder's leak (a static function's malloc) cannot
-# name it. Only open_read reaches it; the slow unwinder costs it most of its speed.
-if [ "$target" = open_read ]; then
-    export ASAN_OPTIONS="fast_unwind_on_malloc=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
-fi
 status=0
 "${fuzz[@]}" run "${build_flags[@]}" "$target" corpus/"$target" "${existing[@]}" -- \
     -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 -max_len=65536 \

@@ -38,6 +38,11 @@ pub fn read_everything(path: &Path) -> Result<(), torchfits::Error> {
                 let shape = info.shape.clone().unwrap_or_default();
                 let corner = Section::new(shape.iter().map(|&n| n.saturating_sub(2)..n).collect());
                 keep(file.image(i).and_then(|img| img.read_data(Some(&corner))).map(|_| ()));
+                // and converted into other types (a value that does not fit is an error)
+                let _ = file.image(i).and_then(|img| img.read_section::<f32>(&corner));
+                let _ = file.image(i).and_then(|img| img.read_section::<u8>(&corner));
+                let _ = file.image(i).and_then(|img| img.read_section::<i32>(&corner));
+                let _ = file.image(i).and_then(|img| img.read_section::<u64>(&corner));
             }
             HduKind::BinTable | HduKind::AsciiTable => {
                 keep(file.table(i).and_then(|t| t.build()).and_then(|b| b.collect::<Result<Vec<_>, _>>()).map(|_| ()));

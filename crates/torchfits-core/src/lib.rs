@@ -79,10 +79,11 @@ pub use torchfits_format::{
 };
 pub use torchfits_wcs::{ProjectionParameters, SipPolynomials, Wcs, WcsOptions};
 
-/// How many cfitsio handles this process has opened on existing files. Reads torchfits does
-/// itself open none: headers, tables, every image in its own type or into f32/f64, every tile
-/// codec. cfitsio is left for reads into another integer type, tiles of 64-bit integers, cfitsio's
-/// extended filename syntax ([`OpenOptions::cfitsio_extended_syntax`]) and the writer's checks.
+/// How many cfitsio handles this process has opened on existing files. Reads with the default
+/// [`OpenOptions`] open none: headers, tables, every image into every pixel type, every tile
+/// codec are torchfits' own code. cfitsio is left for what a caller asks of it: extended filename
+/// syntax ([`OpenOptions::cfitsio_extended_syntax`]), reads with
+/// [`OpenOptions::direct_reads`]`(false)`, and the writer's HCOMPRESS and PLIO coders.
 ///
 /// ```standalone_crate
 /// # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");

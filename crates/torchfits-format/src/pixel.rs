@@ -90,8 +90,11 @@ mod private {
 /// A Rust type image pixels can be read into. Implemented for `u8, i8, u16, i16, u32, i32, u64,
 /// i64, f32, f64` only (sealed: cfitsio writes these types' memory directly).
 ///
-/// Reading into a type other than the image's [`Dtype`] converts (cfitsio's conversion, in double
-/// precision); a value that does not fit the target type is a [`Parameter`] error.
+/// Reading into a type other than the image's [`Dtype`] converts as cfitsio does: `stored *
+/// BSCALE + BZERO` in double precision (exact for integers offset by an integer BZERO), rounded
+/// once into floats (BLANK as NaN), truncated toward zero into integers (BLANK a value like any
+/// other); a value that does not fit the target type, or NaN into an integer type, is a
+/// [`Parameter`] error.
 ///
 /// [`Parameter`]: crate::ErrorKind::Parameter
 pub trait Pixel: private::Sealed + bytemuck::Pod + Default + Send + Sync + 'static {

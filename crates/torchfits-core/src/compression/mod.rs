@@ -87,8 +87,6 @@ pub(crate) struct TileCompression {
     pub tile: Vec<usize>,
     /// For a floating-point image, how its tiles hold the values; `None` for integers.
     pub floats: Option<FloatStorage>,
-    /// ZNAMEn values this crate does not know (a decoder that cannot honour them declines).
-    pub unknown_parameters: Vec<String>,
 }
 
 impl TileCompression {
@@ -158,10 +156,9 @@ impl TileCompression {
             tile.push(t.max(1));
         }
         let floats = (zbitpix < 0).then(|| float_storage(table)).transpose().map_err(|key| unreadable(&key))?;
-        let known = ["BLOCKSIZE", "BYTEPIX", "SCALE", "SMOOTH", "NOISEBIT"];
-        let unknown_parameters =
-            parameters.iter().map(|(n, _)| n).filter(|n| !known.contains(&n.as_str())).cloned().collect();
-        Ok(TileCompression { codec, zbitpix, dims, tile, floats, unknown_parameters })
+        // other ZNAMEn (NOISEBIT of older writers, anything else) are left alone, as cfitsio
+        // and astropy leave them
+        Ok(TileCompression { codec, zbitpix, dims, tile, floats })
     }
 
     /// The tile shape in C order (slowest axis first).
@@ -340,7 +337,6 @@ mod tests {
             dims: vec![5, 3],
             tile: vec![5, 2],
             floats: None,
-            unknown_parameters: vec![],
         };
         let bytes: Vec<u8> = written.records().concat();
         let back = Header::parse(&bytes).expect("parse");

@@ -2,7 +2,7 @@
 //! caller's buffer, with one fused byte-swap + BSCALE/BZERO/BLANK pass, split across threads for
 //! large reads. Sections read only the rows they need.
 //!
-//! cfitsio supplies the geometry and the data offset; this module never parses a header. Its
+//! The HDU index supplies the geometry and the data offset; this module never parses a header. Its
 //! results are identical to cfitsio's (tests compare both paths on every pixel type).
 
 // Indexing: indices come from a `Section` already checked against the image's shape
@@ -35,6 +35,9 @@ pub(crate) enum Conversion {
     Swap { xor: u64 },
     /// `raw * bscale + bzero` in double, rounded once to the float output; integer `blank` -> NaN.
     Scale { bscale: f64, bzero: f64, blank: Option<i64> },
+    /// Into an integer type other than the image's own: `raw * bscale + bzero` (see
+    /// [`cast_into`]); BLANK is a value like any other, as cfitsio converts into integers.
+    Cast { bscale: f64, bzero: f64 },
 }
 
 /// What the fast path needs to read one image HDU.
@@ -248,16 +251,18 @@ impl<'a> Runs<'a> {
 /// A stored big-endian FITS value.
 trait Stored: Copy {
     const SIZE: usize;
+    const INTEGER: bool;
     fn from_be(b: &[u8]) -> Self;
     fn to_f64(self) -> f64;
-    /// The value as an integer, for comparison with BLANK (floats never match).
-    fn as_blank(self) -> Option<i64>;
+    /// The value as an integer (`None` for floats): compared with BLANK, converted exactly.
+    fn as_int(self) -> Option<i64>;
 }
 
 macro_rules! stored {
-    ($($t:ty, $n:expr, $int:expr);* $(;)?) => {$(
+    ($($t:ty, $n:expr, $integer:expr, $int:expr);* $(;)?) => {$(
         impl Stored for $t {
             const SIZE: usize = $n;
+            const INTEGER: bool = $integer;
             #[inline(always)]
             fn from_be(b: &[u8]) -> Self {
                 let mut a = [0u8; $n];
@@ -268,17 +273,17 @@ macro_rules! stored {
             fn to_f64(self) -> f64 { self as f64 }
             #[inline(always)]
             #[allow(clippy::redundant_closure_call)]
-            fn as_blank(self) -> Option<i64> { ($int)(self) }
+            fn as_int(self) -> Option<i64> { ($int)(self) }
         }
     )*};
 }
 stored! {
-    u8, 1, |v: u8| Some(v as i64);
-    i16, 2, |v: i16| Some(v as i64);
-    i32, 4, |v: i32| Some(v as i64);
-    i64, 8, |v: i64| Some(v);
-    f32, 4, |_: f32| None;
-    f64, 8, |_: f64| None;
+    u8, 1, true, |v: u8| Some(v as i64);
+    i16, 2, true, |v: i16| Some(v as i64);
+    i32, 4, true, |v: i32| Some(v as i64);
+    i64, 8, true, |v: i64| Some(v);
+    f32, 4, false, |_: f32| None;
+    f64, 8, false, |_: f64| None;
 }
 
 /// An unsigned integer of one pixel's width, for byte swapping.
@@ -328,7 +333,7 @@ fn scale<S: Stored, F: Pod>(
         None => out.iter_mut().zip(src).for_each(|(o, b)| *o = from(S::from_be(b).to_f64() * bscale + bzero)),
         Some(blank) => out.iter_mut().zip(src).for_each(|(o, b)| {
             let v = S::from_be(b);
-            *o = if v.as_blank() == Some(blank) { from(f64::NAN) } else { from(v.to_f64() * bscale + bzero) };
+            *o = if v.as_int() == Some(blank) { from(f64::NAN) } else { from(v.to_f64() * bscale + bzero) };
         }),
     }
 }
@@ -370,5 +375,85 @@ fn convert<T: Pixel>(plan: &Plan, src: &[u8], out: &mut [T]) -> Result<()> {
             Dtype::F64 => scale_from(plan.bitpix, src, bytemuck::cast_slice_mut(out), bscale, bzero, blank, |v| v),
             _ => Err(Error::parameter("no direct conversion for this pixel type")),
         },
+        Conversion::Cast { bscale, bzero } => match plan.bitpix {
+            8 => cast_into::<u8, T>(src, out, bscale, bzero),
+            16 => cast_into::<i16, T>(src, out, bscale, bzero),
+            32 => cast_into::<i32, T>(src, out, bscale, bzero),
+            64 => cast_into::<i64, T>(src, out, bscale, bzero),
+            -32 => cast_into::<f32, T>(src, out, bscale, bzero),
+            -64 => cast_into::<f64, T>(src, out, bscale, bzero),
+            _ => Err(Error::parameter("no direct conversion for this pixel type")),
+        },
     }
+}
+
+/// Stored values `src` as `raw * bscale + bzero` into `out`: in integers when the stored values
+/// are integers and the scaling an integer offset (so that 64-bit values stay exact), else in
+/// double, as cfitsio converts (see [`doubles_into`]).
+fn cast_into<S: Stored, T: Pixel>(src: &[u8], out: &mut [T], bscale: f64, bzero: f64) -> Result<()> {
+    let values = src.chunks_exact(S::SIZE).map(S::from_be);
+    let offset = (bscale == 1.0 && bzero.fract() == 0.0 && bzero.abs() <= 2f64.powi(64)).then_some(bzero as i128);
+    match offset {
+        Some(offset) if S::INTEGER => ints_into(out, values.map(|v| i128::from(v.as_int().unwrap_or(0)) + offset)),
+        _ => doubles_into(out, values.map(|v| v.to_f64() * bscale + bzero)),
+    }
+}
+
+/// The error for a value that the output type cannot hold.
+fn overflow(value: impl std::fmt::Display, dtype: Dtype) -> Error {
+    Error::parameter(format!("a pixel's value, {value}, does not fit in {dtype}: read the image into a wider type"))
+}
+
+/// Writes `values` into `out` (converted to its type): exact integers, so an error for one out of
+/// the type's range.
+pub(crate) fn ints_into<T: Pixel>(out: &mut [T], values: impl Iterator<Item = i128>) -> Result<()> {
+    macro_rules! each {
+        ($t:ty) => {
+            for (o, v) in bytemuck::cast_slice_mut::<T, $t>(out).iter_mut().zip(values) {
+                *o = <$t>::try_from(v).map_err(|_| overflow(v, T::DTYPE))?;
+            }
+        };
+    }
+    match T::DTYPE {
+        Dtype::F32 | Dtype::F64 => return doubles_into(out, values.map(|v| v as f64)),
+        Dtype::U8 => each!(u8),
+        Dtype::I8 => each!(i8),
+        Dtype::U16 => each!(u16),
+        Dtype::I16 => each!(i16),
+        Dtype::U32 => each!(u32),
+        Dtype::I32 => each!(i32),
+        Dtype::U64 => each!(u64),
+        Dtype::I64 => each!(i64),
+    }
+    Ok(())
+}
+
+/// Writes `values` into `out` as cfitsio converts doubles: into floats rounded once; into an
+/// integer type truncated toward zero, an error for a value outside the type's range by more
+/// than cfitsio's margin of 0.49, and for NaN (an undefined pixel, which no integer holds).
+pub(crate) fn doubles_into<T: Pixel>(out: &mut [T], values: impl Iterator<Item = f64>) -> Result<()> {
+    macro_rules! each {
+        ($t:ty) => {{
+            let (lo, hi) = (<$t>::MIN as f64 - 0.49, <$t>::MAX as f64 + 0.49);
+            for (o, v) in bytemuck::cast_slice_mut::<T, $t>(out).iter_mut().zip(values) {
+                if !(lo..=hi).contains(&v) {
+                    return Err(overflow(v, T::DTYPE));
+                }
+                *o = v as $t;
+            }
+        }};
+    }
+    match T::DTYPE {
+        Dtype::F32 => bytemuck::cast_slice_mut::<T, f32>(out).iter_mut().zip(values).for_each(|(o, v)| *o = v as f32),
+        Dtype::F64 => bytemuck::cast_slice_mut::<T, f64>(out).iter_mut().zip(values).for_each(|(o, v)| *o = v),
+        Dtype::U8 => each!(u8),
+        Dtype::I8 => each!(i8),
+        Dtype::U16 => each!(u16),
+        Dtype::I16 => each!(i16),
+        Dtype::U32 => each!(u32),
+        Dtype::I32 => each!(i32),
+        Dtype::U64 => each!(u64),
+        Dtype::I64 => each!(i64),
+    }
+    Ok(())
 }

@@ -9,7 +9,7 @@ use crate::ffi::cfitsio::Handle;
 use crate::io::image::ImageReader;
 use crate::io::index::{HduSpan, Index};
 use crate::io::table::TableReader;
-use crate::io::tiled::NativeTiles;
+use crate::io::tiled::{NativeTiles, Undecoded};
 use crate::source::{self, ByteSource, InMemory};
 use torchfits_format::error::{Error, ErrorKind, Result};
 use torchfits_format::hdu::{HduInfo, HduKind, HduSelector, ImageLayout, classify};
@@ -69,9 +69,12 @@ impl OpenOptions {
         self
     }
 
-    /// Read uncompressed images directly (the default): cfitsio locates the data, the bytes go
-    /// from the file into the caller's buffer with one conversion pass. `false` sends every read
-    /// through cfitsio's own conversion (slower; the results are identical).
+    /// Read images with torchfits' own code (the default): the bytes go from the file into the
+    /// caller's buffer with one conversion pass, tiles are decoded here. `false` hands every
+    /// image read to cfitsio's decoders and conversion instead: slower, the same values (but a
+    /// value out of an integer type's range is clipped rather than an error, and quantised
+    /// floats read into integers lose their dither), and cfitsio then parses the file's bytes:
+    /// for trusted files only, like [`OpenOptions::cfitsio_extended_syntax`].
     pub fn direct_reads(mut self, yes: bool) -> Self {
         self.direct = yes;
         self
@@ -217,8 +220,9 @@ struct Loaded {
     header: Arc<Header>,
     /// For a compressed image, the tile shape in C order.
     tiles: Option<Vec<usize>>,
-    /// For a RICE_1 or GZIP image of a plain file: where its tiles are (decoded without cfitsio).
-    native: Option<NativeTiles>,
+    /// For a compressed image of a plain file: where its tiles are (decoded without cfitsio), or
+    /// why torchfits does not decode them.
+    native: Option<std::result::Result<NativeTiles, Undecoded>>,
     /// For an uncompressed image of a plain file, the byte offset of its data.
     data_start: Option<u64>,
 }
@@ -408,7 +412,7 @@ impl FitsFile {
         let mut native = None;
         if compressed {
             tiles = TileCompression::from_header(&header).ok().map(|d| d.tile_shape());
-            native = data_start.and_then(|start| NativeTiles::from_header(&header, start));
+            native = data_start.map(|start| NativeTiles::from_header(&header, start));
             header = Arc::new(header.compressed_image_header().map_err(wrap)?);
         }
         if kind == HduKind::RandomGroups {

@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
-use crate::io::convert::{Conversion, Plan, read_section};
+use crate::io::convert::{Conversion, Plan, doubles_into, read_section};
 use crate::io::file::FitsFile;
-use crate::io::tiled::NativeTiles;
+use crate::io::tiled::{NativeTiles, Undecoded};
+use crate::source::ByteSource;
 use torchfits_format::error::{Error, Result};
 use torchfits_format::hdu::{ImageLayout, checked_len};
 use torchfits_format::header::Header;
@@ -37,8 +38,9 @@ pub struct ImageReader {
     plan: Option<Plan>,
     /// For a compressed image: the tile shape, C order.
     tiles: Option<Vec<usize>>,
-    /// For a RICE_1 or GZIP image of a plain file: its tiles, decoded here rather than by cfitsio.
-    native: Option<NativeTiles>,
+    /// For a compressed image of a plain file: its tiles, decoded here rather than by cfitsio, or
+    /// why they are not (reads then fail with that cause).
+    native: Option<std::result::Result<NativeTiles, Undecoded>>,
     /// The whole image as a section.
     full: Section,
 }
@@ -54,7 +56,7 @@ impl ImageReader {
         header: Arc<Header>,
         data_start: Option<u64>,
         tiles: Option<Vec<usize>>,
-        native: Option<NativeTiles>,
+        native: Option<std::result::Result<NativeTiles, Undecoded>>,
     ) -> Self {
         let plan = data_start.and_then(|start| {
             let bytes = (layout.bitpix.unsigned_abs() / 8) as u64;
@@ -112,7 +114,7 @@ impl ImageReader {
     /// Whether this image's tiles are decoded by torchfits rather than by cfitsio.
     #[cfg(test)]
     pub(crate) fn decoded_natively(&self) -> bool {
-        self.native.is_some()
+        matches!(self.native, Some(Ok(_)))
     }
 
     fn err(&self, e: Error) -> Error {
@@ -157,15 +159,15 @@ impl ImageReader {
             return read_section(source, &plan, &self.layout.shape, section, out, threads).map_err(|e| self.err(e));
         }
         // tile-compressed images: decoded here
-        if let Some(native) = &self.native
-            && native.decodes::<T>(self.layout.dtype, self.layout.scaling.blank.is_some())
-            && let Some(source) = self.file.source()
-        {
-            let threads = self.file.threads();
-            return native.read(source, section, out, self.layout.scaling, threads).map_err(|e| self.err(e));
+        match (&self.native, self.file.source()) {
+            (Some(Ok(native)), Some(source)) => {
+                return self.read_tiles(native, source, section, out).map_err(|e| self.err(e));
+            }
+            (Some(Err(undecoded)), Some(_)) => return Err(self.err(undecoded.error())),
+            _ => {}
         }
-        // cfitsio: 64-bit integer tiles, conversions to other integer types, files only cfitsio
-        // opens; errors name the file and HDU already
+        // cfitsio, where asked for (extended filename syntax, `direct_reads(false)`); errors name
+        // the file and HDU already
         let nan_nulls = self.layout.scaling.nulls_to_nan();
         let bands = self.tile_bands(section, std::mem::size_of::<T>());
         if bands.len() > 1 {
@@ -176,15 +178,39 @@ impl ImageReader {
 
     /// How the fast path reads this uncompressed image into `T`: its plan for its own type; into
     /// f32 or f64, the same data scaled in double (BSCALE, BZERO, BLANK as NaN on integers) and
-    /// rounded once, as cfitsio converts. `None` for other types (cfitsio converts those).
+    /// rounded once; into another integer type, scaled and checked against the type's range; both
+    /// as cfitsio converts.
     fn plan_for<T: Pixel>(&self) -> Option<Plan> {
         let plan = self.plan?;
         if T::DTYPE == self.layout.dtype {
             return Some(plan);
         }
         let Scaling { bscale, bzero, blank } = self.layout.scaling;
-        matches!(T::DTYPE, Dtype::F32 | Dtype::F64)
-            .then_some(Plan { conversion: Conversion::Scale { bscale, bzero, blank }, ..plan })
+        let conversion = match T::DTYPE {
+            Dtype::F32 | Dtype::F64 => Conversion::Scale { bscale, bzero, blank },
+            _ => Conversion::Cast { bscale, bzero },
+        };
+        Some(Plan { conversion, ..plan })
+    }
+
+    /// Decodes `section` of a tile-compressed image into `out`. Into an integer type other than
+    /// the image's own, the values are taken in double first (BLANK as a value like any other)
+    /// and converted as cfitsio converts them.
+    fn read_tiles<T: Pixel>(
+        &self,
+        native: &NativeTiles,
+        source: &dyn ByteSource,
+        section: &Section,
+        out: &mut [T],
+    ) -> Result<()> {
+        let threads = self.file.threads();
+        let scaling = self.layout.scaling;
+        if native.decodes::<T>(self.layout.dtype) {
+            return native.read(source, section, out, scaling, threads);
+        }
+        let mut values = self.alloc::<f64>(section)?;
+        native.read(source, section, &mut values, Scaling { blank: None, ..scaling }, threads)?;
+        doubles_into(out, values.into_iter())
     }
 
     /// For a tile-compressed plain file whose read decodes enough tiles to be worth it: the section
@@ -332,10 +358,13 @@ mod tests {
         let file = crate::FitsFile::open(&path).expect("open");
         for hdu in 1..file.hdu_count().expect("count") {
             let img = file.image(hdu).expect("image");
-            let native = img.native.as_ref().unwrap_or_else(|| panic!("HDU {hdu}: not decoded here"));
+            let native = match &img.native {
+                Some(Ok(native)) => native,
+                other => panic!("HDU {hdu}: not decoded here: {other:?}"),
+            };
             let native = match img.layout.dtype {
-                Dtype::F32 => native.decodes::<f32>(Dtype::F32, false),
-                dtype => native.decodes::<f64>(dtype, false),
+                Dtype::F32 => native.decodes::<f32>(Dtype::F32),
+                dtype => native.decodes::<f64>(dtype),
             };
             assert!(native, "HDU {hdu}: {:?}", img.layout.dtype);
         }
@@ -345,12 +374,12 @@ mod tests {
         for hdu in 1..file.hdu_count().expect("count") {
             let name = file.hdu(hdu).expect("info").extname.clone().unwrap_or_default();
             let img = file.image(hdu).expect("image");
-            let here = img.native.as_ref().is_some_and(|n| match img.layout.dtype {
-                Dtype::I16 => n.decodes::<i16>(Dtype::I16, false),
-                Dtype::U16 => n.decodes::<u16>(Dtype::U16, false),
-                Dtype::I32 => n.decodes::<i32>(Dtype::I32, false),
-                Dtype::F32 => n.decodes::<f32>(Dtype::F32, false),
-                Dtype::F64 => n.decodes::<f64>(Dtype::F64, false),
+            let here = matches!(&img.native, Some(Ok(n)) if match img.layout.dtype {
+                Dtype::I16 => n.decodes::<i16>(Dtype::I16),
+                Dtype::U16 => n.decodes::<u16>(Dtype::U16),
+                Dtype::I32 => n.decodes::<i32>(Dtype::I32),
+                Dtype::F32 => n.decodes::<f32>(Dtype::F32),
+                Dtype::F64 => n.decodes::<f64>(Dtype::F64),
                 _ => false,
             });
             assert!(here, "{name}");

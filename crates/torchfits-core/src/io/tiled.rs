@@ -3,8 +3,8 @@
 //! (dithered or not, NaN) and gzipped floats stored as they are; and tiles the writer stored
 //! beside the codec's column (GZIP_COMPRESSED_DATA, UNCOMPRESSED_DATA). The tiles a section
 //! touches are read from the heap (`pread`) and decoded straight into the caller's buffer, bands
-//! of tile rows on separate threads. What is left (64-bit integers, integer images with nulls,
-//! other columns) goes through cfitsio.
+//! of tile rows on separate threads. What is not decoded here (64-bit integers, floats with
+//! BSCALE, RICE_1 floats: no writer makes them) is an error on the default read path.
 
 // Indexing: `sec`, `tile`, `dims`, the strides and the odometers all have one entry per
 // image axis (ZNAXIS, checked equal to the tile shape's and the section's length); tile
@@ -17,10 +17,10 @@ use std::ops::Range;
 use crate::compression::quantize::{N_RANDOM, ZERO_VALUE, random_sequence};
 use crate::compression::{Codec, Dither, FloatStorage, TileCompression, gzip, hcompress, plio, rice};
 use crate::source::ByteSource;
-use torchfits_format::error::{Error, Result};
+use torchfits_format::error::{Error, ErrorKind, Result};
 use torchfits_format::header::Header;
 use torchfits_format::pixel::{Dtype, Pixel, Scaling, Section};
-use torchfits_format::table_schema::{FitsType, TableSchema, VarArray};
+use torchfits_format::table_schema::{ColumnSchema, FitsType, TableSchema, VarArray};
 
 /// Where the tiles of a RICE_1 or GZIP image are and how they are coded, from its binary table's
 /// header.
@@ -51,6 +51,37 @@ pub(crate) struct NativeTiles {
     fallback: Option<Fallback>,
     /// For a quantised floating-point image: how its integers become values.
     quantized: Option<Quantized>,
+    /// For an integer image with a ZBLANK column: each tile's null, read as the image's BLANK.
+    blank: Option<Param>,
+}
+
+/// Why a compressed image is not decoded here: what a read of it fails with (Unsupported for what
+/// the convention allows and torchfits does not decode, Decoding for a table that breaks it).
+#[derive(Debug, Clone)]
+pub(crate) struct Undecoded {
+    kind: ErrorKind,
+    why: String,
+}
+
+impl Undecoded {
+    fn unsupported(why: impl Into<String>) -> Self {
+        Undecoded { kind: ErrorKind::Unsupported, why: why.into() }
+    }
+
+    fn malformed(why: impl Into<String>) -> Self {
+        Undecoded { kind: ErrorKind::Decoding, why: why.into() }
+    }
+
+    /// The error for a read of the image.
+    pub(crate) fn error(&self) -> Error {
+        Error::new(self.kind, self.why.clone())
+    }
+}
+
+impl From<&Error> for Undecoded {
+    fn from(e: &Error) -> Self {
+        Undecoded { kind: e.kind(), why: e.message().to_string() }
+    }
 }
 
 /// Where the writer put a tile it did not code with the image's codec (its COMPRESSED_DATA
@@ -62,11 +93,6 @@ enum Fallback {
     Gzip(Descriptor),
     Plain(Descriptor, FitsType),
 }
-
-/// The columns of a compressed image's table that hold tiles.
-const TILE_COLUMNS: [&str; 3] = ["COMPRESSED_DATA", "GZIP_COMPRESSED_DATA", "UNCOMPRESSED_DATA"];
-/// The per-tile quantisation columns of a quantised floating-point image.
-const QUANTISATION_COLUMNS: [&str; 3] = ["ZSCALE", "ZZERO", "ZBLANK"];
 
 /// Where a variable-length array descriptor sits in a row (`P`: two 32-bit words, `Q`: two 64-bit).
 #[derive(Debug, Clone, Copy)]
@@ -120,8 +146,6 @@ impl Param {
 /// quantisation, as cfitsio and astropy undo it).
 #[derive(Debug, Clone)]
 struct Quantized {
-    /// ZBITPIX = -64 (values are computed in f64 either way; -32 rounds them to f32).
-    double: bool,
     dither: Dither,
     /// ZDITHER0: where tile 1 starts in the random sequence.
     seed: i64,
@@ -145,102 +169,73 @@ struct TileRow {
 
 impl NativeTiles {
     /// The table of a compressed HDU whose data starts at `data_start`, if torchfits decodes it
-    /// itself: RICE_1, GZIP_1/2 or NOCOMPRESS of 8-, 16- or 32-bit integers (no ZBLANK), of floats
-    /// quantised to 32-bit integers (any ZQUANTIZ, ZSCALE/ZZERO/ZBLANK as columns or keywords), or
-    /// (not RICE) of floats as they are; tiles may also be stored in GZIP_COMPRESSED_DATA or
-    /// UNCOMPRESSED_DATA ([`Fallback`]). Anything else goes to cfitsio.
-    pub(crate) fn from_header(table: &Header, data_start: u64) -> Option<NativeTiles> {
-        let description = TileCompression::from_header(table).ok()?;
+    /// (every image of the convention but 64-bit integers, floats with BSCALE/BZERO, and RICE_1
+    /// floats, which no writer makes), or why not. The convention's columns and parameters are
+    /// read; other columns and ZNAMEn parameters are left alone, as cfitsio and astropy leave them.
+    pub(crate) fn from_header(table: &Header, data_start: u64) -> std::result::Result<NativeTiles, Undecoded> {
+        let description = TileCompression::from_header(table).map_err(|e| Undecoded::from(&e))?;
         let zbitpix = description.zbitpix;
-        // BSCALE/BZERO on a float image scale its values once more: cfitsio's (on integers they
-        // give the image's type, which `decodes` matches)
-        let scaled = table.contains("BSCALE") || table.contains("BZERO");
-        if !matches!(zbitpix, 8 | 16 | 32 | -32 | -64) || zbitpix < 0 && scaled {
-            return None;
+        if zbitpix == 64 {
+            return Err(Undecoded::unsupported(
+                "tile-compressed 64-bit integers are not decoded (nor written by cfitsio)",
+            ));
         }
-        if !description.unknown_parameters.is_empty() {
-            return None;
+        // BSCALE/BZERO on a float image would scale its values once more
+        if zbitpix < 0 && (table.contains("BSCALE") || table.contains("BZERO")) {
+            return Err(Undecoded::unsupported(
+                "a floating-point compressed image with BSCALE or BZERO is not decoded",
+            ));
         }
         let raw_floats = description.floats == Some(FloatStorage::Raw);
         let stored = description.stored_width();
-        let (codec, bytepix) = match description.codec {
-            // integers coded at least as wide as they are stored (older writers coded 8- and
-            // 16-bit images as 32-bit integers), quantised floats as 32-bit integers
-            Codec::Rice { bytepix, .. } if raw_floats || bytepix > 4 || bytepix < stored => return None,
-            Codec::Rice { block, bytepix } if zbitpix > 0 || bytepix == 4 => (Codec::Rice { block, bytepix }, bytepix),
-            Codec::Gzip { shuffle } => (Codec::Gzip { shuffle }, stored),
-            Codec::None => (Codec::None, stored),
-            Codec::Hcompress { scale, smooth } if !raw_floats => (Codec::Hcompress { scale, smooth }, stored),
-            Codec::Plio if !raw_floats => (Codec::Plio, stored),
-            Codec::Rice { .. } | Codec::Hcompress { .. } | Codec::Plio => return None,
-        };
+        let (codec, bytepix) = codec(&description, raw_floats, stored).map_err(Undecoded::unsupported)?;
         // PLIO's line lists are 16-bit words (1PI); every other codec's tiles are bytes
         let code_type = if codec == Codec::Plio { FitsType::Short } else { FitsType::Byte };
-        let schema = TableSchema::from_header(table).ok()?;
-        let descriptor = |name: &str, ty: FitsType| -> Option<Option<Descriptor>> {
-            let Some(col) = schema.columns.iter().find(|c| c.name.trim().eq_ignore_ascii_case(name)) else {
-                return Some(None);
-            };
-            let wide = match col.variable? {
-                VarArray::P => false,
-                VarArray::Q => true,
-            };
-            (col.fits_type == ty && col.repeat <= 1).then_some(Some(Descriptor { offset: col.offset, wide }))
-        };
-        let code = descriptor("COMPRESSED_DATA", code_type)??;
-        let fallback = match descriptor("GZIP_COMPRESSED_DATA", FitsType::Byte)? {
+        let schema = TableSchema::from_header(table).map_err(|e| Undecoded::from(&e))?;
+        let code = descriptor(&schema, "COMPRESSED_DATA", code_type)?
+            .ok_or_else(|| Undecoded::malformed("the table has no COMPRESSED_DATA column"))?;
+        let fallback = match descriptor(&schema, "GZIP_COMPRESSED_DATA", FitsType::Byte)? {
             Some(gzipped) => Some(Fallback::Gzip(gzipped)),
             None => plain_column(&schema)?.map(|(d, ty)| Fallback::Plain(d, ty)),
         };
-        let quantised = matches!(description.floats, Some(FloatStorage::Quantised { .. }));
-        let known = |name: &str| {
-            let is = |k: &&str| name.trim().eq_ignore_ascii_case(k);
-            TILE_COLUMNS.iter().any(is) || quantised && QUANTISATION_COLUMNS.iter().any(is)
-        };
-        if schema.columns.iter().any(|c| !known(&c.name)) {
-            return None;
-        }
         let quantized = match description.floats {
-            None | Some(FloatStorage::Raw) => {
-                if table.contains("ZBLANK") {
-                    return None;
+            Some(FloatStorage::Quantised { dither, seed }) => Some(Quantized {
+                dither,
+                seed,
+                scale: param(table, &schema, "ZSCALE")?.ok_or_else(|| Undecoded::malformed("ZSCALE is missing"))?,
+                zero: param(table, &schema, "ZZERO")?.ok_or_else(|| Undecoded::malformed("ZZERO is missing"))?,
+                blank: param(table, &schema, "ZBLANK")?,
+            }),
+            _ => {
+                if let Some(c) = ["ZSCALE", "ZZERO"].iter().find(|c| column(&schema, c).is_some()) {
+                    return Err(Undecoded::unsupported(format!(
+                        "a {c} column in an image that is not quantised is not decoded"
+                    )));
                 }
                 None
             }
-            Some(FloatStorage::Quantised { dither, seed }) => {
-                let param = |name: &str| -> Option<Option<Param>> {
-                    match schema.columns.iter().find(|c| c.name.trim().eq_ignore_ascii_case(name)) {
-                        Some(c)
-                            if c.variable.is_none()
-                                && c.repeat == 1
-                                && c.null.is_none()
-                                && c.scale == 1.0
-                                && c.zero == 0.0 =>
-                        {
-                            matches!(c.fits_type, FitsType::Double | FitsType::Float | FitsType::Int | FitsType::Short)
-                                .then_some(Some(Param::Column { offset: c.offset, ty: c.fits_type }))
-                        }
-                        Some(_) => None,
-                        None => Some(table.get_f64(name).map(Param::Constant)),
-                    }
-                };
-                Some(Quantized {
-                    double: zbitpix == -64,
-                    dither,
-                    seed,
-                    scale: param("ZSCALE")??,
-                    zero: param("ZZERO")??,
-                    blank: param("ZBLANK")?,
-                })
-            }
         };
-        let ntiles = usize::try_from(schema.nrows).ok()?;
-        let heap_len = schema.data_len.checked_sub(schema.heap_offset)?;
-        if description.dims.is_empty() || description.tile_count() != Some(ntiles) {
-            return None;
+        // an integer image's per-tile null (ZBLANK as a keyword is the image's BLANK already)
+        let blank = match (&quantized, column(&schema, "ZBLANK")) {
+            (None, Some(_)) => param(table, &schema, "ZBLANK")?,
+            _ => None,
+        };
+        let ntiles = usize::try_from(schema.nrows).map_err(|_| Undecoded::malformed("the table has too many rows"))?;
+        let heap_len = schema
+            .data_len
+            .checked_sub(schema.heap_offset)
+            .ok_or_else(|| Undecoded::malformed("the heap starts past the data"))?;
+        if description.dims.is_empty() {
+            return Err(Undecoded::malformed("ZNAXIS = 0"));
+        }
+        if description.tile_count() != Some(ntiles) {
+            return Err(Undecoded::malformed(format!(
+                "the table has {ntiles} rows, the image's ZNAXISn and ZTILEn make {} tiles",
+                description.tile_count().map_or("too many".into(), |n| n.to_string())
+            )));
         }
         let TileCompression { dims, tile, .. } = description;
-        Some(NativeTiles {
+        Ok(NativeTiles {
             data_start,
             row_bytes: schema.row_bytes,
             ntiles,
@@ -255,27 +250,25 @@ impl NativeTiles {
             code,
             fallback,
             quantized,
+            blank,
         })
     }
 
-    /// Whether an image of `dtype` (as the header gives it) is read here into `T`: into f32 or
-    /// f64, every image but one of 64-bit integers (integers scaled in double, BLANK as NaN, as
-    /// cfitsio converts them); into an integer type, its own, the stored integers as they are or
-    /// offset (unsigned, i8), no BLANK.
-    pub(crate) fn decodes<T: Pixel>(&self, dtype: Dtype, blank: bool) -> bool {
+    /// Whether [`NativeTiles::read`] reads an image of `dtype` (as the header gives it) into `T`:
+    /// into f32 or f64, every image (integers scaled in double, BLANK as NaN, as cfitsio converts
+    /// them); into an integer type, the image's own (the stored integers as they are, or offset
+    /// for the unsigned types and i8). Other integer types take the values in double first.
+    pub(crate) fn decodes<T: Pixel>(&self, dtype: Dtype) -> bool {
         if matches!(T::DTYPE, Dtype::F32 | Dtype::F64) {
-            return self.quantized.is_some() || self.raw_floats || self.stored <= 4;
+            return true;
         }
-        let stored = match (&self.quantized, self.stored) {
-            (Some(q), _) => dtype == if q.double { Dtype::F64 } else { Dtype::F32 },
-            (None, 4) if self.raw_floats => dtype == Dtype::F32,
-            (None, 8) if self.raw_floats => dtype == Dtype::F64,
-            (None, 8) => false,
-            (None, 1) => matches!(dtype, Dtype::U8 | Dtype::I8),
-            (None, 2) => matches!(dtype, Dtype::I16 | Dtype::U16),
-            (None, _) => matches!(dtype, Dtype::I32 | Dtype::U32),
+        let own = match self.stored {
+            _ if self.quantized.is_some() || self.raw_floats => false,
+            1 => matches!(dtype, Dtype::U8 | Dtype::I8),
+            2 => matches!(dtype, Dtype::I16 | Dtype::U16),
+            _ => matches!(dtype, Dtype::I32 | Dtype::U32),
         };
-        stored && !blank && T::DTYPE == dtype
+        own && T::DTYPE == dtype
     }
 
     /// Each tile's row: where its code is, and its quantisation.
@@ -294,14 +287,13 @@ impl NativeTiles {
                     Some(Fallback::Gzip(d) | Fallback::Plain(d, _)) => d.read(r),
                     None => (0, 0),
                 };
+                let bad = |what: &str| Error::decoding(format!("tile {k}: its {what} cannot be read"));
                 if let Some(q) = &self.quantized {
-                    let bad = |what: &str| Error::decoding(format!("tile {k}: its {what} cannot be read"));
                     row.scale = q.scale.read(r).ok_or_else(|| bad("ZSCALE"))?;
                     row.zero = q.zero.read(r).ok_or_else(|| bad("ZZERO"))?;
-                    row.blank = match q.blank {
-                        Some(b) => Some(b.read(r).ok_or_else(|| bad("ZBLANK"))? as i64),
-                        None => None,
-                    };
+                }
+                if let Some(b) = self.quantized.as_ref().map_or(self.blank, |q| q.blank) {
+                    row.blank = Some(b.read(r).ok_or_else(|| bad("ZBLANK"))? as i64);
                 }
                 Ok(row)
             })
@@ -408,6 +400,7 @@ impl NativeTiles {
                         self.copy(&values, &lo, &hi, band, ostride, out, <[T]>::copy_from_slice);
                     } else {
                         ints_from_be(&raw, width, &mut pixels).map_err(tile_err)?;
+                        self.nulls_as_blank(&row, scaling, &mut pixels);
                         self.copy(&pixels, &lo, &hi, band, ostride, out, &ints_into);
                     }
                 }
@@ -424,6 +417,7 @@ impl NativeTiles {
                 }
                 (None, _) => {
                     self.tile_ints(file, k, row.code, count, &mut code, &mut raw, &mut pixels)?;
+                    self.nulls_as_blank(&row, scaling, &mut pixels);
                     self.copy(&pixels, &lo, &hi, band, ostride, out, &ints_into);
                 }
             }
@@ -575,6 +569,18 @@ impl NativeTiles {
         }
     }
 
+    /// An integer tile's nulls (its ZBLANK column's value) as the image's BLANK, which is what a
+    /// read then honours (NaN in floats), as astropy maps them.
+    fn nulls_as_blank(&self, row: &TileRow, scaling: Scaling, pixels: &mut [i32]) {
+        let (Some(null), Some(blank)) = (row.blank.filter(|_| self.blank.is_some()), scaling.blank) else { return };
+        let stored = self.stored;
+        for p in pixels {
+            if i64::from(stored_int(stored, *p)) == null {
+                *p = blank as i32;
+            }
+        }
+    }
+
     /// How a tile's stored integers (as the decoders give them: 8-bit values may come
     /// sign-extended) become values of `T`: into an integer type as they are (offset for the
     /// unsigned types and i8), into floats `value * BSCALE + BZERO` in double, BLANK as NaN.
@@ -582,11 +588,7 @@ impl NativeTiles {
         let stored = self.stored;
         move |dst: &mut [T], src: &[i32]| {
             let value = |v: i32| -> f64 {
-                let v = match stored {
-                    1 => i32::from(v as u8),
-                    2 => i32::from(v as i16),
-                    _ => v,
-                };
+                let v = stored_int(stored, v);
                 if scaling.blank == Some(i64::from(v)) {
                     f64::NAN
                 } else {
@@ -765,21 +767,98 @@ fn ints_from_be(raw: &[u8], width: usize, pixels: &mut Vec<i32>) -> std::result:
     Ok(())
 }
 
-/// The UNCOMPRESSED_DATA column of a compressed image's table, when it is one torchfits reads:
-/// `Some(None)` when there is none, `None` (cfitsio reads the image) when it is there but has a
-/// type other than `B`, `I`, `J`, `E`, `D`, or scaling or a null value that cfitsio would apply.
-fn plain_column(schema: &TableSchema) -> Option<Option<(Descriptor, FitsType)>> {
-    let Some(col) = schema.columns.iter().find(|c| c.name.trim().eq_ignore_ascii_case("UNCOMPRESSED_DATA")) else {
-        return Some(None);
+/// The codec as decoded here, and the bytes per value as coded: integers coded at least as wide
+/// as they are stored (older writers coded 8- and 16-bit images as 32-bit integers), quantised
+/// floats as 32-bit integers; floats stored as they are only by GZIP and NOCOMPRESS.
+fn codec(
+    description: &TileCompression,
+    raw_floats: bool,
+    stored: usize,
+) -> std::result::Result<(Codec, usize), String> {
+    match description.codec {
+        Codec::Gzip { .. } | Codec::None => Ok((description.codec, stored)),
+        codec if raw_floats => Err(format!(
+            "{} tiles of floating-point values that are not quantised (ZQUANTIZ = 'NONE', or no ZSCALE) are not \
+             decoded: the convention codes only integers with it",
+            codec.name()
+        )),
+        Codec::Rice { bytepix, .. } if bytepix > 4 || bytepix < stored => {
+            Err(format!("RICE_1 tiles coded with BYTEPIX = {bytepix} for values of {stored} bytes are not decoded"))
+        }
+        Codec::Rice { bytepix, .. } => Ok((description.codec, bytepix)),
+        Codec::Hcompress { .. } | Codec::Plio => Ok((description.codec, stored)),
+    }
+}
+
+/// The column `name` of the table (names compare as the convention's, case and trailing blanks
+/// aside).
+fn column<'a>(schema: &'a TableSchema, name: &str) -> Option<&'a ColumnSchema> {
+    schema.columns.iter().find(|c| c.name.trim().eq_ignore_ascii_case(name))
+}
+
+/// Where the descriptor of tile column `name` sits in a row: `None` when the table has no such
+/// column, an error when it has one of another type than `ty`.
+fn descriptor(schema: &TableSchema, name: &str, ty: FitsType) -> std::result::Result<Option<Descriptor>, Undecoded> {
+    let Some(col) = column(schema, name) else { return Ok(None) };
+    let wide = match col.variable {
+        Some(VarArray::P) => false,
+        Some(VarArray::Q) => true,
+        None => {
+            return Err(Undecoded::malformed(format!(
+                "its {name} column (TFORM = '{}') is not a variable-length array",
+                col.tform
+            )));
+        }
     };
-    let wide = match col.variable? {
-        VarArray::P => false,
-        VarArray::Q => true,
-    };
+    if col.fits_type != ty || col.repeat > 1 {
+        return Err(Undecoded::malformed(format!(
+            "its {name} column (TFORM = '{}') does not hold the convention's type",
+            col.tform
+        )));
+    }
+    Ok(Some(Descriptor { offset: col.offset, wide }))
+}
+
+/// The UNCOMPRESSED_DATA column of a compressed image's table: `None` when there is none, an
+/// error when its type is other than `B`, `I`, `J`, `E`, `D`, or it has scaling or a null value
+/// (which no writer gives it).
+fn plain_column(schema: &TableSchema) -> std::result::Result<Option<(Descriptor, FitsType)>, Undecoded> {
+    let Some(col) = column(schema, "UNCOMPRESSED_DATA") else { return Ok(None) };
     let typed =
         matches!(col.fits_type, FitsType::Byte | FitsType::Short | FitsType::Int | FitsType::Float | FitsType::Double);
     let plain = col.repeat <= 1 && col.null.is_none() && col.scale == 1.0 && col.zero == 0.0;
-    (typed && plain).then_some(Some((Descriptor { offset: col.offset, wide }, col.fits_type)))
+    if !(typed && plain) {
+        return Err(Undecoded::malformed(format!(
+            "its UNCOMPRESSED_DATA column (TFORM = '{}') is not one the convention writes",
+            col.tform
+        )));
+    }
+    Ok(descriptor(schema, "UNCOMPRESSED_DATA", col.fits_type)?.map(|d| (d, col.fits_type)))
+}
+
+/// A per-tile parameter (ZSCALE, ZZERO, ZBLANK): its column, which must hold one plain number
+/// per row, or else its keyword; `None` when there is neither.
+fn param(table: &Header, schema: &TableSchema, name: &str) -> std::result::Result<Option<Param>, Undecoded> {
+    let Some(c) = column(schema, name) else { return Ok(table.get_f64(name).map(Param::Constant)) };
+    let plain = c.variable.is_none() && c.repeat == 1 && c.null.is_none() && c.scale == 1.0 && c.zero == 0.0;
+    let numeric = matches!(c.fits_type, FitsType::Double | FitsType::Float | FitsType::Int | FitsType::Short);
+    if !(plain && numeric) {
+        return Err(Undecoded::malformed(format!(
+            "its {name} column (TFORM = '{}') does not hold one number per tile",
+            c.tform
+        )));
+    }
+    Ok(Some(Param::Column { offset: c.offset, ty: c.fits_type }))
+}
+
+/// A decoded integer as the image stores it: 8-bit values unsigned, 16-bit ones signed (a
+/// decoder may give either extended to 32 bits).
+fn stored_int(stored: usize, v: i32) -> i32 {
+    match stored {
+        1 => i32::from(v as u8),
+        2 => i32::from(v as i16),
+        _ => v,
+    }
 }
 
 /// Stored integers (sign-extended) as values of `T`: the unsigned types and i8 undo their
@@ -832,6 +911,18 @@ mod older_layouts {
     /// A FITS file: an empty primary HDU, then a compressed image of H rows of W pixels, one tile
     /// per row, whose tiles are `tiles`, its header ending in `extra` cards.
     fn file(zbitpix: i64, zcmptype: &str, extra: Vec<Record>, tiles: &[Vec<u8>]) -> Vec<u8> {
+        file_with(zbitpix, zcmptype, extra, tiles, None)
+    }
+
+    /// [`file`], with a second column (TTYPE2, one 32-bit integer per tile) when `column` is
+    /// given.
+    fn file_with(
+        zbitpix: i64,
+        zcmptype: &str,
+        extra: Vec<Record>,
+        tiles: &[Vec<u8>],
+        column: Option<(&str, &[i32])>,
+    ) -> Vec<u8> {
         let s = |k: &str, v: Value| structural(k, v, "");
         let mut bytes =
             header(vec![s("SIMPLE", Value::Bool(true)), s("BITPIX", Value::Int(8)), s("NAXIS", Value::Int(0))]);
@@ -841,11 +932,11 @@ mod older_layouts {
             s("XTENSION", Value::Str("BINTABLE".into())),
             s("BITPIX", Value::Int(8)),
             s("NAXIS", Value::Int(2)),
-            s("NAXIS1", Value::Int(8)),
+            s("NAXIS1", Value::Int(if column.is_some() { 12 } else { 8 })),
             s("NAXIS2", Value::Int(H as i64)),
             s("PCOUNT", Value::Int(heap.len() as i64)),
             s("GCOUNT", Value::Int(1)),
-            s("TFIELDS", Value::Int(1)),
+            s("TFIELDS", Value::Int(if column.is_some() { 2 } else { 1 })),
             s("TTYPE1", Value::Str("COMPRESSED_DATA".into())),
             s("TFORM1", Value::Str(format!("1PB({max})"))),
             s("ZIMAGE", Value::Bool(true)),
@@ -857,13 +948,20 @@ mod older_layouts {
             s("ZTILE2", Value::Int(1)),
             s("ZCMPTYPE", Value::Str(zcmptype.into())),
         ];
+        if let Some((name, _)) = column {
+            table.push(s("TTYPE2", Value::Str(name.into())));
+            table.push(s("TFORM2", Value::Str("1J".into())));
+        }
         table.extend(extra);
         bytes.extend(header(table));
         let start = bytes.len();
         let mut offset = 0u32;
-        for t in tiles {
+        for (k, t) in tiles.iter().enumerate() {
             bytes.extend_from_slice(&(t.len() as u32).to_be_bytes());
             bytes.extend_from_slice(&offset.to_be_bytes());
+            if let Some((_, values)) = column {
+                bytes.extend_from_slice(&values[k].to_be_bytes());
+            }
             offset += t.len() as u32;
         }
         bytes.extend_from_slice(&heap);
@@ -951,5 +1049,75 @@ mod older_layouts {
                 assert_eq!(theirs, pixels, "{name}: cfitsio");
             }
         }
+    }
+
+    /// GZIP_1 tiles of 16-bit integers, one per row.
+    fn gzip_rows(pixels: &[i32]) -> Vec<Vec<u8>> {
+        pixels
+            .chunks(W)
+            .map(|row| gzip(&row.iter().flat_map(|&v| (v as i16).to_be_bytes()).collect::<Vec<_>>()))
+            .collect()
+    }
+
+    #[test]
+    fn each_tiles_null_of_an_integer_image_is_undefined_as_cfitsio_reads_it() {
+        // a ZBLANK column: each tile its own null value, which is NaN in floats
+        let nulls: Vec<i32> = (0..H as i32).map(|k| -1000 - k).collect();
+        let mut pixels = values(-900, 900);
+        for (k, row) in pixels.chunks_mut(W).enumerate() {
+            row[k] = nulls[k];
+            row[W - 1] = nulls[(k + 1) % H];
+        }
+        let bytes = file_with(16, "GZIP_1", Vec::new(), &gzip_rows(&pixels), Some(("ZBLANK", &nulls)));
+        let ours = FitsFile::from_bytes(bytes.clone()).expect("open");
+        let image = ours.image(1).expect("image");
+        assert!(image.decoded_natively());
+        let got: Vec<f32> = image.read().expect("read");
+        for (i, (&g, &p)) in got.iter().zip(&pixels).enumerate() {
+            let null = nulls[i / W];
+            assert_eq!(g.is_nan(), p == null, "pixel {i}");
+            if p != null {
+                assert_eq!(g, p as f32, "pixel {i}");
+            }
+        }
+        let dir = std::env::temp_dir().join(format!("torchfits-zblank-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("zblank.fits"), &bytes).expect("write");
+        let cfitsio = OpenOptions::new().direct_reads(false).open(dir.join("zblank.fits")).expect("open");
+        let theirs: Vec<f32> = cfitsio.image(1).expect("image").read().expect("cfitsio read");
+        std::fs::remove_dir_all(&dir).ok();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&got), bits(&theirs));
+    }
+
+    #[test]
+    fn other_columns_and_parameters_are_left_alone() {
+        // a column and a ZNAMEn the convention does not define, as cfitsio and astropy ignore them
+        let pixels = values(-900, 900);
+        let extra =
+            vec![structural("ZNAME1", Value::Str("NOISEBIT".into()), ""), structural("ZVAL1", Value::Int(4), "")];
+        let bytes = file_with(16, "GZIP_1", extra, &gzip_rows(&pixels), Some(("EXPOSURE", &[7; H])));
+        let image = FitsFile::from_bytes(bytes).expect("open").image(1).expect("image");
+        assert!(image.decoded_natively());
+        let got: Vec<i16> = image.read().expect("read");
+        assert!(got.iter().zip(&pixels).all(|(&g, &p)| i32::from(g) == p));
+    }
+
+    #[test]
+    fn an_image_not_decoded_here_is_an_error_naming_the_cause_not_a_read_by_cfitsio() {
+        let cases = [
+            (64, "GZIP_1", vec![], "64-bit integers"),
+            (-32, "GZIP_1", vec![structural("BSCALE", Value::Float(2.0), "")], "BSCALE"),
+            (-32, "RICE_1", vec![structural("ZQUANTIZ", Value::Str("NONE".into()), "")], "not quantised"),
+        ];
+        let before = crate::cfitsio_handles_opened();
+        for (zbitpix, zcmptype, extra, cause) in cases {
+            let tiles = gzip_rows(&values(-900, 900));
+            let file = FitsFile::from_bytes(file(zbitpix, zcmptype, extra, &tiles)).expect("open");
+            let err = file.image(1).and_then(|image| image.read::<f64>()).expect_err(cause);
+            assert_eq!(err.kind(), crate::ErrorKind::Unsupported, "{err}");
+            assert!(err.to_string().contains(cause) && err.to_string().contains("HDU 1"), "{err}");
+        }
+        assert_eq!(crate::cfitsio_handles_opened(), before);
     }
 }

@@ -1061,7 +1061,7 @@ fn write_tiled<T: Pixel>(
             "data format of field: variable length array",
         ),
     ];
-    let description = TileCompression { codec, zbitpix, dims, tile, floats: None, unknown_parameters: Vec::new() };
+    let description = TileCompression { codec, zbitpix, dims, tile, floats: None };
     records.extend(description.records());
     if let Some(zero) = bzero {
         records.push(structural("BSCALE", Value::Int(1), ""));
