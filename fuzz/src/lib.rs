@@ -37,7 +37,7 @@ fn check(path: &Path, r: Result<(), Error>) {
 }
 
 /// Opens `path` and reads every HDU every way: header, WCS (and a few points through it), the
-/// whole image and a corner section of it, every table batch whole, projected to its last
+/// whole image and a corner section of it (also into f32, u8 and i64), every table batch whole, projected to its last
 /// column, sliced to its last row and through a filter.
 pub fn read_everything(path: &Path) {
     let file = OpenOptions::new().limits(limits()).open(path);
@@ -66,6 +66,10 @@ pub fn read_everything(path: &Path) {
                 check(path, file.image(i).and_then(|img| img.read_data(None)).map(|_| ()));
                 let corner = Section::new(shape.iter().map(|&n| n.saturating_sub(2)..n).collect());
                 check(path, file.image(i).and_then(|img| img.read_data(Some(&corner))).map(|_| ()));
+                // converted into other types: a value that does not fit is an error
+                check(path, file.image(i).and_then(|img| img.read_section::<f32>(&corner)).map(|_| ()));
+                check(path, file.image(i).and_then(|img| img.read_section::<u8>(&corner)).map(|_| ()));
+                check(path, file.image(i).and_then(|img| img.read_section::<i64>(&corner)).map(|_| ()));
             }
             HduKind::BinTable | HduKind::AsciiTable => {
                 check(
