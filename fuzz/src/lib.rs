@@ -37,8 +37,8 @@ fn check(path: &Path, r: Result<(), Error>) {
 }
 
 /// Opens `path` and reads every HDU every way: header, WCS (and a few points through it), the
-/// whole image and a corner section of it (also into f32, u8 and i64), every table batch whole, projected to its last
-/// column, sliced to its last row and through a filter.
+/// whole image and a corner section of it (also into f32, u8 and i64), every table batch whole,
+/// projected to its last column, sliced to its last row and through a filter.
 pub fn read_everything(path: &Path) {
     let file = OpenOptions::new().limits(limits()).open(path);
     let file = match file {
