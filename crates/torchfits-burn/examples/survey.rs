@@ -12,11 +12,11 @@
 //! sky noise, point sources and extended galaxies, and a FITS catalog of their positions and
 //! classes) into `--out` (default `target/torchfits-demo`), trains for `--epochs` epochs
 //! (default 4) on 80% of the stamps, validates on the rest, prints loss, validation accuracy
-//! and data throughput, and writes `stamps.png` (a grid of validation stamps: the top bar is the
-//! true class, the bottom bar the prediction; a red frame marks a mistake) and `curves.png`
-//! (training loss in red, validation accuracy in blue, per epoch).
+//! and data throughput (a progress bar per epoch on a terminal), and writes `stamps.png` (a grid of
+//! validation stamps, each with its true and predicted class; a mistake in red) and `curves.png`
+//! (training loss and validation accuracy per epoch, valued axes and a legend), drawn with
+//! plotters. `-v` (or `RUST_LOG=torchfits=debug`) shows what torchfits does on stderr.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -29,6 +29,8 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d, Relu};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor};
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use torchfits_burn::{CatalogCutoutDataset, StampBatcher, Subset, split};
 use torchfits_core::table::{ColumnData, ColumnValues, TableBatch};
 use torchfits_core::{Header, Value, WriteOptions};
@@ -84,6 +86,8 @@ struct Args {
     workers: usize,
     device: String,
     seed: u64,
+    /// `-v`: torchfits' debug events on stderr (`RUST_LOG` takes precedence).
+    verbose: bool,
 }
 
 fn args() -> Result<Args, String> {
@@ -101,6 +105,7 @@ fn args() -> Result<Args, String> {
         workers: 2,
         device: "cpu".into(),
         seed: 7,
+        verbose: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -119,9 +124,10 @@ fn args() -> Result<Args, String> {
             "--workers" => a.workers = value()?.parse().map_err(|e| format!("--workers: {e}"))?,
             "--device" => a.device = value()?,
             "--seed" => a.seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
+            "-v" | "--verbose" => a.verbose = true,
             "-h" | "--help" => {
                 println!(
-                    "survey [--out DIR] [--catalog CAT --images A.fits,B.fits [--ra RA --dec DEC --label LABEL --hdu H]]\n       [--size 32] [--epochs 4] [--batch 64] [--workers 2] [--device cpu|wgpu] [--seed 7]"
+                    "survey [--out DIR] [--catalog CAT --images A.fits,B.fits [--ra RA --dec DEC --label LABEL --hdu H]]\n       [--size 32] [--epochs 4] [--batch 64] [--workers 2] [--device cpu|wgpu] [--seed 7] [-v]"
                 );
                 std::process::exit(0);
             }
@@ -143,6 +149,7 @@ fn main() {
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let a = args()?;
+    init_logging(a.verbose);
     std::fs::create_dir_all(&a.out)?;
     let (catalog, images) = match &a.catalog {
         Some(c) => (c.clone(), a.images.clone()),
@@ -214,6 +221,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let t_all = Instant::now();
     for e in 0..a.epochs {
         epoch.set(e as u64);
+        let bar = progress_bar(&format!("epoch {}/{}", e + 1, a.epochs), n_train as u64);
         let t0 = Instant::now();
         let (mut loss_sum, mut seen, mut wait) = (0.0f64, 0usize, 0.0f64);
         let mut t_wait = Instant::now();
@@ -229,7 +237,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             model = optim.step(1e-3, model, grads);
             loss_sum += f64::from(value) * n as f64;
             seen += n;
-            progress(&format!("epoch {}/{}", e + 1, a.epochs), seen, n_train, t0);
+            bar.set_position(seen as u64);
+            bar.set_message(format!("loss {:.4}", loss_sum / seen.max(1) as f64));
             t_wait = Instant::now();
         }
         let secs = t0.elapsed().as_secs_f64();
@@ -247,9 +256,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         let acc = right as f64 / total.max(1) as f64;
         let loss = loss_sum / seen.max(1) as f64;
         curves.push((loss, acc));
-        if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-            eprintln!();
-        }
+        bar.finish_and_clear();
         println!(
             "epoch {}: loss {loss:.4}, validation accuracy {:.1}% ({right}/{total}); {:.0} items/s, {:.1} MB/s ({:.1} s, {:.1} s of it waiting for data)",
             e + 1,
@@ -283,11 +290,14 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         preds.extend(p.iter::<i64>());
     }
     let grid = a.out.join("stamps.png");
-    stamp_grid(&grid, &stamps, &labels, &preds, a.size)?;
+    register_font()?;
+    // the synthetic survey's classes have names; a real catalog's are numbers
+    let names: &[&str] = if a.catalog.is_none() { &["star", "galaxy"] } else { &[] };
+    stamp_grid(&grid, &stamps, &labels, &preds, a.size, names)?;
     let plot = a.out.join("curves.png");
     curves_png(&plot, &curves)?;
     println!(
-        "wrote {} (validation stamps: top bar true class, bottom bar prediction, red frame = mistake) and {} (loss red, validation accuracy blue)",
+        "wrote {} (validation stamps: true class above, prediction below, mistakes in red) and {} (loss and validation accuracy per epoch)",
         grid.display(),
         plot.display()
     );
@@ -296,22 +306,27 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn progress(what: &str, done: usize, total: usize, t0: Instant) {
-    use std::io::IsTerminal;
-    if !std::io::stderr().is_terminal() {
-        return;
-    }
-    let frac = done as f64 / total.max(1) as f64;
-    let width = 30;
-    let filled = ((frac * width as f64) as usize).min(width);
-    let rate = done as f64 / t0.elapsed().as_secs_f64().max(1e-9);
-    eprint!(
-        "\r{what} [{}{}] {:>3.0}% {done}/{total} {rate:.0} items/s ",
-        "#".repeat(filled),
-        "-".repeat(width - filled),
-        100.0 * frac
-    );
-    let _ = std::io::stderr().flush();
+/// A progress bar of stamps on stderr, drawn only when stderr is a terminal.
+fn progress_bar(what: &str, total: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total);
+    // a fixed template: it parses, so the fallback is never taken
+    let style = indicatif::ProgressStyle::with_template(
+        "{prefix} [{bar:30}] {percent:>3}% {pos}/{len} stamps, {per_sec}, {msg}",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(what.to_string());
+    bar
+}
+
+/// torchfits' `tracing` events on stderr: by `RUST_LOG` when set, else debug events of torchfits'
+/// crates with `-v`, and only warnings without.
+fn init_logging(verbose: bool) {
+    let default = if verbose { "warn,torchfits=debug" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 /// A deterministic generator (splitmix64) for the synthetic survey.
@@ -435,175 +450,142 @@ fn write_png(path: &Path, w: usize, h: usize, rgb: &[u8]) -> Result<(), Box<dyn 
     Ok(())
 }
 
-const CLASS: [[u8; 3]; 2] = [[255, 200, 0], [0, 180, 255]];
+/// The charts' typeface (DejaVu Sans, compiled in: the demo needs no font on the machine).
+fn register_font() -> Result<(), Box<dyn std::error::Error>> {
+    plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular())
+        .map_err(|_| "DejaVu Sans cannot be read as a font".into())
+}
 
-/// An 8-column grid of stamps (asinh-stretched grey), each with a bar of its true class above
-/// and of the prediction below, framed in red when they differ.
+/// A class's name: the synthetic survey's, else its number.
+fn class_name(names: &[&str], class: i64) -> String {
+    usize::try_from(class).ok().and_then(|c| names.get(c)).map_or_else(|| format!("class {class}"), |n| n.to_string())
+}
+
+/// An 8-column grid of stamps (asinh-stretched grey), each with its true class above and the
+/// prediction below; a mistake is framed and labelled in red.
 fn stamp_grid(
     path: &Path,
     stamps: &[Vec<f32>],
     labels: &[i64],
     preds: &[i64],
     s: usize,
+    names: &[&str],
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let (zoom, cols) = (3usize, 8usize);
-    let cell = s * zoom + 28;
+    let (zoom, cols, title) = (3usize, 8usize, 34usize);
+    let side = s * zoom;
+    let (cell_w, cell_h) = (side + 20, side + 46);
     let rows = stamps.len().div_ceil(cols).max(1);
-    let (w, h) = (cols * cell, rows * cell + 12);
-    let mut rgb = vec![40u8; w * h * 3];
-    text(&mut rgb, w, 4, 3, "TOP TRUE  BOTTOM PRED  YELLOW STAR  BLUE GAL", [255, 255, 255]);
-    for (k, st) in stamps.iter().enumerate() {
-        let (ox, oy) = ((k % cols) * cell + 14, (k / cols) * cell + 12 + 14);
-        let lo = st.iter().fold(f32::INFINITY, |m, &v| m.min(v));
-        let hi = st.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-        let f = |v: f32| ((v - lo) / 2.0).asinh() / ((hi - lo).max(1e-6) / 2.0).asinh();
-        for y in 0..s * zoom {
-            for x in 0..s * zoom {
-                let v = (f(st[(s - 1 - y / zoom) * s + x / zoom]).clamp(0.0, 1.0) * 255.0) as u8;
-                let at = ((oy + y) * w + ox + x) * 3;
-                rgb[at..at + 3].copy_from_slice(&[v, v, v]);
+    let (w, h) = (cols * cell_w + 10, rows * cell_h + title);
+    let mut rgb = vec![0u8; w * h * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (w as u32, h as u32)).into_drawing_area();
+        root.fill(&RGBColor(32, 32, 36))?;
+        let white = ("sans-serif", 13).into_font().color(&WHITE);
+        let red = ("sans-serif", 13).into_font().color(&RGBColor(255, 90, 90));
+        root.draw(&Text::new(
+            "validation stamps: true class above, prediction below (red: a mistake)",
+            (12, 10),
+            ("sans-serif", 16).into_font().color(&WHITE),
+        ))?;
+        for (k, st) in stamps.iter().enumerate() {
+            let (x0, y0) = (((k % cols) * cell_w + 14) as i32, ((k / cols) * cell_h + title + 18) as i32);
+            root.draw(
+                &BitMapElement::with_owned_buffer((x0, y0), (side as u32, side as u32), grey(st, s, zoom))
+                    .ok_or("a stamp's pixels do not fill it")?,
+            )?;
+            let (label, pred) = (labels.get(k).copied().unwrap_or(-1), preds.get(k).copied());
+            let wrong = pred != Some(label);
+            root.draw(&Text::new(format!("true {}", class_name(names, label)), (x0, y0 - 16), white.clone()))?;
+            let predicted = pred.map_or_else(|| "none".to_string(), |p| class_name(names, p));
+            let style = if wrong { red.clone() } else { white.clone() };
+            root.draw(&Text::new(format!("pred {predicted}"), (x0, y0 + side as i32 + 4), style))?;
+            if wrong {
+                let frame = [(x0 - 3, y0 - 3), (x0 + side as i32 + 2, y0 + side as i32 + 2)];
+                root.draw(&Rectangle::new(frame, RGBColor(255, 60, 60).stroke_width(2)))?;
             }
         }
-        let bar = |rgb: &mut [u8], y0: usize, class: i64| {
-            let c = CLASS.get(class as usize).copied().unwrap_or([128, 128, 128]);
-            for y in y0..y0 + 4 {
-                for x in ox..ox + s * zoom {
-                    let at = (y * w + x) * 3;
-                    rgb[at..at + 3].copy_from_slice(&c);
-                }
-            }
-        };
-        bar(&mut rgb, oy - 6, labels[k]);
-        bar(&mut rgb, oy + s * zoom + 2, preds.get(k).copied().unwrap_or(-1));
-        if preds.get(k) != Some(&labels[k]) {
-            for i in 0..s * zoom + 4 {
-                for (x, y) in [
-                    (ox - 2 + i, oy - 8),
-                    (ox - 2 + i, oy + s * zoom + 7),
-                    (ox - 2, oy - 8 + i),
-                    (ox + s * zoom + 1, oy - 8 + i),
-                ] {
-                    if x < w && y < h {
-                        let at = (y * w + x) * 3;
-                        rgb[at..at + 3].copy_from_slice(&[255, 0, 0]);
-                    }
-                }
-            }
-        }
+        root.present()?;
     }
     write_png(path, w, h, &rgb)
 }
 
-/// Training loss (red, scaled to its first value) and validation accuracy (blue, 0 to 100%) per
-/// epoch.
+/// A stamp of `s` x `s` as RGB grey, asinh-stretched between its extremes, each pixel `zoom`
+/// pixels wide, north up.
+fn grey(stamp: &[f32], s: usize, zoom: usize) -> Vec<u8> {
+    let lo = stamp.iter().fold(f32::INFINITY, |m, &v| m.min(v));
+    let hi = stamp.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let f = |v: f32| ((v - lo) / 2.0).asinh() / ((hi - lo).max(1e-6) / 2.0).asinh();
+    let side = s * zoom;
+    let mut rgb = Vec::with_capacity(side * side * 3);
+    for y in 0..side {
+        for x in 0..side {
+            let v = (f(stamp[(s - 1 - y / zoom) * s + x / zoom]).clamp(0.0, 1.0) * 255.0) as u8;
+            rgb.extend_from_slice(&[v, v, v]);
+        }
+    }
+    rgb
+}
+
+/// Training loss (left axis) and validation accuracy (right axis, percent) per epoch, with a
+/// legend.
 fn curves_png(path: &Path, curves: &[(f64, f64)]) -> Result<(), Box<dyn std::error::Error>> {
-    let (w, h) = (640usize, 400usize);
-    let (l, r, t, b) = (50usize, 20usize, 30usize, 40usize);
+    let (w, h) = (800usize, 460usize);
+    let epochs = curves.len().max(1) as i32;
+    let top_loss = curves.iter().map(|c| c.0).fold(0.0, f64::max).max(1e-3) * 1.2;
+    let (loss_color, acc_color) = (RGBColor(214, 39, 40), RGBColor(31, 119, 180));
     let mut rgb = vec![255u8; w * h * 3];
-    let put = |x: usize, y: usize, c: [u8; 3], rgb: &mut Vec<u8>| {
-        if x < w && y < h {
-            let at = (y * w + x) * 3;
-            rgb[at..at + 3].copy_from_slice(&c);
-        }
-    };
-    for x in l..w - r {
-        put(x, h - b, [0, 0, 0], &mut rgb);
-    }
-    for y in t..=h - b {
-        put(l, y, [0, 0, 0], &mut rgb);
-    }
-    let n = curves.len().max(2);
-    let lmax = curves.iter().map(|c| c.0).fold(1e-9, f64::max);
-    let px = |i: usize| l + (i * (w - l - r - 1)) / (n - 1);
-    let py = |v: f64| (h - b) - ((v.clamp(0.0, 1.0)) * (h - b - t) as f64) as usize;
-    for (series, color) in [(0usize, [220u8, 30, 30]), (1, [30, 60, 220])] {
-        let val = |c: &(f64, f64)| if series == 0 { c.0 / lmax } else { c.1 };
-        for i in 0..curves.len() {
-            let (x0, y0) = (px(i), py(val(&curves[i])));
-            for dy in 0..5 {
-                for dx in 0..5 {
-                    put(x0 + dx - 2, y0 + dy - 2, color, &mut rgb);
-                }
-            }
-            if i + 1 < curves.len() {
-                let (x1, y1) = (px(i + 1), py(val(&curves[i + 1])));
-                let steps = (x1 - x0).max(y0.abs_diff(y1)).max(1);
-                for k in 0..=steps {
-                    let x = x0 + (x1 - x0) * k / steps;
-                    let y = (y0 as i64 + (y1 as i64 - y0 as i64) * k as i64 / steps as i64) as usize;
-                    put(x, y, color, &mut rgb);
-                    put(x, y + 1, color, &mut rgb);
-                }
-            }
-        }
-    }
-    text(&mut rgb, w, l, 8, "LOSS", [220, 30, 30]);
-    text(&mut rgb, w, l + 60, 8, "VAL ACC 0-100%", [30, 60, 220]);
-    text(&mut rgb, w, w / 2 - 20, h - 25, "EPOCH", [0, 0, 0]);
-    for i in 0..curves.len() {
-        text(&mut rgb, w, px(i) - 2, h - b + 6, &(i + 1).to_string(), [0, 0, 0]);
-    }
-    if let Some(&(_, acc)) = curves.last() {
-        text(&mut rgb, w, w - r - 90, py(acc) + 8, &format!("{:.1}%", 100.0 * acc), [30, 60, 220]);
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (w as u32, h as u32)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("training on FITS stamps", ("sans-serif", 22))
+            .margin(14)
+            .x_label_area_size(44)
+            .y_label_area_size(64)
+            .right_y_label_area_size(64)
+            .build_cartesian_2d(0..epochs + 1, 0.0..top_loss)?
+            .set_secondary_coord(0..epochs + 1, 0.0..110.0);
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc("training loss")
+            .x_labels((epochs + 2) as usize)
+            .x_label_formatter(&|e| if *e >= 1 && *e <= epochs { e.to_string() } else { String::new() })
+            .y_label_formatter(&|v| format!("{v:.2}"))
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 16))
+            .draw()?;
+        chart
+            .configure_secondary_axes()
+            .y_desc("validation accuracy (%)")
+            .y_label_formatter(&|v| if *v <= 100.0 { format!("{v:.0}") } else { String::new() })
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 16))
+            .draw()?;
+        let loss: Vec<(i32, f64)> = (1..).zip(curves.iter().map(|c| c.0)).collect();
+        let acc: Vec<(i32, f64)> = (1..).zip(curves.iter().map(|c| 100.0 * c.1)).collect();
+        chart
+            .draw_series(LineSeries::new(loss.clone(), loss_color.stroke_width(3)).point_size(4))?
+            .label("training loss")
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], loss_color.stroke_width(3)));
+        chart
+            .draw_secondary_series(LineSeries::new(acc.clone(), acc_color.stroke_width(3)).point_size(4))?
+            .label("validation accuracy")
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], acc_color.stroke_width(3)));
+        // each epoch's values beside its points
+        let value = |v: String, at: (i32, f64), color: RGBColor| {
+            Text::new(v, at, ("sans-serif", 13).into_font().color(&color).pos(Pos::new(HPos::Center, VPos::Bottom)))
+        };
+        chart.draw_series(loss.iter().map(|&(e, v)| value(format!("{v:.3}"), (e, v + top_loss * 0.02), loss_color)))?;
+        chart.draw_secondary_series(acc.iter().map(|&(e, v)| value(format!("{v:.1}%"), (e, v + 2.0), acc_color)))?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 15))
+            .draw()?;
+        root.present()?;
     }
     write_png(path, w, h, &rgb)
-}
-
-/// Draws `s` in a 3x5 pixel font, doubled, at (x, y).
-fn text(rgb: &mut [u8], w: usize, x: usize, y: usize, s: &str, color: [u8; 3]) {
-    let h = rgb.len() / 3 / w;
-    for (k, ch) in s.chars().enumerate() {
-        let rows = glyph(ch);
-        for (r, bits) in rows.iter().enumerate() {
-            for c in 0..3 {
-                if bits & (4 >> c) != 0 {
-                    for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
-                        let (px, py) = (x + k * 8 + c * 2 + dx, y + r * 2 + dy);
-                        if px < w && py < h {
-                            let at = (py * w + px) * 3;
-                            rgb[at..at + 3].copy_from_slice(&color);
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn glyph(c: char) -> [u8; 5] {
-    match c.to_ascii_uppercase() {
-        '0' | 'O' => [7, 5, 5, 5, 7],
-        '1' => [2, 6, 2, 2, 7],
-        '2' => [7, 1, 7, 4, 7],
-        '3' => [7, 1, 7, 1, 7],
-        '4' => [5, 5, 7, 1, 1],
-        '5' | 'S' => [7, 4, 7, 1, 7],
-        '6' => [7, 4, 7, 5, 7],
-        '7' => [7, 1, 1, 1, 1],
-        '8' => [7, 5, 7, 5, 7],
-        '9' => [7, 5, 7, 1, 7],
-        'A' => [2, 5, 7, 5, 5],
-        'B' => [6, 5, 6, 5, 6],
-        'C' => [7, 4, 4, 4, 7],
-        'D' => [6, 5, 5, 5, 6],
-        'E' => [7, 4, 6, 4, 7],
-        'G' => [7, 4, 5, 5, 7],
-        'H' => [5, 5, 7, 5, 5],
-        'I' => [7, 2, 2, 2, 7],
-        'L' => [4, 4, 4, 4, 7],
-        'M' => [5, 7, 7, 5, 5],
-        'N' => [5, 7, 7, 7, 5],
-        'P' => [7, 5, 7, 4, 4],
-        'R' => [6, 5, 6, 5, 5],
-        'T' => [7, 2, 2, 2, 2],
-        'U' => [5, 5, 5, 5, 7],
-        'V' => [5, 5, 5, 5, 2],
-        'W' => [5, 5, 7, 7, 5],
-        'Y' => [5, 5, 2, 2, 2],
-        '%' => [5, 1, 2, 4, 5],
-        '.' => [0, 0, 0, 0, 2],
-        '-' => [0, 0, 7, 0, 0],
-        ':' => [0, 2, 0, 2, 0],
-        _ => [0; 5],
-    }
 }

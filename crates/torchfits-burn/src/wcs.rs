@@ -3,8 +3,8 @@
 //! CYP, CEA, CAR, MER, SFL, PAR, MOL, AIT, COP, COE, COD, COO, BON, PCO) with SIP, from the
 //! parameters wcslib resolved ([`torchfits_wcs::ProjectionParameters`]); every other WCS (more
 //! than two axes, spectral or tabular axes, wcslib's own distortions, the quad-cube and HEALPix
-//! projections) falls back to wcslib on the host, transparently (a line on stderr with
-//! `TORCHFITS_LOG=debug`).
+//! projections) falls back to wcslib on the host, transparently (a `tracing` event at debug
+//! level says so, as it says which points of a transform went to wcslib).
 //!
 //! Precision: where the device computes f64 correctly (found out once per device by running the
 //! kernel on a probe WCS and comparing with wcslib: some devices lack f64, and Mesa's lavapipe
@@ -343,6 +343,28 @@ fn normalise_lng(eul0: f64, dlng: f64) -> f64 {
     ProjectionParameters::normalise_longitude(eul0, eul0 + dlng)
 }
 
+/// Says (at debug level) how many of `total` points the kernel left to wcslib on the host, and
+/// the first few of them (0-based pixel x, y).
+fn log_host_points(host: &[usize], total: usize, pixel: impl Fn(usize) -> (f64, f64)) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let first: Vec<String> = host
+        .iter()
+        .take(5)
+        .map(|&i| {
+            let (x, y) = pixel(i);
+            format!("#{i} ({x}, {y})")
+        })
+        .collect();
+    tracing::debug!(
+        "{} of {total} points to wcslib on the host (beyond the kernel's reach, or f32 short of 1e-4 degree): {}{}",
+        host.len(),
+        first.join(", "),
+        if host.len() > first.len() { ", ..." } else { "" }
+    );
+}
+
 /// Whether `device` computes the kernel in f64 as wcslib does (found once per device).
 fn computes_f64(device: GpuDevice, client: &cubecl::client::Client) -> bool {
     static KNOWN: Mutex<Vec<(GpuDevice, bool)>> = Mutex::new(Vec::new());
@@ -353,13 +375,11 @@ fn computes_f64(device: GpuDevice, client: &cubecl::client::Client) -> bool {
     if let Ok(mut k) = KNOWN.lock() {
         k.push((device, ok));
     }
-    if std::env::var("TORCHFITS_LOG").is_ok_and(|v| v == "debug") {
-        eprintln!(
-            "torchfits: {device:?} {} f64 as wcslib does: the kernel runs in {}",
-            if ok { "computes" } else { "does not compute" },
-            if ok { "f64" } else { "f32" }
-        );
-    }
+    tracing::debug!(
+        "{device:?} {} f64 as wcslib does: the kernel runs in {}",
+        if ok { "computes" } else { "does not compute" },
+        if ok { "f64" } else { "f32" }
+    );
     ok
 }
 
@@ -497,9 +517,9 @@ impl DeviceWcs {
                 client = Some(c);
             }
         }
-        if kernel.is_none() && std::env::var("TORCHFITS_LOG").is_ok_and(|v| v == "debug") {
-            eprintln!(
-                "torchfits: the GPU kernel does not compute this WCS (projection {:?}, {} axes): wcslib on the host",
+        if kernel.is_none() {
+            tracing::debug!(
+                "the GPU kernel does not compute this WCS (projection {:?}, {} axes): wcslib on the host",
                 wcs.projection(),
                 wcs.naxis()
             );
@@ -530,7 +550,9 @@ impl DeviceWcs {
     /// [`Wcs::pixel_to_world`]: uploaded, transformed on the device, read back. Returns the
     /// per-point status (0: valid).
     pub fn pixel_to_world(&self, pixels: &[f64], world: &mut [f64]) -> Result<Vec<i32>> {
+        let _span = tracing::debug_span!("device_pixel_to_world", points = pixels.len() / 2).entered();
         let (Some(k), Some(client)) = (&self.kernel, &self.client) else {
+            tracing::debug!(points = pixels.len() / 2, "every point to wcslib on the host (no kernel for this WCS)");
             return self.wcs.pixel_to_world(pixels, world);
         };
         if !pixels.len().is_multiple_of(2) || world.len() != pixels.len() {
@@ -582,6 +604,7 @@ impl DeviceWcs {
         if host.is_empty() {
             return Ok(());
         }
+        log_host_points(host, pixels.len() / 2, |i| (pixels[2 * i], pixels[2 * i + 1]));
         let some: Vec<f64> = host.iter().flat_map(|&i| [pixels[2 * i], pixels[2 * i + 1]]).collect();
         let mut back = vec![0.0; some.len()];
         let st = self.wcs.pixel_to_world(&some, &mut back)?;
@@ -642,6 +665,10 @@ impl DeviceWcs {
         }
         let host: Vec<usize> = (0..state.len()).filter(|&i| state[i] == 2).collect();
         if !host.is_empty() {
+            log_host_points(&host, state.len(), |i| {
+                let (c, r) = (i / plane, i % plane);
+                (origins[c].0 + (r % width) as f64, origins[c].1 + (r / width) as f64)
+            });
             let pixels: Vec<f64> = host
                 .iter()
                 .flat_map(|&i| {

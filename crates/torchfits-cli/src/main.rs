@@ -31,8 +31,34 @@ use torchfits_core::{
 #[derive(Parser)]
 #[command(name = "torchfits", version, about = "Inspect and convert FITS files", long_about = None)]
 struct Cli {
+    /// Log what the library does on stderr: -v for its steps (files opened, inflated, fallbacks
+    /// such as points sent to wcslib), -vv for every read. `RUST_LOG` (e.g.
+    /// `RUST_LOG=torchfits=debug`) takes precedence.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Sends the libraries' `tracing` events to stderr: by `RUST_LOG` when it is set, else by `-v`
+/// (debug) and `-vv` (trace) for torchfits' own crates; quiet (warnings only) by default.
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "warn,torchfits=debug",
+        _ => "warn,torchfits=trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(true)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_timer(tracing_subscriber::fmt::time::Uptime::default())
+        // a span's end, with its time: how long each open, read and decode took
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .try_init();
 }
 
 #[derive(Subcommand)]
@@ -190,6 +216,7 @@ fn parse_hdu(s: &str) -> Result<HduSelector, Error> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(cli.verbose);
     let result = match cli.command {
         Command::Info { file, json } => info(&file, json),
         Command::Header { file, hdu, json } => header(&file, hdu, json),

@@ -28,45 +28,35 @@ pub enum Format {
     Csv,
 }
 
-/// Rows read so far, on stderr, for long conversions to a terminal (at least
-/// [`Progress::MIN_ROWS`] rows): `writing OUT: 12.0% (1200000 of 10000000 rows)`.
+/// A progress bar of rows for long conversions ([`Progress::MIN_ROWS`] rows or more), drawn on
+/// stderr when it is a terminal and hidden otherwise (indicatif's own check).
 pub struct Progress {
-    total: u64,
-    done: u64,
-    shown: Option<u64>,
-    label: String,
+    bar: indicatif::ProgressBar,
 }
 
 impl Progress {
     const MIN_ROWS: u64 = 1_000_000;
 
     pub fn new(total: u64, output: &Path) -> Self {
-        use std::io::IsTerminal;
-        let on = total >= Self::MIN_ROWS && std::io::stderr().is_terminal();
-        Progress { total, done: 0, shown: on.then_some(u64::MAX), label: output.display().to_string() }
+        let bar =
+            if total >= Self::MIN_ROWS { indicatif::ProgressBar::new(total) } else { indicatif::ProgressBar::hidden() };
+        // a fixed template: it parses, so the fallback is never taken
+        let style = indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {percent:>3}% {human_pos}/{human_len} rows, {per_sec}, {eta} left",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        bar.set_style(style);
+        bar.set_message(format!("writing {}", output.display()));
+        Progress { bar }
     }
 
     pub fn advance(&mut self, rows: u64) {
-        self.done = (self.done + rows).min(self.total);
-        if let Some(last) = self.shown {
-            let permille = self.done * 1000 / self.total.max(1);
-            if last != permille {
-                eprint!(
-                    "\rwriting {}: {:5.1}% ({} of {} rows)",
-                    self.label,
-                    permille as f64 / 10.0,
-                    self.done,
-                    self.total
-                );
-                self.shown = Some(permille);
-            }
-        }
+        self.bar.inc(rows);
     }
 
     pub fn finish(&mut self) {
-        if self.shown.is_some() {
-            eprintln!();
-        }
+        self.bar.finish_and_clear();
     }
 }
 

@@ -379,3 +379,56 @@ fn npy_f64(values: &[f64], shape: &[usize]) -> Vec<u8> {
     }
     out
 }
+
+/// `torchfits` with `RUST_LOG` set.
+fn torchfits_logged(filter: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_torchfits")).env("RUST_LOG", filter).args(args).output().expect("run torchfits")
+}
+
+#[test]
+fn logs_are_quiet_by_default_and_say_what_the_library_did_when_asked() {
+    let out = tempdir("logs");
+    let npy = out.join("o.npy").display().to_string();
+    let gz = out.join("sample.fits.gz");
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut e, &std::fs::read(repo().join("examples/data/sample.fits")).expect("sample"))
+        .expect("deflate");
+    std::fs::write(&gz, e.finish().expect("deflate")).expect("write");
+    let gz = gz.display().to_string();
+    let quiet = torchfits(&["read", &gz, "--hdu", "SCI", "-o", &npy]);
+    assert!(quiet.status.success() && quiet.stderr.is_empty(), "{}", String::from_utf8_lossy(&quiet.stderr));
+    let verbose = torchfits(&["-v", "read", &gz, "--hdu", "SCI", "-o", &npy]);
+    let err = String::from_utf8_lossy(&verbose.stderr);
+    assert!(verbose.status.success() && err.contains("a gzip file: inflated") && err.contains("open"), "{err}");
+    let traced = torchfits_logged("torchfits=trace", &["read", &gz, "--hdu", "SCI", "-o", &npy]);
+    let err = String::from_utf8_lossy(&traced.stderr);
+    assert!(err.contains("read_image") && err.contains("time.busy"), "{err}");
+}
+
+#[cfg(feature = "gpu")]
+#[test]
+fn rust_log_shows_which_points_went_to_wcslib_on_the_device_path() {
+    let out = tempdir("logs-wgpu");
+    let pixels = out.join("pix.npy");
+    let grid: Vec<f64> =
+        (0..100).flat_map(|k| [f64::from(k % 10) * 20.0 - 50.0, f64::from(k / 10) * 20.0 - 50.0]).collect();
+    std::fs::write(&pixels, npy_f64(&grid, &[100, 2])).expect("pixels");
+    let (pix, npy) = (pixels.display().to_string(), out.join("w.npy").display().to_string());
+    // the quad-cube: no kernel, every point to wcslib on the host
+    let csc = repo().join("../shared/corpus/wcs/maps/1904-66_CSC.hdr").display().to_string();
+    let args = ["wcs", "pix2world", "--header-file", &csc, "--pixels", &pix, "--device", "wgpu", "-o", &npy];
+    let o = torchfits_logged("torchfits=debug", &args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    if !o.status.success() && err.contains("wgpu") {
+        eprintln!("no wgpu device here ({err}): not checked");
+        return;
+    }
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("does not compute this WCS") && err.contains("100") && err.contains("wcslib on the host"),
+        "{err}"
+    );
+    // without RUST_LOG, nothing
+    let o = torchfits(&args);
+    assert!(o.status.success() && o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -409,6 +409,8 @@ impl Wcs {
             )));
         }
         let n = input.len() / naxis;
+        let by = if forward && !self.wcslib_only && self.tan.is_some() { "torchfits" } else { "wcslib" };
+        let _span = tracing::trace_span!("wcs", forward, points = n, by).entered();
         let mut status = vec![0i32; n];
         let parts = if n >= PARALLEL_MIN_POINTS { self.threads.min(n.div_ceil(CALL_POINTS)) } else { 1 };
         let per = n.div_ceil(parts.max(1)).max(1);

@@ -95,15 +95,17 @@ impl OpenOptions {
     }
 
     /// Opens `path` read-only. A plain FITS file is opened with one `open` and one read of its
-    /// first block; cfitsio is opened only when something only it does is asked for (a read into
-    /// another integer type, tiles of 64-bit integers). A gzip, compress (.Z) or zip file is
+    /// first block; cfitsio is opened only when a read asks for it ([`OpenOptions::direct_reads`]
+    /// off). A gzip, compress (.Z) or zip file is
     /// inflated first (by this crate, within [`Limits::max_alloc`]: never by cfitsio, which trusts
     /// the sizes the file declares) into an unlinked temporary file, then read as a plain one. A
     /// file that is none of these is an error. A path in cfitsio's extended syntax is opened by
     /// cfitsio at once.
     pub fn open(&self, path: impl AsRef<Path>) -> Result<FitsFile> {
         let path = path.as_ref();
+        let _span = tracing::debug_span!("open", path = %path.display()).entered();
         if self.extended_syntax {
+            tracing::debug!("cfitsio opens the file (extended filename syntax)");
             let handle = Handle::open(path, true).map_err(|e| e.in_file(path))?;
             let cfitsio = HandlePool::with_open(path, true, handle);
             return Ok(self.shared(path, None, cfitsio));
@@ -113,8 +115,8 @@ impl OpenOptions {
     }
 
     /// Opens the FITS file whose bytes `source` reads (named `name` in errors). Headers, images
-    /// and tables are read from it as from a file on disk; what only cfitsio decodes (HCOMPRESS
-    /// and PLIO tiles) needs [`ByteSource::cfitsio_path`]. Reads the first block.
+    /// and tables are read from it as from a file on disk (reads with [`OpenOptions::direct_reads`]
+    /// off need [`ByteSource::cfitsio_path`]). Reads the first block.
     ///
     /// ```
     /// # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");

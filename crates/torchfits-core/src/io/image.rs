@@ -151,7 +151,8 @@ impl ImageReader {
         if n == 0 {
             return Ok(());
         }
-        // the fast path: an uncompressed image read in its own type, or into floats
+        let _span = tracing::trace_span!("read_image", hdu = self.index, pixels = n, into = %T::DTYPE).entered();
+        // the fast path: an uncompressed image read in its own type, or converted
         if let Some(plan) = self.plan_for::<T>()
             && let Some(source) = self.file.direct_source()
         {
@@ -168,6 +169,7 @@ impl ImageReader {
         }
         // cfitsio, where asked for (extended filename syntax, `direct_reads(false)`); errors name
         // the file and HDU already
+        tracing::debug!(hdu = self.index, "cfitsio reads the image (direct reads off, or extended filename syntax)");
         let nan_nulls = self.layout.scaling.nulls_to_nan();
         let bands = self.tile_bands(section, std::mem::size_of::<T>());
         if bands.len() > 1 {

@@ -309,6 +309,7 @@ impl NativeTiles {
         scaling: Scaling,
         threads: usize,
     ) -> Result<()> {
+        let _span = tracing::trace_span!("decode_tiles", codec = self.codec.name(), threads).entered();
         let descriptors = self.descriptors(file)?;
         let n = self.dims.len();
         // the section in FITS order

@@ -99,9 +99,11 @@ pub(crate) fn open_path(path: &Path, mmap: bool, max_inflated: u64) -> Result<Lo
     let mut magic = [0u8; 9];
     let n = file.read_at(&mut magic, 0).map_err(|e| Error::io(e, "cannot read"))?;
     if n >= 2 && magic[..2] == GZIP_MAGIC {
+        tracing::debug!("a gzip file: inflated into a temporary file");
         return inflate::gunzip(file, mmap, max_inflated);
     }
     if n >= 2 && magic[..2] == crate::compression::unlzw::MAGIC {
+        tracing::debug!("a compress (.Z) file: inflated into a temporary file");
         return inflate::uncompress(file, mmap, max_inflated);
     }
     if n >= 2 && (magic[..2] == [0x1f, 0x1e] || magic[..2] == [0x1f, 0xa0]) {
@@ -111,6 +113,7 @@ pub(crate) fn open_path(path: &Path, mmap: bool, max_inflated: u64) -> Result<Lo
         ));
     }
     if n >= 2 && magic[..2] == *b"PK" {
+        tracing::debug!("a zip file: its first member inflated into a temporary file");
         return inflate::unzip(file, mmap, max_inflated);
     }
     if n < magic.len() || &magic != b"SIMPLE  =" {

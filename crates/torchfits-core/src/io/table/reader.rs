@@ -431,6 +431,7 @@ impl TableBatches {
     }
 
     fn read_batch(&mut self, first: u64, n: usize) -> Result<TableBatch> {
+        let _span = tracing::trace_span!("read_rows", first, rows = n).entered();
         let r = &mut self.reader;
         let row_bytes = r.schema.row_bytes;
         let len = n * row_bytes;

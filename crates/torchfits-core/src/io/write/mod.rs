@@ -573,6 +573,7 @@ impl FitsWriter {
     /// Completes the file: writes an empty primary HDU if nothing was written, flushes it to disk
     /// and moves it into place. Returns the path.
     pub fn finish(mut self) -> Result<PathBuf> {
+        let _span = tracing::debug_span!("finish", path = %self.target.display(), hdus = self.hdus).entered();
         self.check_complete().map_err(|e| self.err(e))?;
         if self.hdus == 0 {
             self.empty_primary().map_err(|e| self.err(e))?;
