@@ -182,12 +182,19 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         Ok(i) => i.into(),
         Err(_) => a.hdu.as_str().into(),
     };
+    // placing every catalog row on an image (through each image's WCS) takes a while for a large
+    // catalog: a spinner meanwhile
+    let placing =
+        indicatif::ProgressBar::new_spinner().with_message(format!("placing {} on the images", catalog.display()));
+    placing.enable_steady_tick(std::time::Duration::from_millis(120));
     let dataset = CatalogCutoutDataset::builder(&catalog, &images)
         .columns(&a.ra, &a.dec)
         .label(&a.label)
         .hdu(hdu)
         .size(a.size)
-        .build()?;
+        .build();
+    placing.finish_and_clear();
+    let dataset = dataset?;
     let dataset = Arc::new(dataset);
     println!(
         "{} stamps of {}x{} pixels ({} catalog rows on no image)",
