@@ -587,7 +587,7 @@ fn curves_png(path: &Path, curves: &[(f64, f64)]) -> Result<(), Box<dyn std::err
         chart.draw_secondary_series(acc.iter().map(|&(e, v)| value(format!("{v:.1}%"), (e, v + 2.0), acc_color)))?;
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
+            .position(SeriesLabelPosition::MiddleRight)
             .background_style(WHITE.mix(0.9))
             .border_style(BLACK)
             .label_font(("sans-serif", 15))

@@ -428,7 +428,8 @@ fn rust_log_shows_which_points_went_to_wcslib_on_the_device_path() {
         err.contains("does not compute this WCS") && err.contains("100") && err.contains("wcslib on the host"),
         "{err}"
     );
-    // without RUST_LOG, nothing
+    // without RUST_LOG, no line of torchfits' (the Vulkan loader may say things of its own)
     let o = torchfits(&args);
-    assert!(o.status.success() && o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && !err.contains("DEBUG") && !err.contains("wcslib"), "{err}");
 }
