@@ -1,5 +1,5 @@
-//! The README's main job until the Burn demo lands: open a FITS file, list its HDUs and print
-//! statistics of every image in it (compressed ones included).
+//! Opens a FITS file, lists its HDUs and prints statistics of every image in it (compressed ones
+//! included). `RUST_LOG=torchfits=debug` shows what torchfits did (spans with their times).
 //!
 //! ```text
 //! cargo run --release --example inspect -- [FILE]     # default: examples/data/sample.fits
@@ -89,6 +89,13 @@ fn run(path: PathBuf) -> Result<(), torchfits::Error> {
 }
 
 fn main() -> ExitCode {
+    // torchfits' tracing spans and events, by RUST_LOG (errors only when it is not set)
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .try_init();
     let path = std::env::args_os()
         .nth(1)
         .map(PathBuf::from)
