@@ -127,6 +127,7 @@ impl StampBatcher {
     /// Stacks `items` and applies the transforms; an error for items of differing shapes or a
     /// coordinate plane that cannot be computed.
     pub fn try_batch(&self, items: Vec<Stamp>, device: &Device) -> torchfits_core::Result<StampBatch> {
+        let _span = tracing::trace_span!("batch", items = items.len()).entered();
         let b = items.len();
         let (c, h, w) = items.first().map(|s| (s.channels, s.height, s.width)).unwrap_or((1, 1, 1));
         let masks = items.first().map_or(0, |s| s.mask_channels.min(s.channels));

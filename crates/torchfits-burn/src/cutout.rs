@@ -312,7 +312,7 @@ impl CatalogCutoutDataset {
 impl Dataset<Stamp> for CatalogCutoutDataset {
     fn get(&self, index: usize) -> std::result::Result<Stamp, DatasetError> {
         assert!(index < self.entries.len(), "Index out of bounds for dataset: {index} >= {}", self.entries.len());
-        self.stamp(index).map_err(DatasetError::new)
+        self.stamp(index).map_err(|e| crate::item::failed(index, e))
     }
 
     fn len(&self) -> usize {

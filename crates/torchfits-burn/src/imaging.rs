@@ -301,7 +301,7 @@ impl ImagingBuilder {
 impl Dataset<Stamp> for ImagingDataset {
     fn get(&self, index: usize) -> std::result::Result<Stamp, DatasetError> {
         assert!(index < self.files.len(), "Index out of bounds for dataset: {index} >= {}", self.files.len());
-        self.image(index).map_err(DatasetError::new)
+        self.image(index).map_err(|e| crate::item::failed(index, e))
     }
 
     fn len(&self) -> usize {

@@ -23,6 +23,7 @@ mod catalog;
 mod coords;
 mod cutout;
 mod imaging;
+mod item;
 mod kernels;
 mod prefetch;
 mod spectra;

@@ -304,7 +304,7 @@ impl SpectraBuilder {
 impl Dataset<Spectrum> for SpectroscopicDataset {
     fn get(&self, index: usize) -> std::result::Result<Spectrum, DatasetError> {
         assert!(index < self.total, "Index out of bounds for dataset: {index} >= {}", self.total);
-        self.spectrum(index).map_err(DatasetError::new)
+        self.spectrum(index).map_err(|e| crate::item::failed(index, e))
     }
 
     fn len(&self) -> usize {
@@ -343,6 +343,7 @@ impl SpectrumBatcher {
 
     /// Stacks `items`; an error for spectra of differing shapes.
     pub fn try_batch(&self, items: Vec<Spectrum>, device: &Device) -> Result<SpectrumBatch> {
+        let _span = tracing::trace_span!("batch", items = items.len()).entered();
         let b = items.len();
         let (c, l, m) = items.first().map(|s| (s.channels, s.length, s.meta.len())).unwrap_or((1, 1, 0));
         let mut data = Vec::with_capacity(b * c * l);
