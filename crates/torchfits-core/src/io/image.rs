@@ -126,7 +126,21 @@ impl ImageReader {
     }
 
     /// Reads the whole image into `out`, which must hold exactly [`ImageReader::len`] elements.
-    /// Allocates nothing; blocks on the file read.
+    /// Allocates nothing; blocks on the file read. Into another type than [`ImageReader::dtype`]
+    /// the values are converted as [`Pixel`] says; one that does not fit is an error.
+    ///
+    /// ```
+    /// # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");
+    /// let file = torchfits_core::FitsFile::open(path)?;
+    /// let dq = file.image("DQ")?;                          // int16
+    /// let mut wide = vec![0i64; dq.len()];
+    /// dq.read_into(&mut wide)?;                            // exact
+    /// let sci = file.image("SCI")?;                        // float32, 99.5 to 601.3
+    /// let mut bytes = vec![0u8; sci.len()];
+    /// let err = sci.read_into(&mut bytes).unwrap_err();    // 601.3 does not fit in a u8
+    /// assert_eq!(err.kind(), torchfits_core::ErrorKind::Parameter);
+    /// # Ok::<(), torchfits_core::Error>(())
+    /// ```
     pub fn read_into<T: Pixel>(&self, out: &mut [T]) -> Result<()> {
         if self.layout.shape.is_empty() {
             return Err(self.no_data());
