@@ -399,6 +399,23 @@ fn cast_into<S: Stored, T: Pixel>(src: &[u8], out: &mut [T], bscale: f64, bzero:
     }
 }
 
+/// `$each!(t)` with `t` the Rust type of integer `$dtype`; `$floats` for f32 and f64.
+macro_rules! for_integer_type {
+    ($dtype:expr, $each:ident, $floats:expr) => {
+        match $dtype {
+            Dtype::F32 | Dtype::F64 => $floats,
+            Dtype::U8 => $each!(u8),
+            Dtype::I8 => $each!(i8),
+            Dtype::U16 => $each!(u16),
+            Dtype::I16 => $each!(i16),
+            Dtype::U32 => $each!(u32),
+            Dtype::I32 => $each!(i32),
+            Dtype::U64 => $each!(u64),
+            Dtype::I64 => $each!(i64),
+        }
+    };
+}
+
 /// The error for a value that the output type cannot hold.
 fn overflow(value: impl std::fmt::Display, dtype: Dtype) -> Error {
     Error::parameter(format!("a pixel's value, {value}, does not fit in {dtype}: read the image into a wider type"))
@@ -414,17 +431,7 @@ pub(crate) fn ints_into<T: Pixel>(out: &mut [T], values: impl Iterator<Item = i1
             }
         };
     }
-    match T::DTYPE {
-        Dtype::F32 | Dtype::F64 => return doubles_into(out, values.map(|v| v as f64)),
-        Dtype::U8 => each!(u8),
-        Dtype::I8 => each!(i8),
-        Dtype::U16 => each!(u16),
-        Dtype::I16 => each!(i16),
-        Dtype::U32 => each!(u32),
-        Dtype::I32 => each!(i32),
-        Dtype::U64 => each!(u64),
-        Dtype::I64 => each!(i64),
-    }
+    for_integer_type!(T::DTYPE, each, return doubles_into(out, values.map(|v| v as f64)));
     Ok(())
 }
 
@@ -443,17 +450,14 @@ pub(crate) fn doubles_into<T: Pixel>(out: &mut [T], values: impl Iterator<Item =
             }
         }};
     }
-    match T::DTYPE {
-        Dtype::F32 => bytemuck::cast_slice_mut::<T, f32>(out).iter_mut().zip(values).for_each(|(o, v)| *o = v as f32),
-        Dtype::F64 => bytemuck::cast_slice_mut::<T, f64>(out).iter_mut().zip(values).for_each(|(o, v)| *o = v),
-        Dtype::U8 => each!(u8),
-        Dtype::I8 => each!(i8),
-        Dtype::U16 => each!(u16),
-        Dtype::I16 => each!(i16),
-        Dtype::U32 => each!(u32),
-        Dtype::I32 => each!(i32),
-        Dtype::U64 => each!(u64),
-        Dtype::I64 => each!(i64),
-    }
+    for_integer_type!(
+        T::DTYPE,
+        each,
+        if T::DTYPE == Dtype::F32 {
+            bytemuck::cast_slice_mut::<T, f32>(out).iter_mut().zip(values).for_each(|(o, v)| *o = v as f32)
+        } else {
+            bytemuck::cast_slice_mut::<T, f64>(out).iter_mut().zip(values).for_each(|(o, v)| *o = v)
+        }
+    );
     Ok(())
 }
