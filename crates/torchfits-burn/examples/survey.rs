@@ -166,7 +166,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let device = match a.device.as_str() {
-        "cpu" => Device::default(),
+        "cpu" => Device::flex(),
         #[cfg(feature = "wgpu")]
         "wgpu" => Device::wgpu(Default::default()),
         other => {

@@ -31,8 +31,8 @@ pub struct StampBatch {
 /// WCS ([`crate::CutoutCoordinates`]).
 pub trait StampCoordinates: Send + Sync + std::fmt::Debug {
     /// `[stamps, 2, height, width]` longitude and latitude planes of `stamps` (all of one
-    /// shape), degrees (NaN where the WCS is invalid), appended to `out`.
-    fn planes(&self, stamps: &[Stamp], out: &mut Vec<f32>) -> torchfits_core::Result<()>;
+    /// shape), degrees (NaN where the WCS is invalid), made on `device`.
+    fn planes(&self, stamps: &[Stamp], device: &Device) -> torchfits_core::Result<Tensor<4>>;
 }
 
 /// The epoch the batcher's random augmentations are drawn for; shared with the batcher (which
@@ -134,7 +134,6 @@ impl StampBatcher {
         let plane = h * w;
         let mut data = Vec::with_capacity(b * c * plane);
         let mut labels = Vec::with_capacity(b);
-        let mut coords = self.coordinates.as_ref().map(|_| Vec::with_capacity(b * 2 * plane));
         for s in &items {
             if (s.channels, s.height, s.width) != (c, h, w) || s.pixels.len() != c * plane {
                 return Err(torchfits_core::Error::new(
@@ -147,15 +146,15 @@ impl StampBatcher {
                 labels.push(l);
             }
         }
-        if let (Some(src), Some(out)) = (&self.coordinates, coords.as_mut()) {
-            src.planes(&items, out)?;
-        }
+        let mut coordinates = match &self.coordinates {
+            Some(src) => Some(src.planes(&items, device)?),
+            None => None,
+        };
         let indices: Vec<usize> = items.iter().map(|s| s.index).collect();
         let symmetries: Vec<u8> = items.iter().map(|s| self.symmetry(s.index, h == w)).collect();
         // the items' buffers go back to their pool now
         drop(items);
-        let mut images = Tensor::<4>::from_data(TensorData::new(data, [b, c, h, w]), device);
-        let mut coordinates = coords.map(|v| Tensor::<4>::from_data(TensorData::new(v, [b, 2, h, w]), device));
+        let mut images = upload::<4>(TensorData::new(data, [b, c, h, w]), device);
         // the image channels: all but the dataset's mask channels (the last ones)
         let image_channels = c - masks;
         if let Some(value) = self.nan {
@@ -172,19 +171,22 @@ impl StampBatcher {
         if let Some((mean, std)) = &self.normalize {
             let n = mean.len().min(std.len()).min(images.dims()[1]);
             if n > 0 {
-                let m = Tensor::<1>::from_data(TensorData::new(mean[..n].to_vec(), [n]), device).reshape([1, n, 1, 1]);
-                let s = Tensor::<1>::from_data(TensorData::new(std[..n].to_vec(), [n]), device).reshape([1, n, 1, 1]);
+                let m = upload::<1>(TensorData::new(mean[..n].to_vec(), [n]), device).reshape([1, n, 1, 1]);
+                let s = upload::<1>(TensorData::new(std[..n].to_vec(), [n]), device).reshape([1, n, 1, 1]);
                 let (head, tail) = split_channels(images, n);
                 images = join_channels((head - m) / s, tail);
             }
         }
         if symmetries.iter().any(|&k| k != 0) {
-            let index = symmetry_indices(&symmetries, h, w);
-            images = apply_symmetries(images, &index, device);
-            coordinates = coordinates.map(|t| apply_symmetries(t, &index, device));
+            let index = symmetry_indices(&symmetries, h, w, device);
+            images = apply_symmetries(images, index.clone());
+            coordinates = coordinates.map(|t| apply_symmetries(t, index));
         }
-        let labels =
-            (labels.len() == b && b > 0).then(|| Tensor::<1, Int>::from_data(TensorData::new(labels, [b]), device));
+        let labels = (labels.len() == b && b > 0).then(|| {
+            let data = TensorData::new(labels, [b]);
+            crate::transfers::up(data.bytes().len());
+            Tensor::<1, Int>::from_data(data, device)
+        });
         Ok(StampBatch { images, labels, coordinates, indices })
     }
 }
@@ -203,13 +205,17 @@ impl Batcher<Stamp, StampBatch> for StampBatcher {
     }
 }
 
-/// Moves each item's pixels by its symmetry: one gather over the flattened planes.
-fn apply_symmetries(t: Tensor<4>, index: &[i64], device: &Device) -> Tensor<4> {
+/// `data` on `device`, counted as an upload.
+fn upload<const D: usize>(data: TensorData, device: &Device) -> Tensor<D> {
+    crate::transfers::up(data.bytes().len());
+    Tensor::<D>::from_data(data, device)
+}
+
+/// Moves each item's pixels by its symmetry: one gather over the flattened planes, by the
+/// `[b, 1, h * w]` source indices of [`symmetry_indices`].
+fn apply_symmetries(t: Tensor<4>, index: Tensor<3, Int>) -> Tensor<4> {
     let [b, c, h, w] = t.dims();
-    let idx = Tensor::<2, Int>::from_data(TensorData::new(index.to_vec(), [b, h * w]), device)
-        .reshape([b, 1, h * w])
-        .expand([b, c, h * w]);
-    t.reshape([b, c, h * w]).gather(2, idx).reshape([b, c, h, w])
+    t.reshape([b, c, h * w]).gather(2, index.expand([b, c, h * w])).reshape([b, c, h, w])
 }
 
 fn split_channels(t: Tensor<4>, n: usize) -> (Tensor<4>, Option<Tensor<4>>) {
@@ -227,25 +233,26 @@ fn join_channels(head: Tensor<4>, tail: Option<Tensor<4>>) -> Tensor<4> {
     }
 }
 
-/// For each item, the source pixel (y * w + x) of each output pixel under its symmetry:
-/// bit 0 flips x, bit 1 flips y, bit 2 transposes (square stamps only).
-fn symmetry_indices(symmetries: &[u8], h: usize, w: usize) -> Vec<i64> {
-    let mut out = Vec::with_capacity(symmetries.len() * h * w);
-    for &k in symmetries {
-        for y in 0..h {
-            for x in 0..w {
-                let (mut sx, mut sy) = if k & 4 != 0 { (y, x) } else { (x, y) };
-                if k & 1 != 0 {
-                    sx = w - 1 - sx;
-                }
-                if k & 2 != 0 {
-                    sy = h - 1 - sy;
-                }
-                out.push((sy * w + sx) as i64);
-            }
-        }
-    }
-    out
+/// For each item, the source pixel (y * w + x) of each output pixel under its symmetry, made on
+/// the device from the items' symmetry codes (the only upload: one integer per item): bit 0
+/// flips x, bit 1 flips y, bit 2 transposes (square stamps only). `[b, 1, h * w]`.
+fn symmetry_indices(symmetries: &[u8], h: usize, w: usize, device: &Device) -> Tensor<3, Int> {
+    let b = symmetries.len();
+    let codes = TensorData::new(symmetries.iter().map(|&k| i64::from(k)).collect::<Vec<i64>>(), [b]);
+    crate::transfers::up(codes.bytes().len());
+    let codes = Tensor::<1, Int>::from_data(codes, device).reshape([b, 1, 1]).expand([b, h, w]);
+    let flip_x = codes.clone().remainder_scalar(2);
+    let flip_y = codes.clone().div_scalar(2).remainder_scalar(2);
+    let transpose = codes.div_scalar(4).remainder_scalar(2);
+    let x = Tensor::<1, Int>::arange(0..w as i64, device).reshape([1, 1, w]).expand([b, h, w]);
+    let y = Tensor::<1, Int>::arange(0..h as i64, device).reshape([1, h, 1]).expand([b, h, w]);
+    // transposed: (x, y) -> (y, x); only square stamps are, so both grids have one shape
+    let sx = x.clone() + transpose.clone() * (y.clone() - x.clone());
+    let sy = y.clone() + transpose * (x - y);
+    // flipped: s -> (n - 1) - s
+    let sx = sx.clone() + flip_x * sx.mul_scalar(-2).add_scalar(w as i64 - 1);
+    let sy = sy.clone() + flip_y * sy.mul_scalar(-2).add_scalar(h as i64 - 1);
+    (sy.mul_scalar(w as i64) + sx).reshape([b, 1, h * w])
 }
 
 /// A 64-bit mix (splitmix64's finaliser).

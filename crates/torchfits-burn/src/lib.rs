@@ -29,9 +29,12 @@ mod prefetch;
 mod spectra;
 mod stamp;
 mod subset;
+pub mod transfers;
 pub mod wcs;
 
 pub use batch::{Epoch, StampBatch, StampBatcher, StampCoordinates};
+/// The Burn these types are built on (its `Device` and `Tensor` are this crate's).
+pub use burn;
 pub use catalog::Catalog;
 pub use coords::CutoutCoordinates;
 pub use cutout::{CatalogCutoutDataset, CutoutBuilder};
@@ -40,3 +43,4 @@ pub use prefetch::Prefetch;
 pub use spectra::{SpectraBuilder, SpectroscopicDataset, Spectrum, SpectrumBatch, SpectrumBatcher};
 pub use stamp::Stamp;
 pub use subset::{ShardExt, Subset, permutation, shard, shard_indices, split};
+pub use transfers::Transfers;

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use burn::data::dataset::Dataset;
 use burn::tensor::Device;
 use common::{survey, tmpdir};
-use torchfits_burn::wcs::GpuDevice;
 use torchfits_burn::{CatalogCutoutDataset, CutoutCoordinates, StampBatcher};
 
 fn wgpu() -> Option<Device> {
@@ -31,7 +30,7 @@ fn a_batch_on_wgpu_equals_the_cpu_batch() {
     let (catalog, images, _) = survey(&dir);
     let ds = CatalogCutoutDataset::builder(&catalog, &images).label("LABEL").size(16).build().expect("ds");
     let items: Vec<_> = (0..ds.len()).map(|i| ds.get(i).expect("stamp")).collect();
-    let cpu = Device::default();
+    let cpu = Device::flex();
     // exact operations: stacking, NaN masking, the symmetries (a gather)
     let exact = StampBatcher::new().nan_to(0.0).augment(9);
     let a = exact.try_batch(items.clone(), &cpu).expect("cpu");
@@ -52,18 +51,15 @@ fn a_batch_on_wgpu_equals_the_cpu_batch() {
 
 #[test]
 fn coordinate_planes_from_the_kernel_match_wcslib() {
-    if wgpu().is_none() {
-        return;
-    }
+    let Some(gpu) = wgpu() else { return };
     let dir = tmpdir("device-coords");
     let (catalog, images, _) = survey(&dir);
     let ds = Arc::new(CatalogCutoutDataset::builder(&catalog, &images).size(16).build().expect("ds"));
-    let on_gpu = Arc::new(CutoutCoordinates::new(&ds, Some(GpuDevice::Wgpu)).expect("kernel"));
-    let on_cpu = Arc::new(CutoutCoordinates::new(&ds, None).expect("wcslib"));
+    let coordinates = Arc::new(CutoutCoordinates::new(&ds).expect("wcs"));
     let items: Vec<_> = (0..ds.len()).map(|i| ds.get(i).expect("stamp")).collect();
-    let cpu = Device::default();
-    let a = StampBatcher::new().coordinates(on_gpu).try_batch(items.clone(), &cpu).expect("gpu planes");
-    let b = StampBatcher::new().coordinates(on_cpu).try_batch(items.clone(), &cpu).expect("cpu planes");
+    let batcher = StampBatcher::new().coordinates(coordinates);
+    let a = batcher.try_batch(items.clone(), &gpu).expect("gpu planes");
+    let b = batcher.try_batch(items.clone(), &Device::flex()).expect("cpu planes");
     let (pa, pb) = (a.coordinates.expect("planes").into_data(), b.coordinates.expect("planes").into_data());
     assert_eq!(pa.shape().to_vec(), vec![items.len(), 2, 16, 16]);
     let (va, vb): (Vec<f32>, Vec<f32>) = (pa.iter::<f32>().collect(), pb.iter::<f32>().collect());
@@ -78,4 +74,32 @@ fn coordinate_planes_from_the_kernel_match_wcslib() {
     }
     // f32 planes: 150 degrees hold 1.5e-5 degree
     assert!(worst < 1e-4, "worst {worst:e} deg");
+}
+
+#[test]
+fn a_batch_with_coordinate_planes_uploads_the_pixels_once_and_moves_no_coordinates() {
+    let Some(gpu) = wgpu() else { return };
+    let dir = tmpdir("device-transfers");
+    let (catalog, images, _) = survey(&dir);
+    let ds = Arc::new(CatalogCutoutDataset::builder(&catalog, &images).label("LABEL").size(32).build().expect("ds"));
+    let batcher = StampBatcher::new().coordinates(Arc::new(CutoutCoordinates::new(&ds).expect("wcs"))).augment(3);
+    let items: Vec<_> = (0..ds.len()).map(|i| ds.get(i).expect("stamp")).collect();
+    let (b, c) = (items.len() as u64, items[0].channels as u64);
+    // the first batch finds out the device's f64 (the probe moves its own points): not counted
+    batcher.try_batch(items.clone(), &gpu).expect("warm-up");
+    let before = torchfits_burn::Transfers::now();
+    let batch = batcher.try_batch(items, &gpu).expect("batch");
+    let moved = torchfits_burn::Transfers::now().since(before);
+    let pixels = b * c * 32 * 32 * 4;
+    let planes = b * 2 * 32 * 32 * 4;
+    // up: the pixels once, then per item a few numbers (origin, image, slot, symmetry, label) and
+    // the images' WCS parameters
+    assert!(
+        moved.bytes_up >= pixels && moved.bytes_up < pixels + 64 * b + 2048,
+        "{moved:?} for {pixels} bytes of pixels"
+    );
+    // down: the kernel's count of host points (none here): no coordinates
+    assert!(moved.bytes_down <= 4, "{moved:?}");
+    assert!(moved.bytes_up < pixels + planes / 4);
+    assert_eq!(batch.coordinates.expect("planes").dims(), [b as usize, 2, 32, 32]);
 }

@@ -332,8 +332,9 @@ fn cases(dir: &Path) -> Vec<Case> {
     out.push(Case { id: "wcs_pix2world_16M", ways: wcs_case(p("img_f32_4096.fits")) });
     #[cfg(feature = "gpu")]
     {
-        out.push(Case { id: "wcs_pix2world_16M_wgpu", ways: wcs_gpu_case(p("img_f32_4096.fits"), false) });
-        out.push(Case { id: "wcs_grid_256x64x64_wgpu", ways: wcs_gpu_case(p("img_f32_4096.fits"), true) });
+        out.push(Case { id: "wcs_pix2world_16M_wgpu", ways: wcs_tensor_case(p("img_f32_4096.fits"), "wgpu", false) });
+        out.push(Case { id: "wcs_pix2world_16M_flex", ways: wcs_tensor_case(p("img_f32_4096.fits"), "cpu", false) });
+        out.push(Case { id: "wcs_grid_256x64x64_wgpu", ways: wcs_tensor_case(p("img_f32_4096.fits"), "wgpu", true) });
     }
     out.push(Case { id: "table_1M_full", ways: table_case(None, None) });
     out.push(Case { id: "table_1M_2cols", ways: table_case(Some(&["ra", "flux"]), None) });
@@ -452,38 +453,44 @@ fn wcs_case(source: PathBuf) -> Vec<Way> {
     vec![way(None, "Wcs"), way(Some(1), WCSLIB_1T)]
 }
 
-/// The WCS case on the default wgpu adapter (`DeviceWcs`): every pixel of the image as points
-/// uploaded and read back (`grid` false), or a coordinate grid of 256 cutouts of 64x64 pixels
-/// made on the device (`grid` true). On a machine without a GPU the adapter is Mesa's lavapipe,
-/// which runs the kernel on the CPU. (A build with the `gpu` feature.)
+/// The WCS case on Burn tensors (`DeviceWcs`, the backend extension) on `device` (`wgpu`: the
+/// default adapter, the kernel; `cpu`: Burn's CPU backend, wcslib): every pixel of the image as
+/// an f32 `[N, 2]` tensor already on the device, transformed there (`grid` false), or the
+/// coordinate planes of 256 cutouts of 64x64 pixels made on the device (`grid` true); each run
+/// waits for the device to finish. On a machine without a GPU the wgpu adapter is Mesa's
+/// lavapipe, which runs the kernel on the CPU. (A build with the `gpu` feature.)
 #[cfg(feature = "gpu")]
-fn wcs_gpu_case(source: PathBuf, grid: bool) -> Vec<Way> {
-    type Data = (torchfits_burn::wcs::DeviceWcs, Vec<f64>, Vec<f64>);
+fn wcs_tensor_case(source: PathBuf, device: &'static str, grid: bool) -> Vec<Way> {
+    use torchfits_burn::burn::tensor::{Device, Tensor, TensorData};
+    use torchfits_burn::wcs::DeviceWcs;
+    type Data = (DeviceWcs, Device, Option<Tensor<2>>, Vec<(f64, f64)>);
     let shared: std::rc::Rc<std::cell::RefCell<Option<Data>>> = std::rc::Rc::default();
-    let name = if grid { "DeviceWcs::coordinate_grid (wgpu)" } else { "DeviceWcs::pixel_to_world (wgpu)" };
+    let name = match (grid, device) {
+        (true, _) => "DeviceWcs::coordinate_planes (wgpu)",
+        (false, "wgpu") => "DeviceWcs::pixel_to_world (wgpu)",
+        (false, _) => "DeviceWcs::pixel_to_world (cpu)",
+    };
     vec![(
         name,
         Box::new(move || {
             let mut slot = shared.borrow_mut();
             if slot.is_none() {
-                let wcs = FitsFile::open(&source)?.wcs(0)?;
-                let gpu = torchfits_burn::wcs::DeviceWcs::new(wcs, torchfits_burn::wcs::GpuDevice::Wgpu)?;
-                let pix: Vec<f64> = if grid {
-                    (0..256).flat_map(|k| [(k % 16 * 256) as f64, (k / 16 * 256) as f64]).collect()
+                let wcs = DeviceWcs::new(FitsFile::open(&source)?.wcs(0)?);
+                let dev = torchfits_burn::wcs::device(device)?;
+                let (pixels, origins) = if grid {
+                    (None, (0..256).map(|k| ((k % 16 * 256) as f64, (k / 16 * 256) as f64)).collect())
                 } else {
-                    (0..N * N).flat_map(|k| [(k % N) as f64, (k / N) as f64]).collect()
+                    let pix: Vec<f32> = (0..N * N).flat_map(|k| [(k % N) as f32, (k / N) as f32]).collect();
+                    (Some(Tensor::<2>::from_data(TensorData::new(pix, [N * N, 2]), &dev)), Vec::new())
                 };
-                let out = vec![0.0; if grid { 0 } else { pix.len() }];
-                *slot = Some((gpu, pix, out));
+                *slot = Some((wcs, dev, pixels, origins));
             }
-            let Some((gpu, pix, out)) = slot.as_mut() else { return Ok(()) };
-            if grid {
-                let origins: Vec<(f64, f64)> = pix.chunks_exact(2).map(|p| (p[0], p[1])).collect();
-                gpu.coordinate_grid(&origins, 64, 64)?;
-            } else {
-                gpu.pixel_to_world(pix, out)?;
+            let Some((wcs, dev, pixels, origins)) = slot.as_ref() else { return Ok(()) };
+            match pixels {
+                Some(p) => drop(wcs.pixel_to_world(p.clone())?),
+                None => drop(wcs.coordinate_planes(origins, 64, 64, dev)?),
             }
-            Ok(())
+            dev.sync().map_err(|e| Error::new(ErrorKind::Io, format!("{device}: {e:?}")))
         }),
     )]
 }

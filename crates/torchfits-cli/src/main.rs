@@ -319,8 +319,8 @@ fn wcs_command(
 
 /// The device `--device` names: `None` for the CPU.
 #[cfg(feature = "gpu")]
-fn gpu_device(device: &str) -> Result<Option<torchfits_burn::wcs::GpuDevice>, Error> {
-    if device == "cpu" { Ok(None) } else { torchfits_burn::wcs::GpuDevice::parse(device).map(Some) }
+fn gpu_device(device: &str) -> Result<Option<torchfits_burn::burn::tensor::Device>, Error> {
+    if device == "cpu" { Ok(None) } else { torchfits_burn::wcs::device(device).map(Some) }
 }
 
 /// Without the `gpu` feature only the CPU is there.
@@ -342,14 +342,14 @@ fn gpu_device(device: &str) -> Result<Option<std::convert::Infallible>, Error> {
 /// wcslib on the host otherwise.
 #[cfg(feature = "gpu")]
 fn pixel_to_world(
-    device: Option<torchfits_burn::wcs::GpuDevice>,
+    device: Option<torchfits_burn::burn::tensor::Device>,
     wcs: Wcs,
     points: &[f64],
     out: &mut [f64],
 ) -> Result<(), Error> {
     match device {
         Some(device) if wcs.naxis() == 2 => {
-            torchfits_burn::wcs::DeviceWcs::new(wcs, device)?.pixel_to_world(points, out).map(drop)
+            torchfits_burn::wcs::DeviceWcs::new(wcs).pixel_to_world_on(&device, points, out).map(drop)
         }
         _ => wcs.pixel_to_world(points, out).map(drop),
     }
