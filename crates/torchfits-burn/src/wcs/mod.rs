@@ -202,6 +202,7 @@ impl DeviceWcs {
         }
         if !self.on_device() {
             // nothing for the device to do: wcslib, without the round trip
+            tracing::debug!(points = n, "every point to wcslib on the host (no kernel for this WCS)");
             return self.wcs.pixel_to_world(pixels, world);
         }
         // the points as offsets from CRPIX, which f32 holds finely; the points the kernel leaves
