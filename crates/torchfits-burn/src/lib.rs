@@ -29,6 +29,7 @@ mod prefetch;
 mod spectra;
 mod stamp;
 mod subset;
+pub mod tensors;
 pub mod transfers;
 pub mod wcs;
 
