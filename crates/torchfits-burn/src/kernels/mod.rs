@@ -42,18 +42,20 @@ pub(crate) const ON_HOST: u32 = 2;
 /// Offsets of [`offsets_sky`]'s parameter block: CRPIX (2), the CD matrix (4, row-major), sin
 /// and cos of the reference latitude, the reference longitude and latitude (degrees) each as a
 /// pair (the value rounded to f32, then the rest: so that an f32 kernel adds an offset to them
-/// with one rounding), then the SIP `a` and `b` coefficients (`n1 * n1` each, `a[p][q]` at
-/// `p * n1 + q`).
+/// with one rounding), NaN (what an invalid point's coordinates are: WGSL has no NaN literal),
+/// then the SIP `a` and `b` coefficients (`n1 * n1` each, `a[p][q]` at `p * n1 + q`).
 pub(crate) const O_LNG0: usize = 8;
 pub(crate) const O_LAT0: usize = 10;
-pub(crate) const O_SIP: usize = 12;
+pub(crate) const O_NAN: usize = 12;
+pub(crate) const O_SIP: usize = 13;
 
 /// Offsets of [`native_sky`]'s parameter block: the CD matrix with the longitude's row first
 /// (4), the projection-plane offsets x0, y0 (2), the projection's constants (8), the rotation
 /// (native longitude of the celestial pole in degrees, cos and sin of the pole's colatitude),
 /// CRPIX - 1 (2: a 0-based pixel minus these is the pixel offset), the celestial longitude of
 /// the native pole (the longitudes' offset) as a pair (rounded to f32, then the rest), 1 if the
-/// latitude is world axis 0 (else 0), then the SIP `a` and `b` coefficients (`n1 * n1` each).
+/// latitude is world axis 0 (else 0), NaN (an invalid point's coordinates), then the SIP `a` and
+/// `b` coefficients (`n1 * n1` each).
 pub(crate) const N_CD: usize = 0;
 pub(crate) const N_OFF: usize = 4;
 pub(crate) const N_K: usize = 6;
@@ -61,7 +63,8 @@ pub(crate) const N_ROT: usize = 14;
 pub(crate) const N_PIX0: usize = 17;
 pub(crate) const N_LNG0: usize = 19;
 pub(crate) const N_SWAP: usize = 21;
-pub(crate) const N_SIP: usize = 22;
+pub(crate) const N_NAN: usize = 22;
+pub(crate) const N_SIP: usize = 23;
 
 /// A point on the celestial sphere as the kernels leave it: the longitude as an offset from the
 /// celestial longitude of the native pole (or of the reference point), the latitude, both in
@@ -291,7 +294,8 @@ fn native_sky<F: Float>(
 
 /// Writes point `i`'s world coordinates at `world[at0]` and `world[at1]` (world-axis order:
 /// `swap` when the latitude is axis 0), the longitude `lng0 + lng0_rest + sky.dlng` normalised as
-/// wcslib does, and its state; a point for the host takes the next slot of the host list.
+/// wcslib does (`nan` for an invalid point), and its state; a point for the host takes the next
+/// slot of the host list.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn emit<F: Float>(
@@ -306,6 +310,7 @@ fn emit<F: Float>(
     lng0: F,
     lng0_rest: F,
     swap: bool,
+    nan: F,
 ) {
     let zero = F::new(0.0);
     let full = F::new(360.0);
@@ -330,6 +335,9 @@ fn emit<F: Float>(
             world[at0] = lng;
             world[at1] = sky.lat;
         }
+    } else if sky.state == 1u32 {
+        world[at0] = nan;
+        world[at1] = nan;
     } else if sky.state == 2u32 {
         let slot = counter[0].fetch_add(1u32);
         host[usize::cast_from(slot)] = u32::cast_from(i);
@@ -367,7 +375,20 @@ fn offsets_points_kernel<F: Float>(
             // wcslib says what NaN gives
             sky.state = 2u32;
         }
-        emit::<F>(world, state, counter, host, i, 2 * i, 2 * i + 1, sky, params[O_LNG0], params[O_LNG0 + 1], false);
+        emit::<F>(
+            world,
+            state,
+            counter,
+            host,
+            i,
+            2 * i,
+            2 * i + 1,
+            sky,
+            params[O_LNG0],
+            params[O_LNG0 + 1],
+            false,
+            params[O_NAN],
+        );
     }
 }
 
@@ -397,7 +418,20 @@ fn native_points_kernel<F: Float>(
             sky.state = 2u32;
         }
         let swap = params[N_SWAP] > F::new(0.5);
-        emit::<F>(world, state, counter, host, i, 2 * i, 2 * i + 1, sky, params[N_LNG0], params[N_LNG0 + 1], swap);
+        emit::<F>(
+            world,
+            state,
+            counter,
+            host,
+            i,
+            2 * i,
+            2 * i + 1,
+            sky,
+            params[N_LNG0],
+            params[N_LNG0 + 1],
+            swap,
+            params[N_NAN],
+        );
     }
 }
 
@@ -440,7 +474,8 @@ fn native_grid_kernel<F: Float>(
         let slot = usize::cast_from(slots[c]);
         let at0 = slot * 2 * per + rem;
         let swap = p[N_SWAP] > F::new(0.5);
-        emit::<F>(world, state, counter, host, slot * per + rem, at0, at0 + per, sky, p[N_LNG0], p[N_LNG0 + 1], swap);
+        let (lng0, rest, nan) = (p[N_LNG0], p[N_LNG0 + 1], p[N_NAN]);
+        emit::<F>(world, state, counter, host, slot * per + rem, at0, at0 + per, sky, lng0, rest, swap, nan);
     }
 }
 

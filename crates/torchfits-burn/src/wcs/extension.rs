@@ -122,7 +122,11 @@ impl WcsBackend for Flex {
         let run = || -> Result<WorldOutput<Self>> {
             let data = ready(Self::float_into_data(pixels))
                 .map_err(|e| Error::new(ErrorKind::Io, format!("reading the pixels: {e:?}")))?;
-            let pix: Vec<f64> = data.iter::<f64>().enumerate().map(|(i, p)| p + origin[i % 2]).collect();
+            let pix: Vec<f64> = match (data.as_slice::<f32>(), data.as_slice::<f64>()) {
+                (Ok(v), _) => v.iter().enumerate().map(|(i, &p)| f64::from(p) + origin[i % 2]).collect(),
+                (_, Ok(v)) => v.iter().enumerate().map(|(i, &p)| p + origin[i % 2]).collect(),
+                _ => data.iter::<f64>().enumerate().map(|(i, p)| p + origin[i % 2]).collect(),
+            };
             let (world, state) = wcs.on_host(&pix)?;
             Ok(WorldOutput {
                 world: Self::float_from_data(float_data(world, vec![n, 2], dtype), &device),

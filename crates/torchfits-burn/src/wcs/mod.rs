@@ -162,11 +162,12 @@ impl DeviceWcs {
         if let Some(e) = out.error {
             return Err(e);
         }
+        // the world coordinates of invalid points are NaN already (the kernels write them, and
+        // wcslib's are)
         let world = Tensor::<2>::from_dispatch(out.world);
-        let state = Tensor::<1, Int>::from_dispatch(out.state);
-        let valid = state.equal_elem(VALID as i64);
-        let invalid = valid.clone().bool_not().unsqueeze_dim::<2>(1).expand([n, 2]);
-        let points = WorldPoints { world: world.mask_fill(invalid, f32::NAN), valid, host_points: out.host_points };
+        let valid = Tensor::<1, Int>::from_dispatch(out.state).equal_elem(VALID as i64);
+        debug_assert_eq!(world.dims(), [n, 2]);
+        let points = WorldPoints { world, valid, host_points: out.host_points };
         Ok((points, out.host_list))
     }
 
@@ -274,9 +275,8 @@ pub(crate) fn planes(
     if let Some(e) = out.error {
         return Err(e);
     }
-    let planes = Tensor::<4>::from_dispatch(out.world);
-    let invalid = Tensor::<3, Int>::from_dispatch(out.state).equal_elem(VALID as i64).bool_not();
-    Ok(planes.mask_fill(invalid.unsqueeze_dim::<4>(1).expand([b, 2, height, width]), f32::NAN))
+    // NaN where invalid already: the kernels write it, and wcslib's values are
+    Ok(Tensor::<4>::from_dispatch(out.world))
 }
 
 /// The Burn device named `name`: `cpu` (Burn's CPU backend, Flex), `wgpu` (the default wgpu

@@ -53,6 +53,7 @@ pub(crate) fn kernel_for(wcs: &Wcs, wide: bool, offsets: bool) -> Option<Kernel>
         params.push(e[4]); // cos(lat0)
         params.extend_from_slice(&split(e[0])); // the reference point's longitude
         params.extend_from_slice(&split(90.0 - e[1])); // and latitude
+        params.push(f64::NAN);
         params.extend_from_slice(&sip_coeffs);
         return Some(Kernel { path: Path::Offsets { params, proj }, n1 });
     }
@@ -66,6 +67,7 @@ pub(crate) fn kernel_for(wcs: &Wcs, wide: bool, offsets: bool) -> Option<Kernel>
     params.extend_from_slice(&[t.crpix[0] - 1.0, t.crpix[1] - 1.0]);
     params.extend_from_slice(&split(e[0]));
     params.push(if t.lng_axis == 0 { 0.0 } else { 1.0 });
+    params.push(f64::NAN);
     params.extend_from_slice(&sip_coeffs);
     Some(Kernel { path: Path::Native { params, poly, proj, nz, wide }, n1 })
 }
