@@ -66,6 +66,9 @@ pub(crate) trait WcsBackend: Backend {
     ) -> WorldOutput<Self>;
 }
 
+/// Points per call to wcslib on the CPU backend.
+const CPU_PART: usize = 1 << 20;
+
 /// Waits for a future of the CPU backend (whose data is ready: it completes at once).
 fn ready<T>(f: impl Future<Output = T>) -> T {
     let mut f = std::pin::pin!(f);
@@ -122,18 +125,40 @@ impl WcsBackend for Flex {
         let run = || -> Result<WorldOutput<Self>> {
             let data = ready(Self::float_into_data(pixels))
                 .map_err(|e| Error::new(ErrorKind::Io, format!("reading the pixels: {e:?}")))?;
-            let pix: Vec<f64> = match (data.as_slice::<f32>(), data.as_slice::<f64>()) {
-                (Ok(v), _) => v.iter().enumerate().map(|(i, &p)| f64::from(p) + origin[i % 2]).collect(),
-                (_, Ok(v)) => v.iter().enumerate().map(|(i, &p)| p + origin[i % 2]).collect(),
-                _ => data.iter::<f64>().enumerate().map(|(i, p)| p + origin[i % 2]).collect(),
-            };
-            let (world, state) = wcs.on_host(&pix)?;
+            let wide = dtype == DType::F64;
+            let mut world32: Vec<f32> = Vec::with_capacity(if wide { 0 } else { 2 * n });
+            let mut world64: Vec<f64> = Vec::with_capacity(if wide { 2 * n } else { 0 });
+            let mut state: Vec<i32> = Vec::with_capacity(n);
+            // in parts of a million points: wcslib's f64 buffers stay small, and each part still
+            // splits across every core
+            let mut pix = Vec::with_capacity(2 * CPU_PART.min(n));
+            for first in (0..n).step_by(CPU_PART) {
+                let part = first..(first + CPU_PART).min(n);
+                pix.clear();
+                let values = 2 * part.start..2 * part.end;
+                match (data.as_slice::<f32>(), data.as_slice::<f64>()) {
+                    (Ok(v), _) => pix.extend(v.get(values).unwrap_or_default().iter().map(|&p| f64::from(p))),
+                    (_, Ok(v)) => pix.extend_from_slice(v.get(values).unwrap_or_default()),
+                    _ => pix.extend(data.iter::<f64>().skip(values.start).take(values.len())),
+                }
+                if pix.len() != 2 * part.len() {
+                    return Err(Error::new(ErrorKind::Parameter, "the pixel tensor holds fewer values than its shape"));
+                }
+                if origin != [0.0, 0.0] {
+                    pix.iter_mut().enumerate().for_each(|(i, p)| *p += origin[i % 2]);
+                }
+                let (w, s) = wcs.on_host(&pix)?;
+                if wide {
+                    world64.extend_from_slice(&w);
+                } else {
+                    world32.extend(w.iter().map(|&v| v as f32));
+                }
+                state.extend(s.iter().map(|&s| s as i32));
+            }
+            let world = if wide { TensorData::new(world64, [n, 2]) } else { TensorData::new(world32, [n, 2]) };
             Ok(WorldOutput {
-                world: Self::float_from_data(float_data(world, vec![n, 2], dtype), &device),
-                state: Self::int_from_data(
-                    TensorData::new(state.iter().map(|&s| s as i32).collect::<Vec<i32>>(), [n]),
-                    &device,
-                ),
+                world: Self::float_from_data(world, &device),
+                state: Self::int_from_data(TensorData::new(state, [n]), &device),
                 host_points: n,
                 host_list: Vec::new(),
                 error: None,
