@@ -377,3 +377,48 @@ fn batches_larger_than_one_launch_are_split() {
     let w = worst(&mine, &want);
     assert!(w < 1e-4, "grid: worst {w:e} deg");
 }
+
+#[test]
+fn world_to_pixel_of_every_projection_of_the_corpus_maps_agrees_with_wcslib() {
+    use burn::tensor::{Tensor, TensorData};
+    // the maps' pixels and a margin, every 1.37 pixels: their world coordinates (f32, as a tensor
+    // holds them), back to pixels on the device and by wcslib from those very values
+    let pix: Vec<f64> =
+        (0..235).flat_map(|j| (0..235).flat_map(move |i| [-64.0 + 1.37 * i as f64, -64.3 + 1.37 * j as f64])).collect();
+    let mut failed = Vec::new();
+    for (name, header) in maps() {
+        let cpu = Wcs::from_header(&header).expect("wcs");
+        let mut world = vec![0.0; pix.len()];
+        cpu.pixel_to_world(&pix, &mut world).expect("cpu");
+        // valid points only: an invalid pixel has no world coordinates to go back from
+        let world32: Vec<f32> = world.chunks(2).filter(|w| !w[0].is_nan()).flatten().map(|&w| w as f32).collect();
+        let exact: Vec<f64> = world32.iter().map(|&w| f64::from(w)).collect();
+        let mut want = vec![0.0; exact.len()];
+        let status = cpu.world_to_pixel(&exact, &mut want).expect("w2p");
+        let Some(gpu) = on_wgpu(&header) else { return };
+        let n = world32.len() / 2;
+        let out = gpu
+            .wcs
+            .world_to_pixel(Tensor::<2>::from_data(TensorData::new(world32, [n, 2]), &gpu.device))
+            .expect("device w2p");
+        let got: Vec<f32> = out.pixels.into_data().iter::<f32>().collect();
+        let valid: Vec<bool> = out.valid.into_data().iter::<bool>().collect();
+        let differ = (0..n).filter(|&i| valid[i] != (status[i] == 0)).count();
+        let mut worst = 0f64;
+        for i in (0..n).filter(|&i| valid[i] && status[i] == 0) {
+            for a in 0..2 {
+                let (g, w) = (f64::from(got[2 * i + a]), want[2 * i + a]);
+                let ulp = f64::from((w as f32).abs().max(1.0)) * f64::from(f32::EPSILON);
+                worst = worst.max((g - w).abs() - ulp / 2.0);
+            }
+        }
+        eprintln!(
+            "{name}: {n} points, {} on the host, validity differs at {differ}, worst {worst:.2e} px",
+            out.host_points
+        );
+        if differ > 0 || worst >= 5e-4 {
+            failed.push(name);
+        }
+    }
+    assert!(failed.is_empty(), "not as wcslib: {failed:?}");
+}

@@ -76,13 +76,21 @@ pub(crate) struct Sky<F: Float> {
     pub state: u32,
 }
 
-/// Projection-plane to sky for the plain zenithal projections (`proj`: 0 TAN, 1 SIN, 2 ARC,
-/// 3 STG, 4 ZEA), in f32 offsets from the reference point, to a few 1e-7 degree; `x`, `y` the
-/// 0-based pixel.
+/// [`offsets_delta`] of the 0-based pixel (`x`, `y`), its latitude made absolute.
 #[cube]
 fn offsets_sky<F: Float>(x: F, y: F, params: &[F], #[comptime] n1: usize, #[comptime] proj: u32) -> Sky<F> {
-    let mut u = x + F::new(1.0) - params[0];
-    let mut v = y + F::new(1.0) - params[1];
+    let mut sky = offsets_delta::<F>(x + F::new(1.0) - params[0], y + F::new(1.0) - params[1], params, n1, proj);
+    sky.lat = params[O_LAT0] + (sky.lat + params[O_LAT0 + 1]);
+    sky
+}
+
+/// Pixel offset (u, v: the 1-based pixel minus CRPIX) to sky for the plain zenithal projections
+/// (`proj`: 0 TAN, 1 SIN, 2 ARC, 3 STG, 4 ZEA), in f32 offsets from the reference point, to a few
+/// 1e-7 degree: `lat` is the latitude's offset from the reference point's.
+#[cube]
+fn offsets_delta<F: Float>(u0: F, v0: F, params: &[F], #[comptime] n1: usize, #[comptime] proj: u32) -> Sky<F> {
+    let mut u = u0;
+    let mut v = v0;
     if comptime![n1 > 0] {
         // SIP: the distortion at (u, v), added to both
         let du = sip_polynomial::<F>(params, O_SIP, u, v, n1);
@@ -144,7 +152,7 @@ fn offsets_sky<F: Float>(x: F, y: F, params: &[F], #[comptime] n1: usize, #[comp
         // left to the host
         state = 2u32;
     }
-    Sky::<F> { dlng: dlng / d2r, lat: params[O_LAT0] + (dlat / d2r + params[O_LAT0 + 1]), state }
+    Sky::<F> { dlng: dlng / d2r, lat: dlat / d2r, state }
 }
 
 /// The general kernel's projections (comptime `proj`), in [`native_sky`]'s numbering.
@@ -479,6 +487,220 @@ fn native_grid_kernel<F: Float>(
     }
 }
 
+/// `d` in (-180, 180] degrees.
+#[cube]
+fn wrap180<F: Float>(d: F) -> F {
+    let mut r = d;
+    if r > F::new(180.0) {
+        r -= F::new(360.0);
+    } else if r <= F::new(-180.0) {
+        r += F::new(360.0);
+    }
+    r
+}
+
+/// `lng - (hi + lo)` as an offset in (-180, 180], with no rounding where `lng` and `hi` are close
+/// (Sterbenz), the wrap taken before the subtraction.
+#[cube]
+fn lng_offset<F: Float>(lng: F, hi: F, lo: F) -> F {
+    let mut l = lng;
+    let d = l - hi;
+    if d > F::new(180.0) {
+        l -= F::new(360.0);
+    } else if d <= F::new(-180.0) {
+        l += F::new(360.0);
+    }
+    (l - hi) - lo
+}
+
+/// The sky offsets of pixel offset (u, v) as the world-to-pixel iteration compares them with its
+/// target: [`offsets_delta`] (`offsets`) or [`native_sky`].
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn sky_at<F: Float>(
+    u: F,
+    v: F,
+    params: &[F],
+    poly: &[F],
+    #[comptime] offsets: bool,
+    #[comptime] n1: usize,
+    #[comptime] proj: u32,
+    #[comptime] nz: usize,
+    #[comptime] wide: bool,
+) -> Sky<F> {
+    if comptime![offsets] {
+        offsets_delta::<F>(u, v, params, n1, proj)
+    } else {
+        native_sky::<F>(u, v, params, poly, n1, proj, nz, wide)
+    }
+}
+
+/// World to pixel over the (world-axis order) points of `world`, from point `base` on, by Newton's
+/// method on the pixel-to-world functions themselves ([`offsets_delta`] for the plain zenithal
+/// projections in f32, [`native_sky`] for the others: every projection and SIP the kernels invert,
+/// with no forward formulas of their own), in offsets from the reference point where `offsets`
+/// (the target's longitude and latitude both as offsets, with no rounding where they are small),
+/// the Jacobian by differences over one pixel. A point whose iteration leaves the projection's
+/// domain or does not converge in `max_steps` goes to the host (wcslib decides it). `pixels`:
+/// 0-based (x, y).
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments, unused_assignments)]
+fn world_to_pixel_kernel<F: Float>(
+    world: &[F],
+    params: &[F],
+    poly: &[F],
+    pixels: &mut [F],
+    state: &mut [u32],
+    counter: &mut [Atomic<u32>],
+    host: &mut [u32],
+    base: u32,
+    #[comptime] offsets: bool,
+    #[comptime] n1: usize,
+    #[comptime] proj: u32,
+    #[comptime] nz: usize,
+    #[comptime] wide: bool,
+) {
+    let i = ABSOLUTE_POS + usize::cast_from(base);
+    if i < state.len() {
+        let a = world[2 * i];
+        let b = world[2 * i + 1];
+        let zero = F::new(0.0);
+        let one = F::new(1.0);
+        // the target, and where the pixel offsets are counted from
+        let mut tl = zero;
+        let mut tb = zero;
+        let mut px0 = zero;
+        let mut py0 = zero;
+        let mut nan = zero;
+        if comptime![offsets] {
+            tl = lng_offset::<F>(a, params[O_LNG0], params[O_LNG0 + 1]);
+            tb = (b - params[O_LAT0]) - params[O_LAT0 + 1];
+            px0 = params[0] - one;
+            py0 = params[1] - one;
+            nan = params[O_NAN];
+        } else {
+            let mut lng = a;
+            let mut lat = b;
+            if params[N_SWAP] > F::new(0.5) {
+                lng = b;
+                lat = a;
+            }
+            tl = lng_offset::<F>(lng, params[N_LNG0], params[N_LNG0 + 1]);
+            tb = lat;
+            px0 = params[N_PIX0];
+            py0 = params[N_PIX0 + 1];
+            nan = params[N_NAN];
+        }
+        // the first guess: near the reference pixel (not on it: some projections are singular
+        // there), or (plain zenithal) the inverse CD matrix applied to the offsets
+        let mut u = F::new(0.37);
+        let mut v = F::new(0.29);
+        if comptime![offsets] {
+            let east = tl * k_cos::<F>((params[O_LAT0] + tb) * F::new(core::f32::consts::PI / 180.0), false);
+            let det = params[2] * params[5] - params[3] * params[4];
+            if F::abs(det) > zero {
+                u = (params[5] * east - params[3] * tb) / det;
+                v = (params[2] * tb - params[4] * east) / det;
+            }
+        }
+        let mut done = false;
+        let mut failed = not_finite::<F>(a) || not_finite::<F>(b);
+        let tolerance = if comptime![wide] { F::new(1.0e-9) } else { F::new(1.0e-3) };
+        // the Jacobian's step: a quarter pixel (inside a map's edge, where a whole one may not be)
+        let h = F::new(0.25);
+        let mut du = zero;
+        let mut dv = zero;
+        let mut step = 0u32;
+        let mut halvings = 0u32;
+        while !done && !failed && step < 16u32 {
+            let f = sky_at::<F>(u, v, params, poly, offsets, n1, proj, nz, wide);
+            if f.state != 0u32 {
+                // the last step left the projection's domain: back off half of it
+                if step > 0u32 && halvings < 8u32 {
+                    du *= F::new(0.5);
+                    dv *= F::new(0.5);
+                    u -= du;
+                    v -= dv;
+                    halvings += 1u32;
+                } else {
+                    failed = true;
+                }
+            } else {
+                // forward differences, or backward ones where the forward point is outside
+                let mut hx = h;
+                let fxp = sky_at::<F>(u + h, v, params, poly, offsets, n1, proj, nz, wide);
+                let mut fxl = fxp.dlng;
+                let mut fxb = fxp.lat;
+                let mut fxs = fxp.state;
+                if fxs != 0u32 {
+                    hx = -h;
+                    let fxm = sky_at::<F>(u - h, v, params, poly, offsets, n1, proj, nz, wide);
+                    fxl = fxm.dlng;
+                    fxb = fxm.lat;
+                    fxs = fxm.state;
+                }
+                let mut hy = h;
+                let fyp = sky_at::<F>(u, v + h, params, poly, offsets, n1, proj, nz, wide);
+                let mut fyl = fyp.dlng;
+                let mut fyb = fyp.lat;
+                let mut fys = fyp.state;
+                if fys != 0u32 {
+                    hy = -h;
+                    let fym = sky_at::<F>(u, v - h, params, poly, offsets, n1, proj, nz, wide);
+                    fyl = fym.dlng;
+                    fyb = fym.lat;
+                    fys = fym.state;
+                }
+                if fxs != 0u32 || fys != 0u32 {
+                    failed = true;
+                } else {
+                    let j00 = wrap180::<F>(fxl - f.dlng) / hx;
+                    let j01 = wrap180::<F>(fyl - f.dlng) / hy;
+                    let j10 = (fxb - f.lat) / hx;
+                    let j11 = (fyb - f.lat) / hy;
+                    let det = j00 * j11 - j01 * j10;
+                    let rl = wrap180::<F>(tl - f.dlng);
+                    let rb = tb - f.lat;
+                    if F::abs(det) > zero {
+                        du = (j11 * rl - j01 * rb) / det;
+                        dv = (j00 * rb - j10 * rl) / det;
+                        u += du;
+                        v += dv;
+                        done = F::abs(du) + F::abs(dv) < tolerance;
+                        if comptime![!offsets && !wide] {
+                            // f32 holds the native kernel's coordinates to a few 1e-6 degree: where
+                            // the map stretches so much that this is more than 5e-4 pixel (near a
+                            // cylindrical map's native poles), wcslib decides
+                            let scale = F::sqrt(j00 * j00 + j01 * j01 + j10 * j10 + j11 * j11);
+                            let error = F::new(1.5e-7) * F::max(F::max(F::abs(f.dlng), F::abs(f.lat)), one);
+                            failed = error * scale > F::new(5.0e-4) * F::abs(det);
+                        }
+                    } else {
+                        failed = true;
+                    }
+                }
+            }
+            step += 1u32;
+        }
+        if done {
+            // the last step's point must lie in the domain too
+            let last = sky_at::<F>(u, v, params, poly, offsets, n1, proj, nz, wide);
+            done = last.state == 0u32;
+        }
+        if done {
+            pixels[2 * i] = u + px0;
+            pixels[2 * i + 1] = v + py0;
+            state[i] = 0u32;
+        } else {
+            pixels[2 * i] = nan;
+            pixels[2 * i + 1] = nan;
+            state[i] = 2u32;
+            let slot = counter[0].fetch_add(1u32);
+            host[usize::cast_from(slot)] = u32::cast_from(i);
+        }
+    }
+}
+
 /// The pixels of the points listed in `host` (from entry `base` on): `out[2j..2j+2]` =
 /// `pix[2 host[j]..]`.
 #[cube(launch_unchecked)]
@@ -697,6 +919,54 @@ pub(crate) fn points<F: DeviceFloat>(
             })?;
         }
     }
+    Ok(out)
+}
+
+/// Runs [`world_to_pixel_kernel`] in `F` for `k` over the `n` world points of `world` (`F`, on the
+/// device, world-axis order).
+pub(crate) fn world_to_pixel<F: DeviceFloat>(
+    client: &cubecl::client::Client,
+    k: &Kernel,
+    world: &Handle,
+    n: usize,
+) -> Result<Launched> {
+    let out = Launched::new(client, n, 0, std::mem::size_of::<F>());
+    let n1 = k.n1;
+    let (params, poly, offsets, proj, nz) = match &k.path {
+        Path::Offsets { params, proj } => (params, &vec![0.0], true, *proj, 0),
+        Path::Native { params, poly, proj, nz, .. } => (params, poly, false, *proj, *nz),
+    };
+    let need = if offsets { O_SIP } else { N_SIP } + 2 * n1 * n1;
+    if params.len() < need || poly.len() <= nz {
+        return Err(Error::new(ErrorKind::Parameter, "the kernel's parameters are incomplete"));
+    }
+    let par = transfers::upload(client, F::as_bytes(&in_f::<F>(params)));
+    let pol = transfers::upload(client, F::as_bytes(&in_f::<F>(poly)));
+    in_launches(n, |base, cubes| {
+        // SAFETY: point i < n (checked against `state`'s length, n) reads `world` and writes
+        // `pixels` below 2n, `state` below n and one host slot below n; `params` is read below
+        // its checked length, `poly` up to nz.
+        unsafe {
+            world_to_pixel_kernel::launch_unchecked::<F>(
+                client,
+                CubeCount::Static(cubes, 1, 1),
+                CubeDim::new_1d(CUBE as u32),
+                BufferArg::from_raw_parts(world.clone(), (2 * n).max(1)),
+                BufferArg::from_raw_parts(par.clone(), params.len()),
+                BufferArg::from_raw_parts(pol.clone(), poly.len()),
+                BufferArg::from_raw_parts(out.world.clone(), (2 * n).max(1)),
+                BufferArg::from_raw_parts(out.state.clone(), n.max(1)),
+                BufferArg::from_raw_parts(out.counter.clone(), 1),
+                BufferArg::from_raw_parts(out.host.clone(), n.max(1)),
+                base,
+                offsets,
+                n1,
+                proj,
+                nz,
+                std::mem::size_of::<F>() == 8,
+            )
+        }
+    })?;
     Ok(out)
 }
 

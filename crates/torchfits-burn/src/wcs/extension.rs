@@ -55,6 +55,10 @@ pub(crate) trait WcsBackend: Backend {
     /// (the host-slice call passes pixels near CRPIX as small offsets, which f32 holds finely).
     fn wcs_pixel_to_world(pixels: FloatTensor<Self>, wcs: &DeviceWcs, origin: [f64; 2]) -> WorldOutput<Self>;
 
+    /// World to pixel for the `[N, 2]` world coordinates (world-axis order, degrees) of `world`:
+    /// 0-based pixels (x first), NaN where invalid.
+    fn wcs_world_to_pixel(world: FloatTensor<Self>, wcs: &DeviceWcs) -> WorldOutput<Self>;
+
     /// The `[cutouts.len(), 2, height, width]` world-coordinate planes of `cutouts` (each of
     /// `images[cutout.image]`), made on `anchor`'s device (a tensor that only says where).
     fn wcs_coordinate_planes(
@@ -167,6 +171,33 @@ impl WcsBackend for Flex {
         run().unwrap_or_else(|e| WorldOutput::failed(e, &device))
     }
 
+    fn wcs_world_to_pixel(world: FloatTensor<Self>, wcs: &DeviceWcs) -> WorldOutput<Self> {
+        let device = world.device();
+        let dtype = world.dtype();
+        let n = world.shape().dims::<2>()[0];
+        let run = || -> Result<WorldOutput<Self>> {
+            let data = ready(Self::float_into_data(world))
+                .map_err(|e| Error::new(ErrorKind::Io, format!("reading the coordinates: {e:?}")))?;
+            let values: Vec<f64> = match (data.as_slice::<f32>(), data.as_slice::<f64>()) {
+                (Ok(v), _) => v.iter().map(|&p| f64::from(p)).collect(),
+                (_, Ok(v)) => v.to_vec(),
+                _ => data.iter::<f64>().collect(),
+            };
+            let (pixels, state) = wcs.to_pixels_on_host(&values)?;
+            Ok(WorldOutput {
+                world: Self::float_from_data(float_data(pixels, vec![n, 2], dtype), &device),
+                state: Self::int_from_data(
+                    TensorData::new(state.iter().map(|&s| s as i32).collect::<Vec<i32>>(), [n]),
+                    &device,
+                ),
+                host_points: n,
+                host_list: Vec::new(),
+                error: None,
+            })
+        };
+        run().unwrap_or_else(|e| WorldOutput::failed(e, &device))
+    }
+
     fn wcs_coordinate_planes(
         anchor: FloatTensor<Self>,
         images: &[DeviceWcs],
@@ -197,6 +228,17 @@ impl WcsBackend for Flex {
 impl<B: WcsBackend, C: CheckpointStrategy> WcsBackend for Autodiff<B, C> {
     fn wcs_pixel_to_world(pixels: FloatTensor<Self>, wcs: &DeviceWcs, origin: [f64; 2]) -> WorldOutput<Self> {
         let out = B::wcs_pixel_to_world(<Self as AutodiffBackend>::inner(pixels), wcs, origin);
+        WorldOutput {
+            world: <Self as AutodiffBackend>::from_inner(out.world),
+            state: out.state,
+            host_points: out.host_points,
+            host_list: out.host_list,
+            error: out.error,
+        }
+    }
+
+    fn wcs_world_to_pixel(world: FloatTensor<Self>, wcs: &DeviceWcs) -> WorldOutput<Self> {
+        let out = B::wcs_world_to_pixel(<Self as AutodiffBackend>::inner(world), wcs);
         WorldOutput {
             world: <Self as AutodiffBackend>::from_inner(out.world),
             state: out.state,

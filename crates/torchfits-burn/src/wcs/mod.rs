@@ -89,6 +89,18 @@ pub struct WorldPoints {
     pub host_points: usize,
 }
 
+/// What [`DeviceWcs::world_to_pixel`] gives: tensors on the coordinates' device.
+#[derive(Debug, Clone)]
+pub struct PixelPoints {
+    /// `[N, 2]` 0-based pixels (x first), in the coordinates' float type; NaN where invalid.
+    pub pixels: Tensor<2>,
+    /// `[N]`: whether each point is valid (wcslib's status 0).
+    pub valid: Tensor<1, Bool>,
+    /// How many points wcslib computed on the host (compacted: the only points that crossed); on
+    /// the CPU backend, or for a WCS the kernel does not compute, every point.
+    pub host_points: usize,
+}
+
 impl DeviceWcs {
     /// `wcs`, with its kernels (none when the kernel does not have its projection: wcslib then
     /// computes it, on the host).
@@ -238,6 +250,38 @@ impl DeviceWcs {
             }
         }
         Ok(status)
+    }
+
+    /// World to pixel for the `[N, 2]` world coordinates of `world` (world-axis order, degrees),
+    /// on their device: `[N, 2]` 0-based pixels (x first; NaN where invalid), the validity of each
+    /// point, and how many points went to wcslib on the host. On a CubeCL device the kernel finds
+    /// each pixel by Newton's method on its own pixel-to-world functions (every projection it has,
+    /// SIP included), in offsets from the reference point for the plain zenithal projections; a
+    /// point outside the projection's domain, or that does not converge, goes to wcslib (with
+    /// the points near the limits). On the CPU backend, wcslib ([`Wcs::world_to_pixel`]).
+    pub fn world_to_pixel(&self, world: Tensor<2>) -> Result<PixelPoints> {
+        let [n, two] = world.dims();
+        if two != 2 {
+            return Err(Error::new(
+                ErrorKind::Parameter,
+                format!("world coordinates of shape [{n}, {two}]: want [N, 2]"),
+            ));
+        }
+        let _span = tracing::debug_span!("device_world_to_pixel", points = n).entered();
+        let out = <burn::backend::Dispatch as WcsBackend>::wcs_world_to_pixel(world.into_dispatch(), self);
+        if let Some(e) = out.error {
+            return Err(e);
+        }
+        let pixels = Tensor::<2>::from_dispatch(out.world);
+        let valid = Tensor::<1, Int>::from_dispatch(out.state).equal_elem(VALID as i64);
+        Ok(PixelPoints { pixels, valid, host_points: out.host_points })
+    }
+
+    /// wcslib's world to pixel on the host for `world` (pairs): pixels and the kernels' states.
+    pub(crate) fn to_pixels_on_host(&self, world: &[f64]) -> Result<(Vec<f64>, Vec<u32>)> {
+        let mut pixels = vec![0.0; world.len()];
+        let status = self.wcs.world_to_pixel(world, &mut pixels)?;
+        Ok((pixels, status.iter().map(|&s| if s == 0 { VALID } else { INVALID }).collect()))
     }
 
     /// wcslib on the host for `pixels` (x, y pairs): world coordinates and the kernels' states

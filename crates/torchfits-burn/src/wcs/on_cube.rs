@@ -363,7 +363,61 @@ fn coordinate_planes(
     Ok(WorldOutput { world, state, host_points, host_list: Vec::new(), error: None })
 }
 
+/// World to pixel by the kernel of `k` in `F`, the points it leaves to the host computed by
+/// wcslib and written back on the device.
+fn pixels_with<F: DeviceFloat>(
+    wcs: &DeviceWcs,
+    k: &Kernel,
+    world: CubeTensor,
+    dtype: DType,
+) -> Result<WorldOutput<Cube>> {
+    let (client, device) = (world.client.clone(), world.device.clone());
+    let n = world.shape().dims::<2>()[0];
+    let own = if std::mem::size_of::<F>() == 8 { FloatDType::F64 } else { FloatDType::F32 };
+    let given = as_contiguous(world, if dtype == DType::F64 { FloatDType::F64 } else { FloatDType::F32 });
+    let values = as_contiguous(given.clone(), own);
+    let l = kernels::world_to_pixel::<F>(&client, k, &values.handle, n)?;
+    let host = kernels::host_list(&client, &l)?;
+    if !host.is_empty() {
+        let w = if given.dtype == DType::F64 {
+            kernels::gather_pixels::<f64>(&client, &l, &given.handle, host.len())?
+        } else {
+            kernels::gather_pixels::<f32>(&client, &l, &given.handle, host.len())?
+        };
+        log_host_points(&host, n, |j| (w[2 * j], w[2 * j + 1]));
+        let (values, states) = wcs.to_pixels_on_host(&w)?;
+        kernels::scatter::<F>(&client, &l, &values, &states)?;
+    }
+    let (pixels, state) = tensors::<F>(&client, &device, l, vec![n, 2], vec![n], dtype);
+    Ok(WorldOutput { world: pixels, state, host_points: host.len(), host_list: host, error: None })
+}
+
+fn world_to_pixel(world: CubeTensor, wcs: &DeviceWcs) -> Result<WorldOutput<Cube>> {
+    let dtype = world.dtype;
+    let wide = computes_f64(&world.device);
+    match wcs.points_kernel(wide) {
+        Some(k) if k.wide() => pixels_with::<f64>(wcs, k, world, dtype),
+        Some(k) => pixels_with::<f32>(wcs, k, world, dtype),
+        None => {
+            tracing::debug!("every point to wcslib on the host (no kernel for this WCS)");
+            let (client, device) = (world.client.clone(), world.device.clone());
+            let n = world.shape().dims::<2>()[0];
+            let w = as_contiguous(world, FloatDType::F64);
+            let values = kernels::read_floats::<f64>(&client, &w.handle)?;
+            let (pixels, states) = wcs.to_pixels_on_host(&values)?;
+            let l = Launched::uploaded::<f64>(&client, &pixels, &states, 0);
+            let (p, s) = tensors::<f64>(&client, &device, l, vec![n, 2], vec![n], dtype);
+            Ok(WorldOutput { world: p, state: s, host_points: n, host_list: Vec::new(), error: None })
+        }
+    }
+}
+
 impl WcsBackend for Cube {
+    fn wcs_world_to_pixel(world: FloatTensor<Self>, wcs: &DeviceWcs) -> WorldOutput<Self> {
+        let device = world.device.clone();
+        world_to_pixel(world, wcs).unwrap_or_else(|e| WorldOutput::failed(e, &device))
+    }
+
     fn wcs_pixel_to_world(pixels: FloatTensor<Self>, wcs: &DeviceWcs, origin: [f64; 2]) -> WorldOutput<Self> {
         let device = pixels.device.clone();
         pixel_to_world(pixels, wcs, origin).unwrap_or_else(|e| WorldOutput::failed(e, &device))
