@@ -110,11 +110,41 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         baseline / median
     );
 
+    world_to_pixel(&wcs, &device, &cpu, &want)?;
     batch_transfers(&device, &header)?;
     println!(
         "device_wcs: {} points on {name}, {:.1} Mpoints/s, max error {worst:.2e} deg vs wcslib, {host_points} points on the host",
         N * N,
         (N * N) as f64 / median / 1e6
+    );
+    Ok(())
+}
+
+/// World to pixel on the device for the world coordinates of every pixel (as f32): timed, and
+/// checked against wcslib at those very f32 values.
+fn world_to_pixel(
+    wcs: &DeviceWcs,
+    device: &burn::tensor::Device,
+    cpu: &Wcs,
+    world: &[f64],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let world32: Vec<f32> = world.iter().map(|&w| w as f32).collect();
+    let exact: Vec<f64> = world32.iter().map(|&w| f64::from(w)).collect();
+    let mut want = vec![0.0; exact.len()];
+    cpu.world_to_pixel(&exact, &mut want)?;
+    let t = Tensor::<2>::from_data(TensorData::new(world32, [N * N, 2]), device);
+    wcs.world_to_pixel(t.clone())?; // warm-up
+    device.sync().map_err(|e| format!("{e:?}"))?;
+    let start = Instant::now();
+    let out = wcs.world_to_pixel(t)?;
+    device.sync().map_err(|e| format!("{e:?}"))?;
+    let seconds = start.elapsed().as_secs_f64();
+    let got: Vec<f64> = out.pixels.into_data().iter::<f64>().collect();
+    let worst = got.iter().zip(&want).fold(0f64, |m, (g, w)| m.max((g - w).abs()));
+    println!(
+        "world to pixel: {:.1} Mpoints/s, max error {worst:.2e} px vs wcslib (f32 pixels), {} points on the host",
+        (N * N) as f64 / seconds / 1e6,
+        out.host_points
     );
     Ok(())
 }
