@@ -5,11 +5,13 @@
 //! ([`ImagingDataset`]) and of spectra ([`SpectroscopicDataset`]); batchers that stack them into
 //! tensors on the loader's device with on-device transforms ([`StampBatcher`],
 //! [`SpectrumBatcher`]); reading ahead in a fixed order ([`Prefetch`]); shards for multi-node
-//! training ([`shard`]); catalogs from FITS, Parquet and Arrow files ([`Catalog`]); and the pixel-to-world kernel ([`wcs`]) for the celestial projections of
-//! wcslib's zenithal, cylindrical, pseudo-cylindrical, conic and polyconic families, with SIP,
-//! and whole coordinate grids of cutouts in one launch, written once in CubeCL for the wgpu and
-//! CUDA runtimes (features `wgpu` and `cuda`; neither is on by default: Burn's CPU backend,
-//! burn-flex, always is).
+//! training ([`shard`]); catalogs from FITS, Parquet and Arrow files ([`Catalog`]); images and
+//! table columns straight into tensors ([`tensors`]); and world coordinates on Burn tensors, on
+//! their own device ([`wcs`]): pixel to world and back for the celestial projections of wcslib's
+//! zenithal, cylindrical, pseudo-cylindrical, conic and polyconic families, with SIP, and whole
+//! coordinate planes of cutouts in one launch, through a Burn backend extension whose CubeCL
+//! kernels are written once for the wgpu and CUDA runtimes (features `wgpu` and `cuda`; neither
+//! is on by default: Burn's CPU backend, burn-flex, always is, where wcslib computes them).
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 // no panic a file can trigger: each exception is a reviewed `allow` with its reason

@@ -225,27 +225,25 @@ impl WcsBackend for Flex {
     }
 }
 
+/// `out` of the inner backend as the autodiff backend's: the coordinates as a constant (no
+/// gradient flows through them).
+fn lifted<B: WcsBackend, C: CheckpointStrategy>(out: WorldOutput<B>) -> WorldOutput<Autodiff<B, C>> {
+    WorldOutput {
+        world: <Autodiff<B, C> as AutodiffBackend>::from_inner(out.world),
+        state: out.state,
+        host_points: out.host_points,
+        host_list: out.host_list,
+        error: out.error,
+    }
+}
+
 impl<B: WcsBackend, C: CheckpointStrategy> WcsBackend for Autodiff<B, C> {
     fn wcs_pixel_to_world(pixels: FloatTensor<Self>, wcs: &DeviceWcs, origin: [f64; 2]) -> WorldOutput<Self> {
-        let out = B::wcs_pixel_to_world(<Self as AutodiffBackend>::inner(pixels), wcs, origin);
-        WorldOutput {
-            world: <Self as AutodiffBackend>::from_inner(out.world),
-            state: out.state,
-            host_points: out.host_points,
-            host_list: out.host_list,
-            error: out.error,
-        }
+        lifted(B::wcs_pixel_to_world(<Self as AutodiffBackend>::inner(pixels), wcs, origin))
     }
 
     fn wcs_world_to_pixel(world: FloatTensor<Self>, wcs: &DeviceWcs) -> WorldOutput<Self> {
-        let out = B::wcs_world_to_pixel(<Self as AutodiffBackend>::inner(world), wcs);
-        WorldOutput {
-            world: <Self as AutodiffBackend>::from_inner(out.world),
-            state: out.state,
-            host_points: out.host_points,
-            host_list: out.host_list,
-            error: out.error,
-        }
+        lifted(B::wcs_world_to_pixel(<Self as AutodiffBackend>::inner(world), wcs))
     }
 
     fn wcs_coordinate_planes(
@@ -255,13 +253,6 @@ impl<B: WcsBackend, C: CheckpointStrategy> WcsBackend for Autodiff<B, C> {
         width: usize,
         height: usize,
     ) -> WorldOutput<Self> {
-        let out = B::wcs_coordinate_planes(<Self as AutodiffBackend>::inner(anchor), images, cutouts, width, height);
-        WorldOutput {
-            world: <Self as AutodiffBackend>::from_inner(out.world),
-            state: out.state,
-            host_points: out.host_points,
-            host_list: out.host_list,
-            error: out.error,
-        }
+        lifted(B::wcs_coordinate_planes(<Self as AutodiffBackend>::inner(anchor), images, cutouts, width, height))
     }
 }
