@@ -162,7 +162,6 @@ impl DeviceWcs {
         if two != 2 {
             return Err(Error::new(ErrorKind::Parameter, format!("pixels of shape [{n}, {two}]: want [N, 2]")));
         }
-        let _span = tracing::debug_span!("device_pixel_to_world", points = n).entered();
         self.points_from(pixels, [0.0, 0.0]).map(|(points, _)| points)
     }
 
@@ -170,6 +169,7 @@ impl DeviceWcs {
     /// and the indices of the points the kernel left to wcslib.
     fn points_from(&self, pixels: Tensor<2>, origin: [f64; 2]) -> Result<(WorldPoints, Vec<u32>)> {
         let n = pixels.dims()[0];
+        let _span = tracing::debug_span!("device_pixel_to_world", points = n).entered();
         let out = <burn::backend::Dispatch as WcsBackend>::wcs_pixel_to_world(pixels.into_dispatch(), self, origin);
         if let Some(e) = out.error {
             return Err(e);
@@ -370,7 +370,7 @@ pub(crate) fn log_host_points(host: &[u32], total: usize, pixel: impl Fn(usize) 
         .enumerate()
         .map(|(j, &i)| {
             let (x, y) = pixel(j);
-            format!("#{i} ({x}, {y})")
+            format!("#{i} ({x:.3}, {y:.3})")
         })
         .collect();
     tracing::debug!(
