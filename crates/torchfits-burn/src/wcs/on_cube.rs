@@ -14,6 +14,7 @@ use burn::tensor::{DType, Device, FloatDType};
 use burn_cubecl::CubeDevice;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::client::Client;
+use cubecl::server::Handle;
 use torchfits_format::{Error, ErrorKind, Result};
 use torchfits_wcs::Wcs;
 
@@ -143,63 +144,93 @@ fn tensors<F: DeviceFloat>(
     (world, state)
 }
 
-/// The kernel of `k` over the points of `pixels` (`F` chosen by the kernel), the points it leaves
-/// to the host computed by wcslib and written back on the device.
-fn points_with<F: DeviceFloat>(
+/// Which way a transform of points goes: pixel to world (the points given as offsets from the
+/// 0-based pixel `origin`), or world to pixel.
+#[derive(Debug, Clone, Copy)]
+enum Direction {
+    ToWorld { origin: [f64; 2] },
+    ToPixels,
+}
+
+impl Direction {
+    /// The kernel's launch over the `n` points of `points` (`F`, on the device).
+    fn launch<F: DeviceFloat>(self, client: &Client, k: &Kernel, points: &Handle, n: usize) -> Result<Launched> {
+        match self {
+            Direction::ToWorld { origin } => kernels::points::<F>(client, &k.with_origin(origin), points, n),
+            Direction::ToPixels => kernels::world_to_pixel::<F>(client, k, points, n),
+        }
+    }
+
+    /// The points as wcslib takes them, from the values the tensor holds (pairs): pixels with the
+    /// origin added back, or world coordinates as they are.
+    fn for_wcslib(self, values: Vec<f64>) -> Vec<f64> {
+        match self {
+            Direction::ToWorld { origin } => values.iter().enumerate().map(|(i, p)| p + origin[i % 2]).collect(),
+            Direction::ToPixels => values,
+        }
+    }
+
+    /// wcslib on the host for `points` (from [`Direction::for_wcslib`]): results and states.
+    fn on_host(self, wcs: &DeviceWcs, points: &[f64]) -> Result<(Vec<f64>, Vec<u32>)> {
+        match self {
+            Direction::ToWorld { .. } => wcs.on_host(points),
+            Direction::ToPixels => wcs.to_pixels_on_host(points),
+        }
+    }
+}
+
+/// The points of `points` transformed `dir` by the kernel of `k` in `F`, the points it leaves to
+/// the host computed by wcslib (from the values as given: f64 stays f64) and written back on the
+/// device.
+fn with_kernel<F: DeviceFloat>(
     wcs: &DeviceWcs,
     k: &Kernel,
-    pixels: CubeTensor,
-    dtype: DType,
-    origin: [f64; 2],
+    points: CubeTensor,
+    dir: Direction,
 ) -> Result<WorldOutput<Cube>> {
-    let (client, device) = (pixels.client.clone(), pixels.device.clone());
-    let n = pixels.shape().dims::<2>()[0];
+    let (client, device, dtype) = (points.client.clone(), points.device.clone(), points.dtype);
+    let n = points.shape().dims::<2>()[0];
     let own = if std::mem::size_of::<F>() == 8 { FloatDType::F64 } else { FloatDType::F32 };
-    // the pixels as given (f64 stays f64): wcslib computes the host points from these
-    let given = as_contiguous(pixels, if dtype == DType::F64 { FloatDType::F64 } else { FloatDType::F32 });
-    let pix = as_contiguous(given.clone(), own);
-    let l = kernels::points::<F>(&client, &k.with_origin(origin), &pix.handle, n)?;
+    let given = as_contiguous(points, if dtype == DType::F64 { FloatDType::F64 } else { FloatDType::F32 });
+    let values = as_contiguous(given.clone(), own);
+    let l = dir.launch::<F>(&client, k, &values.handle, n)?;
     let host = kernels::host_list(&client, &l)?;
     if !host.is_empty() {
-        let px = if given.dtype == DType::F64 {
+        let gathered = if given.dtype == DType::F64 {
             kernels::gather_pixels::<f64>(&client, &l, &given.handle, host.len())?
         } else {
             kernels::gather_pixels::<f32>(&client, &l, &given.handle, host.len())?
         };
-        let px: Vec<f64> = px.iter().enumerate().map(|(i, p)| p + origin[i % 2]).collect();
-        log_host_points(&host, n, |j| (px[2 * j], px[2 * j + 1]));
-        let (values, states) = wcs.on_host(&px)?;
-        kernels::scatter::<F>(&client, &l, &values, &states)?;
+        let points = dir.for_wcslib(gathered);
+        log_host_points(&host, n, |j| (points[2 * j], points[2 * j + 1]));
+        let (results, states) = dir.on_host(wcs, &points)?;
+        kernels::scatter::<F>(&client, &l, &results, &states)?;
     }
-    let (world, state) = tensors::<F>(&client, &device, l, vec![n, 2], vec![n], dtype);
-    Ok(WorldOutput { world, state, host_points: host.len(), host_list: host, error: None })
+    let (out, state) = tensors::<F>(&client, &device, l, vec![n, 2], vec![n], dtype);
+    Ok(WorldOutput { world: out, state, host_points: host.len(), host_list: host, error: None })
 }
 
 /// Every point to wcslib on the host (a WCS the kernel does not compute): read back, computed,
 /// uploaded.
-fn points_on_host(wcs: &DeviceWcs, pixels: CubeTensor, dtype: DType, origin: [f64; 2]) -> Result<WorldOutput<Cube>> {
-    tracing::debug!(
-        points = pixels.shape().num_elements() / 2,
-        "every point to wcslib on the host (no kernel for this WCS)"
-    );
-    let (client, device) = (pixels.client.clone(), pixels.device.clone());
-    let n = pixels.shape().dims::<2>()[0];
-    let pix = as_contiguous(pixels, FloatDType::F64);
-    let px = kernels::read_floats::<f64>(&client, &pix.handle)?;
-    let px: Vec<f64> = px.iter().enumerate().map(|(i, p)| p + origin[i % 2]).collect();
-    let (values, states) = wcs.on_host(&px)?;
-    let l = Launched::uploaded::<f64>(&client, &values, &states, 0);
-    let (world, state) = tensors::<f64>(&client, &device, l, vec![n, 2], vec![n], dtype);
-    Ok(WorldOutput { world, state, host_points: n, host_list: Vec::new(), error: None })
+fn all_on_host(wcs: &DeviceWcs, points: CubeTensor, dir: Direction) -> Result<WorldOutput<Cube>> {
+    let (client, device, dtype) = (points.client.clone(), points.device.clone(), points.dtype);
+    let n = points.shape().dims::<2>()[0];
+    tracing::debug!(points = n, "every point to wcslib on the host (no kernel for this WCS)");
+    let values = as_contiguous(points, FloatDType::F64);
+    let points = dir.for_wcslib(kernels::read_floats::<f64>(&client, &values.handle)?);
+    let (results, states) = dir.on_host(wcs, &points)?;
+    let l = Launched::uploaded::<f64>(&client, &results, &states, 0);
+    let (out, state) = tensors::<f64>(&client, &device, l, vec![n, 2], vec![n], dtype);
+    Ok(WorldOutput { world: out, state, host_points: n, host_list: Vec::new(), error: None })
 }
 
-fn pixel_to_world(pixels: CubeTensor, wcs: &DeviceWcs, origin: [f64; 2]) -> Result<WorldOutput<Cube>> {
-    let dtype = pixels.dtype;
-    let wide = computes_f64(&pixels.device);
+/// The points of `points` transformed `dir`, on their device.
+fn transform(points: CubeTensor, wcs: &DeviceWcs, dir: Direction) -> Result<WorldOutput<Cube>> {
+    let wide = computes_f64(&points.device);
     match wcs.points_kernel(wide) {
-        Some(k) if k.wide() => points_with::<f64>(wcs, k, pixels, dtype, origin),
-        Some(k) => points_with::<f32>(wcs, k, pixels, dtype, origin),
-        None => points_on_host(wcs, pixels, dtype, origin),
+        Some(k) if k.wide() => with_kernel::<f64>(wcs, k, points, dir),
+        Some(k) => with_kernel::<f32>(wcs, k, points, dir),
+        None => all_on_host(wcs, points, dir),
     }
 }
 
@@ -363,64 +394,15 @@ fn coordinate_planes(
     Ok(WorldOutput { world, state, host_points, host_list: Vec::new(), error: None })
 }
 
-/// World to pixel by the kernel of `k` in `F`, the points it leaves to the host computed by
-/// wcslib and written back on the device.
-fn pixels_with<F: DeviceFloat>(
-    wcs: &DeviceWcs,
-    k: &Kernel,
-    world: CubeTensor,
-    dtype: DType,
-) -> Result<WorldOutput<Cube>> {
-    let (client, device) = (world.client.clone(), world.device.clone());
-    let n = world.shape().dims::<2>()[0];
-    let own = if std::mem::size_of::<F>() == 8 { FloatDType::F64 } else { FloatDType::F32 };
-    let given = as_contiguous(world, if dtype == DType::F64 { FloatDType::F64 } else { FloatDType::F32 });
-    let values = as_contiguous(given.clone(), own);
-    let l = kernels::world_to_pixel::<F>(&client, k, &values.handle, n)?;
-    let host = kernels::host_list(&client, &l)?;
-    if !host.is_empty() {
-        let w = if given.dtype == DType::F64 {
-            kernels::gather_pixels::<f64>(&client, &l, &given.handle, host.len())?
-        } else {
-            kernels::gather_pixels::<f32>(&client, &l, &given.handle, host.len())?
-        };
-        log_host_points(&host, n, |j| (w[2 * j], w[2 * j + 1]));
-        let (values, states) = wcs.to_pixels_on_host(&w)?;
-        kernels::scatter::<F>(&client, &l, &values, &states)?;
-    }
-    let (pixels, state) = tensors::<F>(&client, &device, l, vec![n, 2], vec![n], dtype);
-    Ok(WorldOutput { world: pixels, state, host_points: host.len(), host_list: host, error: None })
-}
-
-fn world_to_pixel(world: CubeTensor, wcs: &DeviceWcs) -> Result<WorldOutput<Cube>> {
-    let dtype = world.dtype;
-    let wide = computes_f64(&world.device);
-    match wcs.points_kernel(wide) {
-        Some(k) if k.wide() => pixels_with::<f64>(wcs, k, world, dtype),
-        Some(k) => pixels_with::<f32>(wcs, k, world, dtype),
-        None => {
-            tracing::debug!("every point to wcslib on the host (no kernel for this WCS)");
-            let (client, device) = (world.client.clone(), world.device.clone());
-            let n = world.shape().dims::<2>()[0];
-            let w = as_contiguous(world, FloatDType::F64);
-            let values = kernels::read_floats::<f64>(&client, &w.handle)?;
-            let (pixels, states) = wcs.to_pixels_on_host(&values)?;
-            let l = Launched::uploaded::<f64>(&client, &pixels, &states, 0);
-            let (p, s) = tensors::<f64>(&client, &device, l, vec![n, 2], vec![n], dtype);
-            Ok(WorldOutput { world: p, state: s, host_points: n, host_list: Vec::new(), error: None })
-        }
-    }
-}
-
 impl WcsBackend for Cube {
     fn wcs_world_to_pixel(world: FloatTensor<Self>, wcs: &DeviceWcs) -> WorldOutput<Self> {
         let device = world.device.clone();
-        world_to_pixel(world, wcs).unwrap_or_else(|e| WorldOutput::failed(e, &device))
+        transform(world, wcs, Direction::ToPixels).unwrap_or_else(|e| WorldOutput::failed(e, &device))
     }
 
     fn wcs_pixel_to_world(pixels: FloatTensor<Self>, wcs: &DeviceWcs, origin: [f64; 2]) -> WorldOutput<Self> {
         let device = pixels.device.clone();
-        pixel_to_world(pixels, wcs, origin).unwrap_or_else(|e| WorldOutput::failed(e, &device))
+        transform(pixels, wcs, Direction::ToWorld { origin }).unwrap_or_else(|e| WorldOutput::failed(e, &device))
     }
 
     fn wcs_coordinate_planes(
