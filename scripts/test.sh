@@ -6,6 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
+# the build needs some GB of disk (debug and release builds, the fuzz build, doctests in $TMPDIR):
+# say what there is, so a run that fills the disk says so at its top
+df -h . "${TMPDIR:-/tmp}" | sed 's/^/test: /'
 
 # the command's `gpu` feature brings the wgpu runtime (and with it the kernel tests, which need
 # torchfits-burn's `wgpu` feature): one feature set for every step, so the build is shared

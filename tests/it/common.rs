@@ -17,9 +17,10 @@ pub fn sample() -> PathBuf {
     repo().join("examples/data/sample.fits")
 }
 
-/// A fresh, empty directory for one test.
+/// A fresh, empty directory for one test, under the target directory: a rerun replaces it, so
+/// test runs never pile files up in the system's temporary directory.
 pub fn tempdir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("torchfits-it-{}-{name}", std::process::id()));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("it").join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create temp dir");
     dir

@@ -15,8 +15,9 @@ fn sample() -> String {
     repo().join("examples/data/sample.fits").display().to_string()
 }
 
+/// A fresh directory under the target directory: a rerun replaces it.
 fn tempdir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("torchfits-cli-{}-{name}", std::process::id()));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli").join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir

@@ -2,10 +2,8 @@
 //! the core reads, in the dtypes the `tensors` module documents, on the CPU backend and (feature
 //! `wgpu`) on the device, uploaded once.
 
-mod common;
-
+use crate::common::tmpdir;
 use burn::tensor::{Bool, DType, Device, Int, Tensor};
-use common::tmpdir;
 use torchfits_burn::tensors::{read_column_tensor, read_tensor};
 use torchfits_core::{ColumnData, ColumnValues, FitsFile, Section, TableBatch, WriteOptions};
 

@@ -1,13 +1,11 @@
 //! The datasets, the batcher and the shards on the CPU backend.
 
-mod common;
-
 use std::sync::Arc;
 
+use crate::common::{N, survey, tmpdir, value};
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::Dataset;
 use burn::tensor::Device;
-use common::{N, survey, tmpdir, value};
 use torchfits_burn::{CatalogCutoutDataset, StampBatcher, Subset, permutation, shard_indices, split};
 
 #[test]
@@ -117,7 +115,7 @@ fn two_processes_cover_the_dataset_exactly() {
     let mut seen = Vec::new();
     for rank in 0..2 {
         let out = std::process::Command::new(&exe)
-            .args(["--exact", "two_processes_cover_the_dataset_exactly", "--nocapture", "--test-threads=1"])
+            .args(["--exact", "data::two_processes_cover_the_dataset_exactly", "--nocapture", "--test-threads=1"])
             .env("TORCHFITS_SHARD_RANK", rank.to_string())
             .output()
             .expect("run a rank");

@@ -1,13 +1,11 @@
 //! Batches on the wgpu backend (Mesa's lavapipe in CI) against the CPU backend, and coordinate
 //! planes from the kernel against wcslib.
 
-mod common;
-
 use std::sync::Arc;
 
+use crate::common::{survey, tmpdir};
 use burn::data::dataset::Dataset;
 use burn::tensor::Device;
-use common::{survey, tmpdir};
 use torchfits_burn::{CatalogCutoutDataset, CutoutCoordinates, StampBatcher};
 
 fn wgpu() -> Option<Device> {

@@ -1,0 +1,11 @@
+//! torchfits-burn's integration tests as one binary: each test binary links Burn and its wgpu
+//! runtime, so one binary is one link and one copy on disk instead of one per file.
+
+mod common;
+mod data;
+#[cfg(feature = "wgpu")]
+mod device;
+#[cfg(feature = "wgpu")]
+mod kernel;
+mod tensor_io;
+mod tensor_wcs;
