@@ -5,11 +5,11 @@
 #![allow(clippy::indexing_slicing)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use burn::data::dataloader::batcher::Batcher;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
+use crate::epochs::Epoch;
 use crate::stamp::Stamp;
 
 /// A batch of stamps on a device.
@@ -35,23 +35,6 @@ pub trait StampCoordinates: Send + Sync + std::fmt::Debug {
     fn planes(&self, stamps: &[Stamp], device: &Device) -> torchfits_core::Result<Tensor<4>>;
 }
 
-/// The epoch the batcher's random augmentations are drawn for; shared with the batcher (which
-/// the loader keeps behind an `Arc`), so that the training loop can advance it.
-#[derive(Debug, Clone, Default)]
-pub struct Epoch(Arc<AtomicU64>);
-
-impl Epoch {
-    /// Sets the epoch.
-    pub fn set(&self, epoch: u64) {
-        self.0.store(epoch, Ordering::Relaxed);
-    }
-
-    /// The epoch.
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
 /// Stacks [`Stamp`]s into a [`StampBatch`]: one contiguous host buffer, one upload per batch,
 /// then the transforms as tensor operations on the device, in this order: NaN to a value (with a
 /// mask channel), arcsinh stretch, per-channel normalisation, random flips and quarter turns
@@ -61,7 +44,7 @@ impl Epoch {
 /// use torchfits_burn::StampBatcher;
 ///
 /// let batcher = StampBatcher::new().nan_to(0.0).asinh(0.1).normalize(vec![0.0], vec![1.0]).augment(42);
-/// let epoch = batcher.epoch(); // epoch.set(e) at the start of each epoch
+/// let epoch = batcher.epoch(); // advanced by an `EpochLoader`, or set by a hand-written loop
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct StampBatcher {

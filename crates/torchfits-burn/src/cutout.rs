@@ -11,6 +11,8 @@ use burn::data::dataset::{Dataset, DatasetError};
 use torchfits_core::{BufferPool, Error, ErrorKind, FileCache, HduSelector, OpenOptions, Result, Section, Wcs};
 
 use crate::catalog::Catalog;
+use crate::epochs::Epoch;
+use crate::failures::{Failures, OnError};
 use crate::stamp::Stamp;
 
 /// One image of a [`CatalogCutoutDataset`].
@@ -68,6 +70,9 @@ pub struct CatalogCutoutDataset {
     hdu: HduSelector,
     size: usize,
     pool: BufferPool,
+    epoch: Epoch,
+    on_error: OnError,
+    failures: Failures,
 }
 
 /// Options of a [`CatalogCutoutDataset`] (from [`CatalogCutoutDataset::builder`]).
@@ -84,6 +89,7 @@ pub struct CutoutBuilder {
     pool: Option<BufferPool>,
     mmap: bool,
     open_files: usize,
+    on_error: OnError,
 }
 
 impl CutoutBuilder {
@@ -98,6 +104,15 @@ impl CutoutBuilder {
     /// or with `pread`.
     pub fn mmap(mut self, yes: bool) -> Self {
         self.mmap = yes;
+        self
+    }
+
+    /// What an unreadable image does (default [`OnError::Fail`]): with a replacement policy an
+    /// image that cannot be opened (or has no usable WCS) is left out when the dataset is built
+    /// (its positions go to the other images, or are unplaced), and a stamp that cannot be read
+    /// is replaced by one that can; both are counted in [`CatalogCutoutDataset::failures`].
+    pub fn on_error(mut self, policy: OnError) -> Self {
+        self.on_error = policy;
         self
     }
 
@@ -154,20 +169,17 @@ impl CutoutBuilder {
         let cache = FileCache::new(self.open_files, OpenOptions::new().mmap(self.mmap));
         let mut place: Vec<Option<(usize, f64, f64)>> = vec![None; catalog.len()];
         let mut images = Vec::with_capacity(self.images.len());
-        for (k, path) in self.images.iter().enumerate() {
-            let (shape, wcs) = cache.with(path, |f| {
-                let shape = f.image(self.hdu.clone())?.shape().to_vec();
-                Ok((shape, f.wcs(self.hdu.clone())?))
-            })?;
-            let [ny, nx] = shape[..] else {
-                return Err(Error::new(
-                    ErrorKind::Unsupported,
-                    format!("stamps need a 2-D image, this one has shape {shape:?}"),
-                )
-                .in_file(path));
+        let failures = Failures::default();
+        for path in &self.images {
+            let ([ny, nx], wcs, pix) = match self.place(&cache, path, &world) {
+                Ok(placed) => placed,
+                Err(e) if self.on_error == OnError::Fail => return Err(e),
+                Err(e) => {
+                    failures.record_left_out(path, &e);
+                    continue;
+                }
             };
-            let mut pix = vec![0.0; world.len()];
-            wcs.world_to_pixel(&world, &mut pix).map_err(|e| e.in_file(path))?;
+            let k = images.len();
             for (i, p) in pix.chunks_exact(2).enumerate() {
                 let inside = p[0] >= -0.5 && p[0] < nx as f64 - 0.5 && p[1] >= -0.5 && p[1] < ny as f64 - 0.5;
                 if place[i].is_none() && inside {
@@ -195,7 +207,29 @@ impl CutoutBuilder {
             hdu: self.hdu,
             size: self.size,
             pool: self.pool.unwrap_or_default(),
+            epoch: Epoch::default(),
+            on_error: self.on_error,
+            failures,
         })
+    }
+
+    /// One image's shape, WCS and the pixel positions of `world` on it, or why it cannot be used
+    /// (naming the file).
+    fn place(&self, cache: &FileCache, path: &Path, world: &[f64]) -> Result<([usize; 2], Wcs, Vec<f64>)> {
+        let (shape, wcs) = cache.with(path, |f| {
+            let shape = f.image(self.hdu.clone())?.shape().to_vec();
+            Ok((shape, f.wcs(self.hdu.clone())?))
+        })?;
+        let [ny, nx] = shape[..] else {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!("stamps need a 2-D image, this one has shape {shape:?}"),
+            )
+            .in_file(path));
+        };
+        let mut pix = vec![0.0; world.len()];
+        wcs.world_to_pixel(world, &mut pix).map_err(|e| e.in_file(path))?;
+        Ok(([ny, nx], wcs, pix))
     }
 }
 
@@ -214,6 +248,7 @@ impl CatalogCutoutDataset {
             pool: None,
             mmap: true,
             open_files: FileCache::DEFAULT_CAPACITY,
+            on_error: OnError::Fail,
         }
     }
 
@@ -225,6 +260,16 @@ impl CatalogCutoutDataset {
     /// Whether no catalog row falls on an image.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// The stamps that could not be read, and their files (see [`CutoutBuilder::on_error`]).
+    pub fn failures(&self) -> &Failures {
+        &self.failures
+    }
+
+    /// The handle on the epoch substitutions are drawn for ([`OnError::Substitute`]).
+    pub fn epoch(&self) -> Epoch {
+        self.epoch.clone()
     }
 
     /// The catalog rows that fall on no image (they are not items).
@@ -312,7 +357,9 @@ impl CatalogCutoutDataset {
 impl Dataset<Stamp> for CatalogCutoutDataset {
     fn get(&self, index: usize) -> std::result::Result<Stamp, DatasetError> {
         assert!(index < self.entries.len(), "Index out of bounds for dataset: {index} >= {}", self.entries.len());
-        self.stamp(index).map_err(|e| crate::item::failed(index, e))
+        self.stamp(index).or_else(|e| {
+            self.on_error.recover(&self.failures, index, self.entries.len(), self.epoch.get(), e, |j| self.stamp(j))
+        })
     }
 
     fn len(&self) -> usize {

@@ -13,7 +13,9 @@ use torchfits_core::{
     BufferPool, ColumnValues, Error, ErrorKind, FileCache, HduSelector, OpenOptions, Result, Section,
 };
 
-use crate::batch::{Epoch, splitmix};
+use crate::batch::splitmix;
+use crate::epochs::Epoch;
+use crate::failures::{Failures, OnError};
 use crate::stamp::Stamp;
 
 /// Which part of each image an item is.
@@ -63,6 +65,8 @@ pub struct ImagingDataset {
     crop: Crop,
     pool: BufferPool,
     epoch: Epoch,
+    on_error: OnError,
+    failures: Failures,
 }
 
 /// Options of an [`ImagingDataset`].
@@ -75,6 +79,7 @@ pub struct ImagingBuilder {
     table: Option<(PathBuf, String, String)>,
     mmap: bool,
     open_files: usize,
+    on_error: OnError,
 }
 
 impl ImagingDataset {
@@ -88,6 +93,7 @@ impl ImagingDataset {
             table: None,
             mmap: true,
             open_files: FileCache::DEFAULT_CAPACITY,
+            on_error: OnError::Fail,
         }
     }
 
@@ -110,7 +116,12 @@ impl ImagingDataset {
         Ok(ImagingDataset::builder(files))
     }
 
-    /// The handle on the epoch random crops are drawn for.
+    /// The items that could not be read, and their files (see [`ImagingBuilder::on_error`]).
+    pub fn failures(&self) -> &Failures {
+        &self.failures
+    }
+
+    /// The handle on the epoch random crops (and substitutions) are drawn for.
     pub fn epoch(&self) -> Epoch {
         self.epoch.clone()
     }
@@ -200,6 +211,15 @@ impl ImagingBuilder {
         self
     }
 
+    /// What an unreadable file does (default [`OnError::Fail`]): with a replacement policy a
+    /// file that cannot be opened or described is left out when the dataset is built, and an
+    /// item that cannot be read is replaced by one that can; both are counted in
+    /// [`ImagingDataset::failures`].
+    pub fn on_error(mut self, policy: OnError) -> Self {
+        self.on_error = policy;
+        self
+    }
+
     /// Whether images are read through a memory map (default true) or with `pread`.
     pub fn mmap(mut self, yes: bool) -> Self {
         self.mmap = yes;
@@ -216,92 +236,116 @@ impl ImagingBuilder {
             Some((table, file_col, label_col)) => Some(label_table(table, file_col, label_col)?),
             None => None,
         };
-        let mut shapes = Vec::with_capacity(self.files.len());
+        let failures = Failures::default();
+        let mut files = Vec::with_capacity(self.files.len());
+        let mut shapes: Vec<[usize; 2]> = Vec::with_capacity(self.files.len());
         let mut labels = Vec::with_capacity(self.files.len());
         for path in &self.files {
-            let (shape, label) = cache.with(path, |f| {
-                let mut shape: Option<Vec<usize>> = None;
-                let mut label = None;
-                for (k, hdu) in self.channels.iter().enumerate() {
-                    let img = f.image(hdu.clone())?;
-                    let s = img.shape().to_vec();
-                    if s.len() != 2 {
-                        return Err(Error::new(
-                            ErrorKind::Unsupported,
-                            format!("a 2-D image is needed, not shape {s:?}"),
-                        )
-                        .in_hdu(img.index()));
-                    }
-                    if let Some(first) = &shape
-                        && first != &s
-                    {
-                        return Err(Error::new(
-                            ErrorKind::Parameter,
-                            format!("channel {k} has shape {s:?}, channel 0 {first:?}"),
-                        )
-                        .in_hdu(img.index()));
-                    }
-                    if k == 0
-                        && let Some(key) = &self.keyword
-                    {
-                        label = img.header().get_i64(key);
-                    }
-                    shape = Some(s);
+            match self.describe(&cache, path, by_name.as_ref(), shapes.first()) {
+                Ok((shape, label)) => {
+                    files.push(path.clone());
+                    shapes.push(shape);
+                    labels.push(label);
                 }
-                Ok((shape.unwrap_or_default(), label))
-            })?;
-            let (ny, nx) = match shape[..] {
-                [ny, nx] => (ny, nx),
-                _ => (0, 0),
-            };
-            let fits = match self.crop {
-                Crop::Full => true,
-                Crop::Centre(h, w) | Crop::Random { height: h, width: w, .. } => h >= 1 && w >= 1 && h <= ny && w <= nx,
-            };
-            if !fits {
-                return Err(Error::new(
-                    ErrorKind::Parameter,
-                    format!("the crop {:?} does not fit the image of shape {shape:?}", self.crop),
-                )
-                .in_file(path));
+                Err(e) if self.on_error == OnError::Fail => return Err(e),
+                Err(e) => failures.record_left_out(path, &e.in_file(path)),
             }
-            if self.crop == Crop::Full
-                && let Some(first) = shapes.first()
-                && first != &[ny, nx]
-            {
-                return Err(Error::new(
-                    ErrorKind::Parameter,
-                    format!("shape {:?} differs from the first file's {first:?}: whole images must share a shape (crop them)", [ny, nx]),
-                )
-                .in_file(path));
-            }
-            let label = match &by_name {
-                Some(map) => {
-                    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                    map.get(name).or_else(|| map.get(path.to_string_lossy().as_ref())).copied().or(label)
-                }
-                None => label,
-            };
-            shapes.push([ny, nx]);
-            labels.push(label);
         }
         Ok(ImagingDataset {
             cache,
-            files: self.files,
+            files,
             shapes,
             labels,
             channels: self.channels,
             crop: self.crop,
             pool: BufferPool::default(),
             epoch: Epoch::default(),
+            on_error: self.on_error,
+            failures,
         })
+    }
+
+    /// One file's shape and label, or why the dataset cannot use it (naming the file).
+    fn describe(
+        &self,
+        cache: &FileCache,
+        path: &Path,
+        by_name: Option<&std::collections::HashMap<String, i64>>,
+        first: Option<&[usize; 2]>,
+    ) -> Result<([usize; 2], Option<i64>)> {
+        let (shape, label) = cache.with(path, |f| {
+            let mut shape: Option<Vec<usize>> = None;
+            let mut label = None;
+            for (k, hdu) in self.channels.iter().enumerate() {
+                let img = f.image(hdu.clone())?;
+                let s = img.shape().to_vec();
+                if s.len() != 2 {
+                    return Err(Error::new(ErrorKind::Unsupported, format!("a 2-D image is needed, not shape {s:?}"))
+                        .in_hdu(img.index()));
+                }
+                if let Some(first) = &shape
+                    && first != &s
+                {
+                    return Err(Error::new(
+                        ErrorKind::Parameter,
+                        format!("channel {k} has shape {s:?}, channel 0 {first:?}"),
+                    )
+                    .in_hdu(img.index()));
+                }
+                if k == 0
+                    && let Some(key) = &self.keyword
+                {
+                    label = img.header().get_i64(key);
+                }
+                shape = Some(s);
+            }
+            Ok((shape.unwrap_or_default(), label))
+        })?;
+        let (ny, nx) = match shape[..] {
+            [ny, nx] => (ny, nx),
+            _ => (0, 0),
+        };
+        let fits = match self.crop {
+            Crop::Full => true,
+            Crop::Centre(h, w) | Crop::Random { height: h, width: w, .. } => h >= 1 && w >= 1 && h <= ny && w <= nx,
+        };
+        if !fits {
+            return Err(Error::new(
+                ErrorKind::Parameter,
+                format!("the crop {:?} does not fit the image of shape {shape:?}", self.crop),
+            )
+            .in_file(path));
+        }
+        if self.crop == Crop::Full
+            && let Some(first) = first
+            && first != &[ny, nx]
+        {
+            return Err(Error::new(
+                ErrorKind::Parameter,
+                format!(
+                    "shape {:?} differs from the first file's {first:?}: whole images must share a shape (crop them)",
+                    [ny, nx]
+                ),
+            )
+            .in_file(path));
+        }
+        let label = match by_name {
+            Some(map) => {
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                map.get(name).or_else(|| map.get(path.to_string_lossy().as_ref())).copied().or(label)
+            }
+            None => label,
+        };
+        Ok(([ny, nx], label))
     }
 }
 
 impl Dataset<Stamp> for ImagingDataset {
     fn get(&self, index: usize) -> std::result::Result<Stamp, DatasetError> {
         assert!(index < self.files.len(), "Index out of bounds for dataset: {index} >= {}", self.files.len());
-        self.image(index).map_err(|e| crate::item::failed(index, e))
+        self.image(index).or_else(|e| {
+            self.on_error.recover(&self.failures, index, self.files.len(), self.epoch.get(), e, |j| self.image(j))
+        })
     }
 
     fn len(&self) -> usize {

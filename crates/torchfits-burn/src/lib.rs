@@ -24,6 +24,8 @@ mod batch;
 mod catalog;
 mod coords;
 mod cutout;
+mod epochs;
+mod failures;
 mod imaging;
 mod item;
 mod kernels;
@@ -35,15 +37,17 @@ pub mod tensors;
 pub mod transfers;
 pub mod wcs;
 
-pub use batch::{Epoch, StampBatch, StampBatcher, StampCoordinates};
+pub use batch::{StampBatch, StampBatcher, StampCoordinates};
 /// The Burn these types are built on (its `Device` and `Tensor` are this crate's).
 pub use burn;
 pub use catalog::Catalog;
 pub use coords::CutoutCoordinates;
 pub use cutout::{CatalogCutoutDataset, CutoutBuilder};
+pub use epochs::{Epoch, EpochLoader};
+pub use failures::{FailureReport, Failures, FileFailures, OnError, REPLACEMENT_TRIES};
 pub use imaging::{Crop, ImagingBuilder, ImagingDataset};
 pub use prefetch::Prefetch;
 pub use spectra::{SpectraBuilder, SpectroscopicDataset, Spectrum, SpectrumBatch, SpectrumBatcher};
 pub use stamp::Stamp;
-pub use subset::{ShardExt, Subset, permutation, shard, shard_indices, split};
+pub use subset::{EpochShard, ShardExt, Subset, permutation, shard, shard_indices, split};
 pub use transfers::Transfers;

@@ -14,6 +14,9 @@ use torchfits_core::{
     BufferPool, ColumnValues, Error, ErrorKind, FileCache, HduSelector, OpenOptions, PooledBuffer, Result, Section,
 };
 
+use crate::epochs::Epoch;
+use crate::failures::{Failures, OnError};
+
 /// One spectrum: `channels` rows of `length` values (flux, then inverse variance and mask where
 /// the dataset has them), in a pooled buffer, and its metadata row.
 #[derive(Debug, Clone)]
@@ -70,6 +73,9 @@ pub struct SpectroscopicDataset {
     meta_width: usize,
     total: usize,
     pool: BufferPool,
+    epoch: Epoch,
+    on_error: OnError,
+    failures: Failures,
 }
 
 /// Options of a [`SpectroscopicDataset`].
@@ -79,6 +85,7 @@ pub struct SpectraBuilder {
     source: Source,
     meta: Option<(HduSelector, Vec<String>)>,
     open_files: usize,
+    on_error: OnError,
 }
 
 impl SpectroscopicDataset {
@@ -93,6 +100,7 @@ impl SpectroscopicDataset {
             source: Source::Rows(hdus.iter().cloned().map(Into::into).collect()),
             meta: None,
             open_files: FileCache::DEFAULT_CAPACITY,
+            on_error: OnError::Fail,
         }
     }
 
@@ -108,6 +116,7 @@ impl SpectroscopicDataset {
             source: Source::Columns(hdu.into(), columns.iter().map(|c| c.to_string()).collect()),
             meta: None,
             open_files: FileCache::DEFAULT_CAPACITY,
+            on_error: OnError::Fail,
         }
     }
 
@@ -119,6 +128,16 @@ impl SpectroscopicDataset {
     /// Whether there is no spectrum.
     pub fn is_empty(&self) -> bool {
         self.total == 0
+    }
+
+    /// The spectra that could not be read, and their files (see [`SpectraBuilder::on_error`]).
+    pub fn failures(&self) -> &Failures {
+        &self.failures
+    }
+
+    /// The handle on the epoch substitutions are drawn for ([`OnError::Substitute`]).
+    pub fn epoch(&self) -> Epoch {
+        self.epoch.clone()
     }
 
     /// The spectrum `index`, or the error reading it (naming the file and the HDU).
@@ -193,6 +212,15 @@ impl SpectraBuilder {
         self
     }
 
+    /// What an unreadable file does (default [`OnError::Fail`]): with a replacement policy a
+    /// file that cannot be opened or described is left out when the dataset is built, and a
+    /// spectrum that cannot be read is replaced by one that can; both are counted in
+    /// [`SpectroscopicDataset::failures`].
+    pub fn on_error(mut self, policy: OnError) -> Self {
+        self.on_error = policy;
+        self
+    }
+
     /// Numeric metadata columns from the table `hdu` of each file, one row per spectrum.
     pub fn meta(mut self, hdu: impl Into<HduSelector>, columns: &[&str]) -> Self {
         self.meta = Some((hdu.into(), columns.iter().map(|c| c.to_string()).collect()));
@@ -206,105 +234,133 @@ impl SpectraBuilder {
         let mut meta = Vec::new();
         let mut total = 0usize;
         let width = self.meta.as_ref().map_or(0, |(_, c)| c.len());
+        let failures = Failures::default();
+        let mut files = Vec::with_capacity(self.files.len());
         for path in &self.files {
-            let (nspec, nwave) = cache.with(path, |f| match &self.source {
-                Source::Rows(hdus) => {
-                    let mut shape: Option<Vec<usize>> = None;
-                    for hdu in hdus {
-                        let img = f.image(hdu.clone())?;
-                        let s = img.shape().to_vec();
-                        if s.len() != 2 || shape.as_ref().is_some_and(|f| f != &s) {
-                            return Err(Error::new(
-                                ErrorKind::Parameter,
-                                format!("spectra need [nspec, nwave] images of one shape, not {s:?}"),
-                            )
-                            .in_hdu(img.index()));
-                        }
-                        shape = Some(s);
-                    }
-                    let s = shape.ok_or_else(|| Error::new(ErrorKind::Parameter, "no HDU given"))?;
-                    match s[..] {
-                        [nspec, nwave] => Ok((nspec, nwave)),
-                        _ => Err(Error::new(
-                            ErrorKind::Parameter,
-                            format!("spectra need [nspec, nwave] images, not {s:?}"),
-                        )),
-                    }
+            let first = layout.first().map(|&(_, _, nwave)| nwave);
+            match self.describe(&cache, path, first) {
+                Ok((nspec, nwave, rows)) => {
+                    files.push(path.clone());
+                    meta.extend(rows);
+                    layout.push((total, nspec, nwave));
+                    total += nspec;
                 }
-                Source::Columns(hdu, columns) => {
-                    let t = f.table(hdu.clone())?;
-                    let rows = t.selected_rows() as usize;
-                    let schema = t.schema();
-                    let mut width = None;
-                    for name in columns {
-                        let c = schema.column(name).ok_or_else(|| {
-                            Error::new(ErrorKind::Parameter, format!("the table has no column {name:?}"))
-                        })?;
-                        if width.is_some_and(|w| w != c.repeat) {
-                            return Err(Error::new(ErrorKind::Parameter, "the spectrum columns differ in length"));
-                        }
-                        width = Some(c.repeat);
-                    }
-                    Ok((rows, width.unwrap_or(0)))
-                }
-            })?;
-            if let Some((hdu, columns)) = &self.meta {
-                let names: Vec<&str> = columns.iter().map(String::as_str).collect();
-                let batches = cache
-                    .with(path, |f| f.table(hdu.clone())?.with_columns(&names)?.build()?.collect::<Result<Vec<_>>>())?;
-                let mut cols: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
-                for b in &batches {
-                    for (k, name) in names.iter().enumerate() {
-                        let c = b.column(name).ok_or_else(|| {
-                            Error::new(ErrorKind::Parameter, format!("no metadata column {name:?}")).in_file(path)
-                        })?;
-                        cols[k].extend(crate::catalog::numbers(&c.values).map_err(|e| e.in_file(path))?);
-                    }
-                }
-                if cols.iter().any(|c| c.len() != nspec) {
-                    return Err(Error::new(
-                        ErrorKind::Parameter,
-                        format!("the metadata table has not one row per spectrum ({nspec})"),
-                    )
-                    .in_file(path));
-                }
-                let mut rows = Vec::with_capacity(nspec * width);
-                for r in 0..nspec {
-                    rows.extend(cols.iter().map(|c| c[r]));
-                }
-                meta.push(rows);
+                Err(e) if self.on_error == OnError::Fail => return Err(e),
+                Err(e) => failures.record_left_out(path, &e.in_file(path)),
             }
-            // one length for every file: a batch stacks spectra of one shape (burn's `Batcher`
-            // cannot fail, so a file that differs is refused here)
-            if let Some(&(_, _, first)) = layout.first()
-                && first != nwave
-            {
-                return Err(Error::new(
-                    ErrorKind::Parameter,
-                    format!("{nwave} wavelength samples, the first file's spectra have {first}"),
-                )
-                .in_file(path));
-            }
-            layout.push((total, nspec, nwave));
-            total += nspec;
         }
         Ok(SpectroscopicDataset {
             cache,
-            files: self.files,
+            files,
             source: self.source,
             layout,
             meta,
             meta_width: width,
             total,
             pool: BufferPool::default(),
+            epoch: Epoch::default(),
+            on_error: self.on_error,
+            failures,
         })
+    }
+
+    /// One file's spectra, wavelength samples and metadata rows (when the dataset has metadata),
+    /// or why the dataset cannot use it; `first`: the first kept file's wavelength samples.
+    fn describe(
+        &self,
+        cache: &FileCache,
+        path: &Path,
+        first: Option<usize>,
+    ) -> Result<(usize, usize, Option<Vec<f64>>)> {
+        let width = self.meta.as_ref().map_or(0, |(_, c)| c.len());
+        let (nspec, nwave) = cache.with(path, |f| match &self.source {
+            Source::Rows(hdus) => {
+                let mut shape: Option<Vec<usize>> = None;
+                for hdu in hdus {
+                    let img = f.image(hdu.clone())?;
+                    let s = img.shape().to_vec();
+                    if s.len() != 2 || shape.as_ref().is_some_and(|f| f != &s) {
+                        return Err(Error::new(
+                            ErrorKind::Parameter,
+                            format!("spectra need [nspec, nwave] images of one shape, not {s:?}"),
+                        )
+                        .in_hdu(img.index()));
+                    }
+                    shape = Some(s);
+                }
+                let s = shape.ok_or_else(|| Error::new(ErrorKind::Parameter, "no HDU given"))?;
+                match s[..] {
+                    [nspec, nwave] => Ok((nspec, nwave)),
+                    _ => {
+                        Err(Error::new(ErrorKind::Parameter, format!("spectra need [nspec, nwave] images, not {s:?}")))
+                    }
+                }
+            }
+            Source::Columns(hdu, columns) => {
+                let t = f.table(hdu.clone())?;
+                let rows = t.selected_rows() as usize;
+                let schema = t.schema();
+                let mut width = None;
+                for name in columns {
+                    let c = schema
+                        .column(name)
+                        .ok_or_else(|| Error::new(ErrorKind::Parameter, format!("the table has no column {name:?}")))?;
+                    if width.is_some_and(|w| w != c.repeat) {
+                        return Err(Error::new(ErrorKind::Parameter, "the spectrum columns differ in length"));
+                    }
+                    width = Some(c.repeat);
+                }
+                Ok((rows, width.unwrap_or(0)))
+            }
+        })?;
+        let mut meta_rows = None;
+        if let Some((hdu, columns)) = &self.meta {
+            let names: Vec<&str> = columns.iter().map(String::as_str).collect();
+            let batches = cache
+                .with(path, |f| f.table(hdu.clone())?.with_columns(&names)?.build()?.collect::<Result<Vec<_>>>())?;
+            let mut cols: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+            for b in &batches {
+                for (k, name) in names.iter().enumerate() {
+                    let c = b.column(name).ok_or_else(|| {
+                        Error::new(ErrorKind::Parameter, format!("no metadata column {name:?}")).in_file(path)
+                    })?;
+                    cols[k].extend(crate::catalog::numbers(&c.values).map_err(|e| e.in_file(path))?);
+                }
+            }
+            if cols.iter().any(|c| c.len() != nspec) {
+                return Err(Error::new(
+                    ErrorKind::Parameter,
+                    format!("the metadata table has not one row per spectrum ({nspec})"),
+                )
+                .in_file(path));
+            }
+            let mut rows = Vec::with_capacity(nspec * width);
+            for r in 0..nspec {
+                rows.extend(cols.iter().map(|c| c[r]));
+            }
+            meta_rows = Some(rows);
+        }
+        // one length for every file: a batch stacks spectra of one shape (burn's `Batcher`
+        // cannot fail, so a file that differs is refused here)
+        if let Some(first) = first
+            && first != nwave
+        {
+            return Err(Error::new(
+                ErrorKind::Parameter,
+                format!("{nwave} wavelength samples, the first file's spectra have {first}"),
+            )
+            .in_file(path));
+        }
+        Ok((nspec, nwave, meta_rows))
     }
 }
 
 impl Dataset<Spectrum> for SpectroscopicDataset {
     fn get(&self, index: usize) -> std::result::Result<Spectrum, DatasetError> {
         assert!(index < self.total, "Index out of bounds for dataset: {index} >= {}", self.total);
-        self.spectrum(index).map_err(|e| crate::item::failed(index, e))
+        self.spectrum(index).or_else(|e| {
+            self.on_error.recover(&self.failures, index, self.total, self.epoch.get(), e, |j| self.spectrum(j))
+        })
     }
 
     fn len(&self) -> usize {

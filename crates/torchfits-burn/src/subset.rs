@@ -3,11 +3,12 @@
 // Indexing: the permutation is split at a count checked against its length.
 #![allow(clippy::indexing_slicing)]
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use burn::data::dataset::{Dataset, DatasetError};
 
 use crate::batch::splitmix;
+use crate::epochs::Epoch;
 
 /// The items `indices` of a shared dataset, in that order (a train/validation split, a shard).
 #[derive(Debug, Clone)]
@@ -89,6 +90,69 @@ pub fn shard<I, D: Dataset<I>>(dataset: Arc<D>, rank: usize, world_size: usize, 
     Subset::new(dataset, shard_indices(n, rank, world_size, seed, epoch))
 }
 
+/// Rank `rank`'s shard of a shared dataset, drawn again for each epoch of an [`Epoch`] handle
+/// (see [`shard_indices`]): advanced by an [`crate::EpochLoader`], every rank reads a new,
+/// disjoint share of the dataset each epoch, with no call from the training loop. Its length is
+/// the same every epoch.
+#[derive(Debug)]
+pub struct EpochShard<D> {
+    inner: Arc<D>,
+    rank: usize,
+    world_size: usize,
+    seed: u64,
+    epoch: Epoch,
+    /// the epoch the indices were drawn for, and them
+    drawn: Mutex<Option<(u64, Arc<Vec<usize>>)>>,
+}
+
+impl<D> EpochShard<D> {
+    /// Rank `rank`'s shard of `inner` among `world_size` ranks, for the epochs of `epoch`.
+    pub fn new(inner: Arc<D>, rank: usize, world_size: usize, seed: u64, epoch: Epoch) -> Self {
+        EpochShard { inner, rank, world_size, seed, epoch, drawn: Mutex::new(None) }
+    }
+
+    /// The handle on the epoch the shard is drawn for.
+    pub fn epoch(&self) -> Epoch {
+        self.epoch.clone()
+    }
+
+    /// The inner dataset's indices of this rank's items in the current epoch.
+    pub fn indices<I>(&self) -> Arc<Vec<usize>>
+    where
+        D: Dataset<I>,
+    {
+        let epoch = self.epoch.get();
+        // a poisoned lock only means another thread panicked mid-draw: the draw is redone below
+        let mut drawn = self.drawn.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*drawn {
+            Some((e, indices)) if *e == epoch => indices.clone(),
+            _ => {
+                let n = self.inner.len();
+                let indices = Arc::new(shard_indices(n, self.rank, self.world_size, self.seed, epoch));
+                *drawn = Some((epoch, indices.clone()));
+                indices
+            }
+        }
+    }
+}
+
+impl<I, D: Dataset<I>> Dataset<I> for EpochShard<D> {
+    /// Panics for `index >= len()`, as burn's datasets do.
+    fn get(&self, index: usize) -> Result<I, DatasetError> {
+        let indices = self.indices();
+        assert!(index < indices.len(), "Index out of bounds for dataset: {index} >= {}", indices.len());
+        self.inner.get(indices[index])
+    }
+
+    fn len(&self) -> usize {
+        let n = self.inner.len();
+        if self.world_size == 0 || self.rank >= self.world_size {
+            return 0;
+        }
+        n / self.world_size + usize::from(self.rank < n % self.world_size)
+    }
+}
+
 /// `.shard(..)` on a shared dataset.
 pub trait ShardExt<I>: Dataset<I> + Sized {
     /// Rank `rank`'s shard of this dataset for `epoch` (see [`shard_indices`]).
@@ -106,6 +170,12 @@ pub trait ShardExt<I>: Dataset<I> + Sized {
     /// ```
     fn shard(self: Arc<Self>, rank: usize, world_size: usize, seed: u64, epoch: u64) -> Subset<Self> {
         shard(self, rank, world_size, seed, epoch)
+    }
+
+    /// Rank `rank`'s shard of this dataset, drawn again each epoch of `epoch` (see
+    /// [`EpochShard`]).
+    fn shard_each_epoch(self: Arc<Self>, rank: usize, world_size: usize, seed: u64, epoch: Epoch) -> EpochShard<Self> {
+        EpochShard::new(self, rank, world_size, seed, epoch)
     }
 }
 

@@ -410,3 +410,29 @@ mod more {
         assert!(bad.is_err());
     }
 }
+
+#[test]
+fn shards_drawn_each_epoch_are_disjoint_and_new_every_epoch() {
+    use torchfits_burn::{Epoch, ShardExt};
+    let dir = tmpdir("epoch-shards");
+    let (catalog, images, _) = survey(&dir);
+    let ds = Arc::new(CatalogCutoutDataset::builder(&catalog, &images).size(8).build().expect("dataset"));
+    let epoch = Epoch::default();
+    let ranks: Vec<_> = (0..3).map(|r| ds.clone().shard_each_epoch(r, 3, 4, epoch.clone())).collect();
+    let rows = |epoch_no: u64| {
+        epoch.set(epoch_no);
+        ranks
+            .iter()
+            .map(|shard| (0..shard.len()).map(|i| shard.get(i).expect("stamp").index).collect::<Vec<_>>())
+            .collect::<Vec<_>>()
+    };
+    let first = rows(0);
+    let mut all: Vec<usize> = first.concat();
+    all.sort_unstable();
+    assert_eq!(all, (0..ds.len()).collect::<Vec<_>>(), "every item once, in one rank");
+    assert_eq!(first.iter().map(Vec::len).collect::<Vec<_>>(), vec![3, 3, 2]);
+    let second = rows(1);
+    assert_ne!(first, second, "a new share each epoch");
+    assert_eq!(second.iter().map(Vec::len).collect::<Vec<_>>(), vec![3, 3, 2], "the same lengths");
+    assert_eq!(rows(0), first, "epoch 0 again: the same shares");
+}

@@ -5,7 +5,9 @@ mod common;
 mod data;
 #[cfg(feature = "wgpu")]
 mod device;
+mod failures;
 #[cfg(feature = "wgpu")]
 mod kernel;
+mod learner;
 mod tensor_io;
 mod tensor_wcs;
