@@ -173,3 +173,41 @@ fn stamps_on_a_corrupt_image_are_replaced_by_stamps_that_read() {
         assert_eq!(report.files.iter().map(|f| f.file.clone()).collect::<Vec<_>>(), vec![images[1].clone()]);
     }
 }
+
+#[test]
+fn spectra_of_a_corrupt_file_are_replaced_by_spectra_that_read() {
+    use torchfits_burn::SpectroscopicDataset;
+    use torchfits_core::Header;
+    let dir = tmpdir("failures-spectra");
+    let (nspec, nwave) = (4usize, 16usize);
+    let files: Vec<PathBuf> = (0..3)
+        .map(|k| {
+            let path = dir.join(format!("coadd{k}.fits"));
+            let flux = vec![k as i32; nspec * nwave];
+            let mut h = Header::new();
+            h.set("EXTNAME", "FLUX", None).expect("set");
+            let mut w = WriteOptions::new().overwrite(true).create(&path).expect("create");
+            w.image(&flux, &[nspec, nwave])
+                .header(&h)
+                .compress(Compression::new(Algorithm::Gzip1))
+                .write()
+                .expect("flux");
+            w.finish().expect("finish");
+            if k == 1 {
+                corrupt_tiles(&path);
+            }
+            path
+        })
+        .collect();
+    let ds = SpectroscopicDataset::image_rows(&files, &["FLUX"]).on_error(OnError::Skip).build().expect("ds");
+    assert_eq!(ds.len(), 3 * nspec);
+    for i in 0..ds.len() {
+        let s = ds.get(i).expect("every item reads");
+        assert_ne!(s.file, 1, "item {i} comes from a readable file");
+        assert!(s.values.iter().all(|&v| v == s.file as f32));
+    }
+    let report = ds.failures().report();
+    assert_eq!(report.failed_items, nspec, "{report:?}");
+    assert_eq!(report.files.len(), 1);
+    assert_eq!(report.files[0].file, files[1]);
+}
