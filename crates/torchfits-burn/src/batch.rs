@@ -9,6 +9,7 @@ use std::sync::Arc;
 use burn::data::dataloader::batcher::Batcher;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
+use crate::columns::SideBatch;
 use crate::epochs::Epoch;
 use crate::stamp::Stamp;
 
@@ -23,8 +24,18 @@ pub struct StampBatch {
     /// `[batch, 2, height, width]` longitude and latitude planes (degrees), when
     /// [`StampBatcher::coordinates`] is set.
     pub coordinates: Option<Tensor<4>>,
+    /// The dataset's side columns ([`crate::CutoutBuilder::targets`]) for the batch's items,
+    /// in the order they were asked for: exact host values and a tensor each.
+    pub targets: Vec<(String, SideBatch)>,
     /// The items' dataset indices, in batch order.
     pub indices: Vec<usize>,
+}
+
+impl StampBatch {
+    /// The side column `name` of the batch.
+    pub fn target(&self, name: &str) -> Option<&SideBatch> {
+        self.targets.iter().find(|(n, _)| n == name).map(|(_, t)| t)
+    }
 }
 
 /// The world coordinates of stamps' pixels: implemented for the datasets whose stamps have a
@@ -129,6 +140,16 @@ impl StampBatcher {
                 labels.push(l);
             }
         }
+        if !labels.is_empty() && labels.len() != b {
+            return Err(torchfits_core::Error::new(
+                torchfits_core::ErrorKind::Parameter,
+                format!("{} of {b} items have a label: a batch has a label for every item or for none", labels.len()),
+            ));
+        }
+        let targets = match items.first().and_then(|s| s.side.clone()) {
+            Some(side) => side.batch(&items.iter().map(|s| s.row).collect::<Vec<_>>(), device),
+            None => Vec::new(),
+        };
         let mut coordinates = match &self.coordinates {
             Some(src) => Some(src.planes(&items, device)?),
             None => None,
@@ -170,7 +191,7 @@ impl StampBatcher {
             crate::transfers::up(data.bytes().len());
             Tensor::<1, Int>::from_data(data, device)
         });
-        Ok(StampBatch { images, labels, coordinates, indices })
+        Ok(StampBatch { images, labels, coordinates, targets, indices })
     }
 }
 

@@ -1,18 +1,21 @@
 //! Catalogs (positions, labels, metadata) from a FITS binary table, a Parquet file or an Arrow
-//! IPC file, as numeric columns.
+//! IPC file: each column exact ([`SideValues`]) and, for numeric ones, as f64.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use torchfits_core::{ColumnValues, Error, ErrorKind, FitsFile, HduSelector, Result, TableBatch};
 
-/// Numeric columns of a catalog, by name, as f64 (integers converted; the names as the file has
-/// them).
+use crate::columns::{SideColumns, SideValues};
+
+/// Columns of a catalog, by name (as the file has them): each exact, as [`SideValues`], and the
+/// numeric ones also as f64 (positions).
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     path: PathBuf,
     rows: usize,
     columns: HashMap<String, Vec<f64>>,
+    exact: SideColumns,
 }
 
 impl Catalog {
@@ -22,19 +25,33 @@ impl Catalog {
     pub fn read(path: impl AsRef<Path>, columns: &[&str], hdu: Option<&str>) -> Result<Catalog> {
         let path = path.as_ref();
         let batches = read_batches(path, columns, hdu)?;
-        let mut out = Catalog { path: path.to_path_buf(), rows: 0, columns: HashMap::new() };
+        let mut out = Catalog { path: path.to_path_buf(), ..Catalog::default() };
         for name in columns {
-            let mut values = Vec::new();
+            if out.exact.get(name).is_some() {
+                continue;
+            }
+            let mut exact: Option<SideValues> = None;
             for batch in &batches {
                 let column = batch.column(name).ok_or_else(|| {
                     Error::new(ErrorKind::Parameter, format!("the catalog has no column {name:?}")).in_file(path)
                 })?;
-                append_f64(&column.values, &mut values)
-                    .map_err(|e| e.in_file(path))
-                    .map_err(|e| Error::new(e.kind(), format!("column {name:?}: {}", e.message())).in_file(path))?;
+                let values = SideValues::from_column(column).map_err(|e| e.in_file(path))?;
+                match &mut exact {
+                    Some(all) => all.append(values).map_err(|e| e.in_file(path))?,
+                    None => exact = Some(values),
+                }
             }
-            out.rows = values.len();
-            out.columns.insert((*name).to_string(), values);
+            let exact = exact.unwrap_or(SideValues::Float(Vec::new()));
+            out.rows = exact.len();
+            let numbers = match &exact {
+                SideValues::Int(v) => Some(v.iter().map(|&x| x as f64).collect()),
+                SideValues::Float(v) => Some(v.clone()),
+                SideValues::Code { .. } => None,
+            };
+            if let Some(numbers) = numbers {
+                out.columns.insert((*name).to_string(), numbers);
+            }
+            out.exact.push(name, exact)?;
         }
         Ok(out)
     }
@@ -54,9 +71,27 @@ impl Catalog {
         self.rows == 0
     }
 
-    /// A column read by [`Catalog::read`].
+    /// A numeric column read by [`Catalog::read`], as f64 (integers beyond 2^53 rounded: use
+    /// [`Catalog::exact`] for IDs); None for a string column.
     pub fn column(&self, name: &str) -> Option<&[f64]> {
         self.columns.get(name).map(Vec::as_slice)
+    }
+
+    /// A column read by [`Catalog::read`], exact.
+    pub fn exact(&self, name: &str) -> Option<&SideValues> {
+        self.exact.get(name)
+    }
+
+    /// The columns `names` (each read by [`Catalog::read`]), exact.
+    pub fn side_columns(&self, names: &[String]) -> Result<SideColumns> {
+        let mut out = SideColumns::new();
+        for name in names {
+            let values = self.exact(name).ok_or_else(|| {
+                Error::new(ErrorKind::Parameter, format!("the catalog has no column {name:?}")).in_file(&self.path)
+            })?;
+            out.push(name, values.clone())?;
+        }
+        Ok(out)
     }
 }
 

@@ -11,6 +11,7 @@ use burn::data::dataset::{Dataset, DatasetError};
 use torchfits_core::{BufferPool, Error, ErrorKind, FileCache, HduSelector, OpenOptions, Result, Section, Wcs};
 
 use crate::catalog::Catalog;
+use crate::columns::SideColumns;
 use crate::epochs::Epoch;
 use crate::failures::{Failures, OnError};
 use crate::stamp::Stamp;
@@ -70,6 +71,7 @@ pub struct CatalogCutoutDataset {
     hdu: HduSelector,
     size: usize,
     pool: BufferPool,
+    side: Option<Arc<SideColumns>>,
     epoch: Epoch,
     on_error: OnError,
     failures: Failures,
@@ -83,6 +85,7 @@ pub struct CutoutBuilder {
     ra: String,
     dec: String,
     label: Option<String>,
+    targets: Vec<String>,
     catalog_hdu: Option<String>,
     hdu: HduSelector,
     size: usize,
@@ -123,9 +126,19 @@ impl CutoutBuilder {
         self
     }
 
-    /// The label column (integer classes).
+    /// The label column: integer classes, or strings (their codes: the index of each string
+    /// in the column's sorted distinct strings, [`crate::SideValues::Code`]); a float column
+    /// only if every value is a whole number (else the build fails: a redshift is a target).
     pub fn label(mut self, column: &str) -> Self {
         self.label = Some(column.to_string());
+        self
+    }
+
+    /// Catalog columns that ride along with each stamp as targets or features, exact, several at
+    /// once: each batch has them in [`crate::StampBatch::targets`] (integers as Int, floats as
+    /// Float, strings as dictionary codes; see [`crate::SideBatch`]).
+    pub fn targets(mut self, columns: &[&str]) -> Self {
+        self.targets = columns.iter().map(|c| c.to_string()).collect();
         self
     }
 
@@ -159,12 +172,31 @@ impl CutoutBuilder {
             return Err(Error::new(ErrorKind::Parameter, "the stamp size must be at least 1"));
         }
         let mut names = vec![self.ra.as_str(), self.dec.as_str()];
-        if let Some(l) = &self.label {
-            names.push(l);
-        }
+        names.extend(self.label.as_deref());
+        names.extend(self.targets.iter().map(String::as_str));
         let catalog = Catalog::read(&self.catalog, &names, self.catalog_hdu.as_deref())?;
-        let (ra, dec) = (catalog.column(&self.ra).unwrap_or(&[]), catalog.column(&self.dec).unwrap_or(&[]));
-        let labels = self.label.as_deref().and_then(|l| catalog.column(l));
+        let numeric = |name: &str| {
+            catalog.column(name).ok_or_else(|| {
+                Error::new(ErrorKind::Parameter, format!("column {name:?} holds no numbers: it cannot be a coordinate"))
+                    .in_file(&self.catalog)
+            })
+        };
+        let (ra, dec) = (numeric(&self.ra)?, numeric(&self.dec)?);
+        let labels = match &self.label {
+            Some(l) => Some(
+                catalog
+                    .exact(l)
+                    .map(|v| v.as_labels(l))
+                    .transpose()
+                    .map_err(|e| e.in_file(&self.catalog))?
+                    .unwrap_or_default(),
+            ),
+            None => None,
+        };
+        let side = match self.targets.is_empty() {
+            true => None,
+            false => Some(Arc::new(catalog.side_columns(&self.targets)?)),
+        };
         let world: Vec<f64> = ra.iter().zip(dec).flat_map(|(&a, &d)| [a, d]).collect();
         let cache = FileCache::new(self.open_files, OpenOptions::new().mmap(self.mmap));
         let mut place: Vec<Option<(usize, f64, f64)>> = vec![None; catalog.len()];
@@ -193,7 +225,7 @@ impl CutoutBuilder {
         for (row, p) in place.into_iter().enumerate() {
             match p {
                 Some((image, x, y)) => {
-                    let label = labels.map(|l| l[row] as i64);
+                    let label = labels.as_ref().map(|l| l[row]);
                     entries.push(Entry { image, x, y, label, row });
                 }
                 None => unplaced.push(row),
@@ -207,6 +239,7 @@ impl CutoutBuilder {
             hdu: self.hdu,
             size: self.size,
             pool: self.pool.unwrap_or_default(),
+            side,
             epoch: Epoch::default(),
             on_error: self.on_error,
             failures,
@@ -242,6 +275,7 @@ impl CatalogCutoutDataset {
             ra: "RA".into(),
             dec: "DEC".into(),
             label: None,
+            targets: Vec::new(),
             catalog_hdu: None,
             hdu: HduSelector::from(0usize),
             size: 32,
@@ -350,6 +384,8 @@ impl CatalogCutoutDataset {
             image: e.image,
             origin: (x0 as f64, y0 as f64),
             index,
+            row: e.row,
+            side: self.side.clone(),
         })
     }
 }

@@ -58,19 +58,22 @@ pub struct EpochLoader<O> {
     iterations: AtomicU64,
 }
 
-impl<O> EpochLoader<O> {
-    /// `inner`, advancing `epochs` from epoch 0.
-    pub fn new(inner: Arc<dyn DataLoader<O>>, epochs: &[Epoch]) -> Arc<Self> {
+impl<O: Send + 'static> EpochLoader<O> {
+    /// `inner`, advancing `epochs` from epoch 0: a loader as burn's builder returns one (and as
+    /// burn-train's Learner takes it).
+    // returns the trait object, not `Self`: what burn's builder returns and the Learner takes
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new(inner: Arc<dyn DataLoader<O>>, epochs: &[Epoch]) -> Arc<dyn DataLoader<O>> {
         Self::starting_at(inner, epochs, 0)
     }
 
     /// `inner`, advancing `epochs` from epoch `start` (a run resumed from a checkpoint of epoch
     /// `start`).
-    pub fn starting_at(inner: Arc<dyn DataLoader<O>>, epochs: &[Epoch], start: u64) -> Arc<Self> {
+    pub fn starting_at(inner: Arc<dyn DataLoader<O>>, epochs: &[Epoch], start: u64) -> Arc<dyn DataLoader<O>> {
         Arc::new(EpochLoader { inner, epochs: epochs.to_vec(), start, iterations: AtomicU64::new(0) })
     }
 
-    fn with_inner(&self, inner: Arc<dyn DataLoader<O>>) -> Arc<Self> {
+    fn with_inner(&self, inner: Arc<dyn DataLoader<O>>) -> Arc<dyn DataLoader<O>> {
         Arc::new(EpochLoader {
             inner,
             epochs: self.epochs.clone(),

@@ -14,6 +14,7 @@ use torchfits_core::{
 };
 
 use crate::batch::splitmix;
+use crate::columns::SideValues;
 use crate::epochs::Epoch;
 use crate::failures::{Failures, OnError};
 use crate::stamp::Stamp;
@@ -80,6 +81,7 @@ pub struct ImagingBuilder {
     mmap: bool,
     open_files: usize,
     on_error: OnError,
+    ignore_index: Option<i64>,
 }
 
 impl ImagingDataset {
@@ -94,6 +96,7 @@ impl ImagingDataset {
             mmap: true,
             open_files: FileCache::DEFAULT_CAPACITY,
             on_error: OnError::Fail,
+            ignore_index: None,
         }
     }
 
@@ -174,6 +177,8 @@ impl ImagingDataset {
             image: index,
             origin: (x0 as f64, y0 as f64),
             index,
+            row: index,
+            side: None,
         })
     }
 }
@@ -204,8 +209,18 @@ impl ImagingBuilder {
         self
     }
 
+    /// The label of a file that has none (with [`ImagingBuilder::label_keyword`] or
+    /// [`ImagingBuilder::label_table`]): the value a loss ignores (burn's cross-entropy
+    /// `ignore_index`). Without it, such a file fails the build (or, with a replacement policy,
+    /// is left out): a dataset with labels gives a label with every item.
+    pub fn ignore_index(mut self, label: i64) -> Self {
+        self.ignore_index = Some(label);
+        self
+    }
+
     /// Labels from a table (FITS, Parquet or Arrow) with a string column of file names (the
-    /// name, or the whole path as given) and an integer column of labels.
+    /// name, or the whole path as given) and a column of labels (integers, strings as their
+    /// codes, or floats that are all whole numbers).
     pub fn label_table(mut self, table: impl AsRef<Path>, file_column: &str, label_column: &str) -> Self {
         self.table = Some((table.as_ref().to_path_buf(), file_column.to_string(), label_column.to_string()));
         self
@@ -336,6 +351,17 @@ impl ImagingBuilder {
             }
             None => label,
         };
+        let labelled = self.keyword.is_some() || self.table.is_some();
+        let label = match (label.or(self.ignore_index), labelled) {
+            (None, true) => {
+                return Err(Error::new(
+                    ErrorKind::Parameter,
+                    "the file has no label (set ignore_index to keep files without one)",
+                )
+                .in_file(path));
+            }
+            (label, _) => label,
+        };
         Ok(([ny, nx], label))
     }
 }
@@ -356,29 +382,37 @@ impl Dataset<Stamp> for ImagingDataset {
 /// file name -> label, from a table.
 fn label_table(path: &Path, file_col: &str, label_col: &str) -> Result<std::collections::HashMap<String, i64>> {
     let batches = crate::catalog::read_batches(path, &[file_col, label_col], None)?;
-    let mut map = std::collections::HashMap::new();
+    let mut names = Vec::new();
+    let mut labels: Option<SideValues> = None;
     for b in &batches {
-        let (Some(names), Some(labels)) = (b.column(file_col), b.column(label_col)) else {
+        let (Some(file_names), Some(batch_labels)) = (b.column(file_col), b.column(label_col)) else {
             return Err(Error::new(
                 ErrorKind::Parameter,
                 format!("the table has no columns {file_col:?} and {label_col:?}"),
             )
             .in_file(path));
         };
-        let ColumnValues::Str { offsets, bytes } = &names.values else {
+        let ColumnValues::Str { offsets, bytes } = &file_names.values else {
             return Err(
                 Error::new(ErrorKind::Parameter, format!("column {file_col:?} is not a string column")).in_file(path)
             );
         };
-        let labels = crate::catalog::numbers(&labels.values).map_err(|e| e.in_file(path))?;
-        for (i, w) in offsets.windows(2).enumerate() {
-            let name = String::from_utf8_lossy(&bytes[w[0] as usize..w[1] as usize]).trim().to_string();
-            if let Some(&l) = labels.get(i) {
-                map.insert(name, l as i64);
-            }
+        names.extend(
+            offsets
+                .windows(2)
+                .map(|w| String::from_utf8_lossy(&bytes[w[0] as usize..w[1] as usize]).trim().to_string()),
+        );
+        let values = SideValues::from_column(batch_labels).map_err(|e| e.in_file(path))?;
+        match &mut labels {
+            Some(all) => all.append(values).map_err(|e| e.in_file(path))?,
+            None => labels = Some(values),
         }
     }
-    Ok(map)
+    let labels = match labels {
+        Some(l) => l.as_labels(label_col).map_err(|e| e.in_file(path))?,
+        None => Vec::new(),
+    };
+    Ok(names.into_iter().zip(labels).collect())
 }
 
 /// Whether `name` matches `pattern` (`*`: any run of bytes, `?`: one byte).

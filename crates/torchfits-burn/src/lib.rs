@@ -22,6 +22,7 @@
 
 mod batch;
 mod catalog;
+mod columns;
 mod coords;
 mod cutout;
 mod epochs;
@@ -41,6 +42,7 @@ pub use batch::{StampBatch, StampBatcher, StampCoordinates};
 /// The Burn these types are built on (its `Device` and `Tensor` are this crate's).
 pub use burn;
 pub use catalog::Catalog;
+pub use columns::{SideBatch, SideColumns, SideTensor, SideValues};
 pub use coords::CutoutCoordinates;
 pub use cutout::{CatalogCutoutDataset, CutoutBuilder};
 pub use epochs::{Epoch, EpochLoader};

@@ -14,6 +14,7 @@ use torchfits_core::{
     BufferPool, ColumnValues, Error, ErrorKind, FileCache, HduSelector, OpenOptions, PooledBuffer, Result, Section,
 };
 
+use crate::columns::{SideBatch, SideColumns, SideValues};
 use crate::epochs::Epoch;
 use crate::failures::{Failures, OnError};
 
@@ -27,8 +28,11 @@ pub struct Spectrum {
     pub channels: usize,
     /// Wavelength samples.
     pub length: usize,
-    /// The metadata columns' values for this spectrum (in the order given), as f64.
+    /// The metadata columns' values for this spectrum (in the order given), as f64 (features;
+    /// the exact values are in `side`).
     pub meta: Vec<f64>,
+    /// The metadata columns, exact, one row per spectrum of the dataset (row `index`).
+    pub side: Option<Arc<SideColumns>>,
     /// Index of the file in the dataset.
     pub file: usize,
     /// Row (spectrum) in its file.
@@ -73,6 +77,7 @@ pub struct SpectroscopicDataset {
     meta_width: usize,
     total: usize,
     pool: BufferPool,
+    side: Option<Arc<SideColumns>>,
     epoch: Epoch,
     on_error: OnError,
     failures: Failures,
@@ -183,6 +188,7 @@ impl SpectroscopicDataset {
             channels,
             length: nwave,
             meta: meta.unwrap_or_default(),
+            side: self.side.clone(),
             file,
             row,
             index,
@@ -235,11 +241,15 @@ impl SpectraBuilder {
         let mut total = 0usize;
         let width = self.meta.as_ref().map_or(0, |(_, c)| c.len());
         let failures = Failures::default();
+        let mut side = SideColumns::new();
         let mut files = Vec::with_capacity(self.files.len());
         for path in &self.files {
             let first = layout.first().map(|&(_, _, nwave)| nwave);
             match self.describe(&cache, path, first) {
-                Ok((nspec, nwave, rows)) => {
+                Ok((nspec, nwave, rows, exact)) => {
+                    for (name, values) in exact.iter() {
+                        side.push(name, values.clone()).map_err(|e| e.in_file(path))?;
+                    }
                     files.push(path.clone());
                     meta.extend(rows);
                     layout.push((total, nspec, nwave));
@@ -258,6 +268,7 @@ impl SpectraBuilder {
             meta_width: width,
             total,
             pool: BufferPool::default(),
+            side: (!side.is_empty()).then(|| Arc::new(side)),
             epoch: Epoch::default(),
             on_error: self.on_error,
             failures,
@@ -271,7 +282,7 @@ impl SpectraBuilder {
         cache: &FileCache,
         path: &Path,
         first: Option<usize>,
-    ) -> Result<(usize, usize, Option<Vec<f64>>)> {
+    ) -> Result<(usize, usize, Option<Vec<f64>>, SideColumns)> {
         let width = self.meta.as_ref().map_or(0, |(_, c)| c.len());
         let (nspec, nwave) = cache.with(path, |f| match &self.source {
             Source::Rows(hdus) => {
@@ -314,6 +325,7 @@ impl SpectraBuilder {
             }
         })?;
         let mut meta_rows = None;
+        let mut exact = SideColumns::new();
         if let Some((hdu, columns)) = &self.meta {
             let names: Vec<&str> = columns.iter().map(String::as_str).collect();
             let batches = cache
@@ -325,6 +337,9 @@ impl SpectraBuilder {
                         Error::new(ErrorKind::Parameter, format!("no metadata column {name:?}")).in_file(path)
                     })?;
                     cols[k].extend(crate::catalog::numbers(&c.values).map_err(|e| e.in_file(path))?);
+                    exact
+                        .push(name, SideValues::from_column(c).map_err(|e| e.in_file(path))?)
+                        .map_err(|e| e.in_file(path))?;
                 }
             }
             if cols.iter().any(|c| c.len() != nspec) {
@@ -351,7 +366,7 @@ impl SpectraBuilder {
             )
             .in_file(path));
         }
-        Ok((nspec, nwave, meta_rows))
+        Ok((nspec, nwave, meta_rows, exact))
     }
 }
 
@@ -373,8 +388,11 @@ impl Dataset<Spectrum> for SpectroscopicDataset {
 pub struct SpectrumBatch {
     /// `[batch, channels, length]`.
     pub spectra: Tensor<3>,
-    /// `[batch, columns]` metadata, when the dataset has some.
+    /// `[batch, columns]` metadata as f32 features, when the dataset has some.
     pub meta: Option<Tensor<2>>,
+    /// The metadata columns, exact (integers as Int, a 64-bit TARGETID whole; see
+    /// [`crate::SideBatch`]), in the order given.
+    pub columns: Vec<(String, SideBatch)>,
     /// The items' dataset indices.
     pub indices: Vec<usize>,
 }
@@ -414,14 +432,18 @@ impl SpectrumBatcher {
             data.extend_from_slice(&s.values);
             meta.extend(s.meta.iter().map(|&v| v as f32));
         }
-        let indices = items.iter().map(|s| s.index).collect();
+        let indices: Vec<usize> = items.iter().map(|s| s.index).collect();
+        let columns = match items.first().and_then(|s| s.side.clone()) {
+            Some(side) => side.batch(&indices, device),
+            None => Vec::new(),
+        };
         drop(items);
         let mut spectra = Tensor::<3>::from_data(TensorData::new(data, [b, c, l]), device);
         if let Some(v) = self.nan {
             spectra = spectra.clone().mask_fill(spectra.is_nan(), v);
         }
         let meta = (m > 0).then(|| Tensor::<2>::from_data(TensorData::new(meta, [b, m]), device));
-        Ok(SpectrumBatch { spectra, meta, indices })
+        Ok(SpectrumBatch { spectra, meta, columns, indices })
     }
 }
 

@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use torchfits_core::PooledBuffer;
 
+use crate::columns::SideColumns;
+
 /// One item of an image dataset: `channels` planes of `height` x `width` pixels (C order), in a
 /// buffer taken from the dataset's pool (it returns there when the last clone of the item is
 /// dropped, after the batcher has stacked it).
@@ -31,6 +33,11 @@ pub struct Stamp {
     pub origin: (f64, f64),
     /// The item's index in its dataset.
     pub index: usize,
+    /// The item's row in `side` (a catalog row for a stamp around a catalog position).
+    pub row: usize,
+    /// The dataset's side columns (targets, features), where it has some: the batch takes row
+    /// `row` of each.
+    pub side: Option<Arc<SideColumns>>,
 }
 
 impl Stamp {

@@ -293,13 +293,12 @@ mod more {
         let mut w = WriteOptions::new().overwrite(true).create(&table).expect("create");
         w.write_table(&t, "LABELS", None).expect("table");
         w.finish().expect("finish");
-        let labelled = ImagingDataset::builder(&files)
-            .channels(&["SCI"])
-            .label_table(&table, "FILE", "LABEL")
-            .build()
-            .expect("ds");
+        let labelled = || ImagingDataset::builder(&files).channels(&["SCI"]).label_table(&table, "FILE", "LABEL");
+        let e = labelled().build().expect_err("obj00.fits has no label");
+        assert!(e.to_string().contains("obj00.fits"), "{e}");
+        let labelled = labelled().ignore_index(-1).build().expect("ds");
         let labels: Vec<Option<i64>> = (0..6).map(|k| labelled.get(k).expect("item").label).collect();
-        assert_eq!(labels, vec![None, Some(7), None, None, Some(9), None]);
+        assert_eq!(labels, vec![Some(-1), Some(7), Some(-1), Some(-1), Some(9), Some(-1)]);
         // whole images, and a file that went bad
         let full = ImagingDataset::builder(&files).channels(&["SCI"]).build().expect("ds");
         assert_eq!(full.get(2).expect("item").data().len(), 40 * 50);

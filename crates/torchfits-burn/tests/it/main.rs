@@ -9,5 +9,6 @@ mod failures;
 #[cfg(feature = "wgpu")]
 mod kernel;
 mod learner;
+mod targets;
 mod tensor_io;
 mod tensor_wcs;
