@@ -306,6 +306,12 @@ impl CatalogCutoutDataset {
         self.epoch.clone()
     }
 
+    /// The catalog columns asked for with [`CutoutBuilder::targets`], exact, one row per
+    /// catalog row ([`CatalogCutoutDataset::row`] gives an item's).
+    pub fn side_columns(&self) -> Option<&SideColumns> {
+        self.side.as_deref()
+    }
+
     /// The catalog rows that fall on no image (they are not items).
     pub fn unplaced(&self) -> &[usize] {
         &self.unplaced
