@@ -107,6 +107,16 @@ impl SideValues {
         }
     }
 
+    /// Each row's value as a key to group rows by (for [`crate::split_by_group`]): integers and
+    /// codes as they are, floats by their bits (equal values, one group).
+    pub fn keys(&self) -> Vec<i64> {
+        match self {
+            SideValues::Int(v) => v.clone(),
+            SideValues::Code { codes, .. } => codes.clone(),
+            SideValues::Float(v) => v.iter().map(|x| x.to_bits() as i64).collect(),
+        }
+    }
+
     /// The rows `rows` (each below `len()`), in that order.
     pub fn select(&self, rows: &[usize]) -> SideValues {
         match self {

@@ -337,6 +337,12 @@ impl CatalogCutoutDataset {
         self.images.get(image).map(|i| &i.wcs)
     }
 
+    /// The image each item comes from (its index among [`Self::image_paths`]): the groups of a
+    /// split that keeps one image's stamps on one side ([`crate::split_by_group`]).
+    pub fn item_images(&self) -> Vec<usize> {
+        self.entries.iter().map(|e| e.image).collect()
+    }
+
     /// The labels of every item (None where the dataset has no label column).
     pub fn labels(&self) -> Vec<Option<i64>> {
         self.entries.iter().map(|e| e.label).collect()

@@ -29,8 +29,10 @@ pub enum OnError {
     /// `get` returns the error: burn's loaders and the Learner stop on it.
     #[default]
     Fail,
-    /// The item is replaced by the next item in index order that reads (wrapping around): the
-    /// epoch keeps its length, and the replacement is the same on every run.
+    /// The item is replaced by the next item in index order that reads (wrapping around), or,
+    /// past a block of bad items longer than half of [`REPLACEMENT_TRIES`], by an item drawn from
+    /// its index: the epoch keeps its length, and the replacement is the same every epoch and
+    /// every run.
     Skip,
     /// The item is replaced by an item drawn from `seed`, the epoch and the item's index (drawn
     /// again while a draw fails too): as [`OnError::Skip`], without giving a bad file's
@@ -56,11 +58,12 @@ impl OnError {
         failures.record(index, &error);
         let candidates: Box<dyn Iterator<Item = usize>> = match self {
             OnError::Fail => return Err(crate::item::failed(index, error)),
-            OnError::Skip => Box::new((1..len).map(move |k| (index + k) % len)),
-            OnError::Substitute { seed } => Box::new((0u64..).map(move |draw| {
-                let h = splitmix(seed ^ splitmix(epoch ^ splitmix((index as u64) ^ splitmix(draw))));
-                (h % len.max(1) as u64) as usize
-            })),
+            // the next items one by one, then (past a long block of bad items, a whole bad
+            // file's) draws from the index alone: the same replacement every epoch
+            OnError::Skip => Box::new(
+                (1..len).take(REPLACEMENT_TRIES / 2).map(move |d| (index + d) % len).chain(draws(0, 0, index, len)),
+            ),
+            OnError::Substitute { seed } => Box::new(draws(seed, epoch, index, len)),
         };
         for candidate in candidates.filter(|&j| j != index).take(REPLACEMENT_TRIES.min(len.saturating_sub(1))) {
             match read(candidate) {
@@ -73,6 +76,14 @@ impl OnError {
         }
         Err(crate::item::failed(index, error))
     }
+}
+
+/// Item indices below `len` drawn from `seed`, the epoch and the failed item's index.
+fn draws(seed: u64, epoch: u64, index: usize, len: usize) -> impl Iterator<Item = usize> {
+    (0u64..).map(move |draw| {
+        let h = splitmix(seed ^ splitmix(epoch ^ splitmix((index as u64) ^ splitmix(draw))));
+        (h % len.max(1) as u64) as usize
+    })
 }
 
 /// The items a dataset could not read and the files they come from, shared by the dataset, its

@@ -51,5 +51,7 @@ pub use imaging::{Crop, ImagingBuilder, ImagingDataset};
 pub use prefetch::Prefetch;
 pub use spectra::{SpectraBuilder, SpectroscopicDataset, Spectrum, SpectrumBatch, SpectrumBatcher};
 pub use stamp::Stamp;
-pub use subset::{EpochShard, ShardExt, Subset, permutation, shard, shard_indices, split};
+pub use subset::{
+    EpochShard, ShardExt, Subset, permutation, shard, shard_indices, split, split_by_group, split_dataset_by_group,
+};
 pub use transfers::Transfers;

@@ -3,9 +3,12 @@
 // Indexing: the permutation is split at a count checked against its length.
 #![allow(clippy::indexing_slicing)]
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use burn::data::dataset::transform::SelectionDataset;
 use burn::data::dataset::{Dataset, DatasetError};
+use torchfits_core::{Error, ErrorKind};
 
 use crate::batch::splitmix;
 use crate::epochs::Epoch;
@@ -35,14 +38,10 @@ impl<D> Subset<D> {
 }
 
 impl<I, D: Dataset<I>> Dataset<I> for Subset<D> {
+    /// Panics for `index >= len()`, as burn's datasets do.
     fn get(&self, index: usize) -> Result<I, DatasetError> {
-        match self.indices.get(index) {
-            Some(&i) => self.inner.get(i),
-            None => Err(DatasetError::new(std::io::Error::other(format!(
-                "item {index} of a subset of {} items",
-                self.indices.len()
-            )))),
-        }
+        assert!(index < self.indices.len(), "Index out of bounds for dataset: {index} >= {}", self.indices.len());
+        self.inner.get(self.indices[index])
     }
 
     fn len(&self) -> usize {
@@ -69,6 +68,66 @@ pub fn split(n: usize, fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
     let p = permutation(n, seed);
     let k = ((n as f64 * fraction).round() as usize).min(n);
     (p[..k].to_vec(), p[k..].to_vec())
+}
+
+/// Splits items `0..groups.len()` in two by group (item `i` belongs to `groups[i]`: its image,
+/// field, tile or any column's value), every group wholly on one side, so that the two sides share
+/// no source. The distinct groups are shuffled from `seed` and taken in that order until the
+/// first side holds at least `round(n * fraction)` items (so it may hold a group's worth more);
+/// the same groups and seed give the same split on every machine.
+///
+/// ```
+/// use torchfits_burn::split_by_group;
+///
+/// let images = [0, 0, 1, 1, 1, 2, 3, 3]; // the image each stamp comes from
+/// let (train, valid) = split_by_group(&images, 0.75, 7);
+/// assert_eq!(train.len() + valid.len(), 8);
+/// assert!(train.iter().all(|&i| valid.iter().all(|&j| images[i] != images[j])));
+/// ```
+pub fn split_by_group<G: Ord>(groups: &[G], fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    let mut sizes: BTreeMap<&G, usize> = BTreeMap::new();
+    for g in groups {
+        *sizes.entry(g).or_default() += 1;
+    }
+    let keys: Vec<&G> = sizes.keys().copied().collect();
+    let target = ((groups.len() as f64 * fraction.clamp(0.0, 1.0)).round() as usize).min(groups.len());
+    let mut first: BTreeSet<&G> = BTreeSet::new();
+    let mut count = 0;
+    for k in permutation(keys.len(), seed) {
+        if count >= target {
+            break;
+        }
+        first.insert(keys[k]);
+        count += sizes[keys[k]];
+    }
+    (0..groups.len()).partition(|&i| first.contains(&groups[i]))
+}
+
+/// [`split_by_group`] as two of burn's `SelectionDataset`s over one shared dataset (burn's
+/// contract: `get` past the end panics); an error if `groups` has not one entry per item.
+pub fn split_dataset_by_group<D, I, G>(
+    dataset: Arc<D>,
+    groups: &[G],
+    fraction: f64,
+    seed: u64,
+) -> torchfits_core::Result<(SelectionDataset<D, I>, SelectionDataset<D, I>)>
+where
+    D: Dataset<I>,
+    I: Clone + Send + Sync,
+    G: Ord,
+{
+    if groups.len() != dataset.len() {
+        return Err(Error::new(
+            ErrorKind::Parameter,
+            format!("{} group keys for a dataset of {} items", groups.len(), dataset.len()),
+        ));
+    }
+    let (first, second) = split_by_group(groups, fraction, seed);
+    // every index is below groups.len() == dataset.len()
+    Ok((
+        SelectionDataset::from_indices_unchecked(dataset.clone(), first),
+        SelectionDataset::from_indices_unchecked(dataset, second),
+    ))
 }
 
 /// Rank `rank`'s shard of a dataset of `n` items among `world_size` ranks, for `epoch`: the

@@ -211,3 +211,28 @@ fn spectra_of_a_corrupt_file_are_replaced_by_spectra_that_read() {
     assert_eq!(report.files.len(), 1);
     assert_eq!(report.files[0].file, files[1]);
 }
+
+#[test]
+fn skip_crosses_a_long_block_of_bad_items() {
+    let dir = tmpdir("failures-block");
+    // 160 files, 100 consecutive ones corrupt: more than the tries one by one would cover
+    let files: Vec<PathBuf> = (0..160)
+        .map(|k| {
+            let path = dir.join(format!("f{k:03}.fits"));
+            let pixels = vec![k as i32; SIDE * SIDE];
+            let mut w = WriteOptions::new().overwrite(true).create(&path).expect("create");
+            w.image(&pixels, &[SIDE, SIDE]).compress(Compression::new(Algorithm::Gzip1)).write().expect("image");
+            w.finish().expect("finish");
+            if (30..130).contains(&k) {
+                corrupt_tiles(&path);
+            }
+            path
+        })
+        .collect();
+    let ds = dataset(&files, OnError::Skip);
+    for i in 0..ds.len() {
+        let value = ds.get(i).expect("a replacement within the tries").data()[0] as usize;
+        assert!(!(30..130).contains(&value), "item {i} got a corrupt file's pixels");
+    }
+    assert_eq!(ds.failures().report().files.len(), 100);
+}

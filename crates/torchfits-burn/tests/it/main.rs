@@ -6,6 +6,7 @@ mod data;
 #[cfg(feature = "wgpu")]
 mod device;
 mod failures;
+mod groups;
 #[cfg(feature = "wgpu")]
 mod kernel;
 mod learner;
