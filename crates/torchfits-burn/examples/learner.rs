@@ -20,6 +20,7 @@
 //!
 //! `learner: <E> epochs, accuracy <A>%, log10_flux MAE <M> (mean predictor <B>), <R> items replaced from <F> bad files`
 
+mod stamp_cnn;
 mod synthetic;
 
 use std::path::{Path, PathBuf};
@@ -27,10 +28,8 @@ use std::sync::Arc;
 
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::module::Module;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::loss::{CrossEntropyLossConfig, MseLoss, Reduction};
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{Linear, LinearConfig, PaddingConfig2d, Relu};
+use burn::nn::{Linear, LinearConfig};
 use burn::optim::AdamConfig;
 use burn::tensor::{DType, Device, Int, Tensor};
 use burn::train::logger::{EvaluationProgressLogger, TrainingProgressLogger};
@@ -39,6 +38,7 @@ use burn::train::renderer::{
     EvaluationName, MetricState, MetricsRenderer, MetricsRendererEvaluation, MetricsRendererTraining,
 };
 use burn::train::{InferenceStep, Learner, SupervisedTraining, TrainOutput, TrainStep};
+use stamp_cnn::{FEATURES, Trunk};
 use torchfits_burn::{
     CatalogCutoutDataset, EpochLoader, OnError, SideTensor, SideValues, StampBatch, StampBatcher, Subset, split,
 };
@@ -48,43 +48,28 @@ use torchfits_burn::{
 const LOG_FLUX_CENTRE: f32 = 2.5;
 const LOG_FLUX_SCALE: f32 = 0.2;
 
-/// Three 3x3 convolutions with max pooling, a shared linear layer, then two heads.
+/// The examples' convolutional trunk, then two heads: the class and the flux.
 #[derive(Module, Debug)]
 struct Net {
-    conv1: Conv2d,
-    conv2: Conv2d,
-    conv3: Conv2d,
-    pool: MaxPool2d,
-    shared: Linear,
+    trunk: Trunk,
     class_head: Linear,
     flux_head: Linear,
-    act: Relu,
 }
 
 impl Net {
     fn new(channels: usize, size: usize, device: &Device) -> Net {
-        let conv = |i, o| Conv2dConfig::new([i, o], [3, 3]).with_padding(PaddingConfig2d::Same).init(device);
-        let side = size / 8;
         Net {
-            conv1: conv(channels, 16),
-            conv2: conv(16, 32),
-            conv3: conv(32, 32),
-            pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
-            shared: LinearConfig::new(32 * side * side, 64).init(device),
-            class_head: LinearConfig::new(64, 2).init(device),
-            flux_head: LinearConfig::new(64, 1).init(device),
-            act: Relu::new(),
+            trunk: Trunk::new(channels, size, device),
+            class_head: LinearConfig::new(FEATURES, 2).init(device),
+            flux_head: LinearConfig::new(FEATURES, 1).init(device),
         }
     }
 
     /// Class logits `[b, 2]` and the scaled log flux `[b]`.
     fn forward(&self, x: Tensor<4>) -> (Tensor<2>, Tensor<1>) {
-        let x = self.pool.forward(self.act.forward(self.conv1.forward(x)));
-        let x = self.pool.forward(self.act.forward(self.conv2.forward(x)));
-        let x = self.pool.forward(self.act.forward(self.conv3.forward(x)));
-        let [b, c, h, w] = x.dims();
-        let x = self.act.forward(self.shared.forward(x.reshape([b, c * h * w])));
-        (self.class_head.forward(x.clone()), self.flux_head.forward(x).reshape([b]))
+        let [b, ..] = x.dims();
+        let features = self.trunk.forward(x);
+        (self.class_head.forward(features.clone()), self.flux_head.forward(features).reshape([b]))
     }
 
     fn output(&self, batch: StampBatch) -> SurveyOutput {

@@ -17,6 +17,7 @@
 //! (training loss and validation accuracy per epoch, valued axes and a legend), drawn with
 //! plotters. `-v` (or `RUST_LOG=torchfits=debug`) shows what torchfits does on stderr.
 
+mod stamp_cnn;
 mod synthetic;
 
 use std::path::{Path, PathBuf};
@@ -25,50 +26,29 @@ use std::time::Instant;
 
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::module::Module;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{Linear, LinearConfig, PaddingConfig2d, Relu};
+use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
+use stamp_cnn::{FEATURES, Trunk};
 use torchfits_burn::{CatalogCutoutDataset, StampBatcher, Subset, split};
 
-/// The classifier: three 3x3 convolutions with max pooling, two linear layers.
+/// The classifier: the examples' convolutional trunk, then a linear layer to the 2 classes.
 #[derive(Module, Debug)]
 struct Net {
-    conv1: Conv2d,
-    conv2: Conv2d,
-    conv3: Conv2d,
-    pool: MaxPool2d,
-    fc1: Linear,
-    fc2: Linear,
-    act: Relu,
+    trunk: Trunk,
+    head: Linear,
 }
 
 impl Net {
     fn new(channels: usize, size: usize, device: &Device) -> Net {
-        let conv = |i, o| Conv2dConfig::new([i, o], [3, 3]).with_padding(PaddingConfig2d::Same).init(device);
-        let side = size / 8;
-        Net {
-            conv1: conv(channels, 16),
-            conv2: conv(16, 32),
-            conv3: conv(32, 32),
-            pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
-            fc1: LinearConfig::new(32 * side * side, 64).init(device),
-            fc2: LinearConfig::new(64, 2).init(device),
-            act: Relu::new(),
-        }
+        Net { trunk: Trunk::new(channels, size, device), head: LinearConfig::new(FEATURES, 2).init(device) }
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = self.pool.forward(self.act.forward(self.conv1.forward(x)));
-        let x = self.pool.forward(self.act.forward(self.conv2.forward(x)));
-        let x = self.pool.forward(self.act.forward(self.conv3.forward(x)));
-        let [b, c, h, w] = x.dims();
-        let x = x.reshape([b, c * h * w]);
-        self.fc2.forward(self.act.forward(self.fc1.forward(x)))
+        self.head.forward(self.trunk.forward(x))
     }
 }
 

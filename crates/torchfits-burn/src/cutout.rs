@@ -203,13 +203,10 @@ impl CutoutBuilder {
         let mut images = Vec::with_capacity(self.images.len());
         let failures = Failures::default();
         for path in &self.images {
-            let ([ny, nx], wcs, pix) = match self.place(&cache, path, &world) {
-                Ok(placed) => placed,
-                Err(e) if self.on_error == OnError::Fail => return Err(e),
-                Err(e) => {
-                    failures.record_left_out(path, &e);
-                    continue;
-                }
+            let Some(([ny, nx], wcs, pix)) =
+                self.on_error.at_build(&failures, path, self.place(&cache, path, &world))?
+            else {
+                continue;
             };
             let k = images.len();
             for (i, p) in pix.chunks_exact(2).enumerate() {

@@ -44,6 +44,24 @@ pub enum OnError {
 }
 
 impl OnError {
+    /// A file's description when the dataset is built: `Some` to keep the file; for one the
+    /// dataset cannot use, the error (`Fail`) or `None` (recorded in `failures`: left out).
+    pub(crate) fn at_build<T>(
+        self,
+        failures: &Failures,
+        path: &Path,
+        described: torchfits_core::Result<T>,
+    ) -> torchfits_core::Result<Option<T>> {
+        match described {
+            Ok(t) => Ok(Some(t)),
+            Err(e) if self == OnError::Fail => Err(e.in_file(path)),
+            Err(e) => {
+                failures.record_left_out(path, &e.in_file(path));
+                Ok(None)
+            }
+        }
+    }
+
     /// `read(index)` failed with `error`: the error (policy `Fail`), or another item that reads,
     /// recorded in `failures`. `len` is the dataset's length; `epoch` seeds `Substitute`.
     pub(crate) fn recover<I>(

@@ -256,14 +256,11 @@ impl ImagingBuilder {
         let mut shapes: Vec<[usize; 2]> = Vec::with_capacity(self.files.len());
         let mut labels = Vec::with_capacity(self.files.len());
         for path in &self.files {
-            match self.describe(&cache, path, by_name.as_ref(), shapes.first()) {
-                Ok((shape, label)) => {
-                    files.push(path.clone());
-                    shapes.push(shape);
-                    labels.push(label);
-                }
-                Err(e) if self.on_error == OnError::Fail => return Err(e),
-                Err(e) => failures.record_left_out(path, &e.in_file(path)),
+            let described = self.describe(&cache, path, by_name.as_ref(), shapes.first());
+            if let Some((shape, label)) = self.on_error.at_build(&failures, path, described)? {
+                files.push(path.clone());
+                shapes.push(shape);
+                labels.push(label);
             }
         }
         Ok(ImagingDataset {

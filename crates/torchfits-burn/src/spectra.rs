@@ -245,18 +245,15 @@ impl SpectraBuilder {
         let mut files = Vec::with_capacity(self.files.len());
         for path in &self.files {
             let first = layout.first().map(|&(_, _, nwave)| nwave);
-            match self.describe(&cache, path, first) {
-                Ok((nspec, nwave, rows, exact)) => {
-                    for (name, values) in exact.iter() {
-                        side.push(name, values.clone()).map_err(|e| e.in_file(path))?;
-                    }
-                    files.push(path.clone());
-                    meta.extend(rows);
-                    layout.push((total, nspec, nwave));
-                    total += nspec;
+            let described = self.describe(&cache, path, first);
+            if let Some((nspec, nwave, rows, exact)) = self.on_error.at_build(&failures, path, described)? {
+                for (name, values) in exact.iter() {
+                    side.push(name, values.clone()).map_err(|e| e.in_file(path))?;
                 }
-                Err(e) if self.on_error == OnError::Fail => return Err(e),
-                Err(e) => failures.record_left_out(path, &e.in_file(path)),
+                files.push(path.clone());
+                meta.extend(rows);
+                layout.push((total, nspec, nwave));
+                total += nspec;
             }
         }
         Ok(SpectroscopicDataset {
