@@ -7,10 +7,11 @@
 use std::sync::Arc;
 
 use burn::data::dataloader::batcher::Batcher;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 
 use crate::columns::SideBatch;
 use crate::epochs::Epoch;
+use crate::roles::ChannelRole;
 use crate::stamp::Stamp;
 
 /// A batch of stamps on a device.
@@ -21,6 +22,17 @@ pub struct StampBatch {
     pub images: Tensor<4>,
     /// `[batch]` labels, when every item has one.
     pub labels: Option<Tensor<1, Int>>,
+    /// `[batch, mask planes, height, width]` integer flags, exact and untransformed (but for the
+    /// symmetries, which move every plane alike), where the dataset has mask channels
+    /// ([`ChannelRole::Mask`]): I64 where the device has 64-bit integers, else I32 holding the
+    /// flags' low 32 bits (a 32-bit mask's bits whole).
+    pub masks: Option<Tensor<4, Int>>,
+    /// `[batch, weight planes, height, width]` inverse variances or variances, untransformed
+    /// (but for the symmetries), where the dataset has weight channels; `weight_roles` says
+    /// which each plane is.
+    pub weights: Option<Tensor<4>>,
+    /// The role of each weight plane.
+    pub weight_roles: Vec<ChannelRole>,
     /// `[batch, 2, height, width]` longitude and latitude planes (degrees), when
     /// [`StampBatcher::coordinates`] is set.
     pub coordinates: Option<Tensor<4>>,
@@ -124,7 +136,7 @@ impl StampBatcher {
         let _span = tracing::trace_span!("batch", items = items.len()).entered();
         let b = items.len();
         let (c, h, w) = items.first().map(|s| (s.channels, s.height, s.width)).unwrap_or((1, 1, 1));
-        let masks = items.first().map_or(0, |s| s.mask_channels.min(s.channels));
+        let mask_channels = items.first().map_or(0, |s| s.mask_channels.min(s.channels));
         let plane = h * w;
         let mut data = Vec::with_capacity(b * c * plane);
         let mut labels = Vec::with_capacity(b);
@@ -150,6 +162,7 @@ impl StampBatcher {
             Some(side) => side.batch(&items.iter().map(|s| s.row).collect::<Vec<_>>(), device),
             None => Vec::new(),
         };
+        let (mut masks, mut weights, weight_roles) = side_planes(&items, plane, device)?;
         let mut coordinates = match &self.coordinates {
             Some(src) => Some(src.planes(&items, device)?),
             None => None,
@@ -160,7 +173,7 @@ impl StampBatcher {
         drop(items);
         let mut images = upload::<4>(TensorData::new(data, [b, c, h, w]), device);
         // the image channels: all but the dataset's mask channels (the last ones)
-        let image_channels = c - masks;
+        let image_channels = c - mask_channels;
         if let Some(value) = self.nan {
             let first = images.clone().narrow(1, 0, 1);
             let mask = first.is_nan();
@@ -184,14 +197,16 @@ impl StampBatcher {
         if symmetries.iter().any(|&k| k != 0) {
             let index = symmetry_indices(&symmetries, h, w, device);
             images = apply_symmetries(images, index.clone());
-            coordinates = coordinates.map(|t| apply_symmetries(t, index));
+            coordinates = coordinates.map(|t| apply_symmetries(t, index.clone()));
+            masks = masks.map(|t| apply_int_symmetries(t, index.clone()));
+            weights = weights.map(|t| apply_symmetries(t, index));
         }
         let labels = (labels.len() == b && b > 0).then(|| {
             let data = TensorData::new(labels, [b]);
             crate::transfers::up(data.bytes().len());
             Tensor::<1, Int>::from_data(data, device)
         });
-        Ok(StampBatch { images, labels, coordinates, targets, indices })
+        Ok(StampBatch { images, labels, masks, weights, weight_roles, coordinates, targets, indices })
     }
 }
 
@@ -213,6 +228,63 @@ impl Batcher<Stamp, StampBatch> for StampBatcher {
 fn upload<const D: usize>(data: TensorData, device: &Device) -> Tensor<D> {
     crate::transfers::up(data.bytes().len());
     Tensor::<D>::from_data(data, device)
+}
+
+/// The items' mask and weight planes as tensors on `device` (each one upload), with the roles of
+/// the weight planes; an error for items whose planes differ in number.
+#[allow(clippy::type_complexity)] // the three parts of one batch, named where they are used
+fn side_planes(
+    items: &[Stamp],
+    plane: usize,
+    device: &Device,
+) -> torchfits_core::Result<(Option<Tensor<4, Int>>, Option<Tensor<4>>, Vec<ChannelRole>)> {
+    let Some(first) = items.first() else { return Ok((None, None, Vec::new())) };
+    let (h, w) = (first.height, first.width);
+    let planes_of = |len: usize| len / plane.max(1);
+    let mask_planes = first.masks.as_ref().map_or(0, |m| planes_of(m.len()));
+    let weight_planes = first.weights.as_ref().map_or(0, |m| planes_of(m.len()));
+    let differ = || {
+        torchfits_core::Error::new(
+            torchfits_core::ErrorKind::Parameter,
+            "items with different mask or weight planes in one batch",
+        )
+    };
+    let b = items.len();
+    let masks = match mask_planes {
+        0 => None,
+        n => {
+            let mut flags: Vec<i64> = Vec::with_capacity(b * n * plane);
+            for s in items {
+                flags.extend_from_slice(s.masks.as_ref().filter(|m| m.len() == n * plane).ok_or_else(differ)?);
+            }
+            let (data, dtype) = if device.supports_dtype(DType::I64) {
+                (TensorData::new(flags, [b, n, h, w]), DType::I64)
+            } else {
+                // the low 32 bits: a mask is bits, and FITS masks are at most 32 bits wide
+                let low: Vec<i32> = flags.iter().map(|&f| f as i32).collect();
+                (TensorData::new(low, [b, n, h, w]), DType::I32)
+            };
+            crate::transfers::up(data.bytes().len());
+            Some(Tensor::<4, Int>::from_data(data, (device, dtype)))
+        }
+    };
+    let weights = match weight_planes {
+        0 => None,
+        n => {
+            let mut values: Vec<f32> = Vec::with_capacity(b * n * plane);
+            for s in items {
+                values.extend_from_slice(s.weights.as_ref().filter(|m| m.len() == n * plane).ok_or_else(differ)?);
+            }
+            Some(upload::<4>(TensorData::new(values, [b, n, h, w]), device))
+        }
+    };
+    Ok((masks, weights, first.weight_roles.to_vec()))
+}
+
+/// [`apply_symmetries`] for integer planes.
+fn apply_int_symmetries(t: Tensor<4, Int>, index: Tensor<3, Int>) -> Tensor<4, Int> {
+    let [b, c, h, w] = t.dims();
+    t.reshape([b, c, h * w]).gather(2, index.expand([b, c, h * w])).reshape([b, c, h, w])
 }
 
 /// Moves each item's pixels by its symmetry: one gather over the flattened planes, by the

@@ -393,6 +393,9 @@ impl CatalogCutoutDataset {
             image: e.image,
             origin: (x0 as f64, y0 as f64),
             index,
+            masks: None,
+            weights: None,
+            weight_roles: Arc::new([]),
             row: e.row,
             side: self.side.clone(),
         })

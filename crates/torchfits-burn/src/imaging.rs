@@ -17,6 +17,7 @@ use crate::batch::splitmix;
 use crate::columns::SideValues;
 use crate::epochs::Epoch;
 use crate::failures::{Failures, OnError};
+use crate::roles::ChannelRole;
 use crate::stamp::Stamp;
 
 /// Which part of each image an item is.
@@ -63,6 +64,7 @@ pub struct ImagingDataset {
     shapes: Vec<[usize; 2]>,
     labels: Vec<Option<i64>>,
     channels: Vec<HduSelector>,
+    roles: Vec<ChannelRole>,
     crop: Crop,
     pool: BufferPool,
     epoch: Epoch,
@@ -75,6 +77,7 @@ pub struct ImagingDataset {
 pub struct ImagingBuilder {
     files: Vec<PathBuf>,
     channels: Vec<HduSelector>,
+    roles: Vec<ChannelRole>,
     crop: Crop,
     keyword: Option<String>,
     table: Option<(PathBuf, String, String)>,
@@ -90,6 +93,7 @@ impl ImagingDataset {
         ImagingBuilder {
             files: files.into_iter().map(|p| p.as_ref().to_path_buf()).collect(),
             channels: vec![HduSelector::from(0usize)],
+            roles: Vec::new(),
             crop: Crop::Full,
             keyword: None,
             table: None,
@@ -160,16 +164,28 @@ impl ImagingDataset {
                 (height, width, y0, x0)
             }
         };
-        let c = self.channels.len();
-        let mut buf = self.pool.get::<f32>(c * h * w).map_err(|e| e.in_file(path))?;
         let section = Section::new(vec![y0..y0 + h, x0..x0 + w]);
-        for (k, hdu) in self.channels.iter().enumerate() {
-            let plane = &mut buf[k * h * w..(k + 1) * h * w];
-            self.cache.with(path, |f| f.image(hdu.clone())?.read_section_into(&section, plane))?;
-        }
+        let role = |k: usize| self.roles.get(k).copied().unwrap_or_default();
+        let science: Vec<&HduSelector> = self
+            .channels
+            .iter()
+            .enumerate()
+            .filter(|&(k, _)| role(k) == ChannelRole::Science)
+            .map(|(_, c)| c)
+            .collect();
+        let masks: Vec<&HduSelector> =
+            self.channels.iter().enumerate().filter(|&(k, _)| role(k) == ChannelRole::Mask).map(|(_, c)| c).collect();
+        let weights: Vec<&HduSelector> =
+            self.channels.iter().enumerate().filter(|&(k, _)| role(k).is_weight()).map(|(_, c)| c).collect();
+        let pixels = self.planes::<f32>(path, &section, &science, h * w)?;
+        let masks = (!masks.is_empty()).then(|| self.planes::<i64>(path, &section, &masks, h * w)).transpose()?;
+        let weights = (!weights.is_empty()).then(|| self.planes::<f32>(path, &section, &weights, h * w)).transpose()?;
         Ok(Stamp {
-            pixels: Arc::new(buf),
-            channels: c,
+            pixels,
+            channels: science.len(),
+            masks,
+            weights,
+            weight_roles: self.roles.iter().copied().filter(|r| r.is_weight()).collect(),
             mask_channels: 0,
             height: h,
             width: w,
@@ -180,6 +196,23 @@ impl ImagingDataset {
             row: index,
             side: None,
         })
+    }
+
+    /// The planes of `hdus` in `section` (`plane` pixels each), one after the other, in a
+    /// buffer from the pool.
+    fn planes<T: torchfits_core::Pixel>(
+        &self,
+        path: &Path,
+        section: &Section,
+        hdus: &[&HduSelector],
+        plane: usize,
+    ) -> Result<Arc<torchfits_core::PooledBuffer<T>>> {
+        let mut buf = self.pool.get::<T>(hdus.len() * plane).map_err(|e| e.in_file(path))?;
+        for (k, hdu) in hdus.iter().enumerate() {
+            let out = &mut buf[k * plane..(k + 1) * plane];
+            self.cache.with(path, |f| f.image((*hdu).clone())?.read_section_into(section, out))?;
+        }
+        Ok(Arc::new(buf))
     }
 }
 
@@ -194,6 +227,14 @@ impl ImagingBuilder {
     /// The HDUs stacked as channels, in order (default: the primary HDU alone).
     pub fn channels<S: Into<HduSelector> + Clone>(mut self, hdus: &[S]) -> Self {
         self.channels = hdus.iter().cloned().map(Into::into).collect();
+        self
+    }
+
+    /// The role of each channel, in the order of [`ImagingBuilder::channels`] (default: every
+    /// channel [`ChannelRole::Science`]): mask and weight channels go to the batch's own `masks`
+    /// and `weights` tensors, exact and never transformed; at least one channel is science.
+    pub fn roles(mut self, roles: &[ChannelRole]) -> Self {
+        self.roles = roles.to_vec();
         self
     }
 
@@ -246,6 +287,15 @@ impl ImagingBuilder {
         if self.channels.is_empty() {
             return Err(Error::new(ErrorKind::Parameter, "no channel HDU given"));
         }
+        if !self.roles.is_empty() && self.roles.len() != self.channels.len() {
+            return Err(Error::new(
+                ErrorKind::Parameter,
+                format!("{} roles for {} channels", self.roles.len(), self.channels.len()),
+            ));
+        }
+        if !self.roles.is_empty() && !self.roles.contains(&ChannelRole::Science) {
+            return Err(Error::new(ErrorKind::Parameter, "no science channel among the roles"));
+        }
         let cache = FileCache::new(self.open_files, OpenOptions::new().mmap(self.mmap));
         let by_name = match &self.table {
             Some((table, file_col, label_col)) => Some(label_table(table, file_col, label_col)?),
@@ -269,6 +319,7 @@ impl ImagingBuilder {
             shapes,
             labels,
             channels: self.channels,
+            roles: self.roles,
             crop: self.crop,
             pool: BufferPool::default(),
             epoch: Epoch::default(),

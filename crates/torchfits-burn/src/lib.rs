@@ -31,6 +31,7 @@ mod imaging;
 mod item;
 mod kernels;
 mod prefetch;
+mod roles;
 mod spectra;
 mod stamp;
 mod subset;
@@ -49,6 +50,7 @@ pub use epochs::{Epoch, EpochLoader};
 pub use failures::{FailureReport, Failures, FileFailures, OnError, REPLACEMENT_TRIES};
 pub use imaging::{Crop, ImagingBuilder, ImagingDataset};
 pub use prefetch::Prefetch;
+pub use roles::ChannelRole;
 pub use spectra::{SpectraBuilder, SpectroscopicDataset, Spectrum, SpectrumBatch, SpectrumBatcher};
 pub use stamp::Stamp;
 pub use subset::{

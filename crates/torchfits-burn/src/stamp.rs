@@ -5,6 +5,7 @@ use std::sync::Arc;
 use torchfits_core::PooledBuffer;
 
 use crate::columns::SideColumns;
+use crate::roles::ChannelRole;
 
 /// One item of an image dataset: `channels` planes of `height` x `width` pixels (C order), in a
 /// buffer taken from the dataset's pool (it returns there when the last clone of the item is
@@ -33,6 +34,14 @@ pub struct Stamp {
     pub origin: (f64, f64),
     /// The item's index in its dataset.
     pub index: usize,
+    /// `[mask_planes, height, width]` integer flags, exact (an [`crate::ImagingDataset`]'s
+    /// [`ChannelRole::Mask`] channels), where the dataset has some.
+    pub masks: Option<Arc<PooledBuffer<i64>>>,
+    /// `[weights, height, width]` weight planes (its [`ChannelRole::InverseVariance`] and
+    /// [`ChannelRole::Variance`] channels), where the dataset has some; `weight_roles` says which.
+    pub weights: Option<Arc<PooledBuffer<f32>>>,
+    /// The role of each weight plane, in order.
+    pub weight_roles: Arc<[ChannelRole]>,
     /// The item's row in `side` (a catalog row for a stamp around a catalog position).
     pub row: usize,
     /// The dataset's side columns (targets, features), where it has some: the batch takes row

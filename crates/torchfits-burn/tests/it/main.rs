@@ -10,6 +10,7 @@ mod groups;
 #[cfg(feature = "wgpu")]
 mod kernel;
 mod learner;
+mod roles;
 mod targets;
 mod tensor_io;
 mod tensor_wcs;
