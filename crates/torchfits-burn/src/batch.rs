@@ -1,8 +1,5 @@
 //! Stacking stamps into tensors on the loader's device, with on-device transforms.
 
-// Indexing: symmetry tables of fixed size indexed modulo their length; the mean and
-// std lists are checked to have one value per channel when the batcher is built.
-#![allow(clippy::indexing_slicing)]
 
 use std::sync::Arc;
 
@@ -13,12 +10,14 @@ use crate::columns::SideBatch;
 use crate::epochs::Epoch;
 use crate::roles::ChannelRole;
 use crate::stamp::Stamp;
+use crate::transforms::{Asinh, ImagePlanes, ImageTransform, NanFill, Normalize, Symmetries, TransformContext};
 
 /// A batch of stamps on a device.
 #[derive(Debug, Clone)]
 pub struct StampBatch {
-    /// `[batch, channels, height, width]`: the stamps' channels (after the transforms), then a
-    /// NaN-mask channel if [`StampBatcher::nan_to`] is set.
+    /// `[batch, channels, height, width]`: the stamps' science channels (after the transforms),
+    /// then their float flag channels (a cutout's edge mask, [`crate::transforms::NanFill`]'s
+    /// NaN mask).
     pub images: Tensor<4>,
     /// `[batch]` labels, when every item has one.
     pub labels: Option<Tensor<1, Int>>,
@@ -59,24 +58,39 @@ pub trait StampCoordinates: Send + Sync + std::fmt::Debug {
 }
 
 /// Stacks [`Stamp`]s into a [`StampBatch`]: one contiguous host buffer, one upload per batch,
-/// then the transforms as tensor operations on the device, in this order: NaN to a value (with a
-/// mask channel), arcsinh stretch, per-channel normalisation, random flips and quarter turns
-/// (seeded per item and per epoch: the same seed and epoch give the same batch on any device).
+/// then the [`ImageTransform`]s as tensor operations on the device, in the order they were
+/// added; random ones draw from their seed, the epoch and each item's index, so the same seed
+/// and epoch give the same batch on any device.
 ///
-/// ```no_run
+/// ```
 /// use torchfits_burn::StampBatcher;
+/// use torchfits_burn::transforms::{Asinh, NanFill, RandomCrop, SubtractBackground, Symmetries};
 ///
-/// let batcher = StampBatcher::new().nan_to(0.0).asinh(0.1).normalize(vec![0.0], vec![1.0]).augment(42);
+/// let batcher = StampBatcher::new()
+///     .transform(NanFill(0.0))
+///     .transform(SubtractBackground::default())
+///     .transform(Asinh(0.1))
+///     .transform(RandomCrop { height: 48, width: 48, seed: 7 })
+///     .transform(Symmetries(42));
 /// let epoch = batcher.epoch(); // advanced by an `EpochLoader`, or set by a hand-written loop
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct StampBatcher {
-    nan: Option<f32>,
-    asinh: Option<f32>,
-    normalize: Option<(Vec<f32>, Vec<f32>)>,
-    augment: Option<u64>,
+    transforms: Vec<Arc<dyn ImageTransform>>,
+    symmetries: Option<Symmetries>,
     epoch: Epoch,
     coordinates: Option<Arc<dyn StampCoordinates>>,
+}
+
+impl std::fmt::Debug for StampBatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.transforms.iter().map(|t| t.name()).collect();
+        f.debug_struct("StampBatcher")
+            .field("transforms", &names)
+            .field("epoch", &self.epoch)
+            .field("coordinates", &self.coordinates)
+            .finish()
+    }
 }
 
 impl StampBatcher {
@@ -85,34 +99,38 @@ impl StampBatcher {
         Self::default()
     }
 
-    /// Replaces NaN pixels by `value` and appends a channel that is 1.0 where the first channel
-    /// was NaN.
-    pub fn nan_to(mut self, value: f32) -> Self {
-        self.nan = Some(value);
+    /// Adds a transform, applied after those added before.
+    pub fn transform(mut self, transform: impl ImageTransform + 'static) -> Self {
+        self.transforms.push(Arc::new(transform));
         self
     }
 
-    /// `asinh(x / scale)` on every image channel (the masks the dataset or `nan_to` added
-    /// excepted).
-    pub fn asinh(mut self, scale: f32) -> Self {
-        self.asinh = Some(scale);
-        self
+    /// Adds [`NanFill`]`(value)`: NaN pixels to `value`, and a channel that is 1.0 where the
+    /// first channel was NaN.
+    pub fn nan_to(self, value: f32) -> Self {
+        self.transform(NanFill(value))
     }
 
-    /// `(x - mean[c]) / std[c]` on the first `mean.len()` channels.
-    pub fn normalize(mut self, mean: Vec<f32>, std: Vec<f32>) -> Self {
-        self.normalize = Some((mean, std));
-        self
+    /// Adds [`Asinh`]`(scale)`: `asinh(x / scale)` on the science channels.
+    pub fn asinh(self, scale: f32) -> Self {
+        self.transform(Asinh(scale))
     }
 
-    /// Random flips and quarter turns (the 8 symmetries of the square; flips only for stamps
-    /// that are not square), drawn from `seed`, the epoch and the item's index.
+    /// Adds [`Normalize`]: `(x - mean[c]) / std[c]` on the first `mean.len()` science channels.
+    pub fn normalize(self, mean: Vec<f32>, std: Vec<f32>) -> Self {
+        self.transform(Normalize { mean, std })
+    }
+
+    /// Adds [`Symmetries`]`(seed)`: random flips and quarter turns (the 8 symmetries of the
+    /// square; flips only for stamps that are not square), drawn from `seed`, the epoch and the
+    /// item's index.
     pub fn augment(mut self, seed: u64) -> Self {
-        self.augment = Some(seed);
-        self
+        self.symmetries = Some(Symmetries(seed));
+        self.transform(Symmetries(seed))
     }
 
-    /// Adds the stamps' longitude/latitude planes to each batch.
+    /// Adds the stamps' longitude/latitude planes to each batch (made before the transforms,
+    /// which move them with the pixels).
     pub fn coordinates(mut self, source: Arc<dyn StampCoordinates>) -> Self {
         self.coordinates = Some(source);
         self
@@ -123,15 +141,13 @@ impl StampBatcher {
         self.epoch.clone()
     }
 
-    /// The symmetry (0..8) applied to item `index` in the current epoch.
+    /// The symmetry (0..8) [`StampBatcher::augment`] applies to item `index` in the current epoch.
     pub fn symmetry(&self, index: usize, square: bool) -> u8 {
-        let Some(seed) = self.augment else { return 0 };
-        let h = splitmix(seed ^ splitmix(self.epoch.get() ^ splitmix(index as u64)));
-        if square { (h % 8) as u8 } else { [0u8, 1, 2, 3][(h % 4) as usize] }
+        self.symmetries.map_or(0, |s| s.code(self.epoch.get(), index, square))
     }
 
-    /// Stacks `items` and applies the transforms; an error for items of differing shapes or a
-    /// coordinate plane that cannot be computed.
+    /// Stacks `items` and applies the transforms; an error for items of differing shapes, a
+    /// coordinate plane that cannot be computed or a transform that cannot apply.
     pub fn try_batch(&self, items: Vec<Stamp>, device: &Device) -> torchfits_core::Result<StampBatch> {
         let _span = tracing::trace_span!("batch", items = items.len()).entered();
         let b = items.len();
@@ -162,45 +178,30 @@ impl StampBatcher {
             Some(side) => side.batch(&items.iter().map(|s| s.row).collect::<Vec<_>>(), device),
             None => Vec::new(),
         };
-        let (mut masks, mut weights, weight_roles) = side_planes(&items, plane, device)?;
-        let mut coordinates = match &self.coordinates {
+        let (masks, weights, weight_roles) = side_planes(&items, plane, device)?;
+        let coordinates = match &self.coordinates {
             Some(src) => Some(src.planes(&items, device)?),
             None => None,
         };
         let indices: Vec<usize> = items.iter().map(|s| s.index).collect();
-        let symmetries: Vec<u8> = items.iter().map(|s| self.symmetry(s.index, h == w)).collect();
         // the items' buffers go back to their pool now
         drop(items);
-        let mut images = upload::<4>(TensorData::new(data, [b, c, h, w]), device);
-        // the image channels: all but the dataset's mask channels (the last ones)
-        let image_channels = c - mask_channels;
-        if let Some(value) = self.nan {
-            let first = images.clone().narrow(1, 0, 1);
-            let mask = first.is_nan();
-            images = images.clone().mask_fill(images.is_nan(), value);
-            images = Tensor::cat(vec![images, mask.float()], 1);
-        }
-        if let Some(scale) = self.asinh {
-            let (head, tail) = split_channels(images, image_channels);
-            let head = head.div_scalar(scale).asinh();
-            images = join_channels(head, tail);
-        }
-        if let Some((mean, std)) = &self.normalize {
-            let n = mean.len().min(std.len()).min(images.dims()[1]);
-            if n > 0 {
-                let m = upload::<1>(TensorData::new(mean[..n].to_vec(), [n]), device).reshape([1, n, 1, 1]);
-                let s = upload::<1>(TensorData::new(std[..n].to_vec(), [n]), device).reshape([1, n, 1, 1]);
-                let (head, tail) = split_channels(images, n);
-                images = join_channels((head - m) / s, tail);
-            }
-        }
-        if symmetries.iter().any(|&k| k != 0) {
-            let index = symmetry_indices(&symmetries, h, w, device);
-            images = apply_symmetries(images, index.clone());
-            coordinates = coordinates.map(|t| apply_symmetries(t, index.clone()));
-            masks = masks.map(|t| apply_int_symmetries(t, index.clone()));
-            weights = weights.map(|t| apply_symmetries(t, index));
-        }
+        let images = upload::<4>(TensorData::new(data, [b, c, h, w]), device);
+        // the science channels, then the dataset's float mask channels (a cutout's edge mask)
+        let science = c - mask_channels;
+        let planes = ImagePlanes {
+            science: images.clone().narrow(1, 0, science),
+            flags: (mask_channels > 0).then(|| images.narrow(1, science, mask_channels)),
+            masks,
+            weights,
+            weight_roles,
+            coordinates,
+        };
+        let context = TransformContext { device, epoch: self.epoch.get(), indices: &indices };
+        let planes = self.transforms.iter().try_fold(planes, |p, t| t.apply(p, &context))?;
+        let (masks, weights, weight_roles, coordinates) =
+            (planes.masks.clone(), planes.weights.clone(), planes.weight_roles.clone(), planes.coordinates.clone());
+        let images = planes.images();
         let labels = (labels.len() == b && b > 0).then(|| {
             let data = TensorData::new(labels, [b]);
             crate::transfers::up(data.bytes().len());
@@ -279,62 +280,4 @@ fn side_planes(
         }
     };
     Ok((masks, weights, first.weight_roles.to_vec()))
-}
-
-/// [`apply_symmetries`] for integer planes.
-fn apply_int_symmetries(t: Tensor<4, Int>, index: Tensor<3, Int>) -> Tensor<4, Int> {
-    let [b, c, h, w] = t.dims();
-    t.reshape([b, c, h * w]).gather(2, index.expand([b, c, h * w])).reshape([b, c, h, w])
-}
-
-/// Moves each item's pixels by its symmetry: one gather over the flattened planes, by the
-/// `[b, 1, h * w]` source indices of [`symmetry_indices`].
-fn apply_symmetries(t: Tensor<4>, index: Tensor<3, Int>) -> Tensor<4> {
-    let [b, c, h, w] = t.dims();
-    t.reshape([b, c, h * w]).gather(2, index.expand([b, c, h * w])).reshape([b, c, h, w])
-}
-
-fn split_channels(t: Tensor<4>, n: usize) -> (Tensor<4>, Option<Tensor<4>>) {
-    let c = t.dims()[1];
-    if n >= c {
-        return (t, None);
-    }
-    (t.clone().narrow(1, 0, n), Some(t.narrow(1, n, c - n)))
-}
-
-fn join_channels(head: Tensor<4>, tail: Option<Tensor<4>>) -> Tensor<4> {
-    match tail {
-        Some(t) => Tensor::cat(vec![head, t], 1),
-        None => head,
-    }
-}
-
-/// For each item, the source pixel (y * w + x) of each output pixel under its symmetry, made on
-/// the device from the items' symmetry codes (the only upload: one integer per item): bit 0
-/// flips x, bit 1 flips y, bit 2 transposes (square stamps only). `[b, 1, h * w]`.
-fn symmetry_indices(symmetries: &[u8], h: usize, w: usize, device: &Device) -> Tensor<3, Int> {
-    let b = symmetries.len();
-    let codes = TensorData::new(symmetries.iter().map(|&k| i64::from(k)).collect::<Vec<i64>>(), [b]);
-    crate::transfers::up(codes.bytes().len());
-    let codes = Tensor::<1, Int>::from_data(codes, device).reshape([b, 1, 1]).expand([b, h, w]);
-    let flip_x = codes.clone().remainder_scalar(2);
-    let flip_y = codes.clone().div_scalar(2).remainder_scalar(2);
-    let transpose = codes.div_scalar(4).remainder_scalar(2);
-    let x = Tensor::<1, Int>::arange(0..w as i64, device).reshape([1, 1, w]).expand([b, h, w]);
-    let y = Tensor::<1, Int>::arange(0..h as i64, device).reshape([1, h, 1]).expand([b, h, w]);
-    // transposed: (x, y) -> (y, x); only square stamps are, so both grids have one shape
-    let sx = x.clone() + transpose.clone() * (y.clone() - x.clone());
-    let sy = y.clone() + transpose * (x - y);
-    // flipped: s -> (n - 1) - s
-    let sx = sx.clone() + flip_x * sx.mul_scalar(-2).add_scalar(w as i64 - 1);
-    let sy = sy.clone() + flip_y * sy.mul_scalar(-2).add_scalar(h as i64 - 1);
-    (sy.mul_scalar(w as i64) + sx).reshape([b, 1, h * w])
-}
-
-/// A 64-bit mix (splitmix64's finaliser).
-pub(crate) fn splitmix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use burn::data::dataset::DatasetError;
 use torchfits_core::Error;
 
-use crate::batch::splitmix;
+use crate::seeds::splitmix;
 
 /// How many other items a replacement policy tries before it gives up and returns the error
 /// (a dataset whose files are all gone fails instead of reading every item for every item).

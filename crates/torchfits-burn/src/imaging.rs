@@ -13,7 +13,7 @@ use torchfits_core::{
     BufferPool, ColumnValues, Error, ErrorKind, FileCache, HduSelector, OpenOptions, Result, Section,
 };
 
-use crate::batch::splitmix;
+use crate::seeds::draw;
 use crate::columns::SideValues;
 use crate::epochs::Epoch;
 use crate::failures::{Failures, OnError};
@@ -158,7 +158,7 @@ impl ImagingDataset {
             Crop::Full => (ny, nx, 0, 0),
             Crop::Centre(h, w) => (h, w, (ny - h) / 2, (nx - w) / 2),
             Crop::Random { height, width, seed } => {
-                let r = splitmix(seed ^ splitmix(self.epoch.get() ^ splitmix(index as u64)));
+                let r = draw(seed, self.epoch.get(), index);
                 let y0 = (r % (ny - height + 1) as u64) as usize;
                 let x0 = ((r >> 32) % (nx - width + 1) as u64) as usize;
                 (height, width, y0, x0)

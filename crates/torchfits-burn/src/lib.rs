@@ -32,10 +32,12 @@ mod item;
 mod kernels;
 mod prefetch;
 mod roles;
+mod seeds;
 mod spectra;
 mod stamp;
 mod subset;
 pub mod tensors;
+pub mod transforms;
 pub mod transfers;
 pub mod wcs;
 
@@ -51,7 +53,7 @@ pub use failures::{FailureReport, Failures, FileFailures, OnError, REPLACEMENT_T
 pub use imaging::{Crop, ImagingBuilder, ImagingDataset};
 pub use prefetch::Prefetch;
 pub use roles::ChannelRole;
-pub use spectra::{SpectraBuilder, SpectroscopicDataset, Spectrum, SpectrumBatch, SpectrumBatcher};
+pub use spectra::{Arm, SpectraBuilder, SpectroscopicDataset, Spectrum, SpectrumBatch, SpectrumBatcher, Wavelength};
 pub use stamp::Stamp;
 pub use subset::{
     EpochShard, ShardExt, Subset, permutation, shard, shard_indices, split, split_by_group, split_dataset_by_group,

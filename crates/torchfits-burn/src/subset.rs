@@ -10,7 +10,7 @@ use burn::data::dataset::transform::SelectionDataset;
 use burn::data::dataset::{Dataset, DatasetError};
 use torchfits_core::{Error, ErrorKind};
 
-use crate::batch::splitmix;
+use crate::seeds::splitmix;
 use crate::epochs::Epoch;
 
 /// The items `indices` of a shared dataset, in that order (a train/validation split, a shard).

@@ -146,7 +146,7 @@ impl<B: StagingBackend, C: CheckpointStrategy> StagingBackend for Autodiff<B, C>
 
 /// Whether `device` keeps tensors in host memory (the CPU backend): the values are then read into
 /// a vector that becomes the tensor's own.
-fn on_host(device: &Device) -> bool {
+pub(crate) fn on_host(device: &Device) -> bool {
     #[cfg(any(feature = "wgpu", feature = "cuda"))]
     if matches!(device.as_dispatch().clone().inner(), burn::backend::DispatchDevice::Cube(_)) {
         return false;

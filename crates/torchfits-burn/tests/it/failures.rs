@@ -183,7 +183,7 @@ fn spectra_of_a_corrupt_file_are_replaced_by_spectra_that_read() {
     let files: Vec<PathBuf> = (0..3)
         .map(|k| {
             let path = dir.join(format!("coadd{k}.fits"));
-            let flux = vec![k as i32; nspec * nwave];
+            let flux = vec![k; nspec * nwave];
             let mut h = Header::new();
             h.set("EXTNAME", "FLUX", None).expect("set");
             let mut w = WriteOptions::new().overwrite(true).create(&path).expect("create");
@@ -219,7 +219,7 @@ fn skip_crosses_a_long_block_of_bad_items() {
     let files: Vec<PathBuf> = (0..160)
         .map(|k| {
             let path = dir.join(format!("f{k:03}.fits"));
-            let pixels = vec![k as i32; SIDE * SIDE];
+            let pixels = vec![k; SIDE * SIDE];
             let mut w = WriteOptions::new().overwrite(true).create(&path).expect("create");
             w.image(&pixels, &[SIDE, SIDE]).compress(Compression::new(Algorithm::Gzip1)).write().expect("image");
             w.finish().expect("finish");

@@ -14,3 +14,4 @@ mod roles;
 mod targets;
 mod tensor_io;
 mod tensor_wcs;
+mod transforms;

@@ -1,0 +1,668 @@
+//! Spectra as items: rows of `[nspec, nwave]` images (DESI-style, one set of HDUs per arm of the
+//! spectrograph) or array cells of a table, with the wavelength of each sample.
+
+// Indexing: file and row indices come from the dataset's layout, made at build;
+// planes are cut from buffers sized to the item.
+#![allow(clippy::indexing_slicing)]
+
+mod batch;
+mod wavelength;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use burn::data::dataset::{Dataset, DatasetError};
+use torchfits_core::{
+    BufferPool, ColumnValues, Error, ErrorKind, FileCache, FitsFile, HduSelector, OpenOptions, PooledBuffer, Result,
+    Section,
+};
+
+pub use batch::{SpectrumBatch, SpectrumBatcher};
+pub use wavelength::Wavelength;
+
+use crate::columns::{SideColumns, SideValues};
+use crate::epochs::Epoch;
+use crate::failures::{Failures, OnError};
+use crate::roles::ChannelRole;
+
+/// One spectrum: `channels` rows of `length` values (the flux, then the other channels that
+/// are not masks: inverse variance, variance, ...; `roles` says which), its integer mask rows,
+/// the wavelength of each sample and its metadata row. A multi-arm spectrum has its arms one
+/// after the other in every row (`arms` gives their lengths).
+#[derive(Debug, Clone)]
+pub struct Spectrum {
+    /// `[channels, length]` values.
+    pub values: Arc<PooledBuffer<f32>>,
+    /// Rows of `values`.
+    pub channels: usize,
+    /// Samples (of all arms).
+    pub length: usize,
+    /// The role of each row of `values`.
+    pub roles: Arc<[ChannelRole]>,
+    /// `[mask rows, length]` integer flags, exact ([`ChannelRole::Mask`] channels), where the
+    /// dataset has some.
+    pub masks: Option<Arc<PooledBuffer<i64>>>,
+    /// The wavelength of each sample ([`SpectraBuilder::wavelength`]), where the dataset has them.
+    pub wavelength: Option<Arc<[f64]>>,
+    /// The samples of each arm, in order (one entry for a single arm).
+    pub arms: Arc<[usize]>,
+    /// The metadata columns' values for this spectrum (in the order given), as f64 (features;
+    /// the exact values are in `side`).
+    pub meta: Vec<f64>,
+    /// The metadata columns, exact, one row per spectrum of the dataset (row `index`).
+    pub side: Option<Arc<SideColumns>>,
+    /// Index of the file in the dataset.
+    pub file: usize,
+    /// Row (spectrum) in its file.
+    pub row: usize,
+    /// The item's index in the dataset.
+    pub index: usize,
+}
+
+/// One arm of a spectrograph: its HDUs (flux first, then inverse variance, mask, ... in the
+/// order of [`SpectraBuilder::roles`]) and where its wavelengths are.
+#[derive(Debug, Clone)]
+pub struct Arm {
+    hdus: Vec<HduSelector>,
+    wavelength: Option<Wavelength>,
+}
+
+impl Arm {
+    /// The arm's HDUs, one `[nspec, nwave]` image each.
+    pub fn new<S: Into<HduSelector> + Clone>(hdus: &[S]) -> Self {
+        Self { hdus: hdus.iter().cloned().map(Into::into).collect(), wavelength: None }
+    }
+
+    /// Where the arm's wavelengths are (default: as [`SpectraBuilder::wavelength`] says).
+    pub fn wavelength(mut self, source: Wavelength) -> Self {
+        self.wavelength = Some(source);
+        self
+    }
+}
+
+/// Where the spectra are.
+#[derive(Debug, Clone)]
+enum Source {
+    /// Rows of image HDUs, arm by arm.
+    Rows(Vec<Arm>),
+    /// Array columns of a binary table: the table's HDU and the columns.
+    Columns(HduSelector, Vec<String>),
+}
+
+/// What the dataset knows of one file.
+#[derive(Debug)]
+struct FileLayout {
+    /// The dataset index of its first spectrum.
+    first: usize,
+    /// Its wavelength grid, where one grid serves all its spectra.
+    grid: Option<Arc<[f64]>>,
+}
+
+/// One item per spectrum of a set of files: rows of `[nspec, nwave]` images (flux, ivar, mask
+/// HDUs, DESI-style, with several arms of their own lengths) or fixed-size array columns of a
+/// binary table; the wavelength of each sample; mask channels as exact integers; numeric
+/// metadata columns of a table with one row per spectrum (a fibermap).
+///
+/// ```no_run
+/// use burn::data::dataset::Dataset;
+/// use torchfits_burn::{Arm, ChannelRole, SpectroscopicDataset, Wavelength};
+///
+/// # fn main() -> Result<(), torchfits_core::Error> {
+/// use ChannelRole::{InverseVariance, Mask, Science};
+/// let arm = |b: &str| {
+///     let [flux, ivar, mask, wave] = ["FLUX", "IVAR", "MASK", "WAVELENGTH"].map(|h| format!("{b}_{h}"));
+///     Arm::new(&[flux.as_str(), ivar.as_str(), mask.as_str()]).wavelength(Wavelength::Hdu(wave.as_str().into()))
+/// };
+/// let ds = SpectroscopicDataset::arms(["coadd-1.fits", "coadd-2.fits"], vec![arm("B"), arm("R"), arm("Z")])
+///     .roles(&[Science, InverseVariance, Mask])
+///     .meta("FIBERMAP", &["TARGETID", "TARGET_RA", "TARGET_DEC"])
+///     .build()?;
+/// let s = ds.get(0).expect("a readable file"); // flux and ivar rows, B then R then Z
+/// assert_eq!(s.arms.len(), 3);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct SpectroscopicDataset {
+    cache: FileCache,
+    files: Vec<PathBuf>,
+    source: Source,
+    layout: Vec<FileLayout>,
+    arms: Arc<[usize]>,
+    roles: Arc<[ChannelRole]>,
+    wave_column: Option<String>,
+    meta: Vec<Vec<f64>>,
+    meta_width: usize,
+    total: usize,
+    pool: BufferPool,
+    side: Option<Arc<SideColumns>>,
+    epoch: Epoch,
+    on_error: OnError,
+    failures: Failures,
+}
+
+/// Options of a [`SpectroscopicDataset`].
+#[derive(Debug, Clone)]
+pub struct SpectraBuilder {
+    files: Vec<PathBuf>,
+    source: Source,
+    roles: Vec<ChannelRole>,
+    wavelength: Option<Wavelength>,
+    meta: Option<(HduSelector, Vec<String>)>,
+    open_files: usize,
+    on_error: OnError,
+}
+
+impl SpectroscopicDataset {
+    /// Spectra as the rows of the image HDUs `hdus` of each file (the first is the flux; all of
+    /// one shape `[nspec, nwave]`).
+    pub fn image_rows<P: AsRef<Path>, S: Into<HduSelector> + Clone>(
+        files: impl IntoIterator<Item = P>,
+        hdus: &[S],
+    ) -> SpectraBuilder {
+        Self::arms(files, vec![Arm::new(hdus)])
+    }
+
+    /// Spectra of a multi-arm spectrograph: the rows of each arm's image HDUs, the arms one
+    /// after the other in each item (every arm has the same HDUs in the same order, and its
+    /// own number of samples).
+    pub fn arms<P: AsRef<Path>>(files: impl IntoIterator<Item = P>, arms: Vec<Arm>) -> SpectraBuilder {
+        SpectraBuilder::new(files, Source::Rows(arms))
+    }
+
+    /// Spectra as the cells of the fixed-size array columns `columns` (flux first) of the binary
+    /// table `hdu` of each file, one spectrum per row.
+    pub fn table_columns<P: AsRef<Path>>(
+        files: impl IntoIterator<Item = P>,
+        hdu: impl Into<HduSelector>,
+        columns: &[&str],
+    ) -> SpectraBuilder {
+        SpectraBuilder::new(files, Source::Columns(hdu.into(), columns.iter().map(|c| c.to_string()).collect()))
+    }
+
+    /// Number of spectra.
+    pub fn len(&self) -> usize {
+        self.total
+    }
+
+    /// Whether there is no spectrum.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// The samples of each arm (one entry for spectra of a single arm).
+    pub fn arm_lengths(&self) -> &[usize] {
+        &self.arms
+    }
+
+    /// The spectra that could not be read, and their files (see [`SpectraBuilder::on_error`]).
+    pub fn failures(&self) -> &Failures {
+        &self.failures
+    }
+
+    /// The handle on the epoch substitutions are drawn for ([`OnError::Substitute`]).
+    pub fn epoch(&self) -> Epoch {
+        self.epoch.clone()
+    }
+
+    /// The spectrum `index`, or the error reading it (naming the file and the HDU).
+    pub fn spectrum(&self, index: usize) -> Result<Spectrum> {
+        if index >= self.total {
+            return Err(Error::new(ErrorKind::Parameter, format!("item {index} of {} does not exist", self.total)));
+        }
+        let file = self.layout.partition_point(|l| l.first <= index) - 1;
+        let row = index - self.layout[file].first;
+        let path = &self.files[file];
+        let length: usize = self.arms.iter().sum();
+        let value_rows = self.roles.iter().filter(|r| **r != ChannelRole::Mask).count();
+        let mask_rows = self.roles.len() - value_rows;
+        let mut values = self.pool.get::<f32>(value_rows * length).map_err(|e| e.in_file(path))?;
+        let mut masks = match mask_rows {
+            0 => None,
+            n => Some(self.pool.get::<i64>(n * length).map_err(|e| e.in_file(path))?),
+        };
+        let grid = match &self.source {
+            Source::Rows(arms) => {
+                self.read_rows(arms, path, row, &mut values, masks.as_deref_mut())?;
+                self.layout[file].grid.clone()
+            }
+            Source::Columns(hdu, columns) => {
+                self.read_cells(hdu, columns, path, row, &mut values, masks.as_deref_mut())?
+                    .or_else(|| self.layout[file].grid.clone())
+            }
+        };
+        let meta = self.meta.get(file).map(|m| m[row * self.meta_width..(row + 1) * self.meta_width].to_vec());
+        Ok(Spectrum {
+            values: Arc::new(values),
+            channels: value_rows,
+            length,
+            roles: self.roles.iter().copied().filter(|r| *r != ChannelRole::Mask).collect(),
+            masks: masks.map(Arc::new),
+            wavelength: grid,
+            arms: self.arms.clone(),
+            meta: meta.unwrap_or_default(),
+            side: self.side.clone(),
+            file,
+            row,
+            index,
+        })
+    }
+
+    /// Row `row` of every arm's HDUs into the value and mask rows, each arm at its offset.
+    fn read_rows(
+        &self,
+        arms: &[Arm],
+        path: &Path,
+        row: usize,
+        values: &mut [f32],
+        mut masks: Option<&mut [i64]>,
+    ) -> Result<()> {
+        let length: usize = self.arms.iter().sum();
+        let mut offset = 0;
+        for (arm, &n) in arms.iter().zip(self.arms.iter()) {
+            let section = Section::new(vec![row..row + 1, 0..n]);
+            let (mut v, mut m) = (0, 0);
+            for (hdu, role) in arm.hdus.iter().zip(self.roles.iter()) {
+                if *role == ChannelRole::Mask {
+                    if let Some(masks) = masks.as_deref_mut() {
+                        let out = &mut masks[m * length + offset..m * length + offset + n];
+                        self.cache.with(path, |f| f.image(hdu.clone())?.read_section_into(&section, out))?;
+                    }
+                    m += 1;
+                } else {
+                    let out = &mut values[v * length + offset..v * length + offset + n];
+                    self.cache.with(path, |f| f.image(hdu.clone())?.read_section_into(&section, out))?;
+                    v += 1;
+                }
+            }
+            offset += n;
+        }
+        Ok(())
+    }
+
+    /// Row `row`'s cells of the spectrum columns into the value and mask rows; its wavelength
+    /// cell where they are in a column.
+    fn read_cells(
+        &self,
+        hdu: &HduSelector,
+        columns: &[String],
+        path: &Path,
+        row: usize,
+        values: &mut [f32],
+        mut masks: Option<&mut [i64]>,
+    ) -> Result<Option<Arc<[f64]>>> {
+        let length = self.arms.iter().sum::<usize>();
+        let mut names: Vec<&str> = columns.iter().map(String::as_str).collect();
+        names.extend(self.wave_column.as_deref());
+        let batch = self.cache.with(path, |f| {
+            let mut batches = f.table(hdu.clone())?.with_columns(&names)?.with_rows(row as u64..row as u64 + 1)?.build()?;
+            batches.next().transpose()?.ok_or_else(|| Error::new(ErrorKind::Decoding, "no row"))
+        })?;
+        let column = |name: &str| {
+            batch
+                .column(name)
+                .ok_or_else(|| Error::new(ErrorKind::Parameter, format!("no column {name:?}")).in_file(path))
+        };
+        let (mut v, mut m) = (0, 0);
+        for (name, role) in columns.iter().zip(self.roles.iter()) {
+            let col = column(name)?;
+            if *role == ChannelRole::Mask {
+                if let Some(masks) = masks.as_deref_mut() {
+                    copy_i64(&col.values, &mut masks[m * length..(m + 1) * length]).map_err(|e| e.in_file(path))?;
+                }
+                m += 1;
+            } else {
+                copy_f32(&col.values, &mut values[v * length..(v + 1) * length]).map_err(|e| e.in_file(path))?;
+                v += 1;
+            }
+        }
+        match &self.wave_column {
+            Some(name) => {
+                let mut grid = vec![0f64; length];
+                let cell = crate::catalog::numbers(&column(name)?.values).map_err(|e| e.in_file(path))?;
+                let short = || Error::new(ErrorKind::Decoding, format!("{name}: fewer than {length} wavelengths"));
+                grid.copy_from_slice(cell.get(..length).ok_or_else(short).map_err(|e| e.in_file(path))?);
+                Ok(Some(grid.into()))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+fn copy_f32(values: &ColumnValues, out: &mut [f32]) -> Result<()> {
+    let n = out.len();
+    let short = || Error::new(ErrorKind::Decoding, format!("a cell holds fewer than {n} values"));
+    match values {
+        ColumnValues::F32(v) => out.copy_from_slice(v.get(..n).ok_or_else(short)?),
+        ColumnValues::F64(v) => out.iter_mut().zip(v.get(..n).ok_or_else(short)?).for_each(|(o, &x)| *o = x as f32),
+        other => {
+            let v = crate::catalog::numbers(other)?;
+            out.iter_mut().zip(v.get(..n).ok_or_else(short)?).for_each(|(o, &x)| *o = x as f32);
+        }
+    }
+    Ok(())
+}
+
+/// A mask cell, exact: integer columns only.
+fn copy_i64(values: &ColumnValues, out: &mut [i64]) -> Result<()> {
+    let n = out.len();
+    let short = || Error::new(ErrorKind::Decoding, format!("a mask cell holds fewer than {n} values"));
+    macro_rules! widen {
+        ($v:expr) => {
+            out.iter_mut().zip($v.get(..n).ok_or_else(short)?).for_each(|(o, &x)| *o = i64::from(x))
+        };
+    }
+    match values {
+        ColumnValues::U8(v) => widen!(v),
+        ColumnValues::I16(v) => widen!(v),
+        ColumnValues::U16(v) => widen!(v),
+        ColumnValues::I32(v) => widen!(v),
+        ColumnValues::U32(v) => widen!(v),
+        ColumnValues::I64(v) => out.copy_from_slice(v.get(..n).ok_or_else(short)?),
+        // 64-bit flags keep their bits
+        ColumnValues::U64(v) => out.iter_mut().zip(v.get(..n).ok_or_else(short)?).for_each(|(o, &x)| *o = x as i64),
+        _ => return Err(Error::new(ErrorKind::Parameter, "a mask column must hold integers")),
+    }
+    Ok(())
+}
+
+impl SpectraBuilder {
+    fn new<P: AsRef<Path>>(files: impl IntoIterator<Item = P>, source: Source) -> Self {
+        Self {
+            files: files.into_iter().map(|p| p.as_ref().to_path_buf()).collect(),
+            source,
+            roles: Vec::new(),
+            wavelength: None,
+            meta: None,
+            open_files: FileCache::DEFAULT_CAPACITY,
+            on_error: OnError::Fail,
+        }
+    }
+
+    /// The role of each HDU (of each arm) or column, in order (default: all
+    /// [`ChannelRole::Science`]): [`ChannelRole::Mask`] channels are read as exact integers
+    /// into [`Spectrum::masks`], the others into [`Spectrum::values`], where the spectrum
+    /// transforms find the flux and its weights by role.
+    pub fn roles(mut self, roles: &[ChannelRole]) -> Self {
+        self.roles = roles.to_vec();
+        self
+    }
+
+    /// Where the wavelengths are, for the arms that do not say ([`Arm::wavelength`]) and for
+    /// spectra in table columns.
+    pub fn wavelength(mut self, source: Wavelength) -> Self {
+        self.wavelength = Some(source);
+        self
+    }
+
+    /// How many files the dataset keeps open at once (default [`FileCache::DEFAULT_CAPACITY`]):
+    /// every loader thread reads through one shared cache of open files.
+    pub fn open_files(mut self, n: usize) -> Self {
+        self.open_files = n.max(1);
+        self
+    }
+
+    /// What an unreadable file does (default [`OnError::Fail`]): with a replacement policy a
+    /// file that cannot be opened or described is left out when the dataset is built, and a
+    /// spectrum that cannot be read is replaced by one that can; both are counted in
+    /// [`SpectroscopicDataset::failures`].
+    pub fn on_error(mut self, policy: OnError) -> Self {
+        self.on_error = policy;
+        self
+    }
+
+    /// Numeric metadata columns from the table `hdu` of each file, one row per spectrum.
+    pub fn meta(mut self, hdu: impl Into<HduSelector>, columns: &[&str]) -> Self {
+        self.meta = Some((hdu.into(), columns.iter().map(|c| c.to_string()).collect()));
+        self
+    }
+
+    /// The channels' roles, one per HDU of an arm or per column.
+    fn channel_roles(&self) -> Result<Vec<ChannelRole>> {
+        let channels = match &self.source {
+            Source::Rows(arms) => {
+                let n = arms.first().map_or(0, |a| a.hdus.len());
+                if n == 0 || arms.iter().any(|a| a.hdus.len() != n) {
+                    return Err(Error::new(ErrorKind::Parameter, "every arm needs the same, non-zero number of HDUs"));
+                }
+                n
+            }
+            Source::Columns(_, columns) => columns.len(),
+        };
+        let roles = if self.roles.is_empty() { vec![ChannelRole::Science; channels] } else { self.roles.clone() };
+        if roles.len() != channels || roles.first() != Some(&ChannelRole::Science) {
+            return Err(Error::new(
+                ErrorKind::Parameter,
+                format!("{} roles for {channels} channels: one role per channel, the first the flux", roles.len()),
+            ));
+        }
+        Ok(roles)
+    }
+
+    /// Reads each file's layout, wavelengths and metadata once.
+    pub fn build(self) -> Result<SpectroscopicDataset> {
+        let roles = self.channel_roles()?;
+        let wave_column = match (&self.source, &self.wavelength) {
+            (Source::Columns(..), Some(Wavelength::Column(name))) => Some(name.clone()),
+            (Source::Rows(_), Some(Wavelength::Column(_))) => {
+                return Err(Error::new(ErrorKind::Parameter, "wavelengths in a column need spectra in table columns"));
+            }
+            _ => None,
+        };
+        let cache = FileCache::new(self.open_files, OpenOptions::new().mmap(true));
+        let mut layout = Vec::with_capacity(self.files.len());
+        let mut meta = Vec::new();
+        let mut total = 0usize;
+        let width = self.meta.as_ref().map_or(0, |(_, c)| c.len());
+        let failures = Failures::default();
+        let mut side = SideColumns::new();
+        let mut files = Vec::with_capacity(self.files.len());
+        let mut arms: Option<Vec<usize>> = None;
+        for path in &self.files {
+            let described = self.describe(&cache, path, arms.as_deref());
+            if let Some(d) = self.on_error.at_build(&failures, path, described)? {
+                for (name, values) in d.exact.iter() {
+                    side.push(name, values.clone()).map_err(|e| e.in_file(path))?;
+                }
+                arms.get_or_insert(d.arms);
+                files.push(path.clone());
+                meta.extend(d.meta_rows);
+                layout.push(FileLayout { first: total, grid: d.grid });
+                total += d.nspec;
+            }
+        }
+        Ok(SpectroscopicDataset {
+            cache,
+            files,
+            source: self.source,
+            layout,
+            arms: arms.unwrap_or_default().into(),
+            roles: roles.into(),
+            wave_column,
+            meta,
+            meta_width: width,
+            total,
+            pool: BufferPool::default(),
+            side: (!side.is_empty()).then(|| Arc::new(side)),
+            epoch: Epoch::default(),
+            on_error: self.on_error,
+            failures,
+        })
+    }
+
+    /// One file's spectra, arms, wavelengths and metadata rows, or why the dataset cannot use
+    /// it; `first`: the first kept file's arm lengths, which every file must have (a batch
+    /// stacks spectra of one shape, and burn's `Batcher` cannot fail).
+    fn describe(&self, cache: &FileCache, path: &Path, first: Option<&[usize]>) -> Result<Described> {
+        let (nspec, arms, grid) = cache.with(path, |f| match &self.source {
+            Source::Rows(arms) => self.describe_rows(f, arms),
+            Source::Columns(hdu, columns) => self.describe_columns(f, hdu, columns),
+        })?;
+        if let Some(first) = first
+            && first != arms.as_slice()
+        {
+            return Err(Error::new(
+                ErrorKind::Parameter,
+                format!("arms of {arms:?} wavelength samples, the first file's spectra have {first:?}"),
+            )
+            .in_file(path));
+        }
+        let (meta_rows, exact) = match &self.meta {
+            Some((hdu, columns)) => self.read_meta(cache, path, hdu, columns, nspec)?,
+            None => (None, SideColumns::new()),
+        };
+        Ok(Described { nspec, arms, grid, meta_rows, exact })
+    }
+
+    /// Spectra, arm lengths and the wavelength grid of a file of image rows.
+    fn describe_rows(&self, f: &FitsFile, arms: &[Arm]) -> Result<Shape> {
+        let mut nspec = None;
+        let mut lengths = Vec::with_capacity(arms.len());
+        let mut grid: Option<Vec<f64>> = Some(Vec::new());
+        for arm in arms {
+            let mut shape: Option<Vec<usize>> = None;
+            for hdu in &arm.hdus {
+                let img = f.image(hdu.clone())?;
+                let s = img.shape().to_vec();
+                let other_rows = nspec.is_some_and(|n| s.first() != Some(&n));
+                if s.len() != 2 || shape.as_ref().is_some_and(|f| f != &s) || other_rows {
+                    return Err(Error::new(
+                        ErrorKind::Parameter,
+                        format!("spectra need [nspec, nwave] images of one shape (and one nspec for all arms), not {s:?}"),
+                    )
+                    .in_hdu(img.index()));
+                }
+                shape = Some(s);
+            }
+            let [n, nwave] = shape.as_deref().and_then(|s| <[usize; 2]>::try_from(s).ok()).unwrap_or_default();
+            nspec = Some(n);
+            lengths.push(nwave);
+            match (arm.wavelength.as_ref().or(self.wavelength.as_ref()), grid.as_mut()) {
+                (Some(source), Some(g)) => g.extend(arm_grid(f, source, arm, nwave)?),
+                _ => grid = None,
+            }
+        }
+        Ok((nspec.unwrap_or(0), lengths, grid.filter(|g| !g.is_empty()).map(Into::into)))
+    }
+
+    /// Spectra, length and the wavelength grid (a shared one) of a file of table cells.
+    fn describe_columns(
+        &self,
+        f: &FitsFile,
+        hdu: &HduSelector,
+        columns: &[String],
+    ) -> Result<Shape> {
+        let t = f.table(hdu.clone())?;
+        let rows = t.selected_rows() as usize;
+        let schema = t.schema();
+        let mut width = None;
+        let wave = match &self.wavelength {
+            Some(Wavelength::Column(name)) => Some(name),
+            _ => None,
+        };
+        for name in columns.iter().chain(wave) {
+            let c = schema
+                .column(name)
+                .ok_or_else(|| Error::new(ErrorKind::Parameter, format!("the table has no column {name:?}")))?;
+            if width.is_some_and(|w| w != c.repeat) {
+                return Err(Error::new(ErrorKind::Parameter, format!("column {name:?} differs in length from the flux")));
+            }
+            width = Some(c.repeat);
+        }
+        let nwave = width.unwrap_or(0);
+        let grid = match &self.wavelength {
+            Some(Wavelength::Hdu(h)) => Some(hdu_grid(f, h, nwave)?.into()),
+            Some(Wavelength::Header) => Some(wavelength::from_header(&f.header(hdu.clone())?, nwave)?.into()),
+            _ => None,
+        };
+        Ok((rows, vec![nwave], grid))
+    }
+
+    /// The metadata rows (f64 features) and exact columns of one file.
+    fn read_meta(
+        &self,
+        cache: &FileCache,
+        path: &Path,
+        hdu: &HduSelector,
+        columns: &[String],
+        nspec: usize,
+    ) -> Result<(Option<Vec<f64>>, SideColumns)> {
+        let names: Vec<&str> = columns.iter().map(String::as_str).collect();
+        let batches =
+            cache.with(path, |f| f.table(hdu.clone())?.with_columns(&names)?.build()?.collect::<Result<Vec<_>>>())?;
+        let mut cols: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+        let mut exact = SideColumns::new();
+        for b in &batches {
+            for (k, name) in names.iter().enumerate() {
+                let c = b.column(name).ok_or_else(|| {
+                    Error::new(ErrorKind::Parameter, format!("no metadata column {name:?}")).in_file(path)
+                })?;
+                cols[k].extend(crate::catalog::numbers(&c.values).map_err(|e| e.in_file(path))?);
+                exact.push(name, SideValues::from_column(c).map_err(|e| e.in_file(path))?).map_err(|e| e.in_file(path))?;
+            }
+        }
+        if cols.iter().any(|c| c.len() != nspec) {
+            return Err(Error::new(
+                ErrorKind::Parameter,
+                format!("the metadata table has not one row per spectrum ({nspec})"),
+            )
+            .in_file(path));
+        }
+        let mut rows = Vec::with_capacity(nspec * names.len());
+        for r in 0..nspec {
+            rows.extend(cols.iter().map(|c| c[r]));
+        }
+        Ok((Some(rows), exact))
+    }
+}
+
+/// A file's spectra, the samples of each arm and the wavelength grid its spectra share.
+type Shape = (usize, Vec<usize>, Option<Arc<[f64]>>);
+
+/// What [`SpectraBuilder::describe`] learns of a file.
+struct Described {
+    nspec: usize,
+    arms: Vec<usize>,
+    grid: Option<Arc<[f64]>>,
+    meta_rows: Option<Vec<f64>>,
+    exact: SideColumns,
+}
+
+/// An arm's wavelengths: from its flux HDU's header or from an HDU of wavelengths.
+fn arm_grid(f: &FitsFile, source: &Wavelength, arm: &Arm, nwave: usize) -> Result<Vec<f64>> {
+    match source {
+        Wavelength::Header => {
+            let flux = arm.hdus.first().cloned().unwrap_or(HduSelector::Index(0));
+            let img = f.image(flux)?;
+            wavelength::from_header(img.header(), nwave).map_err(|e| e.in_hdu(img.index()))
+        }
+        Wavelength::Hdu(h) => hdu_grid(f, h, nwave),
+        Wavelength::Column(_) => Err(Error::new(ErrorKind::Parameter, "wavelengths in a column need table spectra")),
+    }
+}
+
+/// The wavelengths of a one-dimensional image HDU of `nwave` values.
+fn hdu_grid(f: &FitsFile, hdu: &HduSelector, nwave: usize) -> Result<Vec<f64>> {
+    let img = f.image(hdu.clone())?;
+    if img.shape().iter().product::<usize>() != nwave {
+        return Err(Error::new(
+            ErrorKind::Parameter,
+            format!("a wavelength HDU of shape {:?} for spectra of {nwave} samples", img.shape()),
+        )
+        .in_hdu(img.index()));
+    }
+    img.read::<f64>().map_err(|e| e.in_hdu(img.index()))
+}
+
+impl Dataset<Spectrum> for SpectroscopicDataset {
+    fn get(&self, index: usize) -> std::result::Result<Spectrum, DatasetError> {
+        assert!(index < self.total, "Index out of bounds for dataset: {index} >= {}", self.total);
+        self.spectrum(index).or_else(|e| {
+            self.on_error.recover(&self.failures, index, self.total, self.epoch.get(), e, |j| self.spectrum(j))
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.total
+    }
+}
