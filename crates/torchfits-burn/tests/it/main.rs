@@ -11,6 +11,7 @@ mod groups;
 mod kernel;
 mod learner;
 mod roles;
+mod spectra;
 mod targets;
 mod tensor_io;
 mod tensor_wcs;
