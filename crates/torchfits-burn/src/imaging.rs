@@ -13,11 +13,11 @@ use torchfits_core::{
     BufferPool, ColumnValues, Error, ErrorKind, FileCache, HduSelector, OpenOptions, Result, Section,
 };
 
-use crate::seeds::draw;
-use crate::columns::SideValues;
+use crate::columns::{SideColumns, SideValues};
 use crate::epochs::Epoch;
 use crate::failures::{Failures, OnError};
 use crate::roles::ChannelRole;
+use crate::seeds::draw;
 use crate::stamp::Stamp;
 
 /// Which part of each image an item is.
@@ -66,6 +66,7 @@ pub struct ImagingDataset {
     channels: Vec<HduSelector>,
     roles: Vec<ChannelRole>,
     crop: Crop,
+    side: Option<Arc<SideColumns>>,
     pool: BufferPool,
     epoch: Epoch,
     on_error: OnError,
@@ -81,6 +82,7 @@ pub struct ImagingBuilder {
     crop: Crop,
     keyword: Option<String>,
     table: Option<(PathBuf, String, String)>,
+    targets: Option<(PathBuf, String, Vec<String>)>,
     mmap: bool,
     open_files: usize,
     on_error: OnError,
@@ -97,6 +99,7 @@ impl ImagingDataset {
             crop: Crop::Full,
             keyword: None,
             table: None,
+            targets: None,
             mmap: true,
             open_files: FileCache::DEFAULT_CAPACITY,
             on_error: OnError::Fail,
@@ -194,7 +197,7 @@ impl ImagingDataset {
             origin: (x0 as f64, y0 as f64),
             index,
             row: index,
-            side: None,
+            side: self.side.clone(),
         })
     }
 
@@ -267,6 +270,31 @@ impl ImagingBuilder {
         self
     }
 
+    /// Targets and features from a table (FITS, Parquet or Arrow) with a string column of file
+    /// names (the name, or the whole path as given) and the `columns` (any number, exact:
+    /// integers as Int, floats as Float, strings as dictionary codes): every batch has them, in
+    /// [`crate::StampBatch::targets`]. A file the table does not name cannot be used (with
+    /// [`ImagingBuilder::on_error`] replacing, it is left out and counted).
+    ///
+    /// ```no_run
+    /// use torchfits_burn::ImagingDataset;
+    ///
+    /// # fn main() -> Result<(), torchfits_core::Error> {
+    /// let ds = ImagingDataset::builder(["g1.fits", "g2.fits"])
+    ///     .targets_table("galaxies.parquet", "file", &["redshift", "morphology", "objid"])
+    ///     .build()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn targets_table(mut self, table: impl AsRef<Path>, file_column: &str, columns: &[&str]) -> Self {
+        self.targets = Some((
+            table.as_ref().to_path_buf(),
+            file_column.to_string(),
+            columns.iter().map(|c| c.to_string()).collect(),
+        ));
+        self
+    }
+
     /// What an unreadable file does (default [`OnError::Fail`]): with a replacement policy a
     /// file that cannot be opened or described is left out when the dataset is built, and an
     /// item that cannot be read is replaced by one that can; both are counted in
@@ -301,18 +329,28 @@ impl ImagingBuilder {
             Some((table, file_col, label_col)) => Some(label_table(table, file_col, label_col)?),
             None => None,
         };
+        let targets = match &self.targets {
+            Some((table, file_col, columns)) => Some(TargetTable::read(table, file_col, columns)?),
+            None => None,
+        };
         let failures = Failures::default();
         let mut files = Vec::with_capacity(self.files.len());
         let mut shapes: Vec<[usize; 2]> = Vec::with_capacity(self.files.len());
         let mut labels = Vec::with_capacity(self.files.len());
+        let mut target_rows = Vec::with_capacity(self.files.len());
         for path in &self.files {
-            let described = self.describe(&cache, path, by_name.as_ref(), shapes.first());
-            if let Some((shape, label)) = self.on_error.at_build(&failures, path, described)? {
+            let described = self.describe(&cache, path, by_name.as_ref(), shapes.first()).and_then(|d| {
+                let row = targets.as_ref().map(|t| t.row_of(path)).transpose()?;
+                Ok((d, row))
+            });
+            if let Some(((shape, label), row)) = self.on_error.at_build(&failures, path, described)? {
                 files.push(path.clone());
                 shapes.push(shape);
                 labels.push(label);
+                target_rows.extend(row);
             }
         }
+        let side = targets.map(|t| t.select(&target_rows).map(Arc::new)).transpose()?;
         Ok(ImagingDataset {
             cache,
             files,
@@ -321,6 +359,7 @@ impl ImagingBuilder {
             channels: self.channels,
             roles: self.roles,
             crop: self.crop,
+            side,
             pool: BufferPool::default(),
             epoch: Epoch::default(),
             on_error: self.on_error,
@@ -476,5 +515,58 @@ fn wildcard(pattern: &[u8], name: &[u8]) -> bool {
             wildcard(pattern.get(1..).unwrap_or_default(), name.get(1..).unwrap_or_default())
         }
         _ => false,
+    }
+}
+
+/// A table of targets keyed by file name.
+struct TargetTable {
+    rows: std::collections::HashMap<String, usize>,
+    columns: Vec<(String, SideValues)>,
+}
+
+impl TargetTable {
+    fn read(path: &Path, file_col: &str, columns: &[String]) -> Result<Self> {
+        let mut names: Vec<&str> = vec![file_col];
+        names.extend(columns.iter().map(String::as_str));
+        let batches = crate::catalog::read_batches(path, &names, None)?;
+        let mut files = Vec::new();
+        let mut side = SideColumns::new();
+        for b in &batches {
+            let Some(ColumnValues::Str { offsets, bytes }) = b.column(file_col).map(|c| &c.values) else {
+                return Err(Error::new(ErrorKind::Parameter, format!("no string column {file_col:?} of file names"))
+                    .in_file(path));
+            };
+            files.extend(
+                offsets
+                    .windows(2)
+                    .map(|w| String::from_utf8_lossy(&bytes[w[0] as usize..w[1] as usize]).trim().to_string()),
+            );
+            for name in columns {
+                let c = b
+                    .column(name)
+                    .ok_or_else(|| Error::new(ErrorKind::Parameter, format!("no column {name:?}")).in_file(path))?;
+                side.push(name, SideValues::from_column(c).map_err(|e| e.in_file(path))?).map_err(|e| e.in_file(path))?;
+            }
+        }
+        let rows = files.into_iter().enumerate().map(|(i, f)| (f, i)).collect();
+        let columns = columns.iter().filter_map(|n| side.get(n).map(|v| (n.clone(), v.clone()))).collect();
+        Ok(Self { rows, columns })
+    }
+
+    /// The table's row for the image file `path` (by its name, or its whole path as given).
+    fn row_of(&self, path: &Path) -> Result<usize> {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        self.rows.get(name).or_else(|| self.rows.get(path.to_string_lossy().as_ref())).copied().ok_or_else(|| {
+            Error::new(ErrorKind::Parameter, "the targets table has no row for the file").in_file(path)
+        })
+    }
+
+    /// The columns of `rows`, one row per dataset item.
+    fn select(&self, rows: &[usize]) -> Result<SideColumns> {
+        let mut side = SideColumns::new();
+        for (name, values) in &self.columns {
+            side.push(name, values.select(rows))?;
+        }
+        Ok(side)
     }
 }

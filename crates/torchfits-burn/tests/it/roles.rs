@@ -106,3 +106,37 @@ fn roles_must_match_the_channels_and_name_a_science_one() {
     assert!(builder().roles(&[ChannelRole::Mask, ChannelRole::Variance]).build().is_err());
     assert!(builder().roles(&[ChannelRole::Science, ChannelRole::Mask]).build().is_ok());
 }
+
+/// On wgpu masks arrive as I64 where the adapter has 64-bit integers (lavapipe has), else as
+/// I32 with their bits whole; the stretch leaves them alone and the symmetries move them.
+#[cfg(feature = "wgpu")]
+#[test]
+fn masks_keep_their_bits_on_wgpu() {
+    let dir = tmpdir("roles-wgpu");
+    let files = files(&dir);
+    let ds = ImagingDataset::builder(&files)
+        .channels(&["SCI", "MASK"])
+        .roles(&[ChannelRole::Science, ChannelRole::Mask])
+        .build()
+        .expect("dataset");
+    let items: Vec<_> = (0..3).map(|i| ds.get(i).expect("item")).collect();
+    let device = Device::wgpu(Default::default());
+    let batch = StampBatcher::new().asinh(2.0).augment(3).try_batch(items, &device).expect("batch");
+    let masks = batch.masks.expect("masks");
+    let want_dtype = if device.supports_dtype(DType::I64) { DType::I64 } else { DType::I32 };
+    assert_eq!(masks.dtype(), want_dtype);
+    let flags = masks.into_data().convert::<i64>().try_to_vec::<i64>().expect("i64");
+    let images = batch.images.into_data().try_to_vec::<f32>().expect("f32");
+    for k in 0..3 {
+        for p in 0..SIDE * SIDE {
+            let science = images[k * SIDE * SIDE + p];
+            if science.is_nan() {
+                continue;
+            }
+            // undo the stretch to find the source pixel the symmetry moved here
+            let source = ((science.sinh() * 2.0).round() as usize) - 10 * k;
+            let want = if source % 5 == 0 { (1 << 30) + 1 } else { source as i64 };
+            assert_eq!(flags[k * SIDE * SIDE + p], want, "item {k} pixel {p}");
+        }
+    }
+}

@@ -116,6 +116,52 @@ fn an_image_without_a_label_fails_the_build_unless_ignore_index_is_set() {
 }
 
 #[test]
+fn imaging_targets_come_exact_from_a_table_of_file_names() {
+    let dir = tmpdir("targets-imaging-table");
+    let files: Vec<_> = (0..4)
+        .map(|k| {
+            let path = dir.join(format!("gal{k}.fits"));
+            let mut w = WriteOptions::new().overwrite(true).create(&path).expect("create");
+            w.image(&[k as f32; 16], &[4, 4]).write().expect("image");
+            w.finish().expect("finish");
+            path
+        })
+        .collect();
+    // the table names gal2, gal0 and gal1, in that order, and not gal3
+    let table = dir.join("galaxies.fits");
+    let t = TableBatch::new(vec![
+        ColumnData::new("FILE", strings(&["gal2.fits", "gal0.fits", "gal1.fits"])),
+        ColumnData::new("Z", ColumnValues::F64(vec![0.73, 0.1 + 0.2, 1.5])),
+        ColumnData::new("OBJID", ColumnValues::I64(vec![ID0 + 2, ID0, ID0 + 1])),
+        ColumnData::new("MORPH", strings(&["spiral", "elliptical", "spiral"])),
+    ])
+    .expect("table");
+    let mut w = WriteOptions::new().overwrite(true).create(&table).expect("create");
+    w.write_table(&t, "GALAXIES", None).expect("table");
+    w.finish().expect("finish");
+    let err = ImagingDataset::builder(&files)
+        .targets_table(&table, "FILE", &["Z", "OBJID", "MORPH"])
+        .build()
+        .expect_err("gal3 has no row");
+    assert!(err.to_string().contains("gal3.fits"), "{err}");
+    let ds = ImagingDataset::builder(&files[..3])
+        .targets_table(&table, "FILE", &["Z", "OBJID", "MORPH"])
+        .build()
+        .expect("dataset");
+    let items = (0..3).map(|i| ds.get(i).expect("item")).collect();
+    let batch = StampBatcher::new().try_batch(items, &Device::flex()).expect("batch");
+    assert_eq!(batch.target("Z").expect("z").values, SideValues::Float(vec![0.1 + 0.2, 1.5, 0.73]));
+    assert_eq!(batch.target("OBJID").expect("id").values, SideValues::Int(vec![ID0, ID0 + 1, ID0 + 2]));
+    match &batch.target("MORPH").expect("morph").values {
+        SideValues::Code { codes, dictionary } => {
+            let names: Vec<&str> = codes.iter().map(|&c| dictionary[c as usize].as_str()).collect();
+            assert_eq!(names, vec!["elliptical", "spiral", "spiral"]);
+        }
+        other => panic!("strings as codes, not {other:?}"),
+    }
+}
+
+#[test]
 fn spectra_metadata_keeps_64_bit_ids() {
     let dir = tmpdir("targets-spectra");
     let (nspec, nwave) = (3usize, 8usize);
