@@ -39,6 +39,7 @@ use burn::train::renderer::{
 };
 use burn::train::{InferenceStep, Learner, SupervisedTraining, TrainOutput, TrainStep};
 use stamp_cnn::{FEATURES, Trunk};
+use torchfits_burn::transforms::{Asinh, NanFill, Symmetries};
 use torchfits_burn::{
     CatalogCutoutDataset, EpochLoader, OnError, SideTensor, SideValues, StampBatch, StampBatcher, Subset, split,
 };
@@ -265,7 +266,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let (train, valid) = split(ds.len(), 0.8, a.seed);
     let device = Device::flex();
 
-    let batcher = StampBatcher::new().nan_to(0.0).asinh(3.0).augment(a.seed);
+    // on the loader's device, in this order: NaN pixels to 0 (with a flag channel), an arcsinh
+    // stretch; random symmetries for training only
+    let prepare = || StampBatcher::new().transform(NanFill(0.0)).transform(Asinh(3.0));
+    let batcher = prepare().transform(Symmetries(a.seed));
     let epochs = [batcher.epoch(), ds.epoch()];
     let train_loader = DataLoaderBuilder::new(batcher)
         .batch_size(64)
@@ -274,7 +278,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         .set_device(device.clone().autodiff())
         .build(Subset::new(ds.clone(), train.clone()));
     let train_loader = EpochLoader::new(train_loader, &epochs);
-    let valid_loader = DataLoaderBuilder::new(StampBatcher::new().nan_to(0.0).asinh(3.0))
+    let valid_loader = DataLoaderBuilder::new(prepare())
         .batch_size(256)
         .num_workers(2)
         .set_device(device.clone())
