@@ -193,6 +193,64 @@ fn tan_header(extra: &[(&str, Value)]) -> Header {
     h
 }
 
+/// World to pixel outside wcslib (a plain TAN, with or without SIP) agrees with wcslib's to
+/// 1e-9 pixel, and says invalid where wcslib does (points behind the tangent plane).
+#[test]
+fn native_tan_world_to_pixel_agrees_with_wcslib() {
+    let mut headers: Vec<(String, Header)> =
+        corpus_headers("maps").into_iter().filter(|(n, _)| n.ends_with("_TAN.hdr")).collect();
+    headers.push(("rotated".into(), tan_header(&[])));
+    let mut pole = tan_header(&[]);
+    pole.set("CRVAL2", -89.9, None).expect("set");
+    headers.push(("near the pole".into(), pole));
+    let mut sip = tan_header(&[
+        ("A_ORDER", Value::Int(3)),
+        ("B_ORDER", Value::Int(3)),
+        ("A_2_0", Value::Float(2.0e-6)),
+        ("A_0_3", Value::Float(-1.0e-8)),
+        ("B_1_1", Value::Float(4.0e-6)),
+        ("B_3_0", Value::Float(2.0e-9)),
+    ]);
+    sip.set("CTYPE1", "RA---TAN-SIP", None).expect("set");
+    sip.set("CTYPE2", "DEC--TAN-SIP", None).expect("set");
+    headers.push(("sip".into(), sip));
+    for (name, header) in &headers {
+        let native = Wcs::from_header(header).expect("wcs");
+        assert!(native.is_native(), "{name}");
+        let mut wcslib = Wcs::from_header(header).expect("wcs");
+        wcslib.set_wcslib_only();
+        // the image's sky, and points all round the sphere (half of them behind the plane)
+        let mut world = vec![0.0; 2 * 3600];
+        native.pixel_to_world(&grid(100.0, 80.0, 30)[..1800], &mut world[..1800]).expect("p2w");
+        for k in 900..3600 {
+            world[2 * k] = (k as f64 * 7.31) % 360.0;
+            world[2 * k + 1] = ((k as f64 * 3.17) % 180.0) - 90.0;
+        }
+        let (mut a, mut b) = (vec![0.0; world.len()], vec![0.0; world.len()]);
+        let sa = native.world_to_pixel(&world, &mut a).expect("native");
+        let sb = wcslib.world_to_pixel(&world, &mut b).expect("wcslib");
+        let mut compared = 0;
+        for k in 0..3600 {
+            assert_eq!(sa[k] != 0, sb[k] != 0, "{name}: point {k} ({}, {}) validity", world[2 * k], world[2 * k + 1]);
+            if sa[k] != 0 {
+                assert!(a[2 * k].is_nan() && a[2 * k + 1].is_nan(), "{name}: invalid is NaN");
+                continue;
+            }
+            // far outside the image SIP's inversion diverges, to NaN, on both paths
+            if b[2 * k].is_nan() || b[2 * k + 1].is_nan() {
+                assert!(a[2 * k].is_nan() || a[2 * k + 1].is_nan(), "{name}: point {k} NaN on wcslib's path only");
+                continue;
+            }
+            // far from the tangent point a pixel is large: compare relative to it
+            let scale = b[2 * k].abs().max(b[2 * k + 1].abs()).max(1e3);
+            let err = (a[2 * k] - b[2 * k]).abs().max((a[2 * k + 1] - b[2 * k + 1]).abs());
+            assert!(err <= 1e-12 * scale, "{name}: point {k} is {err} px from wcslib's ({} vs {})", a[2 * k], b[2 * k]);
+            compared += 1;
+        }
+        assert!(compared >= 900, "{name}: {compared} (every point of the image)");
+    }
+}
+
 #[test]
 fn sip_applies_before_the_projection_and_inverts() {
     let sip = [

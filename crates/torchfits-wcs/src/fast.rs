@@ -165,6 +165,15 @@ fn normalise_lng(eul0: f64, mut lng: f64) -> f64 {
     lng
 }
 
+/// The inverse of a row-major 2x2 matrix (NaN for a singular one).
+fn invert(m: [f64; 4]) -> [f64; 4] {
+    let det = m[0] * m[3] - m[1] * m[2];
+    if det == 0.0 {
+        return [f64::NAN; 4];
+    }
+    [m[3] / det, -m[1] / det, -m[2] / det, m[0] / det]
+}
+
 /// A celestial TAN WCS of two axes, resolved by wcslib.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Tan {
@@ -179,6 +188,10 @@ pub(crate) struct Tan {
     eul: [f64; 5],
     /// sin and cos of eul[2], the native longitude of the celestial pole.
     sc2: (f64, f64),
+    /// The inverse of `m`, row-major.
+    inv: [f64; 4],
+    /// wcslib's bounds checking (bit 0: a point behind the tangent plane is invalid).
+    bounds: i32,
 }
 
 impl Tan {
@@ -194,7 +207,40 @@ impl Tan {
             y0: p.offset[1],
             eul: p.euler,
             sc2: sincosd(p.euler[2]),
+            inv: invert(p.cd),
+            bounds: p.bounds,
         }
+    }
+
+    /// The 1-based pixel of world coordinates (lng, lat) in world-axis order (wcslib's
+    /// `sphs2x`, `tans2x` and `linx2p`, with the native angles' sines and cosines taken straight
+    /// from the rotated unit vector, as `p2s` does the other way), or None for a point the
+    /// projection does not reach (on or behind the tangent plane's horizon) or a singular matrix.
+    #[inline]
+    pub(crate) fn s2p(&self, world: [f64; 2]) -> Option<[f64; 2]> {
+        let (lng, lat) = (world[self.lng], world[self.lat]);
+        let eul = &self.eul;
+        let (sinlat, coslat) = sincosd(lat);
+        let (sinlng, coslng) = sincosd(lng - eul[0]);
+        // the point in the native frame: x, y along the native meridian plane, z toward the pole
+        let mut x = sinlat * eul[4] - coslat * eul[3] * coslng;
+        if x.abs() < 1.0e-5 {
+            x = -cosd(lat + eul[1]) + coslat * eul[3] * (1.0 - coslng);
+        }
+        let y = -coslat * sinlng;
+        let z = sinlat * eul[3] + coslat * eul[4] * coslng;
+        if z == 0.0 || (z < 0.0 && self.bounds & 1 != 0) || !self.inv[0].is_finite() {
+            return None;
+        }
+        // phi = eul[2] + atan2(y, x); the projection plane: r0 cot(theta) (sin phi, -cos phi)
+        let (s2, c2) = self.sc2;
+        let xj = self.r0 * (y * c2 + x * s2) / z - self.x0;
+        let yj = -self.r0 * (x * c2 - y * s2) / z - self.y0;
+        let mut img = [0.0; 2];
+        img[self.lng] = xj;
+        img[self.lat] = yj;
+        let i = &self.inv;
+        Some([i[0] * img[0] + i[1] * img[1] + self.crpix[0], i[2] * img[0] + i[3] * img[1] + self.crpix[1]])
     }
 
     /// World coordinates of 1-based pixel (px, py): (lng, lat) in world-axis order.

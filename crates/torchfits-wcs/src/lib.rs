@@ -387,7 +387,7 @@ impl Wcs {
         self.sip.as_ref().map(|s| SipPolynomials { a: &s.a, b: &s.b, crpix: s.crpix })
     }
 
-    /// Whether pixel-to-world runs outside wcslib (a plain TAN WCS).
+    /// Whether pixel-to-world and world-to-pixel run outside wcslib (a plain TAN WCS).
     pub fn is_native(&self) -> bool {
         self.tan.is_some() && !self.wcslib_only
     }
@@ -409,17 +409,20 @@ impl Wcs {
             )));
         }
         let n = input.len() / naxis;
-        let by = if forward && !self.wcslib_only && self.tan.is_some() { "torchfits" } else { "wcslib" };
+        let by = if !self.wcslib_only && self.tan.is_some() { "torchfits" } else { "wcslib" };
         let _span = tracing::trace_span!("wcs", forward, points = n, by).entered();
         let mut status = vec![0i32; n];
         let parts = if n >= PARALLEL_MIN_POINTS { self.threads.min(n.div_ceil(CALL_POINTS)) } else { 1 };
         let per = n.div_ceil(parts.max(1)).max(1);
         let work = |input: &[f64], output: &mut [f64], status: &mut [i32]| -> Result<()> {
-            if forward
-                && !self.wcslib_only
+            if !self.wcslib_only
                 && let Some(tan) = &self.tan
             {
-                self.tan_chunk(tan, input, output);
+                if forward {
+                    self.tan_chunk(tan, input, output);
+                } else {
+                    self.tan_inverse_chunk(tan, input, output, status);
+                }
                 return Ok(());
             }
             let mut handle = self.take()?;
@@ -459,6 +462,27 @@ impl Wcs {
                 y += dy;
             }
             o.copy_from_slice(&tan.p2s(x, y));
+        }
+    }
+
+    /// World to pixel through the native TAN, SIP inverted as wcslib's path inverts it; a point
+    /// the projection does not reach gets NaN and wcslib's status for it (4: invalid world).
+    fn tan_inverse_chunk(&self, tan: &fast::Tan, input: &[f64], output: &mut [f64], status: &mut [i32]) {
+        for ((w, o), s) in input.chunks_exact(2).zip(output.chunks_exact_mut(2)).zip(status.iter_mut()) {
+            match tan.s2p([w[0], w[1]]) {
+                Some([x, y]) => {
+                    let (x, y) = match &self.sip {
+                        Some(sip) => invert_sip(sip, x, y),
+                        None => (x, y),
+                    };
+                    o[0] = x - 1.0;
+                    o[1] = y - 1.0;
+                }
+                None => {
+                    o.fill(f64::NAN);
+                    *s = 4;
+                }
+            }
         }
     }
 
