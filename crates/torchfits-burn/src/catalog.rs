@@ -178,3 +178,77 @@ fn read_arrow(path: &Path, columns: &[&str]) -> Result<Vec<TableBatch>> {
         })
         .collect()
 }
+
+/// Batches of about `rows` rows of `columns` of the table at `path` (as [`read_batches`]), read
+/// one after the other: a catalog that does not fit in memory streams through.
+pub(crate) fn stream_batches(
+    path: &Path,
+    columns: &[&str],
+    hdu: Option<&str>,
+    rows: usize,
+) -> Result<Box<dyn Iterator<Item = Result<TableBatch>> + Send>> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let owned = path.to_path_buf();
+    match ext.as_str() {
+        "parquet" | "pq" => {
+            use parquet::arrow::ProjectionMask;
+            use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+            let f = std::fs::File::open(path).map_err(|e| io(path, "cannot open", e))?;
+            let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| io(path, "not a Parquet file", e))?;
+            let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
+            let reader = builder
+                .with_projection(mask)
+                .with_batch_size(rows.max(1))
+                .build()
+                .map_err(|e| io(path, "cannot read", e))?;
+            Ok(Box::new(reader.map(move |b| {
+                let b = b.map_err(|e| io(&owned, "cannot read", e))?;
+                TableBatch::from_record_batch(&b).map_err(|e| e.in_file(&owned))
+            })))
+        }
+        "arrow" | "feather" | "ipc" => {
+            let f = std::fs::File::open(path).map_err(|e| io(path, "cannot open", e))?;
+            let reader =
+                arrow_ipc::reader::FileReader::try_new(f, None).map_err(|e| io(path, "not an Arrow IPC file", e))?;
+            let names: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+            Ok(Box::new(reader.map(move |b| {
+                let b = b.map_err(|e| io(&owned, "cannot read", e))?;
+                let keep: Vec<usize> = names.iter().filter_map(|c| b.schema().index_of(c).ok()).collect();
+                let b = b.project(&keep).map_err(|e| io(&owned, "cannot read", e))?;
+                TableBatch::from_record_batch(&b).map_err(|e| e.in_file(&owned))
+            })))
+        }
+        _ => {
+            let file = FitsFile::open(path)?;
+            let selector: HduSelector = match hdu {
+                Some(h) => h.into(),
+                None => first_table(&file)?.into(),
+            };
+            let batches = file.table(selector)?.with_columns(columns)?.with_batch_rows(rows.max(1)).build()?;
+            Ok(Box::new(batches))
+        }
+    }
+}
+
+/// The number of rows of the table at `path` (as [`read_batches`] finds it), from its
+/// metadata (no row is read); None for an Arrow IPC file, whose footer does not say.
+pub(crate) fn count_rows(path: &Path, hdu: Option<&str>) -> Result<Option<u64>> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    match ext.as_str() {
+        "parquet" | "pq" => {
+            use parquet::file::reader::{FileReader, SerializedFileReader};
+            let f = std::fs::File::open(path).map_err(|e| io(path, "cannot open", e))?;
+            let reader = SerializedFileReader::new(f).map_err(|e| io(path, "not a Parquet file", e))?;
+            Ok(Some(reader.metadata().file_metadata().num_rows().max(0) as u64))
+        }
+        "arrow" | "feather" | "ipc" => Ok(None),
+        _ => {
+            let file = FitsFile::open(path)?;
+            let selector: HduSelector = match hdu {
+                Some(h) => h.into(),
+                None => first_table(&file)?.into(),
+            };
+            Ok(Some(file.table(selector)?.selected_rows()))
+        }
+    }
+}

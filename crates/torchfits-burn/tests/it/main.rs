@@ -10,6 +10,7 @@ mod groups;
 #[cfg(feature = "wgpu")]
 mod kernel;
 mod learner;
+mod plan;
 mod roles;
 mod spectra;
 mod targets;

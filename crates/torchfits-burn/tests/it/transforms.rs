@@ -140,8 +140,7 @@ fn background_subtraction_global_and_mesh() {
         assert!(worst(&global) > 10.0, "{device:?}: one level leaves the slope");
         let e = SubtractBackground { cell: Some(5), ..Default::default() }
             .apply(planes(sky, [1, 1, 16, 16], &device), &TransformContext { device: &device, epoch: 0, indices: &[0] })
-            .err()
-            .expect("5-pixel boxes do not tile 16 pixels");
+            .expect_err("5-pixel boxes do not tile 16 pixels");
         assert!(e.to_string().contains("tile"), "{e}");
     }
 }

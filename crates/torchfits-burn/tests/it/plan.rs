@@ -1,0 +1,214 @@
+//! Survey plans: the HEALPix-indexed plan equals the brute-force placement (every row through
+//! every image), overlaps follow the policy, bands are placed each through its own WCS, targets
+//! ride along exact, and the cached plan is mapped again until an input changes.
+
+use std::path::{Path, PathBuf};
+
+use torchfits_burn::{Overlap, Placement, SurveyPlanner};
+use torchfits_core::table::{ColumnData, ColumnValues, TableBatch};
+use torchfits_core::{Header, Value, Wcs, WriteOptions};
+
+use crate::common::tmpdir;
+
+const SIDE: usize = 64;
+const GRID: usize = 4;
+/// Degrees per pixel (2 arcsec).
+const SCALE: f64 = 2.0 / 3600.0;
+
+/// A TAN-SIP header of image (i, j) of a band: a grid of images overlapping by a quarter, the
+/// second band shifted by half a pixel and turned by 1 degree.
+fn header(band: usize, i: usize, j: usize) -> Header {
+    let step = 0.75 * SIDE as f64 * SCALE;
+    let (ra, dec) = (10.0 + i as f64 * step / 30f64.to_radians().cos(), 30.0 + j as f64 * step);
+    let (ra, dec) = (ra + band as f64 * 0.5 * SCALE, dec - band as f64 * 0.3 * SCALE);
+    let turn = (band as f64).to_radians();
+    let mut h = Header::new();
+    for (k, v) in [
+        ("CTYPE1", Value::Str("RA---TAN-SIP".into())),
+        ("CTYPE2", Value::Str("DEC--TAN-SIP".into())),
+        ("CRPIX1", Value::Float(32.5)),
+        ("CRPIX2", Value::Float(32.5)),
+        ("CRVAL1", Value::Float(ra)),
+        ("CRVAL2", Value::Float(dec)),
+        ("CD1_1", Value::Float(-SCALE * turn.cos())),
+        ("CD1_2", Value::Float(SCALE * turn.sin())),
+        ("CD2_1", Value::Float(SCALE * turn.sin())),
+        ("CD2_2", Value::Float(SCALE * turn.cos())),
+        ("A_ORDER", Value::Int(2)),
+        ("B_ORDER", Value::Int(2)),
+        ("A_2_0", Value::Float(3e-5)),
+        ("B_0_2", Value::Float(-2e-5)),
+        ("B_1_1", Value::Float(1e-5)),
+    ] {
+        h.set(k, v, None).expect("set");
+    }
+    h
+}
+
+/// The images of `bands` bands, and a catalog of positions over them (and some beyond) with
+/// an ID past 2^53 and a redshift.
+fn survey(dir: &Path, bands: usize, rows: usize) -> (PathBuf, Vec<Vec<PathBuf>>) {
+    let mut files = vec![Vec::new(); bands];
+    for (b, band) in files.iter_mut().enumerate() {
+        for j in 0..GRID {
+            for i in 0..GRID {
+                let path = dir.join(format!("b{b}-{i}{j}.fits"));
+                let mut w = WriteOptions::new().overwrite(true).create(&path).expect("create");
+                w.image(&vec![0f32; SIDE * SIDE], &[SIDE, SIDE]).header(&header(b, i, j)).write().expect("image");
+                w.finish().expect("finish");
+                band.push(path);
+            }
+        }
+    }
+    let span = GRID as f64 * 0.75 * SIDE as f64 * SCALE;
+    let mut state = 12345u64;
+    let mut next = || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let (mut ra, mut dec) = (Vec::new(), Vec::new());
+    for _ in 0..rows {
+        ra.push(10.0 - 0.1 * span + 1.3 * span * next() / 30f64.to_radians().cos());
+        dec.push(30.0 - 0.1 * span + 1.3 * span * next());
+    }
+    let ids: Vec<i64> = (0..rows as i64).map(|i| (1 << 62) + i).collect();
+    let z: Vec<f64> = (0..rows).map(|i| 0.1 + i as f64 * 1e-3).collect();
+    let t = TableBatch::new(vec![
+        ColumnData::new("ra", ColumnValues::F64(ra)),
+        ColumnData::new("dec", ColumnValues::F64(dec)),
+        ColumnData::new("id", ColumnValues::I64(ids)),
+        ColumnData::new("z", ColumnValues::F64(z)),
+    ])
+    .expect("table");
+    let catalog = dir.join("catalog.fits");
+    let mut w = WriteOptions::new().overwrite(true).create(&catalog).expect("create");
+    w.write_table(&t, "CATALOG", None).expect("table");
+    w.finish().expect("finish");
+    (catalog, files)
+}
+
+/// Every image of a band containing (ra, dec): (image, x, y, pixels to the nearest edge).
+fn hits(wcs: &[Wcs], ra: f64, dec: f64) -> Vec<(usize, f64, f64, f64)> {
+    let mut out = Vec::new();
+    for (k, w) in wcs.iter().enumerate() {
+        let mut p = [0.0; 2];
+        w.world_to_pixel(&[ra, dec], &mut p).expect("w2p");
+        let (x, y, e) = (p[0], p[1], SIDE as f64 - 0.5);
+        if x >= -0.5 && x < e && y >= -0.5 && y < e {
+            out.push((k, x, y, (x + 0.5).min(e - x).min(y + 0.5).min(e - y)));
+        }
+    }
+    out
+}
+
+fn deepest(h: &[(usize, f64, f64, f64)]) -> Option<Placement> {
+    let mut best: Option<(usize, f64, f64, f64)> = None;
+    for &c in h {
+        if best.is_none_or(|b| c.3 > b.3) {
+            best = Some(c);
+        }
+    }
+    best.map(|(image, x, y, _)| Placement { image, x, y })
+}
+
+/// The brute-force items: per row, per band, through every image.
+fn brute_force(catalog: &Path, files: &[Vec<PathBuf>], overlap: Overlap) -> Vec<(u64, Vec<Option<Placement>>)> {
+    let cat = torchfits_burn::Catalog::read(catalog, &["ra", "dec"], None).expect("catalog");
+    let (ra, dec) = (cat.column("ra").expect("ra"), cat.column("dec").expect("dec"));
+    let wcs: Vec<Vec<Wcs>> = files
+        .iter()
+        .map(|band| band.iter().map(|f| torchfits_core::FitsFile::open(f).expect("open").wcs(0).expect("wcs")).collect())
+        .collect();
+    let mut items = Vec::new();
+    for r in 0..ra.len() {
+        let per_band: Vec<Vec<(usize, f64, f64, f64)>> = wcs.iter().map(|w| hits(w, ra[r], dec[r])).collect();
+        let others: Vec<Option<Placement>> = per_band[1..].iter().map(|h| deepest(h)).collect();
+        let firsts: Vec<Option<Placement>> = match overlap {
+            Overlap::FarthestFromEdge => vec![deepest(&per_band[0])],
+            Overlap::Every => per_band[0].iter().map(|&(image, x, y, _)| Some(Placement { image, x, y })).collect(),
+        };
+        let firsts = if firsts.iter().all(Option::is_none) { vec![None] } else { firsts };
+        for first in firsts {
+            let all: Vec<Option<Placement>> = std::iter::once(first).chain(others.iter().copied()).collect();
+            if all.iter().any(Option::is_some) {
+                items.push((r as u64, all));
+            }
+        }
+    }
+    items
+}
+
+fn plan_items(plan: &torchfits_burn::SurveyPlan) -> Vec<(u64, Vec<Option<Placement>>)> {
+    (0..plan.len()).map(|i| plan.item(i).expect("item")).map(|it| (it.row, it.placements)).collect()
+}
+
+fn assert_same(got: &[(u64, Vec<Option<Placement>>)], want: &[(u64, Vec<Option<Placement>>)]) {
+    assert_eq!(got.len(), want.len(), "items");
+    for (g, w) in got.iter().zip(want) {
+        assert_eq!(g.0, w.0, "rows");
+        for (a, b) in g.1.iter().zip(&w.1) {
+            match (a, b) {
+                (Some(a), Some(b)) => {
+                    assert_eq!(a.image, b.image, "row {}: image", g.0);
+                    assert!((a.x - b.x).abs() < 1e-9 && (a.y - b.y).abs() < 1e-9, "row {}: {a:?} vs {b:?}", g.0);
+                }
+                (None, None) => {}
+                _ => panic!("row {}: {a:?} vs {b:?}", g.0),
+            }
+        }
+    }
+}
+
+#[test]
+fn the_plan_equals_the_brute_force_placement_in_every_policy() {
+    let dir = tmpdir("plan-brute");
+    let (catalog, files) = survey(&dir, 2, 3000);
+    for overlap in [Overlap::FarthestFromEdge, Overlap::Every] {
+        let plan = SurveyPlanner::new(&catalog)
+            .band("g", &files[0])
+            .band("r", &files[1])
+            .targets(&["id", "z"])
+            .overlap(overlap)
+            .cache(dir.join(format!("cache-{overlap:?}")))
+            .batch_rows(700)
+            .progress(false)
+            .build()
+            .expect("plan");
+        assert!(!plan.from_cache());
+        let want = brute_force(&catalog, &files, overlap);
+        assert_same(&plan_items(&plan), &want);
+        assert_eq!(plan.rows(), 3000);
+        assert!(plan.placed_rows() > 1500 && plan.placed_rows() < 3000, "{}", plan.placed_rows());
+        if overlap == Overlap::Every {
+            assert!(plan.len() as u64 > plan.placed_rows(), "positions on several images give several items");
+        }
+        // the targets ride along, exact
+        let (batch, i) = plan.locate(5).expect("item 5");
+        let row = plan.item(5).expect("item").row as i64;
+        let ids = batch.column_by_name("id").expect("id");
+        let ids = ids.as_any().downcast_ref::<arrow_array::Int64Array>().expect("i64");
+        assert_eq!(ids.value(i), (1 << 62) + row);
+    }
+}
+
+#[test]
+fn a_cached_plan_is_mapped_until_an_input_changes() {
+    let dir = tmpdir("plan-cache");
+    let (catalog, files) = survey(&dir, 1, 500);
+    let planner = || SurveyPlanner::new(&catalog).images(&files[0]).cache(dir.join("cache")).progress(false);
+    let first = planner().build().expect("plan");
+    let second = planner().build().expect("plan");
+    assert!(!first.from_cache() && second.from_cache());
+    assert_eq!(plan_items(&first), plan_items(&second));
+    assert_eq!(first.path(), second.path());
+    // an image rewritten: a new plan, and the stale one gone
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let mut w = WriteOptions::new().overwrite(true).create(&files[0][3]).expect("create");
+    w.image(&vec![1f32; SIDE * SIDE], &[SIDE, SIDE]).header(&header(0, 3, 0)).write().expect("image");
+    w.finish().expect("finish");
+    let third = planner().build().expect("plan");
+    assert!(!third.from_cache());
+    assert_ne!(third.path(), first.path());
+    assert!(!first.path().exists(), "the stale plan is removed");
+    assert_eq!(plan_items(&third), plan_items(&second), "the same placements: only the pixels changed");
+}
