@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, Int32Type, UInt64Type};
-use arrow_array::{ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, UInt64Array};
+use arrow_array::types::{Float32Type, Int32Type, UInt64Type};
+use arrow_array::{ArrayRef, Float32Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, UInt64Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use torchfits_core::{ColumnValues, Error, ErrorKind, FitsFile, HduSelector, Result, TableBatch};
 
@@ -85,7 +85,8 @@ pub struct SurveyPlanner {
 pub struct Placement {
     /// The image's position in its band's list.
     pub image: usize,
-    /// The 0-based pixel (x, y).
+    /// The 0-based pixel (x, y), as the plan stores it: f32, which holds a pixel of a
+    /// 4096-pixel image to 2.4e-4 pixel (of a 32768-pixel one to 2e-3).
     pub x: f64,
     /// See `x`.
     pub y: f64,
@@ -281,23 +282,46 @@ impl SurveyPlanner {
         let total = crate::catalog::count_rows(&self.catalog, self.catalog_hdu.as_deref())?;
         let bar = self.bar(total);
         let batches = crate::catalog::stream_batches(&self.catalog, &names, self.catalog_hdu.as_deref(), self.batch_rows)?;
-        let mut writer: Option<PlanWriter> = None;
+        // three stages at once: the catalog read ahead, placing, the plan written behind
         let (mut rows, mut items, mut placed_rows) = (0u64, 0u64, 0u64);
-        for batch in batches {
-            let batch = batch?;
-            let (ra, dec) = (self.numbers(&batch, &self.ra)?, self.numbers(&batch, &self.dec)?);
-            let placed = place::place(&images, bands, &index, self.overlap, &ra, &dec, self.threads);
-            let record = self.record(&batch, &placed, rows)?;
-            let w = match &mut writer {
-                Some(w) => w,
-                None => writer.insert(PlanWriter::create(path, &record.schema())?),
-            };
-            w.write(&record)?;
-            items += placed.rows.len() as u64;
-            placed_rows += count_distinct(&placed.rows);
-            rows += ra.len() as u64;
-            bar.set_position(rows);
-        }
+        let writer = std::thread::scope(|s| -> Result<Option<PlanWriter>> {
+            let (batch_tx, batch_rx) = std::sync::mpsc::sync_channel::<Result<TableBatch>>(1);
+            let (record_tx, record_rx) = std::sync::mpsc::sync_channel::<RecordBatch>(1);
+            s.spawn(move || {
+                for b in batches {
+                    if batch_tx.send(b).is_err() {
+                        break;
+                    }
+                }
+            });
+            let written = s.spawn(move || -> Result<Option<PlanWriter>> {
+                let mut writer: Option<PlanWriter> = None;
+                for record in record_rx {
+                    let w = match &mut writer {
+                        Some(w) => w,
+                        None => writer.insert(PlanWriter::create(path, &record.schema())?),
+                    };
+                    w.write(&record)?;
+                }
+                Ok(writer)
+            });
+            for batch in batch_rx {
+                let batch = batch?;
+                let (ra, dec) = (self.numbers(&batch, &self.ra)?, self.numbers(&batch, &self.dec)?);
+                let placed = place::place(&images, bands, &index, self.overlap, &ra, &dec, self.threads);
+                let record = self.record(&batch, &placed, rows)?;
+                items += placed.rows.len() as u64;
+                placed_rows += count_distinct(&placed.rows);
+                rows += ra.len() as u64;
+                bar.set_position(rows);
+                if record_tx.send(record).is_err() {
+                    // the writer stopped: its error is the one to report
+                    break;
+                }
+            }
+            drop(record_tx);
+            written.join().unwrap_or_else(|_| Err(Error::new(ErrorKind::Io, "the plan writer panicked")))
+        })?;
         bar.finish_and_clear();
         let w = match writer {
             Some(w) => w,
@@ -410,8 +434,8 @@ impl SurveyPlanner {
         for (name, _) in &self.bands {
             let suffix = if name.is_empty() { String::new() } else { format!("_{name}") };
             fields.push(Field::new(format!("image{suffix}"), DataType::Int32, false));
-            fields.push(Field::new(format!("x{suffix}"), DataType::Float64, false));
-            fields.push(Field::new(format!("y{suffix}"), DataType::Float64, false));
+            fields.push(Field::new(format!("x{suffix}"), DataType::Float32, false));
+            fields.push(Field::new(format!("y{suffix}"), DataType::Float32, false));
         }
         for (name, t) in self.targets.iter().zip(types) {
             fields.push(Field::new(name, t.clone(), false));
@@ -425,8 +449,8 @@ impl SurveyPlanner {
             vec![Arc::new(UInt64Array::from_iter_values(placed.rows.iter().map(|&r| first_row + u64::from(r))))];
         for b in 0..self.bands.len() {
             columns.push(Arc::new(Int32Array::from(placed.image[b].clone())));
-            columns.push(Arc::new(Float64Array::from(placed.x[b].clone())));
-            columns.push(Arc::new(Float64Array::from(placed.y[b].clone())));
+            columns.push(Arc::new(Float32Array::from_iter_values(placed.x[b].iter().map(|&v| v as f32))));
+            columns.push(Arc::new(Float32Array::from_iter_values(placed.y[b].iter().map(|&v| v as f32))));
         }
         let mut types = Vec::with_capacity(self.targets.len());
         for name in &self.targets {
@@ -599,8 +623,8 @@ impl SurveyPlan {
         let mut placements = Vec::with_capacity(self.bands.len());
         for b in 0..self.bands.len() {
             let image = batch.column(1 + 3 * b).as_primitive_opt::<Int32Type>()?.value(i);
-            let x = batch.column(2 + 3 * b).as_primitive_opt::<Float64Type>()?.value(i);
-            let y = batch.column(3 + 3 * b).as_primitive_opt::<Float64Type>()?.value(i);
+            let x = f64::from(batch.column(2 + 3 * b).as_primitive_opt::<Float32Type>()?.value(i));
+            let y = f64::from(batch.column(3 + 3 * b).as_primitive_opt::<Float32Type>()?.value(i));
             placements.push((image >= 0).then_some(Placement { image: image as usize, x, y }));
         }
         Some(PlanItem { row, placements })
