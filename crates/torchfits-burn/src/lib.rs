@@ -37,6 +37,7 @@ mod seeds;
 mod spectra;
 mod stamp;
 mod subset;
+mod survey;
 pub mod tensors;
 pub mod transforms;
 pub mod transfers;
@@ -57,6 +58,7 @@ pub use prefetch::Prefetch;
 pub use roles::ChannelRole;
 pub use spectra::{Arm, SpectraBuilder, SpectroscopicDataset, Spectrum, SpectrumBatch, SpectrumBatcher, Wavelength};
 pub use stamp::Stamp;
+pub use survey::{SurveyCutoutBuilder, SurveyCutoutDataset};
 pub use subset::{
     EpochShard, ShardExt, Subset, permutation, shard, shard_indices, split, split_by_group, split_dataset_by_group,
 };

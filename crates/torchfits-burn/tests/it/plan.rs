@@ -87,13 +87,22 @@ fn survey(dir: &Path, bands: usize, rows: usize) -> (PathBuf, Vec<Vec<PathBuf>>)
     (catalog, files)
 }
 
-/// Every image of a band containing (ra, dec): (image, x, y, pixels to the nearest edge).
-fn hits(wcs: &[Wcs], ra: f64, dec: f64) -> Vec<(usize, f64, f64, f64)> {
+/// Every row's pixel on every image of a band: `[image][2 * row..]`.
+fn pixels(wcs: &[Wcs], world: &[f64]) -> Vec<Vec<f64>> {
+    wcs.iter()
+        .map(|w| {
+            let mut p = vec![0.0; world.len()];
+            w.world_to_pixel(world, &mut p).expect("w2p");
+            p
+        })
+        .collect()
+}
+
+/// Every image of a band containing row `r`: (image, x, y, pixels to the nearest edge).
+fn hits(pixels: &[Vec<f64>], r: usize) -> Vec<(usize, f64, f64, f64)> {
     let mut out = Vec::new();
-    for (k, w) in wcs.iter().enumerate() {
-        let mut p = [0.0; 2];
-        w.world_to_pixel(&[ra, dec], &mut p).expect("w2p");
-        let (x, y, e) = (p[0], p[1], SIDE as f64 - 0.5);
+    for (k, p) in pixels.iter().enumerate() {
+        let (x, y, e) = (p[2 * r], p[2 * r + 1], SIDE as f64 - 0.5);
         if x >= -0.5 && x < e && y >= -0.5 && y < e {
             out.push((k, x, y, (x + 0.5).min(e - x).min(y + 0.5).min(e - y)));
         }
@@ -111,17 +120,22 @@ fn deepest(h: &[(usize, f64, f64, f64)]) -> Option<Placement> {
     best.map(|(image, x, y, _)| Placement { image, x, y })
 }
 
-/// The brute-force items: per row, per band, through every image.
+/// The brute-force items: every row through every image of every band.
 fn brute_force(catalog: &Path, files: &[Vec<PathBuf>], overlap: Overlap) -> Vec<(u64, Vec<Option<Placement>>)> {
     let cat = torchfits_burn::Catalog::read(catalog, &["ra", "dec"], None).expect("catalog");
     let (ra, dec) = (cat.column("ra").expect("ra"), cat.column("dec").expect("dec"));
-    let wcs: Vec<Vec<Wcs>> = files
+    let world: Vec<f64> = ra.iter().zip(dec).flat_map(|(&a, &d)| [a, d]).collect();
+    let bands: Vec<Vec<Vec<f64>>> = files
         .iter()
-        .map(|band| band.iter().map(|f| torchfits_core::FitsFile::open(f).expect("open").wcs(0).expect("wcs")).collect())
+        .map(|band| {
+            let wcs: Vec<Wcs> =
+                band.iter().map(|f| torchfits_core::FitsFile::open(f).expect("open").wcs(0).expect("wcs")).collect();
+            pixels(&wcs, &world)
+        })
         .collect();
     let mut items = Vec::new();
     for r in 0..ra.len() {
-        let per_band: Vec<Vec<(usize, f64, f64, f64)>> = wcs.iter().map(|w| hits(w, ra[r], dec[r])).collect();
+        let per_band: Vec<Vec<(usize, f64, f64, f64)>> = bands.iter().map(|p| hits(p, r)).collect();
         let others: Vec<Option<Placement>> = per_band[1..].iter().map(|h| deepest(h)).collect();
         let firsts: Vec<Option<Placement>> = match overlap {
             Overlap::FarthestFromEdge => vec![deepest(&per_band[0])],
@@ -162,7 +176,7 @@ fn assert_same(got: &[(u64, Vec<Option<Placement>>)], want: &[(u64, Vec<Option<P
 #[test]
 fn the_plan_equals_the_brute_force_placement_in_every_policy() {
     let dir = tmpdir("plan-brute");
-    let (catalog, files) = survey(&dir, 2, 3000);
+    let (catalog, files) = survey(&dir, 2, 100_000);
     for overlap in [Overlap::FarthestFromEdge, Overlap::Every] {
         let plan = SurveyPlanner::new(&catalog)
             .band("g", &files[0])
@@ -170,15 +184,15 @@ fn the_plan_equals_the_brute_force_placement_in_every_policy() {
             .targets(&["id", "z"])
             .overlap(overlap)
             .cache(dir.join(format!("cache-{overlap:?}")))
-            .batch_rows(700)
+            .batch_rows(30_000)
             .progress(false)
             .build()
             .expect("plan");
         assert!(!plan.from_cache());
         let want = brute_force(&catalog, &files, overlap);
         assert_same(&plan_items(&plan), &want);
-        assert_eq!(plan.rows(), 3000);
-        assert!(plan.placed_rows() > 1500 && plan.placed_rows() < 3000, "{}", plan.placed_rows());
+        assert_eq!(plan.rows(), 100_000);
+        assert!(plan.placed_rows() > 50_000 && plan.placed_rows() < 100_000, "{}", plan.placed_rows());
         if overlap == Overlap::Every {
             assert!(plan.len() as u64 > plan.placed_rows(), "positions on several images give several items");
         }
@@ -211,4 +225,80 @@ fn a_cached_plan_is_mapped_until_an_input_changes() {
     assert_ne!(third.path(), first.path());
     assert!(!first.path().exists(), "the stale plan is removed");
     assert_eq!(plan_items(&third), plan_items(&second), "the same placements: only the pixels changed");
+}
+
+/// Images whose primary HDU holds each pixel's east offset and whose first extension its
+/// north offset from (10, 30) degrees, in pixels, through the image's own WCS.
+fn sky_encoding_images(dir: &Path, bands: usize) -> Vec<Vec<PathBuf>> {
+    let mut files = vec![Vec::new(); bands];
+    for (b, band) in files.iter_mut().enumerate() {
+        for j in 0..GRID {
+            for i in 0..GRID {
+                let h = header(b, i, j);
+                let wcs = Wcs::from_header(&h).expect("wcs");
+                let pixels: Vec<f64> = (0..SIDE * SIDE).flat_map(|k| [(k % SIDE) as f64, (k / SIDE) as f64]).collect();
+                let mut world = vec![0.0; pixels.len()];
+                wcs.pixel_to_world(&pixels, &mut world).expect("p2w");
+                let east: Vec<f32> =
+                    world.chunks(2).map(|w| ((w[0] - 10.0) * 30f64.to_radians().cos() / SCALE) as f32).collect();
+                let north: Vec<f32> = world.chunks(2).map(|w| ((w[1] - 30.0) / SCALE) as f32).collect();
+                let path = dir.join(format!("sky{b}-{i}{j}.fits"));
+                let mut w = WriteOptions::new().overwrite(true).create(&path).expect("create");
+                w.image(&east, &[SIDE, SIDE]).header(&h).write().expect("east");
+                w.image(&north, &[SIDE, SIDE]).header(&h).write().expect("north");
+                w.finish().expect("finish");
+                band.push(path);
+            }
+        }
+    }
+    files
+}
+
+#[test]
+fn multi_band_stamps_line_up_on_the_sky() {
+    use burn::data::dataset::Dataset;
+    use torchfits_burn::SurveyCutoutDataset;
+
+    let dir = tmpdir("plan-bands");
+    let (catalog, _) = survey(&dir, 0, 400);
+    let files = sky_encoding_images(&dir, 3);
+    let cat = torchfits_burn::Catalog::read(&catalog, &["ra", "dec"], None).expect("catalog");
+    let (ra, dec) = (cat.column("ra").expect("ra"), cat.column("dec").expect("dec"));
+    let plan = || {
+        SurveyPlanner::new(&catalog)
+            .band("g", &files[0])
+            .band("r", &files[1])
+            .band("i", &files[2])
+            .targets(&["id"])
+            .cache(dir.join("cache"))
+            .progress(false)
+            .build()
+            .expect("plan")
+    };
+    const S: usize = 9;
+    let centre = (S / 2) * S + S / 2;
+    let mut checked = 0;
+    for (hdu, truth) in [(0usize, 0usize), (1, 1)] {
+        let ds = SurveyCutoutDataset::builder(plan()).size(S).hdu(hdu).build().expect("dataset");
+        for k in 0..ds.len() {
+            let stamp = ds.get(k).expect("stamp");
+            assert_eq!((stamp.channels, stamp.mask_channels), (6, 3));
+            let row = stamp.row;
+            let want = if truth == 0 {
+                (ra[row] - 10.0) * 30f64.to_radians().cos() / SCALE
+            } else {
+                (dec[row] - 30.0) / SCALE
+            };
+            let px = stamp.data();
+            for b in 0..3 {
+                if px[(3 + b) * S * S + centre] != 0.0 {
+                    continue; // the band lacks the position, or its centre is off the image
+                }
+                let got = f64::from(px[b * S * S + centre]);
+                assert!((got - want).abs() < 0.01, "item {k} band {b}: the centre is {} px from the position", got - want);
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 1000, "{checked} band stamps checked");
 }
