@@ -195,6 +195,30 @@ impl SideColumns {
         self.columns.is_empty()
     }
 
+    /// The rows of items that each carry their own side columns (`(columns, row)` per item,
+    /// all with the same names), as tensors on `device` beside the exact host values.
+    pub fn batch_each(items: &[(&SideColumns, usize)], device: &Device) -> Result<Vec<(String, SideBatch)>> {
+        let Some((first, _)) = items.first() else { return Ok(Vec::new()) };
+        let mut out = Vec::with_capacity(first.columns.len());
+        for (name, _) in &first.columns {
+            let mut values: Option<SideValues> = None;
+            for (side, row) in items {
+                let v = side
+                    .get(name)
+                    .ok_or_else(|| Error::new(ErrorKind::Parameter, format!("an item without the column {name:?}")))?
+                    .select(&[*row]);
+                match &mut values {
+                    Some(all) => all.append(v)?,
+                    None => values = Some(v),
+                }
+            }
+            if let Some(v) = values {
+                out.push((name.clone(), SideBatch::new(v, device)));
+            }
+        }
+        Ok(out)
+    }
+
     /// The columns of `rows`, as tensors on `device` beside the exact host values.
     pub fn batch(&self, rows: &[usize], device: &Device) -> Vec<(String, SideBatch)> {
         self.columns.iter().map(|(name, values)| (name.clone(), SideBatch::new(values.select(rows), device))).collect()

@@ -13,6 +13,7 @@ use arrow_array::types::{Float64Type, Int64Type};
 use burn::data::dataset::{Dataset, DatasetError};
 use torchfits_core::{BufferPool, Error, ErrorKind, FileCache, HduSelector, OpenOptions, Result, Section};
 
+use crate::columns::{SideColumns, SideValues};
 use crate::epochs::Epoch;
 use crate::failures::{Failures, OnError};
 use crate::plan::{Placement, SurveyPlan};
@@ -36,7 +37,7 @@ use crate::stamp::Stamp;
 ///     .band("r", ["r1.fits", "r2.fits"])
 ///     .targets(&["class"])
 ///     .build()?;
-/// let ds = SurveyCutoutDataset::builder(plan).size(48).label("class").build()?;
+/// let ds = SurveyCutoutDataset::builder(plan).size(48).label("class").targets(&["class"]).build()?;
 /// let stamp = ds.get(0).expect("a stamp"); // [g, r, g flags, r flags] x 48 x 48
 /// # Ok(())
 /// # }
@@ -49,6 +50,7 @@ pub struct SurveyCutoutDataset {
     hdu: HduSelector,
     subpixel: bool,
     label: Option<usize>,
+    targets: Vec<(String, usize)>,
     pool: BufferPool,
     epoch: Epoch,
     on_error: OnError,
@@ -63,6 +65,7 @@ pub struct SurveyCutoutBuilder {
     hdu: HduSelector,
     subpixel: bool,
     label: Option<String>,
+    targets: Vec<String>,
     open_files: usize,
     on_error: OnError,
 }
@@ -76,6 +79,7 @@ impl SurveyCutoutDataset {
             hdu: HduSelector::Index(0),
             subpixel: true,
             label: None,
+            targets: Vec::new(),
             open_files: FileCache::DEFAULT_CAPACITY,
             on_error: OnError::Fail,
         }
@@ -132,9 +136,33 @@ impl SurveyCutoutDataset {
             masks: None,
             weights: None,
             weight_roles: Arc::new([]),
-            row: item.row as usize,
-            side: None,
+            row: 0,
+            side: self.side(index)?.map(Arc::new),
         })
+    }
+
+    /// Item `index`'s target columns, one row read from the plan (exact: integers as Int,
+    /// floats as Float, strings as codes).
+    fn side(&self, index: usize) -> Result<Option<SideColumns>> {
+        if self.targets.is_empty() {
+            return Ok(None);
+        }
+        let Some((batch, i)) = self.plan.locate(index) else { return Ok(None) };
+        let mut side = SideColumns::new();
+        for (name, k) in &self.targets {
+            let c = batch.column(*k);
+            let values = if let Some(v) = c.as_primitive_opt::<Int64Type>() {
+                SideValues::Int(vec![v.value(i)])
+            } else if let Some(v) = c.as_primitive_opt::<Float64Type>() {
+                SideValues::Float(vec![v.value(i)])
+            } else if let Some(v) = c.as_string_opt::<i32>() {
+                SideValues::Code { codes: vec![0], dictionary: vec![v.value(i).to_string()].into() }
+            } else {
+                return Err(Error::new(ErrorKind::Parameter, format!("the plan's column {name:?} is not a target")));
+            };
+            side.push(name, values)?;
+        }
+        Ok(Some(side))
     }
 
     /// The label of item `index` from the plan's label column (integers, or floats that are
@@ -261,6 +289,14 @@ impl SurveyCutoutBuilder {
         self
     }
 
+    /// Target columns of the plan ([`crate::SurveyPlanner::targets`]) in every batch
+    /// ([`crate::StampBatch::targets`]), read with each stamp: nothing of the plan is held in
+    /// memory.
+    pub fn targets(mut self, columns: &[&str]) -> Self {
+        self.targets = columns.iter().map(|c| c.to_string()).collect();
+        self
+    }
+
     /// How many image files stay open at once.
     pub fn open_files(mut self, n: usize) -> Self {
         self.open_files = n.max(1);
@@ -284,6 +320,14 @@ impl SurveyCutoutBuilder {
             })?),
             None => None,
         };
+        let schema = self.plan.schema();
+        let mut targets = Vec::with_capacity(self.targets.len());
+        for name in &self.targets {
+            let k = schema.index_of(name).map_err(|_| {
+                Error::new(ErrorKind::Parameter, format!("the plan carries no column {name:?} (SurveyPlanner::targets)"))
+            })?;
+            targets.push((name.clone(), k));
+        }
         if let Some(k) = label
             && let Some(b) = self.plan.batches().first()
             && !matches!(b.column(k).data_type(), arrow_schema::DataType::Int64 | arrow_schema::DataType::Float64)
@@ -297,6 +341,7 @@ impl SurveyCutoutBuilder {
             hdu: self.hdu,
             subpixel: self.subpixel,
             label,
+            targets,
             pool: BufferPool::default(),
             epoch: Epoch::default(),
             on_error: self.on_error,

@@ -274,8 +274,9 @@ impl SurveyPlanner {
 
     /// Makes the plan into `path`.
     fn make(&self, path: &Path, fingerprint: u64, failures: &Failures) -> Result<()> {
-        let images = self.read_images(failures)?;
-        let index = self.index(&images)?;
+        let (images, outlines) = self.read_images(failures)?;
+        let index = self.index(&outlines)?;
+        drop(outlines);
         let bands = self.bands.len();
         let mut names = vec![self.ra.as_str(), self.dec.as_str()];
         names.extend(self.targets.iter().map(String::as_str));
@@ -352,7 +353,8 @@ impl SurveyPlanner {
 
     /// Every image's shape and WCS (its header only is read), on every core; an image that
     /// cannot be used goes through the error policy.
-    fn read_images(&self, failures: &Failures) -> Result<Vec<Option<Image>>> {
+    #[allow(clippy::type_complexity)] // the images and their outlines, side by side
+    fn read_images(&self, failures: &Failures) -> Result<(Vec<Option<Image>>, Vec<Option<footprint::Outline>>)> {
         let files: Vec<(usize, usize, &PathBuf)> = self
             .bands
             .iter()
@@ -366,7 +368,9 @@ impl SurveyPlanner {
             let [ny, nx] = shape[..] else {
                 return Err(Error::new(ErrorKind::Unsupported, format!("a 2-D image is needed, not {shape:?}")).in_file(path));
             };
-            Ok(([ny, nx], f.wcs(self.hdu.clone())?.with_threads(1)))
+            let wcs = f.wcs(self.hdu.clone())?.with_threads(1);
+            let outline = footprint::outline(&wcs, [ny, nx]).map_err(|e| e.in_file(path))?;
+            Ok(([ny, nx], wcs, outline))
         };
         let results: Vec<Vec<ImageRead>> = std::thread::scope(|s| {
             let workers: Vec<_> = files
@@ -376,17 +380,24 @@ impl SurveyPlanner {
             workers.into_iter().map(|w| w.join().unwrap_or_default()).collect()
         });
         let mut images = Vec::with_capacity(files.len());
+        let mut outlines = Vec::with_capacity(files.len());
         for ((band, position, path), result) in files.iter().zip(results.into_iter().flatten()) {
-            let image = self.on_error.at_build(failures, path, result)?;
-            images.push(image.map(|(shape, wcs)| Image { band: *band, position: *position, shape, wcs }));
+            match self.on_error.at_build(failures, path, result)? {
+                Some((shape, wcs, outline)) => {
+                    images.push(Some(Image { band: *band, position: *position, shape, wcs }));
+                    outlines.push(Some(outline));
+                }
+                None => {
+                    images.push(None);
+                    outlines.push(None);
+                }
+            }
         }
-        Ok(images)
+        Ok((images, outlines))
     }
 
     /// The HEALPix index of the images' footprints.
-    fn index(&self, images: &[Option<Image>]) -> Result<CellIndex> {
-        let outlines: Vec<Option<footprint::Outline>> =
-            images.iter().map(|i| i.as_ref().and_then(|i| footprint::outline(&i.wcs, i.shape).ok())).collect();
+    fn index(&self, outlines: &[Option<footprint::Outline>]) -> Result<CellIndex> {
         let depth = match self.depth {
             Some(d) => d,
             None => {
@@ -466,8 +477,8 @@ impl SurveyPlanner {
     }
 }
 
-/// An image's shape and WCS, or why it cannot be used.
-type ImageRead = Result<([usize; 2], torchfits_core::Wcs)>;
+/// An image's shape, WCS and outline on the sky, or why it cannot be used.
+type ImageRead = Result<([usize; 2], torchfits_core::Wcs, footprint::Outline)>;
 
 /// An image's side (radians): its outline's first edge, corner to corner.
 fn side(outline: &[(f64, f64)]) -> f64 {

@@ -279,11 +279,16 @@ fn multi_band_stamps_line_up_on_the_sky() {
     let centre = (S / 2) * S + S / 2;
     let mut checked = 0;
     for (hdu, truth) in [(0usize, 0usize), (1, 1)] {
-        let ds = SurveyCutoutDataset::builder(plan()).size(S).hdu(hdu).build().expect("dataset");
+        let ds = SurveyCutoutDataset::builder(plan()).size(S).hdu(hdu).targets(&["id"]).build().expect("dataset");
+        // the targets ride with each stamp into the batch, exact
+        let items: Vec<_> = (0..8).map(|k| ds.get(k).expect("stamp")).collect();
+        let batch = torchfits_burn::StampBatcher::new().try_batch(items, &burn::tensor::Device::flex()).expect("batch");
+        let want: Vec<i64> = (0..8).map(|k| (1 << 62) + ds.plan().item(k).expect("item").row as i64).collect();
+        assert_eq!(batch.target("id").expect("id").values, torchfits_burn::SideValues::Int(want));
         for k in 0..ds.len() {
             let stamp = ds.get(k).expect("stamp");
             assert_eq!((stamp.channels, stamp.mask_channels), (6, 3));
-            let row = stamp.row;
+            let row = ds.plan().item(k).expect("item").row as usize;
             let want = if truth == 0 {
                 (ra[row] - 10.0) * 30f64.to_radians().cos() / SCALE
             } else {
@@ -301,4 +306,20 @@ fn multi_band_stamps_line_up_on_the_sky() {
         }
     }
     assert!(checked > 1000, "{checked} band stamps checked");
+}
+
+#[test]
+fn an_unreadable_image_fails_the_plan_or_is_left_out_and_counted() {
+    let dir = tmpdir("plan-failures");
+    let (catalog, files) = survey(&dir, 1, 2000);
+    std::fs::write(&files[0][5], b"SIMPLE  =                    T / not a whole header").expect("corrupt");
+    let planner = || SurveyPlanner::new(&catalog).images(&files[0]).cache(dir.join("cache")).progress(false);
+    let e = planner().build().expect_err("a corrupt image");
+    assert!(e.to_string().contains("b0-11.fits"), "{e}");
+    let plan = planner().on_error(torchfits_burn::OnError::Skip).build().expect("plan");
+    let report = plan.failures().report();
+    assert_eq!(report.files.len(), 1);
+    assert!(report.files[0].file.ends_with("b0-11.fits"), "{:?}", report.files[0].file);
+    assert!((0..plan.len()).all(|i| plan.item(i).expect("item").placements[0].expect("placed").image != 5));
+    assert!(plan.len() > 500);
 }
