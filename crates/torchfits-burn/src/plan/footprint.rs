@@ -8,6 +8,8 @@
 use cdshealpix::nested;
 use cdshealpix::sph_geom::ContainsSouthPoleMethod;
 use cdshealpix::sph_geom::coo3d::Coo3D;
+use moc::moc::range::RangeMOC;
+use moc::qty::Hpx;
 use torchfits_core::{Error, ErrorKind, Result, Wcs};
 
 /// Points per edge of an image's outline: enough to follow SIP and wide fields (the outline is
@@ -107,6 +109,12 @@ impl CellIndex {
     /// The HEALPix depth.
     pub(crate) fn depth(&self) -> u8 {
         self.depth
+    }
+
+    /// The survey's coverage: the cells some image touches, as a MOC.
+    pub(crate) fn coverage(&self) -> RangeMOC<u64, Hpx<u64>> {
+        let cells = self.offsets.windows(2).enumerate().filter(|(_, w)| w[1] > w[0]).map(|(c, _)| c as u64);
+        RangeMOC::from_fixed_depth_cells(self.depth, cells, None)
     }
 
     /// The images that may contain the position (lon, lat) in radians.

@@ -268,6 +268,7 @@ impl SurveyPlanner {
             });
             if ours && p != keep {
                 let _removed = std::fs::remove_file(&p);
+                let _removed = std::fs::remove_file(coverage_path(&p));
             }
         }
     }
@@ -277,6 +278,7 @@ impl SurveyPlanner {
         let (images, outlines) = self.read_images(failures)?;
         let index = self.index(&outlines)?;
         drop(outlines);
+        let sky = write_coverage(&index, &coverage_path(path))?;
         let bands = self.bands.len();
         let mut names = vec![self.ra.as_str(), self.dec.as_str()];
         names.extend(self.targets.iter().map(String::as_str));
@@ -334,6 +336,7 @@ impl SurveyPlanner {
             ("torchfits.rows", rows.to_string()),
             ("torchfits.items", items.to_string()),
             ("torchfits.placed_rows", placed_rows.to_string()),
+            ("torchfits.sky_fraction", sky.to_string()),
         ])
     }
 
@@ -477,6 +480,23 @@ impl SurveyPlanner {
     }
 }
 
+/// The coverage MOC of the plan file at `plan`.
+fn coverage_path(plan: &Path) -> PathBuf {
+    plan.with_extension("moc.fits")
+}
+
+/// Writes the images' coverage as a FITS MOC (IVOA MOC 2.0); the fraction of the sky it covers.
+fn write_coverage(index: &CellIndex, path: &Path) -> Result<f64> {
+    use moc::moc::RangeMOCIntoIterator;
+    let moc = index.coverage();
+    let fraction = moc.coverage_percentage();
+    let io = |e: &dyn std::fmt::Display| Error::new(ErrorKind::Io, format!("cannot write the coverage MOC: {e}")).in_file(path);
+    let file = std::fs::File::create(path).map_err(|e| io(&e))?;
+    moc::deser::fits::ranges_to_fits_ivoa(moc.into_range_moc_iter(), None, None, std::io::BufWriter::new(file))
+        .map_err(|e| io(&e))?;
+    Ok(fraction)
+}
+
 /// An image's shape, WCS and outline on the sky, or why it cannot be used.
 type ImageRead = Result<([usize; 2], torchfits_core::Wcs, footprint::Outline)>;
 
@@ -606,6 +626,18 @@ impl SurveyPlan {
     /// The images left out (with a replacement policy) when the plan was made.
     pub fn failures(&self) -> &Failures {
         &self.failures
+    }
+
+    /// The survey's coverage (every HEALPix cell of the index some image touches, the images'
+    /// outlines a few pixels wide) as a FITS MOC file (IVOA MOC 2.0, readable by mocpy and
+    /// Aladin), written beside the plan.
+    pub fn coverage(&self) -> PathBuf {
+        coverage_path(&self.file.path)
+    }
+
+    /// The fraction of the sky the coverage holds.
+    pub fn sky_fraction(&self) -> f64 {
+        self.file.metadata.get("torchfits.sky_fraction").and_then(|v| v.parse().ok()).unwrap_or(0.0)
     }
 
     /// The plan's Arrow batches, mapped (the targets are their last columns).

@@ -213,6 +213,13 @@ fn a_cached_plan_is_mapped_until_an_input_changes() {
     let first = planner().build().expect("plan");
     let second = planner().build().expect("plan");
     assert!(!first.from_cache() && second.from_cache());
+    // the survey's coverage, a FITS MOC beside the plan: about the 4 x 4 images' 0.013 square
+    // degrees (whole cells at the edges), a few 1e-7 of the sky
+    let f = first.sky_fraction();
+    assert!(f > 3e-7 && f < 3e-6, "{f}");
+    let moc = torchfits_core::FitsFile::open(first.coverage()).expect("a FITS MOC");
+    let moc_header = moc.header(1).expect("the MOC table");
+    assert_eq!(moc_header.get_str("MOCDIM").map(str::trim), Some("SPACE"), "{:?}", moc_header.get_str("MOCDIM"));
     assert_eq!(plan_items(&first), plan_items(&second));
     assert_eq!(first.path(), second.path());
     // an image rewritten: a new plan, and the stale one gone
@@ -223,7 +230,7 @@ fn a_cached_plan_is_mapped_until_an_input_changes() {
     let third = planner().build().expect("plan");
     assert!(!third.from_cache());
     assert_ne!(third.path(), first.path());
-    assert!(!first.path().exists(), "the stale plan is removed");
+    assert!(!first.path().exists() && !first.coverage().exists(), "the stale plan is removed");
     assert_eq!(plan_items(&third), plan_items(&second), "the same placements: only the pixels changed");
 }
 
