@@ -120,7 +120,9 @@ fn image_header(i: usize, j: usize, grid: usize) -> Vec<u8> {
         card("A_ORDER", "2"),
         card("B_ORDER", "2"),
     ];
-    for (k, v) in [("A_2_0", 2e-7), ("A_0_2", -1e-7), ("A_1_1", 5e-8), ("B_2_0", 1e-7), ("B_0_2", 3e-7), ("B_1_1", -4e-8)] {
+    for (k, v) in
+        [("A_2_0", 2e-7), ("A_0_2", -1e-7), ("A_1_1", 5e-8), ("B_2_0", 1e-7), ("B_0_2", 3e-7), ("B_1_1", -4e-8)]
+    {
         cards.push(card(k, &real(v)));
     }
     header_bytes(&cards)

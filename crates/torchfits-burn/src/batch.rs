@@ -1,6 +1,5 @@
 //! Stacking stamps into tensors on the loader's device, with on-device transforms.
 
-
 use std::sync::Arc;
 
 use burn::data::dataloader::batcher::Batcher;
@@ -229,9 +228,13 @@ fn targets(items: &[Stamp], device: &Device) -> torchfits_core::Result<Vec<(Stri
     if items.iter().all(|s| s.side.as_ref().is_some_and(|x| Arc::ptr_eq(x, &first))) {
         return Ok(first.batch(&items.iter().map(|s| s.row).collect::<Vec<_>>(), device));
     }
-    let each: Option<Vec<(&SideColumns, usize)>> = items.iter().map(|s| s.side.as_deref().map(|x| (x, s.row))).collect();
+    let each: Option<Vec<(&SideColumns, usize)>> =
+        items.iter().map(|s| s.side.as_deref().map(|x| (x, s.row))).collect();
     let each = each.ok_or_else(|| {
-        torchfits_core::Error::new(torchfits_core::ErrorKind::Parameter, "items with and without side columns in one batch")
+        torchfits_core::Error::new(
+            torchfits_core::ErrorKind::Parameter,
+            "items with and without side columns in one batch",
+        )
     })?;
     SideColumns::batch_each(&each, device)
 }

@@ -545,7 +545,8 @@ impl TargetTable {
                 let c = b
                     .column(name)
                     .ok_or_else(|| Error::new(ErrorKind::Parameter, format!("no column {name:?}")).in_file(path))?;
-                side.push(name, SideValues::from_column(c).map_err(|e| e.in_file(path))?).map_err(|e| e.in_file(path))?;
+                side.push(name, SideValues::from_column(c).map_err(|e| e.in_file(path))?)
+                    .map_err(|e| e.in_file(path))?;
             }
         }
         let rows = files.into_iter().enumerate().map(|(i, f)| (f, i)).collect();
@@ -556,9 +557,11 @@ impl TargetTable {
     /// The table's row for the image file `path` (by its name, or its whole path as given).
     fn row_of(&self, path: &Path) -> Result<usize> {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        self.rows.get(name).or_else(|| self.rows.get(path.to_string_lossy().as_ref())).copied().ok_or_else(|| {
-            Error::new(ErrorKind::Parameter, "the targets table has no row for the file").in_file(path)
-        })
+        self.rows
+            .get(name)
+            .or_else(|| self.rows.get(path.to_string_lossy().as_ref()))
+            .copied()
+            .ok_or_else(|| Error::new(ErrorKind::Parameter, "the targets table has no row for the file").in_file(path))
     }
 
     /// The columns of `rows`, one row per dataset item.

@@ -39,8 +39,8 @@ mod stamp;
 mod subset;
 mod survey;
 pub mod tensors;
-pub mod transforms;
 pub mod transfers;
+pub mod transforms;
 pub mod wcs;
 
 pub use batch::{StampBatch, StampBatcher, StampCoordinates};
@@ -53,13 +53,13 @@ pub use cutout::{CatalogCutoutDataset, CutoutBuilder};
 pub use epochs::{Epoch, EpochLoader};
 pub use failures::{FailureReport, Failures, FileFailures, OnError, REPLACEMENT_TRIES};
 pub use imaging::{Crop, ImagingBuilder, ImagingDataset};
-pub use plan::{Overlap, PlanItem, Placement, SurveyPlan, SurveyPlanner};
+pub use plan::{Overlap, Placement, PlanItem, SurveyPlan, SurveyPlanner};
 pub use prefetch::Prefetch;
 pub use roles::ChannelRole;
 pub use spectra::{Arm, SpectraBuilder, SpectroscopicDataset, Spectrum, SpectrumBatch, SpectrumBatcher, Wavelength};
 pub use stamp::Stamp;
-pub use survey::{SurveyCutoutBuilder, SurveyCutoutDataset};
 pub use subset::{
     EpochShard, ShardExt, Subset, permutation, shard, shard_indices, split, split_by_group, split_dataset_by_group,
 };
+pub use survey::{SurveyCutoutBuilder, SurveyCutoutDataset};
 pub use transfers::Transfers;

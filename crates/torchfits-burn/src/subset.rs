@@ -10,8 +10,8 @@ use burn::data::dataset::transform::SelectionDataset;
 use burn::data::dataset::{Dataset, DatasetError};
 use torchfits_core::{Error, ErrorKind};
 
-use crate::seeds::splitmix;
 use crate::epochs::Epoch;
+use crate::seeds::splitmix;
 
 /// The items `indices` of a shared dataset, in that order (a train/validation split, a shard).
 #[derive(Debug, Clone)]

@@ -240,7 +240,9 @@ impl SurveyCutoutDataset {
     ) -> Result<()> {
         let shape = self.cache.with(path, |f| Ok(f.image(self.hdu.clone())?.shape().to_vec()))?;
         let [ny, nx] = shape[..] else {
-            return Err(Error::new(ErrorKind::Unsupported, format!("a 2-D image is needed, not {shape:?}")).in_file(path));
+            return Err(
+                Error::new(ErrorKind::Unsupported, format!("a 2-D image is needed, not {shape:?}")).in_file(path)
+            );
         };
         let clip = |a: i64, n: usize| a.clamp(0, n as i64) as usize;
         let (xa, xb) = (clip(x0, nx), clip(x0 + w as i64, nx));
@@ -316,7 +318,10 @@ impl SurveyCutoutBuilder {
         }
         let label = match &self.label {
             Some(name) => Some(self.plan.schema().index_of(name).map_err(|_| {
-                Error::new(ErrorKind::Parameter, format!("the plan carries no column {name:?} (SurveyPlanner::targets)"))
+                Error::new(
+                    ErrorKind::Parameter,
+                    format!("the plan carries no column {name:?} (SurveyPlanner::targets)"),
+                )
             })?),
             None => None,
         };
@@ -324,7 +329,10 @@ impl SurveyCutoutBuilder {
         let mut targets = Vec::with_capacity(self.targets.len());
         for name in &self.targets {
             let k = schema.index_of(name).map_err(|_| {
-                Error::new(ErrorKind::Parameter, format!("the plan carries no column {name:?} (SurveyPlanner::targets)"))
+                Error::new(
+                    ErrorKind::Parameter,
+                    format!("the plan carries no column {name:?} (SurveyPlanner::targets)"),
+                )
             })?;
             targets.push((name.clone(), k));
         }

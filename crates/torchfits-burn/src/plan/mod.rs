@@ -17,7 +17,9 @@ use std::time::UNIX_EPOCH;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, Int32Type, UInt64Type};
-use arrow_array::{ArrayRef, Float32Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, UInt64Array};
+use arrow_array::{
+    ArrayRef, Float32Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, UInt64Array,
+};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use torchfits_core::{ColumnValues, Error, ErrorKind, FitsFile, HduSelector, Result, TableBatch};
 
@@ -70,6 +72,8 @@ pub struct SurveyPlanner {
     dec: String,
     targets: Vec<String>,
     bands: Vec<(String, Vec<PathBuf>)>,
+    /// Per band, per image: the field key it shares with other bands' images.
+    keys: Vec<Vec<Option<u32>>>,
     hdu: HduSelector,
     overlap: Overlap,
     cache: PathBuf,
@@ -122,6 +126,7 @@ impl SurveyPlanner {
             dec: "dec".into(),
             targets: Vec::new(),
             bands: Vec::new(),
+            keys: Vec::new(),
             hdu: HduSelector::Index(0),
             overlap: Overlap::default(),
             cache: std::env::temp_dir().join("torchfits-plans"),
@@ -159,8 +164,72 @@ impl SurveyPlanner {
 
     /// A band and its images (the first band given is the reference of [`Overlap::Every`]).
     pub fn band<P: AsRef<Path>>(mut self, name: &str, files: impl IntoIterator<Item = P>) -> Self {
-        self.bands.push((name.to_string(), files.into_iter().map(|p| p.as_ref().to_path_buf()).collect()));
+        let files: Vec<PathBuf> = files.into_iter().map(|p| p.as_ref().to_path_buf()).collect();
+        self.keys.push(vec![None; files.len()]);
+        self.bands.push((name.to_string(), files));
         self
+    }
+
+    /// The bands and their images from a table (FITS, Parquet or Arrow IPC) with a column of
+    /// band names, one of files (relative paths from the table's folder) and one of keys (a
+    /// field or tile: integers or strings) that the images of one field share across bands.
+    /// Bands come in the order they first appear. A position on several images of a band takes
+    /// the one with the key of the first band's image where it can, so that a stamp's bands
+    /// come from one field.
+    ///
+    /// ```no_run
+    /// use torchfits_burn::SurveyPlanner;
+    ///
+    /// # fn main() -> Result<(), torchfits_core::Error> {
+    /// // survey.parquet: band ("g", "r", ...), file ("g/tile-0001.fits", ...), tile (1, 1, ...)
+    /// let plan = SurveyPlanner::new("catalog.parquet").bands_table("survey.parquet", "tile", "band", "file")?.build()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn bands_table(mut self, table: impl AsRef<Path>, key: &str, band: &str, file: &str) -> Result<Self> {
+        let table = table.as_ref();
+        let batches = crate::catalog::read_batches(table, &[key, band, file], None)?;
+        let folder = table.parent().unwrap_or(Path::new(""));
+        let mut keys: Vec<String> = Vec::new();
+        for b in &batches {
+            let column = |name: &str| {
+                b.column(name).ok_or_else(|| {
+                    Error::new(ErrorKind::Parameter, format!("the bands table has no column {name:?}")).in_file(table)
+                })
+            };
+            let (k, bd, f) = (column(key)?, column(band)?, column(file)?);
+            let text = |c: &torchfits_core::ColumnData, i: usize| -> Result<String> {
+                match &c.values {
+                    ColumnValues::Str { .. } => {
+                        Ok(String::from_utf8_lossy(c.values.str_at(i).unwrap_or_default()).trim().to_string())
+                    }
+                    other => crate::catalog::numbers(other)
+                        .map(|v| v.get(i).map_or(String::new(), |x| x.to_string()))
+                        .map_err(|e| e.in_file(table)),
+                }
+            };
+            for i in 0..k.values.len() {
+                let (kv, bv, fv) = (text(k, i)?, text(bd, i)?, text(f, i)?);
+                let slot = match self.bands.iter().position(|(n, _)| *n == bv) {
+                    Some(p) => p,
+                    None => {
+                        self.bands.push((bv, Vec::new()));
+                        self.keys.push(Vec::new());
+                        self.bands.len() - 1
+                    }
+                };
+                let id = match keys.iter().position(|x| *x == kv) {
+                    Some(p) => p,
+                    None => {
+                        keys.push(kv);
+                        keys.len() - 1
+                    }
+                };
+                self.bands[slot].1.push(folder.join(fv));
+                self.keys[slot].push(Some(id as u32));
+            }
+        }
+        Ok(self)
     }
 
     /// The image HDU of every file (default: the primary).
@@ -227,8 +296,9 @@ impl SurveyPlanner {
         {
             return Ok(self.into_plan(file, true, Failures::default()));
         }
-        std::fs::create_dir_all(&self.cache)
-            .map_err(|e| Error::new(ErrorKind::Io, format!("cannot create the plan folder: {e}")).in_file(&self.cache))?;
+        std::fs::create_dir_all(&self.cache).map_err(|e| {
+            Error::new(ErrorKind::Io, format!("cannot create the plan folder: {e}")).in_file(&self.cache)
+        })?;
         let failures = Failures::default();
         self.make(&path, fingerprint, &failures)?;
         self.remove_stale(&stem, &path);
@@ -247,12 +317,13 @@ impl SurveyPlanner {
         let options = (&self.catalog_hdu, &self.ra, &self.dec, &self.targets, &self.hdu, self.overlap, self.depth);
         h.text(&format!("{options:?}"));
         h.file(&self.catalog)?;
-        for (name, files) in &self.bands {
+        for ((name, files), keys) in self.bands.iter().zip(&self.keys) {
             h.text(name);
             h.text(&files.len().to_string());
             for f in files {
                 h.file(f)?;
             }
+            h.text(&format!("{keys:?}"));
         }
         Ok(h.0)
     }
@@ -263,9 +334,10 @@ impl SurveyPlanner {
         for e in entries.flatten() {
             let p = e.path();
             let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            let ours = name.strip_prefix(stem).and_then(|r| r.strip_prefix('-')).is_some_and(|r| {
-                r.len() == 16 + ".plan.arrow".len() && r.ends_with(".plan.arrow")
-            });
+            let ours = name
+                .strip_prefix(stem)
+                .and_then(|r| r.strip_prefix('-'))
+                .is_some_and(|r| r.len() == 16 + ".plan.arrow".len() && r.ends_with(".plan.arrow"));
             if ours && p != keep {
                 let _removed = std::fs::remove_file(&p);
                 let _removed = std::fs::remove_file(coverage_path(&p));
@@ -284,7 +356,8 @@ impl SurveyPlanner {
         names.extend(self.targets.iter().map(String::as_str));
         let total = crate::catalog::count_rows(&self.catalog, self.catalog_hdu.as_deref())?;
         let bar = self.bar(total);
-        let batches = crate::catalog::stream_batches(&self.catalog, &names, self.catalog_hdu.as_deref(), self.batch_rows)?;
+        let batches =
+            crate::catalog::stream_batches(&self.catalog, &names, self.catalog_hdu.as_deref(), self.batch_rows)?;
         // three stages at once: the catalog read ahead, placing, the plan written behind
         let (mut rows, mut items, mut placed_rows) = (0u64, 0u64, 0u64);
         let writer = std::thread::scope(|s| -> Result<Option<PlanWriter>> {
@@ -348,8 +421,10 @@ impl SurveyPlanner {
             Some(n) => indicatif::ProgressBar::new(n),
             None => indicatif::ProgressBar::new_spinner(),
         };
-        let style = indicatif::ProgressStyle::with_template("planning {bar:30} {human_pos}/{human_len} rows ({per_sec}, {eta})")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        let style = indicatif::ProgressStyle::with_template(
+            "planning {bar:30} {human_pos}/{human_len} rows ({per_sec}, {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
         bar.set_style(style);
         bar
     }
@@ -369,7 +444,9 @@ impl SurveyPlanner {
             let f = FitsFile::open(path)?;
             let shape = f.image(self.hdu.clone())?.shape().to_vec();
             let [ny, nx] = shape[..] else {
-                return Err(Error::new(ErrorKind::Unsupported, format!("a 2-D image is needed, not {shape:?}")).in_file(path));
+                return Err(
+                    Error::new(ErrorKind::Unsupported, format!("a 2-D image is needed, not {shape:?}")).in_file(path)
+                );
             };
             let wcs = f.wcs(self.hdu.clone())?.with_threads(1);
             let outline = footprint::outline(&wcs, [ny, nx]).map_err(|e| e.in_file(path))?;
@@ -387,7 +464,8 @@ impl SurveyPlanner {
         for ((band, position, path), result) in files.iter().zip(results.into_iter().flatten()) {
             match self.on_error.at_build(failures, path, result)? {
                 Some((shape, wcs, outline)) => {
-                    images.push(Some(Image { band: *band, position: *position, shape, wcs }));
+                    let key = self.keys.get(*band).and_then(|k| k.get(*position)).copied().flatten();
+                    images.push(Some(Image { band: *band, position: *position, key, shape, wcs }));
                     outlines.push(Some(outline));
                 }
                 None => {
@@ -490,7 +568,9 @@ fn write_coverage(index: &CellIndex, path: &Path) -> Result<f64> {
     use moc::moc::RangeMOCIntoIterator;
     let moc = index.coverage();
     let fraction = moc.coverage_percentage();
-    let io = |e: &dyn std::fmt::Display| Error::new(ErrorKind::Io, format!("cannot write the coverage MOC: {e}")).in_file(path);
+    let io = |e: &dyn std::fmt::Display| {
+        Error::new(ErrorKind::Io, format!("cannot write the coverage MOC: {e}")).in_file(path)
+    };
     let file = std::fs::File::create(path).map_err(|e| io(&e))?;
     moc::deser::fits::ranges_to_fits_ivoa(moc.into_range_moc_iter(), None, None, std::io::BufWriter::new(file))
         .map_err(|e| io(&e))?;
@@ -537,9 +617,9 @@ fn take(values: &ColumnValues, rows: &[u32]) -> Result<ArrayRef> {
         ColumnValues::U64(v) => ints(&|r| v[r] as i64),
         ColumnValues::F32(v) => floats(&|r| f64::from(v[r])),
         ColumnValues::F64(v) => floats(&|r| v[r]),
-        ColumnValues::Str { .. } => Arc::new(StringArray::from_iter_values(rows.iter().map(|&r| {
-            String::from_utf8_lossy(values.str_at(r as usize).unwrap_or_default()).into_owned()
-        }))),
+        ColumnValues::Str { .. } => Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|&r| String::from_utf8_lossy(values.str_at(r as usize).unwrap_or_default()).into_owned()),
+        )),
         _ => return Err(Error::new(ErrorKind::Unsupported, "a complex or array column cannot be a plan target")),
     })
 }

@@ -19,6 +19,9 @@ pub(crate) struct Image {
     pub(crate) band: usize,
     /// The image's position in its band's list.
     pub(crate) position: usize,
+    /// The key it shares with the images of the other bands of its field
+    /// ([`crate::SurveyPlanner::bands_table`]), if any.
+    pub(crate) key: Option<u32>,
     /// `[ny, nx]`.
     pub(crate) shape: [usize; 2],
     pub(crate) wcs: Wcs,
@@ -174,6 +177,11 @@ fn transform(images: &[Option<Image>], by: &ByImage, ra: &[f64], dec: &[f64], th
 fn choose(images: &[Option<Image>], bands: usize, overlap: Overlap, n: usize, hits: Vec<Hit>) -> Placed {
     let band_of = |h: &Hit| images[h.image as usize].as_ref().map_or(0, |i| i.band);
     let position = |h: &Hit| images[h.image as usize].as_ref().map_or(-1, |i| i.position as i32);
+    let key = |h: &Hit| images[h.image as usize].as_ref().and_then(|i| i.key);
+    let keyed = images.iter().flatten().any(|i| i.key.is_some());
+    // with keys, every hit of a row at hand: a band takes the image of the first band's key
+    let mut by_row: Vec<Hit> = if keyed { hits.clone() } else { Vec::new() };
+    by_row.sort_unstable_by_key(|h| (h.row, h.image));
     let mut best: Vec<Vec<Option<Hit>>> = vec![vec![None; n]; bands];
     let mut every: Vec<Hit> = Vec::new();
     for h in hits {
@@ -193,10 +201,19 @@ fn choose(images: &[Option<Image>], bands: usize, overlap: Overlap, n: usize, hi
         x: vec![Vec::new(); bands],
         y: vec![Vec::new(); bands],
     };
+    let same_key = |row: usize, b: usize, first: Option<Hit>| -> Option<Hit> {
+        let k = key(&first?)?;
+        let start = by_row.partition_point(|h| (h.row as usize) < row);
+        by_row[start..]
+            .iter()
+            .take_while(|h| h.row as usize == row)
+            .find(|h| band_of(h) == b && key(h) == Some(k))
+            .copied()
+    };
     let push = |out: &mut Placed, row: usize, first: Option<Hit>| {
         out.rows.push(row as u32);
         for b in 0..bands {
-            let h = if b == 0 { first } else { best[b][row] };
+            let h = if b == 0 { first } else { same_key(row, b, first).or(best[b][row]) };
             out.image[b].push(h.map_or(-1, |h| position(&h)));
             out.x[b].push(h.map_or(f64::NAN, |h| h.x));
             out.y[b].push(h.map_or(f64::NAN, |h| h.y));

@@ -99,7 +99,8 @@ impl PlanFile {
         let footer_start = (len - 10).checked_sub(footer_len).ok_or_else(|| bad("a footer longer than the file"))?;
         let footer = root_as_footer(&buffer[footer_start..len - 10]).map_err(|_| bad("an unreadable footer"))?;
         let schema = Arc::new(
-            try_fb_to_schema(footer.schema().ok_or_else(|| bad("no schema"))?).map_err(|_| bad("an unreadable schema"))?,
+            try_fb_to_schema(footer.schema().ok_or_else(|| bad("no schema"))?)
+                .map_err(|_| bad("an unreadable schema"))?,
         );
         let mut metadata = HashMap::new();
         for kv in footer.custom_metadata().into_iter().flatten() {

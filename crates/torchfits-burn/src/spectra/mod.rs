@@ -226,10 +226,9 @@ impl SpectroscopicDataset {
                 self.read_rows(arms, path, row, &mut values, masks.as_deref_mut())?;
                 self.layout[file].grid.clone()
             }
-            Source::Columns(hdu, columns) => {
-                self.read_cells(hdu, columns, path, row, &mut values, masks.as_deref_mut())?
-                    .or_else(|| self.layout[file].grid.clone())
-            }
+            Source::Columns(hdu, columns) => self
+                .read_cells(hdu, columns, path, row, &mut values, masks.as_deref_mut())?
+                .or_else(|| self.layout[file].grid.clone()),
         };
         let meta = self.meta.get(file).map(|m| m[row * self.meta_width..(row + 1) * self.meta_width].to_vec());
         Ok(Spectrum {
@@ -295,7 +294,8 @@ impl SpectroscopicDataset {
         let mut names: Vec<&str> = columns.iter().map(String::as_str).collect();
         names.extend(self.wave_column.as_deref());
         let batch = self.cache.with(path, |f| {
-            let mut batches = f.table(hdu.clone())?.with_columns(&names)?.with_rows(row as u64..row as u64 + 1)?.build()?;
+            let mut batches =
+                f.table(hdu.clone())?.with_columns(&names)?.with_rows(row as u64..row as u64 + 1)?.build()?;
             batches.next().transpose()?.ok_or_else(|| Error::new(ErrorKind::Decoding, "no row"))
         })?;
         let column = |name: &str| {
@@ -528,7 +528,9 @@ impl SpectraBuilder {
                 if s.len() != 2 || shape.as_ref().is_some_and(|f| f != &s) || other_rows {
                     return Err(Error::new(
                         ErrorKind::Parameter,
-                        format!("spectra need [nspec, nwave] images of one shape (and one nspec for all arms), not {s:?}"),
+                        format!(
+                            "spectra need [nspec, nwave] images of one shape (and one nspec for all arms), not {s:?}"
+                        ),
                     )
                     .in_hdu(img.index()));
                 }
@@ -546,12 +548,7 @@ impl SpectraBuilder {
     }
 
     /// Spectra, length and the wavelength grid (a shared one) of a file of table cells.
-    fn describe_columns(
-        &self,
-        f: &FitsFile,
-        hdu: &HduSelector,
-        columns: &[String],
-    ) -> Result<Shape> {
+    fn describe_columns(&self, f: &FitsFile, hdu: &HduSelector, columns: &[String]) -> Result<Shape> {
         let t = f.table(hdu.clone())?;
         let rows = t.selected_rows() as usize;
         let schema = t.schema();
@@ -565,7 +562,10 @@ impl SpectraBuilder {
                 .column(name)
                 .ok_or_else(|| Error::new(ErrorKind::Parameter, format!("the table has no column {name:?}")))?;
             if width.is_some_and(|w| w != c.repeat) {
-                return Err(Error::new(ErrorKind::Parameter, format!("column {name:?} differs in length from the flux")));
+                return Err(Error::new(
+                    ErrorKind::Parameter,
+                    format!("column {name:?} differs in length from the flux"),
+                ));
             }
             width = Some(c.repeat);
         }
@@ -598,7 +598,9 @@ impl SpectraBuilder {
                     Error::new(ErrorKind::Parameter, format!("no metadata column {name:?}")).in_file(path)
                 })?;
                 cols[k].extend(crate::catalog::numbers(&c.values).map_err(|e| e.in_file(path))?);
-                exact.push(name, SideValues::from_column(c).map_err(|e| e.in_file(path))?).map_err(|e| e.in_file(path))?;
+                exact
+                    .push(name, SideValues::from_column(c).map_err(|e| e.in_file(path))?)
+                    .map_err(|e| e.in_file(path))?;
             }
         }
         if cols.iter().any(|c| c.len() != nspec) {

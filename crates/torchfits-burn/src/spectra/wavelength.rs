@@ -32,8 +32,10 @@ pub(crate) fn from_header(header: &Header, n: usize) -> Result<Vec<f64>> {
         return at(&|i| 10f64.powf(c0 + c1 * i));
     }
     let crval = header.get_f64("CRVAL1").ok_or_else(|| missing("CRVAL1 is absent"))?;
-    let step =
-        header.get_f64("CDELT1").or_else(|| header.get_f64("CD1_1")).ok_or_else(|| missing("CDELT1 and CD1_1 absent"))?;
+    let step = header
+        .get_f64("CDELT1")
+        .or_else(|| header.get_f64("CD1_1"))
+        .ok_or_else(|| missing("CDELT1 and CD1_1 absent"))?;
     let crpix = header.get_f64("CRPIX1").unwrap_or(1.0);
     let ctype = header.get_str("CTYPE1").unwrap_or("").trim().to_ascii_uppercase();
     // the FITS pixel number of sample i is i + 1
@@ -70,11 +72,14 @@ mod tests {
 
     #[test]
     fn linear_log_and_log10_axes() {
-        let linear = from_header(&header(&[("CRVAL1", 3600.0), ("CDELT1", 0.8), ("CRPIX1", 1.0)], None), 3).expect("linear");
+        let linear =
+            from_header(&header(&[("CRVAL1", 3600.0), ("CDELT1", 0.8), ("CRPIX1", 1.0)], None), 3).expect("linear");
         assert_eq!(linear, vec![3600.0, 3600.8, 3601.6]);
-        let shifted = from_header(&header(&[("CRVAL1", 3600.0), ("CD1_1", 1.0), ("CRPIX1", 2.0)], Some("WAVE")), 2).expect("cd");
+        let shifted =
+            from_header(&header(&[("CRVAL1", 3600.0), ("CD1_1", 1.0), ("CRPIX1", 2.0)], Some("WAVE")), 2).expect("cd");
         assert_eq!(shifted, vec![3599.0, 3600.0]);
-        let log = from_header(&header(&[("CRVAL1", 4000.0), ("CDELT1", 4.0), ("CRPIX1", 1.0)], Some("WAVE-LOG")), 2).expect("log");
+        let log = from_header(&header(&[("CRVAL1", 4000.0), ("CDELT1", 4.0), ("CRPIX1", 1.0)], Some("WAVE-LOG")), 2)
+            .expect("log");
         assert_eq!(log[0], 4000.0);
         assert!((log[1] - 4000.0 * (4.0f64 / 4000.0).exp()).abs() < 1e-9);
         let sdss = from_header(&header(&[("COEFF0", 3.5791), ("COEFF1", 1e-4)], None), 2).expect("sdss");

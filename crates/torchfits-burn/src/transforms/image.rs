@@ -11,8 +11,8 @@ use burn::tensor::{Int, Tensor, TensorData};
 use torchfits_core::{Error, ErrorKind, Result};
 
 use super::{TransformContext, clipped_stats, nan_median};
-use crate::seeds::draw;
 use crate::roles::ChannelRole;
+use crate::seeds::draw;
 
 /// A batch's planes by role, as the transforms see them: each transform decides which it
 /// touches. The ones torchfits provides change the values of `science` only (masks, weights
@@ -234,7 +234,10 @@ fn window_indices(
 
 fn check_window(name: &str, [ih, iw]: [usize; 2], [h, w]: [usize; 2]) -> Result<()> {
     if h == 0 || w == 0 || h > ih || w > iw {
-        return Err(Error::new(ErrorKind::Parameter, format!("{name}: a {h}x{w} window does not fit {ih}x{iw} stamps")));
+        return Err(Error::new(
+            ErrorKind::Parameter,
+            format!("{name}: a {h}x{w} window does not fit {ih}x{iw} stamps"),
+        ));
     }
     Ok(())
 }
@@ -259,7 +262,9 @@ impl ImageTransform for RandomCrop {
         let offsets: Vec<(usize, usize)> = context
             .draws(self.seed)
             .iter()
-            .map(|&d| ((d % (ih - self.height + 1) as u64) as usize, ((d >> 32) % (iw - self.width + 1) as u64) as usize))
+            .map(|&d| {
+                ((d % (ih - self.height + 1) as u64) as usize, ((d >> 32) % (iw - self.width + 1) as u64) as usize)
+            })
             .collect();
         let index = window_indices(&offsets, iw, out, context.device);
         Ok(planes.gather(index, out))
@@ -377,12 +382,11 @@ impl ImageTransform for SubtractBackground {
                     ));
                 }
                 let (ny, nx) = (h / cell, w / cell);
-                let boxes = planes
-                    .science
-                    .clone()
-                    .reshape([b * c, ny, cell, nx, cell])
-                    .swap_dims(2, 3)
-                    .reshape([b * c, ny * nx, cell * cell]);
+                let boxes = planes.science.clone().reshape([b * c, ny, cell, nx, cell]).swap_dims(2, 3).reshape([
+                    b * c,
+                    ny * nx,
+                    cell * cell,
+                ]);
                 let (centre, _) = clipped_stats(boxes, self.sigma, self.iterations);
                 // a box without a value takes the plane's median of box values
                 let mesh = centre.reshape([b * c, 1, ny * nx]);

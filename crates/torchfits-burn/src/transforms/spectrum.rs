@@ -308,7 +308,8 @@ impl SpectrumTransform for Resample {
                 ChannelRole::Variance => x,
                 _ => x.recip(),
             };
-            let term = |w: Tensor<3>, x: Tensor<3>| (w.clone().square() * variance(x)).mask_fill(w.equal_elem(0.0), 0.0);
+            let term =
+                |w: Tensor<3>, x: Tensor<3>| (w.clone().square() * variance(x)).mask_fill(w.equal_elem(0.0), 0.0);
             let var = term(one_minus.clone().narrow(1, k, 1), x0.narrow(1, k, 1))
                 + term(t.clone().narrow(1, k, 1), x1.narrow(1, k, 1));
             let w = if role == ChannelRole::Variance { var } else { var.recip() };

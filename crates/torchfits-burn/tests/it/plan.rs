@@ -307,7 +307,11 @@ fn multi_band_stamps_line_up_on_the_sky() {
                     continue; // the band lacks the position, or its centre is off the image
                 }
                 let got = f64::from(px[b * S * S + centre]);
-                assert!((got - want).abs() < 0.01, "item {k} band {b}: the centre is {} px from the position", got - want);
+                assert!(
+                    (got - want).abs() < 0.01,
+                    "item {k} band {b}: the centre is {} px from the position",
+                    got - want
+                );
                 checked += 1;
             }
         }
@@ -329,4 +333,81 @@ fn an_unreadable_image_fails_the_plan_or_is_left_out_and_counted() {
     assert!(report.files[0].file.ends_with("b0-11.fits"), "{:?}", report.files[0].file);
     assert!((0..plan.len()).all(|i| plan.item(i).expect("item").placements[0].expect("placed").image != 5));
     assert!(plan.len() > 500);
+}
+
+#[test]
+fn bands_from_a_table_keep_a_position_on_one_field_across_bands() {
+    let dir = tmpdir("plan-bands-table");
+    let (catalog, files) = survey(&dir, 2, 4000);
+    // keys: band 0's image (i, j) has key "i-j"; band 1's image (i, j) the key of band 0's
+    // (i + 1, j), so that the key sends band 1 to its neighbour where the position is on both
+    let key = |b: usize, k: usize| {
+        let (i, j) = (k % GRID, k / GRID);
+        format!("{}-{j}", if b == 0 { i } else { i + 1 })
+    };
+    let mut keys = Vec::new();
+    let (mut bands, mut paths) = (Vec::new(), Vec::new());
+    for (b, band) in files.iter().enumerate() {
+        for (k, f) in band.iter().enumerate() {
+            keys.push(key(b, k));
+            bands.push(["g", "r"][b].to_string());
+            paths.push(f.file_name().expect("name").to_string_lossy().into_owned());
+        }
+    }
+    let strings = |v: &[String]| {
+        let mut offsets = vec![0i32];
+        let mut bytes = Vec::new();
+        for s in v {
+            bytes.extend_from_slice(s.as_bytes());
+            offsets.push(bytes.len() as i32);
+        }
+        ColumnValues::Str { offsets, bytes }
+    };
+    let table = dir.join("bands.fits");
+    let t = TableBatch::new(vec![
+        ColumnData::new("tile", strings(&keys)),
+        ColumnData::new("band", strings(&bands)),
+        ColumnData::new("file", strings(&paths)),
+    ])
+    .expect("table");
+    let mut w = WriteOptions::new().overwrite(true).create(&table).expect("create");
+    w.write_table(&t, "BANDS", None).expect("table");
+    w.finish().expect("finish");
+    let plan = SurveyPlanner::new(&catalog)
+        .bands_table(&table, "tile", "band", "file")
+        .expect("bands")
+        .cache(dir.join("cache"))
+        .progress(false)
+        .build()
+        .expect("plan");
+    assert_eq!(
+        plan.bands().map(|(n, f)| (n.to_string(), f.len())).collect::<Vec<_>>(),
+        [("g".into(), 16), ("r".into(), 16)]
+    );
+    // the brute force: band 1 takes the image of band 0's key where it contains the position
+    let cat = torchfits_burn::Catalog::read(&catalog, &["ra", "dec"], None).expect("catalog");
+    let world: Vec<f64> =
+        cat.column("ra").expect("ra").iter().zip(cat.column("dec").expect("dec")).flat_map(|(&a, &d)| [a, d]).collect();
+    let wcs: Vec<Wcs> =
+        files[1].iter().map(|f| torchfits_core::FitsFile::open(f).expect("open").wcs(0).expect("wcs")).collect();
+    let r_pixels = pixels(&wcs, &world);
+    let (mut by_key, mut by_depth) = (0, 0);
+    for i in 0..plan.len() {
+        let item = plan.item(i).expect("item");
+        let (Some(g), Some(r)) = (item.placements[0], item.placements[1]) else { continue };
+        let candidates = hits(&r_pixels, item.row as usize);
+        let keyed = candidates.iter().find(|c| key(1, c.0) == key(0, g.image));
+        let want = match keyed {
+            Some(c) => {
+                by_key += 1;
+                c.0
+            }
+            None => {
+                by_depth += 1;
+                deepest(&candidates).expect("a candidate").image
+            }
+        };
+        assert_eq!(r.image, want, "item {i}");
+    }
+    assert!(by_key > 100 && by_depth > 100, "both rules exercised: {by_key} by key, {by_depth} by depth");
 }

@@ -116,7 +116,8 @@ fn resampling_interpolates_propagates_ivar_and_combines_the_arms() {
     let grid = vec![1000.0, 1001.5, 1003.5, 1006.0, 1012.0];
     for device in devices() {
         let items = vec![ds.get(0).expect("s")];
-        let batch = SpectrumBatcher::new().transform(Resample::new(grid.clone())).try_batch(items, &device).expect("batch");
+        let batch =
+            SpectrumBatcher::new().transform(Resample::new(grid.clone())).try_batch(items, &device).expect("batch");
         assert_eq!((batch.spectra.dims(), batch.arms.clone()), ([1, 2, 5], vec![5]));
         let v = floats(batch.spectra);
         let (flux, ivar) = (&v[..5], &v[5..]);
@@ -124,8 +125,18 @@ fn resampling_interpolates_propagates_ivar_and_combines_the_arms() {
         let want_flux = [1.0, 1.0, (1.0 * 2.0 + 3.0 * 6.0) / 8.0, 3.0, 0.0];
         let want_ivar = [1.0, 2.0, 8.0, 3.0, 0.0];
         for p in 0..5 {
-            assert!((flux[p] - want_flux[p]).abs() < 1e-5, "{device:?} point {p}: flux {} vs {}", flux[p], want_flux[p]);
-            assert!((ivar[p] - want_ivar[p]).abs() < 1e-4, "{device:?} point {p}: ivar {} vs {}", ivar[p], want_ivar[p]);
+            assert!(
+                (flux[p] - want_flux[p]).abs() < 1e-5,
+                "{device:?} point {p}: flux {} vs {}",
+                flux[p],
+                want_flux[p]
+            );
+            assert!(
+                (ivar[p] - want_ivar[p]).abs() < 1e-4,
+                "{device:?} point {p}: ivar {} vs {}",
+                ivar[p],
+                want_ivar[p]
+            );
         }
         let masks = batch.masks.expect("masks").into_data().convert::<i64>().try_to_vec::<i64>().expect("masks");
         // at 1003.5: B's samples give 4 | 1, R's 6 | 0; a bit counts where every arm has it

@@ -87,7 +87,10 @@ fn robust_scale_is_median_and_mad_per_plane() {
                 if want.is_nan() {
                     assert!(got.is_nan(), "{device:?}: NaN stays NaN");
                 } else {
-                    assert!((got - want).abs() <= 1e-4 * want.abs().max(1.0), "{device:?} plane {p} pixel {i}: {got} vs {want}");
+                    assert!(
+                        (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+                        "{device:?} plane {p} pixel {i}: {got} vs {want}"
+                    );
                 }
             }
         }
@@ -133,9 +136,11 @@ fn background_subtraction_global_and_mesh() {
         let mesh = SubtractBackground { cell: Some(4), ..Default::default() };
         let flat = host(apply(&mesh, planes(sky.clone(), [1, 1, 16, 16], &device), &device, 0, &[0]).science);
         let global = host(
-            apply(&SubtractBackground::default(), planes(sky.clone(), [1, 1, 16, 16], &device), &device, 0, &[0]).science,
+            apply(&SubtractBackground::default(), planes(sky.clone(), [1, 1, 16, 16], &device), &device, 0, &[0])
+                .science,
         );
-        let worst = |v: &[f32]| (0..16).flat_map(|y| (2..14).map(move |x| y * 16 + x)).map(|i| v[i].abs()).fold(0.0, f32::max);
+        let worst =
+            |v: &[f32]| (0..16).flat_map(|y| (2..14).map(move |x| y * 16 + x)).map(|i| v[i].abs()).fold(0.0, f32::max);
         assert!(worst(&flat) < 1.5, "{device:?}: the mesh leaves {} inside", worst(&flat));
         assert!(worst(&global) > 10.0, "{device:?}: one level leaves the slope");
         let e = SubtractBackground { cell: Some(5), ..Default::default() }
@@ -150,7 +155,9 @@ fn transforms_apply_in_the_users_order() {
     let values: Vec<f32> = (0..16).map(|i| i as f32).collect();
     let device = Device::flex();
     let run = |ts: Vec<Box<dyn ImageTransform>>| {
-        let p = ts.iter().fold(planes(values.clone(), [1, 1, 4, 4], &device), |p, t| apply(t.as_ref(), p, &device, 0, &[0]));
+        let p = ts
+            .iter()
+            .fold(planes(values.clone(), [1, 1, 4, 4], &device), |p, t| apply(t.as_ref(), p, &device, 0, &[0]));
         host(p.science)
     };
     let norm = || Box::new(Normalize { mean: vec![2.0], std: vec![4.0] }) as Box<dyn ImageTransform>;
