@@ -288,7 +288,11 @@ impl SurveyPlanner {
             return Err(Error::new(ErrorKind::Parameter, "a plan needs at least one band with images"));
         }
         let fingerprint = self.fingerprint()?;
-        let stem = self.catalog.file_stem().and_then(|s| s.to_str()).unwrap_or("catalog").to_string();
+        // the catalog's name and a hash of its path: the plans of one catalog, whatever its inputs
+        let mut location = Fnv::default();
+        location.text(&std::path::absolute(&self.catalog).unwrap_or_else(|_| self.catalog.clone()).to_string_lossy());
+        let name = self.catalog.file_stem().and_then(|s| s.to_str()).unwrap_or("catalog");
+        let stem = format!("{name}-{:08x}", location.0 as u32);
         let path = self.cache.join(format!("{stem}-{fingerprint:016x}.plan.arrow"));
         if path.exists()
             && let Ok(file) = PlanFile::open(&path)
@@ -328,7 +332,8 @@ impl SurveyPlanner {
         Ok(h.0)
     }
 
-    /// Removes the other plans of this catalog in the cache (their inputs have changed).
+    /// Removes the other plans of this catalog (the same path) in the cache: their inputs have
+    /// changed.
     fn remove_stale(&self, stem: &str, keep: &Path) {
         let Ok(entries) = std::fs::read_dir(&self.cache) else { return };
         for e in entries.flatten() {

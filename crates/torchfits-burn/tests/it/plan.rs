@@ -411,3 +411,60 @@ fn bands_from_a_table_keep_a_position_on_one_field_across_bands() {
     }
     assert!(by_key > 100 && by_depth > 100, "both rules exercised: {by_key} by key, {by_depth} by depth");
 }
+
+#[test]
+fn parquet_and_arrow_catalogs_stream_to_the_same_plan() {
+    let dir = tmpdir("plan-formats");
+    let (catalog, files) = survey(&dir, 1, 5000);
+    let cat = torchfits_burn::Catalog::read(&catalog, &["ra", "dec", "id"], None).expect("catalog");
+    let part = |lo: usize, hi: usize| {
+        let ra = cat.column("ra").expect("ra")[lo..hi].to_vec();
+        let dec = cat.column("dec").expect("dec")[lo..hi].to_vec();
+        let ids = match cat.exact("id").expect("id") {
+            torchfits_burn::SideValues::Int(v) => v[lo..hi].to_vec(),
+            other => panic!("{other:?}"),
+        };
+        TableBatch::new(vec![
+            ColumnData::new("ra", ColumnValues::F64(ra)),
+            ColumnData::new("dec", ColumnValues::F64(dec)),
+            ColumnData::new("id", ColumnValues::I64(ids)),
+        ])
+        .expect("batch")
+        .into_record_batch()
+        .expect("record")
+    };
+    let parts = [part(0, 1700), part(1700, 3100), part(3100, 5000)];
+    let parquet = dir.join("catalog.parquet");
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&parquet).expect("create"), parts[0].schema(), None)
+            .expect("parquet");
+    for p in &parts {
+        w.write(p).expect("write");
+        w.flush().expect("row group");
+    }
+    w.close().expect("close");
+    let arrow = dir.join("catalog.arrow");
+    let mut w =
+        arrow_ipc::writer::FileWriter::try_new(std::fs::File::create(&arrow).expect("create"), &parts[0].schema())
+            .expect("arrow");
+    for p in &parts {
+        w.write(p).expect("write");
+    }
+    w.finish().expect("finish");
+    let plan = |path: &Path| {
+        let p = SurveyPlanner::new(path)
+            .images(&files[0])
+            .targets(&["id"])
+            .batch_rows(1000)
+            .cache(dir.join("cache"))
+            .progress(false)
+            .build()
+            .expect("plan");
+        assert_eq!(p.rows(), 5000);
+        plan_items(&p)
+    };
+    let want = plan(&catalog);
+    assert!(want.len() > 2500);
+    assert_eq!(plan(&parquet), want);
+    assert_eq!(plan(&arrow), want);
+}
