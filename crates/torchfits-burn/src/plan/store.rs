@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
-use arrow_buffer::Buffer;
 use arrow_ipc::convert::try_fb_to_schema;
 use arrow_ipc::reader::{FileDecoder, read_footer_length};
 use arrow_ipc::root_as_footer;
@@ -77,20 +76,8 @@ impl PlanFile {
     /// Maps and decodes the plan file at `path`.
     pub(crate) fn open(path: &Path) -> Result<PlanFile> {
         let bad = |what: &str| Error::new(ErrorKind::Decoding, format!("not a plan file: {what}")).in_file(path);
-        let file = File::open(path).map_err(|e| io(path, "cannot open the plan", e))?;
-        // SAFETY: the plan files are written whole under a temporary name and renamed, never
-        // modified in place; one removed while mapped stays readable (the map keeps its pages)
-        #[allow(unsafe_code)]
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| io(path, "cannot map the plan", e))?;
-        let len = map.len();
-        let buffer = {
-            let ptr = std::ptr::NonNull::new(map.as_ptr() as *mut u8).ok_or_else(|| bad("an empty map"))?;
-            // SAFETY: the pointer and length are the map's, and the buffer holds the map alive
-            #[allow(unsafe_code)]
-            unsafe {
-                Buffer::from_custom_allocation(ptr, len, Arc::new(map))
-            }
-        };
+        let buffer = torchfits_core::table::arrow::map_file(path)?;
+        let len = buffer.len();
         if len < 10 {
             return Err(bad("too short"));
         }

@@ -25,3 +25,20 @@ impl Map {
         let _ = self.0.advise_range(memmap2::Advice::PopulateRead, offset, len);
     }
 }
+
+#[cfg(feature = "arrow")]
+impl Map {
+    /// The whole map as an Arrow buffer that keeps the map alive (no copy).
+    pub(crate) fn into_arrow_buffer(self) -> arrow_buffer::Buffer {
+        let len = self.0.len();
+        match std::ptr::NonNull::new(self.0.as_ptr().cast_mut()) {
+            // SAFETY: the pointer and length are the map's own, and the buffer owns the map (the
+            // `Arc`), so the pages outlive every slice of it; an Arrow `Buffer` is immutable, so
+            // nothing writes through the read-only mapping.
+            Some(ptr) if len > 0 => unsafe {
+                arrow_buffer::Buffer::from_custom_allocation(ptr, len, std::sync::Arc::new(self))
+            },
+            _ => arrow_buffer::Buffer::from_vec(Vec::<u8>::new()),
+        }
+    }
+}

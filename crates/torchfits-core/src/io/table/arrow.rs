@@ -24,6 +24,25 @@ use arrow_schema::{DataType, Field, Fields, Schema};
 use crate::io::table::reader::{ColumnData, ColumnValues, TableBatch};
 use torchfits_format::error::{Error, Result};
 
+/// The bytes of the file at `path`, memory-mapped read-only, as an Arrow buffer: no copy, and
+/// only the pages read become resident (an Arrow IPC file decoded in place with `arrow_ipc`'s
+/// `FileDecoder`, for one). As with [`crate::OpenOptions::mmap`], a file truncated by another
+/// process while it is mapped makes a read of the lost pages raise SIGBUS: map files that are
+/// written whole and renamed into place, never modified.
+///
+/// ```
+/// # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");
+/// let bytes = torchfits_core::table::arrow::map_file(path)?;
+/// assert_eq!(&bytes[..6], b"SIMPLE");
+/// # Ok::<(), torchfits_core::Error>(())
+/// ```
+pub fn map_file(path: impl AsRef<std::path::Path>) -> Result<arrow_buffer::Buffer> {
+    let path = path.as_ref();
+    let file = std::fs::File::open(path).map_err(|e| Error::io(e, "cannot open the file").in_file(path))?;
+    let map = crate::ffi::mmap::Map::new(&file).map_err(|e| e.in_file(path))?;
+    Ok(map.into_arrow_buffer())
+}
+
 fn primitive<T: arrow_array::ArrowPrimitiveType>(values: Vec<T::Native>, nulls: Option<NullBuffer>) -> ArrayRef {
     Arc::new(PrimitiveArray::<T>::new(ScalarBuffer::from(values), nulls))
 }
