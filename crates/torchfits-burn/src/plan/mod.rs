@@ -389,7 +389,7 @@ impl SurveyPlanner {
             for batch in batch_rx {
                 let batch = batch?;
                 let (ra, dec) = (self.numbers(&batch, &self.ra)?, self.numbers(&batch, &self.dec)?);
-                let placed = place::place(&images, bands, &index, self.overlap, &ra, &dec, self.threads);
+                let placed = place::place(&images, bands, &index, self.overlap, &ra, &dec, self.threads)?;
                 let record = self.record(&batch, &placed, rows)?;
                 items += placed.rows.len() as u64;
                 placed_rows += count_distinct(&placed.rows);
@@ -457,13 +457,13 @@ impl SurveyPlanner {
             let outline = footprint::outline(&wcs, [ny, nx]).map_err(|e| e.in_file(path))?;
             Ok(([ny, nx], wcs, outline))
         };
-        let results: Vec<Vec<ImageRead>> = std::thread::scope(|s| {
+        let results: Vec<Vec<ImageRead>> = std::thread::scope(|s| -> Result<Vec<Vec<ImageRead>>> {
             let workers: Vec<_> = files
                 .chunks(per)
                 .map(|chunk| s.spawn(move || chunk.iter().map(|(_, _, p)| read(p)).collect::<Vec<_>>()))
                 .collect();
-            workers.into_iter().map(|w| w.join().unwrap_or_default()).collect()
-        });
+            place::joined(workers)
+        })?;
         let mut images = Vec::with_capacity(files.len());
         let mut outlines = Vec::with_capacity(files.len());
         for ((band, position, path), result) in files.iter().zip(results.into_iter().flatten()) {
@@ -493,7 +493,7 @@ impl SurveyPlanner {
             }
         };
         let per = outlines.len().div_ceil(self.threads).max(1);
-        let pairs: Vec<(u64, u32)> = std::thread::scope(|s| {
+        let pairs: Vec<Vec<(u64, u32)>> = std::thread::scope(|s| -> Result<Vec<Vec<(u64, u32)>>> {
             let workers: Vec<_> = outlines
                 .chunks(per)
                 .enumerate()
@@ -510,9 +510,9 @@ impl SurveyPlanner {
                     })
                 })
                 .collect();
-            workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
-        });
-        CellIndex::new(depth, pairs)
+            place::joined(workers)
+        })?;
+        CellIndex::new(depth, pairs.into_iter().flatten().collect())
     }
 
     fn numbers(&self, batch: &TableBatch, name: &str) -> Result<Vec<f64>> {

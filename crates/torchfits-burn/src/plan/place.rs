@@ -8,7 +8,7 @@
 #![allow(clippy::indexing_slicing)]
 
 use cdshealpix::nested;
-use torchfits_core::Wcs;
+use torchfits_core::{Error, ErrorKind, Result, Wcs};
 
 use super::Overlap;
 use super::footprint::CellIndex;
@@ -57,10 +57,18 @@ pub(crate) fn place(
     ra: &[f64],
     dec: &[f64],
     threads: usize,
-) -> Placed {
-    let by_image = candidates_by_image(images.len(), index, ra, dec, threads);
-    let hits = transform(images, &by_image, ra, dec, threads);
-    choose(images, bands, overlap, ra.len(), hits)
+) -> Result<Placed> {
+    let by_image = candidates_by_image(images.len(), index, ra, dec, threads)?;
+    let hits = transform(images, &by_image, ra, dec, threads)?;
+    Ok(choose(images, bands, overlap, ra.len(), hits))
+}
+
+/// The workers' results, or an error if one of them panicked (never silently less).
+pub(crate) fn joined<T>(workers: Vec<std::thread::ScopedJoinHandle<'_, T>>) -> Result<Vec<T>> {
+    workers
+        .into_iter()
+        .map(|w| w.join().map_err(|_| Error::new(ErrorKind::Decoding, "a planning thread panicked")))
+        .collect()
 }
 
 /// Rows grouped by candidate image: `rows[offsets[i]..offsets[i + 1]]` are image i's.
@@ -69,11 +77,11 @@ struct ByImage {
     rows: Vec<u32>,
 }
 
-fn candidates_by_image(images: usize, index: &CellIndex, ra: &[f64], dec: &[f64], threads: usize) -> ByImage {
+fn candidates_by_image(images: usize, index: &CellIndex, ra: &[f64], dec: &[f64], threads: usize) -> Result<ByImage> {
     let n = ra.len();
     let per = n.div_ceil(threads.max(1)).max(1);
     let layer = nested::get(index.depth());
-    let pairs: Vec<Vec<(u32, u32)>> = std::thread::scope(|s| {
+    let pairs: Vec<Vec<(u32, u32)>> = std::thread::scope(|s| -> Result<Vec<Vec<(u32, u32)>>> {
         let workers: Vec<_> = (0..n)
             .step_by(per)
             .map(|start| {
@@ -94,8 +102,8 @@ fn candidates_by_image(images: usize, index: &CellIndex, ra: &[f64], dec: &[f64]
                 })
             })
             .collect();
-        workers.into_iter().map(|w| w.join().unwrap_or_default()).collect()
-    });
+        joined(workers)
+    })?;
     // a counting sort by image, rows staying in order within an image
     let mut offsets = vec![0usize; images + 1];
     for part in &pairs {
@@ -114,12 +122,12 @@ fn candidates_by_image(images: usize, index: &CellIndex, ra: &[f64], dec: &[f64]
             next[image as usize] += 1;
         }
     }
-    ByImage { offsets, rows }
+    Ok(ByImage { offsets, rows })
 }
 
 /// Every candidate through its image's WCS, the images shared among the threads by their
 /// number of candidates; the hits inside their image.
-fn transform(images: &[Option<Image>], by: &ByImage, ra: &[f64], dec: &[f64], threads: usize) -> Vec<Hit> {
+fn transform(images: &[Option<Image>], by: &ByImage, ra: &[f64], dec: &[f64], threads: usize) -> Result<Vec<Hit>> {
     let total = by.rows.len();
     let per = total.div_ceil(threads.max(1)).max(1);
     // image ranges of about `per` candidates each
@@ -132,7 +140,7 @@ fn transform(images: &[Option<Image>], by: &ByImage, ra: &[f64], dec: &[f64], th
         }
     }
     ranges.push(start..images.len());
-    let parts: Vec<Vec<Hit>> = std::thread::scope(|s| {
+    let parts: Vec<Vec<Hit>> = std::thread::scope(|s| -> Result<Vec<Vec<Hit>>> {
         let workers: Vec<_> = ranges
             .into_iter()
             .map(|range| {
@@ -166,9 +174,9 @@ fn transform(images: &[Option<Image>], by: &ByImage, ra: &[f64], dec: &[f64], th
                 })
             })
             .collect();
-        workers.into_iter().map(|w| w.join().unwrap_or_default()).collect()
-    });
-    parts.into_iter().flatten().collect()
+        joined(workers)
+    })?;
+    Ok(parts.into_iter().flatten().collect())
 }
 
 /// The items of the batch from its hits, in row order.
