@@ -2,7 +2,8 @@
 # Installs what torchfits needs to build and test, when it is missing:
 #   build: a C toolchain, pkg-config, cfitsio and wcslib (headers + pkg-config files), Rust (cargo)
 #   test:  python3 with venv (the conformance check makes its own virtual environment), fitsverify,
-#          Mesa's software Vulkan driver (lavapipe) and the Vulkan loader, for the wgpu kernel tests
+#          Mesa's software Vulkan driver (lavapipe) and the Vulkan loader, for the wgpu kernel tests;
+#          nginx, the HTTP server of the remote tests
 # On Debian/Ubuntu it uses apt-get (as root, else through sudo); elsewhere it says what to install.
 set -euo pipefail
 
@@ -21,6 +22,8 @@ if [ "$want_test" = 1 ]; then
   have fitsverify || missing+=(fitsverify)
   if ! ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1; then missing+=(mesa-vulkan-drivers); fi
   if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1'; then missing+=(libvulkan1); fi
+  # the remote tests serve files over HTTP with nginx (scripts/remote_servers.py)
+  if ! have nginx && [ ! -x /usr/sbin/nginx ]; then missing+=(nginx); fi
 fi
 
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -35,7 +38,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     cat >&2 <<MSG
 torchfits setup: these are missing and this system has no apt-get (or no root/sudo): ${missing[*]}
 Install them with your package manager, then run this again:
-  Debian/Ubuntu: sudo apt-get install build-essential pkg-config libcfitsio-dev wcslib-dev python3-venv fitsverify mesa-vulkan-drivers libvulkan1
+  Debian/Ubuntu: sudo apt-get install build-essential pkg-config libcfitsio-dev wcslib-dev python3-venv fitsverify mesa-vulkan-drivers libvulkan1 nginx
   Homebrew:      brew install pkg-config cfitsio wcslib python
   conda:         conda install -c conda-forge compilers pkg-config cfitsio wcslib python
 MSG

@@ -13,7 +13,9 @@ df -h . "${TMPDIR:-/tmp}" | sed 's/^/test: /'
 # the command's `gpu` feature brings the wgpu runtime (and with it the kernel tests, which need
 # torchfits-burn's `wgpu` feature): one feature set for every step, so the build is shared
 features=(--features torchfits-cli/gpu)
-cargo test --workspace --all-targets "${features[@]}"
+# the remote tests read from nginx and moto's S3 server on 127.0.0.1, started around the run and
+# stopped after; a server that cannot start fails the run
+python3 scripts/remote_servers.py -- cargo test --workspace --all-targets "${features[@]}"
 cargo test --workspace --doc "${features[@]}"
 # library code: no unwrap/expect/panic/indexing a file could trigger (denied in each crate's root;
 # every exception is an `allow` with its reason)

@@ -72,6 +72,11 @@ pub fn image(primary: bool, bitpix: i32, shape: &[usize], extra: &[(&str, &str)]
 
 /// Writes HDUs to `path` with FITS padding (blanks after headers, zeros after data).
 pub fn write(path: &Path, hdus: &[Hdu]) {
+    std::fs::write(path, fits_bytes(hdus)).expect("write fixture");
+}
+
+/// The bytes of a FITS file of `hdus`, padded.
+pub fn fits_bytes(hdus: &[Hdu]) -> Vec<u8> {
     let mut out = Vec::new();
     for h in hdus {
         for c in &h.cards {
@@ -86,7 +91,7 @@ pub fn write(path: &Path, hdus: &[Hdu]) {
             out.push(0);
         }
     }
-    std::fs::write(path, out).expect("write fixture");
+    out
 }
 
 /// Big-endian bytes of a slice of numbers.

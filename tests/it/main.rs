@@ -6,6 +6,8 @@ mod direct;
 mod files;
 mod headers;
 mod images;
+mod range_server;
+mod remote;
 mod shared;
 mod tables;
 mod wcs;

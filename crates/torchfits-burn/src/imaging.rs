@@ -108,22 +108,12 @@ impl ImagingDataset {
     }
 
     /// A dataset of the files matching `pattern` (`*` and `?` in the file name, not in the
-    /// directories), in name order; an error if none matches.
+    /// directories), in name order; an error if none matches. With the `remote` feature the
+    /// pattern may be a URL (`s3://bucket/tiles/*.fits`): the prefix is listed once and every
+    /// read fetches only its bytes (see `torchfits_core::remote`).
     pub fn glob(pattern: impl AsRef<Path>) -> Result<ImagingBuilder> {
-        let pattern = pattern.as_ref();
-        let dir = pattern.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let name = pattern.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| Error::new(ErrorKind::Io, format!("cannot list {}: {e}", dir.display())))?;
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| wildcard(name.as_bytes(), n.as_bytes())))
-            .collect();
-        files.sort();
-        if files.is_empty() {
-            return Err(Error::new(ErrorKind::Parameter, format!("no file matches {}", pattern.display())));
-        }
-        Ok(ImagingDataset::builder(files))
+        let pattern = pattern.as_ref().to_string_lossy();
+        Ok(ImagingDataset::builder(torchfits_core::glob(&pattern)?))
     }
 
     /// The items that could not be read, and their files (see [`ImagingBuilder::on_error`]).
@@ -502,21 +492,6 @@ fn label_table(path: &Path, file_col: &str, label_col: &str) -> Result<std::coll
     Ok(names.into_iter().zip(labels).collect())
 }
 
-/// Whether `name` matches `pattern` (`*`: any run of bytes, `?`: one byte).
-fn wildcard(pattern: &[u8], name: &[u8]) -> bool {
-    match (pattern.first(), name.first()) {
-        (None, None) => true,
-        (Some(b'*'), _) => {
-            let rest = pattern.get(1..).unwrap_or_default();
-            wildcard(rest, name) || name.get(1..).is_some_and(|tail| wildcard(pattern, tail))
-        }
-        (Some(b'?'), Some(_)) => wildcard(pattern.get(1..).unwrap_or_default(), name.get(1..).unwrap_or_default()),
-        (Some(a), Some(b)) if a == b => {
-            wildcard(pattern.get(1..).unwrap_or_default(), name.get(1..).unwrap_or_default())
-        }
-        _ => false,
-    }
-}
 
 /// A table of targets keyed by file name.
 struct TargetTable {

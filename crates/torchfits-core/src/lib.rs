@@ -72,7 +72,9 @@ pub use io::image::ImageReader;
 pub use io::pool::{BufferPool, PoolStats, PooledBuffer};
 pub use io::table::{self, ColumnData, ColumnPool, ColumnValues, TableBatch, TableReader, TableSchema};
 pub use io::write::{self, Compression, FitsWriter, Quantize, WriteOptions};
-pub use source::{ByteSource, SourceId};
+#[cfg(feature = "remote")]
+pub use source::remote;
+pub use source::{ByteSource, SourceId, glob};
 pub use torchfits_format::{
     CARD_LEN, Card, CfitsioError, Dtype, Error, ErrorKind, HduInfo, HduKind, HduSelector, Header, ImageData, Limits,
     Pixel, Pixels, Result, Scaling, Section, Value,

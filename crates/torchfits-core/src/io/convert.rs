@@ -92,6 +92,9 @@ pub(crate) fn read_section<T: Pixel>(
 ) -> Result<()> {
     let runs = Runs::new(shape, section);
     let size = plan.stored_size();
+    if source.remote() {
+        return read_remote(source, plan, size, &runs, out);
+    }
     let out_bytes = std::mem::size_of_val(out);
     let threads = if out_bytes >= PARALLEL_MIN_BYTES { threads.max(1) } else { 1 };
     // pieces: (first element in the file, element count), in output order
@@ -138,6 +141,51 @@ pub(crate) fn read_section<T: Pixel>(
             .into_iter()
             .try_for_each(|h| h.join().unwrap_or_else(|_| Err(Error::decoding("a reader thread panicked"))))
     })
+}
+
+/// The bytes a remote section read fetches before it converts them: the window bounds the
+/// memory a read of a large image holds in the block cache at once.
+const REMOTE_WINDOW_BYTES: u64 = 32 << 20;
+
+/// Reads a section from a remote source: its runs announced a window at a time (so the source
+/// fetches each window in a few concurrent, coalesced requests), then read from memory on this
+/// thread.
+fn read_remote<T: Pixel>(source: &dyn ByteSource, plan: &Plan, size: usize, runs: &Runs, out: &mut [T]) -> Result<()> {
+    let window_elements = (REMOTE_WINDOW_BYTES / size as u64).max(1) as usize;
+    // pieces: (first element in the file, element count, first element in `out`), each within
+    // one window
+    let mut pieces: Vec<(u64, usize, usize)> = Vec::new();
+    runs.for_each(|start, n, k| {
+        let mut done = 0;
+        while done < n {
+            let m = window_elements.min(n - done);
+            pieces.push((start + done as u64, m, k * runs.len + done));
+            done += m;
+        }
+        Ok(())
+    })?;
+    let mut rest = pieces.as_slice();
+    while !rest.is_empty() {
+        let mut elements = 0;
+        let take = rest
+            .iter()
+            .take_while(|p| {
+                elements += p.1;
+                elements <= window_elements
+            })
+            .count()
+            .max(1);
+        let (window, tail) = rest.split_at(take);
+        rest = tail;
+        let byte = |element: u64| plan.data_offset + element * size as u64;
+        let ranges: Vec<std::ops::Range<u64>> = window.iter().map(|p| byte(p.0)..byte(p.0 + p.1 as u64)).collect();
+        source.prefetch(&ranges).map_err(|e| Error::io(e, "cannot read the image"))?;
+        for &(start, n, at) in window {
+            let chunk = out.get_mut(at..at + n).ok_or_else(|| Error::decoding("a section run is outside the output"))?;
+            read_run(source, plan, size, start, chunk)?;
+        }
+    }
+    Ok(())
 }
 
 /// Reads `out.len()` elements starting at element `start` of the data.

@@ -110,8 +110,60 @@ impl OpenOptions {
             let cfitsio = HandlePool::with_open(path, true, handle);
             return Ok(self.shared(path, None, cfitsio));
         }
+        if let Some(url) = path.to_str().filter(|p| source::is_url(p)) {
+            return self.open_url(url);
+        }
         let file = source::open_path(path, self.mmap, self.limits.max_alloc).map_err(|e| e.in_file(path))?;
         Ok(self.with_source(path, Arc::new(file)))
+    }
+
+    /// Opens a URL: with the `remote` feature, the object it names, read by range requests.
+    #[cfg(feature = "remote")]
+    fn open_url(&self, url: &str) -> Result<FitsFile> {
+        let name = Path::new(source::remote::redact(url));
+        let (store, object) = source::remote::store_for(url).map_err(|e| e.in_file(name))?;
+        self.open_remote(name, store, object)
+    }
+
+    /// Without the `remote` feature a URL is an error that says so.
+    #[cfg(not(feature = "remote"))]
+    fn open_url(&self, url: &str) -> Result<FitsFile> {
+        Err(Error::unsupported("a URL: this build of torchfits reads local files only (enable the `remote` feature)")
+            .in_file(Path::new(url.split(['?', '#']).next().unwrap_or(url))))
+    }
+
+    /// Opens the object at `path` in `store` (named `name` in errors), read by range requests:
+    /// for a store configured by the caller (credentials, endpoint, retries, a test's store)
+    /// rather than from the environment. Sends one request, for the object's first block.
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use object_store::aws::AmazonS3Builder;
+    /// let store = Arc::new(AmazonS3Builder::new().with_bucket_name("survey").with_region("us-east-1").build()?);
+    /// let file = torchfits_core::OpenOptions::new().open_store("s3://survey/tile.fits", store, "tile.fits".into())?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "remote")]
+    pub fn open_store(
+        &self,
+        name: &str,
+        store: Arc<dyn object_store::ObjectStore>,
+        path: object_store::path::Path,
+    ) -> Result<FitsFile> {
+        self.open_remote(Path::new(source::remote::redact(name)), store, path)
+    }
+
+    #[cfg(feature = "remote")]
+    fn open_remote(
+        &self,
+        name: &Path,
+        store: Arc<dyn object_store::ObjectStore>,
+        object: object_store::path::Path,
+    ) -> Result<FitsFile> {
+        let _span = tracing::debug_span!("open_remote", url = %name.display()).entered();
+        let remote = source::remote::open(store, object, &name.to_string_lossy(), self.limits.max_alloc)
+            .map_err(|e| e.in_file(name))?;
+        self.open_source(name, remote)
     }
 
     /// Opens the FITS file whose bytes `source` reads (named `name` in errors). Headers, images

@@ -317,6 +317,9 @@ impl NativeTiles {
         if sec.len() != n {
             return Err(Error::parameter("the section does not match the image"));
         }
+        if file.remote() {
+            self.prefetch_tiles(file, &descriptors, &sec)?;
+        }
         // output strides (FITS order: x is 1)
         let mut ostride = vec![1usize; n];
         for a in 1..n {
@@ -356,6 +359,44 @@ impl NativeTiles {
                 .map(|h| h.join().unwrap_or_else(|_| Err(Error::decoding("a decoding thread panicked"))))
                 .fold(mine, |acc, r| acc.and(r))
         })
+    }
+
+    /// Announces the heap bytes of every tile `sec` (FITS order) touches to a remote source, so
+    /// that they are fetched at once (neighbours in one request) rather than tile by tile.
+    fn prefetch_tiles(&self, file: &dyn ByteSource, rows: &[TileRow], sec: &[Range<usize>]) -> Result<()> {
+        let first: Vec<usize> = sec.iter().zip(&self.tile).map(|(r, t)| r.start / t).collect();
+        let last: Vec<usize> = sec.iter().zip(&self.tile).map(|(r, t)| r.end.div_ceil(*t)).collect();
+        let counts: Vec<usize> = self.dims.iter().zip(&self.tile).map(|(d, t)| d.div_ceil(*t)).collect();
+        let heap = self.data_start + self.heap_offset;
+        let mut ranges = Vec::new();
+        let mut tc = first.clone();
+        while first.iter().zip(&last).all(|(f, l)| f < l) {
+            let k = tc.iter().zip(&counts).rev().fold(0usize, |acc, (c, m)| acc * m + c);
+            if let Some(row) = rows.get(k) {
+                // the fallback column counts elements of up to 8 bytes: its bytes are at most 8 times that
+                let (elements, at) = row.fallback;
+                for (len, offset) in [row.code, (elements.saturating_mul(8), at)] {
+                    let end = offset.saturating_add(len).min(self.heap_len);
+                    if len > 0 && offset < end {
+                        ranges.push(heap + offset..heap + end);
+                    }
+                }
+            }
+            // next tile, odometer-wise
+            let mut a = 0;
+            loop {
+                if a == tc.len() {
+                    return file.prefetch(&ranges).map_err(|e| Error::io(e, "cannot read the tiles"));
+                }
+                tc[a] += 1;
+                if tc[a] < last[a] {
+                    break;
+                }
+                tc[a] = first[a];
+                a += 1;
+            }
+        }
+        Ok(())
     }
 
     /// Decodes the tiles `band` (FITS order) touches into `out` (the band, C order).

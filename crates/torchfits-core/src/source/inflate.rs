@@ -118,7 +118,7 @@ fn inflate(
 }
 
 /// A new file in the temporary directory, already unlinked: it lives as long as its handle.
-fn unlinked_temp_file() -> std::io::Result<File> {
+pub(super) fn unlinked_temp_file() -> std::io::Result<File> {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let dir = std::env::temp_dir();
     loop {

@@ -4,10 +4,13 @@
 //! file read the same way; bytes in memory are read in place.
 
 mod inflate;
+#[cfg(feature = "remote")]
+pub mod remote;
 
 use std::fmt;
 use std::fs::File;
 use std::io;
+use std::ops::Range;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -45,6 +48,20 @@ pub trait ByteSource: Send + Sync + fmt::Debug {
     /// them in at once). Does nothing by default.
     fn will_read(&self, offset: u64, len: u64) {
         let _ = (offset, len);
+    }
+
+    /// Whether each read costs a round trip to a server (object storage): readers then announce
+    /// the byte ranges they are about to read with [`prefetch`](ByteSource::prefetch), so that
+    /// they are fetched together. `false` by default.
+    fn remote(&self) -> bool {
+        false
+    }
+
+    /// Fetches `ranges` (sorted or not, overlapping or not), which are about to be read, into
+    /// memory in as few requests as is worth it. Does nothing by default.
+    fn prefetch(&self, ranges: &[Range<u64>]) -> io::Result<()> {
+        let _ = ranges;
+        Ok(())
     }
 
     /// What names this version of the bytes, for caches: two sources with equal ids hold the
@@ -87,6 +104,58 @@ impl dyn ByteSource + '_ {
     }
 }
 
+/// Whether `name` matches `pattern`, where `*` matches any run of bytes and `?` any one byte.
+pub(crate) fn wildcard(pattern: &[u8], name: &[u8]) -> bool {
+    match (pattern.split_first(), name.split_first()) {
+        (None, None) => true,
+        (Some((b'*', rest)), _) => wildcard(rest, name) || name.split_first().is_some_and(|(_, tail)| wildcard(pattern, tail)),
+        (Some((b'?', rest)), Some((_, tail))) => wildcard(rest, tail),
+        (Some((a, rest)), Some((b, tail))) if a == b => wildcard(rest, tail),
+        _ => false,
+    }
+}
+
+/// The files matching `pattern` (`*` and `?` in the last path segment, not in the directories),
+/// in name order: a local directory listed, or with the `remote` feature a URL's prefix
+/// (`s3://bucket/tiles/*.fits`). An error if none matches.
+///
+/// ```
+/// # let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data");
+/// let files = torchfits_core::glob(&format!("{dir}/sample*.fits"))?;
+/// assert!(files.iter().any(|f| f.ends_with("sample.fits")));
+/// # Ok::<(), torchfits_core::Error>(())
+/// ```
+pub fn glob(pattern: &str) -> Result<Vec<PathBuf>> {
+    #[cfg(feature = "remote")]
+    if is_url(pattern) {
+        let urls = remote::list(pattern)?;
+        if urls.is_empty() {
+            return Err(Error::parameter(format!("no object matches {}", remote::redact(pattern))));
+        }
+        return Ok(urls.into_iter().map(PathBuf::from).collect());
+    }
+    let pattern = Path::new(pattern);
+    let dir = pattern.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = pattern.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(e, &format!("cannot list {}", dir.display())))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| wildcard(name.as_bytes(), n.as_bytes())))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::parameter(format!("no file matches {}", pattern.display())));
+    }
+    Ok(files)
+}
+
+/// Whether `name` is a URL of object storage (`s3://`, `gs://`, `az://`, `http(s)://`...): with
+/// the `remote` feature, read by range requests; without it, an error that says so.
+pub(crate) fn is_url(name: &str) -> bool {
+    const SCHEMES: [&str; 10] = ["s3", "s3a", "gs", "az", "abfs", "abfss", "azure", "adl", "http", "https"];
+    name.split_once("://").is_some_and(|(scheme, _)| SCHEMES.contains(&scheme.to_ascii_lowercase().as_str()))
+}
+
 /// The gzip magic number.
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
@@ -96,6 +165,18 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// inflated size. Anything else is an error. `mmap`: reads copy from a memory map of the file.
 pub(crate) fn open_path(path: &Path, mmap: bool, max_inflated: u64) -> Result<LocalFile> {
     let file = File::open(path).map_err(|e| Error::io(e, "cannot open"))?;
+    open_file(file, path, mmap, max_inflated)
+}
+
+/// Whether bytes starting with `magic` are compressed (gzip, compress, zip, pack or LZH) rather
+/// than plain FITS.
+#[cfg(feature = "remote")]
+fn is_compressed(magic: &[u8]) -> bool {
+    matches!(magic, [0x1f, 0x8b | 0x9d | 0x1e | 0xa0, ..] | [b'P', b'K', ..])
+}
+
+/// [`open_path`] of a file already open (named `path`).
+fn open_file(file: File, path: &Path, mmap: bool, max_inflated: u64) -> Result<LocalFile> {
     let mut magic = [0u8; 9];
     let n = file.read_at(&mut magic, 0).map_err(|e| Error::io(e, "cannot read"))?;
     if n >= 2 && magic[..2] == GZIP_MAGIC {

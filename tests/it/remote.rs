@@ -1,0 +1,223 @@
+//! Reads over HTTP and S3: every corpus file read through nginx and moto's S3 server (started by
+//! scripts/remote_servers.py) equals its local read; faults from a server of our own give a
+//! retry or a clear error, never wrong pixels; reads fetch only what they need.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use object_store::ObjectStoreExt;
+use torchfits::{FitsFile, HduKind, OpenOptions, Section};
+
+use super::common;
+use super::range_server::{Fault, RangeServer};
+
+/// Where scripts/remote_servers.py's servers are, from its environment.
+struct Servers {
+    http_root: PathBuf,
+    http_url: String,
+    s3_bucket: String,
+}
+
+/// The servers, or `None` (the test skipped, saying so) outside CI when they are not running.
+/// In CI a missing server fails the test.
+fn servers() -> Option<Servers> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match (var("TORCHFITS_TEST_HTTP_ROOT"), var("TORCHFITS_TEST_HTTP_URL"), var("TORCHFITS_TEST_S3_BUCKET")) {
+        (Some(root), Some(url), Some(bucket)) => Some(Servers { http_root: root.into(), http_url: url, s3_bucket: bucket }),
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("the remote test servers are not running: run the tests through scripts/remote_servers.py")
+        }
+        _ => {
+            eprintln!("remote test skipped: no servers (run through scripts/remote_servers.py)");
+            None
+        }
+    }
+}
+
+/// Every file of ../shared/corpus (subdirectories included), relative to it.
+fn corpus_files() -> Vec<PathBuf> {
+    let root = common::repo().join("../shared/corpus");
+    let mut out = Vec::new();
+    let mut dirs = vec![root.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("list the corpus") {
+            let path = entry.expect("a corpus entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e != "md") {
+                out.push(path.strip_prefix(&root).expect("under the corpus").to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    assert!(out.len() > 40, "the corpus has {} files", out.len());
+    out
+}
+
+/// Everything a file reads as, as text: each HDU's header, image pixels and table batches, or
+/// the kind of the first error (the messages name the file, which differs by where it is read).
+fn snapshot(name: &str) -> Vec<String> {
+    let file = match FitsFile::open(name) {
+        Ok(f) => f,
+        Err(e) => return vec![format!("open: {:?}", e.kind())],
+    };
+    let hdus = match file.hdus() {
+        Ok(h) => h,
+        Err(e) => return vec![format!("hdus: {:?}", e.kind())],
+    };
+    let mut out = Vec::new();
+    for info in hdus {
+        let i = info.index;
+        out.push(format!("{i}: {:?}", file.header(i).map_err(|e| e.kind())));
+        match info.kind {
+            HduKind::Image => {
+                let image = file.image(i);
+                out.push(format!("{i}: {:?}", image.as_ref().map_err(|e| e.kind()).map(|im| im.read_data(None).map_err(|e| e.kind()))));
+                if let Some(shape) = info.shape.filter(|s| !s.is_empty() && s.iter().all(|&n| n > 2)) {
+                    let inner = Section::new(shape.iter().map(|&n| 1..n - 1).collect());
+                    let cut = image.as_ref().map_err(|e| e.kind()).map(|im| im.read_data(Some(&inner)).map_err(|e| e.kind()));
+                    out.push(format!("{i} section: {cut:?}"));
+                }
+            }
+            HduKind::BinTable | HduKind::AsciiTable => {
+                let batches = file.table(i).and_then(|t| t.build()).and_then(|b| b.collect::<Result<Vec<_>, _>>());
+                out.push(format!("{i}: {:?}", batches.map_err(|e| e.kind())));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Compares each corpus file's reads at `url_of(file)` with its local reads.
+fn corpus_equals_local(url_of: impl Fn(&Path) -> String) {
+    let root = common::repo().join("../shared/corpus");
+    for rel in corpus_files() {
+        let local = snapshot(&root.join(&rel).to_string_lossy());
+        let remote = snapshot(&url_of(&rel));
+        assert_eq!(local.len(), remote.len(), "{}: HDUs read", rel.display());
+        for (l, r) in local.iter().zip(&remote) {
+            assert!(l == r, "{}: the remote read differs:\nlocal  {:.300}\nremote {:.300}", rel.display(), l, r);
+        }
+    }
+}
+
+#[test]
+fn every_corpus_file_reads_over_http_as_it_does_locally() {
+    let Some(servers) = servers() else { return };
+    let root = common::repo().join("../shared/corpus");
+    let dest = servers.http_root.join("corpus");
+    for rel in corpus_files() {
+        let to = dest.join(&rel);
+        std::fs::create_dir_all(to.parent().expect("a parent")).expect("make the served directory");
+        std::fs::copy(root.join(&rel), &to).expect("copy into the served directory");
+    }
+    corpus_equals_local(|rel| format!("{}/corpus/{}", servers.http_url, rel.display()));
+}
+
+/// The S3 store of the test bucket, configured from the environment as a user's would be.
+fn s3_store(bucket: &str) -> Arc<dyn object_store::ObjectStore> {
+    Arc::new(
+        object_store::aws::AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .build()
+            .expect("an S3 store from the environment"),
+    )
+}
+
+#[test]
+fn every_corpus_file_reads_over_s3_as_it_does_locally() {
+    let Some(servers) = servers() else { return };
+    let store = s3_store(&servers.s3_bucket);
+    let root = common::repo().join("../shared/corpus");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    for rel in corpus_files() {
+        let bytes = std::fs::read(root.join(&rel)).expect("read a corpus file");
+        let key = object_store::path::Path::from(format!("corpus/{}", rel.display()));
+        rt.block_on(store.put(&key, bytes.into())).expect("upload to S3");
+    }
+    corpus_equals_local(|rel| format!("s3://{}/corpus/{}", servers.s3_bucket, rel.display()));
+    // and a prefix listed like a glob
+    let listed = torchfits::glob(&format!("s3://{}/corpus/images-tables/astropy-t*.fits", servers.s3_bucket))
+        .expect("list the bucket");
+    let names: Vec<String> = listed.iter().map(|p| p.display().to_string()).collect();
+    assert!(names.len() >= 4, "{names:?}");
+    assert!(names.iter().all(|n| n.starts_with("s3://") && n.contains("/astropy-t")), "{names:?}");
+}
+
+/// A 512 x 512 float32 image (1 MiB of data) whose pixel (y, x) is `y * 512 + x + offset`.
+fn image_file(offset: f32) -> (Vec<u8>, Vec<f32>) {
+    let pixels: Vec<f32> = (0..512 * 512).map(|k| k as f32 + offset).collect();
+    let data: Vec<u8> = pixels.iter().flat_map(|v| v.to_be_bytes()).collect();
+    (common::fits_bytes(&[common::image(true, -32, &[512, 512], &[], data)]), pixels)
+}
+
+/// Reads rows 100..164, columns 200..264 of the image at `url`.
+fn cutout(url: &str) -> torchfits::Result<Vec<f32>> {
+    let file = OpenOptions::new().open(url)?;
+    file.image(0)?.read_section::<f32>(&Section::new(vec![100..164, 200..264]))
+}
+
+/// The same cutout of `pixels` (512 x 512).
+fn expected_cutout(pixels: &[f32]) -> Vec<f32> {
+    (100..164).flat_map(|y| (200..264).map(move |x| pixels[y * 512 + x])).collect()
+}
+
+#[test]
+fn a_cutout_fetches_only_its_rows_in_one_request_after_the_open() {
+    let (bytes, pixels) = image_file(0.0);
+    let len = bytes.len() as u64;
+    let server = RangeServer::start(bytes.clone(), bytes, Fault::None);
+    let file = OpenOptions::new().open(server.object_url()).expect("open over HTTP");
+    assert_eq!(server.requests(), 1, "the open is one request");
+    assert!(file.header(0).expect("the header").get_i64("NAXIS1") == Some(512));
+    assert_eq!(server.requests(), 1, "the header came with the open");
+    let got = file.image(0).unwrap().read_section::<f32>(&Section::new(vec![100..164, 200..264])).unwrap();
+    assert_eq!(got, expected_cutout(&pixels));
+    assert_eq!(server.requests(), 2, "the cutout's 64 rows are one request");
+    assert!(server.bytes() < len / 2, "{} bytes of {len} fetched", server.bytes());
+}
+
+#[test]
+fn dropped_connections_and_server_errors_are_retried() {
+    let (bytes, pixels) = image_file(1.0);
+    for fault in [Fault::Drop { after: 0, times: 2 }, Fault::Status500 { after: 0, times: 3 }] {
+        let server = RangeServer::start(bytes.clone(), bytes.clone(), fault);
+        let got = cutout(&server.object_url()).unwrap_or_else(|e| panic!("{fault:?}: {e}"));
+        assert_eq!(got, expected_cutout(&pixels), "{fault:?}");
+        assert!(server.requests() >= 3, "{fault:?}: {} requests", server.requests());
+    }
+}
+
+#[test]
+fn a_body_cut_short_is_retried_or_an_error_never_short_data() {
+    let (bytes, pixels) = image_file(2.0);
+    let server = RangeServer::start(bytes.clone(), bytes.clone(), Fault::Truncate { after: 0, times: 1 });
+    assert_eq!(cutout(&server.object_url()).expect("a retried read"), expected_cutout(&pixels));
+    // cut short every time: an error naming the file
+    let server = RangeServer::start(bytes.clone(), bytes, Fault::Truncate { after: 0, times: usize::MAX });
+    let err = cutout(&server.object_url()).expect_err("a body always cut short");
+    let text = err.to_string();
+    assert!(text.contains("object.fits"), "{text}");
+}
+
+#[test]
+fn a_server_that_keeps_failing_gives_a_clear_error() {
+    let (bytes, _) = image_file(3.0);
+    let server = RangeServer::start(bytes.clone(), bytes, Fault::Status500 { after: 0, times: usize::MAX });
+    let err = cutout(&server.object_url()).expect_err("500 on every read");
+    let text = err.to_string();
+    assert!(text.contains("object.fits") && text.contains("500"), "{text}");
+}
+
+#[test]
+fn an_object_replaced_mid_read_is_an_error_naming_it() {
+    let (first, _) = image_file(4.0);
+    let (second, _) = image_file(5.0);
+    for if_match in [true, false] {
+        let server = RangeServer::start(first.clone(), second.clone(), Fault::Replace { after: 0, if_match });
+        let err = cutout(&server.object_url()).expect_err("the object changed after the open");
+        let text = err.to_string();
+        assert!(text.contains("object.fits") && text.contains("changed"), "if_match {if_match}: {text}");
+    }
+}
