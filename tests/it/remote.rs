@@ -145,6 +145,36 @@ fn every_corpus_file_reads_over_s3_as_it_does_locally() {
     assert!(names.iter().all(|n| n.starts_with("s3://") && n.contains("/astropy-t")), "{names:?}");
 }
 
+#[test]
+fn an_imaging_dataset_globs_a_bucket_and_reads_its_items() {
+    use burn::data::dataset::Dataset;
+    let Some(servers) = servers() else { return };
+    let store = s3_store(&servers.s3_bucket);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let dir = common::tempdir("remote-dataset");
+    let mut local = Vec::new();
+    for k in 0..3 {
+        let (bytes, _) = image_file(10.0 * k as f32);
+        let path = dir.join(format!("obj{k}.fits"));
+        std::fs::write(&path, &bytes).expect("write a local copy");
+        local.push(path);
+        let key = object_store::path::Path::from(format!("dataset/obj{k}.fits"));
+        rt.block_on(store.put(&key, bytes.into())).expect("upload to S3");
+    }
+    let crop = torchfits_burn::Crop::Centre(32, 48);
+    let remote = torchfits_burn::ImagingDataset::glob(format!("s3://{}/dataset/obj*.fits", servers.s3_bucket))
+        .expect("glob the bucket")
+        .crop(crop)
+        .build()
+        .expect("a dataset over S3");
+    let local = torchfits_burn::ImagingDataset::builder(&local).crop(crop).build().expect("a local dataset");
+    assert_eq!(remote.len(), 3);
+    for k in 0..3 {
+        let (r, l) = (remote.get(k).expect("a remote item"), local.get(k).expect("a local item"));
+        assert_eq!(r.data(), l.data(), "item {k}");
+    }
+}
+
 /// A 512 x 512 float32 image (1 MiB of data) whose pixel (y, x) is `y * 512 + x + offset`.
 fn image_file(offset: f32) -> (Vec<u8>, Vec<f32>) {
     let pixels: Vec<f32> = (0..512 * 512).map(|k| k as f32 + offset).collect();

@@ -143,6 +143,19 @@ pub(crate) fn read_section<T: Pixel>(
     })
 }
 
+/// The byte ranges of the file `section` of an image of `shape` reads by `plan`.
+pub(crate) fn section_ranges(plan: &Plan, shape: &[usize], section: &Section) -> Vec<std::ops::Range<u64>> {
+    let runs = Runs::new(shape, section);
+    let size = plan.stored_size() as u64;
+    let mut ranges = Vec::with_capacity(runs.count);
+    let _ = runs.for_each(|start, n, _| {
+        let at = plan.data_offset + start * size;
+        ranges.push(at..at + n as u64 * size);
+        Ok(())
+    });
+    ranges
+}
+
 /// The bytes a remote section read fetches before it converts them: the window bounds the
 /// memory a read of a large image holds in the block cache at once.
 const REMOTE_WINDOW_BYTES: u64 = 32 << 20;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::io::convert::{Conversion, Plan, doubles_into, read_section};
+use crate::io::convert::{Conversion, Plan, doubles_into, read_section, section_ranges};
 use crate::io::file::FitsFile;
 use crate::io::tiled::{NativeTiles, Undecoded};
 use crate::source::ByteSource;
@@ -190,6 +190,37 @@ impl ImageReader {
             return self.read_bands(&bands, out, nan_nulls);
         }
         self.file.with_cfitsio(self.index, |handle| handle.read_section(section, out, nan_nulls))
+    }
+
+    /// Fetches the bytes that reading `sections` needs, all at once, where the file is in object
+    /// storage (see [`crate::remote`] with the `remote` feature): the sections' rows or tiles in
+    /// as few range requests as is worth it, several in flight, rather than a request or more per
+    /// section. The reads that follow then come from memory. Does nothing for a local file.
+    ///
+    /// ```
+    /// use torchfits_core::{FitsFile, Section};
+    /// # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");
+    /// let image = FitsFile::open(path)?.image("SCI")?;
+    /// let stamps: Vec<Section> = (0..4).map(|k| Section::new(vec![8 * k..8 * k + 8, 0..8])).collect();
+    /// image.prefetch(&stamps)?;
+    /// let pixels = stamps.iter().map(|s| image.read_section::<f32>(s)).collect::<Result<Vec<_>, _>>()?;
+    /// assert_eq!(pixels.len(), 4);
+    /// # Ok::<(), torchfits_core::Error>(())
+    /// ```
+    pub fn prefetch(&self, sections: &[Section]) -> Result<()> {
+        let Some(source) = self.file.source().filter(|s| s.remote()) else {
+            return Ok(());
+        };
+        let mut ranges = Vec::new();
+        for section in sections {
+            section.check(&self.layout.shape).map_err(|e| self.err(e))?;
+            match (&self.plan, &self.native) {
+                (Some(plan), _) => ranges.extend(section_ranges(plan, &self.layout.shape, section)),
+                (None, Some(Ok(native))) => ranges.extend(native.section_ranges(source, section).map_err(|e| self.err(e))?),
+                _ => return Ok(()),
+            }
+        }
+        source.prefetch(&ranges).map_err(|e| self.err(Error::io(e, "cannot fetch the sections")))
     }
 
     /// How the fast path reads this uncompressed image into `T`: its plan for its own type; into

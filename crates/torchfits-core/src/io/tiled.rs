@@ -364,13 +364,32 @@ impl NativeTiles {
     /// Announces the heap bytes of every tile `sec` (FITS order) touches to a remote source, so
     /// that they are fetched at once (neighbours in one request) rather than tile by tile.
     fn prefetch_tiles(&self, file: &dyn ByteSource, rows: &[TileRow], sec: &[Range<usize>]) -> Result<()> {
+        file.prefetch(&self.heap_ranges(rows, sec)).map_err(|e| Error::io(e, "cannot read the tiles"))
+    }
+
+    /// The byte ranges of the tiles `section` (C order) touches: the table of tiles, then each
+    /// tile's code.
+    pub(crate) fn section_ranges(&self, file: &dyn ByteSource, section: &Section) -> Result<Vec<Range<u64>>> {
+        let rows = self.descriptors(file)?;
+        let sec: Vec<Range<usize>> = section.ranges().iter().rev().cloned().collect();
+        if sec.len() != self.dims.len() {
+            return Err(Error::parameter("the section does not match the image"));
+        }
+        Ok(self.heap_ranges(&rows, &sec))
+    }
+
+    /// The heap bytes of every tile `sec` (FITS order) touches.
+    fn heap_ranges(&self, rows: &[TileRow], sec: &[Range<usize>]) -> Vec<Range<u64>> {
         let first: Vec<usize> = sec.iter().zip(&self.tile).map(|(r, t)| r.start / t).collect();
         let last: Vec<usize> = sec.iter().zip(&self.tile).map(|(r, t)| r.end.div_ceil(*t)).collect();
         let counts: Vec<usize> = self.dims.iter().zip(&self.tile).map(|(d, t)| d.div_ceil(*t)).collect();
         let heap = self.data_start + self.heap_offset;
         let mut ranges = Vec::new();
+        if first.iter().zip(&last).any(|(f, l)| f >= l) {
+            return ranges;
+        }
         let mut tc = first.clone();
-        while first.iter().zip(&last).all(|(f, l)| f < l) {
+        loop {
             let k = tc.iter().zip(&counts).rev().fold(0usize, |acc, (c, m)| acc * m + c);
             if let Some(row) = rows.get(k) {
                 // the fallback column counts elements of up to 8 bytes: its bytes are at most 8 times that
@@ -386,7 +405,7 @@ impl NativeTiles {
             let mut a = 0;
             loop {
                 if a == tc.len() {
-                    return file.prefetch(&ranges).map_err(|e| Error::io(e, "cannot read the tiles"));
+                    return ranges;
                 }
                 tc[a] += 1;
                 if tc[a] < last[a] {
@@ -396,7 +415,6 @@ impl NativeTiles {
                 a += 1;
             }
         }
-        Ok(())
     }
 
     /// Decodes the tiles `band` (FITS order) touches into `out` (the band, C order).

@@ -102,6 +102,18 @@ impl BlockCache {
         }
     }
 
+    /// The bound in bytes.
+    pub(super) fn budget(&self) -> u64 {
+        self.budget.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Drops every block.
+    pub(super) fn clear(&self) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.blocks.clear();
+        state.bytes = 0;
+    }
+
     /// Bytes held now.
     pub(super) fn bytes(&self) -> u64 {
         self.state.lock().unwrap_or_else(PoisonError::into_inner).bytes

@@ -33,8 +33,10 @@ pub use list::list;
 
 /// Bytes per cached block: the smallest fetch.
 const BLOCK: u64 = 64 << 10;
-/// The largest single request: bigger spans are split and fetched concurrently.
-const MAX_REQUEST: u64 = 8 << 20;
+/// The largest single request: bigger spans are split and fetched concurrently. Large, because
+/// each request costs a round trip (and, on S3, a fee) whatever its size, and one connection
+/// carries tens of MB/s: concurrency comes from the many spans of cutouts and tiles.
+const MAX_REQUEST: u64 = 64 << 20;
 /// Gaps up to this many bytes between wanted blocks are fetched rather than costing another
 /// request (a request costs about as much time as this many bytes on a fast link).
 const COALESCE_GAP: u64 = 1 << 20;
@@ -69,6 +71,11 @@ pub fn stats() -> RemoteStats {
 /// `TORCHFITS_REMOTE_CACHE_BYTES`); 0 keeps nothing between reads.
 pub fn set_cache_bytes(bytes: u64) {
     cache::shared().set_budget(bytes);
+}
+
+/// Empties the shared block cache (the next read of every remote file fetches again).
+pub fn clear_cache() {
+    cache::shared().clear();
 }
 
 /// Bytes the shared block cache holds now.
@@ -446,7 +453,14 @@ impl ByteSource for RemoteSource {
             .collect();
         blocks.sort_unstable();
         blocks.dedup();
-        let runs = self.missing_runs(blocks.into_iter());
+        let mut runs = self.missing_runs(blocks.into_iter());
+        // what the cache cannot hold until it is read is not fetched ahead: the reads fetch it
+        let mut room = cache::shared().budget() / 2 / BLOCK;
+        runs.retain_mut(|run| {
+            run.end = run.end.min(run.start + room);
+            room -= run.end - run.start;
+            run.end > run.start
+        });
         if !runs.is_empty() {
             self.fetch_blocks(&runs)?;
         }
