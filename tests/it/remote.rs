@@ -143,6 +143,17 @@ fn every_corpus_file_reads_over_s3_as_it_does_locally() {
     let names: Vec<String> = listed.iter().map(|p| p.display().to_string()).collect();
     assert!(names.len() >= 4, "{names:?}");
     assert!(names.iter().all(|n| n.starts_with("s3://") && n.contains("/astropy-t")), "{names:?}");
+    // a FITS catalog by URL, as from a path
+    let local = torchfits_burn::Catalog::read(root.join("images-tables/astropy-tb.fits"), &["c1", "c3"], None)
+        .expect("the local catalog");
+    let remote = torchfits_burn::Catalog::read(
+        format!("s3://{}/corpus/images-tables/astropy-tb.fits", servers.s3_bucket),
+        &["c1", "c3"],
+        None,
+    )
+    .expect("the catalog over S3");
+    assert_eq!((remote.len(), remote.column("c1"), remote.column("c3")), (local.len(), local.column("c1"), local.column("c3")));
+    assert!(remote.len() == 2 && remote.column("c1").is_some());
 }
 
 #[test]
@@ -206,6 +217,37 @@ fn a_cutout_fetches_only_its_rows_in_one_request_after_the_open() {
     assert_eq!(got, expected_cutout(&pixels));
     assert_eq!(server.requests(), 2, "the cutout's 64 rows are one request");
     assert!(server.bytes() < len / 2, "{} bytes of {len} fetched", server.bytes());
+}
+
+#[test]
+fn a_compressed_cutout_fetches_only_the_tiles_it_touches() {
+    use torchfits::write::{Algorithm, Compression};
+    // 1024 x 1024 int16 of noise in 64 x 64 RICE tiles: about 1.5 MB compressed
+    let n = 1024;
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let pixels: Vec<i16> = (0..n * n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % 4000) as i16
+        })
+        .collect();
+    let path = common::tempdir("remote-tiles").join("tiled.fits");
+    let mut w = torchfits::FitsWriter::create(&path).expect("create");
+    w.image(&pixels, &[n, n]).compress(Compression::new(Algorithm::Rice).tile(&[64, 64])).write().expect("write");
+    w.finish().expect("finish");
+    let bytes = std::fs::read(&path).expect("the compressed file");
+    let server = RangeServer::start(bytes.clone(), bytes.clone(), Fault::None);
+    let file = OpenOptions::new().open(server.object_url()).expect("open over HTTP");
+    let opened = server.bytes();
+    // inside tiles (2, 3) and (2, 4): two neighbouring tiles, one request
+    let cut = file.image(1).unwrap().read_section::<i16>(&Section::new(vec![140..180, 200..280])).unwrap();
+    let want: Vec<i16> = (140..180).flat_map(|y| (200..280).map(move |x| (y, x))).map(|(y, x)| pixels[y * n + x]).collect();
+    assert_eq!(cut, want);
+    assert_eq!(server.requests(), 2, "the open, then both tiles in one request");
+    let tiles = server.bytes() - opened;
+    assert!(tiles < 200_000 && server.bytes() < bytes.len() as u64 / 10, "{tiles} bytes for 2 tiles of {} in all", bytes.len());
 }
 
 #[test]

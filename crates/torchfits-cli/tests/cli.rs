@@ -434,3 +434,47 @@ fn rust_log_shows_which_points_went_to_wcslib_on_the_device_path() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success() && !err.contains("DEBUG") && !err.contains("wcslib"), "{err}");
 }
+
+/// The directory nginx serves and its URL, when the tests run under scripts/remote_servers.py
+/// (in CI they always do: a missing server fails the test).
+fn http_server() -> Option<(PathBuf, String)> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match (var("TORCHFITS_TEST_HTTP_ROOT"), var("TORCHFITS_TEST_HTTP_URL")) {
+        (Some(root), Some(url)) => Some((root.into(), url)),
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("the remote test servers are not running: run the tests through scripts/remote_servers.py")
+        }
+        _ => {
+            eprintln!("remote CLI test skipped: no servers (run through scripts/remote_servers.py)");
+            None
+        }
+    }
+}
+
+#[test]
+fn info_header_read_and_preview_take_a_url_as_they_take_a_path() {
+    let Some((root, url)) = http_server() else { return };
+    let dir = root.join("cli");
+    std::fs::create_dir_all(&dir).expect("the served directory");
+    std::fs::copy(sample(), dir.join("sample.fits")).expect("serve sample.fits");
+    let remote = format!("{url}/cli/sample.fits");
+    let out = tempdir("remote");
+    let (local_npy, remote_npy) = (out.join("local.npy"), out.join("remote.npy"));
+    for (file, npy) in [(sample(), &local_npy), (remote.clone(), &remote_npy)] {
+        let o = torchfits(&["read", &file, "--hdu", "SCI", "--section", "4:20,8:40", "-o", &npy.display().to_string()]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(std::fs::read(&local_npy).expect("local"), std::fs::read(&remote_npy).expect("remote"));
+    let header = |file: &str| stdout_json(&torchfits(&["header", file, "--hdu", "SCI", "--json"]));
+    assert_eq!(header(&sample()), header(&remote));
+    let hdus = |file: &str| stdout_json(&torchfits(&["info", file, "--json"]))["hdus"].clone();
+    assert_eq!(hdus(&sample()), hdus(&remote));
+    let png = out.join("remote.png").display().to_string();
+    let o = torchfits(&["preview", &remote, "--hdu", "SCI", "-o", &png]);
+    assert!(o.status.success() && std::fs::metadata(&png).is_ok(), "{}", String::from_utf8_lossy(&o.stderr));
+    // a missing object: one line naming the URL, exit status 1
+    let o = torchfits(&["info", &format!("{url}/cli/missing.fits")]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("/cli/missing.fits") && err.contains("404") && err.lines().count() == 1, "{err}");
+}

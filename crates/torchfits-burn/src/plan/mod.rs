@@ -651,8 +651,16 @@ impl Fnv {
         self.bytes(s.as_bytes());
     }
 
-    /// A file's path, size and modification time (nanoseconds).
+    /// A file's path, size and modification time (nanoseconds); for an object in storage (a
+    /// URL) its URL and version (ETag), from one open.
     fn file(&mut self, path: &Path) -> Result<()> {
+        if path.to_str().is_some_and(|p| p.contains("://")) {
+            let id = torchfits_core::FitsFile::open(path)?.source_id();
+            let id = id.ok_or_else(|| Error::new(ErrorKind::Io, "no version for the object").in_file(path))?;
+            self.text(&id.location);
+            self.text(&id.version);
+            return Ok(());
+        }
         let meta = std::fs::metadata(path)
             .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read its metadata: {e}")).in_file(path))?;
         let mtime = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());

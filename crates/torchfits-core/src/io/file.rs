@@ -315,6 +315,13 @@ impl FitsFile {
         self.inner.options.threads
     }
 
+    /// Which bytes this open file reads: where they live and which version (for a local file its
+    /// device, inode, size and modification time; for an object in storage its URL and ETag).
+    /// `None` for a file only cfitsio opened (extended filename syntax).
+    pub fn source_id(&self) -> Option<crate::SourceId> {
+        self.source().map(ByteSource::id)
+    }
+
     /// The file's bytes, for a file torchfits reads itself (not one only cfitsio opens).
     pub(crate) fn source(&self) -> Option<&dyn ByteSource> {
         self.inner.source.as_deref()
