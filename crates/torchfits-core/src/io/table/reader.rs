@@ -460,7 +460,7 @@ impl TableBatches {
         let streamed = !mapped && other.is_empty() && source.is_some() && at.is_some();
         // rows in object storage: fetched in a few large requests, not chunk by chunk
         if let (Some(source), Some(at)) = (source.filter(|s| s.remote()), at) {
-            source.prefetch(&[at..at + len as u64]).map_err(|e| Error::io(e, "cannot read the rows"))?;
+            source.prefetch(std::slice::from_ref(&(at..at + len as u64))).map_err(|e| Error::io(e, "cannot read the rows"))?;
         }
         if !mapped && !streamed && len > 0 {
             if self.block.capacity() == 0 {

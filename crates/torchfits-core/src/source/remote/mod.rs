@@ -39,7 +39,7 @@ const BLOCK: u64 = 64 << 10;
 const MAX_REQUEST: u64 = 64 << 20;
 /// Gaps up to this many bytes between wanted blocks are fetched rather than costing another
 /// request (a request costs about as much time as this many bytes on a fast link).
-const COALESCE_GAP: u64 = 1 << 20;
+const COALESCE_GAP: u64 = 256 << 10;
 /// The largest sequential read-ahead (header blocks, streamed table rows).
 const MAX_READ_AHEAD: u64 = 4 << 20;
 /// Requests in flight at once, across every remote file of the process.
