@@ -2,7 +2,7 @@
 """torchfits against its peers on the standard benchmark files, in one run.
 
     python3 benches/compare.py [--dir bench-data] [--runs 7] [--peers ../shared/peers/peer_bench.py]
-                               [--baseline OLD/torchfits]
+                               [--baseline OLD/torchfits] [--gate] [--results DIR]
 
 1. makes the standard files in DIR with the peers' script if they are not there (astropy and python
    fitsio write them; torchfits does not);
@@ -16,6 +16,16 @@
 With --baseline, a `torchfits` binary of another build (an earlier commit) is timed in the same
 run, right after this build, and a second table gives each case's time in both and their ratio:
 whether a change made torchfits slower, on this machine, whatever the peers did.
+
+5. measures memory: each case's peak resident memory above the process's resident set before the
+   call, one fresh process per case and way, for the peers (`peer_bench.py memory`) and for
+   torchfits (`torchfits bench --memory ID --way K`), the lowest way of each kept; the table gets a
+   memory column per library and torchfits' peak over the lowest peer's.
+
+With --gate (what the test command runs): only the read cases the peers' script times, 3 runs each,
+no Rust baseline; the table is printed either way and the exit status is 1 when a case misses its
+target. --results DIR reports from saved JSON files instead of measuring (benches/test_compare_gate.py
+feeds it a slow result that way).
 
 The table, the machine and the versions go to stdout; the raw JSON files stay in DIR/results/.
 """
@@ -85,45 +95,111 @@ def machine():
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dir", default=os.path.join(ROOT, "bench-data"))
-    ap.add_argument("--runs", type=int, default=7)
-    ap.add_argument("--peers", default=os.path.join(ROOT, "..", "shared", "peers", "peer_bench.py"))
-    ap.add_argument("--baseline", help="a torchfits binary of another build, timed in the same run")
-    a = ap.parse_args()
-    d = os.path.abspath(a.dir)
-    out = os.path.join(d, "results")
+# the quick comparison the test command runs (--gate): the cases python fitsio and astropy are timed
+# on by peer_bench.py, 3 runs each, no Rust baseline, no write or WCS cases
+GATE_RUNS = 3
+
+
+def torchfits_memory(cli, d, cases):
+    """Each case's peak resident memory for torchfits (MiB), one process per case and way, the
+    lowest way kept: as peer_bench.py memory measures the peers."""
+    res = {}
+    for cid in cases:
+        best = None
+        for way in range(16):
+            r = subprocess.run([cli, "bench", "--dir", d, "--memory", cid, "--way", str(way)],
+                               capture_output=True, text=True)
+            if r.returncode == 3:
+                break
+            if r.returncode != 0:
+                print(f"{cid} way {way}: {r.stderr.strip()}", file=sys.stderr)
+                continue
+            mib = float(r.stdout.split()[0])
+            best = mib if best is None else min(best, mib)
+        if best is not None:
+            res[cid] = {"torchfits": best}
+    return res
+
+
+def measure(a, d, out):
+    """Runs the peers and torchfits; the JSON files it wrote."""
     if not all(os.path.exists(os.path.join(d, f)) for f in FILES):
         run([sys.executable, a.peers, "make", "--dir", d])
     os.makedirs(out, exist_ok=True)
     run(["cargo", "build", "--release", "-q", "-p", "torchfits-cli", "--features", "gpu"])
-    run(["cargo", "bench", "-q", "--bench", "fitsio_rs", "--no-run"])
-    peers_json, tf_json, rs_json, pw_json = (
-        os.path.join(out, n) for n in ("peers.json", "torchfits.json", "fitsio_rs.json", "peer_cases.json"))
+    paths = {n: os.path.join(out, n + ".json")
+             for n in ("peers", "torchfits", "fitsio_rs", "peer_cases", "peers_memory", "torchfits_memory")}
     runs = str(a.runs)
-    run([sys.executable, a.peers, "bench", "--dir", d, "--runs", runs, "--json", peers_json], stdout=sys.stderr)
-    run([sys.executable, os.path.join(ROOT, "benches", "peer_cases.py"), "--dir", d, "--runs", runs,
-         "--json", pw_json], stdout=sys.stderr)
-    run(["cargo", "bench", "-q", "--bench", "fitsio_rs", "--", "--dir", d, "--runs", runs, "--json", rs_json],
-        stdout=sys.stderr)
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-    run([os.path.join(target, "release", "torchfits"), "bench", "--dir", d, "--runs", runs, "--json", tf_json],
-        stdout=sys.stderr)
-    base_json = os.path.join(out, "baseline.json")
+    cli = os.path.join(target, "release", "torchfits")
+    run([sys.executable, a.peers, "bench", "--dir", d, "--runs", runs, "--json", paths["peers"]], stdout=sys.stderr)
+    if not a.gate:
+        run(["cargo", "bench", "-q", "--bench", "fitsio_rs", "--no-run"])
+        run([sys.executable, os.path.join(ROOT, "benches", "peer_cases.py"), "--dir", d, "--runs", runs,
+             "--json", paths["peer_cases"]], stdout=sys.stderr)
+        run(["cargo", "bench", "-q", "--bench", "fitsio_rs", "--", "--dir", d, "--runs", runs, "--json",
+             paths["fitsio_rs"]], stdout=sys.stderr)
+    only = [] if not a.gate else ["--only", ",".join(c for c in TARGETS if c in load(paths["peers"])["cases"])]
+    run([cli, "bench", "--dir", d, "--runs", runs, "--json", paths["torchfits"]] + only, stdout=sys.stderr)
     if a.baseline:
-        run([a.baseline, "bench", "--dir", d, "--runs", runs, "--json", base_json], stdout=sys.stderr)
+        run([a.baseline, "bench", "--dir", d, "--runs", runs, "--json", os.path.join(out, "baseline.json")],
+            stdout=sys.stderr)
+    run([sys.executable, a.peers, "memory", "--dir", d, "--json", paths["peers_memory"]], stdout=sys.stderr)
+    cases = list(load(paths["peers_memory"])["cases"])
+    with open(paths["torchfits_memory"], "w") as fh:
+        json.dump({"unit": "MiB peak above the resident set before the call",
+                   "cases": torchfits_memory(cli, d, cases)}, fh, indent=1)
+    return paths
 
-    peers_doc = load(peers_json)
-    peers, ours, rs = peers_doc["cases"], load(tf_json)["cases"], load(rs_json)["cases"]
-    peers.update(load(pw_json)["cases"])
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dir", default=os.path.join(ROOT, "bench-data"))
+    ap.add_argument("--runs", type=int, default=None, help="runs per case (7; 3 with --gate)")
+    ap.add_argument("--peers", default=os.path.join(ROOT, "..", "shared", "peers", "peer_bench.py"))
+    ap.add_argument("--baseline", help="a torchfits binary of another build, timed in the same run")
+    ap.add_argument("--gate", action="store_true",
+                    help="the quick comparison of the test command: the peers' read cases, 3 runs; "
+                         "exit status 1 when a target is missed")
+    ap.add_argument("--results", help="report from the JSON files in this folder (a run's results/) "
+                                      "instead of measuring")
+    a = ap.parse_args()
+    a.runs = a.runs or (GATE_RUNS if a.gate else 7)
+    d = os.path.abspath(a.dir)
+    out = os.path.join(d, "results")
+    if a.results:
+        paths = {n: os.path.join(a.results, n + ".json")
+                 for n in ("peers", "torchfits", "fitsio_rs", "peer_cases", "peers_memory", "torchfits_memory")}
+    else:
+        paths = measure(a, d, out)
+    missed = report(a, paths, os.path.join(out, "baseline.json"))
+    if a.gate:
+        print(f"\nbench gate: {'FAILED, missed: ' + ', '.join(missed) if missed else 'passed'}")
+        sys.exit(1 if missed else 0)
+
+
+def load_cases(path):
+    """The `cases` of a results file, or nothing where the file was not written (a gate run)."""
+    return load(path)["cases"] if os.path.exists(path) else {}
+
+
+def report(a, paths, base_json):
+    """Prints the tables; the ids of the cases whose targets were missed."""
+    peers_doc = load(paths["peers"])
+    peers, ours, rs = peers_doc["cases"], load_cases(paths["torchfits"]), load_cases(paths["fitsio_rs"])
+    peers.update(load_cases(paths["peer_cases"]))
+    mem_peers, mem_ours = load_cases(paths["peers_memory"]), load_cases(paths["torchfits_memory"])
     versions = ", ".join(f"{k} {v}" for k, v in peers_doc.get("versions", {}).items())
-    print(f"Machine: {machine()}. Peers: {versions}. Median of {a.runs} runs after a warm-up, ms.\n")
+    print(f"Machine: {machine()}. Peers: {versions}. Median of {a.runs} runs after a warm-up, ms; peak memory "
+          "added by one call in a fresh process, MiB (peer_bench.py memory).\n")
     print("| case | raw | python fitsio | astropy | fitsio (Rust) | torchfits | way | vs faster python peer "
-          "| vs fitsio (Rust) | torchfits / raw | target | met |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| vs fitsio (Rust) | torchfits / raw | MiB: python fitsio | astropy | torchfits | torchfits / lowest peer "
+          "| target | met |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     missed = []
-    for cid, (min_speedup, max_raw) in TARGETS.items():
+    cases = [c for c in TARGETS if not a.gate or c in peers]
+    for cid in cases:
+        min_speedup, max_raw = TARGETS[cid]
         p = peers.get(cid, {})
         t = (ours.get(cid) or {}).get("torchfits")
         way = (ours.get(cid) or {}).get("way", "")
@@ -135,6 +211,9 @@ def main():
         speedup = faster / t if (faster and t) else None
         vs_rs = r / t if (r and t) else None
         over_raw = t / raw if (raw and t) else None
+        mp, mo = mem_peers.get(cid, {}), (mem_ours.get(cid) or {}).get("torchfits")
+        lowest = min((v for v in (mp.get("fitsio"), mp.get("astropy")) if v is not None), default=None)
+        mem_ratio = mo / lowest if (mo is not None and lowest) else None
         ok = t is not None
         goal = []
         if min_speedup is not None:
@@ -143,14 +222,18 @@ def main():
         if max_raw is not None:
             goal.append(f"<= {max_raw:g}x raw" if max_raw >= 1 else f">= {1 / max_raw:.2g}x faster than raw")
             ok = ok and over_raw is not None and over_raw <= max_raw
-        if cid in FITSIO_AT_LEAST:
+        if cid in FITSIO_AT_LEAST and not a.gate:
             need = FITSIO_AT_LEAST[cid]
             goal.append(f">= {need:g}x python fitsio")
             ok = ok and fio is not None and t is not None and fio / t >= need
         if not ok:
             missed.append(cid)
         print(f"| {cid} | {f(raw)} | {f(fio)} | {f(ast)} | {f(r)} | {f(t)} | {way} | {f(speedup, '{:.2f}x')} "
-              f"| {f(vs_rs, '{:.2f}x')} | {f(over_raw, '{:.2f}')} | {', '.join(goal)} | {'yes' if ok else 'NO'} |")
+              f"| {f(vs_rs, '{:.2f}x')} | {f(over_raw, '{:.2f}')} | {f(mp.get('fitsio'), '{:.2f}')} "
+              f"| {f(mp.get('astropy'), '{:.2f}')} | {f(mo, '{:.2f}')} | {f(mem_ratio, '{:.2f}')} "
+              f"| {', '.join(goal)} | {'yes' if ok else 'NO'} |")
+    if a.gate:
+        return missed
     print("\nOne open file shared by threads (the `_1t` and `_2t` cases, same run):\n")
     print("| cases | 1 thread | 2 threads | speed-up | target | met |")
     print("|---|---|---|---|---|---|")
@@ -166,6 +249,10 @@ def main():
               f"| >= {need:g}x | {'yes' if ok else 'NO'} |")
     total = len(TARGETS) + len(SCALING)
     print(f"\ntargets met: {total - len(missed)} of {total}" + (f" (missed: {', '.join(missed)})" if missed else ""))
+    above = [cid for cid in mem_ours if cid in mem_peers and (mem_ours[cid]["torchfits"] > min(
+        (v for v in mem_peers[cid].values() if v is not None), default=float("inf")))]
+    print(f"memory: torchfits at or below the lowest peer on {len(mem_ours) - len(above)} of {len(mem_ours)} cases"
+          + (f" (above: {', '.join(above)})" if above else ""))
     others = [cid for cid in ours if cid not in TARGETS]
     if others:
         print("\nCases without a peer or a target (torchfits alone, same run):\n")
@@ -184,6 +271,7 @@ def main():
             t, b = (ours.get(cid) or {}).get("torchfits"), (base.get(cid) or {}).get("torchfits")
             ratio = "-" if not (t and b) else f"{b / t:.2f}"
             print(f"| {cid} | {'-' if b is None else f'{b:.3f}'} | {'-' if t is None else f'{t:.3f}'} | {ratio} |")
+    return missed
 
 
 if __name__ == "__main__":

@@ -42,3 +42,12 @@ else
   echo "test: $checker not found; conformance check skipped" >&2
 fi
 python3 tests/astropy_roundtrip.py --cli "$cli"
+# the benchmark gate: the peers' read cases against python fitsio and astropy, 3 runs each (about
+# 3 minutes); fails on a missed target, prints the table either way. Its own check first: a slow
+# result must fail it.
+python3 benches/test_compare_gate.py
+if [ -f ../shared/peers/peer_bench.py ]; then
+  python3 benches/compare.py --gate --dir "${CARGO_TARGET_DIR:-target}/bench-data"
+elif [ "${CI:-}" = true ]; then
+  echo "test: ../shared/peers/peer_bench.py is missing" >&2; exit 1
+fi

@@ -515,6 +515,37 @@ fn time(run: &mut dyn FnMut() -> Result<(), Error>, runs: usize) -> Result<f64, 
     Ok(if m % 2 == 1 { ms[m / 2] } else { 0.5 * (ms[m / 2 - 1] + ms[m / 2]) })
 }
 
+/// A field of `/proc/self/status` (`VmRSS`, `VmHWM`), in KiB.
+fn status_kib(field: &str) -> Result<u64, Error> {
+    let status = std::fs::read_to_string("/proc/self/status")
+        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read /proc/self/status: {e}")))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':')?.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| Error::new(ErrorKind::Io, format!("no {field} in /proc/self/status")))
+}
+
+/// Prints the peak resident memory (MiB) one call of way `way` of case `id` adds: the process's
+/// high-water mark during the call (reset through `/proc/self/clear_refs` just before it) minus
+/// its resident set then, the result included, as `peer_bench.py memory` measures the peers. The
+/// first call of the way, so that its buffers are made inside the measurement. `Ok(false)` when
+/// the case has no such way (or no such case).
+pub fn memory(dir: &Path, id: &str, way: usize) -> Result<bool, Error> {
+    let Some(case) = cases(dir).into_iter().find(|c| c.id == id) else {
+        return Ok(false);
+    };
+    let Some((name, mut run)) = case.ways.into_iter().filter(|(n, _)| *n != RAW && *n != WCSLIB_1T).nth(way) else {
+        return Ok(false);
+    };
+    std::fs::write("/proc/self/clear_refs", "5")
+        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot reset the high-water mark: {e}")))?;
+    let before = status_kib("VmRSS")?;
+    run()?;
+    let peak = status_kib("VmHWM")?;
+    outln!("{:.2} {name}", peak.saturating_sub(before) as f64 / 1024.0)?;
+    Ok(true)
+}
+
 /// Runs every case whose file exists in `dir` (and whose id contains one of `only`, when given); prints one line per case (every way's median, the
 /// fastest first); writes the JSON with the fastest way's median.
 pub fn run(dir: &Path, runs: usize, json_out: Option<&Path>, only: &[String]) -> Result<(), Error> {

@@ -190,6 +190,15 @@ enum Command {
         /// Only the cases whose id contains one of these (comma-separated), e.g. `table,cutout`.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
+        /// Instead of timing: the peak resident memory one call of case ID adds (its `--way`),
+        /// printed in MiB, as `peer_bench.py memory` measures the peers (run one process per case
+        /// and way; Linux only).
+        #[arg(long, value_name = "ID")]
+        memory: Option<String>,
+        /// With `--memory`: which of the case's ways (0, 1, ...); a way that does not exist exits
+        /// with status 3.
+        #[arg(long, default_value_t = 0)]
+        way: usize,
     },
     /// Render a quick-look PNG of a 2-D image (the first plane of a cube).
     Preview {
@@ -251,7 +260,11 @@ fn main() -> ExitCode {
                 &output,
             )
         }
-        Command::Bench { dir, runs, json, only } => bench::run(&dir, runs, json.as_deref(), &only),
+        Command::Bench { dir, memory: Some(case), way, .. } => match bench::memory(&dir, &case, way) {
+            Ok(false) => return ExitCode::from(3),
+            other => other.map(|_| ()),
+        },
+        Command::Bench { dir, runs, json, only, .. } => bench::run(&dir, runs, json.as_deref(), &only),
         Command::Preview { file, hdu, section, stretch, output } => {
             preview(&file, hdu, section.as_deref(), stretch, &output)
         }

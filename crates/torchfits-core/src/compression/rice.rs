@@ -183,8 +183,12 @@ pub(crate) fn decode(
     count: usize,
     out: &mut Vec<i32>,
 ) -> std::result::Result<(), String> {
-    out.clear();
-    out.resize(count, 0);
+    // every element is written below: a buffer of the right length is reused as it is (zeroing
+    // it for each tile was a pass over every pixel)
+    if out.len() != count {
+        out.clear();
+        out.resize(count, 0);
+    }
     match bytepix {
         1 => decode_into::<1>(code, block, out),
         2 => decode_into::<2>(code, block, out),

@@ -719,12 +719,16 @@ impl NativeTiles {
 /// `unquantize_i4r4` / `_i4r8` compute them: in f64, each value rounded once to `T`; ZBLANK
 /// pixels are NaN; the dither index advances over every pixel, null or not.
 fn unquantize<T: Pixel>(q: &Quantized, k: usize, row: &TileRow, ints: &[i32], out: &mut Vec<T>) {
-    out.clear();
-    out.resize(ints.len(), T::default());
+    // every element is written below: a buffer of the right length is reused without zeroing
+    if out.len() != ints.len() {
+        out.clear();
+        out.resize(ints.len(), T::default());
+    }
     match T::DTYPE {
         Dtype::F32 => unquantize_as(q, k, row, ints, bytemuck::cast_slice_mut::<T, f32>(out), |x| x as f32),
         Dtype::F64 => unquantize_as(q, k, row, ints, bytemuck::cast_slice_mut::<T, f64>(out), |x| x),
-        _ => {}
+        // quantised tiles are read into floats only (`decodes`): nothing else reaches here
+        _ => out.fill(T::default()),
     }
 }
 
