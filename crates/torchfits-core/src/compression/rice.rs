@@ -112,7 +112,9 @@ pub(crate) fn encode(pixels: &[i32], bytepix: usize, out: Vec<u8>) -> Vec<u8> {
 }
 
 /// MSB-first bit reading over a 64-bit window refilled a word at a time; past the end is an
-/// error.
+/// error. `Copy`, and its cold paths take and give it by value, so that a decoding loop keeps it
+/// in registers.
+#[derive(Clone, Copy)]
 struct BitReader<'a> {
     bytes: &'a [u8],
     /// The first byte not yet wholly in `acc`.
@@ -137,18 +139,19 @@ impl BitReader<'_> {
             self.at += took as usize;
             self.n += took * 8;
         } else {
-            self.refill_tail();
+            *self = self.refill_tail();
         }
     }
 
     #[cold]
-    fn refill_tail(&mut self) {
+    fn refill_tail(mut self) -> Self {
         while self.n <= 56 {
-            let Some(&b) = self.bytes.get(self.at) else { return };
+            let Some(&b) = self.bytes.get(self.at) else { break };
             self.acc |= u64::from(b) << (56 - self.n);
             self.at += 1;
             self.n += 8;
         }
+        self
     }
 
     /// The next `bits` bits (1 to 32).
@@ -166,19 +169,19 @@ impl BitReader<'_> {
         Ok(v)
     }
 
-    /// One Rice code of split `fs` (below 32): the zeros before a one bit, then `fs` bits, as
-    /// `zeros << fs | bits`. The common case is one leading-zero count and two shifts: the one
-    /// bit is read with the `fs` bits and taken off again (`- (1 << fs)`), which also serves
-    /// `fs == 0` without a branch.
+    /// One Rice code of split `fs` (below 32) from the window, without a refill: the zeros before
+    /// a one bit, then `fs` bits, as `zeros << fs | bits`. The common case is one leading-zero
+    /// count and two shifts: the one bit is read with the `fs` bits and taken off again
+    /// (`- (1 << fs)`), which also serves `fs == 0` without a branch. A code the window does not
+    /// hold whole goes the slow way.
     #[inline(always)]
     fn rice(&mut self, fs: u32) -> std::result::Result<u32, &'static str> {
-        if self.n < 32 {
-            self.refill();
-        }
         let lz = self.acc.leading_zeros();
         let len = lz + 1 + fs;
         if len > self.n {
-            return self.rice_long(fs);
+            let (reader, d) = self.rice_long(fs)?;
+            *self = reader;
+            return Ok(d);
         }
         // lz + 1 + fs <= n <= 63: every shift below is in range
         let with_one = ((self.acc << lz) >> (63 - fs)) as u32;
@@ -189,7 +192,7 @@ impl BitReader<'_> {
 
     /// [`BitReader::rice`] for a code longer than the window holds (or one the data ends in).
     #[cold]
-    fn rice_long(&mut self, fs: u32) -> std::result::Result<u32, &'static str> {
+    fn rice_long(mut self, fs: u32) -> std::result::Result<(Self, u32), &'static str> {
         let mut zeros: u32 = 0;
         loop {
             if self.n == 0 {
@@ -213,7 +216,8 @@ impl BitReader<'_> {
             }
         }
         let low = if fs == 0 { 0 } else { self.take(fs)? };
-        zeros.checked_shl(fs).map(|top| top | low).ok_or("a difference too large")
+        let d = zeros.checked_shl(fs).map(|top| top | low).ok_or("a difference too large")?;
+        Ok((self, d))
     }
 }
 
@@ -279,9 +283,15 @@ fn decode_into<const N: usize>(code: &[u8], block: usize, out: &mut [i32]) -> st
             }
             continue;
         }
-        for o in chunk.iter_mut() {
-            last = next(last, r.rice(fs)?);
-            *o = last;
+        // a refill per group of codes, not per code: 56 bits hold four codes of up to 14 bits
+        // (two of up to 28); a longer one goes the slow way
+        let per_refill = if fs <= 10 { 4 } else { 2 };
+        for group in chunk.chunks_mut(per_refill) {
+            r.refill();
+            for o in group.iter_mut() {
+                last = next(last, r.rice(fs)?);
+                *o = last;
+            }
         }
     }
     Ok(())
