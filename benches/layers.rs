@@ -122,5 +122,32 @@ fn compressed(c: &mut Criterion) {
     let _ = FitsFile::open(&path);
 }
 
-criterion_group!(benches, header_parse, full_reads, compressed);
+/// The RICE_1 decoder's speed on one core, on the standard file (`bench-data/rice_i16_4096.fits`,
+/// made by `peer_bench.py make`; `TORCHFITS_BENCH_DATA` names another folder), beside reading the
+/// same file's bytes: a whole-image read on one thread (its time is the decoder's, but for the
+/// tile reads and the copy out), and `pread` of the whole file into a reused buffer.
+fn rice_one_core(c: &mut Criterion) {
+    let dir = std::env::var("TORCHFITS_BENCH_DATA").map_or_else(|_| PathBuf::from("bench-data"), PathBuf::from);
+    let path = dir.join("rice_i16_4096.fits");
+    let Ok(bytes) = std::fs::metadata(&path).map(|m| m.len()) else {
+        eprintln!("rice_one_core: {} not found (python3 ../shared/peers/peer_bench.py make --dir bench-data)", path.display());
+        return;
+    };
+    let mut g = c.benchmark_group("rice_i16_4096_one_core");
+    g.sample_size(20);
+    let file = OpenOptions::new().threads(1).open(&path).expect("open");
+    let image = file.image(1).expect("the compressed image");
+    let mut pixels = vec![0i16; image.len()];
+    g.throughput(Throughput::Bytes(std::mem::size_of_val(pixels.as_slice()) as u64));
+    g.bench_function("decode_full_image", |b| b.iter(|| image.read_into(&mut pixels).expect("read")));
+    let mut raw = vec![0u8; bytes as usize];
+    let handle = std::fs::File::open(&path).expect("open the file");
+    g.throughput(Throughput::Bytes(bytes));
+    g.bench_function("raw_read_of_the_file", |b| {
+        b.iter(|| std::os::unix::fs::FileExt::read_exact_at(&handle, &mut raw, 0).expect("read"))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, header_parse, full_reads, compressed, rice_one_core);
 criterion_main!(benches);
