@@ -525,11 +525,41 @@ fn status_kib(field: &str) -> Result<u64, Error> {
         .ok_or_else(|| Error::new(ErrorKind::Io, format!("no {field} in /proc/self/status")))
 }
 
+/// Makes this program's code resident: its executable mappings read through `/proc/self/mem`
+/// (which faults their pages in), as a Python peer's code is in memory once its modules are
+/// imported. Without it, the first call of a way would count the pages of code it runs as the
+/// call's memory.
+fn code_resident() -> Result<(), Error> {
+    use std::os::unix::fs::FileExt;
+    let io = |what: &str, e: std::io::Error| Error::new(ErrorKind::Io, format!("{what}: {e}"));
+    let maps = std::fs::read_to_string("/proc/self/maps").map_err(|e| io("cannot read /proc/self/maps", e))?;
+    let mem = std::fs::File::open("/proc/self/mem").map_err(|e| io("cannot open /proc/self/mem", e))?;
+    let mut buf = vec![0u8; 1 << 20];
+    for line in maps.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else { continue };
+        if !perms.contains('x') || fields.nth(3).is_none() {
+            continue;
+        }
+        let Some((lo, hi)) = range.split_once('-') else { continue };
+        let (Ok(lo), Ok(hi)) = (u64::from_str_radix(lo, 16), u64::from_str_radix(hi, 16)) else { continue };
+        let mut at = lo;
+        while at < hi {
+            let n = ((hi - at) as usize).min(buf.len());
+            // a page that cannot be read (a guard page) is left as it is
+            let _ = mem.read_at(&mut buf[..n], at);
+            at += n as u64;
+        }
+    }
+    Ok(())
+}
+
 /// Prints the peak resident memory (MiB) one call of way `way` of case `id` adds: the process's
 /// high-water mark during the call (reset through `/proc/self/clear_refs` just before it) minus
 /// its resident set then, the result included, as `peer_bench.py memory` measures the peers. The
-/// first call of the way, so that its buffers are made inside the measurement. `Ok(false)` when
-/// the case has no such way (or no such case).
+/// first call of the way, so that its buffers are made inside the measurement; the program's code
+/// is made resident first ([`code_resident`]). `Ok(false)` when the case has no such way (or no
+/// such case).
 pub fn memory(dir: &Path, id: &str, way: usize) -> Result<bool, Error> {
     let Some(case) = cases(dir).into_iter().find(|c| c.id == id) else {
         return Ok(false);
@@ -537,6 +567,7 @@ pub fn memory(dir: &Path, id: &str, way: usize) -> Result<bool, Error> {
     let Some((name, mut run)) = case.ways.into_iter().filter(|(n, _)| *n != RAW && *n != WCSLIB_1T).nth(way) else {
         return Ok(false);
     };
+    code_resident()?;
     std::fs::write("/proc/self/clear_refs", "5")
         .map_err(|e| Error::new(ErrorKind::Io, format!("cannot reset the high-water mark: {e}")))?;
     let before = status_kib("VmRSS")?;
