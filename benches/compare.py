@@ -46,9 +46,9 @@ TARGETS = {
     "img_i16_2048_full": (None, 1.0),
     "img_u16_2048_full": (3.0, None),
     "img_scaled_i16_2048_full": (2.0, None),
-    "rice_i16_4096_full": (2.0, None),
-    "rice_i16_4096_t256_full": (2.0, None),
-    "rice_f32_4096_full": (2.0, None),
+    "rice_i16_4096_full": (4.0, None),
+    "rice_i16_4096_t256_full": (4.0, None),
+    "rice_f32_4096_full": (6.0, None),
     "hcompress_i16_4096_full": (2.0, None),
     "plio_i32_4096_full": (2.0, None),
     "cutout_f32_256": (4.0, None),
@@ -65,6 +65,13 @@ TARGETS = {
     "write_rice_i16_4096": (None, None),
     # raw is single-threaded wcslib (torchfits bench times it): at least 1.8x faster
     "wcs_pix2world_16M": (3.0, 1 / 1.8),
+}
+# the gate's own targets where the full run's sit within this machine's run-to-run noise of the
+# measured ratios (a shared 2-core VM: up to 2x on one case between runs)
+GATE_TARGETS = {
+    "rice_i16_4096_full": (2.5, None),
+    "rice_i16_4096_t256_full": (2.5, None),
+    "rice_f32_4096_full": (3.0, None),
 }
 # one open file shared by threads: the 2-thread case at least this much faster than the 1-thread one
 SCALING = {"shared_cutouts_f32_64x100": 1.7, "shared_cutouts_rice_i16_t256_64x100": 1.7}
@@ -199,7 +206,7 @@ def report(a, paths, base_json):
     missed = []
     cases = [c for c in TARGETS if not a.gate or c in peers]
     for cid in cases:
-        min_speedup, max_raw = TARGETS[cid]
+        min_speedup, max_raw = GATE_TARGETS.get(cid, TARGETS[cid]) if a.gate else TARGETS[cid]
         p = peers.get(cid, {})
         t = (ours.get(cid) or {}).get("torchfits")
         way = (ours.get(cid) or {}).get("way", "")
