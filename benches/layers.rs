@@ -149,5 +149,55 @@ fn rice_one_core(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, header_parse, full_reads, compressed, rice_one_core);
+/// Inflating GZIP_1 tiles: zlib-rs (through flate2, what the reader uses) beside zune-inflate (a
+/// pure-Rust inflater modelled on libdeflate), on 256 row tiles of int16 sky noise (sigma 10, the
+/// standard images' kind), each into a buffer of its known size.
+fn gzip_inflaters(c: &mut Criterion) {
+    use std::io::{Read, Write};
+    let n = 4096usize;
+    let mut s = 42u64;
+    let mut uniform = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let tiles: Vec<Vec<u8>> = (0..256)
+        .map(|_| {
+            let raw: Vec<u8> = (0..n)
+                .flat_map(|_| {
+                    let (u, v) = (uniform().max(1e-12), uniform());
+                    let x = 1000.0 + 10.0 * (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos();
+                    (x as i16).to_be_bytes()
+                })
+                .collect();
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(&raw).expect("compress");
+            e.finish().expect("compress")
+        })
+        .collect();
+    let mut g = c.benchmark_group("gzip_tiles_256x4096_i16");
+    g.sample_size(20);
+    g.throughput(Throughput::Bytes((256 * n * 2) as u64));
+    let mut out = Vec::with_capacity(n * 2 + 1);
+    g.bench_function("zlib_rs", |b| {
+        b.iter(|| {
+            for code in &tiles {
+                out.clear();
+                flate2::read::GzDecoder::new(&code[..]).take(n as u64 * 2 + 1).read_to_end(&mut out).expect("inflate");
+            }
+        })
+    });
+    g.bench_function("zune_inflate", |b| {
+        b.iter(|| {
+            for code in &tiles {
+                let options = zune_inflate::DeflateOptions::default().set_size_hint(n * 2).set_limit(n * 2 + 1);
+                black_box(zune_inflate::DeflateDecoder::new_with_options(code, options).decode_gzip().expect("inflate"));
+            }
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, header_parse, full_reads, compressed, rice_one_core, gzip_inflaters);
 criterion_main!(benches);
