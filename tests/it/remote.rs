@@ -154,6 +154,27 @@ fn every_corpus_file_reads_over_s3_as_it_does_locally() {
     .expect("the catalog over S3");
     assert_eq!((remote.len(), remote.column("c1"), remote.column("c3")), (local.len(), local.column("c1"), local.column("c3")));
     assert!(remote.len() == 2 && remote.column("c1").is_some());
+    // the same table as Parquet and as Arrow IPC, read by URL as from a path
+    let batch = FitsFile::open(root.join("images-tables/astropy-tb.fits"))
+        .and_then(|f| f.table(1)?.with_columns(&["c1", "c3"])?.build()?.next().expect("a batch"))
+        .and_then(|b| b.into_record_batch())
+        .expect("the table as Arrow");
+    let mut parquet_bytes = Vec::new();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut parquet_bytes, batch.schema(), None).expect("a writer");
+    writer.write(&batch).expect("write Parquet");
+    writer.close().expect("close Parquet");
+    let mut arrow_bytes = Vec::new();
+    let mut writer = arrow_ipc::writer::FileWriter::try_new(&mut arrow_bytes, &batch.schema()).expect("a writer");
+    writer.write(&batch).expect("write Arrow");
+    writer.finish().expect("finish Arrow");
+    drop(writer);
+    for (name, bytes) in [("tb.parquet", parquet_bytes), ("tb.arrow", arrow_bytes)] {
+        let key = object_store::path::Path::from(format!("catalogs/{name}"));
+        rt.block_on(store.put(&key, bytes.into())).expect("upload a catalog");
+        let url = format!("s3://{}/catalogs/{name}", servers.s3_bucket);
+        let cat = torchfits_burn::Catalog::read(&url, &["c1", "c3"], None).expect("a catalog over S3");
+        assert_eq!((cat.len(), cat.column("c1"), cat.column("c3")), (local.len(), local.column("c1"), local.column("c3")), "{name}");
+    }
 }
 
 #[test]

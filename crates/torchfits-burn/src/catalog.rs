@@ -151,10 +151,104 @@ fn io(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::Io, format!("{what}: {e}")).in_file(path)
 }
 
+/// A Parquet or Arrow IPC catalog's bytes: a local file, or (a URL, with the `remote` feature) an
+/// object in storage read by range requests through the core's block cache, so that Parquet reads
+/// fetch only the column chunks they project.
+#[derive(Clone)]
+enum TableBytes {
+    Local { file: std::sync::Arc<std::fs::File>, len: u64 },
+    Remote(std::sync::Arc<dyn torchfits_core::ByteSource>),
+}
+
+impl TableBytes {
+    fn open(path: &Path) -> Result<TableBytes> {
+        #[cfg(feature = "remote")]
+        if let Some(url) = path.to_str().filter(|p| torchfits_core::remote::is_url(p)) {
+            return Ok(TableBytes::Remote(torchfits_core::remote::open_object(url)?));
+        }
+        let f = std::fs::File::open(path).map_err(|e| io(path, "cannot open", e))?;
+        let len = f.metadata().map_err(|e| io(path, "cannot stat", e))?.len();
+        Ok(TableBytes::Local { file: std::sync::Arc::new(f), len })
+    }
+
+    /// `buf.len()` bytes at `at`.
+    fn read_at(&self, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+        match self {
+            TableBytes::Local { file, .. } => std::os::unix::fs::FileExt::read_exact_at(&**file, buf, at),
+            TableBytes::Remote(s) => s.read_exact_at(buf, at),
+        }
+    }
+
+    fn size(&self) -> u64 {
+        match self {
+            TableBytes::Local { len, .. } => *len,
+            TableBytes::Remote(s) => s.len(),
+        }
+    }
+
+    /// A buffered reader from byte `at`.
+    fn reader_at(&self, at: u64) -> std::io::BufReader<TableCursor> {
+        std::io::BufReader::with_capacity(1 << 16, TableCursor { bytes: self.clone(), at })
+    }
+
+    /// A reader at the start, for the Arrow IPC reader (which reads and seeks).
+    fn cursor(self) -> std::io::BufReader<TableCursor> {
+        self.reader_at(0)
+    }
+}
+
+impl parquet::file::reader::Length for TableBytes {
+    fn len(&self) -> u64 {
+        self.size()
+    }
+}
+
+impl parquet::file::reader::ChunkReader for TableBytes {
+    type T = std::io::BufReader<TableCursor>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        Ok(self.reader_at(start))
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<bytes::Bytes> {
+        let mut buf = vec![0u8; length];
+        self.read_at(&mut buf, start).map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))?;
+        Ok(buf.into())
+    }
+}
+
+/// Positional reads of [`TableBytes`] as a `Read + Seek` stream.
+struct TableCursor {
+    bytes: TableBytes,
+    at: u64,
+}
+
+impl std::io::Read for TableCursor {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = (self.bytes.size().saturating_sub(self.at)).min(buf.len() as u64) as usize;
+        let Some(head) = buf.get_mut(..n) else { return Ok(0) };
+        self.bytes.read_at(head, self.at)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+impl std::io::Seek for TableCursor {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        let at = match to {
+            std::io::SeekFrom::Start(at) => Some(at),
+            std::io::SeekFrom::End(d) => self.bytes.size().checked_add_signed(d),
+            std::io::SeekFrom::Current(d) => self.at.checked_add_signed(d),
+        };
+        self.at = at.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "a seek before the start"))?;
+        Ok(self.at)
+    }
+}
+
 fn read_parquet(path: &Path, columns: &[&str]) -> Result<Vec<TableBatch>> {
     use parquet::arrow::ProjectionMask;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let f = std::fs::File::open(path).map_err(|e| io(path, "cannot open", e))?;
+    let f = TableBytes::open(path)?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| io(path, "not a Parquet file", e))?;
     let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
     let reader = builder.with_projection(mask).build().map_err(|e| io(path, "cannot read", e))?;
@@ -167,7 +261,7 @@ fn read_parquet(path: &Path, columns: &[&str]) -> Result<Vec<TableBatch>> {
 }
 
 fn read_arrow(path: &Path, columns: &[&str]) -> Result<Vec<TableBatch>> {
-    let f = std::fs::File::open(path).map_err(|e| io(path, "cannot open", e))?;
+    let f = TableBytes::open(path)?.cursor();
     let reader = arrow_ipc::reader::FileReader::try_new(f, None).map_err(|e| io(path, "not an Arrow IPC file", e))?;
     reader
         .map(|b| {
@@ -193,7 +287,7 @@ pub(crate) fn stream_batches(
         "parquet" | "pq" => {
             use parquet::arrow::ProjectionMask;
             use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-            let f = std::fs::File::open(path).map_err(|e| io(path, "cannot open", e))?;
+            let f = TableBytes::open(path)?;
             let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| io(path, "not a Parquet file", e))?;
             let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
             let reader = builder
@@ -207,7 +301,7 @@ pub(crate) fn stream_batches(
             })))
         }
         "arrow" | "feather" | "ipc" => {
-            let f = std::fs::File::open(path).map_err(|e| io(path, "cannot open", e))?;
+            let f = TableBytes::open(path)?.cursor();
             let reader =
                 arrow_ipc::reader::FileReader::try_new(f, None).map_err(|e| io(path, "not an Arrow IPC file", e))?;
             let names: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
@@ -237,7 +331,7 @@ pub(crate) fn count_rows(path: &Path, hdu: Option<&str>) -> Result<Option<u64>> 
     match ext.as_str() {
         "parquet" | "pq" => {
             use parquet::file::reader::{FileReader, SerializedFileReader};
-            let f = std::fs::File::open(path).map_err(|e| io(path, "cannot open", e))?;
+            let f = TableBytes::open(path)?;
             let reader = SerializedFileReader::new(f).map_err(|e| io(path, "not a Parquet file", e))?;
             Ok(Some(reader.metadata().file_metadata().num_rows().max(0) as u64))
         }

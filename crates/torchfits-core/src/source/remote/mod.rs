@@ -89,6 +89,22 @@ pub fn is_url(name: &str) -> bool {
     super::is_url(name)
 }
 
+/// The object at `url` as a byte source of any format (a Parquet or Arrow catalog beside the FITS
+/// files), read by range requests through the shared block cache, as [`crate::FitsFile::open`]
+/// reads FITS.
+///
+/// ```no_run
+/// let object = torchfits_core::remote::open_object("s3://survey/catalog.parquet")?;
+/// let mut magic = [0u8; 4];
+/// object.read_exact_at(&mut magic, 0)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn open_object(url: &str) -> Result<Arc<dyn ByteSource>> {
+    let name = std::path::Path::new(redact(url));
+    let (store, path) = store_for(url).map_err(|e| e.in_file(name))?;
+    open(store, path, redact(url), torchfits_format::limits::Limits::default().max_alloc).map_err(|e| e.in_file(name))
+}
+
 /// `url` without its query and fragment (a signed URL's credentials): what errors and logs show.
 pub fn redact(url: &str) -> &str {
     url.split(['?', '#']).next().unwrap_or(url)
