@@ -258,7 +258,8 @@ impl RemoteSource {
         let scratch = super::inflate::unlinked_temp_file()
             .map_err(|e| Error::io(e, "cannot make a temporary file to fetch into"))?;
         let mut at = 0;
-        let mut buf = vec![0u8; MAX_REQUEST as usize];
+        // a buffer of one request, or of the whole object where it is smaller
+        let mut buf = vec![0u8; self.version.size.min(MAX_REQUEST) as usize];
         while at < self.version.size {
             let n = (self.version.size - at).min(MAX_REQUEST) as usize;
             let chunk = buf.get_mut(..n).unwrap_or_default();
