@@ -33,19 +33,19 @@ fn run(base: &str, case: &str) -> Result<()> {
     let url = |name: &str| format!("{base}/{name}");
     match case {
         "header" => {
-            let file = torchfits::FitsFile::open(url("img_f32_4096.fits"))?;
+            let file = torchfits::FitsFile::open_url(&url("img_f32_4096.fits"))?;
             std::hint::black_box(file.header(0)?);
         }
         "cutout_f32_256" => {
-            let file = torchfits::FitsFile::open(url("img_f32_4096.fits"))?;
+            let file = torchfits::FitsFile::open_url(&url("img_f32_4096.fits"))?;
             std::hint::black_box(file.image(0)?.read_section::<f32>(&cut())?);
         }
         "cutout_rice_i16_t256_256" => {
-            let file = torchfits::FitsFile::open(url("rice_i16_4096_t256.fits"))?;
+            let file = torchfits::FitsFile::open_url(&url("rice_i16_4096_t256.fits"))?;
             std::hint::black_box(file.image(1)?.read_section::<i16>(&cut())?);
         }
         "cutouts_f32_64x100" => {
-            let file = torchfits::FitsFile::open(url("img_f32_4096.fits"))?;
+            let file = torchfits::FitsFile::open_url(&url("img_f32_4096.fits"))?;
             let image = file.image(0)?;
             let sections = small_cutouts();
             image.prefetch(&sections)?;
@@ -54,7 +54,7 @@ fn run(base: &str, case: &str) -> Result<()> {
             }
         }
         "table_1M_2cols" => {
-            let file = torchfits::FitsFile::open(url("table_1M.fits"))?;
+            let file = torchfits::FitsFile::open_url(&url("table_1M.fits"))?;
             let pool = ColumnPool::default();
             let reader = file.table(1)?.with_batch_rows(1 << 20).with_pool(&pool).with_columns(&["ra", "flux"])?;
             for batch in reader.build()? {

@@ -214,6 +214,54 @@ def main():
     write("compressed_empty_tiles.fits", PRIMARY + header(empty) + data(bytes(8 * 16)))
     write("end_card_with_bytes_after.fits", sloppy + data(struct.pack(">4h", 1, 2, 3, 4))
           + header(image(16, [3, 3], primary=False)) + data(struct.pack(">9h", *range(9))))
+    heap_claims_past_the_file()
+
+
+def claimed_tile(codec, descriptor, claim, extra=(), column="COMPRESSED_DATA"):
+    """A 16 x 16 int16 image in one tile of `codec` whose heap (PCOUNT) and one descriptor claim
+    `claim` bytes while the file holds a few real bytes: a reader that trusts the declared heap
+    allocates the claim before it finds the file too short. `descriptor`: P or Q, and I for a
+    column of 16-bit elements (PLIO's line lists, UNCOMPRESSED_DATA of int16)."""
+    wide = descriptor.startswith("Q")
+    elem = 2 if descriptor.endswith("I") else 1
+    tform = f"1{descriptor[0]}{'I' if elem == 2 else 'B'}(16)"
+    cols = [tform] if column == "COMPRESSED_DATA" else ["1PB(0)", tform]
+    t = table(1, (16 if wide else 8) * len(cols), cols, pcount=claim + 15, extra=[
+        ("ZIMAGE", True), ("ZBITPIX", 16), ("ZNAXIS", 2), ("ZNAXIS1", 16), ("ZNAXIS2", 16),
+        ("ZTILE1", 16), ("ZTILE2", 16), ("ZCMPTYPE", codec), *extra])
+    t[8] = card("TTYPE1", "COMPRESSED_DATA")
+    if column != "COMPRESSED_DATA":
+        t[10] = card("TTYPE2", column)
+    desc = struct.pack(">QQ" if wide else ">II", claim // elem, 0)
+    row = desc if column == "COMPRESSED_DATA" else bytes(len(desc)) + desc
+    return PRIMARY + header(t) + data(row + bytes(range(64)))
+
+
+def heap_claims_past_the_file():
+    """Headers and descriptors that claim more bytes than the file has, for every codec and for a
+    table's variable-length arrays (each file a few kB)."""
+    claim32, claim64 = 4294967280, 1099511627760
+    write("claim_gzip_1_tile_4gb.fits", claimed_tile("GZIP_1", "P", claim32))
+    write("claim_gzip_1_tile_1tb.fits", claimed_tile("GZIP_1", "Q", claim64))
+    write("claim_gzip_2_tile_4gb.fits", claimed_tile("GZIP_2", "P", claim32))
+    write("claim_rice_1_tile_4gb.fits", claimed_tile("RICE_1", "P", claim32,
+                                                     [("ZNAME1", "BLOCKSIZE"), ("ZVAL1", 32)]))
+    write("claim_hcompress_1_tile_4gb.fits", claimed_tile("HCOMPRESS_1", "P", claim32))
+    write("claim_hcompress_1_tile_1tb.fits", claimed_tile("HCOMPRESS_1", "Q", claim64))
+    write("claim_plio_1_tile_4gb.fits", claimed_tile("PLIO_1", "PI", claim32))
+    write("claim_nocompress_tile_4gb.fits", claimed_tile("NOCOMPRESS", "P", claim32))
+    write("claim_gzip_compressed_data_4gb.fits", claimed_tile("RICE_1", "P", claim32,
+                                                              column="GZIP_COMPRESSED_DATA"))
+    write("claim_uncompressed_data_4gb.fits", claimed_tile("RICE_1", "PI", claim32,
+                                                           column="UNCOMPRESSED_DATA"))
+    # a table whose one variable-length cell claims 4 GB (and 1 TB) of a heap the file does not hold
+    for name, tform, fmt, claim in [("claim_table_vla_4gb.fits", "PB(16)", ">II", claim32),
+                                    ("claim_table_vla_1tb.fits", "QB(16)", ">QQ", claim64)]:
+        t = table(1, struct.calcsize(fmt), [tform], pcount=claim + 15)
+        write(name, PRIMARY + header(t) + data(struct.pack(fmt, claim, 0) + bytes(range(64))))
+    # a table of 2^31 rows of 1 kB in a file of a few kB (its rows are what it claims)
+    write("claim_table_rows_2tb.fits", PRIMARY + header(table(2**31 - 1, 1024, ["1024B"]))
+          + data(bytes(range(256)) * 4))
 
 
 if __name__ == "__main__":

@@ -83,6 +83,21 @@ const CORPUS: &[(&str, Expect)] = &[
     ("!bang.fits", Expect::Ok),
     ("pipe|name.fits", Expect::Ok),
     ("mem:__x.fits", Expect::Ok),
+    // headers and descriptors that claim more bytes than the file has (a few kB): an error before
+    // the claim is allocated
+    ("claim_gzip_1_tile_4gb.fits", Expect::Error),
+    ("claim_gzip_1_tile_1tb.fits", Expect::Error),
+    ("claim_gzip_2_tile_4gb.fits", Expect::Error),
+    ("claim_rice_1_tile_4gb.fits", Expect::Error),
+    ("claim_hcompress_1_tile_4gb.fits", Expect::Error),
+    ("claim_hcompress_1_tile_1tb.fits", Expect::Error),
+    ("claim_plio_1_tile_4gb.fits", Expect::Error),
+    ("claim_nocompress_tile_4gb.fits", Expect::Error),
+    ("claim_gzip_compressed_data_4gb.fits", Expect::Error),
+    ("claim_uncompressed_data_4gb.fits", Expect::Error),
+    ("claim_table_vla_4gb.fits", Expect::Error),
+    ("claim_table_vla_1tb.fits", Expect::Error),
+    ("claim_table_rows_2tb.fits", Expect::Error),
 ];
 
 fn dir() -> PathBuf {

@@ -1,5 +1,10 @@
 //! A small HTTP server on 127.0.0.1 serving one object by range requests, with faults on demand:
-//! connections dropped, 500s, bodies cut short, the object replaced. It counts what it serves.
+//! connections dropped, 500s, bodies cut short, the object replaced, and answers meant to make a
+//! client allocate (bodies longer than asked, chunked bodies without end, a size of 1 TiB). It
+//! counts what it serves.
+
+// shared by the `it` and `secrets` test binaries, each of which uses a part of it
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -21,7 +26,17 @@ pub enum Fault {
     /// Serves the object's second version (another ETag) from request `after` on; `if_match`:
     /// whether the server honours `If-Match` (412) or, like a careless server, ignores it.
     Replace { after: usize, if_match: bool },
+    /// Sends the range's headers and then a body 1 MiB longer than the range, from request
+    /// `after` on.
+    LongBody { after: usize },
+    /// Sends a chunked body that never ends (until the client closes), from request `after` on.
+    Endless { after: usize },
+    /// Claims the object is 1 TiB long in every answer (the bytes it has are served as they are).
+    ClaimsTiB,
 }
+
+/// The length [`Fault::ClaimsTiB`] claims.
+pub const TIB: u64 = 1 << 40;
 
 /// The server's state, shared with its thread.
 struct State {
@@ -31,6 +46,8 @@ struct State {
     faults_left: AtomicUsize,
     bytes: AtomicU64,
     stop: AtomicBool,
+    /// The `Authorization` header of the last request that had one.
+    authorization: Mutex<Option<String>>,
 }
 
 /// A running server; stops when dropped.
@@ -56,6 +73,7 @@ impl RangeServer {
             faults_left: AtomicUsize::new(times),
             bytes: AtomicU64::new(0),
             stop: AtomicBool::new(false),
+            authorization: Mutex::new(None),
         });
         let shared = Arc::clone(&state);
         listener.set_nonblocking(true).expect("a non-blocking listener");
@@ -81,6 +99,11 @@ impl RangeServer {
     /// Requests answered (or dropped) so far.
     pub fn requests(&self) -> usize {
         self.state.requests.load(Ordering::Relaxed)
+    }
+
+    /// The `Authorization` header of the last request that had one.
+    pub fn authorization(&self) -> Option<String> {
+        self.state.authorization.lock().expect("the server's lock").clone()
     }
 
     /// Body bytes sent so far.
@@ -123,6 +146,9 @@ fn serve(stream: TcpStream, state: &State) {
             match name.to_ascii_lowercase().as_str() {
                 "range" => range = Some(value.trim().to_string()),
                 "if-match" => if_match = Some(value.trim().to_string()),
+                "authorization" => {
+                    *state.authorization.lock().expect("the server's lock") = Some(value.trim().to_string())
+                }
                 _ => {}
             }
         }
@@ -157,19 +183,59 @@ fn answer(out: &mut TcpStream, state: &State, n: usize, range: Option<&str>, if_
         _ => {}
     }
     let len = object.len() as u64;
+    let claimed = if state.fault == Fault::ClaimsTiB { TIB } else { len };
     let (start, end) = range
         .and_then(|r| r.strip_prefix("bytes="))
         .and_then(|r| r.split_once('-'))
         .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?.min(len - 1) + 1)))
         .unwrap_or((0, len));
     if start >= len {
-        let _ = write!(out, "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{len}\r\nContent-Length: 0\r\n\r\n");
+        let _ = write!(
+            out,
+            "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{claimed}\r\nContent-Length: 0\r\n\r\n"
+        );
         return true;
+    }
+    let etag_line = format!("ETag: {etag}\r\nLast-Modified: Sat, 05 Dec 2026 12:00:0{version} GMT\r\n");
+    match state.fault {
+        Fault::LongBody { after } if n > after => {
+            let body = object[start as usize..end as usize].to_vec();
+            let extra = vec![0u8; 1 << 20];
+            let _ = write!(
+                out,
+                "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {start}-{}/{len}\r\n{etag_line}\r\n",
+                body.len() + extra.len(),
+                end - 1
+            );
+            let _ = out.write_all(&body).and_then(|()| out.write_all(&extra));
+            state.bytes.fetch_add((body.len() + extra.len()) as u64, Ordering::Relaxed);
+            return true;
+        }
+        Fault::Endless { after } if n > after => {
+            let _ = write!(
+                out,
+                "HTTP/1.1 206 Partial Content\r\nTransfer-Encoding: chunked\r\nContent-Range: bytes {start}-{}/{len}\r\n{etag_line}\r\n",
+                end - 1
+            );
+            let chunk = vec![7u8; 64 << 10];
+            // until the client hangs up (bounded, so that a client that never does fails the test
+            // rather than filling the machine: 64 GiB)
+            for _ in 0..(1 << 20) {
+                let sent = write!(out, "{:x}\r\n", chunk.len())
+                    .and_then(|()| out.write_all(&chunk))
+                    .and_then(|()| out.write_all(b"\r\n"));
+                if sent.is_err() {
+                    return false;
+                }
+                state.bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            }
+            return false;
+        }
+        _ => {}
     }
     let body = &object[start as usize..end as usize];
     let head = format!(
-        "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {start}-{}/{len}\r\n\
-         ETag: {etag}\r\nLast-Modified: Sat, 05 Dec 2026 12:00:0{version} GMT\r\n\r\n",
+        "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {start}-{}/{claimed}\r\n{etag_line}\r\n",
         body.len(),
         end - 1
     );

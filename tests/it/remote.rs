@@ -23,7 +23,9 @@ struct Servers {
 fn servers() -> Option<Servers> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     match (var("TORCHFITS_TEST_HTTP_ROOT"), var("TORCHFITS_TEST_HTTP_URL"), var("TORCHFITS_TEST_S3_BUCKET")) {
-        (Some(root), Some(url), Some(bucket)) => Some(Servers { http_root: root.into(), http_url: url, s3_bucket: bucket }),
+        (Some(root), Some(url), Some(bucket)) => {
+            Some(Servers { http_root: root.into(), http_url: url, s3_bucket: bucket })
+        }
         _ if std::env::var("CI").as_deref() == Ok("true") => {
             panic!("the remote test servers are not running: run the tests through scripts/remote_servers.py")
         }
@@ -57,7 +59,8 @@ fn corpus_files() -> Vec<PathBuf> {
 /// Everything a file reads as, as text: each HDU's header, image pixels and table batches, or
 /// the kind of the first error (the messages name the file, which differs by where it is read).
 fn snapshot(name: &str) -> Vec<String> {
-    let file = match FitsFile::open(name) {
+    let opened = if torchfits::is_url(name) { FitsFile::open_url(name) } else { FitsFile::open(name) };
+    let file = match opened {
         Ok(f) => f,
         Err(e) => return vec![format!("open: {:?}", e.kind())],
     };
@@ -72,10 +75,14 @@ fn snapshot(name: &str) -> Vec<String> {
         match info.kind {
             HduKind::Image => {
                 let image = file.image(i);
-                out.push(format!("{i}: {:?}", image.as_ref().map_err(|e| e.kind()).map(|im| im.read_data(None).map_err(|e| e.kind()))));
+                out.push(format!(
+                    "{i}: {:?}",
+                    image.as_ref().map_err(|e| e.kind()).map(|im| im.read_data(None).map_err(|e| e.kind()))
+                ));
                 if let Some(shape) = info.shape.filter(|s| !s.is_empty() && s.iter().all(|&n| n > 2)) {
                     let inner = Section::new(shape.iter().map(|&n| 1..n - 1).collect());
-                    let cut = image.as_ref().map_err(|e| e.kind()).map(|im| im.read_data(Some(&inner)).map_err(|e| e.kind()));
+                    let cut =
+                        image.as_ref().map_err(|e| e.kind()).map(|im| im.read_data(Some(&inner)).map_err(|e| e.kind()));
                     out.push(format!("{i} section: {cut:?}"));
                 }
             }
@@ -146,13 +153,16 @@ fn every_corpus_file_reads_over_s3_as_it_does_locally() {
     // a FITS catalog by URL, as from a path
     let local = torchfits_burn::Catalog::read(root.join("images-tables/astropy-tb.fits"), &["c1", "c3"], None)
         .expect("the local catalog");
-    let remote = torchfits_burn::Catalog::read(
-        format!("s3://{}/corpus/images-tables/astropy-tb.fits", servers.s3_bucket),
+    let remote = torchfits_burn::Catalog::read_url(
+        &format!("s3://{}/corpus/images-tables/astropy-tb.fits", servers.s3_bucket),
         &["c1", "c3"],
         None,
     )
     .expect("the catalog over S3");
-    assert_eq!((remote.len(), remote.column("c1"), remote.column("c3")), (local.len(), local.column("c1"), local.column("c3")));
+    assert_eq!(
+        (remote.len(), remote.column("c1"), remote.column("c3")),
+        (local.len(), local.column("c1"), local.column("c3"))
+    );
     assert!(remote.len() == 2 && remote.column("c1").is_some());
     // the same table as Parquet and as Arrow IPC, read by URL as from a path
     let batch = FitsFile::open(root.join("images-tables/astropy-tb.fits"))
@@ -172,8 +182,12 @@ fn every_corpus_file_reads_over_s3_as_it_does_locally() {
         let key = object_store::path::Path::from(format!("catalogs/{name}"));
         rt.block_on(store.put(&key, bytes.into())).expect("upload a catalog");
         let url = format!("s3://{}/catalogs/{name}", servers.s3_bucket);
-        let cat = torchfits_burn::Catalog::read(&url, &["c1", "c3"], None).expect("a catalog over S3");
-        assert_eq!((cat.len(), cat.column("c1"), cat.column("c3")), (local.len(), local.column("c1"), local.column("c3")), "{name}");
+        let cat = torchfits_burn::Catalog::read_url(&url, &["c1", "c3"], None).expect("a catalog over S3");
+        assert_eq!(
+            (cat.len(), cat.column("c1"), cat.column("c3")),
+            (local.len(), local.column("c1"), local.column("c3")),
+            "{name}"
+        );
     }
 }
 
@@ -216,7 +230,7 @@ fn image_file(offset: f32) -> (Vec<u8>, Vec<f32>) {
 
 /// Reads rows 100..164, columns 200..264 of the image at `url`.
 fn cutout(url: &str) -> torchfits::Result<Vec<f32>> {
-    let file = OpenOptions::new().open(url)?;
+    let file = OpenOptions::new().open_url(url)?;
     file.image(0)?.read_section::<f32>(&Section::new(vec![100..164, 200..264]))
 }
 
@@ -230,7 +244,7 @@ fn a_cutout_fetches_only_its_rows_in_one_request_after_the_open() {
     let (bytes, pixels) = image_file(0.0);
     let len = bytes.len() as u64;
     let server = RangeServer::start(bytes.clone(), bytes, Fault::None);
-    let file = OpenOptions::new().open(server.object_url()).expect("open over HTTP");
+    let file = OpenOptions::new().open_url(&server.object_url()).expect("open over HTTP");
     assert_eq!(server.requests(), 1, "the open is one request");
     assert!(file.header(0).expect("the header").get_i64("NAXIS1") == Some(512));
     assert_eq!(server.requests(), 1, "the header came with the open");
@@ -260,15 +274,20 @@ fn a_compressed_cutout_fetches_only_the_tiles_it_touches() {
     w.finish().expect("finish");
     let bytes = std::fs::read(&path).expect("the compressed file");
     let server = RangeServer::start(bytes.clone(), bytes.clone(), Fault::None);
-    let file = OpenOptions::new().open(server.object_url()).expect("open over HTTP");
+    let file = OpenOptions::new().open_url(&server.object_url()).expect("open over HTTP");
     let opened = server.bytes();
     // inside tiles (2, 3) and (2, 4): two neighbouring tiles, one request
     let cut = file.image(1).unwrap().read_section::<i16>(&Section::new(vec![140..180, 200..280])).unwrap();
-    let want: Vec<i16> = (140..180).flat_map(|y| (200..280).map(move |x| (y, x))).map(|(y, x)| pixels[y * n + x]).collect();
+    let want: Vec<i16> =
+        (140..180).flat_map(|y| (200..280).map(move |x| (y, x))).map(|(y, x)| pixels[y * n + x]).collect();
     assert_eq!(cut, want);
     assert_eq!(server.requests(), 2, "the open, then both tiles in one request");
     let tiles = server.bytes() - opened;
-    assert!(tiles < 200_000 && server.bytes() < bytes.len() as u64 / 10, "{tiles} bytes for 2 tiles of {} in all", bytes.len());
+    assert!(
+        tiles < 200_000 && server.bytes() < bytes.len() as u64 / 10,
+        "{tiles} bytes for 2 tiles of {} in all",
+        bytes.len()
+    );
 }
 
 #[test]
@@ -313,4 +332,98 @@ fn an_object_replaced_mid_read_is_an_error_naming_it() {
         let text = err.to_string();
         assert!(text.contains("object.fits") && text.contains("changed"), "if_match {if_match}: {text}");
     }
+}
+
+#[test]
+fn a_server_cannot_make_a_read_allocate_what_it_claims() {
+    let (bytes, pixels) = image_file(6.0);
+    // a body longer than the range asked for: refused as it arrives, after at most one chunk more
+    // than was asked for; a chunked body without end: refused (a range answer must say its
+    // length), after no more than that
+    for (fault, cause) in [(Fault::LongBody { after: 0 }, "more than"), (Fault::Endless { after: 0 }, "Content-Length")]
+    {
+        let server = RangeServer::start(bytes.clone(), bytes.clone(), fault);
+        let err = cutout(&server.object_url()).expect_err("an answer longer than the range");
+        let text = err.to_string();
+        assert!(text.contains("object.fits") && text.contains(cause), "{fault:?}: {text}");
+        assert!(server.bytes() < 8 << 20, "{fault:?}: {} bytes sent before the refusal", server.bytes());
+    }
+    // an object that claims 1 TiB: the bytes it has read as they are, and the claim is never
+    // allocated
+    let server = RangeServer::start(bytes.clone(), bytes.clone(), Fault::ClaimsTiB);
+    let file = OpenOptions::new().open_url(&server.object_url()).expect("open");
+    assert_eq!(
+        file.image(0).unwrap().read_section::<f32>(&Section::new(vec![100..164, 200..264])).unwrap(),
+        expected_cutout(&pixels)
+    );
+    // no HDU in the claimed bytes the server does not have: the one it has
+    assert_eq!(file.hdus().expect("the HDUs").len(), 1);
+    // a compressed object that claims 1 TiB is refused before it is fetched
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &bytes).expect("gzip");
+    let server = RangeServer::start(gz.finish().expect("gzip"), Vec::new(), Fault::ClaimsTiB);
+    let err = OpenOptions::new().open_url(&server.object_url()).expect_err("1 TiB to inflate");
+    assert_eq!(err.kind(), torchfits::ErrorKind::Limits, "{err}");
+    assert_eq!(server.requests(), 1, "nothing fetched after the open");
+}
+
+#[test]
+fn a_listing_of_more_objects_than_its_bound_is_an_error() {
+    let Some(servers) = servers() else { return };
+    let store = s3_store(&servers.s3_bucket);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    for k in 0..30 {
+        let key = object_store::path::Path::from(format!("many/k{k:02}.fits"));
+        rt.block_on(store.put(&key, vec![0u8; 8].into())).expect("upload");
+    }
+    let pattern = format!("s3://{}/many/*.fits", servers.s3_bucket);
+    assert_eq!(torchfits::remote::list_at_most(&pattern, 30).expect("30 objects").len(), 30);
+    let err = torchfits::remote::list_at_most(&pattern, 10).expect_err("more than 10");
+    assert_eq!(err.kind(), torchfits::ErrorKind::Limits, "{err}");
+    assert!(err.to_string().contains("more than 10"), "{err}");
+}
+
+#[test]
+fn a_url_is_opened_only_where_the_caller_asks() {
+    use burn::data::dataset::Dataset;
+    let (bytes, _) = image_file(7.0);
+    let server = RangeServer::start(bytes.clone(), bytes, Fault::None);
+    let url = server.object_url();
+    // a name is a path, whatever it reads like: no request leaves the process
+    let err = FitsFile::open(&url).expect_err("no file of that name");
+    assert_eq!(err.kind(), torchfits::ErrorKind::Io, "{err}");
+    assert!(torchfits::FileCache::new(4, OpenOptions::new()).open(&url).is_err());
+    assert!(torchfits_burn::ImagingDataset::builder([&url]).build().is_err());
+    // a bands table whose file column names a URL: the planner does not fetch it unless told
+    let dir = common::tempdir("urls-from-data");
+    let table = dir.join("bands.parquet");
+    let schema = Arc::new(arrow_schema::Schema::new(vec![
+        arrow_schema::Field::new("tile", arrow_schema::DataType::Int32, false),
+        arrow_schema::Field::new("band", arrow_schema::DataType::Utf8, false),
+        arrow_schema::Field::new("file", arrow_schema::DataType::Utf8, false),
+    ]));
+    let batch = arrow_array::RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(arrow_array::Int32Array::from(vec![1])),
+            Arc::new(arrow_array::StringArray::from(vec!["g"])),
+            Arc::new(arrow_array::StringArray::from(vec![url.as_str()])),
+        ],
+    )
+    .expect("a batch");
+    let mut writer = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&table).expect("create"), schema, None)
+        .expect("a writer");
+    writer.write(&batch).expect("write");
+    writer.close().expect("close");
+    let planned = torchfits_burn::SurveyPlanner::new(&table)
+        .bands_table(&table, "tile", "band", "file")
+        .and_then(|p| p.cache(dir.join("plans")).progress(false).build());
+    assert!(planned.is_err(), "a URL from data is a path");
+    assert_eq!(server.requests(), 0, "no request for a name the caller did not ask to fetch");
+    // asked for: fetched
+    let file = FitsFile::open_url(&url).expect("open the URL");
+    assert_eq!(file.image(0).expect("image").shape(), &[512, 512]);
+    let ds = torchfits_burn::ImagingDataset::builder([&url]).urls(true).build().expect("a dataset of URLs");
+    assert_eq!(ds.get(0).expect("an item").data().len(), 512 * 512);
+    assert!(server.requests() > 0);
 }

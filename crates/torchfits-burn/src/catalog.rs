@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use torchfits_core::{ColumnValues, Error, ErrorKind, FitsFile, HduSelector, Result, TableBatch};
+use torchfits_core::{ColumnValues, Error, ErrorKind, FitsFile, HduSelector, OpenOptions, Result, TableBatch};
 
 use crate::columns::{SideColumns, SideValues};
 
@@ -23,8 +23,21 @@ impl Catalog {
     /// when given), a Parquet file (`.parquet`, `.pq`) or an Arrow IPC file (`.arrow`,
     /// `.feather`, `.ipc`).
     pub fn read(path: impl AsRef<Path>, columns: &[&str], hdu: Option<&str>) -> Result<Catalog> {
-        let path = path.as_ref();
-        let batches = read_batches(path, columns, hdu)?;
+        Self::read_named(path.as_ref(), columns, hdu, false)
+    }
+
+    /// [`Catalog::read`] of the catalog a URL names (`s3://`, `gs://`, `az://`, `http(s)://`; the
+    /// `remote` feature): Parquet is read by range requests, only the projected column chunks.
+    pub fn read_url(url: &str, columns: &[&str], hdu: Option<&str>) -> Result<Catalog> {
+        if !torchfits_core::is_url(url) {
+            return Err(Error::new(ErrorKind::Parameter, "not a URL of object storage").in_file(Path::new(url)));
+        }
+        Self::read_named(Path::new(url), columns, hdu, true)
+    }
+
+    /// [`Catalog::read`]; with `urls`, `path` may be a URL.
+    pub(crate) fn read_named(path: &Path, columns: &[&str], hdu: Option<&str>, urls: bool) -> Result<Catalog> {
+        let batches = read_batches(path, columns, hdu, urls)?;
         let mut out = Catalog { path: path.to_path_buf(), ..Catalog::default() };
         for name in columns {
             if out.exact.get(name).is_some() {
@@ -96,13 +109,14 @@ impl Catalog {
 }
 
 /// `columns` of the table at `path` (FITS: `hdu` or the first binary table; Parquet; Arrow IPC).
-pub(crate) fn read_batches(path: &Path, columns: &[&str], hdu: Option<&str>) -> Result<Vec<TableBatch>> {
+/// With `urls`, `path` may be a URL of object storage; without, it is a path whatever it reads like.
+pub(crate) fn read_batches(path: &Path, columns: &[&str], hdu: Option<&str>, urls: bool) -> Result<Vec<TableBatch>> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     match ext.as_str() {
-        "parquet" | "pq" => read_parquet(path, columns),
-        "arrow" | "feather" | "ipc" => read_arrow(path, columns),
+        "parquet" | "pq" => read_parquet(path, columns, urls),
+        "arrow" | "feather" | "ipc" => read_arrow(path, columns, urls),
         _ => {
-            let file = FitsFile::open(path)?;
+            let file = OpenOptions::new().urls(urls).open(path)?;
             let selector: HduSelector = match hdu {
                 Some(h) => h.into(),
                 None => first_table(&file)?.into(),
@@ -156,15 +170,26 @@ fn io(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
 /// fetch only the column chunks they project.
 #[derive(Clone)]
 enum TableBytes {
-    Local { file: std::sync::Arc<std::fs::File>, len: u64 },
+    Local {
+        file: std::sync::Arc<std::fs::File>,
+        len: u64,
+    },
+    #[cfg_attr(not(feature = "remote"), allow(dead_code, reason = "made only with the remote feature"))]
     Remote(std::sync::Arc<dyn torchfits_core::ByteSource>),
 }
 
 impl TableBytes {
-    fn open(path: &Path) -> Result<TableBytes> {
-        #[cfg(feature = "remote")]
-        if let Some(url) = path.to_str().filter(|p| torchfits_core::remote::is_url(p)) {
+    /// The bytes at `path`; with `urls`, of the object a URL names.
+    fn open(path: &Path, urls: bool) -> Result<TableBytes> {
+        if let Some(url) = path.to_str().filter(|p| urls && torchfits_core::is_url(p)) {
+            #[cfg(feature = "remote")]
             return Ok(TableBytes::Remote(torchfits_core::remote::open_object(url)?));
+            #[cfg(not(feature = "remote"))]
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                "a URL: this build of torchfits-burn reads local files only (enable the `remote` feature)",
+            )
+            .in_file(Path::new(&torchfits_core::redact(url))));
         }
         let f = std::fs::File::open(path).map_err(|e| io(path, "cannot open", e))?;
         let len = f.metadata().map_err(|e| io(path, "cannot stat", e))?.len();
@@ -245,10 +270,10 @@ impl std::io::Seek for TableCursor {
     }
 }
 
-fn read_parquet(path: &Path, columns: &[&str]) -> Result<Vec<TableBatch>> {
+fn read_parquet(path: &Path, columns: &[&str], urls: bool) -> Result<Vec<TableBatch>> {
     use parquet::arrow::ProjectionMask;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let f = TableBytes::open(path)?;
+    let f = TableBytes::open(path, urls)?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| io(path, "not a Parquet file", e))?;
     let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
     let reader = builder.with_projection(mask).build().map_err(|e| io(path, "cannot read", e))?;
@@ -260,8 +285,8 @@ fn read_parquet(path: &Path, columns: &[&str]) -> Result<Vec<TableBatch>> {
         .collect()
 }
 
-fn read_arrow(path: &Path, columns: &[&str]) -> Result<Vec<TableBatch>> {
-    let f = TableBytes::open(path)?.cursor();
+fn read_arrow(path: &Path, columns: &[&str], urls: bool) -> Result<Vec<TableBatch>> {
+    let f = TableBytes::open(path, urls)?.cursor();
     let reader = arrow_ipc::reader::FileReader::try_new(f, None).map_err(|e| io(path, "not an Arrow IPC file", e))?;
     reader
         .map(|b| {
@@ -280,6 +305,7 @@ pub(crate) fn stream_batches(
     columns: &[&str],
     hdu: Option<&str>,
     rows: usize,
+    urls: bool,
 ) -> Result<Box<dyn Iterator<Item = Result<TableBatch>> + Send>> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     let owned = path.to_path_buf();
@@ -287,7 +313,7 @@ pub(crate) fn stream_batches(
         "parquet" | "pq" => {
             use parquet::arrow::ProjectionMask;
             use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-            let f = TableBytes::open(path)?;
+            let f = TableBytes::open(path, urls)?;
             let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| io(path, "not a Parquet file", e))?;
             let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
             let reader = builder
@@ -301,7 +327,7 @@ pub(crate) fn stream_batches(
             })))
         }
         "arrow" | "feather" | "ipc" => {
-            let f = TableBytes::open(path)?.cursor();
+            let f = TableBytes::open(path, urls)?.cursor();
             let reader =
                 arrow_ipc::reader::FileReader::try_new(f, None).map_err(|e| io(path, "not an Arrow IPC file", e))?;
             let names: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
@@ -313,7 +339,7 @@ pub(crate) fn stream_batches(
             })))
         }
         _ => {
-            let file = FitsFile::open(path)?;
+            let file = OpenOptions::new().urls(urls).open(path)?;
             let selector: HduSelector = match hdu {
                 Some(h) => h.into(),
                 None => first_table(&file)?.into(),
@@ -326,18 +352,18 @@ pub(crate) fn stream_batches(
 
 /// The number of rows of the table at `path` (as [`read_batches`] finds it), from its
 /// metadata (no row is read); None for an Arrow IPC file, whose footer does not say.
-pub(crate) fn count_rows(path: &Path, hdu: Option<&str>) -> Result<Option<u64>> {
+pub(crate) fn count_rows(path: &Path, hdu: Option<&str>, urls: bool) -> Result<Option<u64>> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     match ext.as_str() {
         "parquet" | "pq" => {
             use parquet::file::reader::{FileReader, SerializedFileReader};
-            let f = TableBytes::open(path)?;
+            let f = TableBytes::open(path, urls)?;
             let reader = SerializedFileReader::new(f).map_err(|e| io(path, "not a Parquet file", e))?;
             Ok(Some(reader.metadata().file_metadata().num_rows().max(0) as u64))
         }
         "arrow" | "feather" | "ipc" => Ok(None),
         _ => {
-            let file = FitsFile::open(path)?;
+            let file = OpenOptions::new().urls(urls).open(path)?;
             let selector: HduSelector = match hdu {
                 Some(h) => h.into(),
                 None => first_table(&file)?.into(),

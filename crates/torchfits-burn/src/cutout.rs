@@ -93,6 +93,7 @@ pub struct CutoutBuilder {
     mmap: bool,
     open_files: usize,
     on_error: OnError,
+    urls: bool,
 }
 
 impl CutoutBuilder {
@@ -107,6 +108,14 @@ impl CutoutBuilder {
     /// or with `pread`.
     pub fn mmap(mut self, yes: bool) -> Self {
         self.mmap = yes;
+        self
+    }
+
+    /// Whether the catalog and the images may be URLs of object storage (`s3://`, `gs://`,
+    /// `az://`, `http(s)://`), opened by range requests with the `remote` feature. Off by
+    /// default: every name is a path ([`torchfits_core::OpenOptions::urls`]).
+    pub fn urls(mut self, yes: bool) -> Self {
+        self.urls = yes;
         self
     }
 
@@ -174,7 +183,7 @@ impl CutoutBuilder {
         let mut names = vec![self.ra.as_str(), self.dec.as_str()];
         names.extend(self.label.as_deref());
         names.extend(self.targets.iter().map(String::as_str));
-        let catalog = Catalog::read(&self.catalog, &names, self.catalog_hdu.as_deref())?;
+        let catalog = Catalog::read_named(&self.catalog, &names, self.catalog_hdu.as_deref(), self.urls)?;
         let numeric = |name: &str| {
             catalog.column(name).ok_or_else(|| {
                 Error::new(ErrorKind::Parameter, format!("column {name:?} holds no numbers: it cannot be a coordinate"))
@@ -198,7 +207,7 @@ impl CutoutBuilder {
             false => Some(Arc::new(catalog.side_columns(&self.targets)?)),
         };
         let world: Vec<f64> = ra.iter().zip(dec).flat_map(|(&a, &d)| [a, d]).collect();
-        let cache = FileCache::new(self.open_files, OpenOptions::new().mmap(self.mmap));
+        let cache = FileCache::new(self.open_files, OpenOptions::new().mmap(self.mmap).urls(self.urls));
         let mut place: Vec<Option<(usize, f64, f64)>> = vec![None; catalog.len()];
         let mut images = Vec::with_capacity(self.images.len());
         let failures = Failures::default();
@@ -280,6 +289,7 @@ impl CatalogCutoutDataset {
             mmap: true,
             open_files: FileCache::DEFAULT_CAPACITY,
             on_error: OnError::Fail,
+            urls: false,
         }
     }
 

@@ -87,6 +87,7 @@ pub struct ImagingBuilder {
     open_files: usize,
     on_error: OnError,
     ignore_index: Option<i64>,
+    urls: bool,
 }
 
 impl ImagingDataset {
@@ -104,16 +105,19 @@ impl ImagingDataset {
             open_files: FileCache::DEFAULT_CAPACITY,
             on_error: OnError::Fail,
             ignore_index: None,
+            urls: false,
         }
     }
 
     /// A dataset of the files matching `pattern` (`*` and `?` in the file name, not in the
     /// directories), in name order; an error if none matches. With the `remote` feature the
-    /// pattern may be a URL (`s3://bucket/tiles/*.fits`): the prefix is listed once and every
-    /// read fetches only its bytes (see `torchfits_core::remote`).
+    /// pattern may be a URL (`s3://bucket/tiles/*.fits`): the prefix is listed once, the dataset
+    /// opens the URLs listed ([`ImagingBuilder::urls`]), and every read fetches only its bytes
+    /// (see `torchfits_core::remote`).
     pub fn glob(pattern: impl AsRef<Path>) -> Result<ImagingBuilder> {
         let pattern = pattern.as_ref().to_string_lossy();
-        Ok(ImagingDataset::builder(torchfits_core::glob(&pattern)?))
+        let listed_a_bucket = torchfits_core::is_url(&pattern);
+        Ok(ImagingDataset::builder(torchfits_core::glob(&pattern)?).urls(listed_a_bucket))
     }
 
     /// The items that could not be read, and their files (see [`ImagingBuilder::on_error`]).
@@ -294,6 +298,17 @@ impl ImagingBuilder {
         self
     }
 
+    /// Whether the files (and the tables of [`ImagingBuilder::label_table`] and
+    /// [`ImagingBuilder::targets_table`]) may be URLs of object storage (`s3://`, `gs://`,
+    /// `az://`, `http(s)://`), opened by range requests with the `remote` feature. Off by
+    /// default, so that a name never makes the dataset send a request the caller did not ask
+    /// for: every name is a path ([`torchfits_core::OpenOptions::urls`]). A glob over a URL
+    /// turns it on.
+    pub fn urls(mut self, yes: bool) -> Self {
+        self.urls = yes;
+        self
+    }
+
     /// Whether images are read through a memory map (default true) or with `pread`.
     pub fn mmap(mut self, yes: bool) -> Self {
         self.mmap = yes;
@@ -314,13 +329,13 @@ impl ImagingBuilder {
         if !self.roles.is_empty() && !self.roles.contains(&ChannelRole::Science) {
             return Err(Error::new(ErrorKind::Parameter, "no science channel among the roles"));
         }
-        let cache = FileCache::new(self.open_files, OpenOptions::new().mmap(self.mmap));
+        let cache = FileCache::new(self.open_files, OpenOptions::new().mmap(self.mmap).urls(self.urls));
         let by_name = match &self.table {
-            Some((table, file_col, label_col)) => Some(label_table(table, file_col, label_col)?),
+            Some((table, file_col, label_col)) => Some(label_table(table, file_col, label_col, self.urls)?),
             None => None,
         };
         let targets = match &self.targets {
-            Some((table, file_col, columns)) => Some(TargetTable::read(table, file_col, columns)?),
+            Some((table, file_col, columns)) => Some(TargetTable::read(table, file_col, columns, self.urls)?),
             None => None,
         };
         let failures = Failures::default();
@@ -457,8 +472,13 @@ impl Dataset<Stamp> for ImagingDataset {
 }
 
 /// file name -> label, from a table.
-fn label_table(path: &Path, file_col: &str, label_col: &str) -> Result<std::collections::HashMap<String, i64>> {
-    let batches = crate::catalog::read_batches(path, &[file_col, label_col], None)?;
+fn label_table(
+    path: &Path,
+    file_col: &str,
+    label_col: &str,
+    urls: bool,
+) -> Result<std::collections::HashMap<String, i64>> {
+    let batches = crate::catalog::read_batches(path, &[file_col, label_col], None, urls)?;
     let mut names = Vec::new();
     let mut labels: Option<SideValues> = None;
     for b in &batches {
@@ -492,7 +512,6 @@ fn label_table(path: &Path, file_col: &str, label_col: &str) -> Result<std::coll
     Ok(names.into_iter().zip(labels).collect())
 }
 
-
 /// A table of targets keyed by file name.
 struct TargetTable {
     rows: std::collections::HashMap<String, usize>,
@@ -500,10 +519,10 @@ struct TargetTable {
 }
 
 impl TargetTable {
-    fn read(path: &Path, file_col: &str, columns: &[String]) -> Result<Self> {
+    fn read(path: &Path, file_col: &str, columns: &[String], urls: bool) -> Result<Self> {
         let mut names: Vec<&str> = vec![file_col];
         names.extend(columns.iter().map(String::as_str));
-        let batches = crate::catalog::read_batches(path, &names, None)?;
+        let batches = crate::catalog::read_batches(path, &names, None, urls)?;
         let mut files = Vec::new();
         let mut side = SideColumns::new();
         for b in &batches {

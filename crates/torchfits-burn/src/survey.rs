@@ -342,9 +342,10 @@ impl SurveyCutoutBuilder {
         {
             return Err(Error::new(ErrorKind::Parameter, "a label column must hold numbers"));
         }
+        let options = OpenOptions::new().urls(self.plan.urls());
         Ok(SurveyCutoutDataset {
             plan: Arc::new(self.plan),
-            cache: FileCache::new(self.open_files, OpenOptions::new()),
+            cache: FileCache::new(self.open_files, options),
             size: self.size,
             hdu: self.hdu,
             subpixel: self.subpixel,

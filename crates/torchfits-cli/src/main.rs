@@ -24,8 +24,8 @@ use crate::preview::Stretch;
 use clap::{Parser, Subcommand};
 use serde_json::{Value as Json, json};
 use torchfits_core::{
-    Error, ErrorKind, FitsFile, HduInfo, HduKind, HduSelector, Header, ImageData, Pixels, Section, Value, Wcs,
-    WcsOptions,
+    Error, ErrorKind, FitsFile, HduInfo, HduKind, HduSelector, Header, ImageData, OpenOptions, Pixels, Section, Value,
+    Wcs, WcsOptions,
 };
 
 #[derive(Parser)]
@@ -303,7 +303,7 @@ fn wcs_command(
     let options = WcsOptions::new().alt(alt.unwrap_or(' '));
     let wcs = match (file, header_file) {
         (_, Some(h)) => Wcs::with_options(&read_header_file(h)?, options).map_err(|e| e.in_file(h))?,
-        (Some(f), None) => FitsFile::open(f)?.wcs_with(hdu, options)?,
+        (Some(f), None) => open_named(f)?.wcs_with(hdu, options)?,
         (None, None) => return Err(Error::new(ErrorKind::Parameter, "give a FITS file or --header-file")),
     };
     let data = npy::read(input, &torchfits_core::Limits::default())?;
@@ -382,6 +382,12 @@ fn pixel_to_world(
     }
 }
 
+/// The file the user named on the command line: a path, or a URL of object storage (the user
+/// typed it, so it may be one).
+fn open_named(name: &Path) -> Result<FitsFile, Error> {
+    OpenOptions::new().urls(true).open(name)
+}
+
 fn print_json(value: &Json) -> Result<(), Error> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| Error::new(ErrorKind::Io, format!("cannot format JSON: {e}")))?;
@@ -404,8 +410,25 @@ fn hdu_json(h: &HduInfo) -> Json {
     })
 }
 
+/// A warning on stderr for each HDU whose data the file does not hold in full, as astropy warns
+/// when it opens such a file (the listing still comes: the headers are whole).
+fn warn_truncated(file: &FitsFile, hdus: usize) -> Result<(), Error> {
+    for index in 0..hdus {
+        let missing = file.missing_bytes(index)?;
+        if missing > 0 {
+            eprintln!(
+                "torchfits: {}: HDU {index}: warning: the file is truncated: its data needs {missing} bytes past the end of the file",
+                file.path().display()
+            );
+        }
+    }
+    Ok(())
+}
+
 fn info(path: &Path, as_json: bool) -> Result<(), Error> {
-    let hdus = FitsFile::open(path)?.hdus()?;
+    let file = open_named(path)?;
+    let hdus = file.hdus()?;
+    warn_truncated(&file, hdus.len())?;
     if as_json {
         let list: Vec<Json> = hdus.iter().map(hdu_json).collect();
         return print_json(&json!({ "path": path.display().to_string(), "hdus": list }));
@@ -461,7 +484,7 @@ fn value_text(v: &Value) -> String {
 }
 
 fn header(path: &Path, hdu: HduSelector, as_json: bool) -> Result<(), Error> {
-    let header: Header = FitsFile::open(path)?.header(hdu)?;
+    let header: Header = open_named(path)?.header(hdu)?;
     if as_json {
         let cards: Vec<Json> = header
             .iter()
@@ -503,7 +526,7 @@ fn read(
     table: TableOptions<'_>,
     output: &Path,
 ) -> Result<(), Error> {
-    let file = FitsFile::open(path)?;
+    let file = open_named(path)?;
     let info = file.hdu(hdu.clone())?;
     let in_hdu = |e: Error| e.in_hdu(info.index).in_file(path);
     let ext = extension(output);
@@ -561,7 +584,7 @@ fn parse_rows(spec: &str, n: u64) -> Result<std::ops::Range<u64>, Error> {
 }
 
 fn preview(path: &Path, hdu: HduSelector, section: Option<&str>, stretch: Stretch, output: &Path) -> Result<(), Error> {
-    let file = FitsFile::open(path)?;
+    let file = open_named(path)?;
     let image = file.image(hdu)?;
     let index = image.index();
     let in_hdu = |e: Error| e.in_hdu(index).in_file(path);

@@ -74,7 +74,7 @@ pub use io::table::{self, ColumnData, ColumnPool, ColumnValues, TableBatch, Tabl
 pub use io::write::{self, Compression, FitsWriter, Quantize, WriteOptions};
 #[cfg(feature = "remote")]
 pub use source::remote;
-pub use source::{ByteSource, SourceId, glob};
+pub use source::{ByteSource, SourceId, glob, is_url, redact};
 pub use torchfits_format::{
     CARD_LEN, Card, CfitsioError, Dtype, Error, ErrorKind, HduInfo, HduKind, HduSelector, Header, ImageData, Limits,
     Pixel, Pixels, Result, Scaling, Section, Value,

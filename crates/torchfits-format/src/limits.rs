@@ -135,6 +135,70 @@ impl Limits {
     }
 }
 
+impl Limits {
+    /// `n` zeroed values for `what`, within [`Limits::max_alloc`] and allocated fallibly: a
+    /// system without the memory gives an [`ErrorKind::Limits`] error, never an abort. The pages
+    /// come zeroed from the allocator and are not touched here, as `vec![0; n]`'s are not.
+    ///
+    /// ```
+    /// use torchfits_format::Limits;
+    /// let v: Vec<f32> = Limits::default().zeroed_vec(1000, "an image")?;
+    /// assert!(v.len() == 1000 && v.iter().all(|&x| x == 0.0));
+    /// assert!(Limits::default().with_max_alloc(100).zeroed_vec::<f32>(1000, "an image").is_err());
+    /// # Ok::<(), torchfits_format::Error>(())
+    /// ```
+    ///
+    /// [`ErrorKind::Limits`]: crate::ErrorKind::Limits
+    pub fn zeroed_vec<T: bytemuck::Zeroable>(&self, n: usize, what: &str) -> Result<Vec<T>> {
+        self.check_alloc(bytes_of::<T>(n), what)?;
+        bytemuck::allocation::try_zeroed_vec(n).map_err(|()| out_of_memory(bytes_of::<T>(n), what))
+    }
+
+    /// Resizes `v` to `n` values (new ones `value`), within [`Limits::max_alloc`] and allocated
+    /// fallibly: an error, never an abort. `v`'s contents up to `n` are kept.
+    ///
+    /// ```
+    /// use torchfits_format::Limits;
+    /// let mut v = vec![1u8, 2];
+    /// Limits::default().resize_vec(&mut v, 4, 0, "a tile")?;
+    /// assert_eq!(v, [1, 2, 0, 0]);
+    /// assert!(Limits::default().resize_vec(&mut v, usize::MAX, 0, "a tile").is_err());
+    /// # Ok::<(), torchfits_format::Error>(())
+    /// ```
+    pub fn resize_vec<T: Clone>(&self, v: &mut Vec<T>, n: usize, value: T, what: &str) -> Result<()> {
+        self.check_alloc(bytes_of::<T>(n), what)?;
+        try_resize(v, n, value).map_err(|e| Error::limits(format!("{what}: {e}")))
+    }
+}
+
+/// Bytes of `n` values of `T` (saturating: a count that overflows is over any limit).
+fn bytes_of<T>(n: usize) -> u64 {
+    (n as u64).saturating_mul(std::mem::size_of::<T>() as u64)
+}
+
+/// Resizes `v` to `n` values (new ones `value`), allocating fallibly: where the system has not
+/// the memory, an error saying how much was asked, never an abort. For code that has bounded `n`
+/// already (a tile decoder, its tile within [`Limits::max_tile`]); [`Limits::resize_vec`] also
+/// checks the limit.
+///
+/// ```
+/// let mut v = vec![7u16];
+/// torchfits_format::limits::try_resize(&mut v, 3, 0)?;
+/// assert_eq!(v, [7, 0, 0]);
+/// assert!(torchfits_format::limits::try_resize(&mut v, usize::MAX / 2, 0).is_err());
+/// # Ok::<(), String>(())
+/// ```
+pub fn try_resize<T: Clone>(v: &mut Vec<T>, n: usize, value: T) -> std::result::Result<(), String> {
+    v.try_reserve_exact(n.saturating_sub(v.len()))
+        .map_err(|_| format!("{} bytes cannot be allocated", bytes_of::<T>(n)))?;
+    v.resize(n, value);
+    Ok(())
+}
+
+fn out_of_memory(bytes: u64, what: &str) -> Error {
+    Error::limits(format!("{what} needs {bytes} bytes, more than the system can allocate"))
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {

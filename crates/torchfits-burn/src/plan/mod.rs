@@ -21,12 +21,12 @@ use arrow_array::{
     ArrayRef, Float32Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, UInt64Array,
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use torchfits_core::{ColumnValues, Error, ErrorKind, FitsFile, HduSelector, Result, TableBatch};
+use torchfits_core::{ColumnValues, Error, ErrorKind, HduSelector, OpenOptions, Result, TableBatch};
 
 use crate::failures::{Failures, OnError};
 use footprint::CellIndex;
 use place::{Image, Placed};
-use store::{PlanFile, PlanWriter};
+use store::{PlanBytes, PlanFile, PlanWriter};
 
 /// The plan file format's version: a plan of another version is made again.
 const FORMAT: &str = "1";
@@ -82,6 +82,8 @@ pub struct SurveyPlanner {
     threads: usize,
     progress: bool,
     on_error: OnError,
+    urls: bool,
+    plan_bytes: PlanBytes,
 }
 
 /// Where one band of a position lies.
@@ -113,6 +115,7 @@ pub struct SurveyPlan {
     targets: Vec<String>,
     from_cache: bool,
     failures: Failures,
+    urls: bool,
 }
 
 impl SurveyPlanner {
@@ -135,6 +138,8 @@ impl SurveyPlanner {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             progress: true,
             on_error: OnError::Fail,
+            urls: false,
+            plan_bytes: PlanBytes::default(),
         }
     }
 
@@ -188,7 +193,7 @@ impl SurveyPlanner {
     /// ```
     pub fn bands_table(mut self, table: impl AsRef<Path>, key: &str, band: &str, file: &str) -> Result<Self> {
         let table = table.as_ref();
-        let batches = crate::catalog::read_batches(table, &[key, band, file], None)?;
+        let batches = crate::catalog::read_batches(table, &[key, band, file], None, self.urls)?;
         let folder = table.parent().unwrap_or(Path::new(""));
         let mut keys: Vec<String> = Vec::new();
         for b in &batches {
@@ -274,6 +279,16 @@ impl SurveyPlanner {
         self
     }
 
+    /// Whether the catalog, the bands table and the images may be URLs of object storage
+    /// (`s3://`, `gs://`, `az://`, `http(s)://`), opened by range requests with the `remote`
+    /// feature; the plan's datasets open them too. Off by default: every name is a path, so that
+    /// a file name in a bands table never makes the planner send a request the caller did not
+    /// ask for ([`torchfits_core::OpenOptions::urls`]).
+    pub fn urls(mut self, yes: bool) -> Self {
+        self.urls = yes;
+        self
+    }
+
     /// What an image that cannot be read does (default [`OnError::Fail`]); with a replacement
     /// policy it is left out (no position is placed on it) and counted.
     pub fn on_error(mut self, policy: OnError) -> Self {
@@ -295,7 +310,7 @@ impl SurveyPlanner {
         let stem = format!("{name}-{:08x}", location.0 as u32);
         let path = self.cache.join(format!("{stem}-{fingerprint:016x}.plan.arrow"));
         if path.exists()
-            && let Ok(file) = PlanFile::open(&path)
+            && let Ok(file) = PlanFile::open(&path, self.plan_bytes)
             && file.metadata.get("torchfits.fingerprint") == Some(&format!("{fingerprint:016x}"))
         {
             return Ok(self.into_plan(file, true, Failures::default()));
@@ -306,12 +321,12 @@ impl SurveyPlanner {
         let failures = Failures::default();
         self.make(&path, fingerprint, &failures)?;
         self.remove_stale(&stem, &path);
-        let file = PlanFile::open(&path)?;
+        let file = PlanFile::open(&path, self.plan_bytes)?;
         Ok(self.into_plan(file, false, failures))
     }
 
     fn into_plan(self, file: PlanFile, from_cache: bool, failures: Failures) -> SurveyPlan {
-        SurveyPlan { file, bands: self.bands, targets: self.targets, from_cache, failures }
+        SurveyPlan { file, bands: self.bands, targets: self.targets, from_cache, failures, urls: self.urls }
     }
 
     /// FNV-1a over the options and every input file's path, size and modification time.
@@ -320,12 +335,12 @@ impl SurveyPlanner {
         h.text(FORMAT);
         let options = (&self.catalog_hdu, &self.ra, &self.dec, &self.targets, &self.hdu, self.overlap, self.depth);
         h.text(&format!("{options:?}"));
-        h.file(&self.catalog)?;
+        h.file(&self.catalog, self.urls)?;
         for ((name, files), keys) in self.bands.iter().zip(&self.keys) {
             h.text(name);
             h.text(&files.len().to_string());
             for f in files {
-                h.file(f)?;
+                h.file(f, self.urls)?;
             }
             h.text(&format!("{keys:?}"));
         }
@@ -359,10 +374,15 @@ impl SurveyPlanner {
         let bands = self.bands.len();
         let mut names = vec![self.ra.as_str(), self.dec.as_str()];
         names.extend(self.targets.iter().map(String::as_str));
-        let total = crate::catalog::count_rows(&self.catalog, self.catalog_hdu.as_deref())?;
+        let total = crate::catalog::count_rows(&self.catalog, self.catalog_hdu.as_deref(), self.urls)?;
         let bar = self.bar(total);
-        let batches =
-            crate::catalog::stream_batches(&self.catalog, &names, self.catalog_hdu.as_deref(), self.batch_rows)?;
+        let batches = crate::catalog::stream_batches(
+            &self.catalog,
+            &names,
+            self.catalog_hdu.as_deref(),
+            self.batch_rows,
+            self.urls,
+        )?;
         // three stages at once: the catalog read ahead, placing, the plan written behind
         let (mut rows, mut items, mut placed_rows) = (0u64, 0u64, 0u64);
         let writer = std::thread::scope(|s| -> Result<Option<PlanWriter>> {
@@ -446,7 +466,7 @@ impl SurveyPlanner {
             .collect();
         let per = files.len().div_ceil(self.threads).max(1);
         let read = |path: &Path| -> ImageRead {
-            let f = FitsFile::open(path)?;
+            let f = OpenOptions::new().urls(self.urls).open(path)?;
             let shape = f.image(self.hdu.clone())?.shape().to_vec();
             let [ny, nx] = shape[..] else {
                 return Err(
@@ -653,9 +673,9 @@ impl Fnv {
 
     /// A file's path, size and modification time (nanoseconds); for an object in storage (a
     /// URL) its URL and version (ETag), from one open.
-    fn file(&mut self, path: &Path) -> Result<()> {
-        if path.to_str().is_some_and(|p| p.contains("://")) {
-            let id = torchfits_core::FitsFile::open(path)?.source_id();
+    fn file(&mut self, path: &Path, urls: bool) -> Result<()> {
+        if let Some(url) = path.to_str().filter(|p| urls && torchfits_core::is_url(p)) {
+            let id = torchfits_core::FitsFile::open_url(url)?.source_id();
             let id = id.ok_or_else(|| Error::new(ErrorKind::Io, "no version for the object").in_file(path))?;
             self.text(&id.location);
             self.text(&id.version);
@@ -672,6 +692,11 @@ impl Fnv {
 }
 
 impl SurveyPlan {
+    /// Whether the plan's names may be URLs ([`SurveyPlanner::urls`]): its datasets open them so.
+    pub fn urls(&self) -> bool {
+        self.urls
+    }
+
     /// Items (placed positions; several per position with [`Overlap::Every`]).
     pub fn len(&self) -> usize {
         self.file.starts.last().copied().unwrap_or(0)

@@ -1,6 +1,7 @@
 //! The plan on disk: an Arrow IPC file written batch by batch as the plan is made (to a
-//! temporary name, renamed when complete), and read back memory-mapped, its batches decoded
-//! in place (zero-copy), so that neither making nor reading a plan holds it in memory.
+//! temporary name, renamed when complete), and read back whole into memory, or memory-mapped
+//! where the caller takes on the map's contract ([`SurveyPlanner::map_plan`]), its batches
+//! decoded in place (zero-copy). The map is this crate's one `unsafe` outside `kernels`.
 
 // Indexing: the trailer and the footer are cut at offsets checked against the map's length,
 // and `starts` is never empty.
@@ -18,7 +19,37 @@ use arrow_ipc::reader::{FileDecoder, read_footer_length};
 use arrow_ipc::root_as_footer;
 use arrow_ipc::writer::FileWriter;
 use arrow_schema::SchemaRef;
-use torchfits_core::{Error, ErrorKind, Result};
+use torchfits_core::{Error, ErrorKind, Limits, Result};
+
+use super::SurveyPlanner;
+
+/// How a plan file is read back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum PlanBytes {
+    /// Read whole into memory: nothing another process does to the file can reach the plan.
+    #[default]
+    Read,
+    /// Memory-mapped: only the pages read become resident (see [`SurveyPlanner::map_plan`]).
+    Mapped,
+}
+
+impl SurveyPlanner {
+    /// Memory-maps the plan file instead of reading it into memory (the default): a plan of
+    /// 10^8 items is 2.7 GB, and mapped only the pages its items touch become resident, and
+    /// opening it from the cache costs no read.
+    ///
+    /// # Safety
+    ///
+    /// While the plan (or a dataset made from it) lives, no process may truncate or write its
+    /// file in the plan cache (a read of a lost page raises SIGBUS; a write changes the plan
+    /// under its readers). The planner itself only ever writes a new file and renames it into
+    /// place, which leaves a mapped plan whole: the contract is about other programs and people.
+    #[allow(unsafe_code, reason = "an opt-in whose contract the caller takes on")]
+    pub unsafe fn map_plan(mut self) -> Self {
+        self.plan_bytes = PlanBytes::Mapped;
+        self
+    }
+}
 
 fn io(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::Io, format!("{what}: {e}")).in_file(path)
@@ -73,10 +104,17 @@ pub(crate) struct PlanFile {
 }
 
 impl PlanFile {
-    /// Maps and decodes the plan file at `path`.
-    pub(crate) fn open(path: &Path) -> Result<PlanFile> {
+    /// Reads (or maps) and decodes the plan file at `path`.
+    pub(crate) fn open(path: &Path, bytes: PlanBytes) -> Result<PlanFile> {
         let bad = |what: &str| Error::new(ErrorKind::Decoding, format!("not a plan file: {what}")).in_file(path);
-        let buffer = torchfits_core::table::arrow::map_file(path)?;
+        let buffer = match bytes {
+            PlanBytes::Read => torchfits_core::table::arrow::read_file(path, &Limits::default())?,
+            // SAFETY: the caller of `SurveyPlanner::map_plan` took on that no process truncates
+            // or writes the plan file while the plan lives; the planner only renames new files
+            // into place.
+            #[allow(unsafe_code, reason = "the map's contract is the caller's (SurveyPlanner::map_plan)")]
+            PlanBytes::Mapped => unsafe { torchfits_core::table::arrow::map_file(path)? },
+        };
         let len = buffer.len();
         if len < 10 {
             return Err(bad("too short"));

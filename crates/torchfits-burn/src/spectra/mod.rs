@@ -151,6 +151,7 @@ pub struct SpectraBuilder {
     meta: Option<(HduSelector, Vec<String>)>,
     open_files: usize,
     on_error: OnError,
+    urls: bool,
 }
 
 impl SpectroscopicDataset {
@@ -376,6 +377,7 @@ impl SpectraBuilder {
             meta: None,
             open_files: FileCache::DEFAULT_CAPACITY,
             on_error: OnError::Fail,
+            urls: false,
         }
     }
 
@@ -399,6 +401,14 @@ impl SpectraBuilder {
     /// every loader thread reads through one shared cache of open files.
     pub fn open_files(mut self, n: usize) -> Self {
         self.open_files = n.max(1);
+        self
+    }
+
+    /// Whether the files may be URLs of object storage (`s3://`, `gs://`, `az://`,
+    /// `http(s)://`), opened by range requests with the `remote` feature. Off by default: every
+    /// name is a path ([`torchfits_core::OpenOptions::urls`]).
+    pub fn urls(mut self, yes: bool) -> Self {
+        self.urls = yes;
         self
     }
 
@@ -449,7 +459,7 @@ impl SpectraBuilder {
             }
             _ => None,
         };
-        let cache = FileCache::new(self.open_files, OpenOptions::new().mmap(true));
+        let cache = FileCache::new(self.open_files, OpenOptions::new().mmap(true).urls(self.urls));
         let mut layout = Vec::with_capacity(self.files.len());
         let mut meta = Vec::new();
         let mut total = 0usize;

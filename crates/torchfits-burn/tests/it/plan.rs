@@ -206,7 +206,7 @@ fn the_plan_equals_the_brute_force_placement_in_every_policy() {
 }
 
 #[test]
-fn a_cached_plan_is_mapped_until_an_input_changes() {
+fn a_cached_plan_is_reused_until_an_input_changes() {
     let dir = tmpdir("plan-cache");
     let (catalog, files) = survey(&dir, 1, 500);
     let planner = || SurveyPlanner::new(&catalog).images(&files[0]).cache(dir.join("cache")).progress(false);
@@ -232,6 +232,26 @@ fn a_cached_plan_is_mapped_until_an_input_changes() {
     assert_ne!(third.path(), first.path());
     assert!(!first.path().exists() && !first.coverage().exists(), "the stale plan is removed");
     assert_eq!(plan_items(&third), plan_items(&second), "the same placements: only the pixels changed");
+}
+
+/// The plan is read into memory by default: another process truncating its file in the cache
+/// changes nothing (a mapped plan would raise SIGBUS on the lost pages); mapping is the caller's
+/// opt-in, under its contract.
+#[test]
+fn a_plan_truncated_on_disk_reads_as_it_was_unless_mapped() {
+    let dir = tmpdir("plan-truncated");
+    let (catalog, files) = survey(&dir, 1, 2000);
+    let planner = || SurveyPlanner::new(&catalog).images(&files[0]).cache(dir.join("cache")).progress(false);
+    let plan = planner().build().expect("plan");
+    let before = plan_items(&plan);
+    assert!(!before.is_empty());
+    std::fs::OpenOptions::new().write(true).open(plan.path()).expect("the plan file").set_len(0).expect("truncate");
+    assert_eq!(plan_items(&plan), before, "the plan in memory is whole");
+    // mapped (the next build makes the plan again: the truncated file is no plan)
+    // SAFETY: nothing truncates or writes this plan's file while it lives.
+    let mapped = unsafe { planner().map_plan() }.build().expect("plan");
+    assert!(!mapped.from_cache());
+    assert_eq!(plan_items(&mapped), before);
 }
 
 /// Images whose primary HDU holds each pixel's east offset and whose first extension its

@@ -106,9 +106,8 @@ pub(crate) fn check_tile_descriptors(
         return Err(Error::decoding("the file is truncated: it ends inside the compressed image's heap"));
     }
     let rows_len = (schema.row_bytes as u64).saturating_mul(schema.nrows);
-    limits.check_alloc(rows_len, "the table of tiles")?;
-    let mut rows = vec![0u8; usize::try_from(rows_len).map_err(|_| Error::limits("the table of tiles is too large"))?];
-    file.read_bytes_at(&mut rows, data_start)?;
+    let mut rows = Vec::new();
+    file.read_vec_at(&mut rows, data_start, rows_len, limits, "the table of tiles")?;
     let word = |b: &[u8]| b.iter().fold(0i64, |acc, &x| acc << 8 | i64::from(x));
     let description = TileCompression::from_header(table)?;
     if matches!(description.codec, Codec::Rice { bytepix: 8, .. }) {
@@ -173,9 +172,8 @@ pub(crate) fn check_tile_descriptors(
                 continue;
             }
             let offset = offset.unsigned_abs(); // >= 0: checked with `end` above
-            code.resize(usize::try_from(end - offset).unwrap_or(0), 0);
             let start = data_start.saturating_add(schema.heap_offset).saturating_add(offset);
-            file.read_bytes_at(&mut code, start)?;
+            file.read_vec_at(&mut code, start, end - offset, limits, &format!("tile {tile}"))?;
             let bad = |e: String| Error::decoding(format!("tile {tile}: {e}"));
             let pixels = description.tile_pixels(tile);
             let raw_width = description.zbitpix.unsigned_abs() as usize / 8;

@@ -18,6 +18,9 @@ pub(crate) fn tile_sizes(pixels: usize, width: usize) -> Vec<usize> {
 pub(crate) fn inflate_to_one_of(code: &[u8], sizes: &[usize], raw: &mut Vec<u8>) -> Result<usize, String> {
     let most = sizes.iter().copied().max().unwrap_or(0);
     raw.clear();
+    // room for the largest size and the one byte that shows a stream too long, reserved
+    // fallibly: the sizes come from the header, bounded by the tile limit, not by memory
+    raw.try_reserve_exact(most.saturating_add(1)).map_err(|_| format!("{most} bytes cannot be allocated"))?;
     flate2::read::GzDecoder::new(code)
         .take(most as u64 + 1)
         .read_to_end(raw)

@@ -15,6 +15,8 @@
 // the quadtree scratch sized for the largest quadrant, as the loops' bounds show.
 #![allow(clippy::indexing_slicing)]
 
+use torchfits_format::limits::try_resize;
+
 /// Decodes one tile of `out.len()` pixels (x fastest, as the tile is stored); `smooth` is the
 /// header's SMOOTH. The tile's own dimensions must multiply to `out.len()`.
 pub(crate) fn decode(code: &[u8], smooth: bool, out: &mut Vec<i64>, pixels: usize) -> Result<(), String> {
@@ -45,7 +47,7 @@ pub(crate) fn decode(code: &[u8], smooth: bool, out: &mut Vec<i64>, pixels: usiz
         return Err("its HCOMPRESS coefficients are larger than any image's".into());
     }
     out.clear();
-    out.resize(pixels, 0);
+    try_resize(out, pixels, 0)?;
     let mut bits = Bits { bytes: code, next: 25, buffer: 0, left: 0 };
     decode_planes(&mut bits, out, nx, ny, planes)?;
     out[0] = sum;
@@ -135,7 +137,8 @@ fn ceil_log2(n: usize) -> u32 {
 /// ny, zeroed).
 fn decode_planes(bits: &mut Bits<'_>, a: &mut [i64], nx: usize, ny: usize, planes: [u8; 3]) -> Result<(), String> {
     let (nx2, ny2) = (nx.div_ceil(2), ny.div_ceil(2));
-    let mut scratch = vec![0u8; nx2 * ny2];
+    let mut scratch = Vec::new();
+    try_resize(&mut scratch, nx2 * ny2, 0u8)?;
     let quadrants = [(0, nx2, ny2, planes[0]), (ny2, nx2, ny / 2, planes[1]), (ny * nx2, nx / 2, ny2, planes[1])];
     for (start, nqx, nqy, nplanes) in quadrants.into_iter().chain([(ny * nx2 + ny2, nx / 2, ny / 2, planes[2])]) {
         decode_quadrant(bits, &mut a[start..], ny, nqx, nqy, nplanes, &mut scratch)?;

@@ -4,6 +4,8 @@
 // Indexing: the difference buffer is sized to the tile it codes.
 #![allow(clippy::indexing_slicing)]
 
+use torchfits_format::limits::try_resize;
+
 /// MSB-first bit packing.
 struct Bits {
     out: Vec<u8>,
@@ -233,7 +235,7 @@ pub(crate) fn decode(
     // it for each tile was a pass over every pixel)
     if out.len() != count {
         out.clear();
-        out.resize(count, 0);
+        try_resize(out, count, 0)?;
     }
     match bytepix {
         1 => decode_into::<1>(code, block, out),
@@ -338,7 +340,9 @@ mod tests {
             s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (s >> 11) as f64 / (1u64 << 53) as f64
         };
-        for (bytepix, scales) in [(1usize, &[0.5, 3.0, 20.0][..]), (2, &[0.5, 3.0, 40.0, 900.0]), (4, &[2.0, 500.0, 3e6])] {
+        for (bytepix, scales) in
+            [(1usize, &[0.5, 3.0, 20.0][..]), (2, &[0.5, 3.0, 40.0, 900.0]), (4, &[2.0, 500.0, 3e6])]
+        {
             let (lo, hi) = match bytepix {
                 1 => (-128.0, 127.0),
                 2 => (-32768.0, 32767.0),

@@ -2,6 +2,33 @@
 
 use torchfits_format::error::{Error, Result};
 
+/// The bytes of the file at `path`, memory-mapped read-only, as an Arrow buffer: no copy, and
+/// only the pages read become resident (an Arrow IPC file decoded in place with `arrow_ipc`'s
+/// `FileDecoder`, for one). [`read_file`](crate::table::arrow::read_file) reads the bytes instead,
+/// with no contract.
+///
+/// # Safety
+///
+/// The buffer's bytes are the file's pages: while the buffer or any slice of it lives, no
+/// process may truncate the file (a read of a lost page raises SIGBUS) or write to it (the
+/// "immutable" bytes would change under the reader). Map only files written whole and renamed
+/// into place, which nothing modifies.
+///
+/// ```
+/// # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");
+/// // SAFETY: the example file is part of the repository; nothing rewrites it while this runs.
+/// let bytes = unsafe { torchfits_core::table::arrow::map_file(path)? };
+/// assert_eq!(&bytes[..6], b"SIMPLE");
+/// # Ok::<(), torchfits_core::Error>(())
+/// ```
+#[cfg(feature = "arrow")]
+pub unsafe fn map_file(path: impl AsRef<std::path::Path>) -> Result<arrow_buffer::Buffer> {
+    let path = path.as_ref();
+    let file = std::fs::File::open(path).map_err(|e| Error::io(e, "cannot open the file").in_file(path))?;
+    let map = Map::new(&file).map_err(|e| e.in_file(path))?;
+    Ok(map.into_arrow_buffer())
+}
+
 /// A read-only memory map of a whole file (the `mmap` mode of direct reads).
 #[derive(Debug)]
 pub(crate) struct Map(memmap2::Mmap);

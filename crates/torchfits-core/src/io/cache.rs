@@ -18,10 +18,11 @@ struct FileKey {
 }
 
 impl FileKey {
-    fn of(path: &Path) -> Result<FileKey> {
+    /// The key of the file at `path`; with `urls`, a URL's key is the URL alone.
+    fn of(path: &Path, urls: bool) -> Result<FileKey> {
         // an object in storage is pinned to its version at open: a read after it changes is an
         // error naming it, so the cache keeps it without asking the server at each open
-        if path.to_str().is_some_and(crate::source::is_url) {
+        if urls && path.to_str().is_some_and(crate::source::is_url) {
             return Ok(FileKey { dev: 0, ino: 0, len: 0, mtime: (0, 0) });
         }
         let m = std::fs::metadata(path).map_err(|e| Error::io(e, "cannot open").in_file(path))?;
@@ -95,7 +96,7 @@ impl FileCache {
     /// least recently used file when the cache is full). Opens outside the cache's lock.
     pub fn open(&self, path: impl AsRef<Path>) -> Result<FitsFile> {
         let path = path.as_ref();
-        let key = FileKey::of(path)?;
+        let key = FileKey::of(path, self.options.takes_urls())?;
         {
             let mut state = self.state();
             let at = state.entries.iter().position(|(p, _, _)| p == path);

@@ -34,6 +34,7 @@ pub struct OpenOptions {
     direct: bool,
     mmap: bool,
     threads: usize,
+    urls: bool,
 }
 
 impl Default for OpenOptions {
@@ -44,6 +45,7 @@ impl Default for OpenOptions {
             direct: true,
             mmap: false,
             threads: default_threads(),
+            urls: false,
         }
     }
 }
@@ -88,6 +90,29 @@ impl OpenOptions {
         self
     }
 
+    /// Whether [`OpenOptions::open`] (and a [`crate::FileCache`] opening with these options) takes
+    /// a name that is a URL of object storage (`s3://`, `gs://`, `az://`, `abfs://`,
+    /// `http(s)://`) as the object it names. Off by default: a name is a path, so that a file name
+    /// read from data (a catalog column, a config file) never makes the process send a request
+    /// to an address of the data's choosing. Turn it on where the caller chose the names; or open
+    /// one URL with [`OpenOptions::open_url`].
+    ///
+    /// ```
+    /// use torchfits_core::OpenOptions;
+    /// // by default a URL is a file name, and there is no such file
+    /// let e = OpenOptions::new().open("http://127.0.0.1:9/x.fits").unwrap_err();
+    /// assert_eq!(e.kind(), torchfits_core::ErrorKind::Io);
+    /// ```
+    pub fn urls(mut self, yes: bool) -> Self {
+        self.urls = yes;
+        self
+    }
+
+    /// Whether a name given to [`OpenOptions::open`] may be a URL ([`OpenOptions::urls`]).
+    pub fn takes_urls(&self) -> bool {
+        self.urls
+    }
+
     /// Threads a large read may use (default: the available cores; 1 reads on the calling thread).
     pub fn threads(mut self, n: usize) -> Self {
         self.threads = n.max(1);
@@ -100,36 +125,53 @@ impl OpenOptions {
     /// inflated first (by this crate, within [`Limits::max_alloc`]: never by cfitsio, which trusts
     /// the sizes the file declares) into an unlinked temporary file, then read as a plain one. A
     /// file that is none of these is an error. A path in cfitsio's extended syntax is opened by
-    /// cfitsio at once.
+    /// cfitsio at once. `path` is a path even where it reads like a URL, unless
+    /// [`OpenOptions::urls`] is on.
     pub fn open(&self, path: impl AsRef<Path>) -> Result<FitsFile> {
         let path = path.as_ref();
-        let _span = tracing::debug_span!("open", path = %path.display()).entered();
+        let _span = tracing::debug_span!("open", path = %source::redact(&path.to_string_lossy())).entered();
         if self.extended_syntax {
             tracing::debug!("cfitsio opens the file (extended filename syntax)");
             let handle = Handle::open(path, true).map_err(|e| e.in_file(path))?;
             let cfitsio = HandlePool::with_open(path, true, handle);
             return Ok(self.shared(path, None, cfitsio));
         }
-        if let Some(url) = path.to_str().filter(|p| source::is_url(p)) {
+        if let Some(url) = path.to_str().filter(|p| self.urls && source::is_url(p)) {
             return self.open_url(url);
         }
         let file = source::open_path(path, self.mmap, self.limits.max_alloc).map_err(|e| e.in_file(path))?;
         Ok(self.with_source(path, Arc::new(file)))
     }
 
-    /// Opens a URL: with the `remote` feature, the object it names, read by range requests.
+    /// Opens the object a URL names (`s3://bucket/key`, `gs://`, `az://`, `abfs://`,
+    /// `http(s)://`), read by range requests (the `remote` feature; without it, an error that says
+    /// so). Credentials come from the environment as `object_store` reads them; errors and logs
+    /// name the URL without its credentials or query string. A name that is not such a URL is an
+    /// error: this never opens a local file.
+    ///
+    /// ```
+    /// let e = torchfits_core::OpenOptions::new().open_url("tile.fits").unwrap_err();
+    /// assert!(e.to_string().contains("not a URL"));
+    /// ```
+    pub fn open_url(&self, url: &str) -> Result<FitsFile> {
+        let name = PathBuf::from(source::redact(url));
+        if !source::is_url(url) {
+            return Err(Error::parameter("not a URL of object storage (s3://, gs://, az://, abfs://, http(s)://)")
+                .in_file(&name));
+        }
+        self.open_url_unchecked(url, &name)
+    }
+
     #[cfg(feature = "remote")]
-    fn open_url(&self, url: &str) -> Result<FitsFile> {
-        let name = Path::new(source::remote::redact(url));
+    fn open_url_unchecked(&self, url: &str, name: &Path) -> Result<FitsFile> {
         let (store, object) = source::remote::store_for(url).map_err(|e| e.in_file(name))?;
         self.open_remote(name, store, object)
     }
 
-    /// Without the `remote` feature a URL is an error that says so.
     #[cfg(not(feature = "remote"))]
-    fn open_url(&self, url: &str) -> Result<FitsFile> {
+    fn open_url_unchecked(&self, _url: &str, name: &Path) -> Result<FitsFile> {
         Err(Error::unsupported("a URL: this build of torchfits reads local files only (enable the `remote` feature)")
-            .in_file(Path::new(url.split(['?', '#']).next().unwrap_or(url))))
+            .in_file(name))
     }
 
     /// Opens the object at `path` in `store` (named `name` in errors), read by range requests:
@@ -150,7 +192,7 @@ impl OpenOptions {
         store: Arc<dyn object_store::ObjectStore>,
         path: object_store::path::Path,
     ) -> Result<FitsFile> {
-        self.open_remote(Path::new(source::remote::redact(name)), store, path)
+        self.open_remote(Path::new(&source::redact(name)), store, path)
     }
 
     #[cfg(feature = "remote")]
@@ -282,9 +324,15 @@ struct Loaded {
 }
 
 impl FitsFile {
-    /// Opens `path` read-only with default [`OpenOptions`].
+    /// Opens `path` read-only with default [`OpenOptions`]: a path, even one that reads like a
+    /// URL (for object storage see [`FitsFile::open_url`]).
     pub fn open(path: impl AsRef<Path>) -> Result<FitsFile> {
         OpenOptions::new().open(path)
+    }
+
+    /// Opens the object a URL names with default [`OpenOptions`] (see [`OpenOptions::open_url`]).
+    pub fn open_url(url: &str) -> Result<FitsFile> {
+        OpenOptions::new().open_url(url)
     }
 
     /// Opens a FITS file held in memory, with default [`OpenOptions`] (see
@@ -346,6 +394,24 @@ impl FitsFile {
         }
         let mut hdus = self.inner.index.write().unwrap_or_else(PoisonError::into_inner);
         Ok(hdus.get(source, index, limits).map_err(|e| self.in_file(e))?.cloned())
+    }
+
+    /// Bytes of HDU `selector`'s data that its header declares and the file does not have: 0 for
+    /// a whole HDU. A truncated HDU opens, and a read of the bytes it lacks is an error naming
+    /// them (astropy opens such a file with a warning; `torchfits info` warns too). Nothing is
+    /// allocated for the declared size.
+    ///
+    /// ```
+    /// # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");
+    /// let file = torchfits_core::FitsFile::open(path)?;
+    /// assert_eq!(file.missing_bytes(0)?, 0);
+    /// # Ok::<(), torchfits_core::Error>(())
+    /// ```
+    pub fn missing_bytes(&self, selector: impl Into<HduSelector>) -> Result<u64> {
+        let index = self.resolve(selector)?;
+        let Some(source) = self.source() else { return Ok(0) };
+        let Some(span) = self.span(source, index)? else { return Err(self.no_hdu(index)) };
+        Ok(span.data_start.saturating_add(span.data_len).saturating_sub(source.len()))
     }
 
     /// Number of HDUs (reads every header in the file).
@@ -473,7 +539,7 @@ impl FitsFile {
         let mut native = None;
         if compressed {
             tiles = TileCompression::from_header(&header).ok().map(|d| d.tile_shape());
-            native = data_start.map(|start| NativeTiles::from_header(&header, start));
+            native = data_start.map(|start| NativeTiles::from_header(&header, start, limits));
             header = Arc::new(header.compressed_image_header().map_err(wrap)?);
         }
         if kind == HduKind::RandomGroups {

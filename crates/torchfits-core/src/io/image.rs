@@ -10,6 +10,7 @@ use torchfits_format::error::{Error, Result};
 use torchfits_format::hdu::{ImageLayout, checked_len};
 use torchfits_format::header::Header;
 use torchfits_format::pixel::{Dtype, ImageData, Pixel, Pixels, Scaling, Section};
+use torchfits_format::threads::caught;
 
 /// Reads one image HDU of an open [`FitsFile`]. Made by [`FitsFile::image`], which reads the
 /// header; reads then go straight from the file into the caller's buffer.
@@ -216,7 +217,9 @@ impl ImageReader {
             section.check(&self.layout.shape).map_err(|e| self.err(e))?;
             match (&self.plan, &self.native) {
                 (Some(plan), _) => ranges.extend(section_ranges(plan, &self.layout.shape, section)),
-                (None, Some(Ok(native))) => ranges.extend(native.section_ranges(source, section).map_err(|e| self.err(e))?),
+                (None, Some(Ok(native))) => {
+                    ranges.extend(native.section_ranges(source, section).map_err(|e| self.err(e))?)
+                }
                 _ => return Ok(()),
             }
         }
@@ -323,7 +326,7 @@ impl ImageReader {
         std::thread::scope(|scope| {
             let handles: Vec<_> =
                 workers.into_iter().map(|(band, chunk)| scope.spawn(move || read(band, chunk))).collect();
-            let mine = read(first_band, first_out);
+            let mine = caught("a decoding thread", || read(first_band, first_out));
             handles
                 .into_iter()
                 .map(|h| h.join().unwrap_or_else(|_| Err(Error::decoding("a decoding thread panicked"))))
@@ -389,9 +392,7 @@ impl ImageReader {
     fn alloc<T: Pixel>(&self, section: &Section) -> Result<Vec<T>> {
         section.check(&self.layout.shape).map_err(|e| self.err(e))?;
         let n = checked_len(&section.shape()).map_err(|e| self.err(e))?;
-        let bytes = (n as u64).saturating_mul(std::mem::size_of::<T>() as u64);
-        self.file.limits().check_alloc(bytes, "the image read").map_err(|e| self.err(e))?;
-        Ok(vec![T::default(); n])
+        self.file.limits().zeroed_vec(n, "the image read").map_err(|e| self.err(e))
     }
 }
 

@@ -26,6 +26,8 @@ pub(crate) struct HduSpan {
     pub data_start: u64,
     /// Byte offset of the end of the data's last block (where the next HDU starts).
     pub data_end: u64,
+    /// Bytes of data the header declares (without the last block's padding).
+    pub data_len: u64,
 }
 
 /// The HDUs found so far, and where the next one would start.
@@ -88,7 +90,7 @@ impl Index {
             .checked_mul(BLOCK)
             .and_then(|d| data_start.checked_add(d))
             .ok_or_else(|| Error::decoding("data size overflows").in_hdu(index))?;
-        self.hdus.push(HduSpan { header: Arc::new(header), data_start, data_end: self.next });
+        self.hdus.push(HduSpan { header: Arc::new(header), data_start, data_end: self.next, data_len });
         Ok(())
     }
 }

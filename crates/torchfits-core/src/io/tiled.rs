@@ -19,8 +19,10 @@ use crate::compression::{Codec, Dither, FloatStorage, TileCompression, gzip, hco
 use crate::source::ByteSource;
 use torchfits_format::error::{Error, ErrorKind, Result};
 use torchfits_format::header::Header;
+use torchfits_format::limits::{Limits, try_resize};
 use torchfits_format::pixel::{Dtype, Pixel, Scaling, Section};
 use torchfits_format::table_schema::{ColumnSchema, FitsType, TableSchema, VarArray};
+use torchfits_format::threads::caught;
 
 /// Where the tiles of a RICE_1 or GZIP image are and how they are coded, from its binary table's
 /// header.
@@ -53,6 +55,9 @@ pub(crate) struct NativeTiles {
     quantized: Option<Quantized>,
     /// For an integer image with a ZBLANK column: each tile's null, read as the image's BLANK.
     blank: Option<Param>,
+    /// What the file's reads may allocate: the table of tiles and each tile's code are checked
+    /// against them (and against the bytes the file has) before their buffers are.
+    limits: Limits,
 }
 
 /// Why a compressed image is not decoded here: what a read of it fails with (Unsupported for what
@@ -172,7 +177,11 @@ impl NativeTiles {
     /// (every image of the convention but 64-bit integers, floats with BSCALE/BZERO, and RICE_1
     /// floats, which no writer makes), or why not. The convention's columns and parameters are
     /// read; other columns and ZNAMEn parameters are left alone, as cfitsio and astropy leave them.
-    pub(crate) fn from_header(table: &Header, data_start: u64) -> std::result::Result<NativeTiles, Undecoded> {
+    pub(crate) fn from_header(
+        table: &Header,
+        data_start: u64,
+        limits: Limits,
+    ) -> std::result::Result<NativeTiles, Undecoded> {
         let description = TileCompression::from_header(table).map_err(|e| Undecoded::from(&e))?;
         let zbitpix = description.zbitpix;
         if zbitpix == 64 {
@@ -251,6 +260,7 @@ impl NativeTiles {
             fallback,
             quantized,
             blank,
+            limits,
         })
     }
 
@@ -274,11 +284,8 @@ impl NativeTiles {
     /// Each tile's row: where its code is, and its quantisation.
     fn descriptors(&self, file: &dyn ByteSource) -> Result<Vec<TileRow>> {
         let bytes = (self.ntiles as u64).saturating_mul(self.row_bytes as u64);
-        if self.data_start.saturating_add(bytes) > file.len() {
-            return Err(Error::decoding("the file is truncated: it ends inside the table of tiles"));
-        }
-        let mut rows = vec![0u8; bytes as usize];
-        file.read_bytes_at(&mut rows, self.data_start)?;
+        let mut rows = Vec::new();
+        file.read_vec_at(&mut rows, self.data_start, bytes, &self.limits, "the table of tiles")?;
         rows.chunks_exact(self.row_bytes.max(1))
             .enumerate()
             .map(|(k, r)| {
@@ -341,9 +348,11 @@ impl NativeTiles {
             t += per;
         }
         let decode_band = |rows: Range<usize>, out: &mut [T]| -> Result<()> {
-            let mut band = sec.clone();
-            band[top] = rows;
-            self.decode_band(file, &descriptors, &band, &ostride, out, scaling)
+            caught("a tile decoder", || {
+                let mut band = sec.clone();
+                band[top] = rows;
+                self.decode_band(file, &descriptors, &band, &ostride, out, scaling)
+            })
         };
         if bands.len() <= 1 {
             return bands.into_iter().try_for_each(|(rows, out)| decode_band(rows, out));
@@ -466,7 +475,7 @@ impl NativeTiles {
                 }
                 (Some(q), _) => {
                     self.tile_ints(file, k, row.code, count, &mut code, &mut raw, &mut pixels)?;
-                    unquantize(q, k, &row, &pixels, &mut values);
+                    unquantize(q, k, &row, &pixels, &mut values).map_err(tile_err)?;
                     self.copy(&values, &lo, &hi, band, ostride, out, <[T]>::copy_from_slice);
                 }
                 (None, _) if self.raw_floats => {
@@ -498,13 +507,13 @@ impl NativeTiles {
     }
 
     /// Reads the `(bytes, heap offset)` of tile `k` from the heap into `code`, checked against the
-    /// heap.
+    /// heap the header declares and then, before `code` grows, against the bytes the file has.
     fn heap_bytes(&self, file: &dyn ByteSource, k: usize, (len, offset): (u64, u64), code: &mut Vec<u8>) -> Result<()> {
         if offset.checked_add(len).is_none_or(|end| end > self.heap_len) {
             return Err(Error::decoding(format!("tile {k} points outside the heap")));
         }
-        code.resize(len as usize, 0);
-        file.read_bytes_at(code, self.data_start + self.heap_offset + offset)
+        let at = self.data_start + self.heap_offset + offset;
+        file.read_vec_at(code, at, len, &self.limits, &format!("tile {k}"))
     }
 
     /// Decodes the stored integers of tile `k` (`count` pixels, its code at `at` in the heap)
@@ -546,6 +555,9 @@ impl NativeTiles {
                 hcompress::decode(code, smooth, &mut wide, count).map_err(tile_err)?;
                 // the image's own integers (8, 16 or 32 bits, or quantised floats): they fit
                 pixels.clear();
+                pixels
+                    .try_reserve_exact(wide.len())
+                    .map_err(|_| tile_err(format!("its {} pixels cannot be allocated", wide.len())))?;
                 pixels.extend(wide.iter().map(|&v| v as i32));
                 Ok(())
             }
@@ -554,7 +566,7 @@ impl NativeTiles {
                 self.heap_bytes(file, k, (at.0.saturating_mul(2), at.1), code)?;
                 let words: Vec<i16> = code.chunks_exact(2).map(|w| i16::from_be_bytes([w[0], w[1]])).collect();
                 pixels.clear();
-                pixels.resize(count, 0);
+                try_resize(pixels, count, 0).map_err(tile_err)?;
                 plio::decode(&words, pixels).map_err(tile_err)
             }
         }
@@ -718,11 +730,17 @@ impl NativeTiles {
 /// The values of quantised tile `k` (0-based, FITS order) from its integers, as cfitsio's
 /// `unquantize_i4r4` / `_i4r8` compute them: in f64, each value rounded once to `T`; ZBLANK
 /// pixels are NaN; the dither index advances over every pixel, null or not.
-fn unquantize<T: Pixel>(q: &Quantized, k: usize, row: &TileRow, ints: &[i32], out: &mut Vec<T>) {
+fn unquantize<T: Pixel>(
+    q: &Quantized,
+    k: usize,
+    row: &TileRow,
+    ints: &[i32],
+    out: &mut Vec<T>,
+) -> std::result::Result<(), String> {
     // every element is written below: a buffer of the right length is reused without zeroing
     if out.len() != ints.len() {
         out.clear();
-        out.resize(ints.len(), T::default());
+        try_resize(out, ints.len(), T::default())?;
     }
     match T::DTYPE {
         Dtype::F32 => unquantize_as(q, k, row, ints, bytemuck::cast_slice_mut::<T, f32>(out), |x| x as f32),
@@ -730,6 +748,7 @@ fn unquantize<T: Pixel>(q: &Quantized, k: usize, row: &TileRow, ints: &[i32], ou
         // quantised tiles are read into floats only (`decodes`): nothing else reaches here
         _ => out.fill(T::default()),
     }
+    Ok(())
 }
 
 /// [`unquantize`] into `out`, each f64 value rounded by `round`: in runs that end where the
@@ -791,7 +810,7 @@ fn values_from_be<T: Pixel>(
     out: &mut Vec<T>,
 ) -> std::result::Result<(), String> {
     out.clear();
-    out.resize(raw.len() / width.max(1), T::default());
+    try_resize(out, raw.len() / width.max(1), T::default())?;
     let value = |b: &[u8]| -> f64 {
         match (floats, b.len()) {
             (true, 4) => f64::from(f32::from_be_bytes([b[0], b[1], b[2], b[3]])),

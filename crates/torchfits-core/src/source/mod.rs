@@ -18,6 +18,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::ffi::mmap::Map;
 use torchfits_format::error::{Error, Result};
+use torchfits_format::limits::{Limits, try_resize};
+
+/// The most [`read_vec_at`](ByteSource::read_vec_at) grows its buffer by before the bytes of one
+/// step have arrived.
+const READ_STEP: u64 = 64 << 20;
 
 /// Positional reads of a FITS file's bytes: the seam between the readers and where the bytes
 /// live. Every method takes `&self`, and many threads read one source at once.
@@ -97,6 +102,34 @@ impl dyn ByteSource + '_ {
         })
     }
 
+    /// `len` bytes at `at` into `buf` (what it held is replaced), for `what` (named in errors).
+    /// The range is checked against the source's length and `limits` before anything is
+    /// allocated, and `buf` grows as the bytes arrive, [`READ_STEP`] at a time: a size read from a
+    /// header or a descriptor is never allocated before the bytes it claims are shown to exist,
+    /// and a source shorter than the length it states (a server's claim) fails after one step.
+    pub(crate) fn read_vec_at(&self, buf: &mut Vec<u8>, at: u64, len: u64, limits: &Limits, what: &str) -> Result<()> {
+        let end = at.saturating_add(len);
+        if end > self.len() {
+            return Err(Error::decoding(format!(
+                "the file is truncated: {what} needs bytes {at} to {end}, and the file ends at byte {}",
+                self.len()
+            )));
+        }
+        limits.check_alloc(len, what)?;
+        buf.clear();
+        let mut done = 0u64;
+        while done < len {
+            let step = (len - done).min(READ_STEP);
+            let from = buf.len();
+            let to =
+                usize::try_from(done + step).map_err(|_| Error::limits(format!("{what} does not fit in memory")))?;
+            try_resize(buf, to, 0).map_err(|e| Error::limits(format!("{what}: {e}")))?;
+            self.read_bytes_at(buf.get_mut(from..).unwrap_or(&mut []), at + done)?;
+            done += step;
+        }
+        Ok(())
+    }
+
     /// `len` bytes at `at`, where the source is in memory (`None` otherwise, or out of range).
     pub(crate) fn slice(&self, at: Option<u64>, len: usize) -> Option<&[u8]> {
         let at = usize::try_from(at?).ok()?;
@@ -108,7 +141,9 @@ impl dyn ByteSource + '_ {
 pub(crate) fn wildcard(pattern: &[u8], name: &[u8]) -> bool {
     match (pattern.split_first(), name.split_first()) {
         (None, None) => true,
-        (Some((b'*', rest)), _) => wildcard(rest, name) || name.split_first().is_some_and(|(_, tail)| wildcard(pattern, tail)),
+        (Some((b'*', rest)), _) => {
+            wildcard(rest, name) || name.split_first().is_some_and(|(_, tail)| wildcard(pattern, tail))
+        }
         (Some((b'?', rest)), Some((_, tail))) => wildcard(rest, tail),
         (Some((a, rest)), Some((b, tail))) if a == b => wildcard(rest, tail),
         _ => false,
@@ -130,7 +165,7 @@ pub fn glob(pattern: &str) -> Result<Vec<PathBuf>> {
     if is_url(pattern) {
         let urls = remote::list(pattern)?;
         if urls.is_empty() {
-            return Err(Error::parameter(format!("no object matches {}", remote::redact(pattern))));
+            return Err(Error::parameter(format!("no object matches {}", redact(pattern))));
         }
         return Ok(urls.into_iter().map(PathBuf::from).collect());
     }
@@ -149,11 +184,43 @@ pub fn glob(pattern: &str) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Whether `name` is a URL of object storage (`s3://`, `gs://`, `az://`, `http(s)://`...): with
-/// the `remote` feature, read by range requests; without it, an error that says so.
-pub(crate) fn is_url(name: &str) -> bool {
+/// Whether `name` is a URL of object storage (`s3://`, `s3a://`, `gs://`, `az://`, `abfs://`,
+/// `abfss://`, `azure://`, `adl://`, `http://`, `https://`): what
+/// [`OpenOptions::open_url`](crate::OpenOptions::open_url) opens (with the `remote` feature;
+/// without it, an error that says so).
+///
+/// ```
+/// assert!(torchfits_core::is_url("s3://bucket/tile.fits"));
+/// assert!(!torchfits_core::is_url("data/tile.fits"));
+/// ```
+pub fn is_url(name: &str) -> bool {
     const SCHEMES: [&str; 10] = ["s3", "s3a", "gs", "az", "abfs", "abfss", "azure", "adl", "http", "https"];
     name.split_once("://").is_some_and(|(scheme, _)| SCHEMES.contains(&scheme.to_ascii_lowercase().as_str()))
+}
+
+/// `url` as errors, logs and listings show it: without the credentials of a `user:password@`
+/// and without its query and fragment (a signed URL's signature). A name that is not a URL is
+/// shown as it is.
+///
+/// ```
+/// use torchfits_core::redact;
+/// assert_eq!(redact("https://me:hunter2@host:8080/a/b.fits?X-Amz-Signature=abc#x"), "https://host:8080/a/b.fits");
+/// assert_eq!(redact("data/a?b.fits"), "data/a?b.fits");
+/// ```
+pub fn redact(url: &str) -> String {
+    if !is_url(url) {
+        return url.to_string();
+    }
+    let bare = url.split(['?', '#']).next().unwrap_or(url);
+    match bare.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            let (authority, path) = rest.split_at(authority_end);
+            let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+            format!("{scheme}://{host}{path}")
+        }
+        None => bare.to_string(),
+    }
 }
 
 /// The gzip magic number.

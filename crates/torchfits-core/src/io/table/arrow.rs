@@ -24,23 +24,28 @@ use arrow_schema::{DataType, Field, Fields, Schema};
 use crate::io::table::reader::{ColumnData, ColumnValues, TableBatch};
 use torchfits_format::error::{Error, Result};
 
-/// The bytes of the file at `path`, memory-mapped read-only, as an Arrow buffer: no copy, and
-/// only the pages read become resident (an Arrow IPC file decoded in place with `arrow_ipc`'s
-/// `FileDecoder`, for one). As with [`crate::OpenOptions::mmap`], a file truncated by another
-/// process while it is mapped makes a read of the lost pages raise SIGBUS: map files that are
-/// written whole and renamed into place, never modified.
+pub use crate::ffi::mmap::map_file;
+
+/// The bytes of the file at `path`, read into memory, as an Arrow buffer (an Arrow IPC file
+/// decoded in place with `arrow_ipc`'s `FileDecoder`, for one): what another process does to the
+/// file afterwards cannot touch it. At most `limits.max_alloc` bytes. [`map_file`] maps instead,
+/// under a contract.
 ///
 /// ```
 /// # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");
-/// let bytes = torchfits_core::table::arrow::map_file(path)?;
+/// let bytes = torchfits_core::table::arrow::read_file(path, &torchfits_core::Limits::default())?;
 /// assert_eq!(&bytes[..6], b"SIMPLE");
 /// # Ok::<(), torchfits_core::Error>(())
 /// ```
-pub fn map_file(path: impl AsRef<std::path::Path>) -> Result<arrow_buffer::Buffer> {
+pub fn read_file(path: impl AsRef<std::path::Path>, limits: &torchfits_format::Limits) -> Result<arrow_buffer::Buffer> {
+    use std::os::unix::fs::FileExt;
     let path = path.as_ref();
     let file = std::fs::File::open(path).map_err(|e| Error::io(e, "cannot open the file").in_file(path))?;
-    let map = crate::ffi::mmap::Map::new(&file).map_err(|e| e.in_file(path))?;
-    Ok(map.into_arrow_buffer())
+    let len = file.metadata().map_err(|e| Error::io(e, "cannot stat the file").in_file(path))?.len();
+    let len = usize::try_from(len).map_err(|_| Error::limits("the file does not fit in memory").in_file(path))?;
+    let mut bytes: Vec<u8> = limits.zeroed_vec(len, "the file").map_err(|e| e.in_file(path))?;
+    file.read_exact_at(&mut bytes, 0).map_err(|e| Error::io(e, "cannot read the file").in_file(path))?;
+    Ok(arrow_buffer::Buffer::from_vec(bytes))
 }
 
 fn primitive<T: arrow_array::ArrowPrimitiveType>(values: Vec<T::Native>, nulls: Option<NullBuffer>) -> ArrayRef {

@@ -16,6 +16,7 @@ use crate::source::ByteSource;
 use torchfits_format::error::{Error, Result};
 use torchfits_format::limits::Limits;
 use torchfits_format::table_schema::{ColumnSchema, ColumnType, FitsType, TableSchema, VarArray};
+use torchfits_format::threads::caught;
 
 /// Rows per batch when [`TableReader::with_batch_rows`] is not called.
 pub const DEFAULT_BATCH_ROWS: usize = 65_536;
@@ -434,8 +435,19 @@ impl TableBatches {
         let _span = tracing::trace_span!("read_rows", first, rows = n).entered();
         let r = &mut self.reader;
         let row_bytes = r.schema.row_bytes;
-        let len = n * row_bytes;
-        let at = r.data_start.map(|start| start + first * row_bytes as u64);
+        let len = n.checked_mul(row_bytes).ok_or_else(|| Error::limits("a batch's rows do not fit in memory"))?;
+        let at = r.data_start.map(|start| start.saturating_add(first.saturating_mul(row_bytes as u64)));
+        // rows the file does not have are an error before anything is allocated for them
+        if let (Some(source), Some(at)) = (r.file.source(), at) {
+            let end = at.saturating_add(len as u64);
+            if end > source.len() {
+                return Err(Error::decoding(format!(
+                    "the file is truncated: rows {first} to {} end at byte {end}, and the file ends at byte {}",
+                    first + n as u64,
+                    source.len()
+                )));
+            }
+        }
         // the selected columns, then any other the filter names
         let mut wanted = r.selected.clone();
         if let Some(f) = &r.filter {
@@ -460,7 +472,9 @@ impl TableBatches {
         let streamed = !mapped && other.is_empty() && source.is_some() && at.is_some();
         // rows in object storage: fetched in a few large requests, not chunk by chunk
         if let (Some(source), Some(at)) = (source.filter(|s| s.remote()), at) {
-            source.prefetch(std::slice::from_ref(&(at..at + len as u64))).map_err(|e| Error::io(e, "cannot read the rows"))?;
+            source
+                .prefetch(std::slice::from_ref(&(at..at + len as u64)))
+                .map_err(|e| Error::io(e, "cannot read the rows"))?;
         }
         if !mapped && !streamed && len > 0 {
             if self.block.capacity() == 0 {
@@ -474,8 +488,8 @@ impl TableBatches {
         let needs_heap = other.iter().any(|&k| columns[k].variable.is_some());
         if needs_heap && self.heap.is_none() && (source.is_none() || r.data_start.is_none()) {
             let bytes = r.schema.data_len.saturating_sub(r.schema.heap_offset);
-            r.file.limits().check_alloc(bytes, "the table's heap")?;
-            let mut heap = vec![0u8; bytes as usize];
+            let mut heap =
+                r.file.limits().zeroed_vec(usize::try_from(bytes).unwrap_or(usize::MAX), "the table's heap")?;
             r.file.read_data_bytes(r.index, r.schema.heap_offset, &mut heap)?;
             self.heap = Some(heap);
         }
@@ -552,11 +566,26 @@ fn read_heap(heap: &HeapSource<'_>, c: &ColumnSchema, spans: &[(u64, u64)]) -> R
         lo = lo.min(offset);
         hi = hi.max(offset + bytes);
     }
-    heap.limits.check_alloc(total, "a batch of variable-length arrays")?;
-    let mut out = Vec::with_capacity(total as usize);
+    let what = "a batch of variable-length arrays";
+    heap.limits.check_alloc(total, what)?;
     if total == 0 {
-        return Ok(out);
+        return Ok(Vec::new());
     }
+    // the cells must lie in the bytes the file has, not only in the heap its header declares,
+    // before their buffer is allocated
+    if let (Some(file), Some(start)) = (heap.plain, heap.data_start) {
+        let end = start.saturating_add(schema.heap_offset).saturating_add(hi);
+        if end > file.len() {
+            return Err(Error::decoding(format!(
+                "the file is truncated: column {}'s variable-length arrays reach byte {end}, and the file ends at byte {}",
+                c.name,
+                file.len()
+            )));
+        }
+    }
+    let mut out = Vec::new();
+    out.try_reserve_exact(total as usize)
+        .map_err(|_| Error::limits(format!("{what} needs {total} bytes, more than the system can allocate")))?;
     if let Some(memory) = heap.memory {
         for &(offset, bytes) in spans.iter().filter(|s| s.1 > 0) {
             let cell = memory.get(offset as usize..(offset + bytes) as usize);
@@ -568,8 +597,8 @@ fn read_heap(heap: &HeapSource<'_>, c: &ColumnSchema, spans: &[(u64, u64)]) -> R
         return Err(Error::decoding("the table's heap cannot be located"));
     };
     if hi - lo <= total.saturating_mul(2).max(1 << 20) {
-        let mut span = vec![0u8; (hi - lo) as usize];
-        file.read_bytes_at(&mut span, start + schema.heap_offset + lo)?;
+        let mut span = Vec::new();
+        file.read_vec_at(&mut span, start + schema.heap_offset + lo, hi - lo, &heap.limits, what)?;
         for &(offset, bytes) in spans.iter().filter(|s| s.1 > 0) {
             let a = (offset - lo) as usize;
             out.extend_from_slice(span.get(a..a + bytes as usize).unwrap_or(&[]));
@@ -723,7 +752,7 @@ fn decode_fixed(
                 .enumerate()
                 .map(|(i, share)| scope.spawn(move || run(share, bounds[i + 1], bounds[i + 2] - bounds[i + 1])))
                 .collect();
-            let mut all = vec![run(first, 0, bounds[1])?];
+            let mut all = vec![caught("a decoding thread", || run(first, 0, bounds[1]))?];
             for h in handles {
                 all.push(h.join().map_err(|_| Error::decoding("a decoding thread panicked"))??);
             }

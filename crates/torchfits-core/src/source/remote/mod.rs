@@ -8,8 +8,8 @@
 //! versions are never mixed (the cache keys blocks by version).
 
 mod cache;
-mod runtime;
 mod list;
+mod runtime;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -22,14 +22,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
-use object_store::{
-    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreScheme, RetryConfig,
-};
+use object_store::{BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreScheme, RetryConfig};
 use torchfits_format::error::{Error, Result};
 
 use super::{ByteSource, SourceId};
 
-pub use list::list;
+pub use list::{MAX_LISTED, list, list_at_most};
 
 /// Bytes per cached block: the smallest fetch.
 const BLOCK: u64 = 64 << 10;
@@ -100,47 +98,181 @@ pub fn is_url(name: &str) -> bool {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn open_object(url: &str) -> Result<Arc<dyn ByteSource>> {
-    let name = std::path::Path::new(redact(url));
+    let shown = redact(url);
+    let name = std::path::Path::new(&shown);
     let (store, path) = store_for(url).map_err(|e| e.in_file(name))?;
-    open(store, path, redact(url), torchfits_format::limits::Limits::default().max_alloc).map_err(|e| e.in_file(name))
+    open(store, path, &shown, torchfits_format::limits::Limits::default().max_alloc).map_err(|e| e.in_file(name))
 }
 
-/// `url` without its query and fragment (a signed URL's credentials): what errors and logs show.
-pub fn redact(url: &str) -> &str {
-    url.split(['?', '#']).next().unwrap_or(url)
+pub use super::redact;
+
+/// `text` (a message from a client library, which may quote the URL it fetched) with every URL
+/// in it redacted as [`redact`] shows one.
+pub(crate) fn scrub(text: &str) -> String {
+    // a URL is one word: split at the characters that end one, and redact each word that holds one
+    let ends_url = |c: char| c.is_whitespace() || "\"'<>()[]{}`,".contains(c);
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        match word.find("://") {
+            Some(at) => {
+                // the scheme starts after the last character that cannot be in one
+                let (head, url) = word.split_at(
+                    word.char_indices()
+                        .take_while(|&(i, _)| i < at)
+                        .filter(|&(_, c)| !(c.is_ascii_alphanumeric() || "+-.".contains(c)))
+                        .last()
+                        .map_or(0, |(i, c)| i + c.len_utf8()),
+                );
+                out.push_str(head);
+                let bare = url.split(['?', '#']).next().unwrap_or(url);
+                out.push_str(&if super::is_url(url) { redact(url) } else { bare.to_string() });
+            }
+            None => out.push_str(word),
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if ends_url(c) {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::{redact, scrub};
+
+    #[test]
+    fn credentials_and_queries_are_taken_out_of_every_url_in_a_message() {
+        let msg = "Error GET https://u:SECRET@h:1/a.fits?sig=SECRET2 (s3://k:SECRET3@b/x?y=SECRET4), done";
+        let clean = scrub(msg);
+        assert!(!clean.contains("SECRET"), "{clean}");
+        assert_eq!(clean, "Error GET https://h:1/a.fits (s3://b/x), done");
+        assert_eq!(redact("s3://bucket/key"), "s3://bucket/key");
+        assert_eq!(redact("http://a@b@host/p"), "http://host/p");
+    }
+
+    #[test]
+    fn basic_credentials_are_encoded_as_rfc_4648_says() {
+        assert_eq!(super::base64(b""), "");
+        assert_eq!(super::base64(b"f"), "Zg==");
+        assert_eq!(super::base64(b"fo"), "Zm8=");
+        assert_eq!(super::base64(b"foo"), "Zm9v");
+        assert_eq!(super::base64(b"Aladdin:open sesame"), "QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+        assert_eq!(super::percent_decoded("p%40ss%3Aw%zz"), "p@ss:w%zz");
+    }
 }
 
 /// The store serving `url` and the object's path in it. Stores are made once per bucket (or
-/// host) and shared, so that files of one bucket share a connection pool; credentials come from
-/// the environment as `object_store` reads them (`AWS_*`, `GOOGLE_*`, `AZURE_*`).
+/// host, and credentials) and shared, so that files of one bucket share a connection pool;
+/// credentials come from the environment as `object_store` reads them (`AWS_*`, `GOOGLE_*`,
+/// `AZURE_*`), or for HTTP from the URL's `user:password@`, sent as a Basic `Authorization`
+/// header marked sensitive: the store's own URL (which its HTTP client logs) never holds them.
 pub(crate) fn store_for(url: &str) -> Result<(Arc<dyn ObjectStore>, ObjectPath)> {
-    let parsed = url::Url::parse(url).map_err(|e| Error::parameter(format!("not a URL ({e})")))?;
-    let (scheme, path) = ObjectStoreScheme::parse(&parsed)
-        .map_err(|e| Error::parameter(format!("not an object store URL ({e})")))?;
-    let root = &parsed[..url::Position::BeforePath];
+    let mut parsed = url::Url::parse(url).map_err(|e| Error::parameter(format!("not a URL ({e})")))?;
+    let (scheme, path) =
+        ObjectStoreScheme::parse(&parsed).map_err(|e| Error::parameter(format!("not an object store URL ({e})")))?;
+    let user = percent_decoded(parsed.username());
+    let password = parsed.password().map(percent_decoded);
+    let credentials =
+        (!user.is_empty() || password.is_some()).then(|| format!("{user}:{}", password.unwrap_or_default()));
+    if credentials.is_some() && scheme != ObjectStoreScheme::Http {
+        return Err(Error::parameter(
+            "credentials in the URL of a bucket are not used: give them in the environment (AWS_*, GOOGLE_*, AZURE_*)",
+        ));
+    }
+    // a URL whose user and password cannot be cleared has none to hide
+    let _ = parsed.set_username("");
+    let _ = parsed.set_password(None);
+    let root = parsed[..url::Position::BeforePath].to_string();
+    // the key of the store: its root and its credentials (kept in this map only)
+    let key = format!("{root}\n{}", credentials.as_deref().unwrap_or(""));
     static STORES: OnceLock<Mutex<HashMap<String, Arc<dyn ObjectStore>>>> = OnceLock::new();
     let stores = STORES.get_or_init(Mutex::default);
-    if let Some(store) = stores.lock().unwrap_or_else(PoisonError::into_inner).get(root) {
+    if let Some(store) = stores.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
         return Ok((Arc::clone(store), path));
     }
-    let store = build_store(&scheme, root)?;
-    stores.lock().unwrap_or_else(PoisonError::into_inner).insert(root.to_string(), Arc::clone(&store));
+    let store = build_store(&scheme, &root, credentials.as_deref())?;
+    stores.lock().unwrap_or_else(PoisonError::into_inner).insert(key, Arc::clone(&store));
     Ok((store, path))
+}
+
+/// `text` with its `%XX` escapes decoded (a URL's user and password are escaped in it).
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while let Some(&b) = bytes.get(at) {
+        let hex = bytes
+            .get(at + 1..at + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b, hex) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                at += 3;
+            }
+            _ => {
+                out.push(b);
+                at += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// RFC 4648 base64 of `bytes` (a Basic credential).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &b)| acc | u32::from(b) << (16 - 8 * i));
+        for k in 0..4 {
+            let symbol = ALPHABET.get((n >> (18 - 6 * k) & 63) as usize).copied().unwrap_or(b'=');
+            out.push(if k <= chunk.len() { char::from(symbol) } else { '=' });
+        }
+    }
+    out
+}
+
+/// HTTP client options: plain `http://` allowed (local servers, tests), and `credentials`
+/// (`user:password`) as a Basic `Authorization` header that logs never show.
+fn http_options(credentials: Option<&str>) -> Result<ClientOptions> {
+    let options = ClientOptions::new().with_allow_http(true);
+    let Some(credentials) = credentials else { return Ok(options) };
+    let mut value = object_store::HeaderValue::from_str(&format!("Basic {}", base64(credentials.as_bytes())))
+        .map_err(|_| Error::parameter("the URL's user or password cannot be sent in a header"))?;
+    value.set_sensitive(true);
+    let mut headers = object_store::HeaderMap::new();
+    headers.insert("authorization", value);
+    Ok(options.with_default_headers(headers))
 }
 
 /// Retries on 5xx answers, timeouts and dropped connections: up to 5, backing off from 50 ms to
 /// 2 s, for at most 30 s in all.
 fn retry_config() -> RetryConfig {
     RetryConfig {
-        backoff: BackoffConfig { init_backoff: Duration::from_millis(50), max_backoff: Duration::from_secs(2), base: 2.0 },
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(2),
+            base: 2.0,
+        },
         max_retries: 5,
         retry_timeout: Duration::from_secs(30),
     }
 }
 
-/// A store for the bucket or host at `root` (`s3://bucket`, `https://host:port`).
-fn build_store(scheme: &ObjectStoreScheme, root: &str) -> Result<Arc<dyn ObjectStore>> {
-    let err = |e: object_store::Error| Error::parameter(format!("cannot make a store for {root}: {e}"));
+/// A store for the bucket or host at `root` (`s3://bucket`, `https://host:port`), with HTTP's
+/// `credentials` (`user:password`).
+fn build_store(scheme: &ObjectStoreScheme, root: &str, credentials: Option<&str>) -> Result<Arc<dyn ObjectStore>> {
+    let err =
+        |e: object_store::Error| Error::parameter(scrub(&format!("cannot make a store for {}: {e}", redact(root))));
     let store: Arc<dyn ObjectStore> = match scheme {
         ObjectStoreScheme::AmazonS3 => Arc::new(
             object_store::aws::AmazonS3Builder::from_env()
@@ -166,12 +298,12 @@ fn build_store(scheme: &ObjectStoreScheme, root: &str) -> Result<Arc<dyn ObjectS
         ObjectStoreScheme::Http => Arc::new(
             object_store::http::HttpBuilder::new()
                 .with_url(root)
-                .with_client_options(ClientOptions::new().with_allow_http(true))
+                .with_client_options(http_options(credentials)?)
                 .with_retry(retry_config())
                 .build()
                 .map_err(err)?,
         ),
-        _ => return Err(Error::unsupported(format!("{root}: not an object store this crate reads from"))),
+        _ => return Err(Error::unsupported(format!("{}: not an object store this crate reads from", redact(root)))),
     };
     Ok(store)
 }
@@ -229,7 +361,7 @@ pub(crate) fn open(
     name: &str,
     max_inflated: u64,
 ) -> Result<Arc<dyn ByteSource>> {
-    let name = redact(name).to_string();
+    let name = redact(name);
     let first = {
         let (store, path) = (Arc::clone(&store), path.clone());
         runtime::block_on(async move { fetch(&*store, &path, 0..BLOCK, None).await })
@@ -313,10 +445,15 @@ async fn fetch(
         return Err(changed(expect, &version));
     }
     let got = result.range.clone();
-    let bytes = result.bytes().await.map_err(|e| store_error(e, expect))?;
-    BYTES.fetch_add(bytes.len() as u64, Ordering::Relaxed);
     let want = range.start..range.end.min(version.size);
-    if got != want || bytes.len() as u64 != want.end - want.start {
+    if got != want {
+        return Err(io::Error::other(format!(
+            "the server answered bytes {}..{} for bytes {}..{}",
+            got.start, got.end, want.start, want.end
+        )));
+    }
+    let bytes = body_within(result, want.end - want.start, expect).await?;
+    if bytes.len() as u64 != want.end - want.start {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
             format!(
@@ -330,6 +467,30 @@ async fn fetch(
         ));
     }
     Ok((bytes, version))
+}
+
+/// The body of `result`, read as it arrives and refused as soon as it holds more than the `most`
+/// bytes asked for: a server that sends more than its range, or a chunked body without end,
+/// costs at most one chunk more than the answer, never its claim.
+async fn body_within(result: object_store::GetResult, most: u64, expect: Option<&Version>) -> io::Result<Bytes> {
+    let mut stream = result.into_stream();
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut received = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| store_error(e, expect))?;
+        received += chunk.len() as u64;
+        BYTES.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        if received > most {
+            return Err(io::Error::other(format!(
+                "the server sent more than the {most} bytes asked for: its answer is refused"
+            )));
+        }
+        chunks.push(chunk);
+    }
+    Ok(match chunks.len() {
+        1 => chunks.pop().unwrap_or_default(),
+        _ => chunks.concat().into(),
+    })
 }
 
 /// The error for an object whose version is no longer the one a read started on.
@@ -349,7 +510,7 @@ fn store_error(e: object_store::Error, expect: Option<&Version>) -> io::Error {
         other => {
             let text = other.to_string();
             let line = text.lines().next().unwrap_or_default();
-            io::Error::other(line.chars().take(400).collect::<String>())
+            io::Error::other(scrub(&line.chars().take(400).collect::<String>()))
         }
     }
 }
