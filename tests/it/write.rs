@@ -810,3 +810,75 @@ fn a_killed_writer_leaves_the_target_untouched() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A one-HDU file of 4 x 4 int16 `value`s at `path`, written with `options`.
+fn write_small(options: &WriteOptions, path: &Path, value: i16) -> torchfits::Result<std::path::PathBuf> {
+    let mut w = options.create(path)?;
+    w.image(&[value; 16], &[4, 4]).write()?;
+    w.finish()
+}
+
+#[test]
+fn a_replaced_file_keeps_its_permissions_and_its_links() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = common::tempdir("write-keeps");
+    let real = dir.join("real.fits");
+    write_small(&WriteOptions::new(), &real, 1).expect("write");
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    write_small(&WriteOptions::new().overwrite(true), &real, 2).expect("overwrite");
+    assert_eq!(std::fs::metadata(&real).expect("stat").permissions().mode() & 0o777, 0o640);
+    // a link (relative, through a second link) is written through, and stays a link
+    let link = dir.join("link.fits");
+    let link2 = dir.join("link2.fits");
+    std::os::unix::fs::symlink("real.fits", &link).expect("link");
+    std::os::unix::fs::symlink(&link, &link2).expect("link to the link");
+    write_small(&WriteOptions::new().overwrite(true), &link2, 3).expect("overwrite through the links");
+    for l in [&link, &link2] {
+        assert!(std::fs::symlink_metadata(l).expect("stat").file_type().is_symlink(), "{} is still a link", l.display());
+    }
+    let px: Vec<i16> = FitsFile::open(&real).expect("open").image(0).expect("image").read().expect("read");
+    assert_eq!(px, vec![3; 16]);
+    assert_eq!(std::fs::metadata(&real).expect("stat").permissions().mode() & 0o777, 0o640);
+    // appending through the link appends to the file it points to
+    write_small(&WriteOptions::new().append(true), &link, 4).expect("append through the link");
+    assert_eq!(FitsFile::open(&real).expect("open").hdu_count().expect("count"), 2);
+    assert!(leftovers(&dir).is_empty(), "{:?}", leftovers(&dir));
+}
+
+#[test]
+fn writers_appending_to_one_file_lose_none_of_each_others_hdus() {
+    let dir = common::tempdir("write-append-race");
+    let path = dir.join("shared.fits");
+    write_small(&WriteOptions::new(), &path, 0).expect("the first HDU");
+    let rounds = 12;
+    std::thread::scope(|s| {
+        for t in 1..=3i16 {
+            let path = &path;
+            s.spawn(move || {
+                for _ in 0..rounds {
+                    write_small(&WriteOptions::new().append(true), path, t).expect("append");
+                }
+            });
+        }
+    });
+    let f = FitsFile::open(&path).expect("open");
+    assert_eq!(f.hdu_count().expect("count"), 1 + 3 * rounds);
+    let mut per_writer = [0usize; 4];
+    for k in 0..f.hdu_count().expect("count") {
+        let px: Vec<i16> = f.image(k).expect("image").read().expect("read");
+        per_writer[px[0] as usize] += 1;
+    }
+    assert_eq!(per_writer, [1, rounds, rounds, rounds]);
+}
+
+#[test]
+fn a_directory_that_cannot_be_flushed_is_reported() {
+    let dir = common::tempdir("write-dir-sync");
+    let path = dir.join("x.fits");
+    let e = write_small(&WriteOptions::new().fail_dir_sync(true), &path, 1).expect_err("the directory's fsync failed");
+    assert_eq!(e.kind(), ErrorKind::Io, "{e}");
+    assert!(e.to_string().contains("x.fits") && e.to_string().contains("directory"), "{e}");
+    // the file itself is complete and in place
+    let px: Vec<i16> = FitsFile::open(&path).expect("open").image(0).expect("image").read().expect("read");
+    assert_eq!(px, vec![1; 16]);
+}

@@ -60,11 +60,19 @@ pub struct WriteOptions {
     checksum: bool,
     sync: bool,
     fail_after: Option<u64>,
+    fail_dir_sync: bool,
 }
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        WriteOptions { overwrite: false, append: false, checksum: false, sync: true, fail_after: None }
+        WriteOptions {
+            overwrite: false,
+            append: false,
+            checksum: false,
+            sync: true,
+            fail_after: None,
+            fail_dir_sync: false,
+        }
     }
 }
 
@@ -84,14 +92,19 @@ impl WriteOptions {
         self
     }
 
-    /// Replaces an existing target (atomically, when the write is complete).
+    /// Replaces an existing target (atomically, when the write is complete). The new file keeps
+    /// the old one's permissions; a target that is a symbolic link is written through (the file
+    /// it points to is replaced, the link stays).
     pub fn overwrite(mut self, yes: bool) -> Self {
         self.overwrite = yes;
         self
     }
 
     /// Appends HDUs to an existing target: its HDUs are copied into the temporary file first, so
-    /// the target is still replaced in one rename and is never seen half-written.
+    /// the target is still replaced in one rename and is never seen half-written. The writer
+    /// holds an exclusive lock on the target (`flock`) from the copy to the rename: two writers
+    /// appending to one file, in one process or several, take turns, and neither loses the
+    /// other's HDUs (the second waits, then copies the first's result).
     pub fn append(mut self, yes: bool) -> Self {
         self.append = yes;
         self
@@ -108,6 +121,13 @@ impl WriteOptions {
     #[doc(hidden)]
     pub fn fail_after(mut self, bytes: u64) -> Self {
         self.fail_after = Some(bytes);
+        self
+    }
+
+    /// For tests of failure handling: the directory's `fsync` after the rename fails.
+    #[doc(hidden)]
+    pub fn fail_dir_sync(mut self, yes: bool) -> Self {
+        self.fail_dir_sync = yes;
         self
     }
 
@@ -377,6 +397,8 @@ pub struct FitsWriter {
     /// An HDU was begun and not completed (an error or a dropped table interrupted it): the
     /// file cannot be completed.
     open_hdu: bool,
+    /// When appending: the target, open and locked (`flock`) until the rename.
+    locked: Option<File>,
 }
 
 /// An HDU whose header is written and whose data is being written.
@@ -393,7 +415,9 @@ impl FitsWriter {
         WriteOptions::new().create(path)
     }
 
-    fn with_options(target: &Path, options: WriteOptions) -> Result<FitsWriter> {
+    fn with_options(named: &Path, options: WriteOptions) -> Result<FitsWriter> {
+        // a symbolic link is written through: the file it points to is the one replaced
+        let target = &resolve_links(named).map_err(|e| e.in_file(named))?;
         let in_file = |e: Error| e.in_file(target);
         let exists = target.exists();
         if exists && !options.overwrite && !options.append {
@@ -422,11 +446,13 @@ impl FitsWriter {
             done: false,
             summer: None,
             open_hdu: false,
+            locked: None,
         };
         if writer.options.append && exists {
+            let mut src = lock_current(target).map_err(in_file)?;
             let hdus = crate::FitsFile::open(target).and_then(|f| f.hdu_count()).map_err(in_file)?;
-            let mut src = File::open(target).map_err(|e| in_file(Error::io(e, "cannot read")))?;
             let copied = std::io::copy(&mut src, &mut writer.file).map_err(|e| in_file(Error::io(e, "cannot copy")))?;
+            writer.locked = Some(src);
             if copied % BLOCK as u64 != 0 {
                 return Err(in_file(Error::decoding("the file is not a whole number of 2880-byte blocks")));
             }
@@ -583,6 +609,11 @@ impl FitsWriter {
         if self.options.sync {
             self.file.sync_all().map_err(|e| in_file(Error::io(e, "cannot flush")))?;
         }
+        // a replaced file keeps its permissions
+        if let Ok(old) = std::fs::metadata(&target) {
+            std::fs::set_permissions(&self.tmp, old.permissions())
+                .map_err(|e| in_file(Error::io(e, "cannot give the new file the old one's permissions")))?;
+        }
         if self.options.overwrite || self.options.append {
             std::fs::rename(&self.tmp, &target).map_err(|e| in_file(Error::io(e, "cannot move into place")))?;
         } else {
@@ -600,13 +631,59 @@ impl FitsWriter {
                 Err(e) => return Err(in_file(Error::io(e, "cannot move into place"))),
             }
         }
-        if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty() && self.options.sync)
-            && let Ok(d) = File::open(dir)
-        {
-            let _ = d.sync_all();
-        }
         self.done = true;
+        // the rename is done: the lock's turn is over
+        self.locked = None;
+        if self.options.sync {
+            let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let synced = if self.options.fail_dir_sync {
+                Err(std::io::Error::other("injected failure"))
+            } else {
+                File::open(dir).and_then(|d| d.sync_all())
+            };
+            synced.map_err(|e| {
+                in_file(Error::io(
+                    e,
+                    "the file is in place, but its directory could not be flushed to disk (a crash of the machine may lose it)",
+                ))
+            })?;
+        }
         Ok(target)
+    }
+}
+
+/// `path` with every symbolic link along it followed (to a file that may not exist yet): the file
+/// a write replaces. At most 40 links, as the kernel allows.
+fn resolve_links(path: &Path) -> Result<PathBuf> {
+    let mut path = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let to = std::fs::read_link(&path).map_err(|e| Error::io(e, "cannot read the link"))?;
+                path = match path.parent() {
+                    Some(dir) if to.is_relative() => dir.join(to),
+                    _ => to,
+                };
+            }
+            _ => return Ok(path),
+        }
+    }
+    Err(Error::parameter("too many levels of symbolic links"))
+}
+
+/// The file at `target`, open and locked exclusively (`flock`), and still the file at `target`
+/// once locked (a writer that held the lock before may have renamed a new file into place: then
+/// the new one is locked instead).
+fn lock_current(target: &Path) -> Result<File> {
+    use std::os::unix::fs::MetadataExt;
+    loop {
+        let file = File::open(target).map_err(|e| Error::io(e, "cannot read"))?;
+        file.lock().map_err(|e| Error::io(e, "cannot lock the file to append to it"))?;
+        let locked = file.metadata().map_err(|e| Error::io(e, "cannot read"))?;
+        let now = std::fs::metadata(target).map_err(|e| Error::io(e, "cannot read"))?;
+        if (locked.dev(), locked.ino()) == (now.dev(), now.ino()) {
+            return Ok(file);
+        }
     }
 }
 
