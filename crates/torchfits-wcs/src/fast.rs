@@ -3,10 +3,6 @@
 //! their generality, for the survey-image case that dominates batches. Every other WCS goes
 //! through wcslib. (The GPU kernel of torchfits-burn takes the same parameters.)
 
-// Indexing: points are chunks of `naxis` values and the celestial axes `lng`/`lat`
-// are wcslib's, below `naxis`.
-#![allow(clippy::indexing_slicing)]
-
 const D2R: f64 = std::f64::consts::PI / 180.0;
 const R2D: f64 = 180.0 / std::f64::consts::PI;
 
@@ -217,6 +213,10 @@ impl Tan {
     /// from the rotated unit vector, as `p2s` does the other way), or None for a point the
     /// projection does not reach (on or behind the tangent plane's horizon) or a singular matrix.
     #[inline]
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "`lng` and `lat` are 0 and 1 in some order (`ProjectionParameters::from_params` refuses anything else)"
+    )]
     pub(crate) fn s2p(&self, world: [f64; 2]) -> Option<[f64; 2]> {
         let (lng, lat) = (world[self.lng], world[self.lat]);
         let eul = &self.eul;
@@ -245,6 +245,10 @@ impl Tan {
 
     /// World coordinates of 1-based pixel (px, py): (lng, lat) in world-axis order.
     #[inline]
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "`lng` and `lat` are 0 and 1 in some order (`ProjectionParameters::from_params` refuses anything else)"
+    )]
     pub(crate) fn p2s(&self, px: f64, py: f64) -> [f64; 2] {
         // linp2x
         let (dx, dy) = (px - self.crpix[0], py - self.crpix[1]);

@@ -36,10 +36,6 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::string_slice)
 )]
 #![deny(missing_docs)]
-// Indexing: points are chunks of exactly `naxis` values (checked against the slices'
-// lengths), SIP only exists on a 2-axis WCS (checked at construction), and the CTYPE list has
-// one entry per axis it is indexed by.
-#![allow(clippy::indexing_slicing)]
 
 use std::sync::Mutex;
 
@@ -49,6 +45,7 @@ use torchfits_format::header::{Header, Value};
 use crate::wcslib::{WcsHandle, WcsParseError};
 
 mod fast;
+mod keywords;
 mod wcslib;
 
 pub use fast::ProjectionParameters;
@@ -156,14 +153,16 @@ const CALL_POINTS: usize = 8192;
 /// Batches of at least this many points are split across threads.
 const PARALLEL_MIN_POINTS: usize = 16_384;
 
-/// Most axes a WCS handed to wcslib may have: wcslib sizes its matrices by the highest axis
-/// number any keyword names (`PC1234_1` makes a 1234 x 1234 matrix per alternate), so a header
-/// of a few cards could make it allocate gigabytes. 99 is the most the standard's keywords spell
-/// with an alternate letter (`PC99_99A`) and the most cfitsio reads.
+/// Most axes a WCS handed to wcslib may have: wcslib sizes its matrices by the number of axes
+/// (`NAXIS`, `WCSAXESa`) and by the highest axis number a keyword names, so a header of a few
+/// cards could make it allocate gigabytes. 99 is the most the standard's keywords spell with an
+/// alternate letter (`PC99_99A`) and the most cfitsio reads; the keywords themselves are bounded
+/// by the allow-list (`keywords.rs`).
 const WCS_MAX_AXES: u64 = 99;
 
-/// Refuses a header whose NAXIS, WCSAXES or any WCS keyword's axis number is over
-/// [`WCS_MAX_AXES`].
+/// Refuses a header whose NAXIS, WCSAXES or any WCS keyword's axis number (of any alternate) is
+/// over [`WCS_MAX_AXES`], naming it: such a card is an error rather than a card left out, since
+/// leaving out an axis the header describes would be a different WCS.
 fn check_wcs_axes(header: &Header) -> Result<()> {
     const ONE: [&str; 10] = ["CRPIX", "CRVAL", "CDELT", "CTYPE", "CUNIT", "CROTA", "CRDER", "CSYER", "CNAME", "CZPHS"];
     const TWO: [&str; 4] = ["PC", "CD", "PV", "PS"];
@@ -255,7 +254,8 @@ impl Wcs {
         check_tab_axes(&header)?;
         let mut cards = Vec::with_capacity(header.len() * 80);
         for card in header.iter() {
-            if card.base_keyword() == "END" {
+            // only the keyword forms wcslib defines for this WCS, every number in them bounded
+            if !keywords::for_wcslib(card.base_keyword(), options.table) {
                 continue;
             }
             // a card that cannot be written back (non-ASCII text) is one wcslib would reject too
@@ -264,6 +264,11 @@ impl Wcs {
                     cards.extend_from_slice(&r);
                 }
             }
+        }
+        // wcslib's parser is given at least one card: with none, a blank one (no WCS keywords:
+        // wcslib's default, as for a header without them)
+        if cards.is_empty() {
+            cards.resize(80, b' ');
         }
         // astropy's _fix_scamp: with SIP present, CTYPEs both -TPV drop the SIP; SCAMP's PVi_m
         // (m >= 5 on a -TAN axis) beside -SIP CTYPEs are dropped
@@ -289,7 +294,7 @@ impl Wcs {
                             m.parse::<u32>().ok()
                         })
                         .max();
-                    ctypes[i - 1].contains("-TAN") && top.is_some_and(|m| m >= 5)
+                    ctypes.get(i - 1).is_some_and(|c| c.contains("-TAN")) && top.is_some_and(|m| m >= 5)
                 });
                 drop_pv = scamp && ctypes.iter().take(2).all(|c| c.ends_with("-SIP"));
             }
@@ -455,7 +460,8 @@ impl Wcs {
     /// Pixel to world through the native TAN (never invalid: every pixel has a sky position).
     fn tan_chunk(&self, tan: &fast::Tan, input: &[f64], output: &mut [f64]) {
         for (p, o) in input.chunks_exact(2).zip(output.chunks_exact_mut(2)) {
-            let (mut x, mut y) = (p[0] + 1.0, p[1] + 1.0);
+            let &[px, py] = p else { continue };
+            let (mut x, mut y) = (px + 1.0, py + 1.0);
             if let Some(sip) = &self.sip {
                 let (dx, dy) = sip.deltas(x, y);
                 x += dx;
@@ -469,14 +475,14 @@ impl Wcs {
     /// the projection does not reach gets NaN and wcslib's status for it (4: invalid world).
     fn tan_inverse_chunk(&self, tan: &fast::Tan, input: &[f64], output: &mut [f64], status: &mut [i32]) {
         for ((w, o), s) in input.chunks_exact(2).zip(output.chunks_exact_mut(2)).zip(status.iter_mut()) {
-            match tan.s2p([w[0], w[1]]) {
+            let &[lng, lat] = w else { continue };
+            match tan.s2p([lng, lat]) {
                 Some([x, y]) => {
                     let (x, y) = match &self.sip {
                         Some(sip) => invert_sip(sip, x, y),
                         None => (x, y),
                     };
-                    o[0] = x - 1.0;
-                    o[1] = y - 1.0;
+                    o.copy_from_slice(&[x - 1.0, y - 1.0]);
                 }
                 None => {
                     o.fill(f64::NAN);
@@ -508,10 +514,12 @@ impl Wcs {
                 buf.clear();
                 buf.extend(i.iter().map(|p| p + 1.0));
                 if let Some(sip) = &self.sip {
+                    // SIP exists only on a 2-axis WCS (checked at construction)
                     for (p, q) in buf.chunks_exact_mut(naxis).zip(i.chunks_exact(naxis)) {
-                        let (dx, dy) = sip.deltas(q[0] + 1.0, q[1] + 1.0);
-                        p[0] += dx;
-                        p[1] += dy;
+                        let (&mut [ref mut x, ref mut y], &[qx, qy]) = (p, q) else { continue };
+                        let (dx, dy) = sip.deltas(qx + 1.0, qy + 1.0);
+                        *x += dx;
+                        *y += dy;
                     }
                 }
                 handle.transform(true, &buf, o, s, &mut scratch)?;
@@ -519,9 +527,8 @@ impl Wcs {
                 handle.transform(false, i, o, s, &mut scratch)?;
                 if let Some(sip) = &self.sip {
                     for p in o.chunks_exact_mut(naxis) {
-                        let (x, y) = invert_sip(sip, p[0], p[1]);
-                        p[0] = x;
-                        p[1] = y;
+                        let &mut [ref mut x, ref mut y] = p else { continue };
+                        (*x, *y) = invert_sip(sip, *x, *y);
                     }
                 }
                 for p in o.iter_mut() {
@@ -666,6 +673,34 @@ fn read_sip(header: &mut Header, key: &str) -> Result<Option<Sip>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wcslib_messages_are_switched_off_once_whatever_the_threads() {
+        let header = torchfits_format::Header::parse(
+            &[
+                "CTYPE1  = 'RA---TAN'",
+                "CTYPE2  = 'DEC--TAN'",
+                "CRVAL1  =                 10.0",
+                "CRVAL2  =                 20.0",
+                "CDELT1  =              -0.0001",
+                "CDELT2  =               0.0001",
+            ]
+            .iter()
+            .flat_map(|c| format!("{c:<80}").into_bytes())
+            .collect::<Vec<u8>>(),
+        )
+        .expect("a header");
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..20 {
+                        Wcs::from_header(&header).expect("a WCS");
+                    }
+                });
+            }
+        });
+        assert_eq!(wcslib::message_switches(), 1);
+    }
 
     #[test]
     fn sip_keywords_are_recognised_as_astropy_does() {

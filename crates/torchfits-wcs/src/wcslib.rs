@@ -153,6 +153,14 @@ impl WcsHandle {
     }
 }
 
+/// How many times wcslib's messages have been switched off in this process: 1 once any WCS has
+/// been parsed (the switch is a global wcslib reads on every call, written once).
+#[cfg(test)]
+pub(crate) fn message_switches() -> i32 {
+    // SAFETY: takes no argument; the shim guards its one write with pthread_once.
+    unsafe { wcs_sys::tfw_wcserr_enable_calls() }
+}
+
 impl Drop for WcsHandle {
     fn drop(&mut self) {
         // SAFETY: the handle is live and freed exactly once, here.

@@ -2,6 +2,7 @@
  * alternate, fix it as astropy does (wcsfixi, translating no units, no naxis: cylfix off), set
  * it up; transform pixel <-> world; copy; free. The Rust side sees an opaque handle and plain
  * arrays only. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
@@ -22,10 +23,25 @@ struct tfw_wcs {
   struct wcsprm wcs;
 };
 
-/* wcslib's messages are kept off (wcserr_enable(0), once, in tfw_parse): wcslib 7.12 leaks the
- * message it makes for an invalid unit inside wcsset and unitfix, and the switch is a global no
- * two threads could share. The message is made here instead, from the status, and for a unit
- * error from our own check of each celestial axis's CUNIT. */
+/* wcslib's messages are kept off (wcserr_enable(0), once per process, before the first parse):
+ * wcslib 7.12 leaks the message it makes for an invalid unit inside wcsset and unitfix. The
+ * switch is a global that wcslib reads on every call, so it is written once, under pthread_once,
+ * never while another thread may be parsing. The message is made here instead, from the status,
+ * and for a unit error from our own check of each celestial axis's CUNIT. */
+static pthread_once_t quiet_once = PTHREAD_ONCE_INIT;
+static int quiet_calls = 0;
+
+static void quiet_wcslib(void) {
+  wcserr_enable(0);
+  quiet_calls++;
+}
+
+/* How many times wcslib's messages were switched off: 1 after the first parse, ever after. */
+int tfw_wcserr_enable_calls(void) {
+  pthread_once(&quiet_once, quiet_wcslib);
+  return quiet_calls;
+}
+
 static void put_err(char *err, int errlen, const char *what, int status, const struct wcsprm *wcs) {
   int i, ustat;
   double scale, offset, power;
@@ -64,7 +80,7 @@ struct tfw_wcs *tfw_parse(char *header, int nkeyrec, char alt, int table, int dr
   int stat[NWCSFIX];
   struct wcserr info[NWCSFIX];
   *nowcs = 0;
-  wcserr_enable(0);
+  pthread_once(&quiet_once, quiet_wcslib);
   if (table) {
     status = wcsbth(header, nkeyrec, WCSHDR_all, 0, 0, NULL, &nreject, &nwcs, &all);
   } else {

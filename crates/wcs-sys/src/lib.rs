@@ -37,6 +37,9 @@ unsafe extern "C" {
     ) -> *mut tfw_wcs;
     /// A deep copy, or NULL.
     pub fn tfw_copy(src: *const tfw_wcs) -> *mut tfw_wcs;
+    /// How many times the shim has switched wcslib's messages off: 1, once any parse has run
+    /// (it does so once per process, under `pthread_once`).
+    pub fn tfw_wcserr_enable_calls() -> c_int;
     /// Frees a handle (NULL is ignored).
     pub fn tfw_free(w: *mut tfw_wcs);
     /// Number of axes.

@@ -10,11 +10,6 @@
 //! Every read of the tile's bytes is checked: bytes past its end read as zeros, so a corrupt tile
 //! decodes to garbage or an error, never to a read outside it.
 
-// Indexing: the coefficient array holds rows x columns values (checked against the tile's
-// pixel count before decoding), and every index below is a position inside that array or inside
-// the quadtree scratch sized for the largest quadrant, as the loops' bounds show.
-#![allow(clippy::indexing_slicing)]
-
 use torchfits_format::limits::try_resize;
 
 /// Decodes one tile of `out.len()` pixels (x fastest, as the tile is stored); `smooth` is the
@@ -50,7 +45,10 @@ pub(crate) fn decode(code: &[u8], smooth: bool, out: &mut Vec<i64>, pixels: usiz
     try_resize(out, pixels, 0)?;
     let mut bits = Bits { bytes: code, next: 25, buffer: 0, left: 0 };
     decode_planes(&mut bits, out, nx, ny, planes)?;
-    out[0] = sum;
+    // the tile has at least 2 x 2 pixels (checked above)
+    if let Some(first) = out.first_mut() {
+        *first = sum;
+    }
     if scale > 1 {
         out.iter_mut().for_each(|v| *v = v.wrapping_mul(scale));
     }
@@ -135,6 +133,10 @@ fn ceil_log2(n: usize) -> u32 {
 
 /// The coefficients' magnitudes (bit planes of the four quadrants) and signs into `a` (nx rows of
 /// ny, zeroed).
+#[expect(
+    clippy::indexing_slicing,
+    reason = "the quadrants start inside the nx x ny coefficients `decode` checked against the tile's pixels"
+)]
 fn decode_planes(bits: &mut Bits<'_>, a: &mut [i64], nx: usize, ny: usize, planes: [u8; 3]) -> Result<(), String> {
     let (nx2, ny2) = (nx.div_ceil(2), ny.div_ceil(2));
     let mut scratch = Vec::new();
@@ -157,6 +159,10 @@ fn decode_planes(bits: &mut Bits<'_>, a: &mut [i64], nx: usize, ny: usize, plane
 
 /// The `nplanes` bit planes of one quadrant (nqx rows of nqy, rows `n` apart in `a`), each
 /// written directly (4 pixels a nybble) or quadtree-coded.
+#[expect(
+    clippy::indexing_slicing,
+    reason = "the quadrant's rows and columns lie inside the nx x ny coefficients, and the scratch is sized for the largest quadrant (decode_planes)"
+)]
 fn decode_quadrant(
     bits: &mut Bits<'_>,
     a: &mut [i64],
@@ -203,6 +209,10 @@ fn decode_quadrant(
 /// Sets bit `plane` of the pixels of an nqx x nqy quadrant (rows `n` apart in `a`) that the
 /// 4-bit codes say are set, one code per 2x2 block (row-major over the blocks): bit 8 the block's
 /// first pixel, 4 the next in its row, 2 and 1 the two below, where they are inside the quadrant.
+#[expect(
+    clippy::indexing_slicing,
+    reason = "indices stay inside the quadrant (its nqx x nqy bound the loops) and the scratch sized for it"
+)]
 fn insert_plane(a: &mut [i64], n: usize, nqx: usize, nqy: usize, codes: &[u8], plane: i64) {
     // without branches on the codes' bits: in the low planes they are noise
     let bit = |code: u8, b: u8| i64::from((code >> b) & 1) * plane;
@@ -240,6 +250,10 @@ fn insert_plane(a: &mut [i64], n: usize, nqx: usize, nqy: usize, codes: &[u8], p
 /// One quadtree level: each 4-bit code of the level above (((nx+1)/2) x ((ny+1)/2), in place at
 /// the front of `scratch`) becomes its 2x2 block of bits in nx x ny, and each non-zero bit is
 /// replaced by the next code of the stream.
+#[expect(
+    clippy::indexing_slicing,
+    reason = "the quadtree's cells halve the quadrant's extent, within the scratch sized for it, as the loops' bounds show"
+)]
 fn expand_quadtree(bits: &mut Bits<'_>, scratch: &mut [u8], nx: usize, ny: usize) {
     let (nx2, ny2) = (nx.div_ceil(2), ny.div_ceil(2));
     // spread the codes to the even positions, from the end: the array is shared
@@ -273,6 +287,10 @@ fn expand_quadtree(bits: &mut Bits<'_>, scratch: &mut [u8], nx: usize, ny: usize
 
 /// The inverse H-transform of `a` (nx rows of ny) in place, log2(max(nx, ny)) levels, each
 /// interleaving the coefficients and combining every 2x2 block with the coder's rounding.
+#[expect(
+    clippy::indexing_slicing,
+    reason = "every index is a position inside the nx x ny coefficients (checked in `decode`) or inside `tmp`, sized for the longer side, as the loops' bounds show"
+)]
 fn inverse_h_transform(a: &mut [i64], nx: usize, ny: usize, smooth: bool, scale: i64) {
     let log2n = ceil_log2(nx.max(ny));
     let mut tmp = vec![0i64; nx.max(ny).div_ceil(2)];
@@ -386,6 +404,10 @@ fn inverse_h_transform(a: &mut [i64], nx: usize, ny: usize, smooth: bool, scale:
 
 /// Interleaves the `n` values of `a` that are `n2` apart: the first half goes to the even
 /// positions, the second half to the odd ones.
+#[expect(
+    clippy::indexing_slicing,
+    reason = "`tmp` holds half the longer side; the loop bounds keep every index inside `a` and `tmp`"
+)]
 fn unshuffle(a: &mut [i64], n: usize, n2: usize, tmp: &mut [i64]) {
     let half = n.div_ceil(2);
     for (t, i) in tmp.iter_mut().zip(half..n) {
@@ -402,6 +424,10 @@ fn unshuffle(a: &mut [i64], n: usize, n2: usize, tmp: &mut [i64]) {
 /// SMOOTH = 1: the coefficients of this level (nxtop x nytop, rows `ny` apart) nudged towards
 /// the slopes and curvature their neighbours imply, by at most half the digitising scale, as the
 /// coder rounded them.
+#[expect(
+    clippy::indexing_slicing,
+    reason = "the smoothing reads the four neighbours of cells inside the nx x ny coefficients, as the loops' bounds show"
+)]
 fn smooth_coefficients(a: &mut [i64], nxtop: usize, nytop: usize, ny: usize, scale: i64) {
     let smax = scale >> 1;
     if smax <= 0 {

@@ -7,14 +7,13 @@
 //! a 4-bit opcode and 12 bits of data: runs of zeros or of the current value, changes of the
 //! current value, and single pixels.
 
-// Indexing: `ip < len <= words.len()` (checked before the loop); `op`, the pixels written, equals
-// `x1`, the list's position, which the loop keeps below `out.len()` before each instruction, and a
-// run writes only up to `out.len()`.
-#![allow(clippy::indexing_slicing)]
-
 /// Decodes the line list `words` into `out` (`out.len()` pixels). Pixels past the list's end are 0.
 /// A list whose header or whose instructions point past its words is an error; so is a list that
 /// writes no pixel, as cfitsio would hand back its buffer unwritten.
+#[expect(
+    clippy::indexing_slicing,
+    reason = "`ip < len <= words.len()` is checked before the loop; `op` equals the list's position `x1`, kept below `out.len()` before each instruction, and a run writes up to `out.len()` only"
+)]
 pub(crate) fn decode(words: &[i16], out: &mut [i32]) -> Result<(), String> {
     let word = |k: usize| words.get(k).copied().ok_or_else(|| "its line list is cut short".to_string());
     let (len, first) = if word(2)? > 0 {

@@ -1,9 +1,6 @@
 //! RICE_1 compression of integer images, tiles compressed in parallel (FITS tiled image
 //! convention; the coder is Rice's as cfitsio implements it, blocks of 32 pixels).
 
-// Indexing: the difference buffer is sized to the tile it codes.
-#![allow(clippy::indexing_slicing)]
-
 use torchfits_format::limits::try_resize;
 
 /// MSB-first bit packing.
@@ -50,6 +47,7 @@ pub(crate) const BLOCK: usize = 32;
 
 /// Rice-codes `pixels` (stored values of `bytepix` bytes, sign-extended to i32) and appends the
 /// code to `out`.
+#[expect(clippy::indexing_slicing, reason = "the difference buffer is sized to the tile it codes")]
 pub(crate) fn encode(pixels: &[i32], bytepix: usize, out: Vec<u8>) -> Vec<u8> {
     let (fsbits, fsmax): (u32, u32) = match bytepix {
         1 => (3, 6),

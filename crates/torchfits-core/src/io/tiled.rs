@@ -6,12 +6,6 @@
 //! of tile rows on separate threads. What is not decoded here (64-bit integers, floats with
 //! BSCALE, RICE_1 floats: no writer makes them) is an error on the default read path.
 
-// Indexing: `sec`, `tile`, `dims`, the strides and the odometers all have one entry per
-// image axis (ZNAXIS, checked equal to the tile shape's and the section's length); tile
-// descriptors are looked up with `get`, and tile contents only go through the bounds-checked bit
-// reader of `decode_into`.
-#![allow(clippy::indexing_slicing)]
-
 use std::ops::Range;
 
 use crate::compression::quantize::{N_RANDOM, ZERO_VALUE, random_sequence};
@@ -308,6 +302,10 @@ impl NativeTiles {
     }
 
     /// Decodes `section` (C order) into `out`, bands of tile rows on up to `threads` threads.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "the section, tile shape, dims, strides and odometers have one entry per image axis: ZNAXIS >= 1, checked equal to the tile shape's length by TileCompression and to the section's in `read`"
+    )]
     pub(crate) fn read<T: Pixel>(
         &self,
         file: &dyn ByteSource,
@@ -388,6 +386,10 @@ impl NativeTiles {
     }
 
     /// The heap bytes of every tile `sec` (FITS order) touches.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "the section, tile shape, dims, strides and odometers have one entry per image axis: ZNAXIS >= 1, checked equal to the tile shape's length by TileCompression and to the section's in `read`"
+    )]
     fn heap_ranges(&self, rows: &[TileRow], sec: &[Range<usize>]) -> Vec<Range<u64>> {
         let first: Vec<usize> = sec.iter().zip(&self.tile).map(|(r, t)| r.start / t).collect();
         let last: Vec<usize> = sec.iter().zip(&self.tile).map(|(r, t)| r.end.div_ceil(*t)).collect();
@@ -427,6 +429,10 @@ impl NativeTiles {
     }
 
     /// Decodes the tiles `band` (FITS order) touches into `out` (the band, C order).
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "the section, tile shape, dims, strides and odometers have one entry per image axis: ZNAXIS >= 1, checked equal to the tile shape's length by TileCompression and to the section's in `read`"
+    )]
     fn decode_band<T: Pixel>(
         &self,
         file: &dyn ByteSource,
@@ -564,7 +570,7 @@ impl NativeTiles {
             Codec::Plio => {
                 // the descriptor counts 16-bit words
                 self.heap_bytes(file, k, (at.0.saturating_mul(2), at.1), code)?;
-                let words: Vec<i16> = code.chunks_exact(2).map(|w| i16::from_be_bytes([w[0], w[1]])).collect();
+                let words: Vec<i16> = code.chunks_exact(2).map(|w| i16::from_be_bytes(be(w))).collect();
                 pixels.clear();
                 try_resize(pixels, count, 0).map_err(tile_err)?;
                 plio::decode(&words, pixels).map_err(tile_err)
@@ -683,6 +689,10 @@ impl NativeTiles {
 
     /// Copies the part of a decoded tile (`lo..hi`) inside `band` into `out`, a run at a time.
     #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "the section, tile shape, dims, strides and odometers have one entry per image axis: ZNAXIS >= 1, checked equal to the tile shape's length by TileCompression and to the section's in `read`"
+    )]
     fn copy<S, T>(
         &self,
         pixels: &[S],
@@ -813,11 +823,11 @@ fn values_from_be<T: Pixel>(
     try_resize(out, raw.len() / width.max(1), T::default())?;
     let value = |b: &[u8]| -> f64 {
         match (floats, b.len()) {
-            (true, 4) => f64::from(f32::from_be_bytes([b[0], b[1], b[2], b[3]])),
-            (true, _) => f64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
-            (false, 1) => f64::from(b[0]),
-            (false, 2) => f64::from(i16::from_be_bytes([b[0], b[1]])),
-            (false, _) => f64::from(i32::from_be_bytes([b[0], b[1], b[2], b[3]])),
+            (true, 4) => f64::from(f32::from_be_bytes(be(b))),
+            (true, _) => f64::from_be_bytes(be(b)),
+            (false, 1) => f64::from(u8::from_be_bytes(be(b))),
+            (false, 2) => f64::from(i16::from_be_bytes(be(b))),
+            (false, _) => f64::from(i32::from_be_bytes(be(b))),
         }
     };
     if !matches!((floats, width), (true, 4 | 8) | (false, 1 | 2 | 4)) {
@@ -837,14 +847,20 @@ fn values_from_be<T: Pixel>(
     Ok(())
 }
 
+/// The `N` bytes of `b` as an array: `b` is an exact chunk of `N` bytes wherever this is called
+/// (zeros otherwise, never a panic).
+fn be<const N: usize>(b: &[u8]) -> [u8; N] {
+    b.try_into().unwrap_or([0; N])
+}
+
 /// The stored integers of an integer image from big-endian values of `width` bytes (1 byte
 /// unsigned, 2 or 4 signed), into `pixels`.
 fn ints_from_be(raw: &[u8], width: usize, pixels: &mut Vec<i32>) -> std::result::Result<(), String> {
     pixels.clear();
     match width {
         1 => pixels.extend(raw.iter().map(|&b| i32::from(b))),
-        2 => pixels.extend(raw.chunks_exact(2).map(|b| i32::from(i16::from_be_bytes([b[0], b[1]])))),
-        4 => pixels.extend(raw.chunks_exact(4).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))),
+        2 => pixels.extend(raw.chunks_exact(2).map(|b| i32::from(i16::from_be_bytes(be(b))))),
+        4 => pixels.extend(raw.chunks_exact(4).map(|b| i32::from_be_bytes(be(b)))),
         _ => return Err(format!("its {width}-byte values are not integers of this image")),
     }
     Ok(())

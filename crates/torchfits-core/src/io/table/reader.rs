@@ -1,11 +1,5 @@
 //! Reading binary tables: blocks of raw rows, decoded column by column into typed buffers.
 
-// Indexing: column indices come from the schema's own list (validated names), row
-// bounds from the batch's partition of rows the reader selected, offsets from this module's own
-// decoding; cell bytes from the file are reached through `Cells`/`HeapSource`, which check
-// every range against the rows and the heap.
-#![allow(clippy::indexing_slicing)]
-
 use std::ops::Range;
 
 use crate::io::file::FitsFile;
@@ -128,6 +122,10 @@ pub struct TableBatch {
 
 impl ColumnData {
     /// The rows where `mask` is true.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "`mask` has one entry per row of this column (the filter's, over the same batch), and `list_offsets` rows + 1, made by this module's decoding"
+    )]
     fn select(&self, mask: &[bool]) -> ColumnData {
         // element ranges of each row
         let range = |r: usize| -> Range<usize> {
@@ -138,6 +136,7 @@ impl ColumnData {
             }
         };
         let keep: Vec<Range<usize>> = mask.iter().enumerate().filter(|(_, m)| **m).map(|(r, _)| range(r)).collect();
+        #[expect(clippy::indexing_slicing, reason = "`keep` holds `select`'s row ranges, inside the column's values")]
         fn pick<T: Clone>(v: &[T], keep: &[Range<usize>]) -> Vec<T> {
             keep.iter().flat_map(|r| v[r.clone()].iter().cloned()).collect()
         }
@@ -431,6 +430,10 @@ impl TableBatches {
         self.read_batch(first, 0)
     }
 
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "column indices come from the schema's list and the batch's own partition of it; the row block is `len` bytes, checked against the file above"
+    )]
     fn read_batch(&mut self, first: u64, n: usize) -> Result<TableBatch> {
         let _span = tracing::trace_span!("read_rows", first, rows = n).entered();
         let r = &mut self.reader;
@@ -667,6 +670,10 @@ fn out_of(v: &mut ColumnValues) -> Out<'_> {
 
 /// Decodes the fixed-width `columns` of the `n` rows of `rows`: the rows cut into `parts` runs
 /// decoded on as many threads, each run chunk by chunk (read by the thread itself from a file).
+#[expect(
+    clippy::indexing_slicing,
+    reason = "`bounds` has `parts + 1` entries (the batch's partition of its rows) and the shares one per part; cell bytes go through `Cells`, which checks each range"
+)]
 fn decode_fixed(
     columns: &[&ColumnSchema],
     rows: Rows<'_>,
