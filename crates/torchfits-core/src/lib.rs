@@ -72,7 +72,7 @@ pub use io::image::ImageReader;
 pub use io::pool::{BufferPool, PoolStats, PooledBuffer};
 pub use io::table::{self, ColumnData, ColumnPool, ColumnValues, TableBatch, TableReader, TableSchema};
 pub use io::write::{self, Compression, FitsWriter, Quantize, WriteOptions};
-#[cfg(feature = "remote")]
+#[cfg(feature = "remote-store")]
 pub use source::remote;
 pub use source::{ByteSource, SourceId, glob, is_url, redact};
 pub use torchfits_format::{

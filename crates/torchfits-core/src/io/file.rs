@@ -162,13 +162,13 @@ impl OpenOptions {
         self.open_url_unchecked(url, &name)
     }
 
-    #[cfg(feature = "remote")]
+    #[cfg(feature = "remote-store")]
     fn open_url_unchecked(&self, url: &str, name: &Path) -> Result<FitsFile> {
         let (store, object) = source::remote::store_for(url).map_err(|e| e.in_file(name))?;
         self.open_remote(name, store, object)
     }
 
-    #[cfg(not(feature = "remote"))]
+    #[cfg(not(feature = "remote-store"))]
     fn open_url_unchecked(&self, _url: &str, name: &Path) -> Result<FitsFile> {
         Err(Error::unsupported("a URL: this build of torchfits reads local files only (enable the `remote` feature)")
             .in_file(name))
@@ -185,7 +185,7 @@ impl OpenOptions {
     /// let file = torchfits_core::OpenOptions::new().open_store("s3://survey/tile.fits", store, "tile.fits".into())?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    #[cfg(feature = "remote")]
+    #[cfg(feature = "remote-store")]
     pub fn open_store(
         &self,
         name: &str,
@@ -195,7 +195,7 @@ impl OpenOptions {
         self.open_remote(Path::new(&source::redact(name)), store, path)
     }
 
-    #[cfg(feature = "remote")]
+    #[cfg(feature = "remote-store")]
     fn open_remote(
         &self,
         name: &Path,

@@ -4,7 +4,7 @@
 //! file read the same way; bytes in memory are read in place.
 
 mod inflate;
-#[cfg(feature = "remote")]
+#[cfg(feature = "remote-store")]
 pub mod remote;
 
 use std::fmt;
@@ -161,7 +161,7 @@ pub(crate) fn wildcard(pattern: &[u8], name: &[u8]) -> bool {
 /// # Ok::<(), torchfits_core::Error>(())
 /// ```
 pub fn glob(pattern: &str) -> Result<Vec<PathBuf>> {
-    #[cfg(feature = "remote")]
+    #[cfg(feature = "remote-store")]
     if is_url(pattern) {
         let urls = remote::list(pattern)?;
         if urls.is_empty() {
@@ -237,7 +237,7 @@ pub(crate) fn open_path(path: &Path, mmap: bool, max_inflated: u64) -> Result<Lo
 
 /// Whether bytes starting with `magic` are compressed (gzip, compress, zip, pack or LZH) rather
 /// than plain FITS.
-#[cfg(feature = "remote")]
+#[cfg(feature = "remote-store")]
 fn is_compressed(magic: &[u8]) -> bool {
     matches!(magic, [0x1f, 0x8b | 0x9d | 0x1e | 0xa0, ..] | [b'P', b'K', ..])
 }
