@@ -484,7 +484,7 @@ impl TableBatches {
                 self.block = r.pool.bytes(len);
             }
             if self.block.len() < len {
-                self.block.resize(len, 0);
+                r.file.limits().resize_vec(&mut self.block, len, 0, "a batch's rows")?;
             }
             r.file.read_table_rows(r.index, r.data_start, first, row_bytes, &mut self.block[..len])?;
         }
