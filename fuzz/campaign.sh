@@ -12,7 +12,7 @@ seconds=${1:?usage: fuzz/campaign.sh SECONDS [JOBS] [TARGET...]}
 jobs=${2:-1}
 shift $(( $# < 2 ? $# : 2 ))
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(header open_read table filter)
+[ ${#targets[@]} -eq 0 ] && targets=(header open_read table filter wcs write)
 mkdir -p artifacts
 # one build of every target first: parallel runs would queue on each other's builds
 for t in "${targets[@]}"; do ./run.sh "$t" 1 >/dev/null 2>&1 || true; done

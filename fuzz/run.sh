@@ -2,7 +2,11 @@
 # Runs one cargo-fuzz target for a bounded time, seeded from the bad-input corpus, the example
 # data, ../shared/corpus (where present) and fuzz/seeds/TARGET (which keeps past findings).
 #
-#   fuzz/run.sh TARGET SECONDS      (TARGET: header, open_read, table, filter, or all)
+#   fuzz/run.sh TARGET SECONDS      (TARGET: header, open_read, table, filter, wcs, write, or all)
+#
+# Every target runs with fits.dict, a dictionary of FITS keywords and extreme values: a header
+# that declares far more than its few kB hold (PCOUNT, NAXISn, descriptors of 4 GB) is one
+# dictionary insertion away.
 #
 # Uses the nightly toolchain with AddressSanitizer when rustup has one; otherwise the stable
 # toolchain (RUSTC_BOOTSTRAP, no sanitizer). A crash leaves its input in fuzz/artifacts/TARGET and
@@ -29,7 +33,7 @@ else
 fi
 
 if [ "$target" = all ]; then
-    for t in header open_read table filter; do ./run.sh "$t" "$seconds"; done
+    for t in header open_read table filter wcs write; do ./run.sh "$t" "$seconds"; done
     exit 0
 fi
 
@@ -40,6 +44,23 @@ case "$target" in
         for d in ../../shared/corpus/images-tables ../../shared/corpus/wcs; do
             [ -d "$d" ] && seeds+=("$d")
         done
+        ;;
+    wcs)
+        [ -d ../../shared/corpus/wcs ] && seeds+=(../../shared/corpus/wcs)
+        ;;
+    remote)
+        # every small file of the corpora as an object, behind three scripts of answers: none
+        # (honest), a lie about the size and a long body, a shifted range and an error
+        mkdir -p corpus/remote-seeds
+        for f in ../tests/data/*.fits ../examples/data/*.fits ../../shared/corpus/images-tables/*.fits; do
+            [ -f "$f" ] && [ "$(stat -c %s "$f")" -le 60000 ] || continue
+            n=$(basename "$f")
+            printf '\x00' | cat - "$f" >corpus/remote-seeds/"$n".0
+            printf '\x03\x00\x00\x00\x00\x00\x00\x00\x00\x07\xff\xff\xff\xff\x7f\x03\x01\x09\x01\x10\x00\x03\x07\x00\x00' \
+                | cat - "$f" >corpus/remote-seeds/"$n".1
+            printf '\x02\x08\x05\x00\x40\x00\x00\x00\x00\x04\x00\x00\x00\x00\x00\x00\x00' | cat - "$f" >corpus/remote-seeds/"$n".2
+        done
+        seeds+=(corpus/remote-seeds)
         ;;
 esac
 mkdir -p corpus/"$target" artifacts/"$target"
@@ -53,7 +74,7 @@ for d in "${seeds[@]}"; do [ -d "$d" ] && existing+=("$d"); done
 export LSAN_OPTIONS="suppressions=$PWD/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 status=0
 "${fuzz[@]}" run "${build_flags[@]}" "$target" corpus/"$target" "${existing[@]}" -- \
-    -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 -max_len=65536 \
+    -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 -max_len=65536 -dict=fits.dict \
     -artifact_prefix=artifacts/"$target"/ -print_final_stats=1 >"artifacts/$target.log" 2>&1 || status=$?
 grep -E "^(#[0-9]+ +(INITED|DONE)|Done|stat::number_of_executed_units|stat::peak_rss_mb)" "artifacts/$target.log" || true
 if [ "$status" -ne 0 ]; then

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use torchfits_core::table::TableSchema;
-use torchfits_core::{Error, HduKind, Limits, OpenOptions, Section};
+use torchfits_core::{Error, FitsFile, HduKind, Limits, OpenOptions, Section};
 
 /// The limits every target reads under: small enough that libFuzzer's 2 GB RSS limit catches any
 /// allocation torchfits makes past them.
@@ -27,11 +27,10 @@ pub fn scratch_file(name: &str, bytes: &[u8]) -> PathBuf {
     path
 }
 
-/// An error must say which file it is about.
-fn check(path: &Path, r: Result<(), Error>) {
+/// An error must say which file (`name`) it is about.
+fn check(name: &str, r: Result<(), Error>) {
     if let Err(e) = r {
         let text = e.to_string();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         assert!(text.contains(name), "the error does not name the file: {text}");
     }
 }
@@ -40,18 +39,23 @@ fn check(path: &Path, r: Result<(), Error>) {
 /// whole image and a corner section of it (also into f32, u8 and i64), every table batch whole,
 /// projected to its last column, sliced to its last row and through a filter.
 pub fn read_everything(path: &Path) {
-    let file = OpenOptions::new().limits(limits()).open(path);
-    let file = match file {
-        Ok(f) => f,
-        Err(e) => return check(path, Err(e)),
-    };
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    match OpenOptions::new().limits(limits()).open(path) {
+        Ok(file) => read_file_everything(&file, name),
+        Err(e) => check(name, Err(e)),
+    }
+}
+
+/// Reads every HDU of an open `file` every way, as [`read_everything`] does; every error must
+/// name `name`.
+pub fn read_file_everything(file: &FitsFile, name: &str) {
     let hdus = match file.hdus() {
         Ok(h) => h,
-        Err(e) => return check(path, Err(e)),
+        Err(e) => return check(name, Err(e)),
     };
     for info in &hdus {
         let i = info.index;
-        check(path, file.header(i).map(|_| ()));
+        check(name, file.header(i).map(|_| ()));
         if let Ok(wcs) = file.wcs(i) {
             let n = wcs.naxis();
             let pixels: Vec<f64> = (0..3 * n).map(|k| (k as f64) * 7.5 - 3.0).collect();
@@ -63,23 +67,23 @@ pub fn read_everything(path: &Path) {
         match info.kind {
             HduKind::Image if info.shape.as_ref().is_some_and(|s| !s.is_empty()) => {
                 let shape = info.shape.clone().unwrap_or_default();
-                check(path, file.image(i).and_then(|img| img.read_data(None)).map(|_| ()));
+                check(name, file.image(i).and_then(|img| img.read_data(None)).map(|_| ()));
                 let corner = Section::new(shape.iter().map(|&n| n.saturating_sub(2)..n).collect());
-                check(path, file.image(i).and_then(|img| img.read_data(Some(&corner))).map(|_| ()));
+                check(name, file.image(i).and_then(|img| img.read_data(Some(&corner))).map(|_| ()));
                 // converted into other types: a value that does not fit is an error
-                check(path, file.image(i).and_then(|img| img.read_section::<f32>(&corner)).map(|_| ()));
-                check(path, file.image(i).and_then(|img| img.read_section::<u8>(&corner)).map(|_| ()));
-                check(path, file.image(i).and_then(|img| img.read_section::<i64>(&corner)).map(|_| ()));
+                check(name, file.image(i).and_then(|img| img.read_section::<f32>(&corner)).map(|_| ()));
+                check(name, file.image(i).and_then(|img| img.read_section::<u8>(&corner)).map(|_| ()));
+                check(name, file.image(i).and_then(|img| img.read_section::<i64>(&corner)).map(|_| ()));
             }
             HduKind::BinTable | HduKind::AsciiTable => {
                 check(
-                    path,
+                    name,
                     file.table(i).and_then(|t| t.build()).and_then(|b| b.collect::<Result<Vec<_>, _>>()).map(|_| ()),
                 );
                 let last = file.table(i).ok().and_then(|t| t.schema().columns.last().map(|c| c.name.clone()));
                 if let Some(last) = last {
                     check(
-                        path,
+                        name,
                         file.table(i)
                             .and_then(|t| t.with_columns(&[last.as_str()]))
                             .and_then(|t| {
@@ -95,7 +99,7 @@ pub fn read_everything(path: &Path) {
                 if let Some(col) = numeric {
                     let expr = format!("{col} > 0 || {col} == 0");
                     check(
-                        path,
+                        name,
                         file.table(i)
                             .and_then(|t| t.with_filter(&expr))
                             .and_then(|t| t.build())

@@ -354,3 +354,41 @@ fn a_file_hdu_gives_its_wcs_and_errors_name_it() {
     let err = Wcs::from_header(&bad).expect_err("mismatched");
     assert!(!err.to_string().is_empty());
 }
+
+/// Fuzz findings (wcs target): wcslib 7.12's binary-table parser (`wcsbth`) read through
+/// pointers it never set on headers with a pixel list's WCS keywords (SIGSEGV with two cards,
+/// `TCTYP5` and `CRPIX1`, and on pixel lists alone). Such a header is refused before wcslib sees
+/// it; image arrays in cells still read.
+#[test]
+fn a_pixel_list_wcs_is_refused_before_wcslib() {
+    let header = |cards: &[&str]| {
+        let text: String = cards.iter().chain(&["END"]).map(|c| format!("{c:<80}")).collect();
+        Header::parse(text.as_bytes()).expect("parse")
+    };
+    let table = WcsOptions::new().table(true);
+    for cards in [
+        &["TCTYP5  = 'RA---TAN'", "CRPIX1  =                  1.0"][..],
+        &["TCTYP5  = 'RA---TAN'", "1CUNI7  = 'deg'"],
+        &["TCTYP5  = 'RA---TAN'", "TCTYP6  = 'DEC--TAN'", "TCRVL5  =                 10.0", "TCRPX6  =                100.0"],
+    ] {
+        let e = Wcs::with_options(&header(cards), table).expect_err("a pixel list");
+        assert_eq!(e.kind(), ErrorKind::Unsupported, "{cards:?}: {e}");
+        assert!(e.to_string().contains("TCTYP5"), "{e}");
+    }
+    // an image array in a cell (iCTYPn ...) is handed to wcslib
+    let image_array = header(&[
+        "1CTYP5  = 'RA---TAN'",
+        "2CTYP5  = 'DEC--TAN'",
+        "1CRVL5  =                 10.0",
+        "2CRVL5  =                 20.0",
+        "1CDLT5  =              -0.0001",
+        "2CDLT5  =               0.0001",
+        "1CRPX5  =                100.0",
+        "2CRPX5  =                100.0",
+    ]);
+    if let Err(e) = Wcs::with_options(&image_array, table) {
+        assert!(e.kind() != ErrorKind::Unsupported, "{e}");
+    }
+    // without the binary-table forms the same cards are not a WCS (the default, as astropy's)
+    assert!(Wcs::from_header(&header(&["TCTYP5  = 'RA---TAN'", "CRPIX1  =                  1.0"])).is_ok());
+}

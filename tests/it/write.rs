@@ -882,3 +882,23 @@ fn a_directory_that_cannot_be_flushed_is_reported() {
     let px: Vec<i16> = FitsFile::open(&path).expect("open").image(0).expect("image").read().expect("read");
     assert_eq!(px, vec![1; 16]);
 }
+
+/// Fuzz finding (write target): a compressed image with an axis of length 0 reached cfitsio's
+/// tile-table set-up, which divided by the tile's size (SIGFPE). It is an error naming the shape,
+/// for every codec; uncompressed, such an image is written as it is.
+#[test]
+fn an_image_without_pixels_is_not_compressed() {
+    let dir = common::tempdir("write-empty-compressed");
+    for algorithm in [Algorithm::Rice, Algorithm::Gzip1, Algorithm::Gzip2, Algorithm::Hcompress, Algorithm::Plio] {
+        let path = dir.join("empty.fits");
+        let mut w = WriteOptions::new().overwrite(true).create(&path).expect("create");
+        let e = w.image::<f32>(&[], &[3, 0]).compress(Compression::new(algorithm)).write().expect_err("no pixels");
+        assert_eq!(e.kind(), ErrorKind::Parameter, "{algorithm:?}: {e}");
+        assert!(e.to_string().contains("[3, 0]"), "{e}");
+    }
+    let path = dir.join("plain.fits");
+    let mut w = FitsWriter::create(&path).expect("create");
+    w.image::<f32>(&[], &[3, 0]).write().expect("an empty image, uncompressed");
+    w.finish().expect("finish");
+    assert_eq!(FitsFile::open(&path).expect("open").image(0).expect("image").shape(), &[3, 0]);
+}

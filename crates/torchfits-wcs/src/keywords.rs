@@ -112,6 +112,42 @@ fn aips_matrix(keyword: &str) -> bool {
     b.len() == 6 && axis(b.get(..3).unwrap_or_default()) && axis(b.get(3..).unwrap_or_default())
 }
 
+/// The families of WCS keyword forms a binary-table header may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TableForm {
+    /// The image header's forms of an axis (`CTYPE1`, `CRPIX2A`, `PC1_2`, `CROTA2`).
+    ImageHeader,
+    /// Image arrays in cells: axis digits first (`1CTYP5`, `12PC5`, `1V5_2`).
+    ImageArray,
+    /// Pixel lists: a `T` stem and a column (`TCTYP5`, `TP5_7`, `TV5_1`).
+    PixelList,
+}
+
+/// Which family of forms `keyword` belongs to; `None` for the keywords every family shares
+/// (`WCSNAMEa`, `EQUINOXa`, `WCSNna`, `LONPna`, ...) and for what wcslib is not handed.
+pub(crate) fn table_family(keyword: &str) -> Option<TableForm> {
+    let keyword = keyword.trim_end();
+    let bare = keyword.strip_suffix(|c: char| c.is_ascii_uppercase()).unwrap_or(keyword);
+    let kind = |k: &str| match k.as_bytes().first() {
+        Some(b) if b.is_ascii_digit() && table_form(k) => Some(TableForm::ImageArray),
+        Some(b'T') if table_form(k) && !of_one_wcs(k, false) => Some(TableForm::PixelList),
+        _ if PER_AXIS.iter().any(|stem| axis_number(k, stem))
+            || PER_PAIR.iter().any(|stem| pair(k, stem))
+            || axis_number(k, "CROTA")
+            || aips_matrix(k) =>
+        {
+            Some(TableForm::ImageHeader)
+        }
+        _ => None,
+    };
+    kind(keyword).or_else(|| kind(bare))
+}
+
+/// Whether `keyword` is one of `wcsbth`'s own forms (an image array's or a pixel list's).
+pub(crate) fn is_binary_table_form(keyword: &str) -> bool {
+    matches!(table_family(keyword), Some(TableForm::ImageArray | TableForm::PixelList))
+}
+
 /// A binary-table form of `wcsbth`: optional axis digits, a stem, a column number, and an
 /// optional `_` and a second number (every number bounded).
 fn table_form(keyword: &str) -> bool {
@@ -184,6 +220,23 @@ mod tests {
         }
         for k in ["TCTYP1000", "123CTYP5", "0CTYP5", "TFORM5", "TTYPE5", "TXYZ5"] {
             assert!(!for_wcslib(k, true), "{k}");
+        }
+    }
+
+    #[test]
+    fn binary_table_forms_are_told_apart() {
+        use super::{TableForm, table_family};
+        for k in ["1CTYP5", "12PC5", "1V5_2", "2CRPX5A"] {
+            assert_eq!(table_family(k), Some(TableForm::ImageArray), "{k}");
+        }
+        for k in ["TCTYP5", "TP5_7", "TV5_1", "TCRVL12", "TCTY5A"] {
+            assert_eq!(table_family(k), Some(TableForm::PixelList), "{k}");
+        }
+        for k in ["CTYPE1", "CRPIX2A", "PC1_2", "CROTA2"] {
+            assert_eq!(table_family(k), Some(TableForm::ImageHeader), "{k}");
+        }
+        for k in ["WCSN5", "EQUINOX", "LONP5", "WCSAXES", "OBJECT"] {
+            assert_eq!(table_family(k), None, "{k}");
         }
     }
 }

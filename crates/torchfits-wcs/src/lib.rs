@@ -211,6 +211,23 @@ fn check_wcs_axes(header: &Header) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a binary-table header with a pixel list's WCS keywords (`TCTYPn`, `TCRVLn`, `TPn_k`,
+/// ...): wcslib 7.12's `wcsbth` reads through pointers it never set on such headers (a SEGV in
+/// `wcstab` with two cards, `TCTYP5` and `CRPIX1`, and in its own parser on a pixel list alone),
+/// and the WCS it makes of a pixel list is not one this crate picks by alternate anyway.
+fn check_pixel_lists(header: &Header) -> Result<()> {
+    match header
+        .iter()
+        .map(|c| c.base_keyword())
+        .find(|k| keywords::table_family(k) == Some(keywords::TableForm::PixelList))
+    {
+        Some(key) => Err(Error::unsupported(format!(
+            "{key}: the WCS of a pixel list (binary-table column keywords) is not read (wcslib cannot be handed it safely)"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Refuses a lookup-table (`-TAB`) axis before wcslib sees it. Its coordinates live in a binary
 /// table this crate does not read (wcslib then cannot set the WCS up, and astropy's `WCS(header)`
 /// refuses it too), and wcslib 7.12's `wcspih` frees such a table twice on several malformed
@@ -252,7 +269,12 @@ impl Wcs {
         remove_sip(&mut header, false);
         check_wcs_axes(&header)?;
         check_tab_axes(&header)?;
+        if options.table {
+            check_pixel_lists(&header)?;
+        }
         let mut cards = Vec::with_capacity(header.len() * 80);
+        // with the binary-table forms: those cards alone, too
+        let mut table_cards = Vec::new();
         for card in header.iter() {
             // only the keyword forms wcslib defines for this WCS, every number in them bounded
             if !keywords::for_wcslib(card.base_keyword(), options.table) {
@@ -260,10 +282,22 @@ impl Wcs {
             }
             // a card that cannot be written back (non-ASCII text) is one wcslib would reject too
             if let Ok(records) = torchfits_format::cards::format_card(card) {
+                let own = options.table && keywords::is_binary_table_form(card.base_keyword());
                 for r in records {
                     cards.extend_from_slice(&r);
+                    if own {
+                        table_cards.extend_from_slice(&r);
+                    }
                 }
             }
+        }
+        // wcsbth leaks the 112 bytes it sets aside for the global keywords (EQUINOX, LONPOLE)
+        // when it then finds no WCS to put them in: where the binary-table forms alone make no
+        // WCS, it is handed none of them and gives its default (what it gives with them too)
+        if options.table
+            && (table_cards.is_empty() || WcsHandle::parse(&table_cards, alt, true, false).is_ok_and(|(_, none)| none))
+        {
+            cards.clear();
         }
         // wcslib's parser is given at least one card: with none, a blank one (no WCS keywords:
         // wcslib's default, as for a header without them)

@@ -757,6 +757,12 @@ fn write_image<T: Pixel>(
         if quantize.is_some() {
             return Err(Error::parameter("compressed floats are quantised by the compression (quantize_level)"));
         }
+        // a tile of no pixels has nothing to code (cfitsio divides by the tile's size)
+        if shape.is_empty() || shape.contains(&0) {
+            return Err(Error::parameter(format!(
+                "an image of shape {shape:?} has no pixels to compress: write it uncompressed"
+            )));
+        }
         return write_compressed(w, data, shape, header, c);
     }
     let (bitpix, offset): (i64, Option<(f64, f64)>) = match (T::DTYPE, quantize) {
