@@ -116,15 +116,20 @@ impl dyn ByteSource + '_ {
             )));
         }
         limits.check_alloc(len, what)?;
-        buf.clear();
+        buf.truncate(usize::try_from(len).unwrap_or(usize::MAX));
         let mut done = 0u64;
         while done < len {
             let step = (len - done).min(READ_STEP);
-            let from = buf.len();
+            let from = usize::try_from(done).map_err(|_| Error::limits(format!("{what} does not fit in memory")))?;
             let to =
                 usize::try_from(done + step).map_err(|_| Error::limits(format!("{what} does not fit in memory")))?;
-            try_resize(buf, to, 0).map_err(|e| Error::limits(format!("{what}: {e}")))?;
-            self.read_bytes_at(buf.get_mut(from..).unwrap_or(&mut []), at + done)?;
+            // a reused buffer is cut, not cleared: every byte up to `to` is read over below
+            if buf.len() >= to {
+                buf.truncate(to);
+            } else {
+                try_resize(buf, to, 0).map_err(|e| Error::limits(format!("{what}: {e}")))?;
+            }
+            self.read_bytes_at(buf.get_mut(from..to).unwrap_or(&mut []), at + done)?;
             done += step;
         }
         Ok(())
