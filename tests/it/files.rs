@@ -252,3 +252,50 @@ fn zipped_files_read_as_the_file_they_hold_and_a_zip_bomb_is_refused() {
     let err = FitsFile::open(dir.join("bz.fits.zip")).expect_err("bzip2");
     assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
 }
+
+/// A byte source whose reads past `sane` bytes panic, as a decoder's bug might.
+#[derive(Debug)]
+struct PanicsPast {
+    bytes: Vec<u8>,
+    sane: u64,
+}
+
+impl torchfits::ByteSource for PanicsPast {
+    fn len(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        assert!(offset + buf.len() as u64 <= self.sane, "a bug met at byte {offset}");
+        buf.copy_from_slice(&self.bytes[offset as usize..offset as usize + buf.len()]);
+        Ok(())
+    }
+
+    fn id(&self) -> torchfits::SourceId {
+        torchfits::SourceId { location: "panics".into(), version: "1".into() }
+    }
+}
+
+/// A panic while a tile band decodes, on the calling thread as on the others, is an error of the
+/// read, not an unwinding through the caller.
+#[test]
+fn a_panic_while_tiles_decode_is_an_error_on_every_thread() {
+    let dir = common::tempdir("tile-panic");
+    let path = dir.join("tiles.fits");
+    let pixels: Vec<i16> = (0..256 * 256).map(|k| (k % 1000) as i16).collect();
+    let mut w = WriteOptions::new().create(&path).expect("create");
+    w.image(&pixels, &[256, 256]).compress(Compression::new(Algorithm::Rice).tile(&[16, 256])).write().expect("write");
+    w.finish().expect("finish");
+    let bytes = std::fs::read(&path).expect("read");
+    // the headers and the table of tiles read; the last tile's code (the last bytes before the
+    // zero padding: the heap ends the file) panics, on the calling thread with one thread
+    let sane = bytes.iter().rposition(|&b| b != 0).expect("data") as u64;
+    for threads in [1, 2] {
+        let source = std::sync::Arc::new(PanicsPast { bytes: bytes.clone(), sane });
+        let file = OpenOptions::new().threads(threads).open_source("panics.fits", source).expect("open");
+        let image = file.image(1).expect("image");
+        let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| image.read::<i16>()));
+        let err = got.expect("no panic reaches the caller").expect_err("a panicked decode");
+        assert!(err.to_string().contains("panicked") && err.to_string().contains("panics.fits"), "{threads}: {err}");
+    }
+}
