@@ -52,6 +52,12 @@ const TABLE_STEMS: &[&str] = &[
 /// from them, as astropy does), so an alternate the header lacks is an error, not a default WCS.
 pub(crate) fn for_wcslib(keyword: &str, table: bool) -> bool {
     let keyword = keyword.trim_end();
+    let without_alternate = keyword.strip_suffix(|c: char| c.is_ascii_uppercase());
+    // a binary table's WCS is read from its own forms only: wcsbth, handed an image header's
+    // keywords beside them, reads through pointers it never set
+    if table {
+        return [Some(keyword), without_alternate].into_iter().flatten().any(table_form);
+    }
     if PLAIN.contains(&keyword) {
         return true;
     }
@@ -60,16 +66,14 @@ pub(crate) fn for_wcslib(keyword: &str, table: bool) -> bool {
         return true;
     }
     // the keyword as it is (the primary's), or without an alternate letter A..Z at its end
-    let without_alternate = keyword.strip_suffix(|c: char| c.is_ascii_uppercase());
-    [Some(keyword), without_alternate].into_iter().flatten().any(|k| of_one_wcs(k, table))
+    [Some(keyword), without_alternate].into_iter().flatten().any(of_one_wcs)
 }
 
-/// Whether `keyword` (without its alternate letter) is one of wcslib's forms.
-fn of_one_wcs(keyword: &str, table: bool) -> bool {
+/// Whether `keyword` (without its alternate letter) is one of wcspih's forms.
+fn of_one_wcs(keyword: &str) -> bool {
     PER_ALTERNATE.contains(&keyword)
         || PER_AXIS.iter().any(|stem| axis_number(keyword, stem))
         || PER_PAIR.iter().any(|stem| pair(keyword, stem))
-        || table && table_form(keyword)
 }
 
 /// A number of 1 to 3 digits without a leading zero, at most `most`.
@@ -130,7 +134,7 @@ pub(crate) fn table_family(keyword: &str) -> Option<TableForm> {
     let bare = keyword.strip_suffix(|c: char| c.is_ascii_uppercase()).unwrap_or(keyword);
     let kind = |k: &str| match k.as_bytes().first() {
         Some(b) if b.is_ascii_digit() && table_form(k) => Some(TableForm::ImageArray),
-        Some(b'T') if table_form(k) && !of_one_wcs(k, false) => Some(TableForm::PixelList),
+        Some(b'T') if table_form(k) && !of_one_wcs(k) => Some(TableForm::PixelList),
         _ if PER_AXIS.iter().any(|stem| axis_number(k, stem))
             || PER_PAIR.iter().any(|stem| pair(k, stem))
             || axis_number(k, "CROTA")
@@ -218,7 +222,7 @@ mod tests {
             assert!(for_wcslib(k, true), "{k}");
             assert!(!for_wcslib(k, false), "{k} without table");
         }
-        for k in ["TCTYP1000", "123CTYP5", "0CTYP5", "TFORM5", "TTYPE5", "TXYZ5"] {
+        for k in ["TCTYP1000", "123CTYP5", "0CTYP5", "TFORM5", "TTYPE5", "TXYZ5", "CTYPE1", "CRPIX2", "EQUINOX"] {
             assert!(!for_wcslib(k, true), "{k}");
         }
     }
