@@ -107,7 +107,7 @@ pub(crate) fn check_tile_descriptors(
     }
     let rows_len = (schema.row_bytes as u64).saturating_mul(schema.nrows);
     let mut rows = Vec::new();
-    file.read_vec_at(&mut rows, data_start, rows_len, limits, "the table of tiles")?;
+    file.read_vec_at(&mut rows, data_start, rows_len, limits, &"the table of tiles")?;
     let word = |b: &[u8]| b.iter().fold(0i64, |acc, &x| acc << 8 | i64::from(x));
     let description = TileCompression::from_header(table)?;
     if matches!(description.codec, Codec::Rice { bytepix: 8, .. }) {
@@ -173,7 +173,7 @@ pub(crate) fn check_tile_descriptors(
             }
             let offset = offset.unsigned_abs(); // >= 0: checked with `end` above
             let start = data_start.saturating_add(schema.heap_offset).saturating_add(offset);
-            file.read_vec_at(&mut code, start, end - offset, limits, &format!("tile {tile}"))?;
+            file.read_vec_at(&mut code, start, end - offset, limits, &format_args!("tile {tile}"))?;
             let bad = |e: String| Error::decoding(format!("tile {tile}: {e}"));
             let pixels = description.tile_pixels(tile);
             let raw_width = description.zbitpix.unsigned_abs() as usize / 8;

@@ -279,7 +279,7 @@ impl NativeTiles {
     fn descriptors(&self, file: &dyn ByteSource) -> Result<Vec<TileRow>> {
         let bytes = (self.ntiles as u64).saturating_mul(self.row_bytes as u64);
         let mut rows = Vec::new();
-        file.read_vec_at(&mut rows, self.data_start, bytes, &self.limits, "the table of tiles")?;
+        file.read_vec_at(&mut rows, self.data_start, bytes, &self.limits, &"the table of tiles")?;
         rows.chunks_exact(self.row_bytes.max(1))
             .enumerate()
             .map(|(k, r)| {
@@ -519,7 +519,7 @@ impl NativeTiles {
             return Err(Error::decoding(format!("tile {k} points outside the heap")));
         }
         let at = self.data_start + self.heap_offset + offset;
-        file.read_vec_at(code, at, len, &self.limits, &format!("tile {k}"))
+        file.read_vec_at(code, at, len, &self.limits, &format_args!("tile {k}"))
     }
 
     /// Decodes the stored integers of tile `k` (`count` pixels, its code at `at` in the heap)

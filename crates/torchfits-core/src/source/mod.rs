@@ -107,7 +107,15 @@ impl dyn ByteSource + '_ {
     /// allocated, and `buf` grows as the bytes arrive, [`READ_STEP`] at a time: a size read from a
     /// header or a descriptor is never allocated before the bytes it claims are shown to exist,
     /// and a source shorter than the length it states (a server's claim) fails after one step.
-    pub(crate) fn read_vec_at(&self, buf: &mut Vec<u8>, at: u64, len: u64, limits: &Limits, what: &str) -> Result<()> {
+    /// `what` is formatted only for an error: a read per tile costs no allocation for its name.
+    pub(crate) fn read_vec_at(
+        &self,
+        buf: &mut Vec<u8>,
+        at: u64,
+        len: u64,
+        limits: &Limits,
+        what: &dyn std::fmt::Display,
+    ) -> Result<()> {
         let end = at.saturating_add(len);
         if end > self.len() {
             return Err(Error::decoding(format!(
@@ -115,7 +123,9 @@ impl dyn ByteSource + '_ {
                 self.len()
             )));
         }
-        limits.check_alloc(len, what)?;
+        if len > limits.max_alloc {
+            limits.check_alloc(len, &what.to_string())?;
+        }
         buf.truncate(usize::try_from(len).unwrap_or(usize::MAX));
         let mut done = 0u64;
         while done < len {

@@ -601,7 +601,7 @@ fn read_heap(heap: &HeapSource<'_>, c: &ColumnSchema, spans: &[(u64, u64)]) -> R
     };
     if hi - lo <= total.saturating_mul(2).max(1 << 20) {
         let mut span = Vec::new();
-        file.read_vec_at(&mut span, start + schema.heap_offset + lo, hi - lo, &heap.limits, what)?;
+        file.read_vec_at(&mut span, start + schema.heap_offset + lo, hi - lo, &heap.limits, &what)?;
         for &(offset, bytes) in spans.iter().filter(|s| s.1 > 0) {
             let a = (offset - lo) as usize;
             out.extend_from_slice(span.get(a..a + bytes as usize).unwrap_or(&[]));
