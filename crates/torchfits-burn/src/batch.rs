@@ -153,7 +153,6 @@ impl StampBatcher {
         let (c, h, w) = items.first().map(|s| (s.channels, s.height, s.width)).unwrap_or((1, 1, 1));
         let mask_channels = items.first().map_or(0, |s| s.mask_channels.min(s.channels));
         let plane = h * w;
-        let mut data = Vec::with_capacity(b * c * plane);
         let mut labels = Vec::with_capacity(b);
         for s in &items {
             if (s.channels, s.height, s.width) != (c, h, w) || s.pixels.len() != c * plane {
@@ -162,10 +161,7 @@ impl StampBatcher {
                     format!("stamps of shapes {:?} and {:?} in one batch", (c, h, w), (s.channels, s.height, s.width)),
                 ));
             }
-            data.extend_from_slice(s.data());
-            if let Some(l) = s.label {
-                labels.push(l);
-            }
+            labels.extend(s.label);
         }
         if !labels.is_empty() && labels.len() != b {
             return Err(torchfits_core::Error::new(
@@ -180,24 +176,34 @@ impl StampBatcher {
             None => None,
         };
         let indices: Vec<usize> = items.iter().map(|s| s.index).collect();
+        let science = c - mask_channels;
+        // with no transform nothing changes a plane: the stacked stamps are the batch's images
+        // as they are (splitting them by role and joining them again would copy every pixel
+        // twice); with transforms, the science channels and the float flag channels (a cutout's
+        // edge mask) are two contiguous tensors, which the transforms change without copying views
+        let whole = self.transforms.is_empty();
+        let first = stack(&items, if whole { 0..c } else { 0..science });
+        let flags = (!whole && mask_channels > 0).then(|| stack(&items, science..c));
         // the items' buffers go back to their pool now
         drop(items);
-        let images = upload::<4>(TensorData::new(data, [b, c, h, w]), device);
-        // the science channels, then the dataset's float mask channels (a cutout's edge mask)
-        let science = c - mask_channels;
-        let planes = ImagePlanes {
-            science: images.clone().narrow(1, 0, science),
-            flags: (mask_channels > 0).then(|| images.narrow(1, science, mask_channels)),
-            masks,
-            weights,
-            weight_roles,
-            coordinates,
+        let first = upload::<4>(TensorData::new(first, [b, if whole { c } else { science }, h, w]), device);
+        let (images, masks, weights, weight_roles, coordinates) = if whole {
+            (first, masks, weights, weight_roles, coordinates)
+        } else {
+            let planes = ImagePlanes {
+                science: first,
+                flags: flags.map(|f| upload::<4>(TensorData::new(f, [b, mask_channels, h, w]), device)),
+                masks,
+                weights,
+                weight_roles,
+                coordinates,
+            };
+            let context = TransformContext { device, epoch: self.epoch.get(), indices: &indices };
+            let p = self.transforms.iter().try_fold(planes, |p, t| t.apply(p, &context))?;
+            let (masks, weights, weight_roles, coordinates) =
+                (p.masks.clone(), p.weights.clone(), p.weight_roles.clone(), p.coordinates.clone());
+            (p.images(), masks, weights, weight_roles, coordinates)
         };
-        let context = TransformContext { device, epoch: self.epoch.get(), indices: &indices };
-        let planes = self.transforms.iter().try_fold(planes, |p, t| t.apply(p, &context))?;
-        let (masks, weights, weight_roles, coordinates) =
-            (planes.masks.clone(), planes.weights.clone(), planes.weight_roles.clone(), planes.coordinates.clone());
-        let images = planes.images();
         let labels = (labels.len() == b && b > 0).then(|| {
             let data = TensorData::new(labels, [b]);
             crate::transfers::up(data.bytes().len());
@@ -237,6 +243,16 @@ fn targets(items: &[Stamp], device: &Device) -> torchfits_core::Result<Vec<(Stri
         )
     })?;
     SideColumns::batch_each(&each, device)
+}
+
+/// The planes `channels` of every item, one item after the other (`[items, channels, h, w]`).
+fn stack(items: &[Stamp], channels: std::ops::Range<usize>) -> Vec<f32> {
+    let plane = items.first().map_or(0, |s| s.height * s.width);
+    let mut data = Vec::with_capacity(items.len() * channels.len() * plane);
+    for s in items {
+        data.extend_from_slice(s.data().get(channels.start * plane..channels.end * plane).unwrap_or_default());
+    }
+    data
 }
 
 /// `data` on `device`, counted as an upload.
