@@ -76,7 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     assert_eq!(ds.len(), items, "every position is on the image");
     let origins: Vec<(usize, usize)> = (0..items)
         .map(|i| {
-            let s = ds.stamp(i).expect("stamp");
+            let s = ds.read(i).expect("stamp");
             (s.origin.0 as usize, s.origin.1 as usize)
         })
         .collect();
@@ -127,7 +127,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let places: Vec<(usize, usize)> = (0..items)
         .map(|i| {
-            let s = crops.image(i).expect("crop");
+            let s = crops.read(i).expect("crop");
             (s.origin.0 as usize, s.origin.1 as usize)
         })
         .collect();

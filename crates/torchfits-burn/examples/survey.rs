@@ -267,7 +267,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut labels = Vec::new();
     let mut preds = Vec::new();
     for chunk in show.chunks(a.batch) {
-        let items: Vec<_> = chunk.iter().map(|&i| dataset.stamp(i)).collect::<Result<_, _>>()?;
+        let items: Vec<_> = chunk.iter().map(|&i| dataset.read(i)).collect::<Result<_, _>>()?;
         for s in &items {
             stamps.push(s.data()[..a.size * a.size].to_vec());
             labels.push(s.label.unwrap_or(-1));

@@ -270,12 +270,35 @@ impl std::io::Seek for TableCursor {
     }
 }
 
+/// The file's spelling of each of `names` among `known`: the same name, else the one that
+/// differs only in case (FITS column names are case-insensitive, and a catalog's `ra` column is
+/// the `RA` a dataset asks for by default); a name the file lacks is kept, to be reported missing.
+fn as_spelled<'a>(names: &[&str], known: impl Iterator<Item = &'a str> + Clone) -> Vec<String> {
+    names
+        .iter()
+        .map(|&n| {
+            let mut known = known.clone();
+            let exact = known.clone().find(|k| *k == n);
+            exact.or_else(|| known.find(|k| k.eq_ignore_ascii_case(n))).unwrap_or(n).to_string()
+        })
+        .collect()
+}
+
+/// The indices of the columns `names` in `batch`, matched as [`as_spelled`] does.
+fn column_indices<'a>(batch: &arrow_array::RecordBatch, names: impl Iterator<Item = &'a str>) -> Vec<usize> {
+    let schema = batch.schema();
+    let known: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    let names: Vec<&str> = names.collect();
+    as_spelled(&names, known.iter().copied()).iter().filter_map(|n| schema.index_of(n).ok()).collect()
+}
+
 fn read_parquet(path: &Path, columns: &[&str], urls: bool) -> Result<Vec<TableBatch>> {
     use parquet::arrow::ProjectionMask;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let f = TableBytes::open(path, urls)?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| io(path, "not a Parquet file", e))?;
-    let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
+    let columns = as_spelled(columns, builder.parquet_schema().columns().iter().map(|c| c.name()));
+    let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().map(String::as_str));
     let reader = builder.with_projection(mask).build().map_err(|e| io(path, "cannot read", e))?;
     reader
         .map(|b| {
@@ -291,7 +314,7 @@ fn read_arrow(path: &Path, columns: &[&str], urls: bool) -> Result<Vec<TableBatc
     reader
         .map(|b| {
             let b = b.map_err(|e| io(path, "cannot read", e))?;
-            let keep: Vec<usize> = columns.iter().filter_map(|c| b.schema().index_of(c).ok()).collect();
+            let keep = column_indices(&b, columns.iter().copied());
             let b = b.project(&keep).map_err(|e| io(path, "cannot read", e))?;
             TableBatch::from_record_batch(&b).map_err(|e| e.in_file(path))
         })
@@ -315,7 +338,8 @@ pub(crate) fn stream_batches(
             use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
             let f = TableBytes::open(path, urls)?;
             let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| io(path, "not a Parquet file", e))?;
-            let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
+            let columns = as_spelled(columns, builder.parquet_schema().columns().iter().map(|c| c.name()));
+            let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().map(String::as_str));
             let reader = builder
                 .with_projection(mask)
                 .with_batch_size(rows.max(1))
@@ -333,7 +357,7 @@ pub(crate) fn stream_batches(
             let names: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
             Ok(Box::new(reader.map(move |b| {
                 let b = b.map_err(|e| io(&owned, "cannot read", e))?;
-                let keep: Vec<usize> = names.iter().filter_map(|c| b.schema().index_of(c).ok()).collect();
+                let keep = column_indices(&b, names.iter().map(String::as_str));
                 let b = b.project(&keep).map_err(|e| io(&owned, "cannot read", e))?;
                 TableBatch::from_record_batch(&b).map_err(|e| e.in_file(&owned))
             })))

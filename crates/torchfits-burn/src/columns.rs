@@ -107,6 +107,14 @@ impl SideValues {
         }
     }
 
+    /// The strings the codes stand for, for a column of strings.
+    pub fn dictionary(&self) -> Option<Arc<[String]>> {
+        match self {
+            SideValues::Code { dictionary, .. } => Some(dictionary.clone()),
+            _ => None,
+        }
+    }
+
     /// Each row's value as a key to group rows by (for [`crate::split_by_group`]): integers and
     /// codes as they are, floats by their bits (equal values, one group).
     pub fn keys(&self) -> Vec<i64> {
@@ -133,6 +141,12 @@ impl SideValues {
         match (self, other) {
             (SideValues::Int(a), SideValues::Int(b)) => a.extend(b),
             (SideValues::Float(a), SideValues::Float(b)) => a.extend(b),
+            (SideValues::Code { codes, dictionary }, SideValues::Code { codes: more, dictionary: theirs })
+                if Arc::ptr_eq(dictionary, &theirs) =>
+            {
+                // one dictionary for both (a dataset's): the codes already agree
+                codes.extend(more);
+            }
             (SideValues::Code { codes, dictionary }, SideValues::Code { codes: more, dictionary: theirs }) => {
                 let mut merged: Vec<String> = dictionary.iter().chain(theirs.iter()).cloned().collect();
                 merged.sort_unstable();

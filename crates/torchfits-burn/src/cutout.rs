@@ -7,13 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use burn::data::dataset::{Dataset, DatasetError};
-use torchfits_core::{BufferPool, Error, ErrorKind, FileCache, HduSelector, OpenOptions, Result, Section, Wcs};
+use torchfits_core::{Error, ErrorKind, HduSelector, Result, Section, Wcs};
 
 use crate::catalog::Catalog;
 use crate::columns::SideColumns;
-use crate::epochs::Epoch;
-use crate::failures::{Failures, OnError};
+use crate::reading::{DatasetBuilder, FitsDataset, Items, ItemsSpec, ReadOptions, Reader};
 use crate::stamp::Stamp;
 
 /// One image of a [`CatalogCutoutDataset`].
@@ -62,128 +60,67 @@ struct Entry {
 /// # Ok(())
 /// # }
 /// ```
+pub type CatalogCutoutDataset = FitsDataset<CatalogCutouts>;
+
+/// The stamps of a [`CatalogCutoutDataset`]: the images, and each catalog row placed on one.
 #[derive(Debug)]
-pub struct CatalogCutoutDataset {
-    cache: FileCache,
+pub struct CatalogCutouts {
     images: Vec<Image>,
     entries: Vec<Entry>,
     unplaced: Vec<usize>,
-    hdu: HduSelector,
     size: usize,
-    pool: BufferPool,
     side: Option<Arc<SideColumns>>,
-    epoch: Epoch,
-    on_error: OnError,
-    failures: Failures,
+    label_names: Option<Arc<[String]>>,
 }
 
-/// Options of a [`CatalogCutoutDataset`] (from [`CatalogCutoutDataset::builder`]).
+/// Options of a [`CatalogCutoutDataset`] (from [`CatalogCutoutDataset::builder`]): those every
+/// dataset has ([`DatasetBuilder`]) and these.
+pub type CutoutBuilder = DatasetBuilder<CutoutSpec>;
+
+/// What makes a [`CatalogCutoutDataset`] its own ([`CutoutBuilder`]).
 #[derive(Debug, Clone)]
-pub struct CutoutBuilder {
+pub struct CutoutSpec {
     catalog: PathBuf,
     images: Vec<PathBuf>,
     ra: String,
     dec: String,
-    label: Option<String>,
-    targets: Vec<String>,
     catalog_hdu: Option<String>,
-    hdu: HduSelector,
     size: usize,
-    pool: Option<BufferPool>,
-    mmap: bool,
-    open_files: usize,
-    on_error: OnError,
-    urls: bool,
 }
 
 impl CutoutBuilder {
-    /// How many files the dataset keeps open at once (default [`FileCache::DEFAULT_CAPACITY`]):
-    /// every loader thread reads through one shared cache of open files.
-    pub fn open_files(mut self, n: usize) -> Self {
-        self.open_files = n.max(1);
-        self
-    }
-
-    /// Whether images are read through a memory map (default true: a stamp is many short rows)
-    /// or with `pread`.
-    pub fn mmap(mut self, yes: bool) -> Self {
-        self.mmap = yes;
-        self
-    }
-
-    /// Whether the catalog and the images may be URLs of object storage (`s3://`, `gs://`,
-    /// `az://`, `http(s)://`), opened by range requests with the `remote` feature. Off by
-    /// default: every name is a path ([`torchfits_core::OpenOptions::urls`]).
-    pub fn urls(mut self, yes: bool) -> Self {
-        self.urls = yes;
-        self
-    }
-
-    /// What an unreadable image does (default [`OnError::Fail`]): with a replacement policy an
-    /// image that cannot be opened (or has no usable WCS) is left out when the dataset is built
-    /// (its positions go to the other images, or are unplaced), and a stamp that cannot be read
-    /// is replaced by one that can; both are counted in [`CatalogCutoutDataset::failures`].
-    pub fn on_error(mut self, policy: OnError) -> Self {
-        self.on_error = policy;
-        self
-    }
-
-    /// The RA and Dec columns (degrees; default `RA`, `DEC`).
+    /// The RA and Dec columns (degrees; default `RA`, `DEC`, in any case: `ra` and `dec` do).
     pub fn columns(mut self, ra: &str, dec: &str) -> Self {
-        self.ra = ra.to_string();
-        self.dec = dec.to_string();
-        self
-    }
-
-    /// The label column: integer classes, or strings (their codes: the index of each string
-    /// in the column's sorted distinct strings, [`crate::SideValues::Code`]); a float column
-    /// only if every value is a whole number (else the build fails: a redshift is a target).
-    pub fn label(mut self, column: &str) -> Self {
-        self.label = Some(column.to_string());
-        self
-    }
-
-    /// Catalog columns that ride along with each stamp as targets or features, exact, several at
-    /// once: each batch has them in [`crate::StampBatch::targets`] (integers as Int, floats as
-    /// Float, strings as dictionary codes; see [`crate::SideBatch`]).
-    pub fn targets(mut self, columns: &[&str]) -> Self {
-        self.targets = columns.iter().map(|c| c.to_string()).collect();
+        self.spec.ra = ra.to_string();
+        self.spec.dec = dec.to_string();
         self
     }
 
     /// The catalog's table HDU, in a FITS catalog (default: the first binary table).
     pub fn catalog_hdu(mut self, hdu: &str) -> Self {
-        self.catalog_hdu = Some(hdu.to_string());
-        self
-    }
-
-    /// The images' HDU (default: the primary HDU, 0).
-    pub fn hdu(mut self, hdu: impl Into<HduSelector>) -> Self {
-        self.hdu = hdu.into();
+        self.spec.catalog_hdu = Some(hdu.to_string());
         self
     }
 
     /// The stamps' side, pixels (default 32).
     pub fn size(mut self, size: usize) -> Self {
-        self.size = size;
+        self.spec.size = size;
         self
     }
+}
 
-    /// The pool the stamps' buffers come from (default: a pool of its own).
-    pub fn pool(mut self, pool: BufferPool) -> Self {
-        self.pool = Some(pool);
-        self
-    }
+impl ItemsSpec for CutoutSpec {
+    type Items = CatalogCutouts;
 
     /// Reads the catalog and every image's header and WCS, and places each position.
-    pub fn build(self) -> Result<CatalogCutoutDataset> {
+    fn build(self, options: &ReadOptions, reader: &Reader) -> Result<CatalogCutouts> {
         if self.size == 0 {
             return Err(Error::new(ErrorKind::Parameter, "the stamp size must be at least 1"));
         }
         let mut names = vec![self.ra.as_str(), self.dec.as_str()];
-        names.extend(self.label.as_deref());
-        names.extend(self.targets.iter().map(String::as_str));
-        let catalog = Catalog::read_named(&self.catalog, &names, self.catalog_hdu.as_deref(), self.urls)?;
+        names.extend(options.label.as_deref());
+        names.extend(options.targets.iter().map(String::as_str));
+        let catalog = Catalog::read_named(&self.catalog, &names, self.catalog_hdu.as_deref(), options.urls)?;
         let numeric = |name: &str| {
             catalog.column(name).ok_or_else(|| {
                 Error::new(ErrorKind::Parameter, format!("column {name:?} holds no numbers: it cannot be a coordinate"))
@@ -191,30 +128,18 @@ impl CutoutBuilder {
             })
         };
         let (ra, dec) = (numeric(&self.ra)?, numeric(&self.dec)?);
-        let labels = match &self.label {
-            Some(l) => Some(
-                catalog
-                    .exact(l)
-                    .map(|v| v.as_labels(l))
-                    .transpose()
-                    .map_err(|e| e.in_file(&self.catalog))?
-                    .unwrap_or_default(),
-            ),
-            None => None,
-        };
-        let side = match self.targets.is_empty() {
+        let label_column = options.label.as_deref().and_then(|l| catalog.exact(l).map(|v| (l, v)));
+        let labels = label_column.map(|(l, v)| v.as_labels(l)).transpose().map_err(|e| e.in_file(&self.catalog))?;
+        let label_names = label_column.and_then(|(_, v)| v.dictionary());
+        let side = match options.targets.is_empty() {
             true => None,
-            false => Some(Arc::new(catalog.side_columns(&self.targets)?)),
+            false => Some(Arc::new(catalog.side_columns(&options.targets)?)),
         };
         let world: Vec<f64> = ra.iter().zip(dec).flat_map(|(&a, &d)| [a, d]).collect();
-        let cache = FileCache::new(self.open_files, OpenOptions::new().mmap(self.mmap).urls(self.urls));
         let mut place: Vec<Option<(usize, f64, f64)>> = vec![None; catalog.len()];
         let mut images = Vec::with_capacity(self.images.len());
-        let failures = Failures::default();
         for path in &self.images {
-            let Some(([ny, nx], wcs, pix)) =
-                self.on_error.at_build(&failures, path, self.place(&cache, path, &world))?
-            else {
+            let Some(([ny, nx], wcs, pix)) = reader.keep(path, self.place(reader, path, &world))? else {
                 continue;
             };
             let k = images.len();
@@ -237,27 +162,18 @@ impl CutoutBuilder {
                 None => unplaced.push(row),
             }
         }
-        Ok(CatalogCutoutDataset {
-            cache,
-            images,
-            entries,
-            unplaced,
-            hdu: self.hdu,
-            size: self.size,
-            pool: self.pool.unwrap_or_default(),
-            side,
-            epoch: Epoch::default(),
-            on_error: self.on_error,
-            failures,
-        })
+        Ok(CatalogCutouts { images, entries, unplaced, size: self.size, side, label_names })
     }
+}
 
+impl CutoutSpec {
     /// One image's shape, WCS and the pixel positions of `world` on it, or why it cannot be used
     /// (naming the file).
-    fn place(&self, cache: &FileCache, path: &Path, world: &[f64]) -> Result<([usize; 2], Wcs, Vec<f64>)> {
-        let (shape, wcs) = cache.with(path, |f| {
-            let shape = f.image(self.hdu.clone())?.shape().to_vec();
-            Ok((shape, f.wcs(self.hdu.clone())?))
+    fn place(&self, reader: &Reader, path: &Path, world: &[f64]) -> Result<([usize; 2], Wcs, Vec<f64>)> {
+        let hdu = reader.hdu();
+        let (shape, wcs) = reader.cache().with(path, |f| {
+            let shape = f.image(hdu.clone())?.shape().to_vec();
+            Ok((shape, f.wcs(hdu.clone())?))
         })?;
         let [ny, nx] = shape[..] else {
             return Err(Error::new(
@@ -275,44 +191,23 @@ impl CutoutBuilder {
 impl CatalogCutoutDataset {
     /// A dataset of the positions of `catalog` on `images` (see [`CutoutBuilder`]).
     pub fn builder<P: AsRef<Path>>(catalog: impl AsRef<Path>, images: impl IntoIterator<Item = P>) -> CutoutBuilder {
-        CutoutBuilder {
+        DatasetBuilder::with_spec(CutoutSpec {
             catalog: catalog.as_ref().to_path_buf(),
             images: images.into_iter().map(|p| p.as_ref().to_path_buf()).collect(),
             ra: "RA".into(),
             dec: "DEC".into(),
-            label: None,
-            targets: Vec::new(),
             catalog_hdu: None,
-            hdu: HduSelector::from(0usize),
             size: 32,
-            pool: None,
-            mmap: true,
-            open_files: FileCache::DEFAULT_CAPACITY,
-            on_error: OnError::Fail,
-            urls: false,
-        }
+        })
     }
 
-    /// Number of stamps (catalog rows placed on an image).
-    pub fn len(&self) -> usize {
-        self.entries.len()
+    /// The images' HDU.
+    pub fn hdu(&self) -> &HduSelector {
+        self.reader().hdu()
     }
+}
 
-    /// Whether no catalog row falls on an image.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// The stamps that could not be read, and their files (see [`CutoutBuilder::on_error`]).
-    pub fn failures(&self) -> &Failures {
-        &self.failures
-    }
-
-    /// The handle on the epoch substitutions are drawn for ([`OnError::Substitute`]).
-    pub fn epoch(&self) -> Epoch {
-        self.epoch.clone()
-    }
-
+impl CatalogCutouts {
     /// The catalog columns asked for with [`CutoutBuilder::targets`], exact, one row per
     /// catalog row ([`CatalogCutoutDataset::row`] gives an item's).
     pub fn side_columns(&self) -> Option<&SideColumns> {
@@ -327,11 +222,6 @@ impl CatalogCutoutDataset {
     /// The catalog row of item `index`.
     pub fn row(&self, index: usize) -> Option<usize> {
         self.entries.get(index).map(|e| e.row)
-    }
-
-    /// The images' HDU.
-    pub fn hdu(&self) -> &HduSelector {
-        &self.hdu
     }
 
     /// The image files.
@@ -355,8 +245,21 @@ impl CatalogCutoutDataset {
         self.entries.iter().map(|e| e.label).collect()
     }
 
+    /// The names of the label codes, for a label column of strings (code `k` is `names[k]`).
+    pub fn label_names(&self) -> Option<&[String]> {
+        self.label_names.as_deref()
+    }
+}
+
+impl Items for CatalogCutouts {
+    type Item = Stamp;
+
+    fn count(&self) -> usize {
+        self.entries.len()
+    }
+
     /// The stamp of item `index`, or the error reading it (naming the file and the HDU).
-    pub fn stamp(&self, index: usize) -> Result<Stamp> {
+    fn read(&self, reader: &Reader, index: usize) -> Result<Stamp> {
         let e = *self.entries.get(index).ok_or_else(|| {
             Error::new(ErrorKind::Parameter, format!("item {index} of {} does not exist", self.entries.len()))
         })?;
@@ -366,7 +269,7 @@ impl CatalogCutoutDataset {
         // the stamp's first pixel: the position's pixel, less half the size
         let x0 = (e.x + 0.5).floor() as i64 - (s / 2) as i64;
         let y0 = (e.y + 0.5).floor() as i64 - (s / 2) as i64;
-        let mut buf = self.pool.get::<f32>(2 * s * s).map_err(|err| err.in_file(&image.path))?;
+        let mut buf = reader.pool().get::<f32>(2 * s * s).map_err(|err| err.in_file(&image.path))?;
         let (data, mask) = buf.split_at_mut(s * s);
         let clip = |a: i64, n: usize| a.clamp(0, n as i64) as usize;
         let (xa, xb) = (clip(x0, nx), clip(x0 + s as i64, nx));
@@ -374,16 +277,18 @@ impl CatalogCutoutDataset {
         if xa == x0 as usize && xb - xa == s && ya == y0 as usize && yb - ya == s && x0 >= 0 && y0 >= 0 {
             // inside the image: straight into the stamp
             let section = Section::new(vec![ya..yb, xa..xb]);
-            self.cache.with(&image.path, |f| f.image(self.hdu.clone())?.read_section_into(&section, data))?;
+            reader.cache().with(&image.path, |f| f.image(reader.hdu().clone())?.read_section_into(&section, data))?;
             mask.fill(0.0);
         } else {
             data.fill(0.0);
             mask.fill(1.0);
             if xb > xa && yb > ya {
                 let w = xb - xa;
-                let mut part = self.pool.get::<f32>((yb - ya) * w).map_err(|err| err.in_file(&image.path))?;
+                let mut part = reader.pool().get::<f32>((yb - ya) * w).map_err(|err| err.in_file(&image.path))?;
                 let section = Section::new(vec![ya..yb, xa..xb]);
-                self.cache.with(&image.path, |f| f.image(self.hdu.clone())?.read_section_into(&section, &mut part))?;
+                reader
+                    .cache()
+                    .with(&image.path, |f| f.image(reader.hdu().clone())?.read_section_into(&section, &mut part))?;
                 for (r, row) in part.chunks_exact(w).enumerate() {
                     let sy = (ya + r) as i64 - y0;
                     let sx = xa as i64 - x0;
@@ -409,18 +314,5 @@ impl CatalogCutoutDataset {
             row: e.row,
             side: self.side.clone(),
         })
-    }
-}
-
-impl Dataset<Stamp> for CatalogCutoutDataset {
-    fn get(&self, index: usize) -> std::result::Result<Stamp, DatasetError> {
-        assert!(index < self.entries.len(), "Index out of bounds for dataset: {index} >= {}", self.entries.len());
-        self.stamp(index).or_else(|e| {
-            self.on_error.recover(&self.failures, index, self.entries.len(), self.epoch.get(), e, |j| self.stamp(j))
-        })
-    }
-
-    fn len(&self) -> usize {
-        self.entries.len()
     }
 }

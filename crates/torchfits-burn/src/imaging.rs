@@ -8,14 +8,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use burn::data::dataset::{Dataset, DatasetError};
-use torchfits_core::{
-    BufferPool, ColumnValues, Error, ErrorKind, FileCache, HduSelector, OpenOptions, Result, Section,
-};
+use torchfits_core::{ColumnValues, Error, ErrorKind, HduSelector, Result, Section};
 
 use crate::columns::{SideColumns, SideValues};
-use crate::epochs::Epoch;
-use crate::failures::{Failures, OnError};
+use crate::reading::{DatasetBuilder, FitsDataset, Items, ItemsSpec, ReadOptions, Reader};
 use crate::roles::ChannelRole;
 use crate::seeds::draw;
 use crate::stamp::Stamp;
@@ -41,7 +37,8 @@ pub enum Crop {
 
 /// One item per file: the images of `channels` HDUs (science, mask, weight or inverse variance,
 /// ...) stacked as channels, whole or cropped, with an optional label from a header keyword or
-/// from a side table (file name -> label).
+/// from a side table keyed by file name ([`ImagingBuilder::table`], then
+/// [`DatasetBuilder::label`] and [`DatasetBuilder::targets`] name its columns).
 ///
 /// ```no_run
 /// use burn::data::dataset::Dataset;
@@ -57,9 +54,12 @@ pub enum Crop {
 /// # Ok(())
 /// # }
 /// ```
+pub type ImagingDataset = FitsDataset<ImageFiles>;
+
+/// The items of an [`ImagingDataset`]: its files, their shapes and labels, and what is read
+/// of each.
 #[derive(Debug)]
-pub struct ImagingDataset {
-    cache: FileCache,
+pub struct ImageFiles {
     files: Vec<PathBuf>,
     shapes: Vec<[usize; 2]>,
     labels: Vec<Option<i64>>,
@@ -67,86 +67,72 @@ pub struct ImagingDataset {
     roles: Vec<ChannelRole>,
     crop: Crop,
     side: Option<Arc<SideColumns>>,
-    pool: BufferPool,
-    epoch: Epoch,
-    on_error: OnError,
-    failures: Failures,
+    label_names: Option<Arc<[String]>>,
 }
 
-/// Options of an [`ImagingDataset`].
+/// Options of an [`ImagingDataset`]: those every dataset has ([`DatasetBuilder`]: the label
+/// and targets are columns of the [`ImagingBuilder::table`]) and these.
+pub type ImagingBuilder = DatasetBuilder<ImagingSpec>;
+
+/// What makes an [`ImagingDataset`] its own ([`ImagingBuilder`]).
 #[derive(Debug, Clone)]
-pub struct ImagingBuilder {
+pub struct ImagingSpec {
     files: Vec<PathBuf>,
-    channels: Vec<HduSelector>,
+    channels: Option<Vec<HduSelector>>,
     roles: Vec<ChannelRole>,
     crop: Crop,
     keyword: Option<String>,
-    table: Option<(PathBuf, String, String)>,
-    targets: Option<(PathBuf, String, Vec<String>)>,
-    mmap: bool,
-    open_files: usize,
-    on_error: OnError,
+    table: Option<(PathBuf, String)>,
     ignore_index: Option<i64>,
-    urls: bool,
 }
 
 impl ImagingDataset {
     /// A dataset of `files` (see [`ImagingBuilder`]).
     pub fn builder<P: AsRef<Path>>(files: impl IntoIterator<Item = P>) -> ImagingBuilder {
-        ImagingBuilder {
+        DatasetBuilder::with_spec(ImagingSpec {
             files: files.into_iter().map(|p| p.as_ref().to_path_buf()).collect(),
-            channels: vec![HduSelector::from(0usize)],
+            channels: None,
             roles: Vec::new(),
             crop: Crop::Full,
             keyword: None,
             table: None,
-            targets: None,
-            mmap: true,
-            open_files: FileCache::DEFAULT_CAPACITY,
-            on_error: OnError::Fail,
             ignore_index: None,
-            urls: false,
-        }
+        })
     }
 
     /// A dataset of the files matching `pattern` (`*` and `?` in the file name, not in the
     /// directories), in name order; an error if none matches. With the `remote` feature the
     /// pattern may be a URL (`s3://bucket/tiles/*.fits`): the prefix is listed once, the dataset
-    /// opens the URLs listed ([`ImagingBuilder::urls`]), and every read fetches only its bytes
+    /// opens the URLs listed ([`DatasetBuilder::urls`]), and every read fetches only its bytes
     /// (see `torchfits_core::remote`).
     pub fn glob(pattern: impl AsRef<Path>) -> Result<ImagingBuilder> {
         let pattern = pattern.as_ref().to_string_lossy();
         let listed_a_bucket = torchfits_core::is_url(&pattern);
         Ok(ImagingDataset::builder(torchfits_core::glob(&pattern)?).urls(listed_a_bucket))
     }
+}
 
-    /// The items that could not be read, and their files (see [`ImagingBuilder::on_error`]).
-    pub fn failures(&self) -> &Failures {
-        &self.failures
-    }
-
-    /// The handle on the epoch random crops (and substitutions) are drawn for.
-    pub fn epoch(&self) -> Epoch {
-        self.epoch.clone()
-    }
-
-    /// Number of items (files).
-    pub fn len(&self) -> usize {
-        self.files.len()
-    }
-
-    /// Whether there is no file.
-    pub fn is_empty(&self) -> bool {
-        self.files.is_empty()
-    }
-
+impl ImageFiles {
     /// The file of item `index`.
     pub fn file(&self, index: usize) -> Option<&Path> {
         self.files.get(index).map(PathBuf::as_path)
     }
 
+    /// The names of the label codes, for a label column of strings (code `k` is `names[k]`).
+    pub fn label_names(&self) -> Option<&[String]> {
+        self.label_names.as_deref()
+    }
+}
+
+impl Items for ImageFiles {
+    type Item = Stamp;
+
+    fn count(&self) -> usize {
+        self.files.len()
+    }
+
     /// The item `index`, or the error reading it (naming the file and the HDU).
-    pub fn image(&self, index: usize) -> Result<Stamp> {
+    fn read(&self, reader: &Reader, index: usize) -> Result<Stamp> {
         let path = self.files.get(index).ok_or_else(|| {
             Error::new(ErrorKind::Parameter, format!("item {index} of {} does not exist", self.files.len()))
         })?;
@@ -155,7 +141,7 @@ impl ImagingDataset {
             Crop::Full => (ny, nx, 0, 0),
             Crop::Centre(h, w) => (h, w, (ny - h) / 2, (nx - w) / 2),
             Crop::Random { height, width, seed } => {
-                let r = draw(seed, self.epoch.get(), index);
+                let r = draw(seed, reader.epoch().get(), index);
                 let y0 = (r % (ny - height + 1) as u64) as usize;
                 let x0 = ((r >> 32) % (nx - width + 1) as u64) as usize;
                 (height, width, y0, x0)
@@ -174,9 +160,10 @@ impl ImagingDataset {
             self.channels.iter().enumerate().filter(|&(k, _)| role(k) == ChannelRole::Mask).map(|(_, c)| c).collect();
         let weights: Vec<&HduSelector> =
             self.channels.iter().enumerate().filter(|&(k, _)| role(k).is_weight()).map(|(_, c)| c).collect();
-        let pixels = self.planes::<f32>(path, &section, &science, h * w)?;
-        let masks = (!masks.is_empty()).then(|| self.planes::<i64>(path, &section, &masks, h * w)).transpose()?;
-        let weights = (!weights.is_empty()).then(|| self.planes::<f32>(path, &section, &weights, h * w)).transpose()?;
+        let pixels = planes::<f32>(reader, path, &section, &science, h * w)?;
+        let masks = (!masks.is_empty()).then(|| planes::<i64>(reader, path, &section, &masks, h * w)).transpose()?;
+        let weights =
+            (!weights.is_empty()).then(|| planes::<f32>(reader, path, &section, &weights, h * w)).transpose()?;
         Ok(Stamp {
             pixels,
             channels: science.len(),
@@ -194,36 +181,31 @@ impl ImagingDataset {
             side: self.side.clone(),
         })
     }
+}
 
-    /// The planes of `hdus` in `section` (`plane` pixels each), one after the other, in a
-    /// buffer from the pool.
-    fn planes<T: torchfits_core::Pixel>(
-        &self,
-        path: &Path,
-        section: &Section,
-        hdus: &[&HduSelector],
-        plane: usize,
-    ) -> Result<Arc<torchfits_core::PooledBuffer<T>>> {
-        let mut buf = self.pool.get::<T>(hdus.len() * plane).map_err(|e| e.in_file(path))?;
-        for (k, hdu) in hdus.iter().enumerate() {
-            let out = &mut buf[k * plane..(k + 1) * plane];
-            self.cache.with(path, |f| f.image((*hdu).clone())?.read_section_into(section, out))?;
+/// The planes of `hdus` in `section` (`plane` pixels each) of the file at `path`, one after the
+/// other, in a buffer from the pool.
+fn planes<T: torchfits_core::Pixel>(
+    reader: &Reader,
+    path: &Path,
+    section: &Section,
+    hdus: &[&HduSelector],
+    plane: usize,
+) -> Result<Arc<torchfits_core::PooledBuffer<T>>> {
+    let mut buf = reader.pool().get::<T>(hdus.len() * plane).map_err(|e| e.in_file(path))?;
+    reader.cache().with(path, |f| {
+        for (hdu, out) in hdus.iter().zip(buf.chunks_exact_mut(plane.max(1))) {
+            f.image((*hdu).clone())?.read_section_into(section, out)?;
         }
-        Ok(Arc::new(buf))
-    }
+        Ok(())
+    })?;
+    Ok(Arc::new(buf))
 }
 
 impl ImagingBuilder {
-    /// How many files the dataset keeps open at once (default [`FileCache::DEFAULT_CAPACITY`]):
-    /// every loader thread reads through one shared cache of open files.
-    pub fn open_files(mut self, n: usize) -> Self {
-        self.open_files = n.max(1);
-        self
-    }
-
-    /// The HDUs stacked as channels, in order (default: the primary HDU alone).
+    /// The HDUs stacked as channels, in order (default: [`DatasetBuilder::hdu`] alone).
     pub fn channels<S: Into<HduSelector> + Clone>(mut self, hdus: &[S]) -> Self {
-        self.channels = hdus.iter().cloned().map(Into::into).collect();
+        self.spec.channels = Some(hdus.iter().cloned().map(Into::into).collect());
         self
     }
 
@@ -231,159 +213,122 @@ impl ImagingBuilder {
     /// channel [`ChannelRole::Science`]): mask and weight channels go to the batch's own `masks`
     /// and `weights` tensors, exact and never transformed; at least one channel is science.
     pub fn roles(mut self, roles: &[ChannelRole]) -> Self {
-        self.roles = roles.to_vec();
+        self.spec.roles = roles.to_vec();
         self
     }
 
     /// The part of each image an item is (default: [`Crop::Full`]).
     pub fn crop(mut self, crop: Crop) -> Self {
-        self.crop = crop;
+        self.spec.crop = crop;
         self
     }
 
     /// Labels from an integer header keyword of the first channel's HDU (absent: no label).
     pub fn label_keyword(mut self, keyword: &str) -> Self {
-        self.keyword = Some(keyword.to_string());
+        self.spec.keyword = Some(keyword.to_string());
         self
     }
 
-    /// The label of a file that has none (with [`ImagingBuilder::label_keyword`] or
-    /// [`ImagingBuilder::label_table`]): the value a loss ignores (burn's cross-entropy
-    /// `ignore_index`). Without it, such a file fails the build (or, with a replacement policy,
-    /// is left out): a dataset with labels gives a label with every item.
-    pub fn ignore_index(mut self, label: i64) -> Self {
-        self.ignore_index = Some(label);
-        self
-    }
-
-    /// Labels from a table (FITS, Parquet or Arrow) with a string column of file names (the
-    /// name, or the whole path as given) and a column of labels (integers, strings as their
-    /// codes, or floats that are all whole numbers).
-    pub fn label_table(mut self, table: impl AsRef<Path>, file_column: &str, label_column: &str) -> Self {
-        self.table = Some((table.as_ref().to_path_buf(), file_column.to_string(), label_column.to_string()));
-        self
-    }
-
-    /// Targets and features from a table (FITS, Parquet or Arrow) with a string column of file
-    /// names (the name, or the whole path as given) and the `columns` (any number, exact:
-    /// integers as Int, floats as Float, strings as dictionary codes): every batch has them, in
-    /// [`crate::StampBatch::targets`]. A file the table does not name cannot be used (with
-    /// [`ImagingBuilder::on_error`] replacing, it is left out and counted).
+    /// The table (FITS, Parquet or Arrow) the label and targets come from
+    /// ([`DatasetBuilder::label`], [`DatasetBuilder::targets`]): one row per file, found by
+    /// the string column `file_column` (the file's name, or its whole path as given). A file
+    /// the table does not name cannot be used (with [`DatasetBuilder::on_error`] replacing, it
+    /// is left out and counted; for a label alone, [`ImagingBuilder::ignore_index`] keeps it).
     ///
     /// ```no_run
     /// use torchfits_burn::ImagingDataset;
     ///
     /// # fn main() -> Result<(), torchfits_core::Error> {
     /// let ds = ImagingDataset::builder(["g1.fits", "g2.fits"])
-    ///     .targets_table("galaxies.parquet", "file", &["redshift", "morphology", "objid"])
+    ///     .table("galaxies.parquet", "file")
+    ///     .label("morphology")
+    ///     .targets(&["redshift", "objid"])
     ///     .build()?;
     /// # Ok(())
     /// # }
     /// ```
-    pub fn targets_table(mut self, table: impl AsRef<Path>, file_column: &str, columns: &[&str]) -> Self {
-        self.targets = Some((
-            table.as_ref().to_path_buf(),
-            file_column.to_string(),
-            columns.iter().map(|c| c.to_string()).collect(),
-        ));
+    pub fn table(mut self, table: impl AsRef<Path>, file_column: &str) -> Self {
+        self.spec.table = Some((table.as_ref().to_path_buf(), file_column.to_string()));
         self
     }
 
-    /// What an unreadable file does (default [`OnError::Fail`]): with a replacement policy a
-    /// file that cannot be opened or described is left out when the dataset is built, and an
-    /// item that cannot be read is replaced by one that can; both are counted in
-    /// [`ImagingDataset::failures`].
-    pub fn on_error(mut self, policy: OnError) -> Self {
-        self.on_error = policy;
+    /// The label of a file that has none (with [`ImagingBuilder::label_keyword`], or a label
+    /// column and a table that lacks the file): the value a loss ignores (burn's cross-entropy
+    /// `ignore_index`). Without it, such a file fails the build (or, with a replacement policy,
+    /// is left out): a dataset with labels gives a label with every item.
+    pub fn ignore_index(mut self, label: i64) -> Self {
+        self.spec.ignore_index = Some(label);
         self
     }
+}
 
-    /// Whether the files (and the tables of [`ImagingBuilder::label_table`] and
-    /// [`ImagingBuilder::targets_table`]) may be URLs of object storage (`s3://`, `gs://`,
-    /// `az://`, `http(s)://`), opened by range requests with the `remote` feature. Off by
-    /// default, so that a name never makes the dataset send a request the caller did not ask
-    /// for: every name is a path ([`torchfits_core::OpenOptions::urls`]). A glob over a URL
-    /// turns it on.
-    pub fn urls(mut self, yes: bool) -> Self {
-        self.urls = yes;
-        self
-    }
-
-    /// Whether images are read through a memory map (default true) or with `pread`.
-    pub fn mmap(mut self, yes: bool) -> Self {
-        self.mmap = yes;
-        self
-    }
+impl ItemsSpec for ImagingSpec {
+    type Items = ImageFiles;
 
     /// Reads every file's header (shapes, labels) once.
-    pub fn build(self) -> Result<ImagingDataset> {
-        if self.channels.is_empty() {
+    fn build(self, options: &ReadOptions, reader: &Reader) -> Result<ImageFiles> {
+        let channels = self.channels.clone().unwrap_or_else(|| vec![options.hdu.clone()]);
+        if channels.is_empty() {
             return Err(Error::new(ErrorKind::Parameter, "no channel HDU given"));
         }
-        if !self.roles.is_empty() && self.roles.len() != self.channels.len() {
+        if !self.roles.is_empty() && self.roles.len() != channels.len() {
             return Err(Error::new(
                 ErrorKind::Parameter,
-                format!("{} roles for {} channels", self.roles.len(), self.channels.len()),
+                format!("{} roles for {} channels", self.roles.len(), channels.len()),
             ));
         }
         if !self.roles.is_empty() && !self.roles.contains(&ChannelRole::Science) {
             return Err(Error::new(ErrorKind::Parameter, "no science channel among the roles"));
         }
-        let cache = FileCache::new(self.open_files, OpenOptions::new().mmap(self.mmap).urls(self.urls));
-        let by_name = match &self.table {
-            Some((table, file_col, label_col)) => Some(label_table(table, file_col, label_col, self.urls)?),
+        let table = match &self.table {
+            Some((path, file_column)) => Some(FileTable::read(path, file_column, options)?),
+            None if options.label.is_some() || !options.targets.is_empty() => {
+                return Err(Error::new(
+                    ErrorKind::Parameter,
+                    "a label or target column needs the table it is in (ImagingBuilder::table)",
+                ));
+            }
             None => None,
         };
-        let targets = match &self.targets {
-            Some((table, file_col, columns)) => Some(TargetTable::read(table, file_col, columns, self.urls)?),
-            None => None,
-        };
-        let failures = Failures::default();
         let mut files = Vec::with_capacity(self.files.len());
         let mut shapes: Vec<[usize; 2]> = Vec::with_capacity(self.files.len());
         let mut labels = Vec::with_capacity(self.files.len());
-        let mut target_rows = Vec::with_capacity(self.files.len());
+        let mut rows = Vec::with_capacity(self.files.len());
         for path in &self.files {
-            let described = self.describe(&cache, path, by_name.as_ref(), shapes.first()).and_then(|d| {
-                let row = targets.as_ref().map(|t| t.row_of(path)).transpose()?;
-                Ok((d, row))
-            });
-            if let Some(((shape, label), row)) = self.on_error.at_build(&failures, path, described)? {
+            let described = self.describe(reader, &channels, path, table.as_ref(), options, shapes.first());
+            if let Some((shape, label, row)) = reader.keep(path, described)? {
                 files.push(path.clone());
                 shapes.push(shape);
                 labels.push(label);
-                target_rows.extend(row);
+                rows.extend(row);
             }
         }
-        let side = targets.map(|t| t.select(&target_rows).map(Arc::new)).transpose()?;
-        Ok(ImagingDataset {
-            cache,
-            files,
-            shapes,
-            labels,
-            channels: self.channels,
-            roles: self.roles,
-            crop: self.crop,
-            side,
-            pool: BufferPool::default(),
-            epoch: Epoch::default(),
-            on_error: self.on_error,
-            failures,
-        })
+        let side = match &table {
+            Some(t) if !options.targets.is_empty() => Some(Arc::new(t.select(&options.targets, &rows)?)),
+            _ => None,
+        };
+        let label_names = table.as_ref().and_then(|t| t.label_names(options));
+        Ok(ImageFiles { files, shapes, labels, channels, roles: self.roles, crop: self.crop, side, label_names })
     }
+}
 
+impl ImagingSpec {
     /// One file's shape and label, or why the dataset cannot use it (naming the file).
+    /// One file's shape, label and row of the table, or why the dataset cannot use it (naming
+    /// the file).
     fn describe(
         &self,
-        cache: &FileCache,
+        reader: &Reader,
+        channels: &[HduSelector],
         path: &Path,
-        by_name: Option<&std::collections::HashMap<String, i64>>,
+        table: Option<&FileTable>,
+        options: &ReadOptions,
         first: Option<&[usize; 2]>,
-    ) -> Result<([usize; 2], Option<i64>)> {
-        let (shape, label) = cache.with(path, |f| {
+    ) -> Result<([usize; 2], Option<i64>, Option<usize>)> {
+        let (shape, label) = reader.cache().with(path, |f| {
             let mut shape: Option<Vec<usize>> = None;
             let mut label = None;
-            for (k, hdu) in self.channels.iter().enumerate() {
+            for (k, hdu) in channels.iter().enumerate() {
                 let img = f.image(hdu.clone())?;
                 let s = img.shape().to_vec();
                 if s.len() != 2 {
@@ -436,15 +381,16 @@ impl ImagingBuilder {
             )
             .in_file(path));
         }
-        let label = match by_name {
-            Some(map) => {
-                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                map.get(name).or_else(|| map.get(path.to_string_lossy().as_ref())).copied().or(label)
-            }
-            None => label,
+        let row = table.and_then(|t| t.row_of(path));
+        if row.is_none() && !options.targets.is_empty() {
+            return Err(Error::new(ErrorKind::Parameter, "the table has no row for the file").in_file(path));
+        }
+        let from_table = match (table, row, &options.label) {
+            (Some(t), Some(r), Some(column)) => Some(t.label(column, r)?),
+            _ => None,
         };
-        let labelled = self.keyword.is_some() || self.table.is_some();
-        let label = match (label.or(self.ignore_index), labelled) {
+        let labelled = self.keyword.is_some() || options.label.is_some();
+        let label = match (from_table.or(label).or(self.ignore_index), labelled) {
             (None, true) => {
                 return Err(Error::new(
                     ErrorKind::Parameter,
@@ -454,114 +400,82 @@ impl ImagingBuilder {
             }
             (label, _) => label,
         };
-        Ok(([ny, nx], label))
+        Ok(([ny, nx], label, row))
     }
 }
 
-impl Dataset<Stamp> for ImagingDataset {
-    fn get(&self, index: usize) -> std::result::Result<Stamp, DatasetError> {
-        assert!(index < self.files.len(), "Index out of bounds for dataset: {index} >= {}", self.files.len());
-        self.image(index).or_else(|e| {
-            self.on_error.recover(&self.failures, index, self.files.len(), self.epoch.get(), e, |j| self.image(j))
-        })
-    }
-
-    fn len(&self) -> usize {
-        self.files.len()
-    }
-}
-
-/// file name -> label, from a table.
-fn label_table(
-    path: &Path,
-    file_col: &str,
-    label_col: &str,
-    urls: bool,
-) -> Result<std::collections::HashMap<String, i64>> {
-    let batches = crate::catalog::read_batches(path, &[file_col, label_col], None, urls)?;
-    let mut names = Vec::new();
-    let mut labels: Option<SideValues> = None;
-    for b in &batches {
-        let (Some(file_names), Some(batch_labels)) = (b.column(file_col), b.column(label_col)) else {
-            return Err(Error::new(
-                ErrorKind::Parameter,
-                format!("the table has no columns {file_col:?} and {label_col:?}"),
-            )
-            .in_file(path));
-        };
-        let ColumnValues::Str { offsets, bytes } = &file_names.values else {
-            return Err(
-                Error::new(ErrorKind::Parameter, format!("column {file_col:?} is not a string column")).in_file(path)
-            );
-        };
-        names.extend(
-            offsets
-                .windows(2)
-                .map(|w| String::from_utf8_lossy(&bytes[w[0] as usize..w[1] as usize]).trim().to_string()),
-        );
-        let values = SideValues::from_column(batch_labels).map_err(|e| e.in_file(path))?;
-        match &mut labels {
-            Some(all) => all.append(values).map_err(|e| e.in_file(path))?,
-            None => labels = Some(values),
-        }
-    }
-    let labels = match labels {
-        Some(l) => l.as_labels(label_col).map_err(|e| e.in_file(path))?,
-        None => Vec::new(),
-    };
-    Ok(names.into_iter().zip(labels).collect())
-}
-
-/// A table of targets keyed by file name.
-struct TargetTable {
+/// A table with one row per image file, found by the file's name: the source of an imaging
+/// dataset's label and targets.
+struct FileTable {
+    path: PathBuf,
     rows: std::collections::HashMap<String, usize>,
-    columns: Vec<(String, SideValues)>,
+    columns: SideColumns,
 }
 
-impl TargetTable {
-    fn read(path: &Path, file_col: &str, columns: &[String], urls: bool) -> Result<Self> {
-        let mut names: Vec<&str> = vec![file_col];
-        names.extend(columns.iter().map(String::as_str));
-        let batches = crate::catalog::read_batches(path, &names, None, urls)?;
+impl FileTable {
+    /// The string column `file_column` and the label and target columns of `options`.
+    fn read(path: &Path, file_column: &str, options: &ReadOptions) -> Result<Self> {
+        let mut names: Vec<&str> = vec![file_column];
+        names.extend(options.label.as_deref());
+        names.extend(options.targets.iter().map(String::as_str));
+        let batches = crate::catalog::read_batches(path, &names, None, options.urls)?;
         let mut files = Vec::new();
-        let mut side = SideColumns::new();
+        let mut columns = SideColumns::new();
         for b in &batches {
-            let Some(ColumnValues::Str { offsets, bytes }) = b.column(file_col).map(|c| &c.values) else {
-                return Err(Error::new(ErrorKind::Parameter, format!("no string column {file_col:?} of file names"))
-                    .in_file(path));
+            let Some(ColumnValues::Str { offsets, bytes }) = b.column(file_column).map(|c| &c.values) else {
+                return Err(Error::new(
+                    ErrorKind::Parameter,
+                    format!("no string column {file_column:?} of file names"),
+                )
+                .in_file(path));
             };
             files.extend(
                 offsets
                     .windows(2)
                     .map(|w| String::from_utf8_lossy(&bytes[w[0] as usize..w[1] as usize]).trim().to_string()),
             );
-            for name in columns {
+            for name in &names[1..] {
                 let c = b
                     .column(name)
                     .ok_or_else(|| Error::new(ErrorKind::Parameter, format!("no column {name:?}")).in_file(path))?;
-                side.push(name, SideValues::from_column(c).map_err(|e| e.in_file(path))?)
+                columns
+                    .push(name, SideValues::from_column(c).map_err(|e| e.in_file(path))?)
                     .map_err(|e| e.in_file(path))?;
             }
         }
         let rows = files.into_iter().enumerate().map(|(i, f)| (f, i)).collect();
-        let columns = columns.iter().filter_map(|n| side.get(n).map(|v| (n.clone(), v.clone()))).collect();
-        Ok(Self { rows, columns })
+        Ok(Self { path: path.to_path_buf(), rows, columns })
     }
 
     /// The table's row for the image file `path` (by its name, or its whole path as given).
-    fn row_of(&self, path: &Path) -> Result<usize> {
+    fn row_of(&self, path: &Path) -> Option<usize> {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        self.rows
-            .get(name)
-            .or_else(|| self.rows.get(path.to_string_lossy().as_ref()))
-            .copied()
-            .ok_or_else(|| Error::new(ErrorKind::Parameter, "the targets table has no row for the file").in_file(path))
+        self.rows.get(name).or_else(|| self.rows.get(path.to_string_lossy().as_ref())).copied()
     }
 
-    /// The columns of `rows`, one row per dataset item.
-    fn select(&self, rows: &[usize]) -> Result<SideColumns> {
+    /// Row `row` of the label column `name` as a class label.
+    fn label(&self, name: &str, row: usize) -> Result<i64> {
+        let column = self
+            .columns
+            .get(name)
+            .ok_or_else(|| Error::new(ErrorKind::Parameter, format!("no column {name:?}")).in_file(&self.path))?;
+        let labels = column.select(&[row]).as_labels(name).map_err(|e| e.in_file(&self.path))?;
+        labels.first().copied().ok_or_else(|| Error::new(ErrorKind::Decoding, "no label").in_file(&self.path))
+    }
+
+    /// The label column's strings, for a column of strings.
+    fn label_names(&self, options: &ReadOptions) -> Option<Arc<[String]>> {
+        options.label.as_deref().and_then(|l| self.columns.get(l)).and_then(SideValues::dictionary)
+    }
+
+    /// The columns `names` of `rows`, one row per dataset item.
+    fn select(&self, names: &[String], rows: &[usize]) -> Result<SideColumns> {
         let mut side = SideColumns::new();
-        for (name, values) in &self.columns {
+        for name in names {
+            let values = self
+                .columns
+                .get(name)
+                .ok_or_else(|| Error::new(ErrorKind::Parameter, format!("no column {name:?}")).in_file(&self.path))?;
             side.push(name, values.select(rows))?;
         }
         Ok(side)

@@ -32,6 +32,7 @@ mod item;
 mod kernels;
 mod plan;
 mod prefetch;
+mod reading;
 mod roles;
 mod seeds;
 mod spectra;
@@ -49,17 +50,21 @@ pub use burn;
 pub use catalog::Catalog;
 pub use columns::{SideBatch, SideColumns, SideTensor, SideValues};
 pub use coords::CutoutCoordinates;
-pub use cutout::{CatalogCutoutDataset, CutoutBuilder};
+pub use cutout::{CatalogCutoutDataset, CatalogCutouts, CutoutBuilder, CutoutSpec};
 pub use epochs::{Epoch, EpochLoader};
 pub use failures::{FailureReport, Failures, FileFailures, OnError, REPLACEMENT_TRIES};
-pub use imaging::{Crop, ImagingBuilder, ImagingDataset};
+pub use imaging::{Crop, ImageFiles, ImagingBuilder, ImagingDataset, ImagingSpec};
 pub use plan::{Overlap, Placement, PlanItem, SurveyPlan, SurveyPlanner};
 pub use prefetch::Prefetch;
+pub use reading::{DatasetBuilder, FitsDataset, Items, ItemsSpec, ReadOptions, Reader};
 pub use roles::ChannelRole;
-pub use spectra::{Arm, SpectraBuilder, SpectroscopicDataset, Spectrum, SpectrumBatch, SpectrumBatcher, Wavelength};
+pub use spectra::{
+    Arm, Spectra, SpectraBuilder, SpectraSpec, SpectroscopicDataset, Spectrum, SpectrumBatch, SpectrumBatcher,
+    Wavelength,
+};
 pub use stamp::Stamp;
 pub use subset::{
     EpochShard, ShardExt, Subset, permutation, shard, shard_indices, split, split_by_group, split_dataset_by_group,
 };
-pub use survey::{SurveyCutoutBuilder, SurveyCutoutDataset};
+pub use survey::{SurveyCutoutBuilder, SurveyCutoutDataset, SurveyCutouts, SurveySpec};
 pub use transfers::Transfers;

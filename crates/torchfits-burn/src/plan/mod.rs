@@ -120,13 +120,14 @@ pub struct SurveyPlan {
 
 impl SurveyPlanner {
     /// A planner for the catalog at `catalog` (FITS binary table, Parquet or Arrow IPC), with
-    /// positions in its `ra` and `dec` columns (degrees) unless [`SurveyPlanner::columns`] says.
+    /// positions in its `RA` and `DEC` columns (degrees; names matched without regard to case, so
+    /// `ra` and `dec` do) unless [`SurveyPlanner::columns`] says.
     pub fn new(catalog: impl AsRef<Path>) -> Self {
         Self {
             catalog: catalog.as_ref().to_path_buf(),
             catalog_hdu: None,
-            ra: "ra".into(),
-            dec: "dec".into(),
+            ra: "RA".into(),
+            dec: "DEC".into(),
             targets: Vec::new(),
             bands: Vec::new(),
             keys: Vec::new(),
@@ -143,7 +144,7 @@ impl SurveyPlanner {
         }
     }
 
-    /// The position columns (degrees).
+    /// The position columns (degrees; default `RA`, `DEC`, in any case).
     pub fn columns(mut self, ra: &str, dec: &str) -> Self {
         (self.ra, self.dec) = (ra.into(), dec.into());
         self

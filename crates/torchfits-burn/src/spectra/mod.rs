@@ -11,18 +11,13 @@ mod wavelength;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use burn::data::dataset::{Dataset, DatasetError};
-use torchfits_core::{
-    BufferPool, ColumnValues, Error, ErrorKind, FileCache, FitsFile, HduSelector, OpenOptions, PooledBuffer, Result,
-    Section,
-};
+use torchfits_core::{ColumnValues, Error, ErrorKind, FitsFile, HduSelector, PooledBuffer, Result, Section};
 
 pub use batch::{SpectrumBatch, SpectrumBatcher};
 pub use wavelength::Wavelength;
 
 use crate::columns::{SideColumns, SideValues};
-use crate::epochs::Epoch;
-use crate::failures::{Failures, OnError};
+use crate::reading::{DatasetBuilder, FitsDataset, Items, ItemsSpec, ReadOptions, Reader};
 use crate::roles::ChannelRole;
 
 /// One spectrum: `channels` rows of `length` values (the flux, then the other channels that
@@ -122,9 +117,12 @@ struct FileLayout {
 /// # Ok(())
 /// # }
 /// ```
+pub type SpectroscopicDataset = FitsDataset<Spectra>;
+
+/// The items of a [`SpectroscopicDataset`]: its files, where each spectrum is, its wavelengths
+/// and metadata.
 #[derive(Debug)]
-pub struct SpectroscopicDataset {
-    cache: FileCache,
+pub struct Spectra {
     files: Vec<PathBuf>,
     source: Source,
     layout: Vec<FileLayout>,
@@ -134,24 +132,20 @@ pub struct SpectroscopicDataset {
     meta: Vec<Vec<f64>>,
     meta_width: usize,
     total: usize,
-    pool: BufferPool,
     side: Option<Arc<SideColumns>>,
-    epoch: Epoch,
-    on_error: OnError,
-    failures: Failures,
 }
 
-/// Options of a [`SpectroscopicDataset`].
+/// Options of a [`SpectroscopicDataset`]: those every dataset has ([`DatasetBuilder`]) and these.
+pub type SpectraBuilder = DatasetBuilder<SpectraSpec>;
+
+/// What makes a [`SpectroscopicDataset`] its own ([`SpectraBuilder`]).
 #[derive(Debug, Clone)]
-pub struct SpectraBuilder {
+pub struct SpectraSpec {
     files: Vec<PathBuf>,
     source: Source,
     roles: Vec<ChannelRole>,
     wavelength: Option<Wavelength>,
     meta: Option<(HduSelector, Vec<String>)>,
-    open_files: usize,
-    on_error: OnError,
-    urls: bool,
 }
 
 impl SpectroscopicDataset {
@@ -168,7 +162,7 @@ impl SpectroscopicDataset {
     /// after the other in each item (every arm has the same HDUs in the same order, and its
     /// own number of samples).
     pub fn arms<P: AsRef<Path>>(files: impl IntoIterator<Item = P>, arms: Vec<Arm>) -> SpectraBuilder {
-        SpectraBuilder::new(files, Source::Rows(arms))
+        SpectraSpec::builder(files, Source::Rows(arms))
     }
 
     /// Spectra as the cells of the fixed-size array columns `columns` (flux first) of the binary
@@ -178,36 +172,26 @@ impl SpectroscopicDataset {
         hdu: impl Into<HduSelector>,
         columns: &[&str],
     ) -> SpectraBuilder {
-        SpectraBuilder::new(files, Source::Columns(hdu.into(), columns.iter().map(|c| c.to_string()).collect()))
+        SpectraSpec::builder(files, Source::Columns(hdu.into(), columns.iter().map(|c| c.to_string()).collect()))
     }
+}
 
-    /// Number of spectra.
-    pub fn len(&self) -> usize {
-        self.total
-    }
-
-    /// Whether there is no spectrum.
-    pub fn is_empty(&self) -> bool {
-        self.total == 0
-    }
-
+impl Spectra {
     /// The samples of each arm (one entry for spectra of a single arm).
     pub fn arm_lengths(&self) -> &[usize] {
         &self.arms
     }
+}
 
-    /// The spectra that could not be read, and their files (see [`SpectraBuilder::on_error`]).
-    pub fn failures(&self) -> &Failures {
-        &self.failures
-    }
+impl Items for Spectra {
+    type Item = Spectrum;
 
-    /// The handle on the epoch substitutions are drawn for ([`OnError::Substitute`]).
-    pub fn epoch(&self) -> Epoch {
-        self.epoch.clone()
+    fn count(&self) -> usize {
+        self.total
     }
 
     /// The spectrum `index`, or the error reading it (naming the file and the HDU).
-    pub fn spectrum(&self, index: usize) -> Result<Spectrum> {
+    fn read(&self, reader: &Reader, index: usize) -> Result<Spectrum> {
         if index >= self.total {
             return Err(Error::new(ErrorKind::Parameter, format!("item {index} of {} does not exist", self.total)));
         }
@@ -217,18 +201,18 @@ impl SpectroscopicDataset {
         let length: usize = self.arms.iter().sum();
         let value_rows = self.roles.iter().filter(|r| **r != ChannelRole::Mask).count();
         let mask_rows = self.roles.len() - value_rows;
-        let mut values = self.pool.get::<f32>(value_rows * length).map_err(|e| e.in_file(path))?;
+        let mut values = reader.pool().get::<f32>(value_rows * length).map_err(|e| e.in_file(path))?;
         let mut masks = match mask_rows {
             0 => None,
-            n => Some(self.pool.get::<i64>(n * length).map_err(|e| e.in_file(path))?),
+            n => Some(reader.pool().get::<i64>(n * length).map_err(|e| e.in_file(path))?),
         };
         let grid = match &self.source {
             Source::Rows(arms) => {
-                self.read_rows(arms, path, row, &mut values, masks.as_deref_mut())?;
+                reader.cache().with(path, |f| self.read_rows(arms, f, row, &mut values, masks.as_deref_mut()))?;
                 self.layout[file].grid.clone()
             }
             Source::Columns(hdu, columns) => self
-                .read_cells(hdu, columns, path, row, &mut values, masks.as_deref_mut())?
+                .read_cells(reader, hdu, columns, path, row, &mut values, masks.as_deref_mut())?
                 .or_else(|| self.layout[file].grid.clone()),
         };
         let meta = self.meta.get(file).map(|m| m[row * self.meta_width..(row + 1) * self.meta_width].to_vec());
@@ -247,12 +231,15 @@ impl SpectroscopicDataset {
             index,
         })
     }
+}
 
-    /// Row `row` of every arm's HDUs into the value and mask rows, each arm at its offset.
+impl Spectra {
+    /// Row `row` of every arm's HDUs of the file `f` into the value and mask rows, each arm at
+    /// its offset.
     fn read_rows(
         &self,
         arms: &[Arm],
-        path: &Path,
+        f: &FitsFile,
         row: usize,
         values: &mut [f32],
         mut masks: Option<&mut [i64]>,
@@ -266,12 +253,12 @@ impl SpectroscopicDataset {
                 if *role == ChannelRole::Mask {
                     if let Some(masks) = masks.as_deref_mut() {
                         let out = &mut masks[m * length + offset..m * length + offset + n];
-                        self.cache.with(path, |f| f.image(hdu.clone())?.read_section_into(&section, out))?;
+                        f.image(hdu.clone())?.read_section_into(&section, out)?;
                     }
                     m += 1;
                 } else {
                     let out = &mut values[v * length + offset..v * length + offset + n];
-                    self.cache.with(path, |f| f.image(hdu.clone())?.read_section_into(&section, out))?;
+                    f.image(hdu.clone())?.read_section_into(&section, out)?;
                     v += 1;
                 }
             }
@@ -282,8 +269,10 @@ impl SpectroscopicDataset {
 
     /// Row `row`'s cells of the spectrum columns into the value and mask rows; its wavelength
     /// cell where they are in a column.
+    #[allow(clippy::too_many_arguments)] // the row, where it is, and its two outputs
     fn read_cells(
         &self,
+        reader: &Reader,
         hdu: &HduSelector,
         columns: &[String],
         path: &Path,
@@ -294,7 +283,7 @@ impl SpectroscopicDataset {
         let length = self.arms.iter().sum::<usize>();
         let mut names: Vec<&str> = columns.iter().map(String::as_str).collect();
         names.extend(self.wave_column.as_deref());
-        let batch = self.cache.with(path, |f| {
+        let batch = reader.cache().with(path, |f| {
             let mut batches =
                 f.table(hdu.clone())?.with_columns(&names)?.with_rows(row as u64..row as u64 + 1)?.build()?;
             batches.next().transpose()?.ok_or_else(|| Error::new(ErrorKind::Decoding, "no row"))
@@ -367,66 +356,43 @@ fn copy_i64(values: &ColumnValues, out: &mut [i64]) -> Result<()> {
     Ok(())
 }
 
-impl SpectraBuilder {
-    fn new<P: AsRef<Path>>(files: impl IntoIterator<Item = P>, source: Source) -> Self {
-        Self {
+impl SpectraSpec {
+    fn builder<P: AsRef<Path>>(files: impl IntoIterator<Item = P>, source: Source) -> SpectraBuilder {
+        DatasetBuilder::with_spec(SpectraSpec {
             files: files.into_iter().map(|p| p.as_ref().to_path_buf()).collect(),
             source,
             roles: Vec::new(),
             wavelength: None,
             meta: None,
-            open_files: FileCache::DEFAULT_CAPACITY,
-            on_error: OnError::Fail,
-            urls: false,
-        }
+        })
     }
+}
 
+impl SpectraBuilder {
     /// The role of each HDU (of each arm) or column, in order (default: all
     /// [`ChannelRole::Science`]): [`ChannelRole::Mask`] channels are read as exact integers
     /// into [`Spectrum::masks`], the others into [`Spectrum::values`], where the spectrum
     /// transforms find the flux and its weights by role.
     pub fn roles(mut self, roles: &[ChannelRole]) -> Self {
-        self.roles = roles.to_vec();
+        self.spec.roles = roles.to_vec();
         self
     }
 
     /// Where the wavelengths are, for the arms that do not say ([`Arm::wavelength`]) and for
     /// spectra in table columns.
     pub fn wavelength(mut self, source: Wavelength) -> Self {
-        self.wavelength = Some(source);
-        self
-    }
-
-    /// How many files the dataset keeps open at once (default [`FileCache::DEFAULT_CAPACITY`]):
-    /// every loader thread reads through one shared cache of open files.
-    pub fn open_files(mut self, n: usize) -> Self {
-        self.open_files = n.max(1);
-        self
-    }
-
-    /// Whether the files may be URLs of object storage (`s3://`, `gs://`, `az://`,
-    /// `http(s)://`), opened by range requests with the `remote` feature. Off by default: every
-    /// name is a path ([`torchfits_core::OpenOptions::urls`]).
-    pub fn urls(mut self, yes: bool) -> Self {
-        self.urls = yes;
-        self
-    }
-
-    /// What an unreadable file does (default [`OnError::Fail`]): with a replacement policy a
-    /// file that cannot be opened or described is left out when the dataset is built, and a
-    /// spectrum that cannot be read is replaced by one that can; both are counted in
-    /// [`SpectroscopicDataset::failures`].
-    pub fn on_error(mut self, policy: OnError) -> Self {
-        self.on_error = policy;
+        self.spec.wavelength = Some(source);
         self
     }
 
     /// Numeric metadata columns from the table `hdu` of each file, one row per spectrum.
     pub fn meta(mut self, hdu: impl Into<HduSelector>, columns: &[&str]) -> Self {
-        self.meta = Some((hdu.into(), columns.iter().map(|c| c.to_string()).collect()));
+        self.spec.meta = Some((hdu.into(), columns.iter().map(|c| c.to_string()).collect()));
         self
     }
+}
 
+impl SpectraSpec {
     /// The channels' roles, one per HDU of an arm or per column.
     fn channel_roles(&self) -> Result<Vec<ChannelRole>> {
         let channels = match &self.source {
@@ -448,9 +414,19 @@ impl SpectraBuilder {
         }
         Ok(roles)
     }
+}
+
+impl ItemsSpec for SpectraSpec {
+    type Items = Spectra;
 
     /// Reads each file's layout, wavelengths and metadata once.
-    pub fn build(self) -> Result<SpectroscopicDataset> {
+    fn build(self, options: &ReadOptions, reader: &Reader) -> Result<Spectra> {
+        if options.label.is_some() || !options.targets.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Parameter,
+                "spectra take their per-spectrum columns from SpectraBuilder::meta, not a label or targets",
+            ));
+        }
         let roles = self.channel_roles()?;
         let wave_column = match (&self.source, &self.wavelength) {
             (Source::Columns(..), Some(Wavelength::Column(name))) => Some(name.clone()),
@@ -459,18 +435,16 @@ impl SpectraBuilder {
             }
             _ => None,
         };
-        let cache = FileCache::new(self.open_files, OpenOptions::new().mmap(true).urls(self.urls));
         let mut layout = Vec::with_capacity(self.files.len());
         let mut meta = Vec::new();
         let mut total = 0usize;
         let width = self.meta.as_ref().map_or(0, |(_, c)| c.len());
-        let failures = Failures::default();
         let mut side = SideColumns::new();
         let mut files = Vec::with_capacity(self.files.len());
         let mut arms: Option<Vec<usize>> = None;
         for path in &self.files {
-            let described = self.describe(&cache, path, arms.as_deref());
-            if let Some(d) = self.on_error.at_build(&failures, path, described)? {
+            let described = self.describe(reader, path, arms.as_deref());
+            if let Some(d) = reader.keep(path, described)? {
                 for (name, values) in d.exact.iter() {
                     side.push(name, values.clone()).map_err(|e| e.in_file(path))?;
                 }
@@ -481,8 +455,7 @@ impl SpectraBuilder {
                 total += d.nspec;
             }
         }
-        Ok(SpectroscopicDataset {
-            cache,
+        Ok(Spectra {
             files,
             source: self.source,
             layout,
@@ -492,19 +465,17 @@ impl SpectraBuilder {
             meta,
             meta_width: width,
             total,
-            pool: BufferPool::default(),
             side: (!side.is_empty()).then(|| Arc::new(side)),
-            epoch: Epoch::default(),
-            on_error: self.on_error,
-            failures,
         })
     }
+}
 
+impl SpectraSpec {
     /// One file's spectra, arms, wavelengths and metadata rows, or why the dataset cannot use
     /// it; `first`: the first kept file's arm lengths, which every file must have (a batch
     /// stacks spectra of one shape, and burn's `Batcher` cannot fail).
-    fn describe(&self, cache: &FileCache, path: &Path, first: Option<&[usize]>) -> Result<Described> {
-        let (nspec, arms, grid) = cache.with(path, |f| match &self.source {
+    fn describe(&self, reader: &Reader, path: &Path, first: Option<&[usize]>) -> Result<Described> {
+        let (nspec, arms, grid) = reader.cache().with(path, |f| match &self.source {
             Source::Rows(arms) => self.describe_rows(f, arms),
             Source::Columns(hdu, columns) => self.describe_columns(f, hdu, columns),
         })?;
@@ -518,7 +489,7 @@ impl SpectraBuilder {
             .in_file(path));
         }
         let (meta_rows, exact) = match &self.meta {
-            Some((hdu, columns)) => self.read_meta(cache, path, hdu, columns, nspec)?,
+            Some((hdu, columns)) => self.read_meta(reader, path, hdu, columns, nspec)?,
             None => (None, SideColumns::new()),
         };
         Ok(Described { nspec, arms, grid, meta_rows, exact })
@@ -591,15 +562,16 @@ impl SpectraBuilder {
     /// The metadata rows (f64 features) and exact columns of one file.
     fn read_meta(
         &self,
-        cache: &FileCache,
+        reader: &Reader,
         path: &Path,
         hdu: &HduSelector,
         columns: &[String],
         nspec: usize,
     ) -> Result<(Option<Vec<f64>>, SideColumns)> {
         let names: Vec<&str> = columns.iter().map(String::as_str).collect();
-        let batches =
-            cache.with(path, |f| f.table(hdu.clone())?.with_columns(&names)?.build()?.collect::<Result<Vec<_>>>())?;
+        let batches = reader
+            .cache()
+            .with(path, |f| f.table(hdu.clone())?.with_columns(&names)?.build()?.collect::<Result<Vec<_>>>())?;
         let mut cols: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
         let mut exact = SideColumns::new();
         for b in &batches {
@@ -664,17 +636,4 @@ fn hdu_grid(f: &FitsFile, hdu: &HduSelector, nwave: usize) -> Result<Vec<f64>> {
         .in_hdu(img.index()));
     }
     img.read::<f64>().map_err(|e| e.in_hdu(img.index()))
-}
-
-impl Dataset<Spectrum> for SpectroscopicDataset {
-    fn get(&self, index: usize) -> std::result::Result<Spectrum, DatasetError> {
-        assert!(index < self.total, "Index out of bounds for dataset: {index} >= {}", self.total);
-        self.spectrum(index).or_else(|e| {
-            self.on_error.recover(&self.failures, index, self.total, self.epoch.get(), e, |j| self.spectrum(j))
-        })
-    }
-
-    fn len(&self) -> usize {
-        self.total
-    }
 }

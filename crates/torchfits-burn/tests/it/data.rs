@@ -293,7 +293,7 @@ mod more {
         let mut w = WriteOptions::new().overwrite(true).create(&table).expect("create");
         w.write_table(&t, "LABELS", None).expect("table");
         w.finish().expect("finish");
-        let labelled = || ImagingDataset::builder(&files).channels(&["SCI"]).label_table(&table, "FILE", "LABEL");
+        let labelled = || ImagingDataset::builder(&files).channels(&["SCI"]).table(&table, "FILE").label("LABEL");
         let e = labelled().build().expect_err("obj00.fits has no label");
         assert!(e.to_string().contains("obj00.fits"), "{e}");
         let labelled = labelled().ignore_index(-1).build().expect("ds");

@@ -3,6 +3,7 @@
 
 mod common;
 mod data;
+mod datasets;
 #[cfg(feature = "wgpu")]
 mod device;
 mod failures;

@@ -140,12 +140,14 @@ fn imaging_targets_come_exact_from_a_table_of_file_names() {
     w.write_table(&t, "GALAXIES", None).expect("table");
     w.finish().expect("finish");
     let err = ImagingDataset::builder(&files)
-        .targets_table(&table, "FILE", &["Z", "OBJID", "MORPH"])
+        .table(&table, "FILE")
+        .targets(&["Z", "OBJID", "MORPH"])
         .build()
         .expect_err("gal3 has no row");
     assert!(err.to_string().contains("gal3.fits"), "{err}");
     let ds = ImagingDataset::builder(&files[..3])
-        .targets_table(&table, "FILE", &["Z", "OBJID", "MORPH"])
+        .table(&table, "FILE")
+        .targets(&["Z", "OBJID", "MORPH"])
         .build()
         .expect("dataset");
     let items = (0..3).map(|i| ds.get(i).expect("item")).collect();

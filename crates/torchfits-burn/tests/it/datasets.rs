@@ -1,0 +1,160 @@
+//! What every dataset shares: one dictionary per dataset for string labels and targets, column
+//! names matched without regard to case, the same options on every builder, and batches of
+//! stamps with flag planes stacked as the stamps hold them.
+
+use std::path::{Path, PathBuf};
+
+use burn::data::dataset::Dataset;
+use burn::tensor::Device;
+use torchfits_burn::transforms::Asinh;
+use torchfits_burn::{
+    CatalogCutoutDataset, OnError, SideValues, StampBatcher, SurveyCutoutDataset, SurveyPlanner, permutation,
+};
+use torchfits_core::Wcs;
+use torchfits_core::table::{ColumnData, ColumnValues, TableBatch};
+
+use crate::common::{N, header, survey, tmpdir};
+
+const CLASSES: [&str; 3] = ["star", "galaxy", "qso"];
+
+/// A Parquet catalog of `rows` positions on image 0 of the common survey, in lower-case `ra`
+/// and `dec` columns, with a string `class` column; the class of each row.
+fn class_catalog(dir: &Path, rows: usize) -> (PathBuf, Vec<PathBuf>, Vec<&'static str>) {
+    let (_, images, _) = survey(dir);
+    let wcs = Wcs::from_header(&header(0)).expect("wcs");
+    let mut state = 99u64;
+    let mut next = || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) as f64 / (1u64 << 31) as f64
+    };
+    let pixels: Vec<f64> = (0..rows).flat_map(|_| [10.0 + next() * (N as f64 - 20.0), 10.0 + next() * 100.0]).collect();
+    let mut world = vec![0.0; pixels.len()];
+    wcs.pixel_to_world(&pixels, &mut world).expect("p2w");
+    let classes: Vec<&str> = (0..rows).map(|i| CLASSES[(i * 7 + i / 3) % 3]).collect();
+    let mut offsets = vec![0i32];
+    let mut bytes = Vec::new();
+    for c in &classes {
+        bytes.extend_from_slice(c.as_bytes());
+        offsets.push(bytes.len() as i32);
+    }
+    let batch = TableBatch::new(vec![
+        ColumnData::new("ra", ColumnValues::F64(world.iter().step_by(2).copied().collect())),
+        ColumnData::new("dec", ColumnValues::F64(world.iter().skip(1).step_by(2).copied().collect())),
+        ColumnData::new("class", ColumnValues::Str { offsets, bytes }),
+    ])
+    .expect("table")
+    .into_record_batch()
+    .expect("record batch");
+    let path = dir.join("classes.parquet");
+    let file = std::fs::File::create(&path).expect("create");
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).expect("parquet");
+    w.write(&batch).expect("write");
+    w.close().expect("close");
+    (path, images, classes)
+}
+
+#[test]
+fn a_string_target_has_one_code_in_every_batch_of_a_survey_dataset() {
+    let dir = tmpdir("datasets-survey-codes");
+    let (catalog, images, classes) = class_catalog(&dir, 400);
+    // the planner's default position columns are RA and DEC: the catalog's ra and dec are they
+    let plan = SurveyPlanner::new(&catalog)
+        .images(&images[..1])
+        .targets(&["class"])
+        .cache(dir.join("cache"))
+        .progress(false)
+        .build()
+        .expect("plan");
+    let ds = SurveyCutoutDataset::builder(plan).size(8).label("class").targets(&["class"]).build().expect("dataset");
+    assert_eq!(ds.len(), 400);
+    let sorted = ["galaxy", "qso", "star"];
+    assert_eq!(ds.label_names().expect("names"), sorted);
+    let order = permutation(ds.len(), 5);
+    let batcher = StampBatcher::new();
+    let device = Device::flex();
+    for chunk in order.chunks(4) {
+        let items: Vec<_> = chunk.iter().map(|&k| ds.get(k).expect("stamp")).collect();
+        let batch = batcher.try_batch(items, &device).expect("batch");
+        let SideValues::Code { codes, dictionary } = &batch.target("class").expect("class").values else {
+            panic!("class is a string column");
+        };
+        assert_eq!(&dictionary[..], sorted);
+        let labels: Vec<i64> =
+            batch.labels.clone().expect("labels").into_data().convert::<i64>().try_to_vec().expect("i64");
+        assert_eq!(&labels, codes, "a label is its string's code");
+        for (&k, &code) in batch.indices.iter().zip(codes) {
+            let row = ds.plan().item(k).expect("item").row as usize;
+            assert_eq!(sorted[code as usize], classes[row], "item {k}: code {code}");
+        }
+    }
+}
+
+#[test]
+fn catalog_columns_match_without_regard_to_case_and_string_labels_have_names() {
+    let dir = tmpdir("datasets-case");
+    let (catalog, images, classes) = class_catalog(&dir, 50);
+    let ds = CatalogCutoutDataset::builder(&catalog, &images).size(8).label("CLASS").build().expect("dataset");
+    assert_eq!(ds.len(), 50);
+    let names = ds.label_names().expect("names").to_vec();
+    assert_eq!(names, ["galaxy", "qso", "star"]);
+    for k in 0..ds.len() {
+        let stamp = ds.get(k).expect("stamp");
+        let row = ds.row(k).expect("row");
+        assert_eq!(names[stamp.label.expect("label") as usize], classes[row]);
+    }
+}
+
+#[test]
+fn every_builder_takes_the_shared_options() {
+    let dir = tmpdir("datasets-options");
+    let (catalog, images, _) = survey(&dir);
+    let pool = torchfits_core::BufferPool::default();
+    let cutouts = CatalogCutoutDataset::builder(&catalog, &images)
+        .size(16)
+        .hdu(0)
+        .mmap(false)
+        .open_files(1)
+        .pool(pool.clone())
+        .on_error(OnError::Skip)
+        .urls(false)
+        .label("LABEL")
+        .targets(&["LABEL"])
+        .build()
+        .expect("cutouts");
+    let imaging = torchfits_burn::ImagingDataset::builder(&images)
+        .hdu(0)
+        .mmap(false)
+        .open_files(1)
+        .pool(pool.clone())
+        .on_error(OnError::Skip)
+        .urls(false)
+        .build()
+        .expect("imaging");
+    // items of both come from the one pool given
+    drop((cutouts.get(0).expect("stamp"), imaging.get(0).expect("image")));
+    assert!(pool.stats().allocations >= 2, "{:?}", pool.stats());
+    // a label column with no table to find it in is an error, not ignored
+    let err = torchfits_burn::ImagingDataset::builder(&images).label("LABEL").build().expect_err("no table");
+    assert!(err.to_string().contains("table"), "{err}");
+}
+
+#[test]
+fn stamps_with_an_edge_mask_stack_alike_with_and_without_transforms() {
+    let dir = tmpdir("datasets-edge-mask");
+    let (catalog, images, _) = survey(&dir);
+    let ds = CatalogCutoutDataset::builder(&catalog, &images).size(16).build().expect("dataset");
+    let device = Device::flex();
+    let items: Vec<_> = (0..ds.len()).map(|k| ds.get(k).expect("stamp")).collect();
+    let host: Vec<f32> = items.iter().flat_map(|s| s.data().to_vec()).collect();
+    let plain = StampBatcher::new().try_batch(items.clone(), &device).expect("batch");
+    assert_eq!(plain.images.dims(), [ds.len(), 2, 16, 16]);
+    assert_eq!(plain.images.clone().into_data().try_to_vec::<f32>().expect("f32"), host);
+    let stretched = StampBatcher::new().transform(Asinh(1.0)).try_batch(items, &device).expect("batch");
+    let flags = |t: &burn::tensor::Tensor<4>| t.clone().narrow(1, 1, 1).into_data().try_to_vec::<f32>().expect("f32");
+    assert_eq!(flags(&stretched.images), flags(&plain.images), "the edge mask is not stretched");
+    let science = stretched.images.narrow(1, 0, 1).into_data().try_to_vec::<f32>().expect("f32");
+    let want: Vec<f32> = plain.images.narrow(1, 0, 1).into_data().try_to_vec::<f32>().expect("f32");
+    for (got, x) in science.iter().zip(want) {
+        assert!((got - x.asinh()).abs() <= 1e-5 * x.asinh().abs().max(1.0), "{got} vs asinh({x})");
+    }
+}
