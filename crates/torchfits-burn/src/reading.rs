@@ -221,7 +221,10 @@ impl<S> DatasetBuilder<S> {
         DatasetBuilder { options: ReadOptions::default(), spec }
     }
 
-    /// The image HDU of every file (default: the primary HDU, 0).
+    /// The image HDU of every file (default: the primary HDU, 0): the image the stamps of the
+    /// cutout datasets are cut from, and an imaging dataset's channel where
+    /// [`crate::ImagingBuilder::channels`] names none. Spectra name their HDUs per arm or table
+    /// instead, and leave this alone.
     pub fn hdu(mut self, hdu: impl Into<HduSelector>) -> Self {
         self.options.hdu = hdu.into();
         self

@@ -225,23 +225,25 @@ fn window(
     out: &mut [f32],
     outside: &mut [f32],
 ) -> Result<()> {
-    let hdu = reader.hdu();
-    let shape = reader.cache().with(path, |f| Ok(f.image(hdu.clone())?.shape().to_vec()))?;
-    let [ny, nx] = shape[..] else {
-        return Err(Error::new(ErrorKind::Unsupported, format!("a 2-D image is needed, not {shape:?}")).in_file(path));
-    };
-    let clip = |a: i64, n: usize| a.clamp(0, n as i64) as usize;
-    let (xa, xb) = (clip(x0, nx), clip(x0 + w as i64, nx));
-    let (ya, yb) = (clip(y0, ny), clip(y0 + h as i64, ny));
     out.fill(0.0);
     outside.fill(1.0);
-    if xb <= xa || yb <= ya {
-        return Ok(());
-    }
-    let cw = xb - xa;
-    let mut part = reader.pool().get::<f32>((yb - ya) * cw).map_err(|e| e.in_file(path))?;
-    let section = Section::new(vec![ya..yb, xa..xb]);
-    reader.cache().with(path, |f| f.image(hdu.clone())?.read_section_into(&section, &mut part))?;
+    // one look-up of the file for the shape and the pixels: each is a stat of the path
+    let read = reader.cache().with(path, |f| {
+        let image = f.image(reader.hdu().clone())?;
+        let &[ny, nx] = image.shape() else {
+            return Err(Error::new(ErrorKind::Unsupported, format!("a 2-D image is needed, not {:?}", image.shape())));
+        };
+        let clip = |a: i64, n: usize| a.clamp(0, n as i64) as usize;
+        let (xa, xb) = (clip(x0, nx), clip(x0 + w as i64, nx));
+        let (ya, yb) = (clip(y0, ny), clip(y0 + h as i64, ny));
+        if xb <= xa || yb <= ya {
+            return Ok(None);
+        }
+        let mut part = reader.pool().get::<f32>((yb - ya) * (xb - xa))?;
+        image.read_section_into(&Section::new(vec![ya..yb, xa..xb]), &mut part)?;
+        Ok(Some((part, xa, xb - xa, ya)))
+    });
+    let Some((part, xa, cw, ya)) = read.map_err(|e| e.in_file(path))? else { return Ok(()) };
     for (r, row) in part.chunks_exact(cw).enumerate() {
         let at = ((ya + r) as i64 - y0) as usize * w + (xa as i64 - x0) as usize;
         out[at..at + cw].copy_from_slice(row);
