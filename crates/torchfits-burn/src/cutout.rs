@@ -209,7 +209,7 @@ impl CatalogCutoutDataset {
 
 impl CatalogCutouts {
     /// The catalog columns asked for with [`CutoutBuilder::targets`], exact, one row per
-    /// catalog row ([`CatalogCutoutDataset::row`] gives an item's).
+    /// catalog row ([`CatalogCutouts::row`] gives an item's).
     pub fn side_columns(&self) -> Option<&SideColumns> {
         self.side.as_deref()
     }
