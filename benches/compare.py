@@ -75,6 +75,13 @@ GATE_TARGETS = {
 }
 # one open file shared by threads: the 2-thread case at least this much faster than the 1-thread one
 SCALING = {"shared_cutouts_f32_64x100": 1.7, "shared_cutouts_rice_i16_t256_64x100": 1.7}
+# the loader cases of `torchfits bench` (a build with the `gpu` feature): each dataset's items through
+# burn's DataLoader with 1 worker, as a fraction of the bare reads of the same pixels in the same case
+# (its `raw`), at least this much; the gate fails any below LOADER_GATE
+LOADER = {"loader_catalog_1w": 0.85, "loader_survey_1w": 0.8, "loader_imaging_1w": 0.8, "loader_spectra_1w": 0.8}
+LOADER_GATE = 0.7
+# and with 2 workers at least this much faster than with 1
+LOADER_SCALING = {"loader_catalog": 1.7}
 # these cases must also be at least this much faster than python fitsio
 FITSIO_AT_LEAST = {"img_f32_4096_full": 2.0, "img_i16_2048_full": 2.0, "write_rice_i16_4096": 1.5}
 
@@ -146,7 +153,8 @@ def measure(a, d, out):
              "--json", paths["peer_cases"]], stdout=sys.stderr)
         run(["cargo", "bench", "-q", "--bench", "fitsio_rs", "--", "--dir", d, "--runs", runs, "--json",
              paths["fitsio_rs"]], stdout=sys.stderr)
-    only = [] if not a.gate else ["--only", ",".join(c for c in TARGETS if c in load(paths["peers"])["cases"])]
+    only = [] if not a.gate else ["--only", ",".join(
+        [c for c in TARGETS if c in load(paths["peers"])["cases"]] + ["loader_"])]
     run([cli, "bench", "--dir", d, "--runs", runs, "--json", paths["torchfits"]] + only, stdout=sys.stderr)
     if a.baseline:
         run([a.baseline, "bench", "--dir", d, "--runs", runs, "--json", os.path.join(out, "baseline.json")],
@@ -239,6 +247,7 @@ def report(a, paths, base_json):
               f"| {f(vs_rs, '{:.2f}x')} | {f(over_raw, '{:.2f}')} | {f(mp.get('fitsio'), '{:.2f}')} "
               f"| {f(mp.get('astropy'), '{:.2f}')} | {f(mo, '{:.2f}')} | {f(mem_ratio, '{:.2f}')} "
               f"| {', '.join(goal)} | {'yes' if ok else 'NO'} |")
+    missed += loader_report(a, ours)
     if a.gate:
         return missed
     print("\nOne open file shared by threads (the `_1t` and `_2t` cases, same run):\n")
@@ -254,13 +263,13 @@ def report(a, paths, base_json):
         shown = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
         print(f"| {stem}_1t/_2t | {shown(one)} | {shown(two)} | {'-' if up is None else f'{up:.2f}x'} "
               f"| >= {need:g}x | {'yes' if ok else 'NO'} |")
-    total = len(TARGETS) + len(SCALING)
+    total = len(TARGETS) + len(SCALING) + len(LOADER) + len(LOADER_SCALING)
     print(f"\ntargets met: {total - len(missed)} of {total}" + (f" (missed: {', '.join(missed)})" if missed else ""))
     above = [cid for cid in mem_ours if cid in mem_peers and (mem_ours[cid]["torchfits"] > min(
         (v for v in mem_peers[cid].values() if v is not None), default=float("inf")))]
     print(f"memory: torchfits at or below the lowest peer on {len(mem_ours) - len(above)} of {len(mem_ours)} cases"
           + (f" (above: {', '.join(above)})" if above else ""))
-    others = [cid for cid in ours if cid not in TARGETS]
+    others = [cid for cid in ours if cid not in TARGETS and not cid.startswith("loader_")]
     if others:
         print("\nCases without a peer or a target (torchfits alone, same run):\n")
         print("| case | torchfits | way |")
@@ -278,6 +287,39 @@ def report(a, paths, base_json):
             t, b = (ours.get(cid) or {}).get("torchfits"), (base.get(cid) or {}).get("torchfits")
             ratio = "-" if not (t and b) else f"{b / t:.2f}"
             print(f"| {cid} | {'-' if b is None else f'{b:.3f}'} | {'-' if t is None else f'{t:.3f}'} | {ratio} |")
+    return missed
+
+
+def loader_report(a, ours):
+    """Prints the loader table (each case's rate over the bare reads of its pixels, same case);
+    the ids of the cases below their target (with --gate: below LOADER_GATE)."""
+    print("\nThe datasets through burn's DataLoader (batches of 64, Burn's CPU backend), against the bare "
+          "reads of the same pixels on one thread (`read_section_into`, same case):\n")
+    print("| case | bare, ms | loader, ms | loader rate / bare | target | met |")
+    print("|---|---|---|---|---|---|")
+    missed = []
+    for cid in sorted(c for c in ours if c.startswith("loader_")):
+        t, raw = ours[cid].get("torchfits"), ours[cid].get("raw")
+        ratio = raw / t if (raw and t) else None
+        need = (LOADER_GATE if a.gate else LOADER[cid]) if cid in LOADER else None
+        ok = need is None or (ratio is not None and ratio >= need)
+        if not ok:
+            missed.append(cid)
+        shown = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
+        print(f"| {cid} | {shown(raw)} | {shown(t)} | {'-' if ratio is None else f'{ratio:.2f}x'} "
+              f"| {'-' if need is None else f'>= {need:g}x'} | {'yes' if ok else 'NO'} |")
+    for stem, need in LOADER_SCALING.items():
+        one, two = (ours.get(stem + "_1w") or {}).get("torchfits"), (ours.get(stem + "_2w") or {}).get("torchfits")
+        up = one / two if (one and two) else None
+        # the gate leaves scaling to the full run: two workers on a shared 2-core machine are noise
+        ok = a.gate or (up is not None and up >= need)
+        if not ok:
+            missed.append(stem + "_2w")
+        print(f"| {stem}: 2 workers / 1 | | | {'-' if up is None else f'{up:.2f}x'} | >= {need:g}x "
+              f"| {'yes' if ok else 'NO'} |")
+    for cid in LOADER:
+        if cid not in ours:
+            missed.append(cid)
     return missed
 
 

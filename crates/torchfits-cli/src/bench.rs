@@ -17,6 +17,9 @@ use serde_json::json;
 use torchfits_core::write::{Algorithm, Compression, WriteOptions};
 use torchfits_core::{ColumnPool, Error, ErrorKind, FileCache, FitsFile, Header, OpenOptions, Section, Wcs};
 
+#[cfg(feature = "gpu")]
+mod loader;
+
 /// The 256x256 cutout of the cutout cases (rows 1500:1756, cols 2100:2356).
 const CUT: [std::ops::Range<usize>; 2] = [1500..1756, 2100..2356];
 const SMALL: usize = 64;
@@ -359,6 +362,8 @@ fn cases(dir: &Path) -> Vec<Case> {
         }),
     );
     out.push(Case { id: "open_close", ways: vec![open] });
+    #[cfg(feature = "gpu")]
+    out.extend(loader::cases(dir));
     out
 }
 
@@ -476,7 +481,7 @@ fn wcs_tensor_case(source: PathBuf, device: &'static str, grid: bool) -> Vec<Way
             let mut slot = shared.borrow_mut();
             if slot.is_none() {
                 let wcs = DeviceWcs::new(FitsFile::open(&source)?.wcs(0)?);
-                let dev = torchfits_burn::wcs::device(device)?;
+                let dev = torchfits_burn::wcs::device(device.parse()?)?;
                 let (pixels, origins) = if grid {
                     (None, (0..256).map(|k| ((k % 16 * 256) as f64, (k / 16 * 256) as f64)).collect())
                 } else {
@@ -500,6 +505,16 @@ const WCSLIB_1T: &str = "wcslib 1 thread";
 
 /// The name of a baseline way (not torchfits): reported beside the case, never as its time.
 const RAW: &str = "std::fs::write";
+
+/// The baseline ways of the cases: each reported as its case's `raw`, never as its time.
+#[cfg(feature = "gpu")]
+const BASELINES: [&str; 3] = [RAW, WCSLIB_1T, loader::BARE];
+#[cfg(not(feature = "gpu"))]
+const BASELINES: [&str; 2] = [RAW, WCSLIB_1T];
+
+fn is_baseline(way: &str) -> bool {
+    BASELINES.contains(&way)
+}
 
 /// Median milliseconds of `runs` runs of `run` after one warm-up.
 fn time(run: &mut dyn FnMut() -> Result<(), Error>, runs: usize) -> Result<f64, Error> {
@@ -564,7 +579,7 @@ pub fn memory(dir: &Path, id: &str, way: usize) -> Result<bool, Error> {
     let Some(case) = cases(dir).into_iter().find(|c| c.id == id) else {
         return Ok(false);
     };
-    let Some((name, mut run)) = case.ways.into_iter().filter(|(n, _)| *n != RAW && *n != WCSLIB_1T).nth(way) else {
+    let Some((name, mut run)) = case.ways.into_iter().filter(|(n, _)| !is_baseline(n)).nth(way) else {
         return Ok(false);
     };
     code_resident()?;
@@ -597,8 +612,8 @@ pub fn run(dir: &Path, runs: usize, json_out: Option<&Path>, only: &[String]) ->
             }
         }
         timed.sort_by(|a, b| a.1.total_cmp(&b.1));
-        let raw = timed.iter().find(|(n, _)| *n == RAW || *n == WCSLIB_1T).map(|&(_, ms)| ms);
-        let Some(&(best_way, best)) = timed.iter().find(|(n, _)| *n != RAW && *n != WCSLIB_1T) else {
+        let raw = timed.iter().find(|(n, _)| is_baseline(n)).map(|&(_, ms)| ms);
+        let Some(&(best_way, best)) = timed.iter().find(|(n, _)| !is_baseline(n)) else {
             continue;
         };
         let all: Vec<String> = timed.iter().map(|(n, ms)| format!("{n} {ms:.3}")).collect();

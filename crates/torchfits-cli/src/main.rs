@@ -333,7 +333,10 @@ fn wcs_command(
 /// The device `--device` names: `None` for the CPU.
 #[cfg(feature = "gpu")]
 fn gpu_device(device: &str) -> Result<Option<torchfits_burn::burn::tensor::Device>, Error> {
-    if device == "cpu" { Ok(None) } else { torchfits_burn::wcs::device(device).map(Some) }
+    match device.parse()? {
+        torchfits_burn::wcs::DeviceKind::Cpu => Ok(None),
+        kind => torchfits_burn::wcs::device(kind).map(Some),
+    }
 }
 
 /// Without the `gpu` feature only the CPU is there.
