@@ -18,7 +18,8 @@ use std::time::Instant;
 
 use burn::data::dataset::Dataset;
 use burn::tensor::{Tensor, TensorData};
-use torchfits_burn::wcs::{DeviceWcs, device};
+use torchfits_burn::transforms::Symmetries;
+use torchfits_burn::wcs::{DeviceWcs, Precision, device};
 use torchfits_burn::{CatalogCutoutDataset, CutoutCoordinates, StampBatcher, Transfers};
 use torchfits_core::table::{ColumnData, ColumnValues, TableBatch};
 use torchfits_core::{Header, Value, Wcs, WriteOptions};
@@ -56,11 +57,11 @@ fn survey_header() -> Header {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let name = args.iter().position(|a| a == "--device").and_then(|i| args.get(i + 1)).map_or("wgpu", String::as_str);
-    let device = device(name)?;
+    let device = device(name.parse()?)?;
     let header = survey_header();
     let wcs = DeviceWcs::new(Wcs::from_header(&header)?);
     match wcs.precision(&device) {
-        "wcslib" => println!("device {name}: wcslib computes every point (the CPU backend)"),
+        Precision::Wcslib => println!("device {name}: wcslib computes every point (the CPU backend)"),
         p => println!("device {name}: the kernel runs in {p}"),
     }
 
@@ -173,7 +174,7 @@ fn batch_transfers(device: &burn::tensor::Device, header: &Header) -> Result<(),
     w.write_table(&t, "CATALOG", None)?;
     w.finish()?;
     let ds = Arc::new(CatalogCutoutDataset::builder(&catalog, [&image]).size(64).build()?);
-    let batcher = StampBatcher::new().coordinates(Arc::new(CutoutCoordinates::new(&ds)?)).augment(1);
+    let batcher = StampBatcher::new().coordinates(Arc::new(CutoutCoordinates::new(&ds)?)).transform(Symmetries(1));
     let items = (0..ds.len()).map(|i| ds.get(i).map_err(|e| format!("{e:?}"))).collect::<Result<Vec<_>, _>>()?;
     batcher.try_batch(items.clone(), device)?; // warm-up
     let before = Transfers::now();

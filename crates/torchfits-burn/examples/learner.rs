@@ -31,7 +31,7 @@ use burn::module::Module;
 use burn::nn::loss::{CrossEntropyLossConfig, MseLoss, Reduction};
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::AdamConfig;
-use burn::tensor::{DType, Device, Int, Tensor};
+use burn::tensor::{Device, Int, Tensor};
 use burn::train::logger::{EvaluationProgressLogger, TrainingProgressLogger};
 use burn::train::metric::{AccuracyInput, AccuracyMetric, Adaptor, ItemLazy, LossInput, LossMetric, MetricDefinition};
 use burn::train::renderer::{
@@ -84,17 +84,14 @@ impl Net {
     }
 }
 
-/// The batch's FLUX target as the model's dtype: log10, centred and scaled. The target arrives
-/// exact (f64 on the CPU backend); the loss works in the model's f32.
+/// The batch's FLUX target, log10, centred and scaled (F32 on every device, as the model; the
+/// exact values are in the batch's host values).
 fn scaled_log_flux(batch: &StampBatch) -> Tensor<1> {
     let device = batch.images.device();
     match batch.target("FLUX").and_then(|t| t.tensor.clone()) {
-        Some(SideTensor::Float(flux)) => flux
-            .cast(DType::F32)
-            .log()
-            .div_scalar(std::f32::consts::LN_10)
-            .sub_scalar(LOG_FLUX_CENTRE)
-            .div_scalar(LOG_FLUX_SCALE),
+        Some(SideTensor::Float(flux)) => {
+            flux.log().div_scalar(std::f32::consts::LN_10).sub_scalar(LOG_FLUX_CENTRE).div_scalar(LOG_FLUX_SCALE)
+        }
         _ => Tensor::zeros([batch.indices.len()], &device),
     }
 }

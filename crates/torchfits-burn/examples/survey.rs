@@ -33,6 +33,7 @@ use burn::tensor::{Device, Tensor};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use stamp_cnn::{FEATURES, Trunk};
+use torchfits_burn::transforms::{Asinh, NanFill, Symmetries};
 use torchfits_burn::{CatalogCutoutDataset, StampBatcher, Subset, split};
 
 /// The classifier: the examples' convolutional trunk, then a linear layer to the 2 classes.
@@ -185,7 +186,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     );
     let (train_idx, val_idx) = split(dataset.len(), 0.8, a.seed);
     let (n_train, n_val) = (train_idx.len(), val_idx.len());
-    let batcher = StampBatcher::new().nan_to(0.0).asinh(3.0).augment(a.seed);
+    let batcher = StampBatcher::new().transform(NanFill(0.0)).transform(Asinh(3.0)).transform(Symmetries(a.seed));
     let epoch = batcher.epoch();
     let train = DataLoaderBuilder::new(batcher.clone())
         .batch_size(a.batch)
@@ -193,7 +194,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         .num_workers(a.workers)
         .set_device(train_device.clone())
         .build(Subset::new(dataset.clone(), train_idx));
-    let val = DataLoaderBuilder::new(StampBatcher::new().nan_to(0.0).asinh(3.0))
+    let val = DataLoaderBuilder::new(StampBatcher::new().transform(NanFill(0.0)).transform(Asinh(3.0)))
         .batch_size(a.batch)
         .num_workers(a.workers)
         .set_device(device.clone())
@@ -272,7 +273,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             stamps.push(s.data()[..a.size * a.size].to_vec());
             labels.push(s.label.unwrap_or(-1));
         }
-        let batch = StampBatcher::new().nan_to(0.0).asinh(3.0).try_batch(items, &device)?;
+        let batch = StampBatcher::new().transform(NanFill(0.0)).transform(Asinh(3.0)).try_batch(items, &device)?;
         let p = valid.forward(batch.images).argmax(1).flatten::<1>(0, 1).into_data();
         preds.extend(p.iter::<i64>());
     }

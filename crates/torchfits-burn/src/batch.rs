@@ -3,13 +3,13 @@
 use std::sync::Arc;
 
 use burn::data::dataloader::batcher::Batcher;
-use burn::tensor::{DType, Device, Int, Tensor, TensorData};
+use burn::tensor::{DType, Device, FloatDType, Int, Tensor, TensorData};
 
 use crate::columns::{SideBatch, SideColumns};
 use crate::epochs::Epoch;
 use crate::roles::ChannelRole;
 use crate::stamp::Stamp;
-use crate::transforms::{Asinh, ImagePlanes, ImageTransform, NanFill, Normalize, Symmetries, TransformContext};
+use crate::transforms::{ImagePlanes, ImageTransform, TransformContext};
 
 /// A batch of stamps on a device.
 #[derive(Debug, Clone)]
@@ -73,12 +73,18 @@ pub trait StampCoordinates: Send + Sync + std::fmt::Debug {
 ///     .transform(Symmetries(42));
 /// let epoch = batcher.epoch(); // advanced by an `EpochLoader`, or set by a hand-written loop
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct StampBatcher {
     transforms: Vec<Arc<dyn ImageTransform>>,
-    symmetries: Option<Symmetries>,
     epoch: Epoch,
     coordinates: Option<Arc<dyn StampCoordinates>>,
+    target_dtype: FloatDType,
+}
+
+impl Default for StampBatcher {
+    fn default() -> Self {
+        Self { transforms: Vec::new(), epoch: Epoch::default(), coordinates: None, target_dtype: FloatDType::F32 }
+    }
 }
 
 impl std::fmt::Debug for StampBatcher {
@@ -104,34 +110,17 @@ impl StampBatcher {
         self
     }
 
-    /// Adds [`NanFill`]`(value)`: NaN pixels to `value`, and a channel that is 1.0 where the
-    /// first channel was NaN.
-    pub fn nan_to(self, value: f32) -> Self {
-        self.transform(NanFill(value))
-    }
-
-    /// Adds [`Asinh`]`(scale)`: `asinh(x / scale)` on the science channels.
-    pub fn asinh(self, scale: f32) -> Self {
-        self.transform(Asinh(scale))
-    }
-
-    /// Adds [`Normalize`]: `(x - mean[c]) / std[c]` on the first `mean.len()` science channels.
-    pub fn normalize(self, mean: Vec<f32>, std: Vec<f32>) -> Self {
-        self.transform(Normalize { mean, std })
-    }
-
-    /// Adds [`Symmetries`]`(seed)`: random flips and quarter turns (the 8 symmetries of the
-    /// square; flips only for stamps that are not square), drawn from `seed`, the epoch and the
-    /// item's index.
-    pub fn augment(mut self, seed: u64) -> Self {
-        self.symmetries = Some(Symmetries(seed));
-        self.transform(Symmetries(seed))
-    }
-
     /// Adds the stamps' longitude/latitude planes to each batch (made before the transforms,
     /// which move them with the pixels).
     pub fn coordinates(mut self, source: Arc<dyn StampCoordinates>) -> Self {
         self.coordinates = Some(source);
+        self
+    }
+
+    /// The dtype of float target tensors (default F32, on every device; the exact values stay
+    /// beside them in [`SideBatch::values`]). A device without it fails the batch.
+    pub fn target_dtype(mut self, dtype: FloatDType) -> Self {
+        self.target_dtype = dtype;
         self
     }
 
@@ -140,9 +129,12 @@ impl StampBatcher {
         self.epoch.clone()
     }
 
-    /// The symmetry (0..8) [`StampBatcher::augment`] applies to item `index` in the current epoch.
+    /// The symmetry (0..8, as [`crate::transforms::Symmetries::code`]) the batcher's
+    /// [`crate::transforms::Symmetries`] transform gives item `index` in the current epoch (the
+    /// first such transform's, where there are several); 0, the identity, without one.
     pub fn symmetry(&self, index: usize, square: bool) -> u8 {
-        self.symmetries.map_or(0, |s| s.code(self.epoch.get(), index, square))
+        let epoch = self.epoch.get();
+        self.transforms.iter().find_map(|t| t.symmetry(epoch, index, square)).unwrap_or(0)
     }
 
     /// Stacks `items` and applies the transforms; an error for items of differing shapes, a
@@ -169,7 +161,7 @@ impl StampBatcher {
                 format!("{} of {b} items have a label: a batch has a label for every item or for none", labels.len()),
             ));
         }
-        let targets = targets(&items, device)?;
+        let targets = targets(&items, device, self.target_dtype)?;
         let (masks, weights, weight_roles) = side_planes(&items, plane, device)?;
         let coordinates = match &self.coordinates {
             Some(src) => Some(src.planes(&items, device)?),
@@ -229,10 +221,10 @@ impl Batcher<Stamp, StampBatch> for StampBatcher {
 
 /// The items' side columns: one table shared by the dataset (the usual case), or one per item
 /// (a dataset that reads each item's targets with it).
-fn targets(items: &[Stamp], device: &Device) -> torchfits_core::Result<Vec<(String, SideBatch)>> {
+fn targets(items: &[Stamp], device: &Device, float: FloatDType) -> torchfits_core::Result<Vec<(String, SideBatch)>> {
     let Some(first) = items.first().and_then(|s| s.side.clone()) else { return Ok(Vec::new()) };
     if items.iter().all(|s| s.side.as_ref().is_some_and(|x| Arc::ptr_eq(x, &first))) {
-        return Ok(first.batch(&items.iter().map(|s| s.row).collect::<Vec<_>>(), device));
+        return first.batch(&items.iter().map(|s| s.row).collect::<Vec<_>>(), device, float);
     }
     let each: Option<Vec<(&SideColumns, usize)>> =
         items.iter().map(|s| s.side.as_deref().map(|x| (x, s.row))).collect();
@@ -242,7 +234,7 @@ fn targets(items: &[Stamp], device: &Device) -> torchfits_core::Result<Vec<(Stri
             "items with and without side columns in one batch",
         )
     })?;
-    SideColumns::batch_each(&each, device)
+    SideColumns::batch_each(&each, device, float)
 }
 
 /// The planes `channels` of every item, one item after the other (`[items, channels, h, w]`).

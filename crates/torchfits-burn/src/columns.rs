@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use burn::tensor::{DType, Device, Int, Tensor, TensorData};
+use burn::tensor::{DType, Device, FloatDType, Int, Tensor, TensorData};
 use torchfits_core::{ColumnData, ColumnValues, Error, ErrorKind, Result};
 
 /// One column's values, one per row, as exact as the file holds them.
@@ -210,8 +210,13 @@ impl SideColumns {
     }
 
     /// The rows of items that each carry their own side columns (`(columns, row)` per item,
-    /// all with the same names), as tensors on `device` beside the exact host values.
-    pub fn batch_each(items: &[(&SideColumns, usize)], device: &Device) -> Result<Vec<(String, SideBatch)>> {
+    /// all with the same names), as tensors on `device` beside the exact host values; float
+    /// columns as `float` tensors.
+    pub fn batch_each(
+        items: &[(&SideColumns, usize)],
+        device: &Device,
+        float: FloatDType,
+    ) -> Result<Vec<(String, SideBatch)>> {
         let Some((first, _)) = items.first() else { return Ok(Vec::new()) };
         let mut out = Vec::with_capacity(first.columns.len());
         for (name, _) in &first.columns {
@@ -227,15 +232,19 @@ impl SideColumns {
                 }
             }
             if let Some(v) = values {
-                out.push((name.clone(), SideBatch::new(v, device)));
+                out.push((name.clone(), SideBatch::new(v, device, float)?));
             }
         }
         Ok(out)
     }
 
-    /// The columns of `rows`, as tensors on `device` beside the exact host values.
-    pub fn batch(&self, rows: &[usize], device: &Device) -> Vec<(String, SideBatch)> {
-        self.columns.iter().map(|(name, values)| (name.clone(), SideBatch::new(values.select(rows), device))).collect()
+    /// The columns of `rows`, as tensors on `device` beside the exact host values; float columns
+    /// as `float` tensors (an error where the device has no such floats).
+    pub fn batch(&self, rows: &[usize], device: &Device, float: FloatDType) -> Result<Vec<(String, SideBatch)>> {
+        self.columns
+            .iter()
+            .map(|(name, values)| Ok((name.clone(), SideBatch::new(values.select(rows), device, float)?)))
+            .collect()
     }
 }
 
@@ -244,8 +253,8 @@ impl SideColumns {
 /// Integers (and string codes) are I64 tensors where the device has 64-bit integers, I32 where it
 /// has not (wgpu: WGSL has no 64-bit integer) when every value fits, and no tensor at all when
 /// one does not (a 64-bit ID on such a device: the host values stay exact, a truncated tensor
-/// would not). Floats are F64 tensors where the device has f64 (the CPU backend, CUDA), F32
-/// elsewhere (rounded, as any f32 is).
+/// would not). Floats are tensors of the dtype the batcher was given (`target_dtype`, F32 unless
+/// said otherwise: the same on every device), the exact f64 values beside them.
 #[derive(Debug, Clone)]
 pub struct SideBatch {
     /// The exact values, in batch order.
@@ -265,7 +274,7 @@ pub enum SideTensor {
 }
 
 impl SideBatch {
-    fn new(values: SideValues, device: &Device) -> SideBatch {
+    fn new(values: SideValues, device: &Device, float: FloatDType) -> Result<SideBatch> {
         let n = values.len();
         let ints = |v: &[i64]| -> Option<SideTensor> {
             let (data, dtype) = if device.supports_dtype(DType::I64) {
@@ -281,18 +290,19 @@ impl SideBatch {
             SideValues::Int(v) => ints(v),
             SideValues::Code { codes, .. } => ints(codes),
             SideValues::Float(v) => {
-                let tensor = if device.supports_dtype(DType::F64) {
-                    let data = TensorData::new(v.clone(), [n]);
-                    crate::transfers::up(data.bytes().len());
-                    Tensor::<1>::from_data(data, (device, DType::F64))
-                } else {
-                    let data = TensorData::new(v.iter().map(|&x| x as f32).collect::<Vec<f32>>(), [n]);
-                    crate::transfers::up(data.bytes().len());
-                    Tensor::<1>::from_data(data, device)
-                };
-                Some(SideTensor::Float(tensor))
+                let dtype = DType::from(float);
+                if !device.supports_dtype(dtype) {
+                    return Err(Error::new(
+                        ErrorKind::Unsupported,
+                        format!("the device has no {dtype:?} for float targets: give the batcher another target_dtype"),
+                    ));
+                }
+                // rounded once, from the exact values, to the dtype asked for
+                let data = TensorData::new(v.clone(), [n]).convert_dtype(dtype);
+                crate::transfers::up(data.bytes().len());
+                Some(SideTensor::Float(Tensor::<1>::from_data(data, (device, dtype))))
             }
         };
-        SideBatch { values, tensor }
+        Ok(SideBatch { values, tensor })
     }
 }

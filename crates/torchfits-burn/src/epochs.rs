@@ -40,11 +40,12 @@ impl Epoch {
 /// ```no_run
 /// use std::sync::Arc;
 /// use burn::data::dataloader::DataLoaderBuilder;
+/// use torchfits_burn::transforms::Symmetries;
 /// use torchfits_burn::{CatalogCutoutDataset, EpochLoader, StampBatcher};
 ///
 /// # fn main() -> Result<(), torchfits_core::Error> {
 /// let dataset = CatalogCutoutDataset::builder("catalog.fits", ["field.fits"]).build()?;
-/// let batcher = StampBatcher::new().augment(7);
+/// let batcher = StampBatcher::new().transform(Symmetries(7));
 /// let epochs = [batcher.epoch()];
 /// let loader = DataLoaderBuilder::new(batcher).batch_size(64).shuffle(7).build(dataset);
 /// let loader = EpochLoader::new(loader, &epochs); // hand this to the Learner

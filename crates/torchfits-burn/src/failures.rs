@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use burn::data::dataset::DatasetError;
-use torchfits_core::Error;
+use torchfits_core::{Error, ErrorKind};
 
 use crate::seeds::splitmix;
 
@@ -116,7 +116,7 @@ struct Recorded {
     items: BTreeSet<usize>,
     /// by file (the error's file, or "" for an error that names none): its failed items and its
     /// first error
-    files: BTreeMap<PathBuf, (BTreeSet<usize>, String)>,
+    files: BTreeMap<PathBuf, (BTreeSet<usize>, FailureCause)>,
 }
 
 /// The failures of one file.
@@ -127,8 +127,40 @@ pub struct FileFailures {
     /// The distinct items of this file that failed (0 for a file left out when the dataset was
     /// built: it could not be opened, so it has no items).
     pub items: usize,
-    /// The first error, as displayed (it names the file, the HDU and the cause).
-    pub first_error: String,
+    /// The first error's cause.
+    pub first_error: FailureCause,
+}
+
+/// Why a read failed: the error's kind, HDU and message (the file is the report's), typed so that
+/// a report can be sorted or filtered by cause; displayed as the error was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureCause {
+    /// Who is at fault: the file (`Decoding`, `Unsupported`, `Limits`), the system (`Io`), the
+    /// dataset's options (`Parameter`).
+    pub kind: ErrorKind,
+    /// The HDU, where the error named one.
+    pub hdu: Option<usize>,
+    /// The cause, without the file and the HDU.
+    pub message: String,
+    /// The error as displayed (it names the file, the HDU and the cause).
+    pub text: String,
+}
+
+impl FailureCause {
+    fn of(error: &Error) -> Self {
+        FailureCause {
+            kind: error.kind(),
+            hdu: error.hdu(),
+            message: error.message().to_string(),
+            text: error.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for FailureCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
 }
 
 /// A snapshot of a dataset's [`Failures`].
@@ -192,7 +224,7 @@ impl Failures {
 fn file_entry<'r>(r: &'r mut Recorded, file: PathBuf, error: &Error) -> &'r mut BTreeSet<usize> {
     let (items, _) = r.files.entry(file).or_insert_with_key(|file| {
         tracing::warn!(file = %file.display(), error = %error, "a dataset file could not be read");
-        (BTreeSet::new(), error.to_string())
+        (BTreeSet::new(), FailureCause::of(error))
     });
     items
 }

@@ -16,7 +16,8 @@ use crate::roles::ChannelRole;
 use crate::seeds::draw;
 use crate::stamp::Stamp;
 
-/// Which part of each image an item is.
+/// Which part of each image an item is: the pixels read from the file (what happens to them
+/// afterwards, on the device, is the batcher's transforms').
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Crop {
     /// The whole image (every file's images must then have one shape).

@@ -52,7 +52,7 @@ pub use columns::{SideBatch, SideColumns, SideTensor, SideValues};
 pub use coords::CutoutCoordinates;
 pub use cutout::{CatalogCutoutDataset, CatalogCutouts, CutoutBuilder, CutoutSpec};
 pub use epochs::{Epoch, EpochLoader};
-pub use failures::{FailureReport, Failures, FileFailures, OnError, REPLACEMENT_TRIES};
+pub use failures::{FailureCause, FailureReport, Failures, FileFailures, OnError, REPLACEMENT_TRIES};
 pub use imaging::{Crop, ImageFiles, ImagingBuilder, ImagingDataset, ImagingSpec};
 pub use plan::{Overlap, Placement, PlanItem, SurveyPlan, SurveyPlanner};
 pub use prefetch::Prefetch;

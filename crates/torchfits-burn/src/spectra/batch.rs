@@ -3,14 +3,14 @@
 use std::sync::Arc;
 
 use burn::data::dataloader::batcher::Batcher;
-use burn::tensor::{DType, Device, Int, Tensor, TensorData};
+use burn::tensor::{DType, Device, FloatDType, Int, Tensor, TensorData};
 use torchfits_core::{Error, ErrorKind, Result};
 
 use super::Spectrum;
 use crate::columns::SideBatch;
 use crate::epochs::Epoch;
 use crate::roles::ChannelRole;
-use crate::transforms::{SpectrumNanFill, SpectrumPlanes, SpectrumTransform, TransformContext};
+use crate::transforms::{SpectrumPlanes, SpectrumTransform, TransformContext};
 
 /// A batch of spectra on a device.
 #[derive(Debug, Clone)]
@@ -53,10 +53,17 @@ pub struct SpectrumBatch {
 ///     .transform(grid)
 ///     .transform(NormalizeFlux::median());
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct SpectrumBatcher {
     transforms: Vec<Arc<dyn SpectrumTransform>>,
     epoch: Epoch,
+    target_dtype: FloatDType,
+}
+
+impl Default for SpectrumBatcher {
+    fn default() -> Self {
+        Self { transforms: Vec::new(), epoch: Epoch::default(), target_dtype: FloatDType::F32 }
+    }
 }
 
 impl std::fmt::Debug for SpectrumBatcher {
@@ -72,14 +79,16 @@ impl SpectrumBatcher {
         Self::default()
     }
 
-    /// Adds [`SpectrumNanFill`]`(value)`: NaN values to `value`.
-    pub fn nan_to(self, value: f32) -> Self {
-        self.transform(SpectrumNanFill(value))
-    }
-
     /// Adds a transform, applied after those added before.
     pub fn transform(mut self, transform: impl SpectrumTransform + 'static) -> Self {
         self.transforms.push(Arc::new(transform));
+        self
+    }
+
+    /// The dtype of float column tensors (default F32, on every device; the exact values stay
+    /// beside them). A device without it fails the batch.
+    pub fn target_dtype(mut self, dtype: FloatDType) -> Self {
+        self.target_dtype = dtype;
         self
     }
 
@@ -120,7 +129,7 @@ impl SpectrumBatcher {
         }
         let indices: Vec<usize> = items.iter().map(|s| s.index).collect();
         let columns = match first.side.clone() {
-            Some(side) => side.batch(&indices, device),
+            Some(side) => side.batch(&indices, device, self.target_dtype)?,
             None => Vec::new(),
         };
         drop(items);

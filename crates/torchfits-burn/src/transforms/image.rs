@@ -97,21 +97,29 @@ pub trait ImageTransform: Send + Sync {
     fn name(&self) -> &str {
         std::any::type_name::<Self>()
     }
+
+    /// For a transform that moves each item's planes by a symmetry of the square
+    /// ([`Symmetries`]): the symmetry (0..8, as [`Symmetries::code`]) it gives item `index` in
+    /// `epoch`, `square` saying whether the planes it sees are square. `None` for the others.
+    fn symmetry(&self, epoch: u64, index: usize, square: bool) -> Option<u8> {
+        let _ = (epoch, index, square);
+        None
+    }
 }
 
-/// NaN science pixels to `value`, with a flag channel that is 1.0 where the first science
-/// channel was NaN (appended to the flags).
+/// NaN science pixels to `value`, with one flag channel per science channel, 1.0 where that
+/// channel was NaN (appended to the flags, in the science channels' order).
 #[derive(Debug, Clone, Copy)]
 pub struct NanFill(pub f32);
 
 impl ImageTransform for NanFill {
     fn apply(&self, mut planes: ImagePlanes, _: &TransformContext) -> Result<ImagePlanes> {
         let nan = planes.science.clone().is_nan();
-        let first = nan.clone().narrow(1, 0, 1).float();
+        let flags = nan.clone().float();
         planes.science = planes.science.mask_fill(nan, self.0);
         planes.flags = Some(match planes.flags {
-            Some(f) => Tensor::cat(vec![f, first], 1),
-            None => first,
+            Some(f) => Tensor::cat(vec![f, flags], 1),
+            None => flags,
         });
         Ok(planes)
     }
@@ -191,6 +199,10 @@ impl ImageTransform for Symmetries {
         let index = symmetry_indices(&codes, h, w, context.device);
         Ok(planes.gather(index, [h, w]))
     }
+
+    fn symmetry(&self, epoch: u64, index: usize, square: bool) -> Option<u8> {
+        Some(self.code(epoch, index, square))
+    }
 }
 
 /// For each item, the source pixel (y * w + x) of each output pixel under its symmetry, made on
@@ -243,7 +255,9 @@ fn check_window(name: &str, [ih, iw]: [usize; 2], [h, w]: [usize; 2]) -> Result<
 }
 
 /// A `height` x `width` window at a place drawn from the seed, the epoch and the item's index;
-/// every plane is cut alike.
+/// every plane is cut alike: a jitter of stamps already read. (Which pixels of a file are read,
+/// a centre or a random window of a large image, is the dataset's: [`crate::Crop`], or the
+/// cutouts' `size`.)
 #[derive(Debug, Clone, Copy)]
 pub struct RandomCrop {
     /// Rows.
@@ -266,26 +280,6 @@ impl ImageTransform for RandomCrop {
                 ((d % (ih - self.height + 1) as u64) as usize, ((d >> 32) % (iw - self.width + 1) as u64) as usize)
             })
             .collect();
-        let index = window_indices(&offsets, iw, out, context.device);
-        Ok(planes.gather(index, out))
-    }
-}
-
-/// The central `height` x `width` window of every plane.
-#[derive(Debug, Clone, Copy)]
-pub struct CenterCrop {
-    /// Rows.
-    pub height: usize,
-    /// Columns.
-    pub width: usize,
-}
-
-impl ImageTransform for CenterCrop {
-    fn apply(&self, planes: ImagePlanes, context: &TransformContext) -> Result<ImagePlanes> {
-        let [b, _, ih, iw] = planes.dims();
-        let out = [self.height, self.width];
-        check_window("CenterCrop", [ih, iw], out)?;
-        let offsets = vec![((ih - self.height) / 2, (iw - self.width) / 2); b];
         let index = window_indices(&offsets, iw, out, context.device);
         Ok(planes.gather(index, out))
     }

@@ -18,8 +18,8 @@ use burn::tensor::{Device, Int, Tensor};
 use crate::seeds::draw;
 
 pub use image::{
-    Asinh, CenterCrop, ImagePlanes, ImageTransform, NanFill, Normalize, RandomCrop, RobustScale, SigmaClip,
-    SubtractBackground, Symmetries,
+    Asinh, ImagePlanes, ImageTransform, NanFill, Normalize, RandomCrop, RobustScale, SigmaClip, SubtractBackground,
+    Symmetries,
 };
 pub use spectrum::{MaskByIvar, NormalizeFlux, Resample, SpectrumNanFill, SpectrumPlanes, SpectrumTransform};
 

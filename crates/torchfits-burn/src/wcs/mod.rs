@@ -123,17 +123,17 @@ impl DeviceWcs {
         self.narrow.is_some()
     }
 
-    /// What computes this WCS on `device`: `"f64"` or `"f32"` (the kernel, on a CubeCL device),
-    /// or `"wcslib"` (the CPU backend, or a WCS the kernel does not compute).
-    pub fn precision(&self, device: &Device) -> &'static str {
+    /// What computes this WCS on `device`: the kernel in f64 or f32 (on a CubeCL device), or
+    /// wcslib (the CPU backend, or a WCS the kernel does not compute).
+    pub fn precision(&self, device: &Device) -> Precision {
         #[cfg(any(feature = "wgpu", feature = "cuda"))]
         if let Some(cube) = on_cube::cube_device(device)
             && self.narrow.is_some()
         {
-            return if on_cube::computes_f64(&cube) { "f64" } else { "f32" };
+            return if on_cube::computes_f64(&cube) { Precision::F64 } else { Precision::F32 };
         }
         let _ = device;
-        "wcslib"
+        Precision::Wcslib
     }
 
     /// The WCS.
@@ -221,7 +221,7 @@ impl DeviceWcs {
         // the points as offsets from CRPIX, which f32 holds finely; the points the kernel leaves
         // to wcslib are computed again from the pixels as given
         let origin = self.wcs.projection_parameters().map_or([0.0, 0.0], |t| [t.crpix[0] - 1.0, t.crpix[1] - 1.0]);
-        let (data, dtype) = if self.precision(device) == "f64" {
+        let (data, dtype) = if self.precision(device) == Precision::F64 {
             let v: Vec<f64> = pixels.iter().enumerate().map(|(i, &p)| p - origin[i % 2]).collect();
             (TensorData::new(v, [n, 2]), DType::F64)
         } else {
@@ -323,37 +323,92 @@ pub(crate) fn planes(
     Ok(Tensor::<4>::from_dispatch(out.world))
 }
 
-/// The Burn device named `name`: `cpu` (Burn's CPU backend, Flex), `wgpu` (the default wgpu
-/// adapter; feature `wgpu`), `cuda` or `cuda:N` (feature `cuda`).
-pub fn device(name: &str) -> Result<Device> {
+/// What computes a [`DeviceWcs`] on a device ([`DeviceWcs::precision`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Precision {
+    /// The kernel, in double precision (a device whose f64 arithmetic is exact enough).
+    F64,
+    /// The kernel, in single precision with the projection's large terms split off (within
+    /// 1e-4 degree of wcslib).
+    F32,
+    /// wcslib on the CPU (Burn's CPU backend, or a WCS the kernel does not compute).
+    Wcslib,
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::F64 => "f64",
+            Precision::F32 => "f32",
+            Precision::Wcslib => "wcslib",
+        })
+    }
+}
+
+/// A Burn device by kind, for [`device`]; parsed from `cpu`, `wgpu`, `cuda` or `cuda:N`.
+///
+/// ```
+/// use torchfits_burn::wcs::DeviceKind;
+///
+/// assert_eq!("cuda:1".parse::<DeviceKind>()?, DeviceKind::Cuda(1));
+/// assert_eq!("cpu".parse::<DeviceKind>()?, DeviceKind::Cpu);
+/// assert!("tpu".parse::<DeviceKind>().is_err());
+/// # Ok::<(), torchfits_core::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeviceKind {
+    /// Burn's CPU backend (Flex).
+    Cpu,
+    /// The default wgpu adapter (feature `wgpu`).
+    Wgpu,
+    /// CUDA device `N` (feature `cuda`).
+    Cuda(usize),
+}
+
+impl std::str::FromStr for DeviceKind {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<Self> {
+        match name {
+            "cpu" => Ok(DeviceKind::Cpu),
+            "wgpu" => Ok(DeviceKind::Wgpu),
+            "cuda" => Ok(DeviceKind::Cuda(0)),
+            other => other.strip_prefix("cuda:").and_then(|n| n.parse().ok()).map(DeviceKind::Cuda).ok_or_else(|| {
+                Error::new(ErrorKind::Parameter, format!("unknown device {other:?} (cpu, wgpu, cuda, cuda:N)"))
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceKind::Cpu => f.write_str("cpu"),
+            DeviceKind::Wgpu => f.write_str("wgpu"),
+            DeviceKind::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+/// The Burn device of `kind`; an error naming the feature for a runtime this build lacks.
+pub fn device(kind: DeviceKind) -> Result<Device> {
+    #[cfg_attr(all(feature = "wgpu", feature = "cuda"), allow(unused_variables))]
     let missing = |feature: &str| {
         Error::new(
             ErrorKind::Unsupported,
-            format!("device {name:?}: this build has no {feature} runtime (feature {feature})"),
+            format!("device {kind}: this build has no {feature} runtime (feature {feature})"),
         )
     };
-    match name {
-        "cpu" => Ok(Device::flex()),
+    match kind {
+        DeviceKind::Cpu => Ok(Device::flex()),
         #[cfg(feature = "wgpu")]
-        "wgpu" => Ok(Device::wgpu(Default::default())),
+        DeviceKind::Wgpu => Ok(Device::wgpu(Default::default())),
         #[cfg(not(feature = "wgpu"))]
-        "wgpu" => Err(missing("wgpu")),
-        other => {
-            let index = if other == "cuda" {
-                Some(0)
-            } else {
-                other.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok())
-            };
-            match index {
-                #[cfg(feature = "cuda")]
-                Some(n) => Ok(Device::from(cubecl::cuda::CudaDevice::new(n))),
-                #[cfg(not(feature = "cuda"))]
-                Some(_) => Err(missing("cuda")),
-                None => {
-                    Err(Error::new(ErrorKind::Parameter, format!("unknown device {other:?} (cpu, wgpu, cuda, cuda:N)")))
-                }
-            }
-        }
+        DeviceKind::Wgpu => Err(missing("wgpu")),
+        #[cfg(feature = "cuda")]
+        DeviceKind::Cuda(n) => Ok(Device::from(cubecl::cuda::CudaDevice::new(n))),
+        #[cfg(not(feature = "cuda"))]
+        DeviceKind::Cuda(_) => Err(missing("cuda")),
     }
 }
 

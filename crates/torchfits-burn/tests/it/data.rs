@@ -6,6 +6,7 @@ use crate::common::{N, survey, tmpdir, value};
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::Dataset;
 use burn::tensor::Device;
+use torchfits_burn::transforms::{Asinh, NanFill, Normalize, Symmetries};
 use torchfits_burn::{CatalogCutoutDataset, StampBatcher, Subset, permutation, shard_indices, split};
 
 #[test]
@@ -138,7 +139,7 @@ fn seeded_shuffles_and_augmentations_are_reproducible() {
     let ds = Arc::new(CatalogCutoutDataset::builder(&catalog, &images).label("LABEL").size(16).build().expect("ds"));
     let device = Device::default();
     let run = |seed: u64, epoch: u64| -> (Vec<usize>, Vec<f32>) {
-        let batcher = StampBatcher::new().asinh(10.0).augment(seed);
+        let batcher = StampBatcher::new().transform(Asinh(10.0)).transform(Symmetries(seed));
         batcher.epoch().set(epoch);
         let loader = DataLoaderBuilder::new(batcher)
             .batch_size(3)
@@ -166,7 +167,7 @@ fn seeded_shuffles_and_augmentations_are_reproducible() {
     let plain = StampBatcher::new().try_batch(items.clone(), &device).expect("batch").images.into_data();
     let direct: Vec<f32> = items.iter().flat_map(|s| s.data().to_vec()).collect();
     assert!(plain.iter::<f32>().collect::<Vec<_>>() == direct, "a plain batch is the stamps");
-    let b = StampBatcher::new().augment(5);
+    let b = StampBatcher::new().transform(Symmetries(5));
     let codes: std::collections::BTreeSet<u8> = (0..200).map(|i| b.symmetry(i, true)).collect();
     assert_eq!(codes.len(), 8);
     let turned = b.try_batch(items.clone(), &device).expect("batch").images.into_data();
@@ -196,8 +197,8 @@ fn batches_stack_labels_nan_masks_and_normalisation() {
     let items: Vec<_> = (0..4).map(|i| ds.get(i).expect("stamp")).collect();
     let device = Device::default();
     let b = StampBatcher::new()
-        .nan_to(-1.0)
-        .normalize(vec![100.0], vec![4.0])
+        .transform(NanFill(-1.0))
+        .transform(Normalize { mean: vec![100.0], std: vec![4.0] })
         .try_batch(items.clone(), &device)
         .expect("batch");
     assert_eq!(b.images.dims(), [4, 3, 8, 8]);
@@ -263,7 +264,7 @@ mod more {
         }
         // every plane of an imaging item is the file's: the stretch takes them all
         let items: Vec<_> = (0..3).map(|k| ds.get(k).expect("item")).collect();
-        let b = StampBatcher::new().asinh(1.0).try_batch(items, &Device::default()).expect("batch");
+        let b = StampBatcher::new().transform(Asinh(1.0)).try_batch(items, &Device::default()).expect("batch");
         let v: Vec<f32> = b.images.into_data().iter::<f32>().collect();
         for k in 0..3 {
             let (got, want) = (v[k * 640 + 320], (k as f32).asinh());

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::common::{survey, tmpdir};
 use burn::data::dataset::Dataset;
 use burn::tensor::Device;
+use torchfits_burn::transforms::{Asinh, NanFill, Normalize, Symmetries};
 use torchfits_burn::{CatalogCutoutDataset, CutoutCoordinates, StampBatcher};
 
 fn wgpu() -> Option<Device> {
@@ -30,7 +31,7 @@ fn a_batch_on_wgpu_equals_the_cpu_batch() {
     let items: Vec<_> = (0..ds.len()).map(|i| ds.get(i).expect("stamp")).collect();
     let cpu = Device::flex();
     // exact operations: stacking, NaN masking, the symmetries (a gather)
-    let exact = StampBatcher::new().nan_to(0.0).augment(9);
+    let exact = StampBatcher::new().transform(NanFill(0.0)).transform(Symmetries(9));
     let a = exact.try_batch(items.clone(), &cpu).expect("cpu");
     let b = exact.try_batch(items.clone(), &gpu).expect("gpu");
     let (da, db) = (a.images.into_data(), b.images.into_data());
@@ -39,7 +40,7 @@ fn a_batch_on_wgpu_equals_the_cpu_batch() {
     let (la, lb) = (a.labels.expect("labels").into_data(), b.labels.expect("labels").into_data());
     assert!(la.iter::<i64>().eq(lb.iter::<i64>()));
     // arithmetic: the device's own rounding
-    let stretch = StampBatcher::new().asinh(50.0).normalize(vec![1.0], vec![2.0]);
+    let stretch = StampBatcher::new().transform(Asinh(50.0)).transform(Normalize { mean: vec![1.0], std: vec![2.0] });
     let a = stretch.try_batch(items.clone(), &cpu).expect("cpu").images.into_data();
     let b = stretch.try_batch(items, &gpu).expect("gpu").images.into_data();
     let worst =
@@ -80,7 +81,8 @@ fn a_batch_with_coordinate_planes_uploads_the_pixels_once_and_moves_no_coordinat
     let dir = tmpdir("device-transfers");
     let (catalog, images, _) = survey(&dir);
     let ds = Arc::new(CatalogCutoutDataset::builder(&catalog, &images).label("LABEL").size(32).build().expect("ds"));
-    let batcher = StampBatcher::new().coordinates(Arc::new(CutoutCoordinates::new(&ds).expect("wcs"))).augment(3);
+    let batcher =
+        StampBatcher::new().coordinates(Arc::new(CutoutCoordinates::new(&ds).expect("wcs"))).transform(Symmetries(3));
     let items: Vec<_> = (0..ds.len()).map(|i| ds.get(i).expect("stamp")).collect();
     let (b, c) = (items.len() as u64, items[0].channels as u64);
     // the first batch finds out the device's f64 (the probe moves its own points): not counted

@@ -96,7 +96,9 @@ fn a_corrupt_file_mid_epoch_costs_its_own_items_with_0_and_2_workers() {
             assert_eq!((report.failed_items, report.replacements), (1, 1), "{report:?}");
             assert_eq!(report.files.len(), 1);
             assert_eq!(report.files[0].file, files[3]);
-            assert!(report.files[0].first_error.contains("img03.fits"), "{}", report.files[0].first_error);
+            let cause = &report.files[0].first_error;
+            assert!(cause.text.contains("img03.fits"), "{cause}");
+            assert_eq!(cause.kind, torchfits_core::ErrorKind::Decoding, "{cause}");
         }
     }
 }

@@ -10,6 +10,7 @@ use burn::module::{Module, Param};
 use burn::optim::SgdConfig;
 use burn::tensor::{Device, Tensor};
 use burn::train::{InferenceStep, Learner, RegressionOutput, SupervisedTraining, TrainOutput, TrainStep};
+use torchfits_burn::transforms::Symmetries;
 use torchfits_burn::{
     CatalogCutoutDataset, Epoch, EpochLoader, ImagingDataset, OnError, Stamp, StampBatch, StampBatcher,
 };
@@ -90,7 +91,7 @@ fn train<D: burn::data::dataset::Dataset<Stamp> + 'static>(
 ) -> (Vec<Vec<(usize, f32)>>, bool) {
     let device = Device::flex();
     let seen: Seen = Arc::default();
-    let batcher = StampBatcher::new().augment(seed);
+    let batcher = StampBatcher::new().transform(Symmetries(seed));
     let recording = Recording { epoch: batcher.epoch(), inner: batcher.clone(), seen: seen.clone() };
     let loader = DataLoaderBuilder::new(recording).batch_size(3).shuffle(seed).num_workers(workers).build(train);
     let loader = EpochLoader::new(loader, &[batcher.epoch()]);

@@ -3,6 +3,7 @@
 
 use burn::data::dataset::Dataset;
 use burn::tensor::{DType, Device};
+use torchfits_burn::transforms::{Asinh, NanFill, Normalize, Symmetries};
 use torchfits_burn::{ChannelRole, ImagingDataset, StampBatcher};
 use torchfits_core::{Header, WriteOptions};
 
@@ -44,9 +45,9 @@ fn masks_and_weights_arrive_exact_and_untouched_by_the_transforms() {
         .expect("dataset");
     let items: Vec<_> = (0..3).map(|i| ds.get(i).expect("item")).collect();
     let batch = StampBatcher::new()
-        .nan_to(0.0)
-        .asinh(2.0)
-        .normalize(vec![1.0], vec![3.0])
+        .transform(NanFill(0.0))
+        .transform(Asinh(2.0))
+        .transform(Normalize { mean: vec![1.0], std: vec![3.0] })
         .try_batch(items, &Device::flex())
         .expect("batch");
     assert_eq!(batch.images.dims(), [3, 2, SIDE, SIDE], "the science plane and the NaN mask");
@@ -78,7 +79,7 @@ fn symmetries_move_masks_and_weights_with_the_pixels() {
         .roles(&[ChannelRole::Science, ChannelRole::Mask, ChannelRole::Variance])
         .build()
         .expect("dataset");
-    let batcher = StampBatcher::new().augment(11);
+    let batcher = StampBatcher::new().transform(Symmetries(11));
     assert!((0..3).any(|i| batcher.symmetry(i, true) != 0), "some item moves");
     let items: Vec<_> = (0..3).map(|i| ds.get(i).expect("item")).collect();
     let batch = batcher.try_batch(items, &Device::flex()).expect("batch");
@@ -121,7 +122,8 @@ fn masks_keep_their_bits_on_wgpu() {
         .expect("dataset");
     let items: Vec<_> = (0..3).map(|i| ds.get(i).expect("item")).collect();
     let device = Device::wgpu(Default::default());
-    let batch = StampBatcher::new().asinh(2.0).augment(3).try_batch(items, &device).expect("batch");
+    let batch =
+        StampBatcher::new().transform(Asinh(2.0)).transform(Symmetries(3)).try_batch(items, &device).expect("batch");
     let masks = batch.masks.expect("masks");
     let want_dtype = if device.supports_dtype(DType::I64) { DType::I64 } else { DType::I32 };
     assert_eq!(masks.dtype(), want_dtype);

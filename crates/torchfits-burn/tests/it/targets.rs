@@ -3,7 +3,7 @@
 
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
-use burn::tensor::{DType, Device};
+use burn::tensor::{DType, Device, FloatDType};
 use torchfits_burn::{
     Catalog, CatalogCutoutDataset, ImagingDataset, SideTensor, SideValues, SpectroscopicDataset, SpectrumBatcher,
     StampBatcher,
@@ -67,7 +67,16 @@ fn ids_redshifts_and_string_classes_arrive_exact() {
     let z = batch.target("Z").expect("Z");
     assert_eq!(z.values, SideValues::Float(rows.iter().map(|&r| 0.73 + r as f64 * 1e-9).collect()));
     let Some(SideTensor::Float(zt)) = &z.tensor else { panic!("a float tensor") };
-    assert_eq!(zt.dtype(), DType::F64, "the CPU backend holds f64");
+    assert_eq!(zt.dtype(), DType::F32, "float targets are F32 unless the batcher is told otherwise");
+    assert_eq!(
+        zt.clone().into_data().try_to_vec::<f32>().expect("f32"),
+        rows.iter().map(|&r| (0.73 + r as f64 * 1e-9) as f32).collect::<Vec<_>>()
+    );
+    // asked for f64: exact on the device too
+    let items: Vec<_> = (0..ds.len()).map(|i| ds.get(i).expect("stamp")).collect();
+    let wide = StampBatcher::new().target_dtype(FloatDType::F64).batch(items, &Device::flex());
+    let Some(SideTensor::Float(zt)) = &wide.target("Z").expect("Z").tensor else { panic!("a float tensor") };
+    assert_eq!(zt.dtype(), DType::F64);
     assert_eq!(
         zt.clone().into_data().try_to_vec::<f64>().expect("f64"),
         rows.iter().map(|&r| 0.73 + r as f64 * 1e-9).collect::<Vec<_>>()
@@ -185,4 +194,24 @@ fn spectra_metadata_keeps_64_bit_ids() {
     let (name, ids) = &batch.columns[0];
     assert_eq!(name, "TARGETID");
     assert_eq!(ids.values, SideValues::Int((0..nspec as i64).map(|i| ID0 + i).collect()));
+}
+
+#[test]
+fn float_targets_have_one_dtype_on_every_device() {
+    let dir = tmpdir("targets-dtype");
+    let (catalog, images) = catalog_with_targets(&dir);
+    let ds = CatalogCutoutDataset::builder(&catalog, &images).targets(&["Z"]).size(8).build().expect("dataset");
+    #[allow(unused_mut)]
+    let mut devices = vec![Device::flex()];
+    #[cfg(feature = "wgpu")]
+    devices.push(Device::wgpu(Default::default()));
+    let mut seen = Vec::new();
+    for device in devices {
+        let items: Vec<_> = (0..ds.len()).map(|i| ds.get(i).expect("stamp")).collect();
+        let batch = StampBatcher::new().batch(items, &device);
+        let Some(SideTensor::Float(z)) = &batch.target("Z").expect("Z").tensor else { panic!("a float tensor") };
+        assert_eq!(z.dtype(), DType::F32, "{device:?}");
+        seen.push(z.clone().into_data().try_to_vec::<f32>().expect("f32"));
+    }
+    assert!(seen.windows(2).all(|w| w[0] == w[1]), "the same values on every device");
 }

@@ -108,7 +108,7 @@ fn on_wgpu_the_kernel_runs_on_the_tensors_device_and_only_points_near_the_limits
         let (want, status) = on_cpu(&wcs, &pix);
         let device_wcs = DeviceWcs::new(Wcs::from_header(&h).expect("wcs"));
         // the first call on a device finds out its f64 (the probe moves points of its own)
-        assert_eq!(device_wcs.precision(&device), "f32", "lavapipe's f64 sine is wrong");
+        assert_eq!(device_wcs.precision(&device), torchfits_burn::wcs::Precision::F32, "lavapipe's f64 sine is wrong");
         let before = torchfits_burn::Transfers::now();
         let out = device_wcs
             .pixel_to_world(Tensor::<2>::from_data(TensorData::new(pix32.clone(), [n, 2]), &device))

@@ -5,7 +5,7 @@
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use torchfits_burn::StampBatcher;
 use torchfits_burn::transforms::{
-    Asinh, CenterCrop, ImagePlanes, ImageTransform, Normalize, RandomCrop, RobustScale, SigmaClip, SubtractBackground,
+    Asinh, ImagePlanes, ImageTransform, NanFill, Normalize, RandomCrop, RobustScale, SigmaClip, SubtractBackground,
     TransformContext,
 };
 
@@ -216,8 +216,6 @@ fn random_crops_draw_per_epoch_and_item_and_cut_every_plane_alike() {
     };
     assert_eq!(offsets(1), offsets(1), "the same epoch, the same crops");
     assert_ne!(offsets(1), offsets(2), "another epoch, other crops");
-    let centre = apply(&CenterCrop { height: 4, width: 4 }, with_planes(), &device, 0, &indices);
-    assert_eq!(host(centre.science)[0], (3 * side + 3) as f32);
 }
 
 #[test]
@@ -249,4 +247,30 @@ fn a_batcher_runs_the_users_transforms_in_order_at_its_epoch() {
             assert!((images[k * 36 + i] - want).abs() < 1e-6, "epoch added, then the stretch");
         }
     }
+}
+
+#[test]
+fn nan_fill_flags_the_nans_of_every_science_channel_in_its_own_flag_channel() {
+    for device in devices() {
+        // 1 item, 3 channels of 2x2: a NaN in channel 0 at pixel 1, in channel 2 at pixels 0 and 3
+        let nan = f32::NAN;
+        let values = vec![1.0, nan, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, nan, 8.0, 9.0, nan];
+        let out = apply(&NanFill(-1.0), planes(values, [1, 3, 2, 2], &device), &device, 0, &[0]);
+        assert_eq!(host(out.science), vec![1.0, -1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, -1.0, 8.0, 9.0, -1.0]);
+        let flags = out.flags.expect("the NaN flags");
+        assert_eq!(flags.dims(), [1, 3, 2, 2], "one flag channel per science channel");
+        assert_eq!(host(flags), vec![0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0]);
+    }
+}
+
+#[test]
+fn the_batchers_symmetry_is_the_symmetries_transforms() {
+    use torchfits_burn::transforms::Symmetries;
+    let batcher = StampBatcher::new().transform(Asinh(1.0)).transform(Symmetries(11));
+    let codes: Vec<u8> = (0..64).map(|i| batcher.symmetry(i, true)).collect();
+    assert!(codes.iter().any(|&c| c != 0), "some item moves: {codes:?}");
+    for (i, &c) in codes.iter().enumerate() {
+        assert_eq!(c, Symmetries(11).code(0, i, true), "item {i}");
+    }
+    assert!((0..64).all(|i| StampBatcher::new().transform(Asinh(1.0)).symmetry(i, true) == 0), "none without it");
 }
