@@ -267,6 +267,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     // stretch; random symmetries for training only
     let prepare = || StampBatcher::new().transform(NanFill(0.0)).transform(Asinh(3.0));
     let batcher = prepare().transform(Symmetries(a.seed));
+    // the model's input, as the dataset and the transforms report it: the image, its edge flag,
+    // its NaN flag
+    let input = batcher.channels(&ds.channels()).len();
     let epochs = [batcher.epoch(), ds.epoch()];
     let train_loader = DataLoaderBuilder::new(batcher)
         .batch_size(64)
@@ -288,7 +291,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         .renderer(Box::new(ProgressBars::default()))
         .num_epochs(a.epochs)
         .summary()
-        .launch(Learner::new(Net::new(3, 32, &device.clone().autodiff()), AdamConfig::new().init(), 1e-3));
+        .launch(Learner::new(Net::new(input, 32, &device.clone().autodiff()), AdamConfig::new().init(), 1e-3));
     if let Some(e) = result.error {
         return Err(format!("training stopped: {e}").into());
     }

@@ -200,8 +200,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         .set_device(device.clone())
         .build(Subset::new(dataset.clone(), val_idx.clone()));
 
-    // channels: image, edge mask, NaN mask
-    let mut model = Net::new(3, a.size, &train_device);
+    // the model's input: the image, its edge flag and its NaN flag, as the dataset and the
+    // batcher's transforms report them
+    let input = batcher.channels(&dataset.channels());
+    let mut model = Net::new(input.len(), a.size, &train_device);
     let mut optim = AdamConfig::new().init();
     let loss_fn = CrossEntropyLossConfig::new().init(&train_device);
     let bytes_per_item = (2 * a.size * a.size * 4) as f64;

@@ -7,7 +7,7 @@ use burn::tensor::{DType, Device, FloatDType, Int, Tensor, TensorData};
 
 use crate::columns::{SideBatch, SideColumns};
 use crate::epochs::Epoch;
-use crate::roles::ChannelRole;
+use crate::roles::{Channel, ChannelRole};
 use crate::stamp::Stamp;
 use crate::transforms::{ImagePlanes, ImageTransform, TransformContext};
 
@@ -122,6 +122,24 @@ impl StampBatcher {
     pub fn target_dtype(mut self, dtype: FloatDType) -> Self {
         self.target_dtype = dtype;
         self
+    }
+
+    /// The planes of this batcher's batches' `images`, the model's input, for a dataset whose
+    /// items have the planes `dataset` (its `channels()`): its science and flag planes, as the
+    /// transforms leave them (a [`crate::transforms::NanFill`] adds a flag per science plane).
+    ///
+    /// ```
+    /// use torchfits_burn::transforms::{Asinh, NanFill};
+    /// use torchfits_burn::{Channel, ChannelRole, StampBatcher};
+    ///
+    /// let dataset = vec![Channel::new(ChannelRole::Science, "r"), Channel::new(ChannelRole::Flag, "r")];
+    /// let batcher = StampBatcher::new().transform(NanFill(0.0)).transform(Asinh(1.0));
+    /// let input = batcher.channels(&dataset);
+    /// assert_eq!(input.len(), 3); // r, its edge flag, its NaN flag: a model of 3 input channels
+    /// ```
+    pub fn channels(&self, dataset: &[Channel]) -> Vec<Channel> {
+        let images: Vec<Channel> = dataset.iter().filter(|c| c.in_images()).cloned().collect();
+        self.transforms.iter().fold(images, |planes, t| t.channels(planes))
     }
 
     /// The handle on the epoch the augmentations are drawn for.

@@ -12,6 +12,7 @@ use torchfits_core::{Error, ErrorKind, HduSelector, Result, Section, Wcs};
 use crate::catalog::Catalog;
 use crate::columns::SideColumns;
 use crate::reading::{DatasetBuilder, FitsDataset, Items, ItemsSpec, ReadOptions, Reader};
+use crate::roles::{Channel, ChannelRole};
 use crate::stamp::Stamp;
 
 /// One image of a [`CatalogCutoutDataset`].
@@ -71,6 +72,8 @@ pub struct CatalogCutouts {
     size: usize,
     side: Option<Arc<SideColumns>>,
     label_names: Option<Arc<[String]>>,
+    /// The HDU the stamps are cut from, as the channel report names it.
+    hdu: String,
 }
 
 /// Options of a [`CatalogCutoutDataset`] (from [`CatalogCutoutDataset::builder`]): those every
@@ -162,7 +165,8 @@ impl ItemsSpec for CutoutSpec {
                 None => unplaced.push(row),
             }
         }
-        Ok(CatalogCutouts { images, entries, unplaced, size: self.size, side, label_names })
+        let hdu = options.hdu.to_string();
+        Ok(CatalogCutouts { images, entries, unplaced, size: self.size, side, label_names, hdu })
     }
 }
 
@@ -243,6 +247,12 @@ impl CatalogCutouts {
     /// The labels of every item (None where the dataset has no label column).
     pub fn labels(&self) -> Vec<Option<i64>> {
         self.entries.iter().map(|e| e.label).collect()
+    }
+
+    /// The planes of every stamp, as a batch holds them: the HDU's pixels, then the edge flag
+    /// (1.0 where the stamp is off its image).
+    pub fn channels(&self) -> Vec<Channel> {
+        vec![Channel::new(ChannelRole::Science, &self.hdu), Channel::new(ChannelRole::Flag, &self.hdu)]
     }
 
     /// The names of the label codes, for a label column of strings (code `k` is `names[k]`).

@@ -12,7 +12,7 @@ use torchfits_core::{ColumnValues, Error, ErrorKind, HduSelector, Result, Sectio
 
 use crate::columns::{SideColumns, SideValues};
 use crate::reading::{DatasetBuilder, FitsDataset, Items, ItemsSpec, ReadOptions, Reader};
-use crate::roles::ChannelRole;
+use crate::roles::{Channel, ChannelRole, batch_order};
 use crate::seeds::draw;
 use crate::stamp::Stamp;
 
@@ -36,22 +36,24 @@ pub enum Crop {
     },
 }
 
-/// One item per file: the images of `channels` HDUs (science, mask, weight or inverse variance,
-/// ...) stacked as channels, whole or cropped, with an optional label from a header keyword or
+/// One item per file: the images of its channel HDUs (science, mask, weight or inverse
+/// variance, [`ImagingBuilder::channel`]) stacked as channels, whole or cropped, with an optional label from a header keyword or
 /// from a side table keyed by file name ([`ImagingBuilder::table`], then
 /// [`DatasetBuilder::label`] and [`DatasetBuilder::targets`] name its columns).
 ///
 /// ```no_run
 /// use burn::data::dataset::Dataset;
-/// use torchfits_burn::{Crop, ImagingDataset};
+/// use torchfits_burn::{ChannelRole, Crop, ImagingDataset};
 ///
 /// # fn main() -> Result<(), torchfits_core::Error> {
 /// let ds = ImagingDataset::glob("survey/*.fits")?
-///     .channels(&["SCI", "MASK", "IVAR"])
+///     .channel("SCI", ChannelRole::Science)
+///     .channel("MASK", ChannelRole::Mask)
+///     .channel("IVAR", ChannelRole::InverseVariance)
 ///     .crop(Crop::Random { height: 64, width: 64, seed: 7 })
 ///     .label_keyword("CLASS")
 ///     .build()?;
-/// let item = ds.get(0).expect("a readable file"); // [3, 64, 64]
+/// let item = ds.get(0).expect("a readable file"); // 64x64: SCI as pixels, MASK and IVAR beside
 /// # Ok(())
 /// # }
 /// ```
@@ -79,8 +81,7 @@ pub type ImagingBuilder = DatasetBuilder<ImagingSpec>;
 #[derive(Debug, Clone)]
 pub struct ImagingSpec {
     files: Vec<PathBuf>,
-    channels: Option<Vec<HduSelector>>,
-    roles: Vec<ChannelRole>,
+    channels: Vec<(HduSelector, ChannelRole)>,
     crop: Crop,
     keyword: Option<String>,
     table: Option<(PathBuf, String)>,
@@ -92,8 +93,7 @@ impl ImagingDataset {
     pub fn builder<P: AsRef<Path>>(files: impl IntoIterator<Item = P>) -> ImagingBuilder {
         DatasetBuilder::with_spec(ImagingSpec {
             files: files.into_iter().map(|p| p.as_ref().to_path_buf()).collect(),
-            channels: None,
-            roles: Vec::new(),
+            channels: Vec::new(),
             crop: Crop::Full,
             keyword: None,
             table: None,
@@ -117,6 +117,13 @@ impl ImageFiles {
     /// The file of item `index`.
     pub fn file(&self, index: usize) -> Option<&Path> {
         self.files.get(index).map(PathBuf::as_path)
+    }
+
+    /// The planes of every item, as a batch holds them: the science channels (`images`), then
+    /// the masks, then the weights, each in the order they were added.
+    pub fn channels(&self) -> Vec<Channel> {
+        let planes = self.channels.iter().zip(&self.roles).map(|(hdu, &role)| Channel::new(role, hdu.to_string()));
+        batch_order(planes.collect())
     }
 
     /// The names of the label codes, for a label column of strings (code `k` is `names[k]`).
@@ -204,17 +211,12 @@ fn planes<T: torchfits_core::Pixel>(
 }
 
 impl ImagingBuilder {
-    /// The HDUs stacked as channels, in order (default: [`DatasetBuilder::hdu`] alone).
-    pub fn channels<S: Into<HduSelector> + Clone>(mut self, hdus: &[S]) -> Self {
-        self.spec.channels = Some(hdus.iter().cloned().map(Into::into).collect());
-        self
-    }
-
-    /// The role of each channel, in the order of [`ImagingBuilder::channels`] (default: every
-    /// channel [`ChannelRole::Science`]): mask and weight channels go to the batch's own `masks`
-    /// and `weights` tensors, exact and never transformed; at least one channel is science.
-    pub fn roles(mut self, roles: &[ChannelRole]) -> Self {
-        self.spec.roles = roles.to_vec();
+    /// Adds HDU `hdu` as a channel of `role`, after those added before (default, with none
+    /// added: [`DatasetBuilder::hdu`] as the one science channel). Science channels are the
+    /// batch's `images`, in the order added; mask and weight channels go to its own `masks` and
+    /// `weights` tensors, exact and never transformed. At least one channel is science.
+    pub fn channel(mut self, hdu: impl Into<HduSelector>, role: ChannelRole) -> Self {
+        self.spec.channels.push((hdu.into(), role));
         self
     }
 
@@ -268,19 +270,20 @@ impl ItemsSpec for ImagingSpec {
 
     /// Reads every file's header (shapes, labels) once.
     fn build(self, options: &ReadOptions, reader: &Reader) -> Result<ImageFiles> {
-        let channels = self.channels.clone().unwrap_or_else(|| vec![options.hdu.clone()]);
-        if channels.is_empty() {
-            return Err(Error::new(ErrorKind::Parameter, "no channel HDU given"));
-        }
-        if !self.roles.is_empty() && self.roles.len() != channels.len() {
+        let pairs = match self.channels.is_empty() {
+            true => vec![(options.hdu.clone(), ChannelRole::Science)],
+            false => self.channels.clone(),
+        };
+        if let Some((hdu, _)) = pairs.iter().find(|(_, role)| *role == ChannelRole::Flag) {
             return Err(Error::new(
                 ErrorKind::Parameter,
-                format!("{} roles for {} channels", self.roles.len(), channels.len()),
+                format!("channel {hdu}: Flag is a plane the dataset makes, not an HDU's role"),
             ));
         }
-        if !self.roles.is_empty() && !self.roles.contains(&ChannelRole::Science) {
-            return Err(Error::new(ErrorKind::Parameter, "no science channel among the roles"));
+        if !pairs.iter().any(|(_, role)| *role == ChannelRole::Science) {
+            return Err(Error::new(ErrorKind::Parameter, "no science channel among the channels"));
         }
+        let (channels, roles): (Vec<HduSelector>, Vec<ChannelRole>) = pairs.into_iter().unzip();
         let table = match &self.table {
             Some((path, file_column)) => Some(FileTable::read(path, file_column, options)?),
             None if options.label.is_some() || !options.targets.is_empty() => {
@@ -309,12 +312,11 @@ impl ItemsSpec for ImagingSpec {
             _ => None,
         };
         let label_names = table.as_ref().and_then(|t| t.label_names(options));
-        Ok(ImageFiles { files, shapes, labels, channels, roles: self.roles, crop: self.crop, side, label_names })
+        Ok(ImageFiles { files, shapes, labels, channels, roles, crop: self.crop, side, label_names })
     }
 }
 
 impl ImagingSpec {
-    /// One file's shape and label, or why the dataset cannot use it (naming the file).
     /// One file's shape, label and row of the table, or why the dataset cannot use it (naming
     /// the file).
     fn describe(

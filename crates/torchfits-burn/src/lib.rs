@@ -57,7 +57,7 @@ pub use imaging::{Crop, ImageFiles, ImagingBuilder, ImagingDataset, ImagingSpec}
 pub use plan::{Overlap, Placement, PlanItem, SurveyPlan, SurveyPlanner};
 pub use prefetch::Prefetch;
 pub use reading::{DatasetBuilder, FitsDataset, Items, ItemsSpec, ReadOptions, Reader};
-pub use roles::ChannelRole;
+pub use roles::{Channel, ChannelRole};
 pub use spectra::{
     Arm, Spectra, SpectraBuilder, SpectraSpec, SpectroscopicDataset, Spectrum, SpectrumBatch, SpectrumBatcher,
     Wavelength,

@@ -1,8 +1,9 @@
-//! What each image channel of an item is: pixels the model reads, integer flags, or a weight.
+//! What each plane of an item is: pixels the model reads, a flag, integer flags, or a weight;
+//! and where it comes from ([`Channel`], the layout the datasets report).
 
-/// The role of one channel (an HDU) of an [`crate::ImagingDataset`]
-/// ([`crate::ImagingBuilder::roles`]). Only science planes are transformed: masks and weights
-/// travel beside them, exact, in their own tensors of the batch.
+/// The role of one plane of an item: of an HDU ([`crate::ImagingBuilder::channel`]), or of a
+/// plane the dataset or a transform makes ([`ChannelRole::Flag`]). Only science planes are
+/// transformed: masks and weights travel beside them, exact, in their own tensors of the batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ChannelRole {
     /// Pixels the model reads: `StampBatch::images`, where the batcher's NaN fill, stretch and
@@ -17,6 +18,9 @@ pub enum ChannelRole {
     /// Variance: `StampBatch::weights` as [`ChannelRole::InverseVariance`] (the batch's
     /// `weight_roles` says which each plane is).
     Variance,
+    /// A 0/1 float plane the dataset or a transform makes, 1.0 where a pixel has no value (off
+    /// its image, NaN): `StampBatch::images`, after the science channels. Not an HDU's role.
+    Flag,
 }
 
 impl ChannelRole {
@@ -24,4 +28,43 @@ impl ChannelRole {
     pub fn is_weight(self) -> bool {
         matches!(self, ChannelRole::InverseVariance | ChannelRole::Variance)
     }
+}
+
+/// One plane of a dataset's items, as its batches hold it: its role and where it comes from.
+/// The datasets report theirs (`channels()`); [`crate::StampBatcher::channels`] gives the layout
+/// of a batch's `images` after the transforms, which is the model's input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Channel {
+    /// What the plane is.
+    pub role: ChannelRole,
+    /// Where it comes from: the band (survey stamps) or the HDU (catalog cutouts, imaging); a
+    /// flag plane names the plane it flags.
+    pub band: String,
+}
+
+impl Channel {
+    /// A plane of `role` from `band`.
+    pub fn new(role: ChannelRole, band: impl Into<String>) -> Self {
+        Channel { role, band: band.into() }
+    }
+
+    /// Whether the plane is in the batch's `images` (science and flag planes), not in its
+    /// `masks` or `weights`.
+    pub fn in_images(&self) -> bool {
+        matches!(self.role, ChannelRole::Science | ChannelRole::Flag)
+    }
+}
+
+/// The planes of `channels` as a batch holds them: those in `images` (science first, then
+/// flags, each in the given order), then masks, then weights.
+pub(crate) fn batch_order(channels: Vec<Channel>) -> Vec<Channel> {
+    let rank = |c: &Channel| match c.role {
+        ChannelRole::Science => 0,
+        ChannelRole::Flag => 1,
+        ChannelRole::Mask => 2,
+        ChannelRole::InverseVariance | ChannelRole::Variance => 3,
+    };
+    let mut out = channels;
+    out.sort_by_key(rank);
+    out
 }

@@ -15,6 +15,7 @@ use torchfits_core::{Error, ErrorKind, Result, Section};
 use crate::columns::{SideColumns, SideValues};
 use crate::plan::{Placement, SurveyPlan};
 use crate::reading::{DatasetBuilder, FitsDataset, Items, ItemsSpec, ReadOptions, Reader};
+use crate::roles::{Channel, ChannelRole};
 use crate::stamp::Stamp;
 
 /// One item per position of a [`SurveyPlan`]: a stamp of `size` x `size` pixels per band,
@@ -91,6 +92,14 @@ impl SurveyCutouts {
     /// The names of the label codes, for a label column of strings (code `k` is `names[k]`).
     pub fn label_names(&self) -> Option<&[String]> {
         self.label.as_ref().and_then(|l| l.dictionary.as_deref())
+    }
+
+    /// The planes of every stamp, as a batch holds them: each band's pixels in the plan's
+    /// order, then each band's flag (1.0 where the band has no pixel).
+    pub fn channels(&self) -> Vec<Channel> {
+        let bands = || self.plan.bands().map(|(band, _)| band);
+        let science = bands().map(|b| Channel::new(ChannelRole::Science, b));
+        science.chain(bands().map(|b| Channel::new(ChannelRole::Flag, b))).collect()
     }
 }
 

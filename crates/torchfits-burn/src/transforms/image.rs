@@ -11,7 +11,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use torchfits_core::{Error, ErrorKind, Result};
 
 use super::{TransformContext, clipped_stats, nan_median};
-use crate::roles::ChannelRole;
+use crate::roles::{Channel, ChannelRole};
 use crate::seeds::draw;
 
 /// A batch's planes by role, as the transforms see them: each transform decides which it
@@ -105,6 +105,12 @@ pub trait ImageTransform: Send + Sync {
         let _ = (epoch, index, square);
         None
     }
+
+    /// The planes of the batch's `images` after this transform, given those before (science
+    /// planes first, then flags): the same, for a transform that adds or removes none.
+    fn channels(&self, images: Vec<Channel>) -> Vec<Channel> {
+        images
+    }
 }
 
 /// NaN science pixels to `value`, with one flag channel per science channel, 1.0 where that
@@ -113,6 +119,16 @@ pub trait ImageTransform: Send + Sync {
 pub struct NanFill(pub f32);
 
 impl ImageTransform for NanFill {
+    fn channels(&self, mut images: Vec<Channel>) -> Vec<Channel> {
+        let nan_flags: Vec<Channel> = images
+            .iter()
+            .filter(|c| c.role == ChannelRole::Science)
+            .map(|c| Channel::new(ChannelRole::Flag, c.band.clone()))
+            .collect();
+        images.extend(nan_flags);
+        images
+    }
+
     fn apply(&self, mut planes: ImagePlanes, _: &TransformContext) -> Result<ImagePlanes> {
         let nan = planes.science.clone().is_nan();
         let flags = nan.clone().float();

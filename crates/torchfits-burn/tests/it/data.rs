@@ -6,6 +6,7 @@ use crate::common::{N, survey, tmpdir, value};
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::Dataset;
 use burn::tensor::Device;
+use torchfits_burn::ChannelRole;
 use torchfits_burn::transforms::{Asinh, NanFill, Normalize, Symmetries};
 use torchfits_burn::{CatalogCutoutDataset, StampBatcher, Subset, permutation, shard_indices, split};
 
@@ -249,7 +250,8 @@ mod more {
         let files = imaging_files(&dir, 6);
         let ds = ImagingDataset::glob(dir.join("obj*.fits"))
             .expect("glob")
-            .channels(&["SCI", "MASK"])
+            .channel("SCI", ChannelRole::Science)
+            .channel("MASK", ChannelRole::Science)
             .crop(Crop::Centre(16, 20))
             .label_keyword("CLASS")
             .build()
@@ -275,7 +277,7 @@ mod more {
         }
         // random crops: inside the image, repeatable, redrawn per epoch
         let random = ImagingDataset::builder(&files)
-            .channels(&["SCI"])
+            .channel("SCI", ChannelRole::Science)
             .crop(Crop::Random { height: 8, width: 8, seed: 3 })
             .build()
             .expect("dataset");
@@ -294,14 +296,16 @@ mod more {
         let mut w = WriteOptions::new().overwrite(true).create(&table).expect("create");
         w.write_table(&t, "LABELS", None).expect("table");
         w.finish().expect("finish");
-        let labelled = || ImagingDataset::builder(&files).channels(&["SCI"]).table(&table, "FILE").label("LABEL");
+        let labelled = || {
+            ImagingDataset::builder(&files).channel("SCI", ChannelRole::Science).table(&table, "FILE").label("LABEL")
+        };
         let e = labelled().build().expect_err("obj00.fits has no label");
         assert!(e.to_string().contains("obj00.fits"), "{e}");
         let labelled = labelled().ignore_index(-1).build().expect("ds");
         let labels: Vec<Option<i64>> = (0..6).map(|k| labelled.get(k).expect("item").label).collect();
         assert_eq!(labels, vec![Some(-1), Some(7), Some(-1), Some(-1), Some(9), Some(-1)]);
         // whole images, and a file that went bad
-        let full = ImagingDataset::builder(&files).channels(&["SCI"]).build().expect("ds");
+        let full = ImagingDataset::builder(&files).channel("SCI", ChannelRole::Science).build().expect("ds");
         assert_eq!(full.get(2).expect("item").data().len(), 40 * 50);
         std::fs::write(&files[3], b"SIMPLE  =   not a FITS file").expect("corrupt");
         let e = full.get(3).expect_err("a corrupt file");

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 
 use burn::data::dataset::Dataset;
 use burn::tensor::Device;
-use torchfits_burn::transforms::Asinh;
+use torchfits_burn::transforms::{Asinh, NanFill};
 use torchfits_burn::{
-    CatalogCutoutDataset, OnError, SideValues, StampBatcher, SurveyCutoutDataset, SurveyPlanner, permutation,
+    CatalogCutoutDataset, Channel, ChannelRole, OnError, SideValues, StampBatcher, SurveyCutoutDataset, SurveyPlanner,
+    permutation,
 };
 use torchfits_core::Wcs;
 use torchfits_core::table::{ColumnData, ColumnValues, TableBatch};
@@ -156,5 +157,50 @@ fn stamps_with_an_edge_mask_stack_alike_with_and_without_transforms() {
     let want: Vec<f32> = plain.images.narrow(1, 0, 1).into_data().try_to_vec::<f32>().expect("f32");
     for (got, x) in science.iter().zip(want) {
         assert!((got - x.asinh()).abs() <= 1e-5 * x.asinh().abs().max(1.0), "{got} vs asinh({x})");
+    }
+}
+
+/// `batcher.channels(&dataset.channels())` against the batch the model gets: as many planes as
+/// the batch's `images` has, each in its place.
+fn assert_layout(batcher: &StampBatcher, dataset: &[Channel], items: Vec<torchfits_burn::Stamp>) -> Vec<Channel> {
+    let input = batcher.channels(dataset);
+    let batch = batcher.try_batch(items, &Device::flex()).expect("batch");
+    assert_eq!(input.len(), batch.images.dims()[1], "the report is the model's input: {input:?}");
+    let masks = dataset.iter().filter(|c| c.role == ChannelRole::Mask).count();
+    assert_eq!(masks, batch.masks.as_ref().map_or(0, |m| m.dims()[1]), "{dataset:?}");
+    let weights = dataset.iter().filter(|c| c.role.is_weight()).count();
+    assert_eq!(weights, batch.weights.as_ref().map_or(0, |w| w.dims()[1]), "{dataset:?}");
+    input
+}
+
+#[test]
+fn every_stamp_dataset_reports_the_planes_its_batches_hold() {
+    let dir = tmpdir("datasets-channels");
+    let (catalog, images, _) = class_catalog(&dir, 8);
+    let (science, flag) = (ChannelRole::Science, ChannelRole::Flag);
+    // catalog cutouts: the HDU's pixels and the edge flag; NanFill adds a NaN flag
+    let cutouts = CatalogCutoutDataset::builder(&catalog, &images[..1]).size(8).build().expect("cutouts");
+    assert_eq!(cutouts.channels(), vec![Channel::new(science, "0"), Channel::new(flag, "0")]);
+    let batcher = StampBatcher::new().transform(NanFill(0.0)).transform(Asinh(1.0));
+    let items = (0..4).map(|i| cutouts.get(i).expect("stamp")).collect();
+    let input = assert_layout(&batcher, &cutouts.channels(), items);
+    assert_eq!(input.iter().map(|c| c.role).collect::<Vec<_>>(), vec![science, flag, flag]);
+    // survey stamps of two bands: each band's pixels, then each band's flag
+    let plan = SurveyPlanner::new(&catalog)
+        .band("g", &images[..1])
+        .band("r", &images[..1])
+        .cache(dir.join("cache"))
+        .progress(false)
+        .build()
+        .expect("plan");
+    let survey = SurveyCutoutDataset::builder(plan).size(8).build().expect("survey");
+    let want: Vec<Channel> = [(science, "g"), (science, "r"), (flag, "g"), (flag, "r")]
+        .into_iter()
+        .map(|(role, band)| Channel::new(role, band))
+        .collect();
+    assert_eq!(survey.channels(), want);
+    for batcher in [StampBatcher::new(), StampBatcher::new().transform(NanFill(0.0))] {
+        let items = (0..4).map(|i| survey.get(i).expect("stamp")).collect();
+        assert_layout(&batcher, &survey.channels(), items);
     }
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::Dataset;
 use burn::tensor::Device;
+use torchfits_burn::ChannelRole;
 use torchfits_burn::{ImagingDataset, OnError, StampBatcher};
 use torchfits_core::WriteOptions;
 use torchfits_core::write::{Algorithm, Compression};
@@ -56,7 +57,11 @@ fn corrupt_tiles(path: &Path) {
 }
 
 fn dataset(files: &[PathBuf], policy: OnError) -> ImagingDataset {
-    ImagingDataset::builder(files).channels(&[1usize]).on_error(policy).build().expect("the headers read")
+    ImagingDataset::builder(files)
+        .channel(1usize, ChannelRole::Science)
+        .on_error(policy)
+        .build()
+        .expect("the headers read")
 }
 
 /// Every pixel value (the file index) of every item of one epoch, from burn's loader.
@@ -136,7 +141,10 @@ fn files_that_cannot_be_opened_are_left_out_at_build_and_reported() {
     let mut files = images(&dir, 3, usize::MAX);
     let missing = dir.join("gone.fits");
     files.insert(1, missing.clone());
-    assert!(ImagingDataset::builder(&files).channels(&[1usize]).build().is_err(), "Fail: the build fails");
+    assert!(
+        ImagingDataset::builder(&files).channel(1usize, ChannelRole::Science).build().is_err(),
+        "Fail: the build fails"
+    );
     let ds = dataset(&files, OnError::Skip);
     assert_eq!(ds.len(), 3);
     let report = ds.failures().report();

@@ -10,6 +10,7 @@ use burn::module::{Module, Param};
 use burn::optim::SgdConfig;
 use burn::tensor::{Device, Tensor};
 use burn::train::{InferenceStep, Learner, RegressionOutput, SupervisedTraining, TrainOutput, TrainStep};
+use torchfits_burn::ChannelRole;
 use torchfits_burn::transforms::Symmetries;
 use torchfits_burn::{
     CatalogCutoutDataset, Epoch, EpochLoader, ImagingDataset, OnError, Stamp, StampBatch, StampBatcher,
@@ -138,8 +139,13 @@ fn a_corrupt_file_under_the_learner_costs_its_own_items() {
     let dir = tmpdir("learner-corrupt");
     let files = crate::failures::images(&dir, 7, 2);
     for workers in [0, 2] {
-        let ds =
-            || ImagingDataset::builder(&files).channels(&[1usize]).on_error(OnError::Skip).build().expect("dataset");
+        let ds = || {
+            ImagingDataset::builder(&files)
+                .channel(1usize, ChannelRole::Science)
+                .on_error(OnError::Skip)
+                .build()
+                .expect("dataset")
+        };
         let train_set = ds();
         let failures = train_set.failures().clone();
         let (seen, failed) = train(train_set, ds(), 3, 2, workers);

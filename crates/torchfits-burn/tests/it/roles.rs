@@ -4,7 +4,7 @@
 use burn::data::dataset::Dataset;
 use burn::tensor::{DType, Device};
 use torchfits_burn::transforms::{Asinh, NanFill, Normalize, Symmetries};
-use torchfits_burn::{ChannelRole, ImagingDataset, StampBatcher};
+use torchfits_burn::{Channel, ChannelRole, ImagingDataset, StampBatcher};
 use torchfits_core::{Header, WriteOptions};
 
 use crate::common::tmpdir;
@@ -39,18 +39,24 @@ fn masks_and_weights_arrive_exact_and_untouched_by_the_transforms() {
     let dir = tmpdir("roles");
     let files = files(&dir);
     let ds = ImagingDataset::builder(&files)
-        .channels(&["SCI", "MASK", "IVAR"])
-        .roles(&[ChannelRole::Science, ChannelRole::Mask, ChannelRole::InverseVariance])
+        .channel("SCI", ChannelRole::Science)
+        .channel("MASK", ChannelRole::Mask)
+        .channel("IVAR", ChannelRole::InverseVariance)
         .build()
         .expect("dataset");
     let items: Vec<_> = (0..3).map(|i| ds.get(i).expect("item")).collect();
-    let batch = StampBatcher::new()
+    let batcher = StampBatcher::new()
         .transform(NanFill(0.0))
         .transform(Asinh(2.0))
-        .transform(Normalize { mean: vec![1.0], std: vec![3.0] })
-        .try_batch(items, &Device::flex())
-        .expect("batch");
+        .transform(Normalize { mean: vec![1.0], std: vec![3.0] });
+    let batch = batcher.try_batch(items, &Device::flex()).expect("batch");
     assert_eq!(batch.images.dims(), [3, 2, SIDE, SIDE], "the science plane and the NaN mask");
+    let input = batcher.channels(&ds.channels());
+    assert_eq!(input, vec![Channel::new(ChannelRole::Science, "SCI"), Channel::new(ChannelRole::Flag, "SCI")]);
+    assert_eq!(
+        ds.channels()[1..],
+        [Channel::new(ChannelRole::Mask, "MASK"), Channel::new(ChannelRole::InverseVariance, "IVAR")]
+    );
     let masks = batch.masks.expect("masks");
     assert_eq!(masks.dtype(), DType::I64);
     assert_eq!(masks.dims(), [3, 1, SIDE, SIDE]);
@@ -75,8 +81,9 @@ fn symmetries_move_masks_and_weights_with_the_pixels() {
     let dir = tmpdir("roles-symmetries");
     let files = files(&dir);
     let ds = ImagingDataset::builder(&files)
-        .channels(&["SCI", "MASK", "IVAR"])
-        .roles(&[ChannelRole::Science, ChannelRole::Mask, ChannelRole::Variance])
+        .channel("SCI", ChannelRole::Science)
+        .channel("MASK", ChannelRole::Mask)
+        .channel("IVAR", ChannelRole::Variance)
         .build()
         .expect("dataset");
     let batcher = StampBatcher::new().transform(Symmetries(11));
@@ -99,13 +106,16 @@ fn symmetries_move_masks_and_weights_with_the_pixels() {
 }
 
 #[test]
-fn roles_must_match_the_channels_and_name_a_science_one() {
+fn channels_name_a_science_one_and_no_flag() {
     let dir = tmpdir("roles-errors");
     let files = files(&dir);
-    let builder = || ImagingDataset::builder(&files).channels(&["SCI", "MASK"]);
-    assert!(builder().roles(&[ChannelRole::Science]).build().is_err());
-    assert!(builder().roles(&[ChannelRole::Mask, ChannelRole::Variance]).build().is_err());
-    assert!(builder().roles(&[ChannelRole::Science, ChannelRole::Mask]).build().is_ok());
+    let builder = || ImagingDataset::builder(&files);
+    let err = builder().channel("MASK", ChannelRole::Mask).channel("SCI", ChannelRole::Variance).build();
+    assert!(err.expect_err("no science channel").to_string().contains("no science channel"));
+    let err = builder().channel("SCI", ChannelRole::Science).channel("MASK", ChannelRole::Flag).build();
+    assert!(err.expect_err("a flag HDU").to_string().contains("not an HDU's role"));
+    let ds = builder().channel("SCI", ChannelRole::Science).channel("MASK", ChannelRole::Mask).build().expect("ds");
+    assert_eq!(ds.channels(), vec![Channel::new(ChannelRole::Science, "SCI"), Channel::new(ChannelRole::Mask, "MASK")]);
 }
 
 /// On wgpu masks arrive as I64 where the adapter has 64-bit integers (lavapipe has), else as
@@ -116,8 +126,8 @@ fn masks_keep_their_bits_on_wgpu() {
     let dir = tmpdir("roles-wgpu");
     let files = files(&dir);
     let ds = ImagingDataset::builder(&files)
-        .channels(&["SCI", "MASK"])
-        .roles(&[ChannelRole::Science, ChannelRole::Mask])
+        .channel("SCI", ChannelRole::Science)
+        .channel("MASK", ChannelRole::Mask)
         .build()
         .expect("dataset");
     let items: Vec<_> = (0..3).map(|i| ds.get(i).expect("item")).collect();

@@ -246,10 +246,13 @@ where
     Ok(())
 }
 
+/// How a case's shared value is made.
+type SetUp<T> = Box<dyn FnOnce() -> Result<T, Error>>;
+
 /// A value both ways of a case use, made by the first run of either (outside the timed runs:
 /// `time` runs each way once first).
 struct Shared<T> {
-    make: std::rc::Rc<std::cell::RefCell<Option<Box<dyn FnOnce() -> Result<T, Error>>>>>,
+    make: std::rc::Rc<std::cell::RefCell<Option<SetUp<T>>>>,
     value: std::rc::Rc<std::cell::OnceCell<T>>,
 }
 
