@@ -41,7 +41,7 @@ use burn::train::{InferenceStep, Learner, SupervisedTraining, TrainOutput, Train
 use stamp_cnn::{FEATURES, Trunk};
 use torchfits_burn::transforms::{Asinh, NanFill, Symmetries};
 use torchfits_burn::{
-    CatalogCutoutDataset, EpochLoader, OnError, SideTensor, SideValues, StampBatch, StampBatcher, Subset, split,
+    CatalogCutoutDataset, EpochLoader, GroupBy, OnError, SideTensor, SideValues, StampBatch, StampBatcher,
 };
 
 /// The flux target: log10 of the total flux, centred and scaled so that the loss sees values of
@@ -260,7 +260,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         .on_error(OnError::Substitute { seed: a.seed })
         .build()?;
     let ds = Arc::new(ds);
-    let (train, valid) = split(ds.len(), 0.8, a.seed);
+    // a grouped split: sources in one HEALPix cell (~1.7 arcmin at depth 11) all on one side, so
+    // that neighbours on the sky never leak from training into validation
+    let (train_set, valid_set) = ds.split_by(GroupBy::Cell { depth: 11 }, 0.8, a.seed)?;
+    let (train, valid) = (train_set.indices.clone(), valid_set.indices.clone());
     let device = Device::flex();
 
     // on the loader's device, in this order: NaN pixels to 0 (with a flag channel), an arcsinh
@@ -276,13 +279,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         .shuffle(a.seed)
         .num_workers(2)
         .set_device(device.clone().autodiff())
-        .build(Subset::new(ds.clone(), train.clone()));
+        .build(train_set);
     let train_loader = EpochLoader::new(train_loader, &epochs);
-    let valid_loader = DataLoaderBuilder::new(prepare())
-        .batch_size(256)
-        .num_workers(2)
-        .set_device(device.clone())
-        .build(Subset::new(ds.clone(), valid.clone()));
+    let valid_loader =
+        DataLoaderBuilder::new(prepare()).batch_size(256).num_workers(2).set_device(device.clone()).build(valid_set);
 
     let artifacts = a.out.join("learner");
     let result = SupervisedTraining::new(&artifacts, train_loader, valid_loader.clone())

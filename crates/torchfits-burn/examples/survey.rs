@@ -34,7 +34,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use stamp_cnn::{FEATURES, Trunk};
 use torchfits_burn::transforms::{Asinh, NanFill, Symmetries};
-use torchfits_burn::{CatalogCutoutDataset, StampBatcher, Subset, split};
+use torchfits_burn::{CatalogCutoutDataset, GroupBy, StampBatcher};
 
 /// The classifier: the examples' convolutional trunk, then a linear layer to the 2 classes.
 #[derive(Module, Debug)]
@@ -184,8 +184,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         a.size,
         dataset.unplaced().len()
     );
-    let (train_idx, val_idx) = split(dataset.len(), 0.8, a.seed);
-    let (n_train, n_val) = (train_idx.len(), val_idx.len());
+    // a grouped split: sources in one HEALPix cell (~1.7 arcmin at depth 11) all on one side, so
+    // that neighbours on the sky never leak from training into validation
+    let (train_set, val_set) = dataset.split_by(GroupBy::Cell { depth: 11 }, 0.8, a.seed)?;
+    let val_idx = val_set.indices.clone();
+    let (n_train, n_val) = (train_set.indices.len(), val_set.indices.len());
     let batcher = StampBatcher::new().transform(NanFill(0.0)).transform(Asinh(3.0)).transform(Symmetries(a.seed));
     let epoch = batcher.epoch();
     let train = DataLoaderBuilder::new(batcher.clone())
@@ -193,12 +196,12 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         .shuffle(a.seed)
         .num_workers(a.workers)
         .set_device(train_device.clone())
-        .build(Subset::new(dataset.clone(), train_idx));
+        .build(train_set);
     let val = DataLoaderBuilder::new(StampBatcher::new().transform(NanFill(0.0)).transform(Asinh(3.0)))
         .batch_size(a.batch)
         .num_workers(a.workers)
         .set_device(device.clone())
-        .build(Subset::new(dataset.clone(), val_idx.clone()));
+        .build(val_set);
 
     // the model's input: the image, its edge flag and its NaN flag, as the dataset and the
     // batcher's transforms report them

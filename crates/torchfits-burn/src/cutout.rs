@@ -11,6 +11,7 @@ use torchfits_core::{Error, ErrorKind, HduSelector, Result, Section, Wcs};
 
 use crate::catalog::Catalog;
 use crate::columns::SideColumns;
+use crate::groups::{GroupBy, cell_keys, column_keys};
 use crate::reading::{DatasetBuilder, FitsDataset, Items, ItemsSpec, ReadOptions, Reader};
 use crate::roles::{Channel, ChannelRole};
 use crate::stamp::Stamp;
@@ -74,6 +75,45 @@ pub struct CatalogCutouts {
     label_names: Option<Arc<[String]>>,
     /// The HDU the stamps are cut from, as the channel report names it.
     hdu: String,
+    /// Where the catalog is, to read a column to group the items by.
+    catalog: CatalogSource,
+}
+
+/// The catalog of a [`CatalogCutoutDataset`]: its file, table and position columns.
+#[derive(Debug, Clone)]
+struct CatalogSource {
+    path: PathBuf,
+    hdu: Option<String>,
+    urls: bool,
+    ra: String,
+    dec: String,
+}
+
+impl CatalogSource {
+    fn read(&self, columns: &[&str]) -> Result<Catalog> {
+        Catalog::read_named(&self.path, columns, self.hdu.as_deref(), self.urls)
+    }
+
+    /// One group key per catalog row.
+    fn keys(&self, by: &GroupBy) -> Result<Vec<i64>> {
+        match by {
+            GroupBy::Column(name) => {
+                let catalog = self.read(&[name])?;
+                let values = catalog.exact(name).ok_or_else(|| {
+                    Error::new(ErrorKind::Parameter, format!("the catalog has no column {name:?}")).in_file(&self.path)
+                })?;
+                Ok(column_keys(values))
+            }
+            GroupBy::Cell { depth } => {
+                let catalog = self.read(&[&self.ra, &self.dec])?;
+                let (ra, dec) = (catalog.column(&self.ra), catalog.column(&self.dec));
+                let (Some(ra), Some(dec)) = (ra, dec) else {
+                    return Err(Error::new(ErrorKind::Parameter, "the position columns hold no numbers"));
+                };
+                cell_keys(*depth, ra, dec).map_err(|e| e.in_file(&self.path))
+            }
+        }
+    }
 }
 
 /// Options of a [`CatalogCutoutDataset`] (from [`CatalogCutoutDataset::builder`]): those every
@@ -166,7 +206,9 @@ impl ItemsSpec for CutoutSpec {
             }
         }
         let hdu = options.hdu.to_string();
-        Ok(CatalogCutouts { images, entries, unplaced, size: self.size, side, label_names, hdu })
+        let catalog =
+            CatalogSource { path: self.catalog, hdu: self.catalog_hdu, urls: options.urls, ra: self.ra, dec: self.dec };
+        Ok(CatalogCutouts { images, entries, unplaced, size: self.size, side, label_names, hdu, catalog })
     }
 }
 
@@ -266,6 +308,20 @@ impl Items for CatalogCutouts {
 
     fn count(&self) -> usize {
         self.entries.len()
+    }
+
+    /// The key of each item's catalog row.
+    fn group_keys(&self, by: &GroupBy) -> Result<Vec<i64>> {
+        let rows = self.catalog.keys(by)?;
+        self.entries
+            .iter()
+            .map(|e| {
+                rows.get(e.row).copied().ok_or_else(|| {
+                    Error::new(ErrorKind::Decoding, format!("the catalog has no row {} any more", e.row))
+                        .in_file(&self.catalog.path)
+                })
+            })
+            .collect()
     }
 
     /// The stamp of item `index`, or the error reading it (naming the file and the HDU).

@@ -1,8 +1,8 @@
 //! Images (one channel per HDU) as items, whole or cropped.
 
-// Indexing: item indices below the dataset's length (checked by `get`'s caller
-// contract and `Subset`), planes cut from a buffer of `channels * h * w`, label offsets from the
-// table reader's own string offsets.
+// Indexing: item indices below the dataset's length (checked by `get`'s caller contract and
+// burn's `SelectionDataset`), planes cut from a buffer of `channels * h * w`, label offsets from
+// the table reader's own string offsets.
 #![allow(clippy::indexing_slicing)]
 
 use std::path::{Path, PathBuf};
@@ -11,6 +11,7 @@ use std::sync::Arc;
 use torchfits_core::{ColumnValues, Error, ErrorKind, HduSelector, Result, Section};
 
 use crate::columns::{SideColumns, SideValues};
+use crate::groups::{GroupBy, column_keys};
 use crate::reading::{DatasetBuilder, FitsDataset, Items, ItemsSpec, ReadOptions, Reader};
 use crate::roles::{Channel, ChannelRole, batch_order};
 use crate::seeds::draw;
@@ -71,6 +72,8 @@ pub struct ImageFiles {
     crop: Crop,
     side: Option<Arc<SideColumns>>,
     label_names: Option<Arc<[String]>>,
+    /// The table of file names (its path, whether it may be a URL) and each item's row in it.
+    table: Option<(PathBuf, bool, Vec<usize>)>,
 }
 
 /// Options of an [`ImagingDataset`]: those every dataset has ([`DatasetBuilder`]: the label
@@ -137,6 +140,31 @@ impl Items for ImageFiles {
 
     fn count(&self) -> usize {
         self.files.len()
+    }
+
+    /// From a column of the table of file names ([`ImagingBuilder::table`]); files have no
+    /// position, so no HEALPix cell.
+    fn group_keys(&self, by: &GroupBy) -> Result<Vec<i64>> {
+        let (GroupBy::Column(name), Some((path, urls, rows))) = (by, &self.table) else {
+            return Err(Error::new(
+                ErrorKind::Parameter,
+                format!(
+                    "{by:?}: an imaging dataset groups by a column of its table of file names (ImagingBuilder::table)"
+                ),
+            ));
+        };
+        let catalog = crate::catalog::Catalog::read_named(path, &[name], None, *urls)?;
+        let values = catalog.exact(name).ok_or_else(|| {
+            Error::new(ErrorKind::Parameter, format!("the table has no column {name:?}")).in_file(path)
+        })?;
+        let keys = column_keys(values);
+        rows.iter()
+            .map(|&r| {
+                keys.get(r).copied().ok_or_else(|| {
+                    Error::new(ErrorKind::Decoding, format!("the table has no row {r} any more")).in_file(path)
+                })
+            })
+            .collect()
     }
 
     /// The item `index`, or the error reading it (naming the file and the HDU).
@@ -312,7 +340,8 @@ impl ItemsSpec for ImagingSpec {
             _ => None,
         };
         let label_names = table.as_ref().and_then(|t| t.label_names(options));
-        Ok(ImageFiles { files, shapes, labels, channels, roles, crop: self.crop, side, label_names })
+        let table = table.map(|t| (t.path, options.urls, rows));
+        Ok(ImageFiles { files, shapes, labels, channels, roles, crop: self.crop, side, label_names, table })
     }
 }
 

@@ -27,6 +27,7 @@ mod coords;
 mod cutout;
 mod epochs;
 mod failures;
+mod groups;
 mod imaging;
 mod item;
 mod kernels;
@@ -53,10 +54,11 @@ pub use coords::CutoutCoordinates;
 pub use cutout::{CatalogCutoutDataset, CatalogCutouts, CutoutBuilder, CutoutSpec};
 pub use epochs::{Epoch, EpochLoader};
 pub use failures::{FailureCause, FailureReport, Failures, FileFailures, OnError, REPLACEMENT_TRIES};
+pub use groups::GroupBy;
 pub use imaging::{Crop, ImageFiles, ImagingBuilder, ImagingDataset, ImagingSpec};
 pub use plan::{Overlap, Placement, PlanItem, SurveyPlan, SurveyPlanner};
 pub use prefetch::Prefetch;
-pub use reading::{DatasetBuilder, FitsDataset, Items, ItemsSpec, ReadOptions, Reader};
+pub use reading::{DatasetBuilder, FitsDataset, Items, ItemsSpec, ReadOptions, Reader, Selection};
 pub use roles::{Channel, ChannelRole};
 pub use spectra::{
     Arm, Spectra, SpectraBuilder, SpectraSpec, SpectroscopicDataset, Spectrum, SpectrumBatch, SpectrumBatcher,
@@ -64,7 +66,7 @@ pub use spectra::{
 };
 pub use stamp::Stamp;
 pub use subset::{
-    EpochShard, ShardExt, Subset, permutation, shard, shard_indices, split, split_by_group, split_dataset_by_group,
+    EpochShard, ShardExt, permutation, shard, shard_indices, split, split_by_group, split_dataset_by_group,
 };
 pub use survey::{SurveyCutoutBuilder, SurveyCutoutDataset, SurveyCutouts, SurveySpec};
 pub use transfers::Transfers;

@@ -7,11 +7,16 @@
 use std::fmt::Debug;
 use std::path::Path;
 
+use std::sync::Arc;
+
+use burn::data::dataset::transform::SelectionDataset;
 use burn::data::dataset::{Dataset, DatasetError};
 use torchfits_core::{BufferPool, Error, ErrorKind, FileCache, HduSelector, OpenOptions, Result};
 
 use crate::epochs::Epoch;
 use crate::failures::{Failures, OnError};
+use crate::groups::GroupBy;
+use crate::subset::split_dataset_by_group;
 
 /// The reading machinery of one dataset, shared by every loader thread: a cache of open files,
 /// a pool of item buffers, the epoch random choices are drawn for, the error policy and the
@@ -83,6 +88,12 @@ pub trait Items: Send + Sync + Debug {
 
     /// Item `index` (below `count()`), or the error reading it, naming the file and the HDU.
     fn read(&self, reader: &Reader, index: usize) -> Result<Self::Item>;
+
+    /// One group key per item, for [`FitsDataset::split_by`]; an error for items that have no
+    /// catalog to group them by (the default).
+    fn group_keys(&self, by: &GroupBy) -> Result<Vec<i64>> {
+        Err(Error::new(ErrorKind::Unsupported, format!("this dataset's items have no catalog to group by ({by:?})")))
+    }
 }
 
 /// A dataset: [`Items`] read through a [`Reader`], with burn's [`Dataset`] implemented once for
@@ -92,6 +103,41 @@ pub trait Items: Send + Sync + Debug {
 pub struct FitsDataset<I> {
     reader: Reader,
     items: I,
+}
+
+/// One side of a [`FitsDataset::split_by`]: burn's selection of a shared dataset's items.
+pub type Selection<I> = SelectionDataset<FitsDataset<I>, <I as Items>::Item>;
+
+impl<I: Items> FitsDataset<I>
+where
+    I::Item: Clone + Send + Sync,
+{
+    /// Two selections of a shared dataset, with about `fraction` of its items in the first and
+    /// every group of [`GroupBy`] wholly on one side (the groups drawn from `seed`): a grouped
+    /// split, so that sources of one field or one patch of sky are never in both. Each is one of
+    /// burn's `SelectionDataset`s; an error where the items cannot be grouped (a column the
+    /// catalog lacks, a dataset without a catalog).
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use torchfits_burn::{CatalogCutoutDataset, GroupBy};
+    ///
+    /// # fn main() -> Result<(), torchfits_core::Error> {
+    /// let ds = Arc::new(CatalogCutoutDataset::builder("catalog.fits", ["field.fits"]).build()?);
+    /// let (train, valid) = ds.split_by("FIELD", 0.8, 7)?; // one field never on both sides
+    /// let (train, valid) = ds.split_by(GroupBy::Cell { depth: 8 }, 0.8, 7)?; // or by sky cell
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn split_by(
+        self: &Arc<Self>,
+        by: impl Into<GroupBy>,
+        fraction: f64,
+        seed: u64,
+    ) -> Result<(Selection<I>, Selection<I>)> {
+        let keys = self.items.group_keys(&by.into())?;
+        split_dataset_by_group(self.clone(), &keys, fraction, seed)
+    }
 }
 
 impl<I: Items> FitsDataset<I> {
@@ -223,7 +269,7 @@ impl<S> DatasetBuilder<S> {
 
     /// The image HDU of every file (default: the primary HDU, 0): the image the stamps of the
     /// cutout datasets are cut from, and an imaging dataset's channel where
-    /// [`crate::ImagingBuilder::channels`] names none. Spectra name their HDUs per arm or table
+    /// [`crate::ImagingBuilder::channel`] adds none. Spectra name their HDUs per arm or table
     /// instead, and leave this alone.
     pub fn hdu(mut self, hdu: impl Into<HduSelector>) -> Self {
         self.options.hdu = hdu.into();

@@ -1,4 +1,4 @@
-//! Subsets and shards of a dataset.
+//! Splits and shards of a dataset (as burn's `SelectionDataset`s).
 
 // Indexing: the permutation is split at a count checked against its length.
 #![allow(clippy::indexing_slicing)]
@@ -12,42 +12,6 @@ use torchfits_core::{Error, ErrorKind};
 
 use crate::epochs::Epoch;
 use crate::seeds::splitmix;
-
-/// The items `indices` of a shared dataset, in that order (a train/validation split, a shard).
-#[derive(Debug, Clone)]
-pub struct Subset<D> {
-    inner: Arc<D>,
-    indices: Vec<usize>,
-}
-
-impl<D> Subset<D> {
-    /// Items `indices` of `inner` (each below `inner.len()`).
-    pub fn new(inner: Arc<D>, indices: Vec<usize>) -> Self {
-        Subset { inner, indices }
-    }
-
-    /// The indices into the inner dataset.
-    pub fn indices(&self) -> &[usize] {
-        &self.indices
-    }
-
-    /// The inner dataset.
-    pub fn inner(&self) -> &Arc<D> {
-        &self.inner
-    }
-}
-
-impl<I, D: Dataset<I>> Dataset<I> for Subset<D> {
-    /// Panics for `index >= len()`, as burn's datasets do.
-    fn get(&self, index: usize) -> Result<I, DatasetError> {
-        assert!(index < self.indices.len(), "Index out of bounds for dataset: {index} >= {}", self.indices.len());
-        self.inner.get(self.indices[index])
-    }
-
-    fn len(&self) -> usize {
-        self.indices.len()
-    }
-}
 
 /// A permutation of `0..n` drawn from `seed` (Fisher-Yates over splitmix64): the same on every
 /// machine and every run.
@@ -143,10 +107,16 @@ pub fn shard_indices(n: usize, rank: usize, world_size: usize, seed: u64, epoch:
     p.into_iter().skip(rank).step_by(world_size).collect()
 }
 
-/// Rank `rank`'s shard of `dataset` for `epoch` (see [`shard_indices`]).
-pub fn shard<I, D: Dataset<I>>(dataset: Arc<D>, rank: usize, world_size: usize, seed: u64, epoch: u64) -> Subset<D> {
+/// Rank `rank`'s shard of `dataset` for `epoch` (see [`shard_indices`]), as one of burn's
+/// `SelectionDataset`s.
+pub fn shard<I, D>(dataset: Arc<D>, rank: usize, world_size: usize, seed: u64, epoch: u64) -> SelectionDataset<D, I>
+where
+    D: Dataset<I>,
+    I: Clone + Send + Sync,
+{
     let n = dataset.len();
-    Subset::new(dataset, shard_indices(n, rank, world_size, seed, epoch))
+    // every index is below n
+    SelectionDataset::from_indices_unchecked(dataset, shard_indices(n, rank, world_size, seed, epoch))
 }
 
 /// Rank `rank`'s shard of a shared dataset, drawn again for each epoch of an [`Epoch`] handle
@@ -213,7 +183,7 @@ impl<I, D: Dataset<I>> Dataset<I> for EpochShard<D> {
 }
 
 /// `.shard(..)` on a shared dataset.
-pub trait ShardExt<I>: Dataset<I> + Sized {
+pub trait ShardExt<I: Clone + Send + Sync>: Dataset<I> + Sized {
     /// Rank `rank`'s shard of this dataset for `epoch` (see [`shard_indices`]).
     ///
     /// ```no_run
@@ -223,11 +193,11 @@ pub trait ShardExt<I>: Dataset<I> + Sized {
     /// # fn main() -> Result<(), torchfits_core::Error> {
     /// let (rank, world_size, seed, epoch) = (1, 4, 7, 0);
     /// let ds = Arc::new(CatalogCutoutDataset::builder("cat.fits", ["a.fits"]).build()?);
-    /// let mine = ds.shard(rank, world_size, seed, epoch); // a Subset: build this rank's loader on it
+    /// let mine = ds.shard(rank, world_size, seed, epoch); // build this rank's loader on it
     /// # Ok(())
     /// # }
     /// ```
-    fn shard(self: Arc<Self>, rank: usize, world_size: usize, seed: u64, epoch: u64) -> Subset<Self> {
+    fn shard(self: Arc<Self>, rank: usize, world_size: usize, seed: u64, epoch: u64) -> SelectionDataset<Self, I> {
         shard(self, rank, world_size, seed, epoch)
     }
 
@@ -238,4 +208,4 @@ pub trait ShardExt<I>: Dataset<I> + Sized {
     }
 }
 
-impl<I, D: Dataset<I>> ShardExt<I> for D {}
+impl<I: Clone + Send + Sync, D: Dataset<I>> ShardExt<I> for D {}

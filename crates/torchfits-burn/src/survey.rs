@@ -13,6 +13,7 @@ use arrow_array::types::{Float64Type, Int64Type};
 use torchfits_core::{Error, ErrorKind, Result, Section};
 
 use crate::columns::{SideColumns, SideValues};
+use crate::groups::{GroupBy, cell_keys, column_keys};
 use crate::plan::{Placement, SurveyPlan};
 use crate::reading::{DatasetBuilder, FitsDataset, Items, ItemsSpec, ReadOptions, Reader};
 use crate::roles::{Channel, ChannelRole};
@@ -106,6 +107,28 @@ impl SurveyCutouts {
 impl Items for SurveyCutouts {
     type Item = Stamp;
 
+    /// From the columns the plan carries ([`crate::SurveyPlanner::targets`]); a HEALPix cell
+    /// from its `RA` and `DEC` columns (any case), which the planner must then carry too.
+    fn group_keys(&self, by: &GroupBy) -> Result<Vec<i64>> {
+        match by {
+            GroupBy::Column(name) => self.plan_column_keys(name),
+            GroupBy::Cell { depth } => {
+                let position = |name: &str| -> Result<Vec<f64>> {
+                    let schema = self.plan.schema();
+                    let spelled = schema.fields().iter().find(|f| f.name().eq_ignore_ascii_case(name));
+                    let spelled = spelled.map(|f| f.name().clone()).ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::Parameter,
+                            format!("the plan carries no {name} column for HEALPix cells (SurveyPlanner::targets)"),
+                        )
+                    })?;
+                    self.plan_column_values(&spelled)
+                };
+                cell_keys(*depth, &position("RA")?, &position("DEC")?)
+            }
+        }
+    }
+
     fn count(&self) -> usize {
         self.plan.len()
     }
@@ -162,6 +185,34 @@ impl Items for SurveyCutouts {
 }
 
 impl SurveyCutouts {
+    /// One key per item of the plan's column `name`.
+    fn plan_column_keys(&self, name: &str) -> Result<Vec<i64>> {
+        let column = PlanColumn::find(&self.plan, name)?;
+        (0..self.plan.len())
+            .map(|i| {
+                let (batch, row) = self.plan.locate(i).ok_or_else(|| missing_item(i))?;
+                Ok(column_keys(&column.value(batch.column(column.index), row)?).first().copied().unwrap_or(0))
+            })
+            .collect()
+    }
+
+    /// The float values of the plan's column `name`, one per item.
+    fn plan_column_values(&self, name: &str) -> Result<Vec<f64>> {
+        let column = PlanColumn::find(&self.plan, name)?;
+        (0..self.plan.len())
+            .map(|i| {
+                let (batch, row) = self.plan.locate(i).ok_or_else(|| missing_item(i))?;
+                match column.value(batch.column(column.index), row)? {
+                    SideValues::Float(v) => v.first().copied().ok_or_else(|| missing_item(i)),
+                    SideValues::Int(v) => v.first().map(|&x| x as f64).ok_or_else(|| missing_item(i)),
+                    SideValues::Code { .. } => {
+                        Err(Error::new(ErrorKind::Parameter, format!("the plan's column {name:?} holds strings")))
+                    }
+                }
+            })
+            .collect()
+    }
+
     /// Row `i` of `batch`'s target columns (exact: integers as Int, floats as Float, strings
     /// as codes of the plan's dictionary).
     fn side(&self, batch: &arrow_array::RecordBatch, i: usize) -> Result<SideColumns> {
@@ -222,6 +273,11 @@ impl SurveyCutouts {
         }
         Ok((fx, fy))
     }
+}
+
+/// The error for an item the plan does not have.
+fn missing_item(i: usize) -> Error {
+    Error::new(ErrorKind::Parameter, format!("the plan has no item {i}"))
 }
 
 /// The `w` x `h` pixels from (x0, y0) of the image at `path` into `out`, 0 and flagged 1.0 in

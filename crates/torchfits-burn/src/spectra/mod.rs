@@ -17,6 +17,7 @@ pub use batch::{SpectrumBatch, SpectrumBatcher};
 pub use wavelength::Wavelength;
 
 use crate::columns::{SideColumns, SideValues};
+use crate::groups::{GroupBy, column_keys};
 use crate::reading::{DatasetBuilder, FitsDataset, Items, ItemsSpec, ReadOptions, Reader};
 use crate::roles::ChannelRole;
 
@@ -185,6 +186,22 @@ impl Spectra {
 
 impl Items for Spectra {
     type Item = Spectrum;
+
+    /// From a metadata column ([`SpectraBuilder::meta`]); spectra have no position of their own,
+    /// so no HEALPix cell.
+    fn group_keys(&self, by: &GroupBy) -> Result<Vec<i64>> {
+        let values = match (by, &self.side) {
+            (GroupBy::Column(name), Some(side)) => side.get(name),
+            _ => None,
+        };
+        let values = values.ok_or_else(|| {
+            Error::new(
+                ErrorKind::Parameter,
+                format!("{by:?}: a spectra dataset groups by one of its metadata columns (SpectraBuilder::meta)"),
+            )
+        })?;
+        Ok(column_keys(values))
+    }
 
     fn count(&self) -> usize {
         self.total

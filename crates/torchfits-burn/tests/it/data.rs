@@ -8,7 +8,7 @@ use burn::data::dataset::Dataset;
 use burn::tensor::Device;
 use torchfits_burn::ChannelRole;
 use torchfits_burn::transforms::{Asinh, NanFill, Normalize, Symmetries};
-use torchfits_burn::{CatalogCutoutDataset, StampBatcher, Subset, permutation, shard_indices, split};
+use torchfits_burn::{CatalogCutoutDataset, StampBatcher, permutation, shard_indices, split};
 
 #[test]
 fn stamps_are_cut_around_the_positions_padded_and_masked() {
@@ -147,7 +147,7 @@ fn seeded_shuffles_and_augmentations_are_reproducible() {
             .shuffle(seed)
             // burn's worker threads deliver batches in the order they finish: one thread here
             .num_workers(0)
-            .build(Subset::new(ds.clone(), (0..ds.len()).collect()));
+            .build(ds.clone());
         let mut order = Vec::new();
         let mut data = Vec::new();
         for b in loader.iter() {

@@ -2,14 +2,15 @@
 //! names matched without regard to case, the same options on every builder, and batches of
 //! stamps with flag planes stacked as the stamps hold them.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use burn::data::dataset::Dataset;
 use burn::tensor::Device;
 use torchfits_burn::transforms::{Asinh, NanFill};
 use torchfits_burn::{
-    CatalogCutoutDataset, Channel, ChannelRole, OnError, SideValues, StampBatcher, SurveyCutoutDataset, SurveyPlanner,
-    permutation,
+    CatalogCutoutDataset, Channel, ChannelRole, GroupBy, OnError, SideValues, StampBatcher, SurveyCutoutDataset,
+    SurveyPlanner, permutation,
 };
 use torchfits_core::Wcs;
 use torchfits_core::table::{ColumnData, ColumnValues, TableBatch};
@@ -203,4 +204,71 @@ fn every_stamp_dataset_reports_the_planes_its_batches_hold() {
         let items = (0..4).map(|i| survey.get(i).expect("stamp")).collect();
         assert_layout(&batcher, &survey.channels(), items);
     }
+}
+
+/// The items of `selection` (indices into the shared dataset).
+fn picked<D: Dataset<torchfits_burn::Stamp>>(selection: &D) -> Vec<usize> {
+    (0..selection.len()).map(|k| selection.get(k).expect("item").index).collect()
+}
+
+#[test]
+fn split_by_keeps_each_group_on_one_side_for_every_dataset_with_a_catalog() {
+    let dir = tmpdir("datasets-split-by");
+    let (catalog, images, classes) = class_catalog(&dir, 60);
+    let cutouts =
+        std::sync::Arc::new(CatalogCutoutDataset::builder(&catalog, &images[..1]).size(8).build().expect("cutouts"));
+    // by a string column (any case): no class on both sides, every item on one
+    let (train, valid) = cutouts.split_by("CLASS", 0.6, 3).expect("split");
+    let (a, b) = (picked(&train), picked(&valid));
+    assert_eq!(a.len() + b.len(), cutouts.len());
+    let class_of = |i: usize| classes[cutouts.row(i).expect("row")];
+    let (ca, cb): (BTreeSet<_>, BTreeSet<_>) =
+        (a.iter().map(|&i| class_of(i)).collect(), b.iter().map(|&i| class_of(i)).collect());
+    assert!(ca.is_disjoint(&cb), "{ca:?} / {cb:?}");
+    assert!(!a.is_empty() && !b.is_empty());
+    // by HEALPix cell: the cell of each side's positions, from the catalog, never on both
+    let depth = 12;
+    let (train, valid) = cutouts.split_by(GroupBy::Cell { depth }, 0.5, 3).expect("split by cell");
+    let wcs = Wcs::from_header(&header(0)).expect("wcs");
+    let cell = |i: usize| {
+        let s = cutouts.read(i).expect("stamp");
+        let centre = [s.origin.0 + 3.5, s.origin.1 + 3.5];
+        let mut world = [0.0; 2];
+        wcs.pixel_to_world(&centre, &mut world).expect("p2w");
+        cdshealpix::nested::hash(depth, world[0].to_radians(), world[1].to_radians())
+    };
+    let (a, b) = (picked(&train), picked(&valid));
+    assert_eq!(a.len() + b.len(), cutouts.len());
+    let (ca, cb): (BTreeSet<_>, BTreeSet<_>) =
+        (a.iter().map(|&i| cell(i)).collect(), b.iter().map(|&i| cell(i)).collect());
+    assert!(ca.len() > 1 && ca.is_disjoint(&cb), "{ca:?} / {cb:?}");
+    // a column the catalog lacks: an error naming it
+    let Err(err) = cutouts.split_by("FIELD", 0.5, 3) else { panic!("no such column") };
+    assert!(err.to_string().contains("FIELD"), "{err}");
+    // survey stamps: by a column the plan carries
+    let plan = SurveyPlanner::new(&catalog)
+        .images(&images[..1])
+        .targets(&["class"])
+        .cache(dir.join("cache"))
+        .progress(false)
+        .build()
+        .expect("plan");
+    let survey =
+        std::sync::Arc::new(SurveyCutoutDataset::builder(plan).size(8).targets(&["class"]).build().expect("survey"));
+    let (train, valid) = survey.split_by("class", 0.6, 3).expect("survey split");
+    assert_eq!(train.len() + valid.len(), survey.len());
+    let classes_of = |selection: &dyn Dataset<torchfits_burn::Stamp>| -> BTreeSet<i64> {
+        (0..selection.len())
+            .map(|k| {
+                let stamp = selection.get(k).expect("stamp");
+                let side = stamp.side.expect("the plan's class");
+                let Some(SideValues::Code { codes, .. }) = side.get("class") else { panic!("codes") };
+                codes[stamp.row]
+            })
+            .collect()
+    };
+    let (ca, cb) = (classes_of(&train), classes_of(&valid));
+    assert!(!ca.is_empty() && !cb.is_empty() && ca.is_disjoint(&cb), "{ca:?} / {cb:?}");
+    let Err(err) = survey.split_by(GroupBy::Cell { depth: 6 }, 0.5, 3) else { panic!("the plan has no RA") };
+    assert!(err.to_string().contains("RA"), "{err}");
 }
