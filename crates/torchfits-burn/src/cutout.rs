@@ -46,19 +46,26 @@ struct Entry {
 /// [`CutoutBuilder::mmap`] says otherwise) into buffers from a pool:
 /// no per-item allocation in the steady state.
 ///
-/// ```no_run
+/// ```
 /// use burn::data::dataset::Dataset;
-/// use torchfits_burn::CatalogCutoutDataset;
+/// use torchfits_burn::{CatalogCutoutDataset, ChannelRole, StampBatcher};
 ///
 /// # fn main() -> Result<(), torchfits_core::Error> {
-/// let ds = CatalogCutoutDataset::builder("catalog.fits", ["field1.fits", "field2.fits"])
-///     .columns("RA", "DEC")
-///     .label("CLASS")
-///     .size(32)
+/// // the sample file holds an image with a WCS (SCI) and a catalog of two stars (CATALOG)
+/// let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");
+/// let ds = CatalogCutoutDataset::builder(sample, [sample])
+///     .catalog_hdu("CATALOG")
+///     .hdu("SCI")
+///     .columns("RA", "DEC") // the default; `ra` and `dec` match in any case
+///     .targets(&["flux"])
+///     .size(16)
 ///     .build()?;
 /// println!("{} stamps ({} positions on no image)", ds.len(), ds.unplaced().len());
 /// let stamp = ds.get(0).expect("a readable file");
-/// assert_eq!((stamp.channels, stamp.height, stamp.width), (2, 32, 32)); // image + mask
+/// assert_eq!((stamp.channels, stamp.height, stamp.width), (2, 16, 16)); // SCI + its edge flag
+/// assert_eq!(ds.channels()[1].role, ChannelRole::Flag);
+/// let batch = StampBatcher::new().try_batch(vec![stamp], &burn::tensor::Device::flex())?;
+/// assert_eq!(batch.images.dims(), [1, 2, 16, 16]);
 /// # Ok(())
 /// # }
 /// ```

@@ -42,19 +42,20 @@ pub enum Crop {
 /// from a side table keyed by file name ([`ImagingBuilder::table`], then
 /// [`DatasetBuilder::label`] and [`DatasetBuilder::targets`] name its columns).
 ///
-/// ```no_run
+/// ```
 /// use burn::data::dataset::Dataset;
 /// use torchfits_burn::{ChannelRole, Crop, ImagingDataset};
 ///
 /// # fn main() -> Result<(), torchfits_core::Error> {
-/// let ds = ImagingDataset::glob("survey/*.fits")?
+/// let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");
+/// let ds = ImagingDataset::builder([sample, sample])
 ///     .channel("SCI", ChannelRole::Science)
-///     .channel("MASK", ChannelRole::Mask)
-///     .channel("IVAR", ChannelRole::InverseVariance)
-///     .crop(Crop::Random { height: 64, width: 64, seed: 7 })
-///     .label_keyword("CLASS")
+///     .channel("DQ", ChannelRole::Mask)
+///     .crop(Crop::Random { height: 32, width: 32, seed: 7 })
 ///     .build()?;
-/// let item = ds.get(0).expect("a readable file"); // 64x64: SCI as pixels, MASK and IVAR beside
+/// let item = ds.get(1).expect("a readable file"); // SCI as pixels, DQ exact beside them
+/// assert_eq!((item.channels, item.height, item.width), (1, 32, 32));
+/// assert_eq!(item.masks.as_ref().map(|m| m.len()), Some(32 * 32));
 /// # Ok(())
 /// # }
 /// ```

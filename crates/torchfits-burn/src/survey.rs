@@ -27,18 +27,25 @@ use crate::stamp::Stamp;
 /// (size - 1) / 2)`, in every band; [`SurveyCutoutBuilder::subpixel`]`(false)` cuts whole
 /// pixels instead.
 ///
-/// ```no_run
+/// ```
 /// use burn::data::dataset::Dataset;
 /// use torchfits_burn::{SurveyCutoutDataset, SurveyPlanner};
 ///
 /// # fn main() -> Result<(), torchfits_core::Error> {
-/// let plan = SurveyPlanner::new("catalog.parquet")
-///     .band("g", ["g1.fits", "g2.fits"])
-///     .band("r", ["r1.fits", "r2.fits"])
-///     .targets(&["class"])
+/// // one band here, the sample file's image; a survey names a band's files per band
+/// let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");
+/// let plans = std::env::temp_dir().join("torchfits-doc-plans");
+/// let plan = SurveyPlanner::new(sample)
+///     .catalog_hdu("CATALOG")
+///     .band("r", [sample])
+///     .hdu("SCI")
+///     .targets(&["flux"])
+///     .cache(&plans)
+///     .progress(false)
 ///     .build()?;
-/// let ds = SurveyCutoutDataset::builder(plan).size(48).label("class").build()?;
-/// let stamp = ds.get(0).expect("a stamp"); // [g, r, g flags, r flags] x 48 x 48
+/// let ds = SurveyCutoutDataset::builder(plan).size(12).targets(&["flux"]).build()?;
+/// let stamp = ds.get(0).expect("a stamp"); // [r, r flags] x 12 x 12
+/// assert_eq!((ds.len(), stamp.channels), (2, 2));
 /// # Ok(())
 /// # }
 /// ```
@@ -76,11 +83,12 @@ pub struct SurveySpec {
 }
 
 impl SurveyCutoutDataset {
-    /// A dataset over `plan` (whose files may be URLs where the plan was made with
-    /// [`crate::SurveyPlanner::urls`]).
+    /// A dataset over `plan`, reading the HDU the plan placed its positions on
+    /// ([`SurveyPlan::hdu`]) and opening URLs where the plan was made with
+    /// [`crate::SurveyPlanner::urls`].
     pub fn builder(plan: SurveyPlan) -> SurveyCutoutBuilder {
-        let urls = plan.urls();
-        DatasetBuilder::with_spec(SurveySpec { plan, size: 32, subpixel: true }).urls(urls)
+        let (urls, hdu) = (plan.urls(), plan.hdu().clone());
+        DatasetBuilder::with_spec(SurveySpec { plan, size: 32, subpixel: true }).urls(urls).hdu(hdu)
     }
 }
 

@@ -116,6 +116,7 @@ pub struct SurveyPlan {
     from_cache: bool,
     failures: Failures,
     urls: bool,
+    hdu: HduSelector,
 }
 
 impl SurveyPlanner {
@@ -327,7 +328,15 @@ impl SurveyPlanner {
     }
 
     fn into_plan(self, file: PlanFile, from_cache: bool, failures: Failures) -> SurveyPlan {
-        SurveyPlan { file, bands: self.bands, targets: self.targets, from_cache, failures, urls: self.urls }
+        SurveyPlan {
+            file,
+            bands: self.bands,
+            targets: self.targets,
+            from_cache,
+            failures,
+            urls: self.urls,
+            hdu: self.hdu,
+        }
     }
 
     /// FNV-1a over the options and every input file's path, size and modification time.
@@ -696,6 +705,12 @@ impl SurveyPlan {
     /// Whether the plan's names may be URLs ([`SurveyPlanner::urls`]): its datasets open them so.
     pub fn urls(&self) -> bool {
         self.urls
+    }
+
+    /// The image HDU the positions were placed on ([`SurveyPlanner::hdu`]): its datasets cut
+    /// their stamps from it.
+    pub fn hdu(&self) -> &HduSelector {
+        &self.hdu
     }
 
     /// Items (placed positions; several per position with [`Overlap::Every`]).

@@ -118,6 +118,24 @@ struct FileLayout {
 /// # Ok(())
 /// # }
 /// ```
+///
+/// Any `[nspec, nwave]` image is a set of spectra: the rows of the sample file's 48x64 image,
+/// batched.
+///
+/// ```
+/// use burn::data::dataset::Dataset;
+/// use torchfits_burn::{SpectroscopicDataset, SpectrumBatcher};
+///
+/// # fn main() -> Result<(), torchfits_core::Error> {
+/// let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");
+/// let ds = SpectroscopicDataset::image_rows([sample], &["SCI"]).build()?;
+/// assert_eq!(ds.len(), 48);
+/// let rows = (0..4).map(|i| ds.get(i).expect("a row")).collect();
+/// let batch = SpectrumBatcher::new().try_batch(rows, &burn::tensor::Device::flex())?;
+/// assert_eq!(batch.spectra.dims(), [4, 1, 64]);
+/// # Ok(())
+/// # }
+/// ```
 pub type SpectroscopicDataset = FitsDataset<Spectra>;
 
 /// The items of a [`SpectroscopicDataset`]: its files, where each spectrum is, its wavelengths

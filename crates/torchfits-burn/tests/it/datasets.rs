@@ -272,3 +272,25 @@ fn split_by_keeps_each_group_on_one_side_for_every_dataset_with_a_catalog() {
     let Err(err) = survey.split_by(GroupBy::Cell { depth: 6 }, 0.5, 3) else { panic!("the plan has no RA") };
     assert!(err.to_string().contains("RA"), "{err}");
 }
+
+#[test]
+fn survey_stamps_are_cut_from_the_hdu_the_plan_placed_them_on() {
+    let dir = tmpdir("datasets-survey-hdu");
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/data/sample.fits");
+    let plan = SurveyPlanner::new(&sample)
+        .catalog_hdu("CATALOG")
+        .band("r", [&sample])
+        .hdu("SCI")
+        .cache(dir.join("cache"))
+        .progress(false)
+        .build()
+        .expect("plan");
+    assert_eq!(plan.hdu().to_string(), "SCI");
+    let ds = SurveyCutoutDataset::builder(plan).size(8).subpixel(false).build().expect("dataset");
+    let stamp = ds.get(0).expect("a stamp of SCI (the primary HDU has no image)");
+    let (x, y) = (stamp.origin.0 as usize, stamp.origin.1 as usize);
+    let file = torchfits_core::FitsFile::open(&sample).expect("open");
+    let section = torchfits_core::Section::new(vec![y..y + 8, x..x + 8]);
+    let want: Vec<f32> = file.image("SCI").expect("SCI").read_section(&section).expect("read");
+    assert_eq!(&stamp.data()[..64], &want[..], "the stamp is SCI's pixels");
+}
