@@ -516,6 +516,61 @@ fn is_baseline(way: &str) -> bool {
     BASELINES.contains(&way)
 }
 
+/// Whether a case's ways are timed in turns ([`time_interleaved`]): the loader cases, whose
+/// result is a ratio to the bare reads of the same pixels, so that both sides see the same
+/// moments of a shared machine.
+fn interleaved(case: &Case) -> bool {
+    #[cfg(feature = "gpu")]
+    return case.ways.iter().any(|(name, _)| *name == loader::BARE);
+    #[cfg(not(feature = "gpu"))]
+    {
+        let _ = case;
+        false
+    }
+}
+
+/// The loader cases' runs at least: each pass is a few hundred milliseconds, and their ratios
+/// are what the gate checks.
+const INTERLEAVED_RUNS: usize = 9;
+
+/// Median milliseconds of each way, the ways run in turns (one warm-up each, then
+/// `max(runs, INTERLEAVED_RUNS)` rounds of one run of every way); a way that fails is left out.
+fn time_interleaved(id: &str, ways: Vec<Way>, runs: usize) -> Vec<(&'static str, f64)> {
+    let mut ways: Vec<(&'static str, Box<dyn FnMut() -> Result<(), Error>>, Vec<f64>)> = ways
+        .into_iter()
+        .filter_map(|(name, mut run)| match run() {
+            Ok(()) => Some((name, run, Vec::new())),
+            Err(e) => {
+                eprintln!("{id:28} {name}: skipped: {e}");
+                None
+            }
+        })
+        .collect();
+    for _ in 0..runs.max(INTERLEAVED_RUNS) {
+        ways.retain_mut(|(name, run, ms)| {
+            let t0 = Instant::now();
+            match run() {
+                Ok(()) => {
+                    ms.push(t0.elapsed().as_secs_f64() * 1e3);
+                    true
+                }
+                Err(e) => {
+                    eprintln!("{id:28} {name}: skipped: {e}");
+                    false
+                }
+            }
+        });
+    }
+    ways.into_iter().map(|(name, _, ms)| (name, median(ms))).collect()
+}
+
+/// The median of `ms` (not empty).
+fn median(mut ms: Vec<f64>) -> f64 {
+    ms.sort_by(|a, b| a.total_cmp(b));
+    let m = ms.len();
+    if m % 2 == 1 { ms[m / 2] } else { 0.5 * (ms[m / 2 - 1] + ms[m / 2]) }
+}
+
 /// Median milliseconds of `runs` runs of `run` after one warm-up.
 fn time(run: &mut dyn FnMut() -> Result<(), Error>, runs: usize) -> Result<f64, Error> {
     run()?;
@@ -525,9 +580,7 @@ fn time(run: &mut dyn FnMut() -> Result<(), Error>, runs: usize) -> Result<f64, 
         run()?;
         ms.push(t0.elapsed().as_secs_f64() * 1e3);
     }
-    ms.sort_by(|a, b| a.total_cmp(b));
-    let m = ms.len();
-    Ok(if m % 2 == 1 { ms[m / 2] } else { 0.5 * (ms[m / 2 - 1] + ms[m / 2]) })
+    Ok(median(ms))
 }
 
 /// A field of `/proc/self/status` (`VmRSS`, `VmHWM`), in KiB.
@@ -605,10 +658,14 @@ pub fn run(dir: &Path, runs: usize, json_out: Option<&Path>, only: &[String]) ->
             continue;
         }
         let mut timed: Vec<(&str, f64)> = Vec::new();
-        for (name, mut run) in case.ways {
-            match time(&mut run, runs) {
-                Ok(ms) => timed.push((name, ms)),
-                Err(e) => eprintln!("{:28} {name}: skipped: {e}", case.id),
+        if interleaved(&case) {
+            timed = time_interleaved(case.id, case.ways, runs);
+        } else {
+            for (name, mut run) in case.ways {
+                match time(&mut run, runs) {
+                    Ok(ms) => timed.push((name, ms)),
+                    Err(e) => eprintln!("{:28} {name}: skipped: {e}", case.id),
+                }
             }
         }
         timed.sort_by(|a, b| a.1.total_cmp(&b.1));
