@@ -536,10 +536,11 @@ const INTERLEAVED_RUNS: usize = 9;
 /// Median milliseconds of each way, the ways run in turns (one warm-up each, then
 /// `max(runs, INTERLEAVED_RUNS)` rounds of one run of every way); a way that fails is left out.
 fn time_interleaved(id: &str, ways: Vec<Way>, runs: usize) -> Vec<(&'static str, f64)> {
-    let mut ways: Vec<(&'static str, Box<dyn FnMut() -> Result<(), Error>>, Vec<f64>)> = ways
+    // each way with its times
+    let mut ways: Vec<(Way, Vec<f64>)> = ways
         .into_iter()
         .filter_map(|(name, mut run)| match run() {
-            Ok(()) => Some((name, run, Vec::new())),
+            Ok(()) => Some(((name, run), Vec::new())),
             Err(e) => {
                 eprintln!("{id:28} {name}: skipped: {e}");
                 None
@@ -547,7 +548,7 @@ fn time_interleaved(id: &str, ways: Vec<Way>, runs: usize) -> Vec<(&'static str,
         })
         .collect();
     for _ in 0..runs.max(INTERLEAVED_RUNS) {
-        ways.retain_mut(|(name, run, ms)| {
+        ways.retain_mut(|((name, run), ms)| {
             let t0 = Instant::now();
             match run() {
                 Ok(()) => {
@@ -561,7 +562,7 @@ fn time_interleaved(id: &str, ways: Vec<Way>, runs: usize) -> Vec<(&'static str,
             }
         });
     }
-    ways.into_iter().map(|(name, _, ms)| (name, median(ms))).collect()
+    ways.into_iter().map(|((name, _), ms)| (name, median(ms))).collect()
 }
 
 /// The median of `ms` (not empty).
