@@ -11,7 +11,7 @@ use torchfits_core::{Error, ErrorKind, HduSelector, Result, Section, Wcs};
 
 use crate::catalog::Catalog;
 use crate::columns::SideColumns;
-use crate::groups::{GroupBy, cell_keys, column_keys};
+use crate::groups::{GroupBy, cell_keys, keys_of_rows, read_column_keys};
 use crate::reading::{DatasetBuilder, FitsDataset, Items, ItemsSpec, ReadOptions, Reader};
 use crate::roles::{Channel, ChannelRole};
 use crate::stamp::Stamp;
@@ -97,22 +97,13 @@ struct CatalogSource {
 }
 
 impl CatalogSource {
-    fn read(&self, columns: &[&str]) -> Result<Catalog> {
-        Catalog::read_named(&self.path, columns, self.hdu.as_deref(), self.urls)
-    }
-
     /// One group key per catalog row.
     fn keys(&self, by: &GroupBy) -> Result<Vec<i64>> {
         match by {
-            GroupBy::Column(name) => {
-                let catalog = self.read(&[name])?;
-                let values = catalog.exact(name).ok_or_else(|| {
-                    Error::new(ErrorKind::Parameter, format!("the catalog has no column {name:?}")).in_file(&self.path)
-                })?;
-                Ok(column_keys(values))
-            }
+            GroupBy::Column(name) => read_column_keys(&self.path, self.hdu.as_deref(), self.urls, name),
             GroupBy::Cell { depth } => {
-                let catalog = self.read(&[&self.ra, &self.dec])?;
+                let columns = [self.ra.as_str(), self.dec.as_str()];
+                let catalog = Catalog::read_named(&self.path, &columns, self.hdu.as_deref(), self.urls)?;
                 let (ra, dec) = (catalog.column(&self.ra), catalog.column(&self.dec));
                 let (Some(ra), Some(dec)) = (ra, dec) else {
                     return Err(Error::new(ErrorKind::Parameter, "the position columns hold no numbers"));
@@ -319,16 +310,8 @@ impl Items for CatalogCutouts {
 
     /// The key of each item's catalog row.
     fn group_keys(&self, by: &GroupBy) -> Result<Vec<i64>> {
-        let rows = self.catalog.keys(by)?;
-        self.entries
-            .iter()
-            .map(|e| {
-                rows.get(e.row).copied().ok_or_else(|| {
-                    Error::new(ErrorKind::Decoding, format!("the catalog has no row {} any more", e.row))
-                        .in_file(&self.catalog.path)
-                })
-            })
-            .collect()
+        let keys = self.catalog.keys(by)?;
+        keys_of_rows(&keys, self.entries.iter().map(|e| e.row), &self.catalog.path)
     }
 
     /// The stamp of item `index`, or the error reading it (naming the file and the HDU).

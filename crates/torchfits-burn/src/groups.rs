@@ -2,9 +2,12 @@
 //! the HEALPix cell of its position, so that a split keeps every group on one side: sources of
 //! one field, or neighbours on the sky, are never in both the training and the validation set.
 
+use std::path::Path;
+
 use cdshealpix::nested;
 use torchfits_core::{Error, ErrorKind, Result};
 
+use crate::catalog::Catalog;
 use crate::columns::SideValues;
 
 /// What groups a dataset's items for [`crate::FitsDataset::split_by`].
@@ -65,4 +68,24 @@ pub(crate) fn cell_keys(depth: u8, ra: &[f64], dec: &[f64]) -> Result<Vec<i64>> 
             Ok(nested::hash(depth, a.to_radians(), d.to_radians()) as i64)
         })
         .collect()
+}
+
+/// The keys of column `name` (any case) of the catalog or table at `path` (its table `hdu`, a URL
+/// where `urls`), one per row.
+pub(crate) fn read_column_keys(path: &Path, hdu: Option<&str>, urls: bool, name: &str) -> Result<Vec<i64>> {
+    let catalog = Catalog::read_named(path, &[name], hdu, urls)?;
+    let values = catalog
+        .exact(name)
+        .ok_or_else(|| Error::new(ErrorKind::Parameter, format!("no column {name:?}")).in_file(path))?;
+    Ok(column_keys(values))
+}
+
+/// The keys of `rows` (one per item) among `keys` (one per row of the table at `path`).
+pub(crate) fn keys_of_rows(keys: &[i64], rows: impl Iterator<Item = usize>, path: &Path) -> Result<Vec<i64>> {
+    rows.map(|r| {
+        keys.get(r)
+            .copied()
+            .ok_or_else(|| Error::new(ErrorKind::Decoding, format!("the table has no row {r} any more")).in_file(path))
+    })
+    .collect()
 }

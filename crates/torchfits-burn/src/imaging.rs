@@ -11,7 +11,7 @@ use std::sync::Arc;
 use torchfits_core::{ColumnValues, Error, ErrorKind, HduSelector, Result, Section};
 
 use crate::columns::{SideColumns, SideValues};
-use crate::groups::{GroupBy, column_keys};
+use crate::groups::{GroupBy, keys_of_rows, read_column_keys};
 use crate::reading::{DatasetBuilder, FitsDataset, Items, ItemsSpec, ReadOptions, Reader};
 use crate::roles::{Channel, ChannelRole, batch_order};
 use crate::seeds::draw;
@@ -154,18 +154,8 @@ impl Items for ImageFiles {
                 ),
             ));
         };
-        let catalog = crate::catalog::Catalog::read_named(path, &[name], None, *urls)?;
-        let values = catalog.exact(name).ok_or_else(|| {
-            Error::new(ErrorKind::Parameter, format!("the table has no column {name:?}")).in_file(path)
-        })?;
-        let keys = column_keys(values);
-        rows.iter()
-            .map(|&r| {
-                keys.get(r).copied().ok_or_else(|| {
-                    Error::new(ErrorKind::Decoding, format!("the table has no row {r} any more")).in_file(path)
-                })
-            })
-            .collect()
+        let keys = read_column_keys(path, None, *urls, name)?;
+        keys_of_rows(&keys, rows.iter().copied(), path)
     }
 
     /// The item `index`, or the error reading it (naming the file and the HDU).
