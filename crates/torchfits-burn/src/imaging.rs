@@ -38,9 +38,10 @@ pub enum Crop {
 }
 
 /// One item per file: the images of its channel HDUs (science, mask, weight or inverse
-/// variance, [`ImagingBuilder::channel`]) stacked as channels, whole or cropped, with an optional label from a header keyword or
-/// from a side table keyed by file name ([`ImagingBuilder::table`], then
-/// [`DatasetBuilder::label`] and [`DatasetBuilder::targets`] name its columns).
+/// variance, [`ImagingBuilder::channel`]) stacked as channels, whole or cropped, with an
+/// optional label from a header keyword or from a side table keyed by file name
+/// ([`ImagingBuilder::table`], then [`DatasetBuilder::label`] and [`DatasetBuilder::targets`] name
+/// its columns).
 ///
 /// ```
 /// use burn::data::dataset::Dataset;
@@ -289,9 +290,10 @@ impl ItemsSpec for ImagingSpec {
 
     /// Reads every file's header (shapes, labels) once.
     fn build(self, options: &ReadOptions, reader: &Reader) -> Result<ImageFiles> {
-        let pairs = match self.channels.is_empty() {
-            true => vec![(options.hdu.clone(), ChannelRole::Science)],
-            false => self.channels.clone(),
+        let pairs = if self.channels.is_empty() {
+            vec![(options.hdu.clone(), ChannelRole::Science)]
+        } else {
+            self.channels.clone()
         };
         if let Some((hdu, _)) = pairs.iter().find(|(_, role)| *role == ChannelRole::Flag) {
             return Err(Error::new(

@@ -118,14 +118,19 @@ where
     /// burn's `SelectionDataset`s; an error where the items cannot be grouped (a column the
     /// catalog lacks, a dataset without a catalog).
     ///
-    /// ```no_run
+    /// ```
     /// use std::sync::Arc;
     /// use torchfits_burn::{CatalogCutoutDataset, GroupBy};
     ///
     /// # fn main() -> Result<(), torchfits_core::Error> {
-    /// let ds = Arc::new(CatalogCutoutDataset::builder("catalog.fits", ["field.fits"]).build()?);
-    /// let (train, valid) = ds.split_by("FIELD", 0.8, 7)?; // one field never on both sides
-    /// let (train, valid) = ds.split_by(GroupBy::Cell { depth: 8 }, 0.8, 7)?; // or by sky cell
+    /// let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");
+    /// let ds = CatalogCutoutDataset::builder(sample, [sample]).catalog_hdu("CATALOG").hdu("SCI").build()?;
+    /// let ds = Arc::new(ds);
+    /// // by a column ("FIELD", "TILE": here the stars' flux, one group each), or by sky cell
+    /// let (train, valid) = ds.split_by("flux", 0.5, 7)?;
+    /// assert_eq!((train.indices.len(), valid.indices.len()), (1, 1));
+    /// let (train, valid) = ds.split_by(GroupBy::Cell { depth: 8 }, 0.8, 7)?; // both in one cell
+    /// assert_eq!(train.indices.len() + valid.indices.len(), 2);
     /// # Ok(())
     /// # }
     /// ```
