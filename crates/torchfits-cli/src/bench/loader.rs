@@ -47,34 +47,28 @@ pub fn cases(dir: &Path) -> Vec<Case> {
         return Vec::new();
     }
     let mut out = Vec::new();
-    for workers in [1, 2] {
-        let w = if workers == 1 { "1w" } else { "2w" };
-        let stamps = |what: &'static str| {
-            let (image, dir) = (image.clone(), dir.to_path_buf());
-            let setup = move || -> Result<StampSetup, Error> { stamp_setup(what, &image, &dir) };
-            stamp_ways(setup, workers)
-        };
-        out.push(Case { id: id("catalog", w), ways: stamps("catalog") });
-        out.push(Case { id: id("survey", w), ways: stamps("survey") });
-        out.push(Case { id: id("imaging", w), ways: stamps("imaging") });
-        out.push(Case { id: id("spectra", w), ways: spectra_ways(dir.join("spectra_2000x4000.fits"), workers) });
+    for (k, workers) in [1, 2].into_iter().enumerate() {
+        for (what, ids) in CASES {
+            let ways = match what {
+                "spectra" => spectra_ways(dir.join("spectra_2000x4000.fits"), workers),
+                _ => {
+                    let (image, dir) = (image.clone(), dir.to_path_buf());
+                    stamp_ways(move || stamp_setup(what, &image, &dir), workers)
+                }
+            };
+            out.push(Case { id: ids[k], ways });
+        }
     }
     out
 }
 
-/// `loader_<what>_<workers>` as a `'static` id (the cases' ids are a fixed set).
-fn id(what: &str, workers: &str) -> &'static str {
-    match (what, workers) {
-        ("catalog", "1w") => "loader_catalog_1w",
-        ("catalog", _) => "loader_catalog_2w",
-        ("survey", "1w") => "loader_survey_1w",
-        ("survey", _) => "loader_survey_2w",
-        ("imaging", "1w") => "loader_imaging_1w",
-        ("imaging", _) => "loader_imaging_2w",
-        ("spectra", "1w") => "loader_spectra_1w",
-        _ => "loader_spectra_2w",
-    }
-}
+/// Each dataset of the loader cases and its cases' ids, with 1 and 2 workers.
+const CASES: [(&str, [&str; 2]); 4] = [
+    ("catalog", ["loader_catalog_1w", "loader_catalog_2w"]),
+    ("survey", ["loader_survey_1w", "loader_survey_2w"]),
+    ("imaging", ["loader_imaging_1w", "loader_imaging_2w"]),
+    ("spectra", ["loader_spectra_1w", "loader_spectra_2w"]),
+];
 
 /// A stamp dataset and the origins (x, y) of its items' pixels in the image.
 struct StampSetup {
