@@ -160,15 +160,20 @@ impl StampBatcher {
     pub fn try_batch(&self, items: Vec<Stamp>, device: &Device) -> torchfits_core::Result<StampBatch> {
         let _span = tracing::trace_span!("batch", items = items.len()).entered();
         let b = items.len();
-        let (c, h, w) = items.first().map(|s| (s.channels, s.height, s.width)).unwrap_or((1, 1, 1));
-        let mask_channels = items.first().map_or(0, |s| s.mask_channels.min(s.channels));
+        let shape = |s: &Stamp| (s.channels, s.flag_channels, s.height, s.width);
+        let (c, fc, h, w) = items.first().map(shape).unwrap_or((1, 0, 1, 1));
         let plane = h * w;
         let mut labels = Vec::with_capacity(b);
         for s in &items {
-            if (s.channels, s.height, s.width) != (c, h, w) || s.pixels.len() != c * plane {
+            let flags_fit = s.flags.as_ref().is_none_or(|f| f.len() == fc * plane);
+            if shape(s) != (c, fc, h, w) || s.pixels.len() != c * plane || !flags_fit {
                 return Err(torchfits_core::Error::new(
                     torchfits_core::ErrorKind::Parameter,
-                    format!("stamps of shapes {:?} and {:?} in one batch", (c, h, w), (s.channels, s.height, s.width)),
+                    format!(
+                        "stamps of shapes {:?} and {:?} in one batch (science and flag planes, rows, columns)",
+                        (c, fc, h, w),
+                        shape(s)
+                    ),
                 ));
             }
             labels.extend(s.label);
@@ -186,23 +191,33 @@ impl StampBatcher {
             None => None,
         };
         let indices: Vec<usize> = items.iter().map(|s| s.index).collect();
-        let science = c - mask_channels;
-        // with no transform nothing changes a plane: the stacked stamps are the batch's images
-        // as they are (splitting them by role and joining them again would copy every pixel
-        // twice); with transforms, the science channels and the float flag channels (a cutout's
-        // edge mask) are two contiguous tensors, which the transforms change without copying views
+        // with no transform nothing changes a plane: each stamp's science and flag planes are
+        // stacked as the batch's images as they are (splitting them by role and joining them
+        // again would copy every pixel twice); with transforms, the science channels and the
+        // flag channels are two contiguous tensors, which the transforms change without copying
         let whole = self.transforms.is_empty();
-        let first = stack(&items, if whole { 0..c } else { 0..science });
-        let flags = (!whole && mask_channels > 0).then(|| stack(&items, science..c));
+        let mut first = Vec::with_capacity(b * (c + if whole { fc } else { 0 }) * plane);
+        let mut flags = (!whole && fc > 0).then(|| Vec::with_capacity(b * fc * plane));
+        for s in &items {
+            first.extend_from_slice(s.data());
+            let to = if whole { Some(&mut first) } else { flags.as_mut() };
+            if let Some(to) = to {
+                match &s.flags {
+                    Some(f) => to.extend_from_slice(f),
+                    // a stamp wholly on its image carries no plane of zeros
+                    None => to.resize(to.len() + fc * plane, 0.0),
+                }
+            }
+        }
         // the items' buffers go back to their pool now
         drop(items);
-        let first = upload::<4>(TensorData::new(first, [b, if whole { c } else { science }, h, w]), device);
+        let first = upload::<4>(TensorData::new(first, [b, if whole { c + fc } else { c }, h, w]), device);
         let (images, masks, weights, weight_roles, coordinates) = if whole {
             (first, masks, weights, weight_roles, coordinates)
         } else {
             let planes = ImagePlanes {
                 science: first,
-                flags: flags.map(|f| upload::<4>(TensorData::new(f, [b, mask_channels, h, w]), device)),
+                flags: flags.map(|f| upload::<4>(TensorData::new(f, [b, fc, h, w]), device)),
                 masks,
                 weights,
                 weight_roles,
@@ -253,16 +268,6 @@ fn targets(items: &[Stamp], device: &Device, float: FloatDType) -> torchfits_cor
         )
     })?;
     SideColumns::batch_each(&each, device, float)
-}
-
-/// The planes `channels` of every item, one item after the other (`[items, channels, h, w]`).
-fn stack(items: &[Stamp], channels: std::ops::Range<usize>) -> Vec<f32> {
-    let plane = items.first().map_or(0, |s| s.height * s.width);
-    let mut data = Vec::with_capacity(items.len() * channels.len() * plane);
-    for s in items {
-        data.extend_from_slice(s.data().get(channels.start * plane..channels.end * plane).unwrap_or_default());
-    }
-    data
 }
 
 /// `data` on `device`, counted as an upload.

@@ -7,11 +7,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use torchfits_core::{Error, ErrorKind, HduSelector, Result, Section, Wcs};
+use torchfits_core::{Error, ErrorKind, HduSelector, Result, Wcs};
 
 use crate::catalog::Catalog;
 use crate::columns::SideColumns;
 use crate::groups::{GroupBy, cell_keys, keys_of_rows, read_column_keys};
+use crate::planes::{PlaneSet, WindowOut};
 use crate::reading::{DatasetBuilder, FitsDataset, Items, ItemsSpec, ReadOptions, Reader};
 use crate::roles::{Channel, ChannelRole};
 use crate::stamp::Stamp;
@@ -20,8 +21,6 @@ use crate::stamp::Stamp;
 #[derive(Debug)]
 struct Image {
     path: PathBuf,
-    /// `[rows, columns]`.
-    shape: [usize; 2],
     wcs: Wcs,
 }
 
@@ -40,11 +39,12 @@ struct Entry {
 /// Parquet or Arrow file with RA/Dec columns, degrees, and optionally a label column), cut from a
 /// set of images with WCS: each position is placed on the first image whose pixels it falls on
 /// (through the image's WCS, once, when the dataset is built), and each item reads just its
-/// stamp (a section read: for a tile-compressed image only the tiles it touches). Stamps that
-/// cross the image's edge are padded with 0 and flagged in a mask channel (1.0 outside). Items
-/// are read through one cache of open files shared by every loader thread (memory-mapped unless
-/// [`CutoutBuilder::mmap`] says otherwise) into buffers from a pool:
-/// no per-item allocation in the steady state.
+/// stamp (a section read: for a tile-compressed image only the tiles it touches) of every plane
+/// ([`DatasetBuilder::channel`]: the image's pixels by default, or science, mask and weight HDUs).
+/// Stamps that cross the image's edge are padded with 0 and flagged in a flag plane (1.0
+/// outside; [`Stamp::flags`]). Items are read through one cache of open files shared by every
+/// loader thread (memory-mapped unless [`CutoutBuilder::mmap`] says otherwise) into buffers from
+/// a pool: no per-item allocation in the steady state.
 ///
 /// ```
 /// use burn::data::dataset::Dataset;
@@ -62,8 +62,8 @@ struct Entry {
 ///     .build()?;
 /// println!("{} stamps ({} positions on no image)", ds.len(), ds.unplaced().len());
 /// let stamp = ds.get(0).expect("a readable file");
-/// assert_eq!((stamp.channels, stamp.height, stamp.width), (2, 16, 16)); // SCI + its edge flag
-/// assert_eq!(ds.channels()[1].role, ChannelRole::Flag);
+/// assert_eq!((stamp.channels, stamp.height, stamp.width), (1, 16, 16)); // SCI's pixels
+/// assert_eq!(ds.channels()[1].role, ChannelRole::Flag); // and its edge flag, in every batch
 /// let batch = StampBatcher::new().try_batch(vec![stamp], &burn::tensor::Device::flex())?;
 /// assert_eq!(batch.images.dims(), [1, 2, 16, 16]);
 /// # Ok(())
@@ -78,10 +78,9 @@ pub struct CatalogCutouts {
     entries: Vec<Entry>,
     unplaced: Vec<usize>,
     size: usize,
+    planes: PlaneSet,
     side: Option<Arc<SideColumns>>,
     label_names: Option<Arc<[String]>>,
-    /// The HDU the stamps are cut from, as the channel report names it.
-    hdu: String,
     /// Where the catalog is, to read a column to group the items by.
     catalog: CatalogSource,
 }
@@ -158,6 +157,7 @@ impl ItemsSpec for CutoutSpec {
         if self.size == 0 {
             return Err(Error::new(ErrorKind::Parameter, "the stamp size must be at least 1"));
         }
+        let planes = PlaneSet::new(options)?;
         let mut names = vec![self.ra.as_str(), self.dec.as_str()];
         names.extend(options.label.as_deref());
         names.extend(options.targets.iter().map(String::as_str));
@@ -180,7 +180,7 @@ impl ItemsSpec for CutoutSpec {
         let mut place: Vec<Option<(usize, f64, f64)>> = vec![None; catalog.len()];
         let mut images = Vec::with_capacity(self.images.len());
         for path in &self.images {
-            let Some(([ny, nx], wcs, pix)) = reader.keep(path, self.place(reader, path, &world))? else {
+            let Some(([ny, nx], wcs, pix)) = reader.keep(path, self.place(reader, &planes, path, &world))? else {
                 continue;
             };
             let k = images.len();
@@ -190,7 +190,7 @@ impl ItemsSpec for CutoutSpec {
                     place[i] = Some((k, p[0], p[1]));
                 }
             }
-            images.push(Image { path: path.clone(), shape: [ny, nx], wcs });
+            images.push(Image { path: path.clone(), wcs });
         }
         let mut entries = Vec::with_capacity(place.len());
         let mut unplaced = Vec::new();
@@ -203,21 +203,26 @@ impl ItemsSpec for CutoutSpec {
                 None => unplaced.push(row),
             }
         }
-        let hdu = options.hdu.to_string();
         let catalog =
             CatalogSource { path: self.catalog, hdu: self.catalog_hdu, urls: options.urls, ra: self.ra, dec: self.dec };
-        Ok(CatalogCutouts { images, entries, unplaced, size: self.size, side, label_names, hdu, catalog })
+        Ok(CatalogCutouts { images, entries, unplaced, size: self.size, planes, side, label_names, catalog })
     }
 }
 
 impl CutoutSpec {
     /// One image's shape, WCS and the pixel positions of `world` on it, or why it cannot be used
     /// (naming the file).
-    fn place(&self, reader: &Reader, path: &Path, world: &[f64]) -> Result<([usize; 2], Wcs, Vec<f64>)> {
+    fn place(
+        &self,
+        reader: &Reader,
+        planes: &PlaneSet,
+        path: &Path,
+        world: &[f64],
+    ) -> Result<([usize; 2], Wcs, Vec<f64>)> {
         let hdu = reader.hdu();
-        let (shape, wcs) = reader.cache().with(path, |f| {
+        let (shape, planes_shape, wcs) = reader.cache().with(path, |f| {
             let shape = f.image(hdu.clone())?.shape().to_vec();
-            Ok((shape, f.wcs(hdu.clone())?))
+            Ok((shape, planes.shape(f)?, f.wcs(hdu.clone())?))
         })?;
         let [ny, nx] = shape[..] else {
             return Err(Error::new(
@@ -226,6 +231,13 @@ impl CutoutSpec {
             )
             .in_file(path));
         };
+        if planes_shape != [ny, nx] {
+            return Err(Error::new(
+                ErrorKind::Parameter,
+                format!("the channels have shape {planes_shape:?}, the image of the WCS ({hdu}) {shape:?}"),
+            )
+            .in_file(path));
+        }
         let mut pix = vec![0.0; world.len()];
         wcs.world_to_pixel(world, &mut pix).map_err(|e| e.in_file(path))?;
         Ok(([ny, nx], wcs, pix))
@@ -289,10 +301,13 @@ impl CatalogCutouts {
         self.entries.iter().map(|e| e.label).collect()
     }
 
-    /// The planes of every stamp, as a batch holds them: the HDU's pixels, then the edge flag
-    /// (1.0 where the stamp is off its image).
+    /// The planes of every stamp, as a batch holds them: the science planes
+    /// ([`DatasetBuilder::channel`]; default the image HDU), then the edge flag (1.0 where the
+    /// stamp is off its image), then the masks and the weights.
     pub fn channels(&self) -> Vec<Channel> {
-        vec![Channel::new(ChannelRole::Science, &self.hdu), Channel::new(ChannelRole::Flag, &self.hdu)]
+        let (science, masks, weights) = self.planes.channels(None);
+        let edge = science.first().map(|c| Channel::of(ChannelRole::Flag, &c.band, &c.hdu));
+        science.into_iter().chain(edge).chain(masks).chain(weights).collect()
     }
 
     /// The names of the label codes, for a label column of strings (code `k` is `names[k]`).
@@ -321,52 +336,35 @@ impl Items for CatalogCutouts {
         })?;
         let image = &self.images[e.image];
         let s = self.size;
-        let [ny, nx] = image.shape;
         // the stamp's first pixel: the position's pixel, less half the size
         let x0 = (e.x + 0.5).floor() as i64 - (s / 2) as i64;
         let y0 = (e.y + 0.5).floor() as i64 - (s / 2) as i64;
-        let mut buf = reader.pool().get::<f32>(2 * s * s).map_err(|err| err.in_file(&image.path))?;
-        let (data, mask) = buf.split_at_mut(s * s);
-        let clip = |a: i64, n: usize| a.clamp(0, n as i64) as usize;
-        let (xa, xb) = (clip(x0, nx), clip(x0 + s as i64, nx));
-        let (ya, yb) = (clip(y0, ny), clip(y0 + s as i64, ny));
-        if xa == x0 as usize && xb - xa == s && ya == y0 as usize && yb - ya == s && x0 >= 0 && y0 >= 0 {
-            // inside the image: straight into the stamp
-            let section = Section::new(vec![ya..yb, xa..xb]);
-            reader.cache().with(&image.path, |f| f.image(reader.hdu().clone())?.read_section_into(&section, data))?;
-            mask.fill(0.0);
-        } else {
-            data.fill(0.0);
-            mask.fill(1.0);
-            if xb > xa && yb > ya {
-                let w = xb - xa;
-                let mut part = reader.pool().get::<f32>((yb - ya) * w).map_err(|err| err.in_file(&image.path))?;
-                let section = Section::new(vec![ya..yb, xa..xb]);
-                reader
-                    .cache()
-                    .with(&image.path, |f| f.image(reader.hdu().clone())?.read_section_into(&section, &mut part))?;
-                for (r, row) in part.chunks_exact(w).enumerate() {
-                    let sy = (ya + r) as i64 - y0;
-                    let sx = xa as i64 - x0;
-                    let at = sy as usize * s + sx as usize;
-                    data[at..at + w].copy_from_slice(row);
-                    mask[at..at + w].fill(0.0);
-                }
-            }
-        }
+        let (science, masks, weights) = self.planes.counts();
+        let pool = reader.pool();
+        let in_file = |err: Error| err.in_file(&image.path);
+        let mut pixels = pool.get::<f32>(science * s * s).map_err(in_file)?;
+        let mut mask = (masks > 0).then(|| pool.get::<i64>(masks * s * s)).transpose().map_err(in_file)?;
+        let mut weight = (weights > 0).then(|| pool.get::<f32>(weights * s * s)).transpose().map_err(in_file)?;
+        let out = WindowOut {
+            science: &mut pixels,
+            masks: mask.as_deref_mut().unwrap_or_default(),
+            weights: weight.as_deref_mut().unwrap_or_default(),
+        };
+        let flags = self.planes.cut_into(reader, &image.path, [x0, y0], [s, s], out)?;
         Ok(Stamp {
-            pixels: Arc::new(buf),
-            channels: 2,
-            mask_channels: 1,
+            pixels: Arc::new(pixels),
+            channels: science,
+            flags: flags.map(Arc::new),
+            flag_channels: 1,
             height: s,
             width: s,
             label: e.label,
             image: e.image,
             origin: (x0 as f64, y0 as f64),
             index,
-            masks: None,
-            weights: None,
-            weight_roles: Arc::new([]),
+            masks: mask.map(Arc::new),
+            weights: weight.map(Arc::new),
+            weight_roles: self.planes.weight_roles(),
             row: e.row,
             side: self.side.clone(),
         })

@@ -8,12 +8,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use torchfits_core::{ColumnValues, Error, ErrorKind, HduSelector, Result, Section};
+use torchfits_core::{ColumnValues, Error, ErrorKind, Result};
 
 use crate::columns::{SideColumns, SideValues};
 use crate::groups::{GroupBy, keys_of_rows, read_column_keys};
+use crate::planes::{PlaneSet, WindowOut};
 use crate::reading::{DatasetBuilder, FitsDataset, Items, ItemsSpec, ReadOptions, Reader};
-use crate::roles::{Channel, ChannelRole, batch_order};
+use crate::roles::Channel;
 use crate::seeds::draw;
 use crate::stamp::Stamp;
 
@@ -38,7 +39,7 @@ pub enum Crop {
 }
 
 /// One item per file: the images of its channel HDUs (science, mask, weight or inverse
-/// variance, [`ImagingBuilder::channel`]) stacked as channels, whole or cropped, with an
+/// variance, [`DatasetBuilder::channel`]) stacked as channels, whole or cropped, with an
 /// optional label from a header keyword or from a side table keyed by file name
 /// ([`ImagingBuilder::table`], then [`DatasetBuilder::label`] and [`DatasetBuilder::targets`] name
 /// its columns).
@@ -69,8 +70,7 @@ pub struct ImageFiles {
     files: Vec<PathBuf>,
     shapes: Vec<[usize; 2]>,
     labels: Vec<Option<i64>>,
-    channels: Vec<HduSelector>,
-    roles: Vec<ChannelRole>,
+    planes: PlaneSet,
     crop: Crop,
     side: Option<Arc<SideColumns>>,
     label_names: Option<Arc<[String]>>,
@@ -86,7 +86,6 @@ pub type ImagingBuilder = DatasetBuilder<ImagingSpec>;
 #[derive(Debug, Clone)]
 pub struct ImagingSpec {
     files: Vec<PathBuf>,
-    channels: Vec<(HduSelector, ChannelRole)>,
     crop: Crop,
     keyword: Option<String>,
     table: Option<(PathBuf, String)>,
@@ -98,7 +97,6 @@ impl ImagingDataset {
     pub fn builder<P: AsRef<Path>>(files: impl IntoIterator<Item = P>) -> ImagingBuilder {
         DatasetBuilder::with_spec(ImagingSpec {
             files: files.into_iter().map(|p| p.as_ref().to_path_buf()).collect(),
-            channels: Vec::new(),
             crop: Crop::Full,
             keyword: None,
             table: None,
@@ -127,8 +125,8 @@ impl ImageFiles {
     /// The planes of every item, as a batch holds them: the science channels (`images`), then
     /// the masks, then the weights, each in the order they were added.
     pub fn channels(&self) -> Vec<Channel> {
-        let planes = self.channels.iter().zip(&self.roles).map(|(hdu, &role)| Channel::new(role, hdu.to_string()));
-        batch_order(planes.collect())
+        let (science, masks, weights) = self.planes.channels(None);
+        science.into_iter().chain(masks).chain(weights).collect()
     }
 
     /// The names of the label codes, for a label column of strings (code `k` is `names[k]`).
@@ -175,30 +173,26 @@ impl Items for ImageFiles {
                 (height, width, y0, x0)
             }
         };
-        let section = Section::new(vec![y0..y0 + h, x0..x0 + w]);
-        let role = |k: usize| self.roles.get(k).copied().unwrap_or_default();
-        let science: Vec<&HduSelector> = self
-            .channels
-            .iter()
-            .enumerate()
-            .filter(|&(k, _)| role(k) == ChannelRole::Science)
-            .map(|(_, c)| c)
-            .collect();
-        let masks: Vec<&HduSelector> =
-            self.channels.iter().enumerate().filter(|&(k, _)| role(k) == ChannelRole::Mask).map(|(_, c)| c).collect();
-        let weights: Vec<&HduSelector> =
-            self.channels.iter().enumerate().filter(|&(k, _)| role(k).is_weight()).map(|(_, c)| c).collect();
-        let pixels = planes::<f32>(reader, path, &section, &science, h * w)?;
-        let masks = (!masks.is_empty()).then(|| planes::<i64>(reader, path, &section, &masks, h * w)).transpose()?;
-        let weights =
-            (!weights.is_empty()).then(|| planes::<f32>(reader, path, &section, &weights, h * w)).transpose()?;
+        let (science, masks, weights) = self.planes.counts();
+        let plane = h * w;
+        let mut pixels = reader.pool().get::<f32>(science * plane).map_err(|e| e.in_file(path))?;
+        let mut mask = (masks > 0).then(|| reader.pool().get::<i64>(masks * plane)).transpose()?;
+        let mut weight = (weights > 0).then(|| reader.pool().get::<f32>(weights * plane)).transpose()?;
+        let out = WindowOut {
+            science: &mut pixels,
+            masks: mask.as_deref_mut().unwrap_or_default(),
+            weights: weight.as_deref_mut().unwrap_or_default(),
+        };
+        // a crop lies on its image: no flag plane
+        self.planes.cut_into(reader, path, [x0 as i64, y0 as i64], [w, h], out)?;
         Ok(Stamp {
-            pixels,
-            channels: science.len(),
-            masks,
-            weights,
-            weight_roles: self.roles.iter().copied().filter(|r| r.is_weight()).collect(),
-            mask_channels: 0,
+            pixels: Arc::new(pixels),
+            channels: science,
+            flags: None,
+            flag_channels: 0,
+            masks: mask.map(Arc::new),
+            weights: weight.map(Arc::new),
+            weight_roles: self.planes.weight_roles(),
             height: h,
             width: w,
             label: self.labels[index],
@@ -211,35 +205,7 @@ impl Items for ImageFiles {
     }
 }
 
-/// The planes of `hdus` in `section` (`plane` pixels each) of the file at `path`, one after the
-/// other, in a buffer from the pool.
-fn planes<T: torchfits_core::Pixel>(
-    reader: &Reader,
-    path: &Path,
-    section: &Section,
-    hdus: &[&HduSelector],
-    plane: usize,
-) -> Result<Arc<torchfits_core::PooledBuffer<T>>> {
-    let mut buf = reader.pool().get::<T>(hdus.len() * plane).map_err(|e| e.in_file(path))?;
-    reader.cache().with(path, |f| {
-        for (hdu, out) in hdus.iter().zip(buf.chunks_exact_mut(plane.max(1))) {
-            f.image((*hdu).clone())?.read_section_into(section, out)?;
-        }
-        Ok(())
-    })?;
-    Ok(Arc::new(buf))
-}
-
 impl ImagingBuilder {
-    /// Adds HDU `hdu` as a channel of `role`, after those added before (default, with none
-    /// added: [`DatasetBuilder::hdu`] as the one science channel). Science channels are the
-    /// batch's `images`, in the order added; mask and weight channels go to its own `masks` and
-    /// `weights` tensors, exact and never transformed. At least one channel is science.
-    pub fn channel(mut self, hdu: impl Into<HduSelector>, role: ChannelRole) -> Self {
-        self.spec.channels.push((hdu.into(), role));
-        self
-    }
-
     /// The part of each image an item is (default: [`Crop::Full`]).
     pub fn crop(mut self, crop: Crop) -> Self {
         self.spec.crop = crop;
@@ -290,21 +256,7 @@ impl ItemsSpec for ImagingSpec {
 
     /// Reads every file's header (shapes, labels) once.
     fn build(self, options: &ReadOptions, reader: &Reader) -> Result<ImageFiles> {
-        let pairs = if self.channels.is_empty() {
-            vec![(options.hdu.clone(), ChannelRole::Science)]
-        } else {
-            self.channels.clone()
-        };
-        if let Some((hdu, _)) = pairs.iter().find(|(_, role)| *role == ChannelRole::Flag) {
-            return Err(Error::new(
-                ErrorKind::Parameter,
-                format!("channel {hdu}: Flag is a plane the dataset makes, not an HDU's role"),
-            ));
-        }
-        if !pairs.iter().any(|(_, role)| *role == ChannelRole::Science) {
-            return Err(Error::new(ErrorKind::Parameter, "no science channel among the channels"));
-        }
-        let (channels, roles): (Vec<HduSelector>, Vec<ChannelRole>) = pairs.into_iter().unzip();
+        let planes = PlaneSet::new(options)?;
         let table = match &self.table {
             Some((path, file_column)) => Some(FileTable::read(path, file_column, options)?),
             None if options.label.is_some() || !options.targets.is_empty() => {
@@ -320,7 +272,7 @@ impl ItemsSpec for ImagingSpec {
         let mut labels = Vec::with_capacity(self.files.len());
         let mut rows = Vec::with_capacity(self.files.len());
         for path in &self.files {
-            let described = self.describe(reader, &channels, path, table.as_ref(), options, shapes.first());
+            let described = self.describe(reader, &planes, path, table.as_ref(), options, shapes.first());
             if let Some((shape, label, row)) = reader.keep(path, described)? {
                 files.push(path.clone());
                 shapes.push(shape);
@@ -334,7 +286,7 @@ impl ItemsSpec for ImagingSpec {
         };
         let label_names = table.as_ref().and_then(|t| t.label_names(options));
         let table = table.map(|t| (t.path, options.urls, rows));
-        Ok(ImageFiles { files, shapes, labels, channels, roles, crop: self.crop, side, label_names, table })
+        Ok(ImageFiles { files, shapes, labels, planes, crop: self.crop, side, label_names, table })
     }
 }
 
@@ -344,44 +296,21 @@ impl ImagingSpec {
     fn describe(
         &self,
         reader: &Reader,
-        channels: &[HduSelector],
+        planes: &PlaneSet,
         path: &Path,
         table: Option<&FileTable>,
         options: &ReadOptions,
         first: Option<&[usize; 2]>,
     ) -> Result<([usize; 2], Option<i64>, Option<usize>)> {
-        let (shape, label) = reader.cache().with(path, |f| {
-            let mut shape: Option<Vec<usize>> = None;
-            let mut label = None;
-            for (k, hdu) in channels.iter().enumerate() {
-                let img = f.image(hdu.clone())?;
-                let s = img.shape().to_vec();
-                if s.len() != 2 {
-                    return Err(Error::new(ErrorKind::Unsupported, format!("a 2-D image is needed, not shape {s:?}"))
-                        .in_hdu(img.index()));
-                }
-                if let Some(first) = &shape
-                    && first != &s
-                {
-                    return Err(Error::new(
-                        ErrorKind::Parameter,
-                        format!("channel {k} has shape {s:?}, channel 0 {first:?}"),
-                    )
-                    .in_hdu(img.index()));
-                }
-                if k == 0
-                    && let Some(key) = &self.keyword
-                {
-                    label = img.header().get_i64(key);
-                }
-                shape = Some(s);
-            }
-            Ok((shape.unwrap_or_default(), label))
+        let ([ny, nx], label) = reader.cache().with(path, |f| {
+            let shape = planes.shape(f)?;
+            let label = match &self.keyword {
+                Some(key) => f.image(planes.first().clone())?.header().get_i64(key),
+                None => None,
+            };
+            Ok((shape, label))
         })?;
-        let (ny, nx) = match shape[..] {
-            [ny, nx] => (ny, nx),
-            _ => (0, 0),
-        };
+        let shape = [ny, nx];
         let fits = match self.crop {
             Crop::Full => true,
             Crop::Centre(h, w) | Crop::Random { height: h, width: w, .. } => h >= 1 && w >= 1 && h <= ny && w <= nx,

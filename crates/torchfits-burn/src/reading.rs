@@ -16,6 +16,7 @@ use torchfits_core::{BufferPool, Error, ErrorKind, FileCache, HduSelector, OpenO
 use crate::epochs::Epoch;
 use crate::failures::{Failures, OnError};
 use crate::groups::GroupBy;
+use crate::roles::ChannelRole;
 use crate::subset::split_dataset_by_group;
 
 /// The reading machinery of one dataset, shared by every loader thread: a cache of open files,
@@ -230,6 +231,7 @@ pub struct ReadOptions {
     pub(crate) urls: bool,
     pub(crate) label: Option<String>,
     pub(crate) targets: Vec<String>,
+    pub(crate) channels: Vec<(HduSelector, ChannelRole)>,
 }
 
 impl Default for ReadOptions {
@@ -243,6 +245,7 @@ impl Default for ReadOptions {
             urls: false,
             label: None,
             targets: Vec::new(),
+            channels: Vec::new(),
         }
     }
 }
@@ -274,7 +277,7 @@ impl<S> DatasetBuilder<S> {
 
     /// The image HDU of every file (default: the primary HDU, 0): the image the stamps of the
     /// cutout datasets are cut from, and an imaging dataset's channel where
-    /// [`crate::ImagingBuilder::channel`] adds none. Spectra name their HDUs per arm or table
+    /// [`DatasetBuilder::channel`] adds none. Spectra name their HDUs per arm or table
     /// instead, and leave this alone.
     pub fn hdu(mut self, hdu: impl Into<HduSelector>) -> Self {
         self.options.hdu = hdu.into();
@@ -316,6 +319,36 @@ impl<S> DatasetBuilder<S> {
     /// ([`torchfits_core::OpenOptions::urls`]).
     pub fn urls(mut self, yes: bool) -> Self {
         self.options.urls = yes;
+        self
+    }
+
+    /// Adds HDU `hdu` of every image file as a plane of `role`, after those added before
+    /// (default, with none added: [`DatasetBuilder::hdu`] as the one science plane). Science
+    /// planes are the batch's `images`, in the order added; mask and weight planes go to its own
+    /// `masks` and `weights` tensors, exact and never transformed. Every plane of a file has
+    /// one shape, and at least one is science. The cutout datasets cut every plane at the
+    /// stamp's pixels (a survey: of each band's files), placed by the WCS of
+    /// [`DatasetBuilder::hdu`]; spectra name their HDUs per arm instead.
+    ///
+    /// ```
+    /// use torchfits_burn::{CatalogCutoutDataset, ChannelRole};
+    ///
+    /// # fn main() -> Result<(), torchfits_core::Error> {
+    /// let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");
+    /// let ds = CatalogCutoutDataset::builder(sample, [sample])
+    ///     .catalog_hdu("CATALOG")
+    ///     .hdu("SCI") // the WCS the stamps are placed by
+    ///     .channel("SCI", ChannelRole::Science)
+    ///     .channel("DQ", ChannelRole::Mask)
+    ///     .size(16)
+    ///     .build()?;
+    /// let roles: Vec<ChannelRole> = ds.channels().iter().map(|c| c.role).collect();
+    /// assert_eq!(roles, [ChannelRole::Science, ChannelRole::Flag, ChannelRole::Mask]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn channel(mut self, hdu: impl Into<HduSelector>, role: ChannelRole) -> Self {
+        self.options.channels.push((hdu.into(), role));
         self
     }
 

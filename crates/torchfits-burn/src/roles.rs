@@ -1,7 +1,7 @@
 //! What each plane of an item is: pixels the model reads, a flag, integer flags, or a weight;
 //! and where it comes from ([`Channel`], the layout the datasets report).
 
-/// The role of one plane of an item: of an HDU ([`crate::ImagingBuilder::channel`]), or of a
+/// The role of one plane of an item: of an HDU ([`crate::DatasetBuilder::channel`]), or of a
 /// plane the dataset or a transform makes ([`ChannelRole::Flag`]). Only science planes are
 /// transformed: masks and weights travel beside them, exact, in their own tensors of the batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -30,22 +30,29 @@ impl ChannelRole {
     }
 }
 
-/// One plane of a dataset's items, as its batches hold it: its role and where it comes from.
+/// One plane of a dataset's items, as its batches hold them: its role and where it comes from.
 /// The datasets report theirs (`channels()`); [`crate::StampBatcher::channels`] gives the layout
 /// of a batch's `images` after the transforms, which is the model's input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Channel {
     /// What the plane is.
     pub role: ChannelRole,
-    /// Where it comes from: the band (survey stamps) or the HDU (catalog cutouts, imaging); a
-    /// flag plane names the plane it flags.
+    /// The band it belongs to (survey stamps); for datasets without bands, its HDU.
     pub band: String,
+    /// The HDU it is read from (a flag plane: the HDU whose pixels it flags).
+    pub hdu: String,
 }
 
 impl Channel {
-    /// A plane of `role` from `band`.
+    /// A plane of `role` from `band`, read from the HDU of that name.
     pub fn new(role: ChannelRole, band: impl Into<String>) -> Self {
-        Channel { role, band: band.into() }
+        let band = band.into();
+        Channel { role, hdu: band.clone(), band }
+    }
+
+    /// A plane of `role` of `band`, read from HDU `hdu`.
+    pub fn of(role: ChannelRole, band: impl Into<String>, hdu: impl std::fmt::Display) -> Self {
+        Channel { role, band: band.into(), hdu: hdu.to_string() }
     }
 
     /// Whether the plane is in the batch's `images` (science and flag planes), not in its
@@ -53,18 +60,4 @@ impl Channel {
     pub fn in_images(&self) -> bool {
         matches!(self.role, ChannelRole::Science | ChannelRole::Flag)
     }
-}
-
-/// The planes of `channels` as a batch holds them: those in `images` (science first, then
-/// flags, each in the given order), then masks, then weights.
-pub(crate) fn batch_order(channels: Vec<Channel>) -> Vec<Channel> {
-    let rank = |c: &Channel| match c.role {
-        ChannelRole::Science => 0,
-        ChannelRole::Flag => 1,
-        ChannelRole::Mask => 2,
-        ChannelRole::InverseVariance | ChannelRole::Variance => 3,
-    };
-    let mut out = channels;
-    out.sort_by_key(rank);
-    out
 }

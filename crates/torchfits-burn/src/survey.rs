@@ -10,11 +10,12 @@ use std::sync::Arc;
 use arrow_array::ArrayRef;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type};
-use torchfits_core::{Error, ErrorKind, Result, Section};
+use torchfits_core::{BufferPool, Error, ErrorKind, PooledBuffer, Result};
 
 use crate::columns::{SideColumns, SideValues};
 use crate::groups::{GroupBy, cell_keys, column_keys};
 use crate::plan::{Placement, SurveyPlan};
+use crate::planes::{PlaneSet, WindowOut};
 use crate::reading::{DatasetBuilder, FitsDataset, Items, ItemsSpec, ReadOptions, Reader};
 use crate::roles::{Channel, ChannelRole};
 use crate::stamp::Stamp;
@@ -44,8 +45,8 @@ use crate::stamp::Stamp;
 ///     .progress(false)
 ///     .build()?;
 /// let ds = SurveyCutoutDataset::builder(plan).size(12).targets(&["flux"]).build()?;
-/// let stamp = ds.get(0).expect("a stamp"); // [r, r flags] x 12 x 12
-/// assert_eq!((ds.len(), stamp.channels), (2, 2));
+/// let stamp = ds.get(0).expect("a stamp"); // r's 12 x 12 pixels; its flags where any is set
+/// assert_eq!((ds.len(), stamp.channels, stamp.flag_channels), (2, 1, 1));
 /// # Ok(())
 /// # }
 /// ```
@@ -57,6 +58,9 @@ pub struct SurveyCutouts {
     plan: Arc<SurveyPlan>,
     size: usize,
     subpixel: bool,
+    planes: PlaneSet,
+    /// Where each band's files start in the dataset's numbering of images ([`Stamp::image`]).
+    first_image: Vec<usize>,
     label: Option<PlanColumn>,
     targets: Vec<PlanColumn>,
 }
@@ -103,12 +107,25 @@ impl SurveyCutouts {
         self.label.as_ref().and_then(|l| l.dictionary.as_deref())
     }
 
-    /// The planes of every stamp, as a batch holds them: each band's pixels in the plan's
-    /// order, then each band's flag (1.0 where the band has no pixel).
+    /// The planes of every stamp, as a batch holds them: each band's science planes in the
+    /// plan's order ([`DatasetBuilder::channel`]; default the plan's HDU), then each band's flag
+    /// (1.0 where the band has no pixel), then each band's masks, then its weights.
     pub fn channels(&self) -> Vec<Channel> {
-        let bands = || self.plan.bands().map(|(band, _)| band);
-        let science = bands().map(|b| Channel::new(ChannelRole::Science, b));
-        science.chain(bands().map(|b| Channel::new(ChannelRole::Flag, b))).collect()
+        let (mut science, mut flags, mut masks, mut weights) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (band, _) in self.plan.bands() {
+            let (s, m, w) = self.planes.channels(Some(band));
+            flags.extend(s.first().map(|c| Channel::of(ChannelRole::Flag, band, &c.hdu)));
+            science.extend(s);
+            masks.extend(m);
+            weights.extend(w);
+        }
+        science.into_iter().chain(flags).chain(masks).chain(weights).collect()
+    }
+
+    /// The image files, in the numbering of [`Stamp::image`]: the files of the plan's bands,
+    /// band after band in the plan's order.
+    pub fn image_paths(&self) -> impl Iterator<Item = &std::path::Path> {
+        self.plan.bands().flat_map(|(_, files)| files.iter().map(|p| p.as_path()))
     }
 }
 
@@ -147,21 +164,40 @@ impl Items for SurveyCutouts {
             Error::new(ErrorKind::Parameter, format!("item {index} of {} does not exist", self.plan.len()))
         })?;
         let (s, bands) = (self.size, item.placements.len());
-        let mut buf = reader.pool().get::<f32>(2 * bands * s * s)?;
-        let (science, flags) = buf.split_at_mut(bands * s * s);
+        let (science, masks, weights) = self.planes.counts();
+        let plane = s * s;
+        let pool = reader.pool();
+        let mut pixels = pool.get::<f32>(bands * science * plane)?;
+        let mut mask = (masks > 0).then(|| pool.get::<i64>(bands * masks * plane)).transpose()?;
+        let mut weight = (weights > 0).then(|| pool.get::<f32>(bands * weights * plane)).transpose()?;
+        let mut flags: Option<PooledBuffer<f32>> = None;
         let mut origin = (f64::NAN, f64::NAN);
         let mut image = 0;
-        for (b, ((placement, plane), flag)) in
-            item.placements.iter().zip(science.chunks_exact_mut(s * s)).zip(flags.chunks_exact_mut(s * s)).enumerate()
-        {
-            let Some(p) = placement else {
-                plane.fill(0.0);
-                flag.fill(1.0);
-                continue;
+        for (b, placement) in item.placements.iter().enumerate() {
+            let out = WindowOut {
+                science: &mut pixels[b * science * plane..(b + 1) * science * plane],
+                masks: mask.as_deref_mut().map_or(&mut [], |m| &mut m[b * masks * plane..(b + 1) * masks * plane]),
+                weights: weight
+                    .as_deref_mut()
+                    .map_or(&mut [], |w| &mut w[b * weights * plane..(b + 1) * weights * plane]),
             };
-            let o = self.band_stamp(reader, b, p, plane, flag)?;
-            if origin.0.is_nan() {
-                (origin, image) = (o, p.image);
+            match placement {
+                Some(p) => {
+                    let (flag, o) = self.band_stamp(reader, b, p, out)?;
+                    if let Some(flag) = flag {
+                        flag_plane(&mut flags, pool, b, plane, bands)?.copy_from_slice(&flag);
+                    }
+                    if origin.0.is_nan() {
+                        (origin, image) = (o, self.first_image[b] + p.image);
+                    }
+                }
+                None => {
+                    // the band lacks the position: no pixel, all flagged
+                    out.science.fill(0.0);
+                    out.masks.fill(0);
+                    out.weights.fill(0.0);
+                    flag_plane(&mut flags, pool, b, plane, bands)?.fill(1.0);
+                }
             }
         }
         let located = self.plan.locate(index);
@@ -174,18 +210,19 @@ impl Items for SurveyCutouts {
             _ => None,
         };
         Ok(Stamp {
-            pixels: Arc::new(buf),
-            channels: 2 * bands,
-            mask_channels: bands,
+            pixels: Arc::new(pixels),
+            channels: bands * science,
+            flags: flags.map(Arc::new),
+            flag_channels: bands,
             height: s,
             width: s,
             label,
             image,
             origin,
             index,
-            masks: None,
-            weights: None,
-            weight_roles: Arc::new([]),
+            masks: mask.map(Arc::new),
+            weights: weight.map(Arc::new),
+            weight_roles: (0..bands).flat_map(|_| self.planes.weight_roles().to_vec()).collect(),
             row: 0,
             side,
         })
@@ -231,15 +268,9 @@ impl SurveyCutouts {
         Ok(side)
     }
 
-    /// Band `b`'s stamp into `plane` and `flag`; its first pixel's position in the image.
-    fn band_stamp(
-        &self,
-        reader: &Reader,
-        b: usize,
-        p: &Placement,
-        plane: &mut [f32],
-        flag: &mut [f32],
-    ) -> Result<(f64, f64)> {
+    /// Band `b`'s planes of the stamp at placement `p` into `out`: its flag plane where any
+    /// pixel is off the image, and the image position of the stamp's first pixel.
+    fn band_stamp(&self, reader: &Reader, b: usize, p: &Placement, out: WindowOut<'_>) -> Result<BandStamp> {
         let s = self.size;
         let path = self
             .plan
@@ -251,84 +282,149 @@ impl SurveyCutouts {
         let (fx, fy) = (p.x - centre, p.y - centre);
         if !self.subpixel {
             let (x0, y0) = ((fx + 0.5).floor() as i64, (fy + 0.5).floor() as i64);
-            window(reader, path, [x0, y0], [s, s], plane, flag)?;
-            return Ok((x0 as f64, y0 as f64));
+            let flag = self.planes.cut_into(reader, path, [x0, y0], [s, s], out)?;
+            return Ok((flag, (x0 as f64, y0 as f64)));
         }
         // the stamp's pixel (i, j) samples the image at (fx + i, fy + j): bilinear between the
         // window's pixels (x0 + i, x0 + i + 1) with weights (1 - tx, tx)
         let (x0, y0) = (fx.floor(), fy.floor());
-        let (tx, ty) = ((fx - x0) as f32, (fy - y0) as f32);
         let w = s + 1;
-        let mut around = reader.pool().get::<f32>(2 * w * w).map_err(|e| e.in_file(path))?;
-        let (values, outside) = around.split_at_mut(w * w);
-        window(reader, path, [x0 as i64, y0 as i64], [w, w], values, outside)?;
-        for j in 0..s {
-            for i in 0..s {
-                let at = |di: usize, dj: usize| (j + dj) * w + i + di;
-                let weights = [(1.0 - tx) * (1.0 - ty), tx * (1.0 - ty), (1.0 - tx) * ty, tx * ty];
-                let corners = [at(0, 0), at(1, 0), at(0, 1), at(1, 1)];
-                let mut v = 0.0;
-                let mut off = false;
-                for (k, &c) in corners.iter().enumerate() {
-                    if weights[k] > 0.0 {
-                        v += weights[k] * values[c];
-                        off |= outside[c] != 0.0;
-                    }
-                }
-                plane[j * s + i] = if off { 0.0 } else { v };
-                flag[j * s + i] = if off { 1.0 } else { 0.0 };
-            }
+        let (science, masks, weights) = self.planes.counts();
+        let pool = reader.pool();
+        let in_file = |e: Error| e.in_file(path);
+        let mut around = pool.get::<f32>(science * w * w).map_err(in_file)?;
+        let mut around_masks = pool.get::<i64>(masks * w * w).map_err(in_file)?;
+        let mut around_weights = pool.get::<f32>(weights * w * w).map_err(in_file)?;
+        let window = WindowOut { science: &mut around, masks: &mut around_masks, weights: &mut around_weights };
+        let outside = self.planes.cut_into(reader, path, [x0 as i64, y0 as i64], [w, w], window)?;
+        let bilinear = Bilinear::new(s, ((fx - x0) as f32, (fy - y0) as f32), outside.as_deref());
+        for (from, to) in around.chunks_exact(w * w).zip(out.science.chunks_exact_mut(s * s)) {
+            bilinear.values(from, to);
         }
-        Ok((fx, fy))
+        for (from, to) in around_masks.chunks_exact(w * w).zip(out.masks.chunks_exact_mut(s * s)) {
+            bilinear.bits(from, to);
+        }
+        let roles = self.planes.weight_roles();
+        for ((from, to), role) in
+            around_weights.chunks_exact(w * w).zip(out.weights.chunks_exact_mut(s * s)).zip(roles.iter())
+        {
+            bilinear.weights(from, to, *role);
+        }
+        let flag = match outside {
+            Some(_) => {
+                let mut flag = pool.get::<f32>(s * s).map_err(in_file)?;
+                bilinear.flags(&mut flag);
+                Some(flag)
+            }
+            None => None,
+        };
+        Ok((flag, (fx, fy)))
     }
 }
+
+/// A band's flag plane, where it has one, and the image position of its stamp's first pixel.
+type BandStamp = (Option<PooledBuffer<f32>>, (f64, f64));
 
 /// The error for an item the plan does not have.
 fn missing_item(i: usize) -> Error {
     Error::new(ErrorKind::Parameter, format!("the plan has no item {i}"))
 }
 
-/// The `w` x `h` pixels from (x0, y0) of the image at `path` into `out`, 0 and flagged 1.0 in
-/// `outside` where they lie off the image.
-fn window(
-    reader: &Reader,
-    path: &std::path::Path,
-    [x0, y0]: [i64; 2],
-    [w, h]: [usize; 2],
-    out: &mut [f32],
-    outside: &mut [f32],
-) -> Result<()> {
-    // one look-up of the file for the shape and the pixels: each is a stat of the path
-    let read = reader.cache().with(path, |f| {
-        let image = f.image(reader.hdu().clone())?;
-        let &[ny, nx] = image.shape() else {
-            return Err(Error::new(ErrorKind::Unsupported, format!("a 2-D image is needed, not {:?}", image.shape())));
-        };
-        let clip = |a: i64, n: usize| a.clamp(0, n as i64) as usize;
-        let (xa, xb) = (clip(x0, nx), clip(x0 + w as i64, nx));
-        let (ya, yb) = (clip(y0, ny), clip(y0 + h as i64, ny));
-        if (xa as i64, ya as i64, xb - xa, yb - ya) == (x0, y0, w, h) {
-            // wholly inside (the usual case): straight into the stamp
-            image.read_section_into(&Section::new(vec![ya..yb, xa..xb]), out)?;
-            outside.fill(0.0);
-            return Ok(None);
-        }
-        out.fill(0.0);
-        outside.fill(1.0);
-        if xb <= xa || yb <= ya {
-            return Ok(None);
-        }
-        let mut part = reader.pool().get::<f32>((yb - ya) * (xb - xa))?;
-        image.read_section_into(&Section::new(vec![ya..yb, xa..xb]), &mut part)?;
-        Ok(Some((part, xa, xb - xa, ya)))
-    });
-    let Some((part, xa, cw, ya)) = read.map_err(|e| e.in_file(path))? else { return Ok(()) };
-    for (r, row) in part.chunks_exact(cw).enumerate() {
-        let at = ((ya + r) as i64 - y0) as usize * w + (xa as i64 - x0) as usize;
-        out[at..at + cw].copy_from_slice(row);
-        outside[at..at + cw].fill(0.0);
+/// Flag plane `b` of an item's `bands` flag planes, made (all 0) on first use: most stamps lie
+/// wholly on their images and carry none.
+fn flag_plane<'a>(
+    flags: &'a mut Option<PooledBuffer<f32>>,
+    pool: &BufferPool,
+    b: usize,
+    plane: usize,
+    bands: usize,
+) -> Result<&'a mut [f32]> {
+    if flags.is_none() {
+        let mut all = pool.get::<f32>(bands * plane)?;
+        all.fill(0.0);
+        *flags = Some(all);
     }
-    Ok(())
+    Ok(flags.as_deref_mut().and_then(|f| f.get_mut(b * plane..(b + 1) * plane)).unwrap_or_default())
+}
+
+/// Resampling an `(s + 1)`-pixel square window at a sub-pixel offset `(tx, ty)` into an
+/// `s`-pixel stamp: each stamp pixel from the four window pixels around it, with the bilinear
+/// weights; a stamp pixel is off the image where any window pixel with a weight is.
+struct Bilinear<'a> {
+    s: usize,
+    weights: [f32; 4],
+    outside: Option<&'a [f32]>,
+}
+
+impl<'a> Bilinear<'a> {
+    fn new(s: usize, (tx, ty): (f32, f32), outside: Option<&'a [f32]>) -> Self {
+        let weights = [(1.0 - tx) * (1.0 - ty), tx * (1.0 - ty), (1.0 - tx) * ty, tx * ty];
+        Bilinear { s, weights, outside }
+    }
+
+    /// The window offsets of the four pixels around stamp pixel (i, j) that have a weight, with
+    /// the weight; and whether any of them is off the image.
+    fn corners(&self, i: usize, j: usize) -> ([(usize, f32); 4], usize, bool) {
+        let w = self.s + 1;
+        let offsets = [j * w + i, j * w + i + 1, (j + 1) * w + i, (j + 1) * w + i + 1];
+        let mut out = [(0, 0.0); 4];
+        let mut n = 0;
+        let mut off = false;
+        for (&at, &weight) in offsets.iter().zip(&self.weights) {
+            if weight > 0.0 {
+                out[n] = (at, weight);
+                n += 1;
+                off |= self.outside.is_some_and(|o| o[at] != 0.0);
+            }
+        }
+        (out, n, off)
+    }
+
+    /// Each stamp pixel of `to` from `from`, by `pixel` of its weighted corners (0 off the image).
+    fn each<T: Copy + Default>(&self, to: &mut [T], pixel: impl Fn(&[(usize, f32)]) -> T) {
+        let s = self.s;
+        for j in 0..s {
+            for i in 0..s {
+                let (corners, n, off) = self.corners(i, j);
+                to[j * s + i] = if off { T::default() } else { pixel(&corners[..n]) };
+            }
+        }
+    }
+
+    /// Science pixels: the weighted sum.
+    fn values(&self, from: &[f32], to: &mut [f32]) {
+        self.each(to, |c| c.iter().map(|&(at, w)| w * from[at]).sum());
+    }
+
+    /// Integer flags: every bit of any corner with a weight (a flagged pixel taints what it
+    /// contributes to).
+    fn bits(&self, from: &[i64], to: &mut [i64]) {
+        self.each(to, |c| c.iter().fold(0, |bits, &(at, _)| bits | from[at]));
+    }
+
+    /// Weights of the weighted sum: a variance is `sum w^2 var`, an inverse variance its
+    /// inverse (0, no information, where a corner has none).
+    fn weights(&self, from: &[f32], to: &mut [f32], role: ChannelRole) {
+        match role {
+            ChannelRole::Variance => self.each(to, |c| c.iter().map(|&(at, w)| w * w * from[at]).sum()),
+            _ => self.each(to, |c| {
+                if c.iter().any(|&(at, _)| from[at] <= 0.0) {
+                    return 0.0;
+                }
+                1.0 / c.iter().map(|&(at, w)| w * w / from[at]).sum::<f32>()
+            }),
+        }
+    }
+
+    /// The stamp's flag plane: 1.0 where a corner with a weight is off the image.
+    fn flags(&self, to: &mut [f32]) {
+        let s = self.s;
+        for j in 0..s {
+            for i in 0..s {
+                to[j * s + i] = if self.corners(i, j).2 { 1.0 } else { 0.0 };
+            }
+        }
+    }
 }
 
 impl SurveyCutoutBuilder {
@@ -357,7 +453,18 @@ impl ItemsSpec for SurveySpec {
         }
         let label = options.label.as_deref().map(|name| PlanColumn::find(&self.plan, name)).transpose()?;
         let targets = options.targets.iter().map(|name| PlanColumn::find(&self.plan, name)).collect::<Result<_>>()?;
-        Ok(SurveyCutouts { plan: Arc::new(self.plan), size: self.size, subpixel: self.subpixel, label, targets })
+        let planes = PlaneSet::new(options)?;
+        let first_image = self
+            .plan
+            .bands()
+            .scan(0, |next, (_, files)| {
+                let first = *next;
+                *next += files.len();
+                Some(first)
+            })
+            .collect();
+        let (plan, size, subpixel) = (Arc::new(self.plan), self.size, self.subpixel);
+        Ok(SurveyCutouts { plan, size, subpixel, planes, first_image, label, targets })
     }
 }
 

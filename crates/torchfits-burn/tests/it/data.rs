@@ -21,7 +21,7 @@ fn stamps_are_cut_around_the_positions_padded_and_masked() {
         let s = ds.get(i).expect("stamp");
         let row = ds.row(i).expect("row");
         let (k, x, y) = truth[row].expect("placed");
-        assert_eq!((s.channels, s.height, s.width, s.image), (2, 16, 16, k));
+        assert_eq!((s.channels, s.flag_channels, s.height, s.width, s.image), (1, 1, 16, 16, k));
         assert_eq!(s.label, Some((row % 2) as i64));
         // the position's pixel sits at (8, 8) of the stamp
         let (x0, y0) = ((x + 0.5).floor() as i64 - 8, (y + 0.5).floor() as i64 - 8);
@@ -31,7 +31,7 @@ fn stamps_are_cut_around_the_positions_padded_and_masked() {
                 let (ix, iy) = (x0 + c, y0 + r);
                 let inside = ix >= 0 && iy >= 0 && ix < N as i64 && iy < N as i64;
                 let at = (r * 16 + c) as usize;
-                let (v, m) = (s.data()[at], s.data()[256 + at]);
+                let (v, m) = (s.data()[at], s.flag(0).map_or(0.0, |f| f[at]));
                 if inside {
                     assert_eq!(v, value(k, ix as usize, iy as usize), "item {i} at ({c}, {r})");
                     assert_eq!(m, 0.0);
@@ -166,8 +166,9 @@ fn seeded_shuffles_and_augmentations_are_reproducible() {
     // the symmetries are the 8 of the square, and a batch without augmentation is the stamps
     let items: Vec<_> = (0..ds.len()).map(|i| ds.get(i).expect("stamp")).collect();
     let plain = StampBatcher::new().try_batch(items.clone(), &device).expect("batch").images.into_data();
-    let direct: Vec<f32> = items.iter().flat_map(|s| s.data().to_vec()).collect();
-    assert!(plain.iter::<f32>().collect::<Vec<_>>() == direct, "a plain batch is the stamps");
+    let plane = |s: &torchfits_burn::Stamp| s.flag(0).map_or_else(|| vec![0.0; 256], <[f32]>::to_vec);
+    let direct: Vec<f32> = items.iter().flat_map(|s| [s.data().to_vec(), plane(s)].concat()).collect();
+    assert!(plain.iter::<f32>().collect::<Vec<_>>() == direct, "a plain batch is the stamps and their edge flags");
     let b = StampBatcher::new().transform(Symmetries(5));
     let codes: std::collections::BTreeSet<u8> = (0..200).map(|i| b.symmetry(i, true)).collect();
     assert_eq!(codes.len(), 8);
@@ -209,7 +210,8 @@ fn batches_stack_labels_nan_masks_and_normalisation() {
     for (k, s) in items.iter().enumerate() {
         for p in 0..64 {
             assert_eq!(data[k * 192 + p], (s.data()[p] - 100.0) / 4.0);
-            assert_eq!(data[k * 192 + 64 + p], s.data()[64 + p], "the edge mask is not normalised");
+            let edge = s.flag(0).map_or(0.0, |f| f[p]);
+            assert_eq!(data[k * 192 + 64 + p], edge, "the edge mask is not normalised");
             assert_eq!(data[k * 192 + 128 + p], 0.0, "no NaN");
         }
     }

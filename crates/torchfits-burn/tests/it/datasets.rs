@@ -147,7 +147,10 @@ fn stamps_with_an_edge_mask_stack_alike_with_and_without_transforms() {
     let ds = CatalogCutoutDataset::builder(&catalog, &images).size(16).build().expect("dataset");
     let device = Device::flex();
     let items: Vec<_> = (0..ds.len()).map(|k| ds.get(k).expect("stamp")).collect();
-    let host: Vec<f32> = items.iter().flat_map(|s| s.data().to_vec()).collect();
+    // each stamp's pixels, then its edge flag (a stamp wholly on its image carries none: zeros)
+    let edge = |s: &torchfits_burn::Stamp| s.flag(0).map_or_else(|| vec![0.0; 256], <[f32]>::to_vec);
+    let host: Vec<f32> = items.iter().flat_map(|s| [s.data().to_vec(), edge(s)].concat()).collect();
+    assert!(items.iter().any(|s| s.flags.is_some()) && items.iter().any(|s| s.flags.is_none()), "both kinds");
     let plain = StampBatcher::new().try_batch(items.clone(), &device).expect("batch");
     assert_eq!(plain.images.dims(), [ds.len(), 2, 16, 16]);
     assert_eq!(plain.images.clone().into_data().try_to_vec::<f32>().expect("f32"), host);
@@ -197,7 +200,7 @@ fn every_stamp_dataset_reports_the_planes_its_batches_hold() {
     let survey = SurveyCutoutDataset::builder(plan).size(8).build().expect("survey");
     let want: Vec<Channel> = [(science, "g"), (science, "r"), (flag, "g"), (flag, "r")]
         .into_iter()
-        .map(|(role, band)| Channel::new(role, band))
+        .map(|(role, band)| Channel::of(role, band, "0"))
         .collect();
     assert_eq!(survey.channels(), want);
     for batcher in [StampBatcher::new(), StampBatcher::new().transform(NanFill(0.0))] {
@@ -293,4 +296,33 @@ fn survey_stamps_are_cut_from_the_hdu_the_plan_placed_them_on() {
     let section = torchfits_core::Section::new(vec![y..y + 8, x..x + 8]);
     let want: Vec<f32> = file.image("SCI").expect("SCI").read_section(&section).expect("read");
     assert_eq!(&stamp.data()[..64], &want[..], "the stamp is SCI's pixels");
+}
+
+#[test]
+fn survey_stamps_have_coordinate_planes_centred_on_their_positions() {
+    let dir = tmpdir("datasets-survey-coordinates");
+    let (catalog, images, _) = survey(&dir);
+    let plan = SurveyPlanner::new(&catalog)
+        .band("g", &images)
+        .band("r", &images[..1])
+        .cache(dir.join("cache"))
+        .progress(false)
+        .build()
+        .expect("plan");
+    let ds = SurveyCutoutDataset::builder(plan).size(9).build().expect("survey");
+    let coordinates = std::sync::Arc::new(torchfits_burn::CutoutCoordinates::new(&ds).expect("coordinates"));
+    let items: Vec<_> = (0..ds.len()).map(|k| ds.get(k).expect("stamp")).collect();
+    let indices: Vec<usize> = items.iter().map(|s| s.index).collect();
+    let batch = StampBatcher::new().coordinates(coordinates).try_batch(items, &Device::flex()).expect("batch");
+    let planes = batch.coordinates.expect("coordinate planes");
+    assert_eq!(planes.dims(), [ds.len(), 2, 9, 9]);
+    let values: Vec<f32> = planes.into_data().iter::<f32>().collect();
+    let read = torchfits_burn::Catalog::read(&catalog, &["RA", "DEC"], None).expect("catalog");
+    let (ra, dec) = (read.column("RA").expect("RA"), read.column("DEC").expect("DEC"));
+    for (k, &index) in indices.iter().enumerate() {
+        // the position lies at the centre pixel (4, 4) of every band
+        let row = ds.plan().item(index).expect("item").row as usize;
+        let at = |plane: usize| f64::from(values[(k * 2 + plane) * 81 + 4 * 9 + 4]);
+        assert!((at(0) - ra[row]).abs() < 1e-4 && (at(1) - dec[row]).abs() < 1e-4, "item {index}: {} {}", at(0), at(1));
+    }
 }

@@ -84,7 +84,8 @@ fn a_batch_with_coordinate_planes_uploads_the_pixels_once_and_moves_no_coordinat
     let batcher =
         StampBatcher::new().coordinates(Arc::new(CutoutCoordinates::new(&ds).expect("wcs"))).transform(Symmetries(3));
     let items: Vec<_> = (0..ds.len()).map(|i| ds.get(i).expect("stamp")).collect();
-    let (b, c) = (items.len() as u64, items[0].channels as u64);
+    // the science planes and the edge flags (zeros written by the batcher where a stamp has none)
+    let (b, c) = (items.len() as u64, (items[0].channels + items[0].flag_channels) as u64);
     // the first batch finds out the device's f64 (the probe moves its own points): not counted
     batcher.try_batch(items.clone(), &gpu).expect("warm-up");
     let before = torchfits_burn::Transfers::now();

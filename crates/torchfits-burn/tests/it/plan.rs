@@ -314,7 +314,7 @@ fn multi_band_stamps_line_up_on_the_sky() {
         assert_eq!(batch.target("id").expect("id").values, torchfits_burn::SideValues::Int(want));
         for k in 0..ds.len() {
             let stamp = ds.get(k).expect("stamp");
-            assert_eq!((stamp.channels, stamp.mask_channels), (6, 3));
+            assert_eq!((stamp.channels, stamp.flag_channels), (3, 3));
             let row = ds.plan().item(k).expect("item").row as usize;
             let want = if truth == 0 {
                 (ra[row] - 10.0) * 30f64.to_radians().cos() / SCALE
@@ -323,7 +323,7 @@ fn multi_band_stamps_line_up_on_the_sky() {
             };
             let px = stamp.data();
             for b in 0..3 {
-                if px[(3 + b) * S * S + centre] != 0.0 {
+                if stamp.flag(b).is_some_and(|f| f[centre] != 0.0) {
                     continue; // the band lacks the position, or its centre is off the image
                 }
                 let got = f64::from(px[b * S * S + centre]);

@@ -147,8 +147,160 @@ fn masks_keep_their_bits_on_wgpu() {
             }
             // undo the stretch to find the source pixel the symmetry moved here
             let source = ((science.sinh() * 2.0).round() as usize) - 10 * k;
-            let want = if source % 5 == 0 { (1 << 30) + 1 } else { source as i64 };
+            let want = if source.is_multiple_of(5) { (1 << 30) + 1 } else { source as i64 };
             assert_eq!(flags[k * SIDE * SIDE + p], want, "item {k} pixel {p}");
         }
     }
+}
+
+/// The common survey's images with two more planes beside their pixels: `IVAR` (1 + (x + 2y) % 7)
+/// and `MASK` ((x + 3y) % 8 as bits, plus bit 30 where x is 5).
+fn survey_with_planes(dir: &std::path::Path) -> (std::path::PathBuf, Vec<std::path::PathBuf>) {
+    use crate::common::{N, header, survey, value};
+    let (catalog, images, _) = survey(dir);
+    for (k, path) in images.iter().enumerate() {
+        let sci: Vec<f32> = (0..N * N).map(|i| value(k, i % N, i / N)).collect();
+        let mut w = WriteOptions::new().overwrite(true).create(path).expect("create");
+        w.image(&sci, &[N, N]).header(&header(k)).write().expect("sci");
+        let named = |name: &str| {
+            let mut h = Header::new();
+            h.set("EXTNAME", name, None).expect("set");
+            h
+        };
+        let ivar: Vec<f32> = (0..N * N).map(|i| ivar_at(i % N, i / N)).collect();
+        let mask: Vec<i32> = (0..N * N).map(|i| mask_at(i % N, i / N) as i32).collect();
+        w.image(&ivar, &[N, N]).header(&named("IVAR")).write().expect("ivar");
+        w.image(&mask, &[N, N]).header(&named("MASK")).write().expect("mask");
+        w.finish().expect("finish");
+    }
+    (catalog, images)
+}
+
+fn ivar_at(x: usize, y: usize) -> f32 {
+    1.0 + ((x + 2 * y) % 7) as f32
+}
+
+fn mask_at(x: usize, y: usize) -> i64 {
+    ((x + 3 * y) % 8) as i64 | if x == 5 { 1 << 30 } else { 0 }
+}
+
+/// Checks stamp `s`'s masks and weights (`bands` of each, the same files in every band) against
+/// the planes at its origin: the image's values on it, 0 off it.
+fn check_planes(s: &torchfits_burn::Stamp, bands: usize, size: usize) {
+    use crate::common::N;
+    let (masks, weights) = (s.masks.as_ref().expect("masks"), s.weights.as_ref().expect("weights"));
+    assert_eq!((masks.len(), weights.len()), (bands * size * size, bands * size * size));
+    for b in 0..bands {
+        for j in 0..size {
+            for i in 0..size {
+                let (x, y) = (s.origin.0 as i64 + i as i64, s.origin.1 as i64 + j as i64);
+                let on = x >= 0 && y >= 0 && x < N as i64 && y < N as i64;
+                let at = b * size * size + j * size + i;
+                let (m, w) =
+                    if on { (mask_at(x as usize, y as usize), ivar_at(x as usize, y as usize)) } else { (0, 0.0) };
+                assert_eq!((masks[at], weights[at]), (m, w), "item {} band {b} pixel ({i}, {j})", s.index);
+                let flag = s.flag(b).map_or(0.0, |f| f[j * size + i]);
+                assert_eq!(flag, if on { 0.0 } else { 1.0 });
+            }
+        }
+    }
+}
+
+#[test]
+fn cutouts_of_a_catalog_and_of_a_survey_carry_each_bands_mask_and_weight_planes() {
+    use torchfits_burn::{CatalogCutoutDataset, SurveyCutoutDataset, SurveyPlanner};
+    let dir = tmpdir("roles-cutouts");
+    let (catalog, images) = survey_with_planes(&dir);
+    let (science, flag, mask, ivar) =
+        (ChannelRole::Science, ChannelRole::Flag, ChannelRole::Mask, ChannelRole::InverseVariance);
+    let cutouts = CatalogCutoutDataset::builder(&catalog, &images)
+        .channel(0, science)
+        .channel("IVAR", ivar)
+        .channel("MASK", mask)
+        .size(12)
+        .build()
+        .expect("cutouts");
+    let want = [(science, "0"), (flag, "0"), (mask, "MASK"), (ivar, "IVAR")];
+    let want: Vec<Channel> = want.into_iter().map(|(role, hdu)| Channel::new(role, hdu)).collect();
+    assert_eq!(cutouts.channels(), want);
+    let items: Vec<_> = (0..cutouts.len()).map(|i| cutouts.get(i).expect("stamp")).collect();
+    assert!(items.iter().any(|s| s.flags.is_some()), "some stamps cross an edge");
+    for s in &items {
+        check_planes(s, 1, 12);
+    }
+    let batch = StampBatcher::new().try_batch(items, &Device::flex()).expect("batch");
+    assert_eq!(batch.images.dims()[1], 2);
+    assert_eq!((batch.masks.expect("masks").dims()[1], batch.weights.expect("weights").dims()[1]), (1, 1));
+    assert_eq!(batch.weight_roles, vec![ivar]);
+
+    // a survey of two bands on the same files: every band's planes, band after band
+    let plan = || {
+        SurveyPlanner::new(&catalog)
+            .band("g", &images)
+            .band("r", &images)
+            .cache(dir.join("cache"))
+            .progress(false)
+            .build()
+            .expect("plan")
+    };
+    let survey = SurveyCutoutDataset::builder(plan())
+        .channel(0, science)
+        .channel("MASK", mask)
+        .channel("IVAR", ivar)
+        .size(10)
+        .subpixel(false)
+        .build()
+        .expect("survey");
+    let roles: Vec<(ChannelRole, String, String)> =
+        survey.channels().into_iter().map(|c| (c.role, c.band, c.hdu)).collect();
+    let named = |role, band: &str, hdu: &str| (role, band.to_string(), hdu.to_string());
+    let want = vec![
+        named(science, "g", "0"),
+        named(science, "r", "0"),
+        named(flag, "g", "0"),
+        named(flag, "r", "0"),
+        named(mask, "g", "MASK"),
+        named(mask, "r", "MASK"),
+        named(ivar, "g", "IVAR"),
+        named(ivar, "r", "IVAR"),
+    ];
+    assert_eq!(roles, want);
+    for i in 0..survey.len() {
+        check_planes(&survey.get(i).expect("stamp"), 2, 10);
+    }
+
+    // resampled at a sub-pixel offset: a mask pixel has the bits of the four pixels it is made
+    // of, an inverse variance is that of the weighted sum
+    let resampled = SurveyCutoutDataset::builder(plan())
+        .channel(0, science)
+        .channel("MASK", mask)
+        .channel("IVAR", ivar)
+        .size(10)
+        .build()
+        .expect("survey");
+    let mut checked = 0;
+    for i in 0..resampled.len() {
+        let s = resampled.get(i).expect("stamp");
+        let (x0, y0) = s.origin;
+        let (fx, fy) = (x0 - x0.floor(), y0 - y0.floor());
+        let (masks, weights) = (s.masks.as_ref().expect("masks"), s.weights.as_ref().expect("weights"));
+        let (ix, iy) = (x0.floor() as i64 + 4, y0.floor() as i64 + 4);
+        if ix < 0 || iy < 0 || ix + 1 >= crate::common::N as i64 || iy + 1 >= crate::common::N as i64 {
+            continue;
+        }
+        let (ix, iy) = (ix as usize, iy as usize);
+        let corners = [
+            (ix, iy, (1.0 - fx) * (1.0 - fy)),
+            (ix + 1, iy, fx * (1.0 - fy)),
+            (ix, iy + 1, (1.0 - fx) * fy),
+            (ix + 1, iy + 1, fx * fy),
+        ];
+        let bits = corners.iter().filter(|c| c.2 > 0.0).fold(0, |b, &(x, y, _)| b | mask_at(x, y));
+        let variance: f64 = corners.iter().map(|&(x, y, w)| w * w / f64::from(ivar_at(x, y))).sum();
+        assert_eq!(masks[4 * 10 + 4], bits, "item {i}");
+        let got = f64::from(weights[4 * 10 + 4]);
+        assert!((got - 1.0 / variance).abs() < 1e-4 * got, "item {i}: ivar {got} vs {}", 1.0 / variance);
+        checked += 1;
+    }
+    assert!(checked >= 4, "{checked} stamps checked");
 }
