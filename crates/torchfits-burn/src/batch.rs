@@ -5,7 +5,7 @@ use std::sync::Arc;
 use burn::data::dataloader::batcher::Batcher;
 use burn::tensor::{DType, Device, FloatDType, Int, Tensor, TensorData};
 
-use crate::columns::{SideBatch, SideColumns};
+use crate::columns::SideBatch;
 use crate::epochs::Epoch;
 use crate::roles::{Channel, ChannelRole};
 use crate::stamp::Stamp;
@@ -184,7 +184,8 @@ impl StampBatcher {
                 format!("{} of {b} items have a label: a batch has a label for every item or for none", labels.len()),
             ));
         }
-        let targets = targets(&items, device, self.target_dtype)?;
+        let rows: Vec<_> = items.iter().map(|s| (s.side.as_ref(), s.row)).collect();
+        let targets = crate::columns::batch_rows(&rows, device, self.target_dtype)?;
         let (masks, weights, weight_roles) = side_planes(&items, plane, device)?;
         let coordinates = match &self.coordinates {
             Some(src) => Some(src.planes(&items, device)?),
@@ -250,24 +251,6 @@ impl Batcher<Stamp, StampBatch> for StampBatcher {
             Err(e) => panic!("torchfits: cannot batch the stamps: {e}"),
         }
     }
-}
-
-/// The items' side columns: one table shared by the dataset (the usual case), or one per item
-/// (a dataset that reads each item's targets with it).
-fn targets(items: &[Stamp], device: &Device, float: FloatDType) -> torchfits_core::Result<Vec<(String, SideBatch)>> {
-    let Some(first) = items.first().and_then(|s| s.side.clone()) else { return Ok(Vec::new()) };
-    if items.iter().all(|s| s.side.as_ref().is_some_and(|x| Arc::ptr_eq(x, &first))) {
-        return first.batch(&items.iter().map(|s| s.row).collect::<Vec<_>>(), device, float);
-    }
-    let each: Option<Vec<(&SideColumns, usize)>> =
-        items.iter().map(|s| s.side.as_deref().map(|x| (x, s.row))).collect();
-    let each = each.ok_or_else(|| {
-        torchfits_core::Error::new(
-            torchfits_core::ErrorKind::Parameter,
-            "items with and without side columns in one batch",
-        )
-    })?;
-    SideColumns::batch_each(&each, device, float)
 }
 
 /// `data` on `device`, counted as an upload.

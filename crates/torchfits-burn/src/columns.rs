@@ -306,3 +306,22 @@ impl SideBatch {
         Ok(SideBatch { values, tensor })
     }
 }
+
+/// The side columns of a batch's items, each given as its table and its row there: one
+/// [`SideColumns::batch`] where they share one table (items of one dataset), else
+/// [`SideColumns::batch_each`] (items of several datasets in one loader, whose tables must hold
+/// the same columns); none where no item has any.
+pub(crate) fn batch_rows(
+    items: &[(Option<&Arc<SideColumns>>, usize)],
+    device: &Device,
+    float: FloatDType,
+) -> Result<Vec<(String, SideBatch)>> {
+    let Some(first) = items.first().and_then(|(side, _)| *side) else { return Ok(Vec::new()) };
+    if items.iter().all(|(side, _)| side.is_some_and(|s| Arc::ptr_eq(s, first))) {
+        return first.batch(&items.iter().map(|(_, row)| *row).collect::<Vec<_>>(), device, float);
+    }
+    let each: Option<Vec<(&SideColumns, usize)>> = items.iter().map(|(side, row)| side.map(|s| (&**s, *row))).collect();
+    let each =
+        each.ok_or_else(|| Error::new(ErrorKind::Parameter, "items with and without side columns in one batch"))?;
+    SideColumns::batch_each(&each, device, float)
+}

@@ -62,8 +62,8 @@ pub use prefetch::Prefetch;
 pub use reading::{DatasetBuilder, FitsDataset, Items, ItemsSpec, ReadOptions, Reader, Selection};
 pub use roles::{Channel, ChannelRole};
 pub use spectra::{
-    Arm, Spectra, SpectraBuilder, SpectraSpec, SpectroscopicDataset, Spectrum, SpectrumBatch, SpectrumBatcher,
-    Wavelength,
+    Arm, Rebin, Resample, Spectra, SpectraBuilder, SpectraSpec, SpectroscopicDataset, Spectrum, SpectrumBatch,
+    SpectrumBatcher, Wavelength, WavelengthFrame,
 };
 pub use stamp::Stamp;
 pub use subset::{

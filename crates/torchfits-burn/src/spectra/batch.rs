@@ -32,8 +32,10 @@ pub struct SpectrumBatch {
     pub arm: Option<Tensor<1, Int>>,
     /// `[batch, columns]` metadata as f32 features, when the dataset has some.
     pub meta: Option<Tensor<2>>,
-    /// The metadata columns, exact (integers as Int, a 64-bit TARGETID whole; see
-    /// [`crate::SideBatch`]), in the order given.
+    /// `[batch]` labels, when every spectrum has one ([`crate::SpectraBuilder::join`]).
+    pub labels: Option<Tensor<1, Int>>,
+    /// The metadata columns, then the targets joined to them, exact (integers as Int, a 64-bit
+    /// TARGETID whole; see [`crate::SideBatch`]), in the order given.
     pub columns: Vec<(String, SideBatch)>,
     /// The items' dataset indices.
     pub indices: Vec<usize>,
@@ -43,15 +45,12 @@ pub struct SpectrumBatch {
 /// [`SpectrumTransform`]s on the device in the order they were added.
 ///
 /// ```
-/// use std::sync::Arc;
 /// use torchfits_burn::SpectrumBatcher;
-/// use torchfits_burn::transforms::{MaskByIvar, NormalizeFlux, Resample};
+/// use torchfits_burn::transforms::{MaskByIvar, NormalizeFlux};
 ///
-/// let grid = Resample::log_linear(3600.0, 9800.0, 4096);
-/// let batcher = SpectrumBatcher::new()
-///     .transform(MaskByIvar::default())
-///     .transform(grid)
-///     .transform(NormalizeFlux::median());
+/// // spectra of several instruments are resampled onto one grid by their datasets
+/// // (`SpectraBuilder::resample`), before they reach the batcher
+/// let batcher = SpectrumBatcher::new().transform(MaskByIvar::default()).transform(NormalizeFlux::median());
 /// ```
 #[derive(Clone)]
 pub struct SpectrumBatcher {
@@ -128,10 +127,15 @@ impl SpectrumBatcher {
             grids.extend(s.wavelength.clone());
         }
         let indices: Vec<usize> = items.iter().map(|s| s.index).collect();
-        let columns = match first.side.clone() {
-            Some(side) => side.batch(&indices, device, self.target_dtype)?,
-            None => Vec::new(),
-        };
+        let rows: Vec<_> = items.iter().map(|s| (s.side.as_ref(), s.index)).collect();
+        let columns = crate::columns::batch_rows(&rows, device, self.target_dtype)?;
+        let labels: Vec<i64> = items.iter().filter_map(|s| s.label).collect();
+        if !labels.is_empty() && labels.len() != b {
+            return Err(Error::new(
+                ErrorKind::Parameter,
+                format!("{} of {b} spectra have a label: a batch has a label for every item or for none", labels.len()),
+            ));
+        }
         drop(items);
         let grids = if grids.len() == b { grids } else { Vec::new() };
         let planes = SpectrumPlanes {
@@ -146,6 +150,11 @@ impl SpectrumBatcher {
         let context = TransformContext { device, epoch, indices: &indices };
         let planes = self.transforms.iter().try_fold(planes, |p, t| t.apply(p, &context))?;
         let meta = (m > 0).then(|| upload_float(meta, [b, m], device));
+        let labels = (!labels.is_empty()).then(|| {
+            let data = TensorData::new(labels, [b]);
+            crate::transfers::up(data.bytes().len());
+            Tensor::<1, Int>::from_data(data, device)
+        });
         Ok(SpectrumBatch {
             arm: arm_index(&planes.arms, device),
             spectra: planes.spectra,
@@ -154,6 +163,7 @@ impl SpectrumBatcher {
             wavelength: planes.wavelength,
             arms: planes.arms,
             meta,
+            labels,
             columns,
             indices,
         })

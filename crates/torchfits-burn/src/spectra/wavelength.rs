@@ -3,8 +3,8 @@
 
 use torchfits_core::{Error, ErrorKind, HduSelector, Header, Result};
 
-/// Where a spectrum's wavelengths come from ([`crate::SpectraBuilder::wavelength`]). They are
-/// in the file's unit (`CUNIT1`; Ångström where it is absent, by the usual convention).
+/// Where a spectrum's wavelengths come from ([`crate::SpectraBuilder::wavelength`]). The dataset
+/// gives them in vacuum Ångström whatever the file's unit and medium ([`WavelengthFrame`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Wavelength {
     /// The spectral WCS of the flux HDU's first axis (the samples of each row): linear
@@ -55,6 +55,78 @@ pub(crate) fn from_header(header: &Header, n: usize) -> Result<Vec<f64>> {
     at(&|i| crval + step * offset(i))
 }
 
+/// The unit and medium of a file's wavelengths: what the dataset converts from, to vacuum
+/// Ångström ([`crate::SpectraBuilder::wavelength_frame`] overrides what the file says).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WavelengthFrame {
+    /// Ångström per unit of the file's values (1 for Å, 10 for nm, 1e4 for µm).
+    pub angstrom_per_unit: f64,
+    /// Whether they are wavelengths in air (converted to vacuum with the Ciddor (1996)
+    /// refractive index, as SDSS's `airtovac` does, above 2000 Å; below, air and vacuum agree
+    /// to the precision of the formula's fit and values are kept).
+    pub air: bool,
+}
+
+impl Default for WavelengthFrame {
+    /// Vacuum Ångström.
+    fn default() -> Self {
+        WavelengthFrame { angstrom_per_unit: 1.0, air: false }
+    }
+}
+
+impl WavelengthFrame {
+    /// A frame from a FITS unit string (`Angstrom`, `nm`, `um`, `m`, ...) and the medium.
+    pub fn new(unit: &str, air: bool) -> Result<Self> {
+        Ok(WavelengthFrame { angstrom_per_unit: angstrom_per(unit)?, air })
+    }
+
+    /// What `header` says of the wavelengths of its first axis (or its pixel values, for an HDU
+    /// of wavelengths): `CUNIT1` or else `BUNIT` (Ångström where both are absent, by the usual
+    /// convention), in air where `CTYPE1` is `AWAV` or `AIRORVAC` is `air` (SDSS).
+    pub(crate) fn of_header(header: &Header) -> Result<Self> {
+        let unit = header.get_str("CUNIT1").or_else(|| header.get_str("BUNIT")).unwrap_or("Angstrom");
+        let ctype = header.get_str("CTYPE1").unwrap_or("").trim().to_ascii_uppercase();
+        let medium = header.get_str("AIRORVAC").unwrap_or("").trim().to_ascii_lowercase();
+        WavelengthFrame::new(unit, ctype.starts_with("AWAV") || medium == "air")
+    }
+
+    /// `values` in vacuum Ångström.
+    pub(crate) fn to_vacuum_angstrom(self, values: &mut [f64]) {
+        for v in values {
+            *v *= self.angstrom_per_unit;
+            if self.air {
+                *v = air_to_vacuum(*v);
+            }
+        }
+    }
+}
+
+/// Ångström per unit of a FITS unit string.
+fn angstrom_per(unit: &str) -> Result<f64> {
+    let scale = match unit.trim() {
+        "Angstrom" | "angstrom" | "ANGSTROM" | "Angstroms" | "AA" | "A" | "0.1nm" | "" => 1.0,
+        "nm" | "NM" | "nanometer" | "nanometre" => 10.0,
+        "um" | "UM" | "micron" | "microns" | "micrometer" | "micrometre" => 1e4,
+        "mm" => 1e7,
+        "cm" => 1e8,
+        "m" | "M" | "meter" | "metre" => 1e10,
+        other => {
+            return Err(Error::new(ErrorKind::Parameter, format!("{other:?} is not a unit of wavelength")));
+        }
+    };
+    Ok(scale)
+}
+
+/// A wavelength in air (Ångström) in vacuum: the Ciddor (1996) refractive index as SDSS's
+/// `airtovac` writes it; unchanged below 2000 Å.
+pub(crate) fn air_to_vacuum(air: f64) -> f64 {
+    if air < 2000.0 {
+        return air;
+    }
+    let sigma2 = (1e4 / air).powi(2);
+    air * (1.0 + 5.792105e-2 / (238.0185 - sigma2) + 1.67917e-3 / (57.362 - sigma2))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +159,22 @@ mod tests {
         let mut iraf = header(&[("CRVAL1", 3.6), ("CDELT1", 1e-4), ("CRPIX1", 1.0)], Some("LINEAR"));
         iraf.set("DC-FLAG", 1i64, None).expect("set");
         assert!((from_header(&iraf, 1).expect("iraf")[0] - 10f64.powf(3.6)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn units_and_air_wavelengths_become_vacuum_angstrom() {
+        // H-alpha: 6562.80 Å in air is 6564.61 Å in vacuum
+        assert!((air_to_vacuum(6562.80) - 6564.61).abs() < 0.01);
+        let mut nm = [656.280];
+        WavelengthFrame::new("nm", true).expect("nm").to_vacuum_angstrom(&mut nm);
+        assert!((nm[0] - 6564.61).abs() < 0.01);
+        let mut h = header(&[("CRVAL1", 1.0)], Some("AWAV"));
+        h.set("CUNIT1", "um", None).expect("set");
+        assert_eq!(
+            WavelengthFrame::of_header(&h).expect("frame"),
+            WavelengthFrame { angstrom_per_unit: 1e4, air: true }
+        );
+        assert!(WavelengthFrame::new("Hz", false).is_err());
     }
 
     #[test]

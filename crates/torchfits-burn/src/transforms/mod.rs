@@ -21,7 +21,7 @@ pub use image::{
     Asinh, ImagePlanes, ImageTransform, NanFill, Normalize, RandomCrop, RobustScale, SigmaClip, SubtractBackground,
     Symmetries,
 };
-pub use spectrum::{MaskByIvar, NormalizeFlux, Resample, SpectrumNanFill, SpectrumPlanes, SpectrumTransform};
+pub use spectrum::{MaskByIvar, NormalizeFlux, SpectrumNanFill, SpectrumPlanes, SpectrumTransform};
 
 /// What a transform knows of the batch it transforms: its device, the epoch and the dataset
 /// index of each item, so that a random choice depends on `(seed, epoch, item)` only and a batch

@@ -355,11 +355,16 @@ mod more {
             w.finish().expect("finish");
             table_files.push(path);
         }
-        let rows = SpectroscopicDataset::image_rows(&rows_files, &["FLUX", "IVAR", "MASK"])
+        let rows = SpectroscopicDataset::image_rows(&rows_files)
+            .channel("FLUX", ChannelRole::Science)
+            .channel("IVAR", ChannelRole::InverseVariance)
+            .channel("MASK", ChannelRole::Science)
             .meta("FIBERMAP", &["TARGET_RA"])
             .build()
             .expect("rows");
-        let cells = SpectroscopicDataset::table_columns(&table_files, "SPECTRA", &["FLUX", "IVAR"])
+        let cells = SpectroscopicDataset::table_columns(&table_files, "SPECTRA")
+            .column("FLUX", ChannelRole::Science)
+            .column("IVAR", ChannelRole::InverseVariance)
             .meta("SPECTRA", &["TARGET_RA"])
             .build()
             .expect("cells");
@@ -385,7 +390,7 @@ mod more {
         w.image(&vec![0f32; 2 * (nwave + 1)], &[2, nwave + 1]).header(&h).write().expect("image");
         w.finish().expect("finish");
         let e =
-            SpectroscopicDataset::image_rows([&rows_files[0], &other], &["FLUX"]).build().expect_err("lengths differ");
+            SpectroscopicDataset::image_rows([&rows_files[0], &other]).hdu("FLUX").build().expect_err("lengths differ");
         assert!(e.to_string().contains("other.fits"), "{e}");
         let batch = SpectrumBatcher::new()
             .try_batch((0..4).map(|i| rows.get(i).expect("s")).collect(), &Device::default())

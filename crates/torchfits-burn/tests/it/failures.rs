@@ -209,7 +209,7 @@ fn spectra_of_a_corrupt_file_are_replaced_by_spectra_that_read() {
             path
         })
         .collect();
-    let ds = SpectroscopicDataset::image_rows(&files, &["FLUX"]).on_error(OnError::Skip).build().expect("ds");
+    let ds = SpectroscopicDataset::image_rows(&files).hdu("FLUX").on_error(OnError::Skip).build().expect("ds");
     assert_eq!(ds.len(), 3 * nspec);
     for i in 0..ds.len() {
         let s = ds.get(i).expect("every item reads");

@@ -188,7 +188,7 @@ fn spectra_metadata_keeps_64_bit_ids() {
     .expect("t");
     w.write_table(&fibermap, "FIBERMAP", None).expect("fibermap");
     w.finish().expect("finish");
-    let ds = SpectroscopicDataset::image_rows([&path], &["FLUX"]).meta("FIBERMAP", &["TARGETID"]).build().expect("ds");
+    let ds = SpectroscopicDataset::image_rows([&path]).hdu("FLUX").meta("FIBERMAP", &["TARGETID"]).build().expect("ds");
     let items: Vec<_> = (0..nspec).map(|i| ds.get(i).expect("spectrum")).collect();
     let batch = SpectrumBatcher::new().try_batch(items, &Device::flex()).expect("batch");
     let (name, ids) = &batch.columns[0];

@@ -23,7 +23,7 @@ use torchfits_burn::burn::data::dataloader::batcher::Batcher;
 use torchfits_burn::burn::data::dataset::Dataset;
 use torchfits_burn::burn::tensor::Device;
 use torchfits_burn::{
-    CatalogCutoutDataset, Crop, ImagingDataset, SpectroscopicDataset, SpectrumBatcher, StampBatcher,
+    CatalogCutoutDataset, ChannelRole, Crop, ImagingDataset, SpectroscopicDataset, SpectrumBatcher, StampBatcher,
     SurveyCutoutDataset, SurveyPlanner,
 };
 use torchfits_core::table::{ColumnData, ColumnValues, TableBatch};
@@ -177,7 +177,12 @@ fn spectra_ways(path: PathBuf, workers: usize) -> Vec<Way> {
         if !file.exists() {
             write_spectra(&file)?;
         }
-        Ok(Arc::new(SpectroscopicDataset::image_rows([&file], &["FLUX", "IVAR"]).build()?))
+        Ok(Arc::new(
+            SpectroscopicDataset::image_rows([&file])
+                .channel("FLUX", ChannelRole::Science)
+                .channel("IVAR", ChannelRole::InverseVariance)
+                .build()?,
+        ))
     });
     let bare = {
         let shared = shared.clone();
