@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use burn::data::dataloader::batcher::Batcher;
-use burn::tensor::{DType, Device, FloatDType, Int, Tensor, TensorData};
+use burn::tensor::{AllocationProperty, Bytes, DType, Device, FloatDType, Int, Tensor, TensorData};
+use torchfits_core::{BufferPool, PooledBuffer};
 
 use crate::columns::SideBatch;
 use crate::epochs::Epoch;
@@ -79,13 +80,25 @@ pub struct StampBatcher {
     epoch: Epoch,
     coordinates: Option<Arc<dyn StampCoordinates>>,
     target_dtype: FloatDType,
+    /// Where the batches' pixel buffers come from and go back to.
+    pool: BufferPool,
 }
 
 impl Default for StampBatcher {
     fn default() -> Self {
-        Self { transforms: Vec::new(), epoch: Epoch::default(), coordinates: None, target_dtype: FloatDType::F32 }
+        Self {
+            transforms: Vec::new(),
+            epoch: Epoch::default(),
+            coordinates: None,
+            target_dtype: FloatDType::F32,
+            pool: BufferPool::new(BATCH_POOL_IDLE_BYTES),
+        }
     }
 }
+
+/// The idle bytes a batcher's pool keeps: the buffers of a few batches in flight (burn's loader
+/// queues up to 100 batches; those beyond the bound are freed as they return).
+const BATCH_POOL_IDLE_BYTES: usize = 256 << 20;
 
 impl std::fmt::Debug for StampBatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -197,28 +210,32 @@ impl StampBatcher {
         // again would copy every pixel twice); with transforms, the science channels and the
         // flag channels are two contiguous tensors, which the transforms change without copying
         let whole = self.transforms.is_empty();
-        let mut first = Vec::with_capacity(b * (c + if whole { fc } else { 0 }) * plane);
-        let mut flags = (!whole && fc > 0).then(|| Vec::with_capacity(b * fc * plane));
-        for s in &items {
-            first.extend_from_slice(s.data());
-            let to = if whole { Some(&mut first) } else { flags.as_mut() };
-            if let Some(to) = to {
-                match &s.flags {
-                    Some(f) => to.extend_from_slice(f),
-                    // a stamp wholly on its image carries no plane of zeros
-                    None => to.resize(to.len() + fc * plane, 0.0),
-                }
+        let first_planes = if whole { c + fc } else { c };
+        let mut first = self.pool.get::<f32>(b * first_planes * plane)?;
+        let mut flags = (!whole && fc > 0).then(|| self.pool.get::<f32>(b * fc * plane)).transpose()?;
+        let mut flag_slots = flags.as_deref_mut().map(|f| f.chunks_exact_mut((fc * plane).max(1)));
+        for (s, item) in items.iter().zip(first.chunks_exact_mut((first_planes * plane).max(1))) {
+            let (science, rest) = item.split_at_mut(c * plane);
+            science.copy_from_slice(s.data());
+            let to = match flag_slots.as_mut() {
+                Some(slots) => slots.next().unwrap_or_default(),
+                None => rest,
+            };
+            match &s.flags {
+                Some(f) => to.copy_from_slice(f),
+                // a stamp wholly on its image carries no plane of zeros
+                None => to.fill(0.0),
             }
         }
         // the items' buffers go back to their pool now
         drop(items);
-        let first = upload::<4>(TensorData::new(first, [b, if whole { c + fc } else { c }, h, w]), device);
+        let first = upload::<4>(pooled_data(first, [b, first_planes, h, w])?, device);
         let (images, masks, weights, weight_roles, coordinates) = if whole {
             (first, masks, weights, weight_roles, coordinates)
         } else {
             let planes = ImagePlanes {
                 science: first,
-                flags: flags.map(|f| upload::<4>(TensorData::new(f, [b, fc, h, w]), device)),
+                flags: flags.map(|f| pooled_data(f, [b, fc, h, w])).transpose()?.map(|f| upload::<4>(f, device)),
                 masks,
                 weights,
                 weight_roles,
@@ -250,6 +267,25 @@ impl Batcher<Stamp, StampBatch> for StampBatcher {
             #[allow(clippy::panic)]
             Err(e) => panic!("torchfits: cannot batch the stamps: {e}"),
         }
+    }
+}
+
+/// A batch buffer as tensor data, without a copy: on the CPU backend the tensor holds the buffer,
+/// which returns to its pool (warm, its pages faulted in) when the batch is dropped, instead of
+/// a fresh allocation of the whole batch each time (a page fault per 4 KiB, and a free from the
+/// training thread into the loader thread's heap).
+fn pooled_data(values: PooledBuffer<f32>, shape: [usize; 4]) -> torchfits_core::Result<TensorData> {
+    let bytes = bytes::Bytes::from_owner(PooledBytes(values));
+    TensorData::try_from_bytes(Bytes::from_shared(bytes, AllocationProperty::Native), shape, DType::F32)
+        .map_err(|e| torchfits_core::Error::new(torchfits_core::ErrorKind::Parameter, format!("a batch buffer: {e}")))
+}
+
+/// A pooled buffer of f32 seen as bytes (what a tensor's storage is).
+struct PooledBytes(PooledBuffer<f32>);
+
+impl AsRef<[u8]> for PooledBytes {
+    fn as_ref(&self) -> &[u8] {
+        bytemuck::cast_slice(&self.0)
     }
 }
 
