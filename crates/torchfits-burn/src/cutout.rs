@@ -141,11 +141,34 @@ impl CutoutBuilder {
         self.spec.catalog_hdu = Some(hdu.to_string());
         self
     }
+}
 
+/// What makes a dataset of square stamps (catalog cutouts, survey stamps): their side, the one
+/// option the two share beyond those of every dataset ([`DatasetBuilder::size`]).
+pub trait StampSpec {
+    /// The stamps' side, pixels.
+    fn size_mut(&mut self) -> &mut usize;
+}
+
+impl StampSpec for CutoutSpec {
+    fn size_mut(&mut self) -> &mut usize {
+        &mut self.size
+    }
+}
+
+impl<S: StampSpec> DatasetBuilder<S> {
     /// The stamps' side, pixels (default 32).
     pub fn size(mut self, size: usize) -> Self {
-        self.spec.size = size;
+        *self.spec.size_mut() = size;
         self
+    }
+}
+
+/// An error for stamps of no pixel.
+pub(crate) fn check_size(size: usize) -> Result<()> {
+    match size {
+        0 => Err(Error::new(ErrorKind::Parameter, "the stamp size must be at least 1")),
+        _ => Ok(()),
     }
 }
 
@@ -154,9 +177,7 @@ impl ItemsSpec for CutoutSpec {
 
     /// Reads the catalog and every image's header and WCS, and places each position.
     fn build(self, options: &ReadOptions, reader: &Reader) -> Result<CatalogCutouts> {
-        if self.size == 0 {
-            return Err(Error::new(ErrorKind::Parameter, "the stamp size must be at least 1"));
-        }
+        check_size(self.size)?;
         let planes = PlaneSet::new(options)?;
         let mut names = vec![self.ra.as_str(), self.dec.as_str()];
         names.extend(options.label.as_deref());

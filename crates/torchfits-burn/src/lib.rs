@@ -52,7 +52,7 @@ pub use burn;
 pub use catalog::Catalog;
 pub use columns::{SideBatch, SideColumns, SideTensor, SideValues};
 pub use coords::{CutoutCoordinates, StampImages};
-pub use cutout::{CatalogCutoutDataset, CatalogCutouts, CutoutBuilder, CutoutSpec};
+pub use cutout::{CatalogCutoutDataset, CatalogCutouts, CutoutBuilder, CutoutSpec, StampSpec};
 pub use epochs::{Epoch, EpochLoader};
 pub use failures::{FailureCause, FailureReport, Failures, FileFailures, OnError, REPLACEMENT_TRIES};
 pub use groups::GroupBy;

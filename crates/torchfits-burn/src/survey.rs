@@ -13,6 +13,7 @@ use arrow_array::types::{Float64Type, Int64Type};
 use torchfits_core::{BufferPool, Error, ErrorKind, PooledBuffer, Result};
 
 use crate::columns::{SideColumns, SideValues};
+use crate::cutout::{StampSpec, check_size};
 use crate::groups::{GroupBy, cell_keys, column_keys};
 use crate::plan::{Placement, SurveyPlan};
 use crate::planes::{PlaneSet, WindowOut};
@@ -427,13 +428,13 @@ impl<'a> Bilinear<'a> {
     }
 }
 
-impl SurveyCutoutBuilder {
-    /// Stamp side in pixels (default 32).
-    pub fn size(mut self, size: usize) -> Self {
-        self.spec.size = size;
-        self
+impl StampSpec for SurveySpec {
+    fn size_mut(&mut self) -> &mut usize {
+        &mut self.size
     }
+}
 
+impl SurveyCutoutBuilder {
     /// Whether stamps are resampled so the position lies at their centre in every band
     /// (default true), or cut at whole pixels (the position within half a pixel of the centre).
     pub fn subpixel(mut self, yes: bool) -> Self {
@@ -448,9 +449,7 @@ impl ItemsSpec for SurveySpec {
     /// Finds the label and target columns in the plan (and the dictionary of each string
     /// column, over the whole plan).
     fn build(self, options: &ReadOptions, _: &Reader) -> Result<SurveyCutouts> {
-        if self.size == 0 {
-            return Err(Error::new(ErrorKind::Parameter, "the stamp size must be at least 1"));
-        }
+        check_size(self.size)?;
         let label = options.label.as_deref().map(|name| PlanColumn::find(&self.plan, name)).transpose()?;
         let targets = options.targets.iter().map(|name| PlanColumn::find(&self.plan, name)).collect::<Result<_>>()?;
         let planes = PlaneSet::new(options)?;
