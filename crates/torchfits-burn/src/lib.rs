@@ -39,6 +39,7 @@ mod roles;
 mod seeds;
 mod spectra;
 mod stamp;
+pub mod stream;
 mod subset;
 mod survey;
 pub mod tensors;
