@@ -16,6 +16,7 @@ use crate::planes::{PlaneSet, WindowOut};
 use crate::reading::{DatasetBuilder, FitsDataset, Items, ItemsSpec, ReadOptions, Reader};
 use crate::roles::{Channel, ChannelRole};
 use crate::stamp::Stamp;
+use crate::stream::ShardIndex;
 
 /// One image of a [`CatalogCutoutDataset`].
 #[derive(Debug)]
@@ -38,7 +39,9 @@ struct Entry {
 /// Stamps of `size` x `size` pixels centred on the sky positions of a catalog (a FITS table,
 /// Parquet or Arrow file with RA/Dec columns, degrees, and optionally a label column), cut from a
 /// set of images with WCS: each position is placed on the first image whose pixels it falls on
-/// (through the image's WCS, once, when the dataset is built), and each item reads just its
+/// (through the image's WCS, once, when the dataset is built; items are numbered image by image,
+/// in catalog order within an image: [`CatalogCutouts::row`] gives an item's catalog row), and
+/// each item reads just its
 /// stamp (a section read: for a tile-compressed image only the tiles it touches) of every plane
 /// ([`DatasetBuilder::channel`]: the image's pixels by default, or science, mask and weight HDUs).
 /// Stamps that cross the image's edge are padded with 0 and flagged in a flag plane (1.0
@@ -224,6 +227,9 @@ impl ItemsSpec for CutoutSpec {
                 None => unplaced.push(row),
             }
         }
+        // items image by image (catalog order within an image): a pass in index order reads
+        // one image after the other, and a stream's shards are the images
+        entries.sort_by_key(|e| e.image);
         let catalog =
             CatalogSource { path: self.catalog, hdu: self.catalog_hdu, urls: options.urls, ra: self.ra, dec: self.dec };
         Ok(CatalogCutouts { images, entries, unplaced, size: self.size, planes, side, label_names, catalog })
@@ -309,6 +315,16 @@ impl CatalogCutouts {
     /// The WCS of image `image` (for coordinate planes).
     pub fn wcs(&self, image: usize) -> Option<&Wcs> {
         self.images.get(image).map(|i| &i.wcs)
+    }
+
+    /// The items grouped by image, as a stream reads them ([`crate::stream`]): shard `k` is the
+    /// stamps of image `k` (items are numbered image by image).
+    pub fn shards(&self) -> ShardIndex {
+        let mut sizes = vec![0u64; self.images.len()];
+        for e in &self.entries {
+            sizes[e.image] += 1;
+        }
+        ShardIndex::new(sizes)
     }
 
     /// The image each item comes from (its index among [`Self::image_paths`]): the groups of a

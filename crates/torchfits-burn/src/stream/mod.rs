@@ -20,6 +20,8 @@
 //! assert_eq!(seen, (0..9).collect::<Vec<_>>()); // every stamp once in the epoch
 //! ```
 
+mod loader;
 mod order;
 
+pub use loader::{ShardedStamps, StampStream};
 pub use order::{EpochOrder, ShardIndex, Shuffled};

@@ -119,34 +119,39 @@ impl EpochOrder {
 
     /// This device's items, in the order it reads them.
     pub fn items(&self, index: &ShardIndex) -> Shuffled<impl Iterator<Item = u64>> {
-        let sequence = self.pieces(index).into_iter().flat_map(|(_, items)| items);
+        self.shuffle(self.pieces(index).into_iter().flat_map(|(_, items)| items))
+    }
+
+    /// `sequence` (this device's share, in sequence order: the items, or what is read of them)
+    /// through this epoch's shuffle buffer.
+    pub fn shuffle<I: Iterator>(&self, sequence: I) -> Shuffled<I> {
         let state = splitmix(self.seed ^ splitmix(self.epoch ^ splitmix(self.share.start ^ BUFFER_DRAWS)));
-        Shuffled { source: sequence, buffer: Vec::with_capacity(self.buffer.max(1)), size: self.buffer.max(1), state }
+        let size = self.buffer.max(1);
+        Shuffled { source: sequence, buffer: Vec::with_capacity(size), size, state }
     }
 }
 
 /// A sequence mixed through a shuffle buffer: the buffer fills with the first items, then each
 /// next item takes the place of one drawn from the buffer, which comes out; at the end the buffer
 /// empties in a drawn order.
-#[derive(Debug)]
-pub struct Shuffled<I> {
+pub struct Shuffled<I: Iterator> {
     source: I,
-    buffer: Vec<u64>,
+    buffer: Vec<I::Item>,
     size: usize,
     state: u64,
 }
 
-impl<I> Shuffled<I> {
+impl<I: Iterator> Shuffled<I> {
     fn draw(&mut self, n: usize) -> usize {
         self.state = splitmix(self.state);
         (self.state % n as u64) as usize
     }
 }
 
-impl<I: Iterator<Item = u64>> Iterator for Shuffled<I> {
-    type Item = u64;
+impl<I: Iterator> Iterator for Shuffled<I> {
+    type Item = I::Item;
 
-    fn next(&mut self) -> Option<u64> {
+    fn next(&mut self) -> Option<I::Item> {
         while self.buffer.len() < self.size {
             match self.source.next() {
                 Some(item) => self.buffer.push(item),

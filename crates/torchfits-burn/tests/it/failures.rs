@@ -34,7 +34,7 @@ pub fn images(dir: &Path, files: usize, bad: usize) -> Vec<PathBuf> {
 
 /// Overwrites the heap of HDU 1 (the compressed image's table) with 0xFF bytes: the headers still
 /// read, so the dataset builds, and every tile fails to decode when an item is read.
-fn corrupt_tiles(path: &Path) {
+pub fn corrupt_tiles(path: &Path) {
     let mut bytes = std::fs::read(path).expect("read");
     let mut at = 0;
     let mut header_ends = Vec::new();

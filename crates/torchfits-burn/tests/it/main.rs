@@ -14,6 +14,7 @@ mod learner;
 mod plan;
 mod roles;
 mod spectra;
+mod stream;
 mod targets;
 mod tensor_io;
 mod tensor_wcs;

@@ -1,0 +1,373 @@
+//! A loader of stamps read as a stream: burn's `DataLoader` over a dataset's shards, in the order
+//! of [`EpochOrder`] (a function of the seed, the epoch and the device's share alone), read by
+//! worker threads and put back in that order before the shuffle buffer, so that the batches are
+//! the same for any number of workers.
+
+use std::collections::HashSet;
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use burn::data::dataloader::{DataLoader, DataLoaderIterator, Progress};
+use burn::data::dataset::{Dataset, DatasetError};
+use burn::tensor::Device;
+
+use super::order::{EpochOrder, ShardIndex};
+use crate::batch::{StampBatch, StampBatcher};
+use crate::cutout::CatalogCutoutDataset;
+use crate::epochs::Epoch;
+use crate::stamp::Stamp;
+
+/// A dataset of stamps whose items are grouped into shards (numbered shard after shard), which
+/// a [`StampStream`] reads one after the other.
+pub trait ShardedStamps: Dataset<Stamp> + Send + Sync {
+    /// The shards: item `k` is in the shard whose range holds it.
+    fn shards(&self) -> ShardIndex;
+}
+
+impl ShardedStamps for CatalogCutoutDataset {
+    fn shards(&self) -> ShardIndex {
+        self.items().shards()
+    }
+}
+
+/// Items a reader thread reads at a time, in sequence order (one image's stamps, mostly).
+const CHUNK: usize = 256;
+
+/// Burn's `DataLoader` over a sharded dataset of stamps, read as a stream: each epoch visits the
+/// shards (the images) in an order drawn from the seed and the epoch, takes this loader's share of
+/// that sequence of items (all of it, or a device's: [`DataLoader::slice`], what burn-train's
+/// multi-device training calls, or [`StampStream::rank`]), reads it with `workers` threads a
+/// chunk at a time, mixes it in a shuffle buffer of `buffer` items and stacks batches of
+/// `batch_size` with the batcher on a thread of its own. The batches depend on the seed, the
+/// epoch and the share alone: not on the number of workers. The epoch is [`StampStream::epoch`]'s
+/// handle: an [`crate::EpochLoader`] advances it on each `iter()` (from the epoch of a
+/// checkpoint, with `EpochLoader::starting_at`), so a resumed run sees the batches an
+/// uninterrupted one would have.
+///
+/// ```
+/// use std::sync::Arc;
+/// use burn::data::dataloader::DataLoader;
+/// use torchfits_burn::stream::StampStream;
+/// use torchfits_burn::{CatalogCutoutDataset, StampBatcher};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/data/sample.fits");
+/// let ds = CatalogCutoutDataset::builder(sample, [sample]).catalog_hdu("CATALOG").hdu("SCI").size(8).build()?;
+/// let stream = StampStream::new(Arc::new(ds), StampBatcher::new()).batch_size(2).seed(7);
+/// for batch in stream.iter() {
+///     assert_eq!(batch?.images.dims(), [2, 2, 8, 8]); // the two stars, in an order drawn from the seed
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct StampStream {
+    dataset: Arc<dyn ShardedStamps>,
+    index: Arc<ShardIndex>,
+    batcher: StampBatcher,
+    device: Device,
+    batch_size: usize,
+    buffer: usize,
+    workers: usize,
+    seed: u64,
+    share: Range<u64>,
+    epoch: Epoch,
+    /// Batches the next `iter()` passes over (a resumed epoch), then 0.
+    skip: Arc<AtomicUsize>,
+}
+
+impl std::fmt::Debug for StampStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StampStream")
+            .field("shards", &self.index.shards())
+            .field("share", &self.share)
+            .field("batch_size", &self.batch_size)
+            .field("buffer", &self.buffer)
+            .field("workers", &self.workers)
+            .field("seed", &self.seed)
+            .field("epoch", &self.epoch)
+            .finish()
+    }
+}
+
+impl StampStream {
+    /// A stream over every item of `dataset`, on Burn's CPU backend: batches of 64, a buffer of
+    /// 4096 items, 2 workers, seed 0, epoch 0.
+    pub fn new<D: ShardedStamps + 'static>(dataset: Arc<D>, batcher: StampBatcher) -> Self {
+        let index = Arc::new(dataset.shards());
+        let share = 0..index.items();
+        StampStream {
+            dataset,
+            index,
+            batcher,
+            device: Device::flex(),
+            batch_size: 64,
+            buffer: 4096,
+            workers: 2,
+            seed: 0,
+            share,
+            epoch: Epoch::default(),
+            skip: Arc::default(),
+        }
+    }
+
+    /// Items per batch (the last batch of an epoch may hold fewer).
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n.max(1);
+        self
+    }
+
+    /// Items the shuffle buffer holds (1: the shards' items in order).
+    pub fn buffer(mut self, n: usize) -> Self {
+        self.buffer = n.max(1);
+        self
+    }
+
+    /// Reader threads (at least 1).
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n.max(1);
+        self
+    }
+
+    /// The seed of the shard orders and the buffer's draws.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// The device batches are made on.
+    pub fn device(mut self, device: Device) -> Self {
+        self.device = device;
+        self
+    }
+
+    /// Only the share of process `rank` of `world` (one process per node; each reads a disjoint
+    /// share of every epoch, their union the epoch).
+    pub fn rank(mut self, rank: usize, world: usize) -> Self {
+        self.share = EpochOrder::share_of(rank, world, self.index.items());
+        self
+    }
+
+    /// Resumes an epoch stopped after `batches` batches: the next `iter()` gives the batches an
+    /// uninterrupted epoch would have given after those (the items of the skipped batches are
+    /// not read; those still in the shuffle buffer are), later ones whole epochs. For a loop of
+    /// its own that saved (epoch, batches done): set [`StampStream::epoch`] to the epoch, then
+    /// this.
+    pub fn skip_batches(self, batches: usize) -> Self {
+        self.skip.store(batches, Ordering::Relaxed);
+        self
+    }
+
+    /// Another loader like this one, with the same epoch handle and batches still to skip of its
+    /// own (a copy for another device skips what this one does, once).
+    fn copy(&self) -> Self {
+        let skip = Arc::new(AtomicUsize::new(self.skip.load(Ordering::Relaxed)));
+        StampStream { skip, ..self.clone() }
+    }
+
+    /// The handle on the epoch this loader reads ([`crate::EpochLoader`] advances it).
+    pub fn epoch(&self) -> Epoch {
+        self.epoch.clone()
+    }
+
+    /// The order of the current epoch.
+    pub fn order(&self) -> EpochOrder {
+        EpochOrder { seed: self.seed, epoch: self.epoch.get(), share: self.share.clone(), buffer: self.buffer }
+    }
+}
+
+impl DataLoader<StampBatch> for StampStream {
+    fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<StampBatch> + 'a> {
+        Box::new(StreamIter::start(self))
+    }
+
+    fn num_items(&self) -> usize {
+        (self.share.end - self.share.start) as usize
+    }
+
+    fn to_device(&self, device: &Device) -> Arc<dyn DataLoader<StampBatch>> {
+        Arc::new(self.copy().device(device.clone()))
+    }
+
+    /// Positions `start..end` of this loader's share of each epoch (burn-train gives each device
+    /// one such range): a disjoint share of the epoch's shard sequence, which is drawn again each
+    /// epoch, so a device never reads one contiguous part of the catalog.
+    fn slice(&self, start: usize, end: usize) -> Arc<dyn DataLoader<StampBatch>> {
+        let at = |k: usize| (self.share.start + k as u64).min(self.share.end);
+        let mut sliced = self.copy();
+        sliced.share = at(start)..at(end.max(start));
+        Arc::new(sliced)
+    }
+}
+
+/// What a reader thread sends: a chunk's items (`None` for one a resumed epoch gave before it
+/// stopped, which is not read again), or the error reading one.
+type Chunk = Result<Vec<Option<Stamp>>, DatasetError>;
+
+/// One epoch of a [`StampStream`]: its reader threads and its batching thread, stopped when it
+/// is dropped (their channels close).
+struct StreamIter {
+    batches: Receiver<Result<StampBatch, DatasetError>>,
+    done: usize,
+    total: usize,
+}
+
+impl StreamIter {
+    fn start(stream: &StampStream) -> StreamIter {
+        let order = stream.order();
+        let size = stream.batch_size;
+        // a resumed epoch: the items its first batches held (the buffer's draws, no read) are
+        // passed over, and the buffer draws as in the uninterrupted epoch
+        let skipped = stream.skip.swap(0, Ordering::Relaxed).saturating_mul(size);
+        let given: Arc<HashSet<u64>> = Arc::new(order.items(&stream.index).take(skipped).collect());
+        let pieces = order.pieces(&stream.index);
+        let total: usize = pieces.iter().map(|(_, items)| (items.end - items.start) as usize).sum();
+        let sequence = Arc::new(Sequence::new(pieces.into_iter().map(|(_, items)| items).collect()));
+        let chunks = total.div_ceil(CHUNK);
+        let workers = stream.workers.min(chunks.max(1));
+        let readers: Vec<Receiver<Chunk>> = (0..workers)
+            .map(|w| {
+                let (to, from) = sync_channel(2);
+                let (dataset, sequence, given) = (stream.dataset.clone(), sequence.clone(), given.clone());
+                std::thread::spawn(move || read_chunks(&*dataset, &sequence, &given, (w, workers), &to));
+                from
+            })
+            .collect();
+        let (to, batches) = sync_channel(2);
+        let (batcher, device) = (stream.batcher.clone(), stream.device.clone());
+        std::thread::spawn(move || {
+            // chunk k comes from reader k % workers: the sequence in order, whatever the workers
+            let items = (0..chunks).map_while(|k| readers.get(k % workers).and_then(|r| r.recv().ok()));
+            let after = order.shuffle(items.flat_map(flatten)).skip(skipped).map(|item| {
+                item.and_then(|stamp| stamp.ok_or_else(|| DatasetError::new(std::io::Error::other(PASSED_OVER))))
+            });
+            batch_stream(after, &batcher, &device, size, &to)
+        });
+        StreamIter { batches, done: 0, total: total.saturating_sub(skipped) }
+    }
+}
+
+/// What a resumed epoch would say if an item it passed over came out of the buffer after the
+/// batches it skips: the buffer's draws would then differ from the uninterrupted epoch's.
+const PASSED_OVER: &str = "a resumed epoch's buffer gave an item of the batches it skipped";
+
+/// A chunk's items one by one (an error as one item).
+fn flatten(chunk: Chunk) -> Vec<Result<Option<Stamp>, DatasetError>> {
+    match chunk {
+        Ok(items) => items.into_iter().map(Ok).collect(),
+        Err(e) => vec![Err(e)],
+    }
+}
+
+/// A device's items in sequence order, as pieces of shards: one number pair per piece.
+struct Sequence {
+    pieces: Vec<Range<u64>>,
+    /// The position of each piece's first item.
+    starts: Vec<u64>,
+    total: u64,
+}
+
+impl Sequence {
+    fn new(pieces: Vec<Range<u64>>) -> Sequence {
+        let mut starts = Vec::with_capacity(pieces.len());
+        let mut total = 0;
+        for p in &pieces {
+            starts.push(total);
+            total += p.end - p.start;
+        }
+        Sequence { pieces, starts, total }
+    }
+
+    /// The items at `positions`.
+    fn items(&self, positions: Range<u64>) -> impl Iterator<Item = u64> + '_ {
+        let first = self.starts.partition_point(|&s| s <= positions.start).saturating_sub(1);
+        let mut offset = positions.start - self.starts.get(first).copied().unwrap_or(0);
+        let mut left = positions.end.saturating_sub(positions.start);
+        let pieces = self.pieces.get(first..).unwrap_or_default();
+        pieces
+            .iter()
+            .map_while(move |p| {
+                let from = p.start + offset;
+                let n = p.end.saturating_sub(from).min(left);
+                (offset, left) = (0, left - n);
+                (n > 0).then_some(from..from + n)
+            })
+            .flatten()
+    }
+}
+
+/// Reader `w` of `workers`: chunks `w`, `w + workers`, ... of `sequence`, each sent whole (the
+/// items `given` before a resumed epoch stopped as `None`, unread); stops at the first error or
+/// when the receiver is gone.
+fn read_chunks(
+    dataset: &dyn ShardedStamps,
+    sequence: &Sequence,
+    given: &HashSet<u64>,
+    (w, workers): (usize, usize),
+    to: &SyncSender<Chunk>,
+) {
+    let chunk = CHUNK as u64;
+    for k in (w as u64..sequence.total.div_ceil(chunk)).step_by(workers) {
+        let positions = k * chunk..((k + 1) * chunk).min(sequence.total);
+        let read = |i: u64| match given.contains(&i) {
+            true => Ok(None),
+            false => dataset.get(i as usize).map(Some),
+        };
+        let items = sequence.items(positions).map(read).collect::<Result<Vec<_>, _>>();
+        let failed = items.is_err();
+        if to.send(items).is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// Stacks the items of `items` into batches of `size` and sends them; stops at the first error
+/// (sent) or when the receiver is gone.
+fn batch_stream(
+    mut items: impl Iterator<Item = Result<Stamp, DatasetError>>,
+    batcher: &StampBatcher,
+    device: &Device,
+    size: usize,
+    to: &SyncSender<Result<StampBatch, DatasetError>>,
+) {
+    loop {
+        let mut batch = Vec::with_capacity(size);
+        for item in items.by_ref().take(size) {
+            match item {
+                Ok(stamp) => batch.push(stamp),
+                Err(e) => {
+                    let _ = to.send(Err(e));
+                    return;
+                }
+            }
+        }
+        if batch.is_empty() {
+            return;
+        }
+        let made = batcher.try_batch(batch, device).map_err(DatasetError::new);
+        let failed = made.is_err();
+        if to.send(made).is_err() || failed {
+            return;
+        }
+    }
+}
+
+impl Iterator for StreamIter {
+    type Item = Result<StampBatch, DatasetError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let batch = self.batches.recv().ok()?;
+        if let Ok(b) = &batch {
+            self.done += b.indices.len();
+        }
+        Some(batch)
+    }
+}
+
+impl DataLoaderIterator<StampBatch> for StreamIter {
+    fn progress(&self) -> Progress {
+        Progress::new(self.done, self.total, Some("items".to_string()))
+    }
+}

@@ -1,0 +1,139 @@
+//! Streamed epochs: the batches a `StampStream` gives are a function of the seed, the epoch and
+//! the share alone (not of its workers), the shares burn-train's multi-device training slices
+//! cover each epoch once, and a run resumed at an epoch sees that epoch's batches.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use burn::data::dataloader::DataLoader;
+use burn::data::dataloader::split::split_dataloader;
+use burn::tensor::Device;
+use torchfits_burn::stream::StampStream;
+use torchfits_burn::{CatalogCutoutDataset, EpochLoader, StampBatcher};
+use torchfits_core::table::{ColumnData, ColumnValues, TableBatch};
+use torchfits_core::{Wcs, WriteOptions};
+
+use crate::common::{N, header, survey, tmpdir};
+
+/// A dataset of `rows` 8x8 stamps spread over both images of the common survey.
+fn dataset(name: &str, rows: usize) -> Arc<CatalogCutoutDataset> {
+    let dir = tmpdir(name);
+    let (_, images, _) = survey(&dir);
+    let (mut ra, mut dec) = (Vec::new(), Vec::new());
+    for i in 0..rows {
+        let wcs = Wcs::from_header(&header(i % 2)).expect("wcs");
+        let (x, y) = ((i * 37 % (N - 16)) as f64 + 8.0, (i * 53 % (N - 16)) as f64 + 8.0);
+        let mut w = [0.0; 2];
+        wcs.pixel_to_world(&[x, y], &mut w).expect("p2w");
+        ra.push(w[0]);
+        dec.push(w[1]);
+    }
+    let t = TableBatch::new(vec![
+        ColumnData::new("RA", ColumnValues::F64(ra)),
+        ColumnData::new("DEC", ColumnValues::F64(dec)),
+    ])
+    .expect("table");
+    let catalog = dir.join("stream-catalog.fits");
+    let mut w = WriteOptions::new().overwrite(true).create(&catalog).expect("create");
+    w.write_table(&t, "CATALOG", None).expect("table");
+    w.finish().expect("finish");
+    Arc::new(CatalogCutoutDataset::builder(&catalog, &images).size(8).build().expect("dataset"))
+}
+
+/// The item indices of one epoch of `loader`, batch after batch.
+fn epoch(loader: &dyn DataLoader<torchfits_burn::StampBatch>) -> Vec<usize> {
+    loader.iter().flat_map(|b| b.expect("batch").indices).collect()
+}
+
+#[test]
+fn the_batches_are_the_same_for_any_number_of_workers_and_cover_the_epoch() {
+    let ds = dataset("stream-workers", 1500);
+    // a buffer larger than an image's 750 stamps: it holds both shards at once
+    let stream =
+        |workers| StampStream::new(ds.clone(), StampBatcher::new()).batch_size(50).buffer(800).seed(3).workers(workers);
+    let one = epoch(&stream(1));
+    assert_eq!(one, epoch(&stream(2)));
+    assert_eq!(one, epoch(&stream(5)));
+    let mut sorted = one.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (0..ds.len()).collect::<Vec<_>>(), "every item once");
+    // mixed: both images in the first batch (items are numbered image by image, and read so)
+    let images: BTreeSet<usize> = one[..50].iter().map(|&i| ds.read(i).expect("stamp").image).collect();
+    assert_eq!(images.len(), 2);
+}
+
+#[test]
+fn the_devices_of_a_multi_device_run_share_each_epoch_once() {
+    let ds = dataset("stream-devices", 700);
+    for devices in 1..=8 {
+        let stream = StampStream::new(ds.clone(), StampBatcher::new()).batch_size(32).buffer(100).seed(9);
+        let epochs = [stream.epoch()];
+        let loader = EpochLoader::new(Arc::new(stream), &epochs);
+        let split = split_dataloader(loader, &vec![Device::flex(); devices]);
+        for e in 0..2 {
+            let mut seen: Vec<usize> = split.iter().flat_map(|l| epoch(&**l)).collect();
+            seen.sort_unstable();
+            assert_eq!(seen, (0..ds.len()).collect::<Vec<_>>(), "{devices} devices, epoch {e}");
+        }
+    }
+}
+
+#[test]
+fn a_resumed_run_sees_the_epochs_an_uninterrupted_one_would() {
+    let ds = dataset("stream-resume", 400);
+    let run = |start| {
+        let stream = StampStream::new(ds.clone(), StampBatcher::new()).batch_size(40).buffer(64).seed(5);
+        EpochLoader::starting_at(Arc::new(stream.clone()), &[stream.epoch()], start)
+    };
+    let uninterrupted = run(0);
+    let epochs: Vec<Vec<usize>> = (0..3).map(|_| epoch(&*uninterrupted)).collect();
+    assert_ne!(epochs[0], epochs[1], "a new order each epoch");
+    let resumed = run(2);
+    assert_eq!(epoch(&*resumed), epochs[2], "resumed at epoch 2");
+}
+
+#[test]
+fn an_epoch_resumed_after_some_batches_gives_the_rest_of_them() {
+    let ds = dataset("stream-mid-epoch", 500);
+    let stream = || StampStream::new(ds.clone(), StampBatcher::new()).batch_size(30).buffer(200).seed(11).workers(2);
+    let whole = stream();
+    whole.epoch().set(4);
+    let batches: Vec<Vec<usize>> = whole.iter().map(|b| b.expect("batch").indices).collect();
+    // a loop that saved (epoch 4, 7 batches done) and starts again
+    let resumed = stream().skip_batches(7);
+    resumed.epoch().set(4);
+    let rest: Vec<Vec<usize>> = resumed.iter().map(|b| b.expect("batch").indices).collect();
+    assert_eq!(rest, batches[7..].to_vec());
+    assert_eq!(resumed.iter().count(), batches.len(), "the skip is for one epoch");
+}
+
+#[test]
+fn an_unreadable_image_fails_the_epoch_or_its_stamps_are_replaced() {
+    use torchfits_burn::OnError;
+    use torchfits_core::write::{Algorithm, Compression};
+    let dir = tmpdir("stream-errors");
+    let (catalog, _, _) = survey(&dir);
+    let images: Vec<_> = (0..2)
+        .map(|k| {
+            let path = dir.join(format!("tiled{k}.fits"));
+            let pixels: Vec<f32> = (0..N * N).map(|i| crate::common::value(k, i % N, i / N)).collect();
+            let mut w = WriteOptions::new().overwrite(true).create(&path).expect("create");
+            let image = w.image(&pixels, &[N, N]).header(&header(k)).compress(Compression::new(Algorithm::Gzip1));
+            image.write().expect("image");
+            w.finish().expect("finish");
+            path
+        })
+        .collect();
+    crate::failures::corrupt_tiles(&images[1]);
+    let build = |policy| {
+        let ds = CatalogCutoutDataset::builder(&catalog, &images).hdu(1usize).size(8).on_error(policy).build();
+        Arc::new(ds.expect("the headers read"))
+    };
+    let failing = StampStream::new(build(OnError::Fail), StampBatcher::new()).batch_size(2).seed(1);
+    let e = failing.iter().find_map(Result::err).expect("an error");
+    assert!(e.to_string().contains("tiled1.fits"), "{e}");
+    let ds = build(OnError::Substitute { seed: 2 });
+    let replacing = StampStream::new(ds.clone(), StampBatcher::new()).batch_size(2).seed(1);
+    assert_eq!(epoch(&replacing).len(), ds.len(), "every item, some replaced");
+    assert!(ds.failures().report().replacements > 0);
+}
