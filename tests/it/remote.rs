@@ -427,3 +427,60 @@ fn a_url_is_opened_only_where_the_caller_asks() {
     assert_eq!(ds.get(0).expect("an item").data().len(), 512 * 512);
     assert!(server.requests() > 0);
 }
+
+#[test]
+fn a_stream_fetches_each_image_of_an_epoch_in_a_few_requests() {
+    use burn::data::dataloader::DataLoader;
+    use torchfits::table::{ColumnData, ColumnValues, TableBatch};
+    use torchfits_burn::stream::StampStream;
+    use torchfits_burn::{CatalogCutoutDataset, StampBatcher};
+    let wcs_cards = [
+        ("CTYPE1", "'RA---TAN'"),
+        ("CTYPE2", "'DEC--TAN'"),
+        ("CRPIX1", "256.5"),
+        ("CRPIX2", "256.5"),
+        ("CRVAL1", "150.0"),
+        ("CRVAL2", "2.0"),
+        ("CDELT1", "-0.0002777777778"),
+        ("CDELT2", "0.0002777777778"),
+    ];
+    let pixels: Vec<f32> = (0..512 * 512).map(|k| k as f32).collect();
+    let data: Vec<u8> = pixels.iter().flat_map(|v| v.to_be_bytes()).collect();
+    let bytes = common::fits_bytes(&[common::image(true, -32, &[512, 512], &wcs_cards, data)]);
+    let dir = common::tempdir("remote-stream");
+    let local = dir.join("field.fits");
+    std::fs::write(&local, &bytes).expect("a local copy");
+    // 300 positions spread over the image, its edges included
+    let wcs = FitsFile::open(&local).expect("open").wcs(0).expect("wcs");
+    let pix: Vec<f64> = (0..300).flat_map(|i| [(i * 97 % 512) as f64, (i * 61 % 512) as f64]).collect();
+    let mut world = vec![0.0; pix.len()];
+    wcs.pixel_to_world(&pix, &mut world).expect("p2w");
+    let catalog = dir.join("catalog.fits");
+    let t = TableBatch::new(vec![
+        ColumnData::new("RA", ColumnValues::F64(world.iter().step_by(2).copied().collect())),
+        ColumnData::new("DEC", ColumnValues::F64(world.iter().skip(1).step_by(2).copied().collect())),
+    ])
+    .expect("table");
+    let mut w = torchfits::FitsWriter::create(&catalog).expect("create");
+    w.write_table(&t, "CATALOG", None).expect("table");
+    w.finish().expect("finish");
+    let server = RangeServer::start(bytes.clone(), bytes, Fault::None);
+    let remote = CatalogCutoutDataset::builder(&catalog, [server.object_url()]).urls(true).size(16).build();
+    let remote = Arc::new(remote.expect("a dataset over HTTP"));
+    let local = Arc::new(CatalogCutoutDataset::builder(&catalog, [&local]).size(16).build().expect("local"));
+    assert_eq!((remote.len(), local.len()), (300, 300));
+    let stream = |ds| StampStream::new(ds, StampBatcher::new()).batch_size(32).buffer(100).seed(4).workers(2);
+    let built = server.requests();
+    let got: Vec<_> = stream(remote).iter().map(|b| b.expect("a batch")).collect();
+    let want: Vec<_> = stream(local).iter().map(|b| b.expect("a batch")).collect();
+    let fetched = server.requests() - built;
+    assert!(fetched <= 2, "{fetched} requests for an epoch of 300 stamps of one image");
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.into_iter().zip(want) {
+        assert_eq!(g.indices, w.indices);
+        assert_eq!(
+            g.images.into_data().try_to_vec::<f32>().expect("f32"),
+            w.images.into_data().try_to_vec::<f32>().expect("f32")
+        );
+    }
+}

@@ -36,6 +36,13 @@ struct Entry {
     row: usize,
 }
 
+impl Entry {
+    /// The first pixel (x, y) of its stamp of side `s`: the position's pixel, less half the size.
+    fn origin(&self, s: usize) -> [i64; 2] {
+        [(self.x + 0.5).floor() as i64 - (s / 2) as i64, (self.y + 0.5).floor() as i64 - (s / 2) as i64]
+    }
+}
+
 /// Stamps of `size` x `size` pixels centred on the sky positions of a catalog (a FITS table,
 /// Parquet or Arrow file with RA/Dec columns, degrees, and optionally a label column), cut from a
 /// set of images with WCS: each position is placed on the first image whose pixels it falls on
@@ -327,6 +334,23 @@ impl CatalogCutouts {
         ShardIndex::new(sizes)
     }
 
+    /// Fetches ahead, in a few requests, what reading items `items` needs, where their images are
+    /// in object storage (nothing for local files): a stream does this once per shard.
+    pub fn prefetch(&self, reader: &Reader, items: std::ops::Range<usize>) -> Result<()> {
+        let entries = self.entries.get(items).unwrap_or_default();
+        let s = self.size;
+        let mut at = 0;
+        // items come image by image: one prefetch per image's run of items
+        while let Some(first) = entries.get(at) {
+            let run = entries[at..].iter().take_while(|e| e.image == first.image).count();
+            let windows: Vec<[i64; 2]> = entries[at..at + run].iter().map(|e| e.origin(s)).collect();
+            let path = &self.images[first.image].path;
+            self.planes.prefetch(reader, path, &windows, [s, s])?;
+            at += run;
+        }
+        Ok(())
+    }
+
     /// The image each item comes from (its index among [`Self::image_paths`]): the groups of a
     /// split that keeps one image's stamps on one side ([`crate::split_by_group`]).
     pub fn item_images(&self) -> Vec<usize> {
@@ -373,9 +397,7 @@ impl Items for CatalogCutouts {
         })?;
         let image = &self.images[e.image];
         let s = self.size;
-        // the stamp's first pixel: the position's pixel, less half the size
-        let x0 = (e.x + 0.5).floor() as i64 - (s / 2) as i64;
-        let y0 = (e.y + 0.5).floor() as i64 - (s / 2) as i64;
+        let [x0, y0] = e.origin(s);
         let (science, masks, weights) = self.planes.counts();
         let pool = reader.pool();
         let in_file = |err: Error| err.in_file(&image.path);

@@ -112,6 +112,38 @@ impl PlaneSet {
         self.science.iter().chain(&self.masks).chain(self.weights.iter().map(|(h, _)| h))
     }
 
+    /// Fetches ahead what cutting windows of `w` x `h` pixels at each of `origins` (x0, y0) of
+    /// every plane of the image file at `path` needs, where the file is in object storage.
+    pub(crate) fn prefetch(
+        &self,
+        reader: &Reader,
+        path: &Path,
+        origins: &[[i64; 2]],
+        [w, h]: [usize; 2],
+    ) -> Result<()> {
+        reader
+            .cache()
+            .with(path, |f| {
+                for hdu in self.hdus() {
+                    let image = f.image(hdu.clone())?;
+                    let &[ny, nx] = image.shape() else { continue };
+                    let clip = |a: i64, n: usize| a.clamp(0, n as i64) as usize;
+                    let sections: Vec<Section> = origins
+                        .iter()
+                        .map(|&[x0, y0]| {
+                            let (xa, xb) = (clip(x0, nx), clip(x0 + w as i64, nx));
+                            let (ya, yb) = (clip(y0, ny), clip(y0 + h as i64, ny));
+                            Section::new(vec![ya..yb, xa..xb])
+                        })
+                        .filter(|s| !s.is_empty())
+                        .collect();
+                    image.prefetch(&sections)?;
+                }
+                Ok(())
+            })
+            .map_err(|e| e.in_file(path))
+    }
+
     /// The `w` x `h` pixels from (x0, y0) of every plane of the image file at `path` into
     /// `out` (0 where they lie off the image); the plane flagging those (1.0 off the image)
     /// where there are any, `None` where the window lies wholly on the image.

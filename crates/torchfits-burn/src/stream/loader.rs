@@ -5,9 +5,9 @@
 
 use std::collections::HashSet;
 use std::ops::Range;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, OnceLock};
 
 use burn::data::dataloader::{DataLoader, DataLoaderIterator, Progress};
 use burn::data::dataset::{Dataset, DatasetError};
@@ -24,11 +24,19 @@ use crate::stamp::Stamp;
 pub trait ShardedStamps: Dataset<Stamp> + Send + Sync {
     /// The shards: item `k` is in the shard whose range holds it.
     fn shards(&self) -> ShardIndex;
+
+    /// Fetches ahead, in a few requests, what reading `items` (part of one shard) needs, where
+    /// the files are in object storage; nothing for local files.
+    fn prefetch(&self, items: Range<u64>) -> torchfits_core::Result<()>;
 }
 
 impl ShardedStamps for CatalogCutoutDataset {
     fn shards(&self) -> ShardIndex {
         self.items().shards()
+    }
+
+    fn prefetch(&self, items: Range<u64>) -> torchfits_core::Result<()> {
+        self.items().prefetch(self.reader(), items.start as usize..items.end as usize)
     }
 }
 
@@ -267,6 +275,9 @@ struct Sequence {
     /// The position of each piece's first item.
     starts: Vec<u64>,
     total: u64,
+    /// Set when a piece's bytes have been fetched ahead: once per piece, whichever reader comes
+    /// first (the others wait for it rather than fetch the same bytes themselves).
+    fetched: Vec<OnceLock<()>>,
 }
 
 impl Sequence {
@@ -277,7 +288,24 @@ impl Sequence {
             starts.push(total);
             total += p.end - p.start;
         }
-        Sequence { pieces, starts, total }
+        let fetched = pieces.iter().map(|_| OnceLock::new()).collect();
+        Sequence { pieces, starts, total, fetched }
+    }
+
+    /// Fetches ahead the pieces `positions` touch (each once, by the first reader to touch it):
+    /// an image's stamps of the epoch in a few requests over object storage. A failed fetch is
+    /// left to the reads, which fail or are replaced by the dataset's error policy.
+    fn fetch(&self, dataset: &dyn ShardedStamps, positions: &Range<u64>) {
+        let first = self.starts.partition_point(|&s| s <= positions.start).saturating_sub(1);
+        let touched = self.starts.get(first..).unwrap_or_default().iter().take_while(|&&s| s < positions.end);
+        for (k, _) in touched.enumerate() {
+            let (Some(piece), Some(once)) = (self.pieces.get(first + k), self.fetched.get(first + k)) else { break };
+            once.get_or_init(|| {
+                if let Err(e) = dataset.prefetch(piece.clone()) {
+                    tracing::debug!(error = %e, "fetching a shard ahead failed; its reads will fetch it");
+                }
+            });
+        }
     }
 
     /// The items at `positions`.
@@ -311,6 +339,7 @@ fn read_chunks(
     let chunk = CHUNK as u64;
     for k in (w as u64..sequence.total.div_ceil(chunk)).step_by(workers) {
         let positions = k * chunk..((k + 1) * chunk).min(sequence.total);
+        sequence.fetch(dataset, &positions);
         let read = |i: u64| match given.contains(&i) {
             true => Ok(None),
             false => dataset.get(i as usize).map(Some),
