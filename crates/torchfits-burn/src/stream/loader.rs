@@ -247,7 +247,11 @@ impl StreamIter {
         let (batcher, device) = (stream.batcher.clone(), stream.device.clone());
         std::thread::spawn(move || {
             // chunk k comes from reader k % workers: the sequence in order, whatever the workers
-            let items = (0..chunks).map_while(|k| readers.get(k % workers).and_then(|r| r.recv().ok()));
+            // a reader gone before its last chunk (a panic) ends the epoch with an error, not short
+            let items = (0..chunks).map(|k| match readers.get(k % workers).map(Receiver::recv) {
+                Some(Ok(chunk)) => chunk,
+                _ => Err(DatasetError::new(std::io::Error::other("a reader thread of the stream stopped"))),
+            });
             let after = order.shuffle(items.flat_map(flatten)).skip(skipped).map(|item| {
                 item.and_then(|stamp| stamp.ok_or_else(|| DatasetError::new(std::io::Error::other(PASSED_OVER))))
             });
