@@ -55,18 +55,23 @@ fn class_catalog(dir: &Path, rows: usize) -> (PathBuf, Vec<PathBuf>, Vec<&'stati
     (path, images, classes)
 }
 
+/// A survey plan of `catalog`'s positions on `image`, carrying its `class` column.
+fn class_plan(catalog: &Path, image: &Path, dir: &Path) -> torchfits_burn::SurveyPlan {
+    SurveyPlanner::new(catalog)
+        .images([image])
+        .targets(&["class"])
+        .cache(dir.join("cache"))
+        .progress(false)
+        .build()
+        .expect("plan")
+}
+
 #[test]
 fn a_string_target_has_one_code_in_every_batch_of_a_survey_dataset() {
     let dir = tmpdir("datasets-survey-codes");
     let (catalog, images, classes) = class_catalog(&dir, 400);
     // the planner's default position columns are RA and DEC: the catalog's ra and dec are they
-    let plan = SurveyPlanner::new(&catalog)
-        .images(&images[..1])
-        .targets(&["class"])
-        .cache(dir.join("cache"))
-        .progress(false)
-        .build()
-        .expect("plan");
+    let plan = class_plan(&catalog, &images[0], &dir);
     let ds = SurveyCutoutDataset::builder(plan).size(8).label("class").targets(&["class"]).build().expect("dataset");
     assert_eq!(ds.len(), 400);
     let sorted = ["galaxy", "qso", "star"];
@@ -249,13 +254,7 @@ fn split_by_keeps_each_group_on_one_side_for_every_dataset_with_a_catalog() {
     let Err(err) = cutouts.split_by("FIELD", 0.5, 3) else { panic!("no such column") };
     assert!(err.to_string().contains("FIELD"), "{err}");
     // survey stamps: by a column the plan carries
-    let plan = SurveyPlanner::new(&catalog)
-        .images(&images[..1])
-        .targets(&["class"])
-        .cache(dir.join("cache"))
-        .progress(false)
-        .build()
-        .expect("plan");
+    let plan = class_plan(&catalog, &images[0], &dir);
     let survey =
         std::sync::Arc::new(SurveyCutoutDataset::builder(plan).size(8).targets(&["class"]).build().expect("survey"));
     let (train, valid) = survey.split_by("class", 0.6, 3).expect("survey split");
