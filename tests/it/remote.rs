@@ -430,10 +430,8 @@ fn a_url_is_opened_only_where_the_caller_asks() {
 
 #[test]
 fn a_stream_fetches_each_image_of_an_epoch_in_a_few_requests() {
-    use burn::data::dataloader::DataLoader;
     use torchfits::table::{ColumnData, ColumnValues, TableBatch};
-    use torchfits_burn::stream::StampStream;
-    use torchfits_burn::{CatalogCutoutDataset, StampBatcher};
+    use torchfits_burn::CatalogCutoutDataset;
     let wcs_cards = [
         ("CTYPE1", "'RA---TAN'"),
         ("CTYPE2", "'DEC--TAN'"),
@@ -469,6 +467,34 @@ fn a_stream_fetches_each_image_of_an_epoch_in_a_few_requests() {
     let remote = Arc::new(remote.expect("a dataset over HTTP"));
     let local = Arc::new(CatalogCutoutDataset::builder(&catalog, [&local]).size(16).build().expect("local"));
     assert_eq!((remote.len(), local.len()), (300, 300));
+    assert_streams_alike(&server, remote, local);
+    // the same positions through a survey plan of the image, in a bucket and on disk
+    let plan = |image: &str, urls: bool| {
+        torchfits_burn::SurveyPlanner::new(&catalog)
+            .catalog_hdu("CATALOG")
+            .band("r", [image])
+            .urls(urls)
+            .cache(dir.join("plans"))
+            .progress(false)
+            .build()
+            .expect("a plan")
+    };
+    let survey = |plan| Arc::new(torchfits_burn::SurveyCutoutDataset::builder(plan).size(16).build().expect("survey"));
+    let remote = survey(plan(&server.object_url(), true));
+    let local = survey(plan(&dir.join("field.fits").to_string_lossy(), false));
+    assert_streams_alike(&server, remote, local);
+}
+
+/// One epoch of `remote` (whose image `server` serves) takes at most 2 requests and gives the
+/// batches of `local`.
+fn assert_streams_alike<D: torchfits_burn::stream::ShardedStamps + 'static>(
+    server: &RangeServer,
+    remote: Arc<D>,
+    local: Arc<D>,
+) {
+    use burn::data::dataloader::DataLoader;
+    use torchfits_burn::StampBatcher;
+    use torchfits_burn::stream::StampStream;
     let stream = |ds| StampStream::new(ds, StampBatcher::new()).batch_size(32).buffer(100).seed(4).workers(2);
     let built = server.requests();
     let got: Vec<_> = stream(remote).iter().map(|b| b.expect("a batch")).collect();

@@ -15,11 +15,12 @@ use torchfits_core::{BufferPool, Error, ErrorKind, PooledBuffer, Result};
 use crate::columns::{SideColumns, SideValues};
 use crate::cutout::{StampSpec, check_size};
 use crate::groups::{GroupBy, cell_keys, column_keys};
-use crate::plan::{Placement, SurveyPlan};
+use crate::plan::{Placement, SurveyPlan, first_image, first_images};
 use crate::planes::{PlaneSet, WindowOut};
 use crate::reading::{DatasetBuilder, FitsDataset, Items, ItemsSpec, ReadOptions, Reader};
 use crate::roles::{Channel, ChannelRole};
 use crate::stamp::Stamp;
+use crate::stream::ShardIndex;
 
 /// One item per position of a [`SurveyPlan`]: a stamp of `size` x `size` pixels per band,
 /// stacked as channels (the bands in the plan's order), then one flag channel per band (1.0
@@ -121,6 +122,53 @@ impl SurveyCutouts {
             weights.extend(w);
         }
         science.into_iter().chain(flags).chain(masks).chain(weights).collect()
+    }
+
+    /// The items grouped by image, as a stream reads them ([`crate::stream`]): a shard is a run
+    /// of items whose stamps start from one image (their first band that has the position; the
+    /// plan numbers its items image by image, so one shard per image).
+    pub fn shards(&self) -> ShardIndex {
+        let mut sizes = Vec::new();
+        let mut last = None;
+        for (batch, rows) in self.plan.batches().iter().map(|b| (b, b.num_rows())) {
+            for r in 0..rows {
+                let key = first_image(batch, r, &self.first_image);
+                match sizes.last_mut() {
+                    Some(n) if key == last => *n += 1,
+                    _ => sizes.push(1u64),
+                }
+                last = key;
+            }
+        }
+        ShardIndex::new(sizes)
+    }
+
+    /// Fetches ahead, in a few requests per image, what reading items `items` needs, where the
+    /// images are in object storage (nothing for local files): a stream does this once per shard.
+    pub fn prefetch(&self, reader: &Reader, items: std::ops::Range<usize>) -> Result<()> {
+        let s = self.size;
+        let (centre, w) = ((s as f64 - 1.0) / 2.0, if self.subpixel { s + 1 } else { s });
+        // the windows `band_stamp` cuts, per (band, image)
+        let mut windows: std::collections::BTreeMap<(usize, usize), Vec<[i64; 2]>> = Default::default();
+        for index in items {
+            let Some(item) = self.plan.item(index) else { break };
+            for (b, p) in item.placements.iter().enumerate() {
+                let Some(p) = p else { continue };
+                let (fx, fy) = (p.x - centre, p.y - centre);
+                let origin = match self.subpixel {
+                    true => [fx.floor() as i64, fy.floor() as i64],
+                    false => [(fx + 0.5).floor() as i64, (fy + 0.5).floor() as i64],
+                };
+                windows.entry((b, p.image)).or_default().push(origin);
+            }
+        }
+        for ((b, image), origins) in windows {
+            let path = self.plan.bands().nth(b).and_then(|(_, files)| files.get(image));
+            if let Some(path) = path {
+                self.planes.prefetch(reader, path, &origins, [w, w])?;
+            }
+        }
+        Ok(())
     }
 
     /// The image files, in the numbering of [`Stamp::image`]: the files of the plan's bands,
@@ -453,15 +501,7 @@ impl ItemsSpec for SurveySpec {
         let label = options.label.as_deref().map(|name| PlanColumn::find(&self.plan, name)).transpose()?;
         let targets = options.targets.iter().map(|name| PlanColumn::find(&self.plan, name)).collect::<Result<_>>()?;
         let planes = PlaneSet::new(options)?;
-        let first_image = self
-            .plan
-            .bands()
-            .scan(0, |next, (_, files)| {
-                let first = *next;
-                *next += files.len();
-                Some(first)
-            })
-            .collect();
+        let first_image = first_images(self.plan.bands().map(|(_, files)| files.len()));
         let (plan, size, subpixel) = (Arc::new(self.plan), self.size, self.subpixel);
         Ok(SurveyCutouts { plan, size, subpixel, planes, first_image, label, targets })
     }

@@ -8,6 +8,7 @@
 #![allow(clippy::indexing_slicing)]
 
 mod footprint;
+mod group;
 mod place;
 mod store;
 
@@ -25,11 +26,12 @@ use torchfits_core::{ColumnValues, Error, ErrorKind, HduSelector, OpenOptions, R
 
 use crate::failures::{Failures, OnError};
 use footprint::CellIndex;
+pub(crate) use group::{first_image, first_images};
 use place::{Image, Placed};
 use store::{PlanBytes, PlanFile, PlanWriter};
 
 /// The plan file format's version: a plan of another version is made again.
-const FORMAT: &str = "1";
+const FORMAT: &str = "2";
 
 /// Which images a position that lies on several images of the first band is placed on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -375,7 +377,7 @@ impl SurveyPlanner {
         }
     }
 
-    /// Makes the plan into `path`.
+    /// Makes the plan into `path`: the items placed in catalog order, then grouped by image.
     fn make(&self, path: &Path, fingerprint: u64, failures: &Failures) -> Result<()> {
         let (images, outlines) = self.read_images(failures)?;
         let index = self.index(&outlines)?;
@@ -393,7 +395,9 @@ impl SurveyPlanner {
             self.batch_rows,
             self.urls,
         )?;
-        // three stages at once: the catalog read ahead, placing, the plan written behind
+        // three stages at once: the catalog read ahead, placing, the plan written behind (in
+        // catalog order, to be grouped by image once every item is placed)
+        let placed_path = &path.with_extension("placed.arrow");
         let (mut rows, mut items, mut placed_rows) = (0u64, 0u64, 0u64);
         let writer = std::thread::scope(|s| -> Result<Option<PlanWriter>> {
             let (batch_tx, batch_rx) = std::sync::mpsc::sync_channel::<Result<TableBatch>>(1);
@@ -410,7 +414,7 @@ impl SurveyPlanner {
                 for record in record_rx {
                     let w = match &mut writer {
                         Some(w) => w,
-                        None => writer.insert(PlanWriter::create(path, &record.schema())?),
+                        None => writer.insert(PlanWriter::create(placed_path, &record.schema())?),
                     };
                     w.write(&record)?;
                 }
@@ -434,18 +438,23 @@ impl SurveyPlanner {
             written.join().unwrap_or_else(|_| Err(Error::new(ErrorKind::Io, "the plan writer panicked")))
         })?;
         bar.finish_and_clear();
-        let w = match writer {
-            Some(w) => w,
-            None => PlanWriter::create(path, &self.schema(&[]))?,
-        };
-        w.finish(&[
+        let metadata = [
             ("torchfits.fingerprint", format!("{fingerprint:016x}")),
             ("torchfits.format", FORMAT.to_string()),
             ("torchfits.rows", rows.to_string()),
             ("torchfits.items", items.to_string()),
             ("torchfits.placed_rows", placed_rows.to_string()),
             ("torchfits.sky_fraction", sky.to_string()),
-        ])
+        ];
+        match writer {
+            Some(w) => {
+                w.finish(&[])?;
+                let first = first_images(self.bands.iter().map(|(_, files)| files.len()));
+                let images = self.bands.iter().map(|(_, files)| files.len()).sum();
+                group::write_grouped(placed_path, path, &first, images, &metadata)
+            }
+            None => PlanWriter::create(path, &self.schema(&[]))?.finish(&metadata),
+        }
     }
 
     fn bar(&self, total: Option<u64>) -> indicatif::ProgressBar {

@@ -18,6 +18,7 @@ use crate::batch::{StampBatch, StampBatcher};
 use crate::cutout::CatalogCutoutDataset;
 use crate::epochs::Epoch;
 use crate::stamp::Stamp;
+use crate::survey::SurveyCutoutDataset;
 
 /// A dataset of stamps whose items are grouped into shards (numbered shard after shard), which
 /// a [`StampStream`] reads one after the other.
@@ -31,6 +32,16 @@ pub trait ShardedStamps: Dataset<Stamp> + Send + Sync {
 }
 
 impl ShardedStamps for CatalogCutoutDataset {
+    fn shards(&self) -> ShardIndex {
+        self.items().shards()
+    }
+
+    fn prefetch(&self, items: Range<u64>) -> torchfits_core::Result<()> {
+        self.items().prefetch(self.reader(), items.start as usize..items.end as usize)
+    }
+}
+
+impl ShardedStamps for SurveyCutoutDataset {
     fn shards(&self) -> ShardIndex {
         self.items().shards()
     }

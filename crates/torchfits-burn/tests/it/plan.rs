@@ -149,6 +149,10 @@ fn brute_force(catalog: &Path, files: &[Vec<PathBuf>], overlap: Overlap) -> Vec<
             }
         }
     }
+    // the plan numbers its items image by image (the first band that has the position, its
+    // files numbered band after band), in catalog order within an image
+    let first_file = |b: usize| files[..b].iter().map(Vec::len).sum::<usize>();
+    items.sort_by_key(|(_, all)| all.iter().enumerate().find_map(|(b, p)| p.map(|p| first_file(b) + p.image)));
     items
 }
 

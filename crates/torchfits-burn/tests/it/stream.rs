@@ -3,6 +3,7 @@
 //! cover each epoch once, and a run resumed at an epoch sees that epoch's batches.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use burn::data::dataloader::DataLoader;
@@ -17,6 +18,12 @@ use crate::common::{N, header, survey, tmpdir};
 
 /// A dataset of `rows` 8x8 stamps spread over both images of the common survey.
 fn dataset(name: &str, rows: usize) -> Arc<CatalogCutoutDataset> {
+    let (catalog, images) = positions(name, rows);
+    Arc::new(CatalogCutoutDataset::builder(&catalog, &images).size(8).build().expect("dataset"))
+}
+
+/// A catalog of `rows` positions spread over both images of the common survey, and the images.
+fn positions(name: &str, rows: usize) -> (PathBuf, Vec<PathBuf>) {
     let dir = tmpdir(name);
     let (_, images, _) = survey(&dir);
     let (mut ra, mut dec) = (Vec::new(), Vec::new());
@@ -37,7 +44,21 @@ fn dataset(name: &str, rows: usize) -> Arc<CatalogCutoutDataset> {
     let mut w = WriteOptions::new().overwrite(true).create(&catalog).expect("create");
     w.write_table(&t, "CATALOG", None).expect("table");
     w.finish().expect("finish");
-    Arc::new(CatalogCutoutDataset::builder(&catalog, &images).size(8).build().expect("dataset"))
+    (catalog, images)
+}
+
+/// A survey dataset over a plan of the `rows` positions of [`dataset`]'s catalog on its two
+/// images, as one band.
+fn survey_dataset(name: &str, rows: usize) -> Arc<torchfits_burn::SurveyCutoutDataset> {
+    let (catalog, images) = positions(name, rows);
+    let plan = torchfits_burn::SurveyPlanner::new(&catalog)
+        .catalog_hdu("CATALOG")
+        .band("r", &images)
+        .cache(catalog.with_file_name("plans"))
+        .progress(false)
+        .build()
+        .expect("plan");
+    Arc::new(torchfits_burn::SurveyCutoutDataset::builder(plan).size(8).build().expect("dataset"))
 }
 
 /// The item indices of one epoch of `loader`, batch after batch.
@@ -136,4 +157,25 @@ fn an_unreadable_image_fails_the_epoch_or_its_stamps_are_replaced() {
     let replacing = StampStream::new(ds.clone(), StampBatcher::new()).batch_size(2).seed(1);
     assert_eq!(epoch(&replacing).len(), ds.len(), "every item, some replaced");
     assert!(ds.failures().report().replacements > 0);
+}
+
+#[test]
+fn a_survey_plan_streams_image_by_image_and_its_devices_share_each_epoch_once() {
+    let ds = survey_dataset("stream-survey", 600);
+    let index = torchfits_burn::stream::ShardedStamps::shards(&*ds);
+    assert_eq!(index.shards(), 2, "one shard per image");
+    for s in 0..2 {
+        let images: BTreeSet<usize> = index.range(s).map(|i| ds.read(i as usize).expect("stamp").image).collect();
+        assert_eq!(images.len(), 1, "shard {s} holds one image's stamps");
+    }
+    for devices in [1, 3, 8] {
+        let stream = StampStream::new(ds.clone(), StampBatcher::new()).batch_size(16).buffer(64).seed(4).workers(2);
+        let epochs = [stream.epoch()];
+        let split = split_dataloader(EpochLoader::new(Arc::new(stream), &epochs), &vec![Device::flex(); devices]);
+        for e in 0..2 {
+            let mut seen: Vec<usize> = split.iter().flat_map(|l| epoch(&**l)).collect();
+            seen.sort_unstable();
+            assert_eq!(seen, (0..ds.len()).collect::<Vec<_>>(), "{devices} devices, epoch {e}");
+        }
+    }
 }
