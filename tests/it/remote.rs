@@ -497,10 +497,16 @@ fn assert_streams_alike<D: torchfits_burn::stream::ShardedStamps + 'static>(
     use torchfits_burn::stream::StampStream;
     let stream = |ds| StampStream::new(ds, StampBatcher::new()).batch_size(32).buffer(100).seed(4).workers(2);
     let built = server.requests();
-    let got: Vec<_> = stream(remote).iter().map(|b| b.expect("a batch")).collect();
+    let got: Vec<_> = stream(remote.clone()).iter().map(|b| b.expect("a batch")).collect();
     let want: Vec<_> = stream(local).iter().map(|b| b.expect("a batch")).collect();
     let fetched = server.requests() - built;
     assert!(fetched <= 2, "{fetched} requests for an epoch of 300 stamps of one image");
+    // with a decoded-stamp cache, the epoch after the first one requests nothing
+    let cached = stream(remote).cache(common::tempdir("remote-stream-cache"), u64::MAX).expect("a cache");
+    let first = cached.iter().count();
+    let before = server.requests();
+    assert_eq!(cached.iter().count(), first);
+    assert_eq!(server.requests(), before, "an epoch from the cache");
     assert_eq!(got.len(), want.len());
     for (g, w) in got.into_iter().zip(want) {
         assert_eq!(g.indices, w.indices);

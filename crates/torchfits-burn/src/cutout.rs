@@ -11,12 +11,13 @@ use torchfits_core::{Error, ErrorKind, HduSelector, Result, Wcs};
 
 use crate::catalog::Catalog;
 use crate::columns::SideColumns;
+use crate::fingerprint::Fnv;
 use crate::groups::{GroupBy, cell_keys, keys_of_rows, read_column_keys};
 use crate::planes::{PlaneSet, WindowOut};
 use crate::reading::{DatasetBuilder, FitsDataset, Items, ItemsSpec, ReadOptions, Reader};
 use crate::roles::{Channel, ChannelRole};
 use crate::stamp::Stamp;
-use crate::stream::ShardIndex;
+use crate::stream::{ShardIndex, StampLayout};
 
 /// One image of a [`CatalogCutoutDataset`].
 #[derive(Debug)]
@@ -349,6 +350,35 @@ impl CatalogCutouts {
             at += run;
         }
         Ok(())
+    }
+
+    /// What the stamps' planes depend on: the catalog and every image (path, size, modification
+    /// time; an object's version), the stamp size and the planes read.
+    pub(crate) fn fingerprint(&self) -> Result<u64> {
+        let mut h = Fnv::default();
+        h.text("catalog cutouts");
+        h.file(&self.catalog.path, self.catalog.urls)?;
+        for image in &self.images {
+            h.file(&image.path, self.catalog.urls)?;
+        }
+        h.text(&format!("{:?} {} {:?}", self.catalog, self.size, self.planes));
+        Ok(h.0)
+    }
+
+    /// The planes of every stamp.
+    pub(crate) fn layout(&self) -> StampLayout {
+        let (channels, masks, weights) = self.planes.counts();
+        StampLayout { channels, flag_channels: 1, masks, weights, height: self.size, width: self.size }
+    }
+
+    /// Adds to a stamp of item `stamp.index` read back from a cache what it carries besides its
+    /// planes: the label, the catalog row and side columns, the weight roles.
+    pub(crate) fn annotate(&self, stamp: &mut Stamp) {
+        if let Some(e) = self.entries.get(stamp.index) {
+            (stamp.label, stamp.row) = (e.label, e.row);
+        }
+        stamp.side = self.side.clone();
+        stamp.weight_roles = self.planes.weight_roles();
     }
 
     /// The image each item comes from (its index among [`Self::image_paths`]): the groups of a

@@ -27,6 +27,7 @@ mod coords;
 mod cutout;
 mod epochs;
 mod failures;
+mod fingerprint;
 mod groups;
 mod imaging;
 mod item;

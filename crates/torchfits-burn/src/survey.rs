@@ -14,13 +14,14 @@ use torchfits_core::{BufferPool, Error, ErrorKind, PooledBuffer, Result};
 
 use crate::columns::{SideColumns, SideValues};
 use crate::cutout::{StampSpec, check_size};
+use crate::fingerprint::Fnv;
 use crate::groups::{GroupBy, cell_keys, column_keys};
 use crate::plan::{Placement, SurveyPlan, first_image, first_images};
 use crate::planes::{PlaneSet, WindowOut};
 use crate::reading::{DatasetBuilder, FitsDataset, Items, ItemsSpec, ReadOptions, Reader};
 use crate::roles::{Channel, ChannelRole};
 use crate::stamp::Stamp;
-use crate::stream::ShardIndex;
+use crate::stream::{ShardIndex, StampLayout};
 
 /// One item per position of a [`SurveyPlan`]: a stamp of `size` x `size` pixels per band,
 /// stacked as channels (the bands in the plan's order), then one flag channel per band (1.0
@@ -171,6 +172,48 @@ impl SurveyCutouts {
         Ok(())
     }
 
+    /// What the stamps' planes depend on: the plan (the fingerprint of its inputs), the stamp
+    /// size, the resampling and the planes read.
+    pub(crate) fn fingerprint(&self) -> Result<u64> {
+        let mut h = Fnv::default();
+        h.text("survey stamps");
+        h.text(self.plan.fingerprint());
+        h.text(&format!("{} {} {:?}", self.size, self.subpixel, self.planes));
+        Ok(h.0)
+    }
+
+    /// The planes of every stamp.
+    pub(crate) fn layout(&self) -> StampLayout {
+        let (science, masks, weights) = self.planes.counts();
+        let bands = self.plan.bands().count();
+        let (height, width) = (self.size, self.size);
+        StampLayout {
+            channels: bands * science,
+            flag_channels: bands,
+            masks: bands * masks,
+            weights: bands * weights,
+            height,
+            width,
+        }
+    }
+
+    /// Adds to a stamp of item `stamp.index` read back from a cache what it carries besides its
+    /// planes: the label, the side columns, the weight roles.
+    pub(crate) fn annotate(&self, stamp: &mut Stamp) -> Result<()> {
+        let located = self.plan.locate(stamp.index);
+        stamp.label = match (&self.label, located) {
+            (Some(c), Some((batch, i))) => Some(c.label(batch.column(c.index), i)?),
+            _ => None,
+        };
+        stamp.side = match located {
+            Some((batch, i)) if !self.targets.is_empty() => Some(Arc::new(self.side(batch, i)?)),
+            _ => None,
+        };
+        let bands = self.plan.bands().count();
+        stamp.weight_roles = (0..bands).flat_map(|_| self.planes.weight_roles().to_vec()).collect();
+        Ok(())
+    }
+
     /// The image files, in the numbering of [`Stamp::image`]: the files of the plan's bands,
     /// band after band in the plan's order.
     pub fn image_paths(&self) -> impl Iterator<Item = &std::path::Path> {
@@ -249,32 +292,25 @@ impl Items for SurveyCutouts {
                 }
             }
         }
-        let located = self.plan.locate(index);
-        let label = match (&self.label, located) {
-            (Some(c), Some((batch, i))) => Some(c.label(batch.column(c.index), i)?),
-            _ => None,
-        };
-        let side = match located {
-            Some((batch, i)) if !self.targets.is_empty() => Some(Arc::new(self.side(batch, i)?)),
-            _ => None,
-        };
-        Ok(Stamp {
+        let mut stamp = Stamp {
             pixels: Arc::new(pixels),
             channels: bands * science,
             flags: flags.map(Arc::new),
             flag_channels: bands,
             height: s,
             width: s,
-            label,
+            label: None,
             image,
             origin,
             index,
             masks: mask.map(Arc::new),
             weights: weight.map(Arc::new),
-            weight_roles: (0..bands).flat_map(|_| self.planes.weight_roles().to_vec()).collect(),
+            weight_roles: Arc::from([]),
             row: 0,
-            side,
-        })
+            side: None,
+        };
+        self.annotate(&mut stamp)?;
+        Ok(stamp)
     }
 }
 

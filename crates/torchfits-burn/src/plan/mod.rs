@@ -14,7 +14,6 @@ mod store;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, Int32Type, UInt64Type};
@@ -25,6 +24,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use torchfits_core::{ColumnValues, Error, ErrorKind, HduSelector, OpenOptions, Result, TableBatch};
 
 use crate::failures::{Failures, OnError};
+use crate::fingerprint::Fnv;
 use footprint::CellIndex;
 pub(crate) use group::{first_image, first_images};
 use place::{Image, Placed};
@@ -668,48 +668,6 @@ fn take(values: &ColumnValues, rows: &[u32]) -> Result<ArrayRef> {
     })
 }
 
-/// FNV-1a, 64-bit: a fingerprint stable across runs and Rust versions.
-struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Fnv {
-    fn bytes(&mut self, b: &[u8]) {
-        for &x in b {
-            self.0 = (self.0 ^ u64::from(x)).wrapping_mul(0x100_0000_01b3);
-        }
-        // a separator, so that ("ab", "c") and ("a", "bc") differ
-        self.0 = (self.0 ^ 0xff).wrapping_mul(0x100_0000_01b3);
-    }
-
-    fn text(&mut self, s: &str) {
-        self.bytes(s.as_bytes());
-    }
-
-    /// A file's path, size and modification time (nanoseconds); for an object in storage (a
-    /// URL) its URL and version (ETag), from one open.
-    fn file(&mut self, path: &Path, urls: bool) -> Result<()> {
-        if let Some(url) = path.to_str().filter(|p| urls && torchfits_core::is_url(p)) {
-            let id = torchfits_core::FitsFile::open_url(url)?.source_id();
-            let id = id.ok_or_else(|| Error::new(ErrorKind::Io, "no version for the object").in_file(path))?;
-            self.text(&id.location);
-            self.text(&id.version);
-            return Ok(());
-        }
-        let meta = std::fs::metadata(path)
-            .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read its metadata: {e}")).in_file(path))?;
-        let mtime = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
-        self.text(&path.to_string_lossy());
-        self.bytes(&meta.len().to_le_bytes());
-        self.bytes(&mtime.to_le_bytes());
-        Ok(())
-    }
-}
-
 impl SurveyPlan {
     /// Whether the plan's names may be URLs ([`SurveyPlanner::urls`]): its datasets open them so.
     pub fn urls(&self) -> bool {
@@ -740,6 +698,12 @@ impl SurveyPlan {
     /// Catalog rows placed on at least one image.
     pub fn placed_rows(&self) -> u64 {
         self.meta("torchfits.placed_rows")
+    }
+
+    /// The fingerprint of the plan's inputs (its catalog's and images' paths, sizes and times,
+    /// and the planner's options), as its file records it.
+    pub(crate) fn fingerprint(&self) -> &str {
+        self.file.metadata.get("torchfits.fingerprint").map_or("", String::as_str)
     }
 
     fn meta(&self, key: &str) -> u64 {

@@ -13,6 +13,7 @@ use burn::data::dataloader::{DataLoader, DataLoaderIterator, Progress};
 use burn::data::dataset::{Dataset, DatasetError};
 use burn::tensor::Device;
 
+use super::cache::{StampCache, StampLayout};
 use super::order::{EpochOrder, ShardIndex};
 use crate::batch::{StampBatch, StampBatcher};
 use crate::cutout::CatalogCutoutDataset;
@@ -29,6 +30,18 @@ pub trait ShardedStamps: Dataset<Stamp> + Send + Sync {
     /// Fetches ahead, in a few requests, what reading `items` (part of one shard) needs, where
     /// the files are in object storage; nothing for local files.
     fn prefetch(&self, items: Range<u64>) -> torchfits_core::Result<()>;
+
+    /// A fingerprint of what the stamps' planes depend on (the files, their sizes and times,
+    /// the options): a [`StampCache`] keeps the stamps of each fingerprint apart.
+    fn fingerprint(&self) -> torchfits_core::Result<u64>;
+
+    /// The planes every stamp has.
+    fn layout(&self) -> StampLayout;
+
+    /// Adds to a stamp read back from a [`StampCache`] (its planes, image, origin and index)
+    /// what the dataset gives item `stamp.index` besides: label, catalog row, side columns and
+    /// weight roles.
+    fn annotate(&self, stamp: &mut Stamp) -> torchfits_core::Result<()>;
 }
 
 impl ShardedStamps for CatalogCutoutDataset {
@@ -39,6 +52,19 @@ impl ShardedStamps for CatalogCutoutDataset {
     fn prefetch(&self, items: Range<u64>) -> torchfits_core::Result<()> {
         self.items().prefetch(self.reader(), items.start as usize..items.end as usize)
     }
+
+    fn fingerprint(&self) -> torchfits_core::Result<u64> {
+        self.items().fingerprint()
+    }
+
+    fn layout(&self) -> StampLayout {
+        self.items().layout()
+    }
+
+    fn annotate(&self, stamp: &mut Stamp) -> torchfits_core::Result<()> {
+        self.items().annotate(stamp);
+        Ok(())
+    }
 }
 
 impl ShardedStamps for SurveyCutoutDataset {
@@ -48,6 +74,18 @@ impl ShardedStamps for SurveyCutoutDataset {
 
     fn prefetch(&self, items: Range<u64>) -> torchfits_core::Result<()> {
         self.items().prefetch(self.reader(), items.start as usize..items.end as usize)
+    }
+
+    fn fingerprint(&self) -> torchfits_core::Result<u64> {
+        self.items().fingerprint()
+    }
+
+    fn layout(&self) -> StampLayout {
+        self.items().layout()
+    }
+
+    fn annotate(&self, stamp: &mut Stamp) -> torchfits_core::Result<()> {
+        self.items().annotate(stamp)
     }
 }
 
@@ -95,6 +133,7 @@ pub struct StampStream {
     epoch: Epoch,
     /// Batches the next `iter()` passes over (a resumed epoch), then 0.
     skip: Arc<AtomicUsize>,
+    cache: Option<Arc<StampCache>>,
 }
 
 impl std::fmt::Debug for StampStream {
@@ -129,7 +168,22 @@ impl StampStream {
             share,
             epoch: Epoch::default(),
             skip: Arc::default(),
+            cache: None,
         }
+    }
+
+    /// Reads the stamps from a decoded-stamp cache of `max_bytes` at most under `dir` where they
+    /// are there, and writes there those it decodes: the first epoch fills it, later epochs
+    /// (and other processes of the node, and later runs) read the cached shards and decode
+    /// nothing. The stamps are the same with and without it.
+    pub fn cache(mut self, dir: impl AsRef<std::path::Path>, max_bytes: u64) -> torchfits_core::Result<Self> {
+        self.cache = Some(Arc::new(StampCache::open(dir, &*self.dataset, max_bytes)?));
+        Ok(self)
+    }
+
+    /// The decoded-stamp cache, where the stream has one.
+    pub fn stamp_cache(&self) -> Option<&StampCache> {
+        self.cache.as_deref()
     }
 
     /// Items per batch (the last batch of an epoch may hold fewer).
@@ -249,8 +303,9 @@ impl StreamIter {
         let readers: Vec<Receiver<Chunk>> = (0..workers)
             .map(|w| {
                 let (to, from) = sync_channel(2);
-                let (dataset, sequence, given) = (stream.dataset.clone(), sequence.clone(), given.clone());
-                std::thread::spawn(move || read_chunks(&*dataset, &sequence, &given, (w, workers), &to));
+                let source = Source { dataset: stream.dataset.clone(), cache: stream.cache.clone() };
+                let (sequence, given) = (sequence.clone(), given.clone());
+                std::thread::spawn(move || read_chunks(&source, &sequence, &given, (w, workers), &to));
                 from
             })
             .collect();
@@ -341,11 +396,35 @@ impl Sequence {
     }
 }
 
+/// Where a reader thread's stamps come from: the cache where it holds them, the dataset else.
+struct Source {
+    dataset: Arc<dyn ShardedStamps>,
+    cache: Option<Arc<StampCache>>,
+}
+
+impl Source {
+    /// Item `item` from the cache (annotated by the dataset), or None.
+    fn cached(&self, item: u64) -> Option<Result<Stamp, DatasetError>> {
+        let mut stamp = self.cache.as_ref()?.get(item)?;
+        Some(self.dataset.annotate(&mut stamp).map(|()| stamp).map_err(DatasetError::new))
+    }
+
+    /// Item `item` read from the images (and written to the cache).
+    fn read(&self, item: u64) -> Result<Stamp, DatasetError> {
+        let stamp = self.dataset.get(item as usize)?;
+        if let Some(cache) = &self.cache {
+            cache.put(item, &stamp);
+        }
+        Ok(stamp)
+    }
+}
+
 /// Reader `w` of `workers`: chunks `w`, `w + workers`, ... of `sequence`, each sent whole (the
 /// items `given` before a resumed epoch stopped as `None`, unread); stops at the first error or
-/// when the receiver is gone.
+/// when the receiver is gone. The shard pieces a chunk touches are fetched ahead at its first
+/// item the cache does not hold.
 fn read_chunks(
-    dataset: &dyn ShardedStamps,
+    source: &Source,
     sequence: &Sequence,
     given: &HashSet<u64>,
     (w, workers): (usize, usize),
@@ -354,12 +433,21 @@ fn read_chunks(
     let chunk = CHUNK as u64;
     for k in (w as u64..sequence.total.div_ceil(chunk)).step_by(workers) {
         let positions = k * chunk..((k + 1) * chunk).min(sequence.total);
-        sequence.fetch(dataset, &positions);
-        let read = |i: u64| match given.contains(&i) {
-            true => Ok(None),
-            false => dataset.get(i as usize).map(Some),
+        let mut fetched = false;
+        let mut read = |i: u64| {
+            if given.contains(&i) {
+                return Ok(None);
+            }
+            if let Some(cached) = source.cached(i) {
+                return cached.map(Some);
+            }
+            if !fetched {
+                sequence.fetch(&*source.dataset, &positions);
+                fetched = true;
+            }
+            source.read(i).map(Some)
         };
-        let items = sequence.items(positions).map(read).collect::<Result<Vec<_>, _>>();
+        let items = sequence.items(positions.clone()).map(&mut read).collect::<Result<Vec<_>, _>>();
         let failed = items.is_err();
         if to.send(items).is_err() || failed {
             return;

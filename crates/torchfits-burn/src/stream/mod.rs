@@ -20,8 +20,10 @@
 //! assert_eq!(seen, (0..9).collect::<Vec<_>>()); // every stamp once in the epoch
 //! ```
 
+mod cache;
 mod loader;
 mod order;
 
+pub use cache::{StampCache, StampLayout};
 pub use loader::{ShardedStamps, StampStream};
 pub use order::{EpochOrder, ShardIndex, Shuffled};

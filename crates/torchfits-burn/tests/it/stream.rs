@@ -179,3 +179,36 @@ fn a_survey_plan_streams_image_by_image_and_its_devices_share_each_epoch_once() 
         }
     }
 }
+
+/// The indices and the pixels of each batch of one epoch.
+fn batches(loader: &dyn DataLoader<torchfits_burn::StampBatch>) -> Vec<(Vec<usize>, Vec<f32>)> {
+    let pixels = |b: torchfits_burn::StampBatch| (b.indices, b.images.into_data().to_vec::<f32>().expect("f32"));
+    loader.iter().map(|b| pixels(b.expect("batch"))).collect()
+}
+
+#[test]
+fn cached_epochs_equal_decoded_ones_and_a_bad_record_is_read_again() {
+    let ds = survey_dataset("stream-cache", 500);
+    let dir = tmpdir("stream-cache-store");
+    let stream = || StampStream::new(ds.clone(), StampBatcher::new()).batch_size(40).buffer(128).seed(2).workers(2);
+    let uncached = batches(&stream());
+    let cached = stream().cache(&dir, u64::MAX).expect("cache");
+    let store = cached.stamp_cache().expect("a cache").dir().to_path_buf();
+    assert_eq!(batches(&cached), uncached, "the epoch that fills the cache");
+    assert_eq!(batches(&cached), uncached, "an epoch from the cache");
+    let cache = cached.stamp_cache().expect("a cache");
+    assert!((0..ds.len() as u64).all(|i| cache.get(i).is_some()), "every stamp cached");
+    // a record flipped on disk: not trusted, read from the image again and written again
+    let shard = store.join("shard-000000.stamps");
+    let mut bytes = std::fs::read(&shard).expect("shard file");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x5a;
+    std::fs::write(&shard, &bytes).expect("write");
+    let again = stream().cache(&dir, u64::MAX).expect("cache");
+    assert_eq!(batches(&again), uncached, "after a corrupt record");
+    let cache = again.stamp_cache().expect("a cache");
+    assert!((0..ds.len() as u64).all(|i| cache.get(i).is_some()), "the bad record written again");
+    // bounded: a bound under two shards' size holds one
+    let small = stream().cache(tmpdir("stream-cache-small"), std::fs::metadata(&shard).expect("len").len());
+    assert_eq!(small.expect("cache").stamp_cache().expect("a cache").cached_shards(), 1);
+}
