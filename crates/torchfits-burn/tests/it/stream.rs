@@ -182,7 +182,7 @@ fn a_survey_plan_streams_image_by_image_and_its_devices_share_each_epoch_once() 
 
 /// The indices and the pixels of each batch of one epoch.
 fn batches(loader: &dyn DataLoader<torchfits_burn::StampBatch>) -> Vec<(Vec<usize>, Vec<f32>)> {
-    let pixels = |b: torchfits_burn::StampBatch| (b.indices, b.images.into_data().to_vec::<f32>().expect("f32"));
+    let pixels = |b: torchfits_burn::StampBatch| (b.indices, b.images.into_data().try_to_vec::<f32>().expect("f32"));
     loader.iter().map(|b| pixels(b.expect("batch"))).collect()
 }
 
