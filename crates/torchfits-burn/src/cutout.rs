@@ -17,7 +17,7 @@ use crate::planes::{PlaneSet, WindowOut};
 use crate::reading::{DatasetBuilder, FitsDataset, Items, ItemsSpec, ReadOptions, Reader};
 use crate::roles::{Channel, ChannelRole};
 use crate::stamp::Stamp;
-use crate::stream::{ShardIndex, StampLayout};
+use crate::stream::{ShardIndex, ShardedStamps, StampLayout};
 
 /// One image of a [`CatalogCutoutDataset`].
 #[derive(Debug)]
@@ -457,5 +457,29 @@ impl Items for CatalogCutouts {
             row: e.row,
             side: self.side.clone(),
         })
+    }
+}
+
+/// A stream's source ([`crate::stream::StampStream`]): one shard per image.
+impl ShardedStamps for CatalogCutoutDataset {
+    fn shards(&self) -> ShardIndex {
+        self.items().shards()
+    }
+
+    fn prefetch(&self, items: std::ops::Range<u64>) -> Result<()> {
+        self.items().prefetch(self.reader(), items.start as usize..items.end as usize)
+    }
+
+    fn fingerprint(&self) -> Result<u64> {
+        self.items().fingerprint()
+    }
+
+    fn layout(&self) -> StampLayout {
+        self.items().layout()
+    }
+
+    fn annotate(&self, stamp: &mut Stamp) -> Result<()> {
+        self.items().annotate(stamp);
+        Ok(())
     }
 }

@@ -21,7 +21,7 @@ use crate::planes::{PlaneSet, WindowOut};
 use crate::reading::{DatasetBuilder, FitsDataset, Items, ItemsSpec, ReadOptions, Reader};
 use crate::roles::{Channel, ChannelRole};
 use crate::stamp::Stamp;
-use crate::stream::{ShardIndex, StampLayout};
+use crate::stream::{ShardIndex, ShardedStamps, StampLayout};
 
 /// One item per position of a [`SurveyPlan`]: a stamp of `size` x `size` pixels per band,
 /// stacked as channels (the bands in the plan's order), then one flag channel per band (1.0
@@ -600,5 +600,28 @@ impl PlanColumn {
     fn label(&self, column: &ArrayRef, i: usize) -> Result<i64> {
         let labels = self.value(column, i)?.as_labels(&self.name)?;
         labels.first().copied().ok_or_else(|| Error::new(ErrorKind::Decoding, "no label"))
+    }
+}
+
+/// A stream's source ([`crate::stream::StampStream`]): one shard per image.
+impl ShardedStamps for SurveyCutoutDataset {
+    fn shards(&self) -> ShardIndex {
+        self.items().shards()
+    }
+
+    fn prefetch(&self, items: std::ops::Range<u64>) -> Result<()> {
+        self.items().prefetch(self.reader(), items.start as usize..items.end as usize)
+    }
+
+    fn fingerprint(&self) -> Result<u64> {
+        self.items().fingerprint()
+    }
+
+    fn layout(&self) -> StampLayout {
+        self.items().layout()
+    }
+
+    fn annotate(&self, stamp: &mut Stamp) -> Result<()> {
+        self.items().annotate(stamp)
     }
 }

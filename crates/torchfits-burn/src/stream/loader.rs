@@ -16,10 +16,8 @@ use burn::tensor::Device;
 use super::cache::{StampCache, StampLayout};
 use super::order::{EpochOrder, ShardIndex};
 use crate::batch::{StampBatch, StampBatcher};
-use crate::cutout::CatalogCutoutDataset;
 use crate::epochs::Epoch;
 use crate::stamp::Stamp;
-use crate::survey::SurveyCutoutDataset;
 
 /// A dataset of stamps whose items are grouped into shards (numbered shard after shard), which
 /// a [`StampStream`] reads one after the other.
@@ -42,51 +40,6 @@ pub trait ShardedStamps: Dataset<Stamp> + Send + Sync {
     /// what the dataset gives item `stamp.index` besides: label, catalog row, side columns and
     /// weight roles.
     fn annotate(&self, stamp: &mut Stamp) -> torchfits_core::Result<()>;
-}
-
-impl ShardedStamps for CatalogCutoutDataset {
-    fn shards(&self) -> ShardIndex {
-        self.items().shards()
-    }
-
-    fn prefetch(&self, items: Range<u64>) -> torchfits_core::Result<()> {
-        self.items().prefetch(self.reader(), items.start as usize..items.end as usize)
-    }
-
-    fn fingerprint(&self) -> torchfits_core::Result<u64> {
-        self.items().fingerprint()
-    }
-
-    fn layout(&self) -> StampLayout {
-        self.items().layout()
-    }
-
-    fn annotate(&self, stamp: &mut Stamp) -> torchfits_core::Result<()> {
-        self.items().annotate(stamp);
-        Ok(())
-    }
-}
-
-impl ShardedStamps for SurveyCutoutDataset {
-    fn shards(&self) -> ShardIndex {
-        self.items().shards()
-    }
-
-    fn prefetch(&self, items: Range<u64>) -> torchfits_core::Result<()> {
-        self.items().prefetch(self.reader(), items.start as usize..items.end as usize)
-    }
-
-    fn fingerprint(&self) -> torchfits_core::Result<u64> {
-        self.items().fingerprint()
-    }
-
-    fn layout(&self) -> StampLayout {
-        self.items().layout()
-    }
-
-    fn annotate(&self, stamp: &mut Stamp) -> torchfits_core::Result<()> {
-        self.items().annotate(stamp)
-    }
 }
 
 /// Items a reader thread reads at a time, in sequence order (one image's stamps, mostly).
