@@ -174,9 +174,12 @@ fn bare_rate(ds: &SurveyCutoutDataset) -> Result<f64, Box<dyn std::error::Error>
     Ok(n as f64 / t.elapsed().as_secs_f64())
 }
 
+/// Each server's name and the images' URLs there.
+type ServerUrls = Vec<(&'static str, Vec<String>)>;
+
 /// The images uploaded to the S3 bucket and put in the HTTP server's folder, as URLs per
 /// server; none where the servers are not running.
-fn remote_copies(files: &[PathBuf]) -> Result<Vec<(&'static str, Vec<String>)>, Box<dyn std::error::Error>> {
+fn remote_copies(files: &[PathBuf]) -> Result<ServerUrls, Box<dyn std::error::Error>> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let (Some(root), Some(http), Some(bucket)) =
         (var("TORCHFITS_TEST_HTTP_ROOT"), var("TORCHFITS_TEST_HTTP_URL"), var("TORCHFITS_TEST_S3_BUCKET"))

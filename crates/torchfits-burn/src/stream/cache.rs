@@ -19,43 +19,12 @@ use std::sync::{Arc, OnceLock};
 
 use torchfits_core::{BufferPool, Error, ErrorKind, PooledBuffer, Result};
 
-use super::loader::ShardedStamps;
 use super::order::ShardIndex;
+use super::source::{HEADER, ShardedStamps, StampLayout};
 use crate::stamp::Stamp;
-
-/// The planes every stamp of a dataset has, which fix the size of a cache record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StampLayout {
-    /// Science planes.
-    pub channels: usize,
-    /// Flag planes.
-    pub flag_channels: usize,
-    /// Integer mask planes.
-    pub masks: usize,
-    /// Weight planes.
-    pub weights: usize,
-    /// Rows.
-    pub height: usize,
-    /// Columns.
-    pub width: usize,
-}
 
 /// What marks a record as written (the bytes "STC1").
 const WRITTEN: u32 = 0x3143_5453;
-/// The record's header (numbers in the node's byte order, as the planes): CRC-32, mark, item, image, origin x and y, whether it has flags (padded).
-const HEADER: usize = 48;
-
-impl StampLayout {
-    fn plane(&self) -> usize {
-        self.height * self.width
-    }
-
-    /// Bytes of one record: the header, then pixels, flags (f32), masks (i64), weights (f32).
-    fn record(&self) -> usize {
-        let p = self.plane();
-        HEADER + 4 * p * (self.channels + self.flag_channels + self.weights) + 8 * p * self.masks
-    }
-}
 
 /// A decoded-stamp cache of one dataset, bounded in size: a stream
 /// ([`super::StampStream::cache`]) reads its stamps from it where they are there and writes

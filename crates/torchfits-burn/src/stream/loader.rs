@@ -10,37 +10,15 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, OnceLock};
 
 use burn::data::dataloader::{DataLoader, DataLoaderIterator, Progress};
-use burn::data::dataset::{Dataset, DatasetError};
+use burn::data::dataset::DatasetError;
 use burn::tensor::Device;
 
-use super::cache::{StampCache, StampLayout};
+use super::cache::StampCache;
 use super::order::{EpochOrder, ShardIndex};
+use super::source::ShardedStamps;
 use crate::batch::{StampBatch, StampBatcher};
 use crate::epochs::Epoch;
 use crate::stamp::Stamp;
-
-/// A dataset of stamps whose items are grouped into shards (numbered shard after shard), which
-/// a [`StampStream`] reads one after the other.
-pub trait ShardedStamps: Dataset<Stamp> + Send + Sync {
-    /// The shards: item `k` is in the shard whose range holds it.
-    fn shards(&self) -> ShardIndex;
-
-    /// Fetches ahead, in a few requests, what reading `items` (part of one shard) needs, where
-    /// the files are in object storage; nothing for local files.
-    fn prefetch(&self, items: Range<u64>) -> torchfits_core::Result<()>;
-
-    /// A fingerprint of what the stamps' planes depend on (the files, their sizes and times,
-    /// the options): a [`StampCache`] keeps the stamps of each fingerprint apart.
-    fn fingerprint(&self) -> torchfits_core::Result<u64>;
-
-    /// The planes every stamp has.
-    fn layout(&self) -> StampLayout;
-
-    /// Adds to a stamp read back from a [`StampCache`] (its planes, image, origin and index)
-    /// what the dataset gives item `stamp.index` besides: label, catalog row, side columns and
-    /// weight roles.
-    fn annotate(&self, stamp: &mut Stamp) -> torchfits_core::Result<()>;
-}
 
 /// Items a reader thread reads at a time, in sequence order (one image's stamps, mostly).
 const CHUNK: usize = 256;

@@ -23,7 +23,9 @@
 mod cache;
 mod loader;
 mod order;
+mod source;
 
-pub use cache::{StampCache, StampLayout};
-pub use loader::{ShardedStamps, StampStream};
+pub use cache::StampCache;
+pub use loader::StampStream;
 pub use order::{EpochOrder, ShardIndex, Shuffled};
+pub use source::{ShardedStamps, StampLayout};
