@@ -290,6 +290,7 @@ impl CatalogCutoutDataset {
             catalog_hdu: None,
             size: 32,
         })
+        .cutting_stamps()
     }
 
     /// The images' HDU.

@@ -34,7 +34,7 @@ pub struct Reader {
 
 impl Reader {
     fn new(options: &ReadOptions) -> Reader {
-        let open = OpenOptions::new().mmap(options.mmap).urls(options.urls);
+        let open = OpenOptions::new().mmap(options.mmap).urls(options.urls).tile_memo(options.tile_memo);
         Reader {
             cache: FileCache::new(options.open_files, open),
             pool: options.pool.clone().unwrap_or_default(),
@@ -232,6 +232,9 @@ pub struct ReadOptions {
     pub(crate) label: Option<String>,
     pub(crate) targets: Vec<String>,
     pub(crate) channels: Vec<(HduSelector, ChannelRole)>,
+    /// Whether the files keep the tiles they decode ([`OpenOptions::tile_memo`]): on for the
+    /// cutout datasets, whose stamps of one image share its tiles.
+    pub(crate) tile_memo: bool,
 }
 
 impl Default for ReadOptions {
@@ -246,6 +249,7 @@ impl Default for ReadOptions {
             label: None,
             targets: Vec::new(),
             channels: Vec::new(),
+            tile_memo: false,
         }
     }
 }
@@ -273,6 +277,13 @@ pub struct DatasetBuilder<S> {
 impl<S> DatasetBuilder<S> {
     pub(crate) fn with_spec(spec: S) -> Self {
         DatasetBuilder { options: ReadOptions::default(), spec }
+    }
+
+    /// A builder of a dataset of stamps: its files keep the tiles they decode, which the
+    /// stamps of one compressed image share.
+    pub(crate) fn cutting_stamps(mut self) -> Self {
+        self.options.tile_memo = true;
+        self
     }
 
     /// The image HDU of every file (default: the primary HDU, 0): the image the stamps of the

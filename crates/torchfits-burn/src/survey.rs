@@ -95,7 +95,7 @@ impl SurveyCutoutDataset {
     /// [`crate::SurveyPlanner::urls`].
     pub fn builder(plan: SurveyPlan) -> SurveyCutoutBuilder {
         let (urls, hdu) = (plan.urls(), plan.hdu().clone());
-        DatasetBuilder::with_spec(SurveySpec { plan, size: 32, subpixel: true }).urls(urls).hdu(hdu)
+        DatasetBuilder::with_spec(SurveySpec { plan, size: 32, subpixel: true }).cutting_stamps().urls(urls).hdu(hdu)
     }
 }
 

@@ -70,6 +70,7 @@ pub use io::cache::{CacheStats, FileCache, with_cached_file};
 pub use io::file::{FitsFile, OpenOptions};
 pub use io::image::ImageReader;
 pub use io::pool::{BufferPool, PoolStats, PooledBuffer};
+pub use io::tile_memo::set_tile_memo_bytes;
 pub use io::table::{self, ColumnData, ColumnPool, ColumnValues, TableBatch, TableReader, TableSchema};
 pub use io::write::{self, Compression, FitsWriter, Quantize, WriteOptions};
 #[cfg(feature = "remote-store")]

@@ -9,6 +9,7 @@ use crate::ffi::cfitsio::Handle;
 use crate::io::image::ImageReader;
 use crate::io::index::{HduSpan, Index};
 use crate::io::table::TableReader;
+use crate::io::tile_memo;
 use crate::io::tiled::{NativeTiles, Undecoded};
 use crate::source::{self, ByteSource, InMemory};
 use torchfits_format::error::{Error, ErrorKind, Result};
@@ -35,6 +36,7 @@ pub struct OpenOptions {
     mmap: bool,
     threads: usize,
     urls: bool,
+    tile_memo: bool,
 }
 
 impl Default for OpenOptions {
@@ -46,6 +48,7 @@ impl Default for OpenOptions {
             mmap: false,
             threads: default_threads(),
             urls: false,
+            tile_memo: false,
         }
     }
 }
@@ -87,6 +90,20 @@ impl OpenOptions {
     /// process gets SIGBUS: use it only on files nothing else rewrites.
     pub fn mmap(mut self, yes: bool) -> Self {
         self.mmap = yes;
+        self
+    }
+
+    /// Keeps the tiles this file decodes (of RICE_1 and GZIP images) in the process's store of
+    /// decoded tiles, bounded by [`crate::set_tile_memo_bytes`] (256 MiB by default), so that a
+    /// later read of a section that shares them decodes nothing again: for many cutouts of one
+    /// compressed image, as a stream of stamps reads them. Off by default.
+    ///
+    /// ```no_run
+    /// let f = torchfits_core::OpenOptions::new().tile_memo(true).open("survey.fits.fz")?;
+    /// # Ok::<(), torchfits_core::Error>(())
+    /// ```
+    pub fn tile_memo(mut self, yes: bool) -> Self {
+        self.tile_memo = yes;
         self
     }
 
@@ -243,6 +260,7 @@ impl OpenOptions {
                 cfitsio,
                 checked_for_cfitsio: Mutex::new(Vec::new()),
                 options: self.clone(),
+                tile_memo: self.tile_memo.then(tile_memo::new_file),
             }),
         }
     }
@@ -305,6 +323,10 @@ struct Shared {
     /// HDUs whose structure and tiles were checked before cfitsio reads them.
     checked_for_cfitsio: Mutex<Vec<usize>>,
     options: OpenOptions,
+    /// This open file's number in the process's store of decoded tiles, where it keeps them
+    /// ([`OpenOptions::tile_memo`]): never given to another file, so no file reads another's
+    /// tiles.
+    tile_memo: Option<u64>,
 }
 
 /// One HDU's header, read and classified.
@@ -539,7 +561,8 @@ impl FitsFile {
         let mut native = None;
         if compressed {
             tiles = TileCompression::from_header(&header).ok().map(|d| d.tile_shape());
-            native = data_start.map(|start| NativeTiles::from_header(&header, start, limits));
+            let memo = self.inner.tile_memo.map(|file| (file, index));
+            native = data_start.map(|start| NativeTiles::from_header(&header, start, limits).map(|t| t.kept(memo)));
             header = Arc::new(header.compressed_image_header().map_err(wrap)?);
         }
         if kind == HduKind::RandomGroups {

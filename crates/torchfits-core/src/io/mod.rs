@@ -9,4 +9,5 @@ pub(crate) mod index;
 pub(crate) mod pool;
 pub mod table;
 pub(crate) mod tiled;
+pub(crate) mod tile_memo;
 pub mod write;

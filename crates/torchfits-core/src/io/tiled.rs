@@ -10,6 +10,7 @@ use std::ops::Range;
 
 use crate::compression::quantize::{N_RANDOM, ZERO_VALUE, random_sequence};
 use crate::compression::{Codec, Dither, FloatStorage, TileCompression, gzip, hcompress, plio, rice};
+use crate::io::tile_memo;
 use crate::source::ByteSource;
 use torchfits_format::error::{Error, ErrorKind, Result};
 use torchfits_format::header::Header;
@@ -52,6 +53,9 @@ pub(crate) struct NativeTiles {
     /// What the file's reads may allocate: the table of tiles and each tile's code are checked
     /// against them (and against the bytes the file has) before their buffers are.
     limits: Limits,
+    /// The file's number and the HDU's index in the process's store of decoded tiles, where its
+    /// file keeps them ([`crate::OpenOptions::tile_memo`]).
+    memo: Option<tile_memo::Hdu>,
 }
 
 /// Why a compressed image is not decoded here: what a read of it fails with (Unsupported for what
@@ -255,6 +259,7 @@ impl NativeTiles {
             quantized,
             blank,
             limits,
+            memo: None,
         })
     }
 
@@ -262,6 +267,13 @@ impl NativeTiles {
     /// into f32 or f64, every image (integers scaled in double, BLANK as NaN, as cfitsio converts
     /// them); into an integer type, the image's own (the stored integers as they are, or offset
     /// for the unsigned types and i8). Other integer types take the values in double first.
+    /// These tiles, kept decoded in the process's store for later reads as HDU `memo`'s, where
+    /// its file keeps them.
+    pub(crate) fn kept(mut self, memo: Option<tile_memo::Hdu>) -> Self {
+        self.memo = memo;
+        self
+    }
+
     pub(crate) fn decodes<T: Pixel>(&self, dtype: Dtype) -> bool {
         if matches!(T::DTYPE, Dtype::F32 | Dtype::F64) {
             return true;
@@ -480,7 +492,7 @@ impl NativeTiles {
                     }
                 }
                 (Some(q), _) => {
-                    self.tile_ints(file, k, row.code, count, &mut code, &mut raw, &mut pixels)?;
+                    self.kept_tile_ints(file, k, row.code, count, &mut code, &mut raw, &mut pixels)?;
                     unquantize(q, k, &row, &pixels, &mut values).map_err(tile_err)?;
                     self.copy(&values, &lo, &hi, band, ostride, out, <[T]>::copy_from_slice);
                 }
@@ -491,7 +503,7 @@ impl NativeTiles {
                     self.copy(&values, &lo, &hi, band, ostride, out, <[T]>::copy_from_slice);
                 }
                 (None, _) => {
-                    self.tile_ints(file, k, row.code, count, &mut code, &mut raw, &mut pixels)?;
+                    self.kept_tile_ints(file, k, row.code, count, &mut code, &mut raw, &mut pixels)?;
                     self.nulls_as_blank(&row, scaling, &mut pixels);
                     self.copy(&pixels, &lo, &hi, band, ostride, out, &ints_into);
                 }
@@ -520,6 +532,30 @@ impl NativeTiles {
         }
         let at = self.data_start + self.heap_offset + offset;
         file.read_vec_at(code, at, len, &self.limits, &format_args!("tile {k}"))
+    }
+
+    /// [`Self::tile_ints`], from the store of decoded tiles where this HDU keeps them there
+    /// (and kept there once decoded).
+    #[allow(clippy::too_many_arguments)]
+    fn kept_tile_ints(
+        &self,
+        file: &dyn ByteSource,
+        k: usize,
+        at: (u64, u64),
+        count: usize,
+        code: &mut Vec<u8>,
+        raw: &mut Vec<u8>,
+        pixels: &mut Vec<i32>,
+    ) -> Result<()> {
+        let Some(hdu) = self.memo else { return self.tile_ints(file, k, at, count, code, raw, pixels) };
+        if let Some(kept) = tile_memo::get(hdu, k).filter(|t| t.len() == count) {
+            pixels.clear();
+            pixels.extend_from_slice(&kept);
+            return Ok(());
+        }
+        self.tile_ints(file, k, at, count, code, raw, pixels)?;
+        tile_memo::put(hdu, k, pixels);
+        Ok(())
     }
 
     /// Decodes the stored integers of tile `k` (`count` pixels, its code at `at` in the heap)
