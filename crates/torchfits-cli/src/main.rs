@@ -13,6 +13,8 @@ mod bench;
 mod npy;
 mod output;
 mod preview;
+#[cfg(feature = "survey")]
+mod stamps;
 mod table;
 mod write;
 
@@ -171,6 +173,43 @@ enum Command {
         #[arg(short = 'o', long = "output")]
         output: PathBuf,
     },
+    /// Decode a survey's stamps ahead of training into a decoded-stamp cache (a build with the
+    /// `survey` feature): plans the catalog on the images, reads every stamp once and writes it
+    /// where a `StampStream` with `cache(DIR, ..)` and the same options reads it.
+    Stamps {
+        /// The catalog: FITS binary table, Parquet or Arrow IPC, with RA and DEC columns.
+        catalog: PathBuf,
+        /// The catalog's HDU in a FITS file (default: the first table).
+        #[arg(long)]
+        catalog_hdu: Option<String>,
+        /// The images of a survey of one band.
+        #[arg(long, num_args = 1..)]
+        images: Vec<String>,
+        /// A band and its images, NAME=FILE,FILE,... (repeat for each band, in order).
+        #[arg(long)]
+        band: Vec<String>,
+        /// The image HDU: 0-based index, EXTNAME, or EXTNAME,EXTVER.
+        #[arg(long, default_value = "0", value_parser = parse_hdu)]
+        hdu: HduSelector,
+        /// Stamp side, pixels.
+        #[arg(long, default_value_t = 32)]
+        size: usize,
+        /// Cut whole pixels rather than resample each band to the position (`subpixel(false)`).
+        #[arg(long)]
+        whole_pixels: bool,
+        /// The cache folder (the plan is kept under DIR/plans).
+        #[arg(long)]
+        cache: PathBuf,
+        /// The most bytes the cache may hold (whole images, in the plan's order; default: no bound).
+        #[arg(long)]
+        max_bytes: Option<u64>,
+        /// Reader threads.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// The image names are URLs of object storage (s3://, gs://, az://, http(s)://).
+        #[arg(long)]
+        urls: bool,
+    },
     /// Check the CHECKSUM and DATASUM of every HDU (exit status 1 if one is wrong).
     Verify {
         /// The FITS file.
@@ -247,6 +286,31 @@ fn main() -> ExitCode {
             })
         }
         Command::Verify { file } => write::check(&file),
+        Command::Stamps {
+            catalog,
+            catalog_hdu,
+            images,
+            band,
+            hdu,
+            size,
+            whole_pixels,
+            cache,
+            max_bytes,
+            workers,
+            urls,
+        } => stamps_command(StampsArgs {
+            catalog,
+            catalog_hdu,
+            images,
+            band,
+            hdu,
+            size,
+            whole_pixels,
+            cache,
+            max_bytes,
+            workers,
+            urls,
+        }),
         Command::Wcs { direction, file, hdu, header_file, alt, pixels, world, device, output } => {
             let input = pixels.or(world);
             wcs_command(
@@ -328,6 +392,65 @@ fn wcs_command(
         wcs.world_to_pixel(points, &mut out)?;
     }
     npy::write(output, &ImageData { shape: data.shape.clone(), pixels: Pixels::F64(out) })
+}
+
+/// The arguments of `torchfits stamps`.
+struct StampsArgs {
+    catalog: PathBuf,
+    catalog_hdu: Option<String>,
+    images: Vec<String>,
+    band: Vec<String>,
+    hdu: HduSelector,
+    size: usize,
+    whole_pixels: bool,
+    cache: PathBuf,
+    max_bytes: Option<u64>,
+    workers: usize,
+    urls: bool,
+}
+
+/// The bands of `--images` (one, unnamed) and `--band NAME=FILE,...`.
+fn stamp_bands(images: Vec<String>, band: &[String]) -> Result<Vec<(String, Vec<String>)>, Error> {
+    let mut bands = Vec::new();
+    if !images.is_empty() {
+        bands.push((String::new(), images));
+    }
+    for b in band {
+        let (name, files) = b
+            .split_once('=')
+            .ok_or_else(|| Error::new(ErrorKind::Parameter, format!("--band {b:?}: NAME=FILE,FILE,... expected")))?;
+        bands.push((name.to_string(), files.split(',').filter(|f| !f.is_empty()).map(str::to_string).collect()));
+    }
+    if bands.is_empty() {
+        return Err(Error::new(ErrorKind::Parameter, "no images: give --images or --band"));
+    }
+    Ok(bands)
+}
+
+#[cfg(feature = "survey")]
+fn stamps_command(a: StampsArgs) -> Result<(), Error> {
+    stamps::run(stamps::StampsJob {
+        bands: stamp_bands(a.images, &a.band)?,
+        catalog: a.catalog,
+        catalog_hdu: a.catalog_hdu,
+        hdu: a.hdu,
+        size: a.size,
+        whole_pixels: a.whole_pixels,
+        cache: a.cache,
+        max_bytes: a.max_bytes.unwrap_or(u64::MAX),
+        workers: a.workers,
+        urls: a.urls,
+    })
+}
+
+/// Without the `survey` feature there are no datasets to read stamps with.
+#[cfg(not(feature = "survey"))]
+fn stamps_command(a: StampsArgs) -> Result<(), Error> {
+    stamp_bands(a.images, &a.band)?;
+    Err(Error::new(
+        ErrorKind::Unsupported,
+        "torchfits stamps: this torchfits was built without the `survey` feature (cargo install torchfits-cli --features survey)",
+    ))
 }
 
 /// The device `--device` names: `None` for the CPU.

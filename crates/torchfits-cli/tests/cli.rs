@@ -478,3 +478,28 @@ fn info_header_read_and_preview_take_a_url_as_they_take_a_path() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("/cli/missing.fits") && err.contains("404") && err.lines().count() == 1, "{err}");
 }
+
+#[cfg(feature = "survey")]
+#[test]
+fn stamps_decodes_a_surveys_stamps_into_the_cache_a_stream_reads() {
+    let dir = tempdir("stamps");
+    let cache = dir.join("cache");
+    let (s, c) = (sample(), cache.to_string_lossy().into_owned());
+    let args = ["stamps", &s, "--catalog-hdu", "CATALOG", "--images", &s, "--hdu", "SCI", "--size", "8", "--cache", &c];
+    let out = torchfits(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(said.starts_with("2 stamps of 8x8 in ") && said.contains("1 of 1 shards cached"), "{said}");
+    // one shard file of the two stamps' records, in the folder the line names
+    let folder = PathBuf::from(said.trim_start_matches("2 stamps of 8x8 in ").split(" (").next().expect("a folder"));
+    let shards: Vec<_> = std::fs::read_dir(&folder).expect("the cache folder").flatten().collect();
+    assert_eq!(shards.len(), 1);
+    let len = shards[0].metadata().expect("a shard file").len();
+    assert!(len > 2 * 2 * 8 * 8 * 4, "{len} bytes for two stamps of a science and a flag plane");
+    // a second run finds them there and says the same
+    let again = torchfits(&args);
+    assert_eq!(String::from_utf8_lossy(&again.stdout).split(" (").next(), said.split(" (").next());
+    let none = torchfits(&["stamps", &s, "--cache", &c]);
+    assert_eq!(none.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("--images or --band"));
+}
