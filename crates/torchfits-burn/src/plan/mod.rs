@@ -26,9 +26,10 @@ use torchfits_core::{ColumnValues, Error, ErrorKind, HduSelector, OpenOptions, R
 use crate::failures::{Failures, OnError};
 use crate::fingerprint::Fnv;
 use footprint::CellIndex;
+use group::GroupingWriter;
 pub(crate) use group::{first_image, first_images};
 use place::{Image, Placed};
-use store::{PlanBytes, PlanFile, PlanWriter};
+use store::{PlanBytes, PlanFile};
 
 /// The plan file format's version: a plan of another version is made again.
 const FORMAT: &str = "2";
@@ -395,11 +396,13 @@ impl SurveyPlanner {
             self.batch_rows,
             self.urls,
         )?;
-        // three stages at once: the catalog read ahead, placing, the plan written behind (in
-        // catalog order, to be grouped by image once every item is placed)
-        let placed_path = &path.with_extension("placed.arrow");
+        // three stages at once: the catalog read ahead, placing, the plan written behind (split
+        // by ranges of images, to be put in image order once every item is placed)
+        let first = first_images(self.bands.iter().map(|(_, files)| files.len()));
+        let files = self.bands.iter().map(|(_, files)| files.len()).sum();
+        let mut writer = GroupingWriter::new(path, first, files, total.unwrap_or(0));
         let (mut rows, mut items, mut placed_rows) = (0u64, 0u64, 0u64);
-        let writer = std::thread::scope(|s| -> Result<Option<PlanWriter>> {
+        std::thread::scope(|s| -> Result<()> {
             let (batch_tx, batch_rx) = std::sync::mpsc::sync_channel::<Result<TableBatch>>(1);
             let (record_tx, record_rx) = std::sync::mpsc::sync_channel::<RecordBatch>(1);
             s.spawn(move || {
@@ -409,16 +412,12 @@ impl SurveyPlanner {
                     }
                 }
             });
-            let written = s.spawn(move || -> Result<Option<PlanWriter>> {
-                let mut writer: Option<PlanWriter> = None;
+            let writer = &mut writer;
+            let written = s.spawn(move || -> Result<()> {
                 for record in record_rx {
-                    let w = match &mut writer {
-                        Some(w) => w,
-                        None => writer.insert(PlanWriter::create(placed_path, &record.schema())?),
-                    };
-                    w.write(&record)?;
+                    writer.write(&record)?;
                 }
-                Ok(writer)
+                Ok(())
             });
             for batch in batch_rx {
                 let batch = batch?;
@@ -446,15 +445,7 @@ impl SurveyPlanner {
             ("torchfits.placed_rows", placed_rows.to_string()),
             ("torchfits.sky_fraction", sky.to_string()),
         ];
-        match writer {
-            Some(w) => {
-                w.finish(&[])?;
-                let first = first_images(self.bands.iter().map(|(_, files)| files.len()));
-                let images = self.bands.iter().map(|(_, files)| files.len()).sum();
-                group::write_grouped(placed_path, path, &first, images, &metadata)
-            }
-            None => PlanWriter::create(path, &self.schema(&[]))?.finish(&metadata),
-        }
+        writer.finish(&metadata, self.schema(&[]))
     }
 
     fn bar(&self, total: Option<u64>) -> indicatif::ProgressBar {
