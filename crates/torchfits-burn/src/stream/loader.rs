@@ -20,8 +20,11 @@ use crate::batch::{StampBatch, StampBatcher};
 use crate::epochs::Epoch;
 use crate::stamp::Stamp;
 
-/// Items a reader thread reads at a time, in sequence order (one image's stamps, mostly).
-const CHUNK: usize = 256;
+/// A reader thread reads a chunk of the sequence at a time: the pieces of shards it holds whole
+/// (so that one thread reads an image's stamps and decodes its tiles once), at least
+/// `MIN_CHUNK` items where pieces are small, at most `MAX_CHUNK` (a longer piece is cut).
+const MIN_CHUNK: u64 = 256;
+const MAX_CHUNK: u64 = 2048;
 
 /// Burn's `DataLoader` over a sharded dataset of stamps, read as a stream: each epoch visits the
 /// shards (the images) in an order drawn from the seed and the epoch, takes this loader's share of
@@ -229,7 +232,7 @@ impl StreamIter {
         let pieces = order.pieces(&stream.index);
         let total: usize = pieces.iter().map(|(_, items)| (items.end - items.start) as usize).sum();
         let sequence = Arc::new(Sequence::new(pieces.into_iter().map(|(_, items)| items).collect()));
-        let chunks = total.div_ceil(CHUNK);
+        let chunks = sequence.chunks.len();
         let workers = stream.workers.min(chunks.max(1));
         let readers: Vec<Receiver<Chunk>> = (0..workers)
             .map(|w| {
@@ -275,10 +278,11 @@ struct Sequence {
     pieces: Vec<Range<u64>>,
     /// The position of each piece's first item.
     starts: Vec<u64>,
-    total: u64,
     /// Set when a piece's bytes have been fetched ahead: once per piece, whichever reader comes
     /// first (the others wait for it rather than fetch the same bytes themselves).
     fetched: Vec<OnceLock<()>>,
+    /// The positions each chunk holds, in order.
+    chunks: Vec<Range<u64>>,
 }
 
 impl Sequence {
@@ -290,7 +294,8 @@ impl Sequence {
             total += p.end - p.start;
         }
         let fetched = pieces.iter().map(|_| OnceLock::new()).collect();
-        Sequence { pieces, starts, total, fetched }
+        let chunks = chunks(&pieces);
+        Sequence { pieces, starts, fetched, chunks }
     }
 
     /// Fetches ahead the pieces `positions` touch (each once, by the first reader to touch it):
@@ -350,6 +355,34 @@ impl Source {
     }
 }
 
+/// The chunks of a sequence of `pieces`: boundaries at the ends of pieces once a chunk holds
+/// `MIN_CHUNK` items, and inside a piece longer than `MAX_CHUNK` (cut in equal parts).
+fn chunks(pieces: &[Range<u64>]) -> Vec<Range<u64>> {
+    let mut out = Vec::new();
+    let (mut start, mut at) = (0u64, 0u64);
+    for p in pieces {
+        let n = p.end - p.start;
+        if n > MAX_CHUNK {
+            if at > start {
+                out.push(start..at);
+            }
+            let parts = n.div_ceil(MAX_CHUNK);
+            out.extend((0..parts).map(|k| at + k * n / parts..at + (k + 1) * n / parts));
+            (start, at) = (at + n, at + n);
+            continue;
+        }
+        at += n;
+        if at - start >= MIN_CHUNK {
+            out.push(start..at);
+            start = at;
+        }
+    }
+    if at > start {
+        out.push(start..at);
+    }
+    out
+}
+
 /// Reader `w` of `workers`: chunks `w`, `w + workers`, ... of `sequence`, each sent whole (the
 /// items `given` before a resumed epoch stopped as `None`, unread); stops at the first error or
 /// when the receiver is gone. The shard pieces a chunk touches are fetched ahead at its first
@@ -361,9 +394,7 @@ fn read_chunks(
     (w, workers): (usize, usize),
     to: &SyncSender<Chunk>,
 ) {
-    let chunk = CHUNK as u64;
-    for k in (w as u64..sequence.total.div_ceil(chunk)).step_by(workers) {
-        let positions = k * chunk..((k + 1) * chunk).min(sequence.total);
+    for positions in sequence.chunks.iter().skip(w).step_by(workers).cloned() {
         let mut fetched = false;
         let mut read = |i: u64| {
             if given.contains(&i) {
@@ -432,5 +463,18 @@ impl Iterator for StreamIter {
 impl DataLoaderIterator<StampBatch> for StreamIter {
     fn progress(&self) -> Progress {
         Progress::new(self.done, self.total, Some("items".to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_hold_small_pieces_whole_and_cut_long_ones() {
+        let pieces = [7..107, 200..500, 0..5000, 9..19];
+        let got = chunks(&pieces);
+        assert_eq!(got, vec![0..400, 400..2066, 2066..3733, 3733..5400, 5400..5410]);
+        assert!(chunks(&[]).is_empty());
     }
 }
