@@ -212,3 +212,23 @@ fn cached_epochs_equal_decoded_ones_and_a_bad_record_is_read_again() {
     let small = stream().cache(tmpdir("stream-cache-small"), std::fs::metadata(&shard).expect("len").len());
     assert_eq!(small.expect("cache").stamp_cache().expect("a cache").cached_shards(), 1);
 }
+
+#[test]
+fn two_streams_filling_one_cache_at_once_leave_every_record_whole() {
+    let ds = survey_dataset("stream-cache-shared", 400);
+    let dir = tmpdir("stream-cache-shared-store");
+    let stream = || StampStream::new(ds.clone(), StampBatcher::new()).batch_size(25).buffer(64).seed(8).workers(2);
+    let want = batches(&stream());
+    // two caches over one folder (each its own open files, as two processes of a node have),
+    // filled at once by two threads
+    let (a, b) = (stream().cache(&dir, u64::MAX).expect("cache"), stream().cache(&dir, u64::MAX).expect("cache"));
+    let (got_a, got_b) = std::thread::scope(|s| {
+        let (a, b) = (s.spawn(|| batches(&a)), s.spawn(|| batches(&b)));
+        (a.join().expect("a"), b.join().expect("b"))
+    });
+    assert_eq!((got_a, got_b), (want.clone(), want.clone()));
+    let fresh = stream().cache(&dir, u64::MAX).expect("cache");
+    let cache = fresh.stamp_cache().expect("a cache");
+    assert!((0..ds.len() as u64).all(|i| cache.get(i).is_some()), "every record whole");
+    assert_eq!(batches(&fresh), want, "read back from the shared cache");
+}
