@@ -176,40 +176,7 @@ enum Command {
     /// Decode a survey's stamps ahead of training into a decoded-stamp cache (a build with the
     /// `survey` feature): plans the catalog on the images, reads every stamp once and writes it
     /// where a `StampStream` with `cache(DIR, ..)` and the same options reads it.
-    Stamps {
-        /// The catalog: FITS binary table, Parquet or Arrow IPC, with RA and DEC columns.
-        catalog: PathBuf,
-        /// The catalog's HDU in a FITS file (default: the first table).
-        #[arg(long)]
-        catalog_hdu: Option<String>,
-        /// The images of a survey of one band.
-        #[arg(long, num_args = 1..)]
-        images: Vec<String>,
-        /// A band and its images, NAME=FILE,FILE,... (repeat for each band, in order).
-        #[arg(long)]
-        band: Vec<String>,
-        /// The image HDU: 0-based index, EXTNAME, or EXTNAME,EXTVER.
-        #[arg(long, default_value = "0", value_parser = parse_hdu)]
-        hdu: HduSelector,
-        /// Stamp side, pixels.
-        #[arg(long, default_value_t = 32)]
-        size: usize,
-        /// Cut whole pixels rather than resample each band to the position (`subpixel(false)`).
-        #[arg(long)]
-        whole_pixels: bool,
-        /// The cache folder (the plan is kept under DIR/plans).
-        #[arg(long)]
-        cache: PathBuf,
-        /// The most bytes the cache may hold (whole images, in the plan's order; default: no bound).
-        #[arg(long)]
-        max_bytes: Option<u64>,
-        /// Reader threads.
-        #[arg(long, default_value_t = 2)]
-        workers: usize,
-        /// The image names are URLs of object storage (s3://, gs://, az://, http(s)://).
-        #[arg(long)]
-        urls: bool,
-    },
+    Stamps(StampsArgs),
     /// Check the CHECKSUM and DATASUM of every HDU (exit status 1 if one is wrong).
     Verify {
         /// The FITS file.
@@ -286,31 +253,7 @@ fn main() -> ExitCode {
             })
         }
         Command::Verify { file } => write::check(&file),
-        Command::Stamps {
-            catalog,
-            catalog_hdu,
-            images,
-            band,
-            hdu,
-            size,
-            whole_pixels,
-            cache,
-            max_bytes,
-            workers,
-            urls,
-        } => stamps_command(StampsArgs {
-            catalog,
-            catalog_hdu,
-            images,
-            band,
-            hdu,
-            size,
-            whole_pixels,
-            cache,
-            max_bytes,
-            workers,
-            urls,
-        }),
+        Command::Stamps(args) => stamps_command(args),
         Command::Wcs { direction, file, hdu, header_file, alt, pixels, world, device, output } => {
             let input = pixels.or(world);
             wcs_command(
@@ -395,17 +338,39 @@ fn wcs_command(
 }
 
 /// The arguments of `torchfits stamps`.
+#[derive(clap::Args)]
 struct StampsArgs {
+    /// The catalog: FITS binary table, Parquet or Arrow IPC, with RA and DEC columns.
     catalog: PathBuf,
+    /// The catalog's HDU in a FITS file (default: the first table).
+    #[arg(long)]
     catalog_hdu: Option<String>,
+    /// The images of a survey of one band.
+    #[arg(long, num_args = 1..)]
     images: Vec<String>,
+    /// A band and its images, NAME=FILE,FILE,... (repeat for each band, in order).
+    #[arg(long)]
     band: Vec<String>,
+    /// The image HDU: 0-based index, EXTNAME, or EXTNAME,EXTVER.
+    #[arg(long, default_value = "0", value_parser = parse_hdu)]
     hdu: HduSelector,
+    /// Stamp side, pixels.
+    #[arg(long, default_value_t = 32)]
     size: usize,
+    /// Cut whole pixels rather than resample each band to the position (`subpixel(false)`).
+    #[arg(long)]
     whole_pixels: bool,
+    /// The cache folder (the plan is kept under DIR/plans).
+    #[arg(long)]
     cache: PathBuf,
+    /// The most bytes the cache may hold (whole images, in the plan's order; default: no bound).
+    #[arg(long)]
     max_bytes: Option<u64>,
+    /// Reader threads.
+    #[arg(long, default_value_t = 2)]
     workers: usize,
+    /// The image names are URLs of object storage (s3://, gs://, az://, http(s)://).
+    #[arg(long)]
     urls: bool,
 }
 

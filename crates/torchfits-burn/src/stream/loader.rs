@@ -394,7 +394,7 @@ fn read_chunks(
     (w, workers): (usize, usize),
     to: &SyncSender<Chunk>,
 ) {
-    for positions in sequence.chunks.iter().skip(w).step_by(workers).cloned() {
+    for positions in sequence.chunks.iter().skip(w).step_by(workers) {
         let mut fetched = false;
         let mut read = |i: u64| {
             if given.contains(&i) {
@@ -404,7 +404,7 @@ fn read_chunks(
                 return cached.map(Some);
             }
             if !fetched {
-                sequence.fetch(&*source.dataset, &positions);
+                sequence.fetch(&*source.dataset, positions);
                 fetched = true;
             }
             source.read(i).map(Some)
