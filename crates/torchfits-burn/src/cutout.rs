@@ -17,7 +17,7 @@ use crate::planes::{PlaneSet, WindowOut};
 use crate::reading::{DatasetBuilder, FitsDataset, Items, ItemsSpec, ReadOptions, Reader};
 use crate::roles::{Channel, ChannelRole};
 use crate::stamp::Stamp;
-use crate::stream::{ShardIndex, ShardedStamps, StampLayout};
+use crate::stream::{ShardIndex, StampLayout, StreamItems};
 
 /// One image of a [`CatalogCutoutDataset`].
 #[derive(Debug)]
@@ -326,62 +326,6 @@ impl CatalogCutouts {
         self.images.get(image).map(|i| &i.wcs)
     }
 
-    /// The items grouped by image, as a stream reads them ([`crate::stream`]): shard `k` is the
-    /// stamps of image `k` (items are numbered image by image).
-    pub fn shards(&self) -> ShardIndex {
-        let mut sizes = vec![0u64; self.images.len()];
-        for e in &self.entries {
-            sizes[e.image] += 1;
-        }
-        ShardIndex::new(sizes)
-    }
-
-    /// Fetches ahead, in a few requests, what reading items `items` needs, where their images are
-    /// in object storage (nothing for local files): a stream does this once per shard.
-    pub fn prefetch(&self, reader: &Reader, items: std::ops::Range<usize>) -> Result<()> {
-        let entries = self.entries.get(items).unwrap_or_default();
-        let s = self.size;
-        let mut at = 0;
-        // items come image by image: one prefetch per image's run of items
-        while let Some(first) = entries.get(at) {
-            let run = entries[at..].iter().take_while(|e| e.image == first.image).count();
-            let windows: Vec<[i64; 2]> = entries[at..at + run].iter().map(|e| e.origin(s)).collect();
-            let path = &self.images[first.image].path;
-            self.planes.prefetch(reader, path, &windows, [s, s])?;
-            at += run;
-        }
-        Ok(())
-    }
-
-    /// What the stamps' planes depend on: the catalog and every image (path, size, modification
-    /// time; an object's version), the stamp size and the planes read.
-    pub(crate) fn fingerprint(&self) -> Result<u64> {
-        let mut h = Fnv::default();
-        h.text("catalog cutouts");
-        h.file(&self.catalog.path, self.catalog.urls)?;
-        for image in &self.images {
-            h.file(&image.path, self.catalog.urls)?;
-        }
-        h.text(&format!("{:?} {} {:?}", self.catalog, self.size, self.planes));
-        Ok(h.0)
-    }
-
-    /// The planes of every stamp.
-    pub(crate) fn layout(&self) -> StampLayout {
-        let (channels, masks, weights) = self.planes.counts();
-        StampLayout { channels, flag_channels: 1, masks, weights, height: self.size, width: self.size }
-    }
-
-    /// Adds to a stamp of item `stamp.index` read back from a cache what it carries besides its
-    /// planes: the label, the catalog row and side columns, the weight roles.
-    pub(crate) fn annotate(&self, stamp: &mut Stamp) {
-        if let Some(e) = self.entries.get(stamp.index) {
-            (stamp.label, stamp.row) = (e.label, e.row);
-        }
-        stamp.side = self.side.clone();
-        stamp.weight_roles = self.planes.weight_roles();
-    }
-
     /// The image each item comes from (its index among [`Self::image_paths`]): the groups of a
     /// split that keeps one image's stamps on one side ([`crate::split_by_group`]).
     pub fn item_images(&self) -> Vec<usize> {
@@ -462,25 +406,61 @@ impl Items for CatalogCutouts {
 }
 
 /// A stream's source ([`crate::stream::StampStream`]): one shard per image.
-impl ShardedStamps for CatalogCutoutDataset {
+impl StreamItems for CatalogCutouts {
+    /// The items grouped by image, as a stream reads them ([`crate::stream`]): shard `k` is the
+    /// stamps of image `k` (items are numbered image by image).
     fn shards(&self) -> ShardIndex {
-        self.items().shards()
+        let mut sizes = vec![0u64; self.images.len()];
+        for e in &self.entries {
+            sizes[e.image] += 1;
+        }
+        ShardIndex::new(sizes)
     }
 
-    fn prefetch(&self, items: std::ops::Range<u64>) -> Result<()> {
-        self.items().prefetch(self.reader(), items.start as usize..items.end as usize)
+    /// Fetches ahead, in a few requests, what reading items `items` needs, where their images are
+    /// in object storage (nothing for local files): a stream does this once per shard.
+    fn prefetch(&self, reader: &Reader, items: std::ops::Range<usize>) -> Result<()> {
+        let entries = self.entries.get(items).unwrap_or_default();
+        let s = self.size;
+        let mut at = 0;
+        // items come image by image: one prefetch per image's run of items
+        while let Some(first) = entries.get(at) {
+            let run = entries[at..].iter().take_while(|e| e.image == first.image).count();
+            let windows: Vec<[i64; 2]> = entries[at..at + run].iter().map(|e| e.origin(s)).collect();
+            let path = &self.images[first.image].path;
+            self.planes.prefetch(reader, path, &windows, [s, s])?;
+            at += run;
+        }
+        Ok(())
     }
 
+    /// What the stamps' planes depend on: the catalog and every image (path, size, modification
+    /// time; an object's version), the stamp size and the planes read.
     fn fingerprint(&self) -> Result<u64> {
-        self.items().fingerprint()
+        let mut h = Fnv::default();
+        h.text("catalog cutouts");
+        h.file(&self.catalog.path, self.catalog.urls)?;
+        for image in &self.images {
+            h.file(&image.path, self.catalog.urls)?;
+        }
+        h.text(&format!("{:?} {} {:?}", self.catalog, self.size, self.planes));
+        Ok(h.0)
     }
 
+    /// The planes of every stamp.
     fn layout(&self) -> StampLayout {
-        self.items().layout()
+        let (channels, masks, weights) = self.planes.counts();
+        StampLayout { channels, flag_channels: 1, masks, weights, height: self.size, width: self.size }
     }
 
+    /// Adds to a stamp of item `stamp.index` read back from a cache what it carries besides its
+    /// planes: the label, the catalog row and side columns, the weight roles.
     fn annotate(&self, stamp: &mut Stamp) -> Result<()> {
-        self.items().annotate(stamp);
+        if let Some(e) = self.entries.get(stamp.index) {
+            (stamp.label, stamp.row) = (e.label, e.row);
+        }
+        stamp.side = self.side.clone();
+        stamp.weight_roles = self.planes.weight_roles();
         Ok(())
     }
 }

@@ -21,7 +21,7 @@ use crate::planes::{PlaneSet, WindowOut};
 use crate::reading::{DatasetBuilder, FitsDataset, Items, ItemsSpec, ReadOptions, Reader};
 use crate::roles::{Channel, ChannelRole};
 use crate::stamp::Stamp;
-use crate::stream::{ShardIndex, ShardedStamps, StampLayout};
+use crate::stream::{ShardIndex, StampLayout, StreamItems};
 
 /// One item per position of a [`SurveyPlan`]: a stamp of `size` x `size` pixels per band,
 /// stacked as channels (the bands in the plan's order), then one flag channel per band (1.0
@@ -123,95 +123,6 @@ impl SurveyCutouts {
             weights.extend(w);
         }
         science.into_iter().chain(flags).chain(masks).chain(weights).collect()
-    }
-
-    /// The items grouped by image, as a stream reads them ([`crate::stream`]): a shard is a run
-    /// of items whose stamps start from one image (their first band that has the position; the
-    /// plan numbers its items image by image, so one shard per image).
-    pub fn shards(&self) -> ShardIndex {
-        let mut sizes = Vec::new();
-        let mut last = None;
-        for (batch, rows) in self.plan.batches().iter().map(|b| (b, b.num_rows())) {
-            for r in 0..rows {
-                let key = first_image(batch, r, &self.first_image);
-                match sizes.last_mut() {
-                    Some(n) if key == last => *n += 1,
-                    _ => sizes.push(1u64),
-                }
-                last = key;
-            }
-        }
-        ShardIndex::new(sizes)
-    }
-
-    /// Fetches ahead, in a few requests per image, what reading items `items` needs, where the
-    /// images are in object storage (nothing for local files): a stream does this once per shard.
-    pub fn prefetch(&self, reader: &Reader, items: std::ops::Range<usize>) -> Result<()> {
-        let s = self.size;
-        let (centre, w) = ((s as f64 - 1.0) / 2.0, if self.subpixel { s + 1 } else { s });
-        // the windows `band_stamp` cuts, per (band, image)
-        let mut windows: std::collections::BTreeMap<(usize, usize), Vec<[i64; 2]>> = Default::default();
-        for index in items {
-            let Some(item) = self.plan.item(index) else { break };
-            for (b, p) in item.placements.iter().enumerate() {
-                let Some(p) = p else { continue };
-                let (fx, fy) = (p.x - centre, p.y - centre);
-                let origin = match self.subpixel {
-                    true => [fx.floor() as i64, fy.floor() as i64],
-                    false => [(fx + 0.5).floor() as i64, (fy + 0.5).floor() as i64],
-                };
-                windows.entry((b, p.image)).or_default().push(origin);
-            }
-        }
-        for ((b, image), origins) in windows {
-            let path = self.plan.bands().nth(b).and_then(|(_, files)| files.get(image));
-            if let Some(path) = path {
-                self.planes.prefetch(reader, path, &origins, [w, w])?;
-            }
-        }
-        Ok(())
-    }
-
-    /// What the stamps' planes depend on: the plan (the fingerprint of its inputs), the stamp
-    /// size, the resampling and the planes read.
-    pub(crate) fn fingerprint(&self) -> Result<u64> {
-        let mut h = Fnv::default();
-        h.text("survey stamps");
-        h.text(self.plan.fingerprint());
-        h.text(&format!("{} {} {:?}", self.size, self.subpixel, self.planes));
-        Ok(h.0)
-    }
-
-    /// The planes of every stamp.
-    pub(crate) fn layout(&self) -> StampLayout {
-        let (science, masks, weights) = self.planes.counts();
-        let bands = self.plan.bands().count();
-        let (height, width) = (self.size, self.size);
-        StampLayout {
-            channels: bands * science,
-            flag_channels: bands,
-            masks: bands * masks,
-            weights: bands * weights,
-            height,
-            width,
-        }
-    }
-
-    /// Adds to a stamp of item `stamp.index` read back from a cache what it carries besides its
-    /// planes: the label, the side columns, the weight roles.
-    pub(crate) fn annotate(&self, stamp: &mut Stamp) -> Result<()> {
-        let located = self.plan.locate(stamp.index);
-        stamp.label = match (&self.label, located) {
-            (Some(c), Some((batch, i))) => Some(c.label(batch.column(c.index), i)?),
-            _ => None,
-        };
-        stamp.side = match located {
-            Some((batch, i)) if !self.targets.is_empty() => Some(Arc::new(self.side(batch, i)?)),
-            _ => None,
-        };
-        let bands = self.plan.bands().count();
-        stamp.weight_roles = (0..bands).flat_map(|_| self.planes.weight_roles().to_vec()).collect();
-        Ok(())
     }
 
     /// The image files, in the numbering of [`Stamp::image`]: the files of the plan's bands,
@@ -604,24 +515,93 @@ impl PlanColumn {
 }
 
 /// A stream's source ([`crate::stream::StampStream`]): one shard per image.
-impl ShardedStamps for SurveyCutoutDataset {
+impl StreamItems for SurveyCutouts {
+    /// The items grouped by image, as a stream reads them ([`crate::stream`]): a shard is a run
+    /// of items whose stamps start from one image (their first band that has the position; the
+    /// plan numbers its items image by image, so one shard per image).
     fn shards(&self) -> ShardIndex {
-        self.items().shards()
+        let mut sizes = Vec::new();
+        let mut last = None;
+        for (batch, rows) in self.plan.batches().iter().map(|b| (b, b.num_rows())) {
+            for r in 0..rows {
+                let key = first_image(batch, r, &self.first_image);
+                match sizes.last_mut() {
+                    Some(n) if key == last => *n += 1,
+                    _ => sizes.push(1u64),
+                }
+                last = key;
+            }
+        }
+        ShardIndex::new(sizes)
     }
 
-    fn prefetch(&self, items: std::ops::Range<u64>) -> Result<()> {
-        self.items().prefetch(self.reader(), items.start as usize..items.end as usize)
+    /// Fetches ahead, in a few requests per image, what reading items `items` needs, where the
+    /// images are in object storage (nothing for local files): a stream does this once per shard.
+    fn prefetch(&self, reader: &Reader, items: std::ops::Range<usize>) -> Result<()> {
+        let s = self.size;
+        let (centre, w) = ((s as f64 - 1.0) / 2.0, if self.subpixel { s + 1 } else { s });
+        // the windows `band_stamp` cuts, per (band, image)
+        let mut windows: std::collections::BTreeMap<(usize, usize), Vec<[i64; 2]>> = Default::default();
+        for index in items {
+            let Some(item) = self.plan.item(index) else { break };
+            for (b, p) in item.placements.iter().enumerate() {
+                let Some(p) = p else { continue };
+                let (fx, fy) = (p.x - centre, p.y - centre);
+                let origin = match self.subpixel {
+                    true => [fx.floor() as i64, fy.floor() as i64],
+                    false => [(fx + 0.5).floor() as i64, (fy + 0.5).floor() as i64],
+                };
+                windows.entry((b, p.image)).or_default().push(origin);
+            }
+        }
+        for ((b, image), origins) in windows {
+            let path = self.plan.bands().nth(b).and_then(|(_, files)| files.get(image));
+            if let Some(path) = path {
+                self.planes.prefetch(reader, path, &origins, [w, w])?;
+            }
+        }
+        Ok(())
     }
 
+    /// What the stamps' planes depend on: the plan (the fingerprint of its inputs), the stamp
+    /// size, the resampling and the planes read.
     fn fingerprint(&self) -> Result<u64> {
-        self.items().fingerprint()
+        let mut h = Fnv::default();
+        h.text("survey stamps");
+        h.text(self.plan.fingerprint());
+        h.text(&format!("{} {} {:?}", self.size, self.subpixel, self.planes));
+        Ok(h.0)
     }
 
+    /// The planes of every stamp.
     fn layout(&self) -> StampLayout {
-        self.items().layout()
+        let (science, masks, weights) = self.planes.counts();
+        let bands = self.plan.bands().count();
+        let (height, width) = (self.size, self.size);
+        StampLayout {
+            channels: bands * science,
+            flag_channels: bands,
+            masks: bands * masks,
+            weights: bands * weights,
+            height,
+            width,
+        }
     }
 
+    /// Adds to a stamp of item `stamp.index` read back from a cache what it carries besides its
+    /// planes: the label, the side columns, the weight roles.
     fn annotate(&self, stamp: &mut Stamp) -> Result<()> {
-        self.items().annotate(stamp)
+        let located = self.plan.locate(stamp.index);
+        stamp.label = match (&self.label, located) {
+            (Some(c), Some((batch, i))) => Some(c.label(batch.column(c.index), i)?),
+            _ => None,
+        };
+        stamp.side = match located {
+            Some((batch, i)) if !self.targets.is_empty() => Some(Arc::new(self.side(batch, i)?)),
+            _ => None,
+        };
+        let bands = self.plan.bands().count();
+        stamp.weight_roles = (0..bands).flat_map(|_| self.planes.weight_roles().to_vec()).collect();
+        Ok(())
     }
 }

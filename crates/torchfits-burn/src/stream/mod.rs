@@ -28,4 +28,4 @@ mod source;
 pub use cache::StampCache;
 pub use loader::StampStream;
 pub use order::{EpochOrder, ShardIndex, Shuffled};
-pub use source::{ShardedStamps, StampLayout};
+pub use source::{ShardedStamps, StampLayout, StreamItems};

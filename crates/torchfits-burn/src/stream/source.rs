@@ -6,6 +6,7 @@ use std::ops::Range;
 use burn::data::dataset::Dataset;
 
 use super::order::ShardIndex;
+use crate::reading::{FitsDataset, Items, Reader};
 use crate::stamp::Stamp;
 
 /// A dataset of stamps whose items are grouped into shards (numbered shard after shard), which
@@ -60,5 +61,50 @@ impl StampLayout {
     pub(super) fn record(&self) -> usize {
         let p = self.plane();
         HEADER + 4 * p * (self.channels + self.flag_channels + self.weights) + 8 * p * self.masks
+    }
+}
+
+/// What the items of a dataset of stamps give a stream ([`crate::CatalogCutouts`],
+/// [`crate::SurveyCutouts`]): the dataset that reads them is then [`ShardedStamps`].
+pub trait StreamItems: Items<Item = Stamp> {
+    /// The items grouped into shards (numbered shard after shard).
+    fn shards(&self) -> ShardIndex;
+
+    /// Fetches ahead, through `reader`, what reading `items` (part of one shard) needs, where
+    /// the files are in object storage.
+    fn prefetch(&self, reader: &Reader, items: Range<usize>) -> torchfits_core::Result<()>;
+
+    /// See [`ShardedStamps::fingerprint`].
+    fn fingerprint(&self) -> torchfits_core::Result<u64>;
+
+    /// See [`ShardedStamps::layout`].
+    fn layout(&self) -> StampLayout;
+
+    /// See [`ShardedStamps::annotate`].
+    fn annotate(&self, stamp: &mut Stamp) -> torchfits_core::Result<()>;
+}
+
+impl<I: StreamItems> ShardedStamps for FitsDataset<I>
+where
+    FitsDataset<I>: Dataset<Stamp>,
+{
+    fn shards(&self) -> ShardIndex {
+        self.items().shards()
+    }
+
+    fn prefetch(&self, items: Range<u64>) -> torchfits_core::Result<()> {
+        self.items().prefetch(self.reader(), items.start as usize..items.end as usize)
+    }
+
+    fn fingerprint(&self) -> torchfits_core::Result<u64> {
+        self.items().fingerprint()
+    }
+
+    fn layout(&self) -> StampLayout {
+        self.items().layout()
+    }
+
+    fn annotate(&self, stamp: &mut Stamp) -> torchfits_core::Result<()> {
+        self.items().annotate(stamp)
     }
 }
