@@ -1,5 +1,6 @@
 //! Opening a FITS file and finding its HDUs.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
@@ -261,6 +262,7 @@ impl OpenOptions {
                 checked_for_cfitsio: Mutex::new(Vec::new()),
                 options: self.clone(),
                 tile_memo: self.tile_memo.then(tile_memo::new_file),
+                loaded: RwLock::default(),
             }),
         }
     }
@@ -327,9 +329,13 @@ struct Shared {
     /// ([`OpenOptions::tile_memo`]): never given to another file, so no file reads another's
     /// tiles.
     tile_memo: Option<u64>,
+    /// The HDUs of `source` loaded so far: a compressed image's header and tile table are
+    /// parsed once per open file, not on every `image()` (a stream of stamps calls it for each).
+    loaded: RwLock<HashMap<usize, Loaded>>,
 }
 
 /// One HDU's header, read and classified.
+#[derive(Clone, Debug)]
 struct Loaded {
     kind: HduKind,
     compressed: bool,
@@ -526,6 +532,20 @@ impl FitsFile {
 
     /// Reads HDU `index`'s header and classifies it.
     fn load(&self, index: usize) -> Result<Loaded> {
+        if let Some(loaded) = self.inner.loaded.read().unwrap_or_else(PoisonError::into_inner).get(&index) {
+            return Ok(loaded.clone());
+        }
+        let loaded = self.parse(index)?;
+        // only what the byte source's index found is kept: a file only cfitsio opens is read
+        // through its handles, whose HDUs are not known to stay put
+        if self.source().is_some() {
+            self.inner.loaded.write().unwrap_or_else(PoisonError::into_inner).insert(index, loaded.clone());
+        }
+        Ok(loaded)
+    }
+
+    /// HDU `index`'s header, read and classified.
+    fn parse(&self, index: usize) -> Result<Loaded> {
         let limits = *self.limits();
         let wrap = |e: Error| self.in_file(e.in_hdu(index));
         let (mut header, data_start) = match self.source() {
