@@ -8,6 +8,6 @@ pub(crate) mod image;
 pub(crate) mod index;
 pub(crate) mod pool;
 pub mod table;
-pub(crate) mod tiled;
 pub(crate) mod tile_memo;
+pub(crate) mod tiled;
 pub mod write;

@@ -19,7 +19,7 @@ pub(crate) type Hdu = (u64, usize);
 type Key = (Hdu, usize);
 
 struct Store {
-    tiles: HashMap<Key, (Arc<[i32]>, u64)>,
+    tiles: HashMap<Key, (Arc<Vec<i32>>, u64)>,
     bytes: usize,
     budget: usize,
     /// The use count of the last lookup or insertion, for the least recently used.
@@ -50,7 +50,7 @@ pub fn set_tile_memo_bytes(bytes: usize) {
 }
 
 /// Tile `tile` of HDU `hdu`, where it is kept.
-pub(crate) fn get(hdu: Hdu, tile: usize) -> Option<Arc<[i32]>> {
+pub(crate) fn get(hdu: Hdu, tile: usize) -> Option<Arc<Vec<i32>>> {
     let mut s = store().lock().unwrap_or_else(PoisonError::into_inner);
     s.clock += 1;
     let now = s.clock;
@@ -59,20 +59,23 @@ pub(crate) fn get(hdu: Hdu, tile: usize) -> Option<Arc<[i32]>> {
     Some(ints.clone())
 }
 
-/// Keeps tile `tile` of HDU `hdu`, within the bound.
-pub(crate) fn put(hdu: Hdu, tile: usize, ints: &[i32]) {
-    let size = std::mem::size_of_val(ints);
+/// Keeps tile `tile` of HDU `hdu` (its integers moved in, not copied), within the bound; the
+/// tile, shared.
+pub(crate) fn put(hdu: Hdu, tile: usize, ints: Vec<i32>) -> Arc<Vec<i32>> {
+    let size = std::mem::size_of_val(&ints[..]);
+    let ints = Arc::new(ints);
     let mut s = store().lock().unwrap_or_else(PoisonError::into_inner);
     if size > s.budget {
-        return;
+        return ints;
     }
     s.clock += 1;
     let now = s.clock;
-    if let Some((old, _)) = s.tiles.insert((hdu, tile), (Arc::from(ints), now)) {
+    if let Some((old, _)) = s.tiles.insert((hdu, tile), (ints.clone(), now)) {
         s.bytes -= std::mem::size_of_val(&old[..]);
     }
     s.bytes += size;
     s.shrink();
+    ints
 }
 
 impl Store {
@@ -94,14 +97,14 @@ mod tests {
     #[test]
     fn tiles_come_back_and_the_least_recently_used_go_first() {
         let hdu = (new_file(), 1);
-        put(hdu, 0, &[1, 2, 3]);
-        put(hdu, 1, &[4, 5, 6]);
-        assert_eq!(get(hdu, 0).as_deref(), Some(&[1, 2, 3][..]));
+        put(hdu, 0, vec![1, 2, 3]);
+        put(hdu, 1, vec![4, 5, 6]);
+        assert_eq!(get(hdu, 0).as_deref().map(Vec::as_slice), Some(&[1, 2, 3][..]));
         assert!(get((new_file(), 1), 0).is_none(), "another file's tile 0 is not this one");
         assert!(get((hdu.0, 2), 0).is_none(), "another HDU's tile 0 is not this one");
         let mut s = Store { tiles: HashMap::new(), bytes: 0, budget: 24, clock: 0 };
         for (k, used) in [(0usize, 3u64), (1, 1), (2, 2)] {
-            s.tiles.insert(((9, 1), k), (Arc::from(&[0i32, 0][..]), used));
+            s.tiles.insert(((9, 1), k), (Arc::new(vec![0i32, 0]), used));
             s.bytes += 8;
         }
         s.budget = 16;

@@ -7,6 +7,7 @@
 //! BSCALE, RICE_1 floats: no writer makes them) is an error on the default read path.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use crate::compression::quantize::{N_RANDOM, ZERO_VALUE, random_sequence};
 use crate::compression::{Codec, Dither, FloatStorage, TileCompression, gzip, hcompress, plio, rice};
@@ -492,8 +493,8 @@ impl NativeTiles {
                     }
                 }
                 (Some(q), _) => {
-                    self.kept_tile_ints(file, k, row.code, count, &mut code, &mut raw, &mut pixels)?;
-                    unquantize(q, k, &row, &pixels, &mut values).map_err(tile_err)?;
+                    let kept = self.kept_tile_ints(file, k, row.code, count, &mut code, &mut raw, &mut pixels)?;
+                    unquantize(q, k, &row, kept.as_deref().unwrap_or(&pixels), &mut values).map_err(tile_err)?;
                     self.copy(&values, &lo, &hi, band, ostride, out, <[T]>::copy_from_slice);
                 }
                 (None, _) if self.raw_floats => {
@@ -503,9 +504,22 @@ impl NativeTiles {
                     self.copy(&values, &lo, &hi, band, ostride, out, <[T]>::copy_from_slice);
                 }
                 (None, _) => {
-                    self.kept_tile_ints(file, k, row.code, count, &mut code, &mut raw, &mut pixels)?;
-                    self.nulls_as_blank(&row, scaling, &mut pixels);
-                    self.copy(&pixels, &lo, &hi, band, ostride, out, &ints_into);
+                    let kept = self.kept_tile_ints(file, k, row.code, count, &mut code, &mut raw, &mut pixels)?;
+                    let ints: &[i32] = match &kept {
+                        // a kept tile is shared: read as it is unless this tile has nulls to mark
+                        Some(kept) if !self.has_nulls(&row, scaling) => kept,
+                        Some(kept) => {
+                            pixels.clear();
+                            pixels.extend_from_slice(kept);
+                            self.nulls_as_blank(&row, scaling, &mut pixels);
+                            &pixels
+                        }
+                        None => {
+                            self.nulls_as_blank(&row, scaling, &mut pixels);
+                            &pixels
+                        }
+                    };
+                    self.copy(ints, &lo, &hi, band, ostride, out, &ints_into);
                 }
             }
             // next tile, odometer-wise
@@ -534,8 +548,9 @@ impl NativeTiles {
         file.read_vec_at(code, at, len, &self.limits, &format_args!("tile {k}"))
     }
 
-    /// [`Self::tile_ints`], from the store of decoded tiles where this HDU keeps them there
-    /// (and kept there once decoded).
+    /// [`Self::tile_ints`], from the store of decoded tiles where this HDU keeps them there:
+    /// the kept tile (shared, not copied; one decoded now is moved there from `pixels`), or None
+    /// with the tile decoded into `pixels` where the HDU keeps none.
     #[allow(clippy::too_many_arguments)]
     fn kept_tile_ints(
         &self,
@@ -546,16 +561,13 @@ impl NativeTiles {
         code: &mut Vec<u8>,
         raw: &mut Vec<u8>,
         pixels: &mut Vec<i32>,
-    ) -> Result<()> {
-        let Some(hdu) = self.memo else { return self.tile_ints(file, k, at, count, code, raw, pixels) };
+    ) -> Result<Option<Arc<Vec<i32>>>> {
+        let Some(hdu) = self.memo else { return self.tile_ints(file, k, at, count, code, raw, pixels).map(|()| None) };
         if let Some(kept) = tile_memo::get(hdu, k).filter(|t| t.len() == count) {
-            pixels.clear();
-            pixels.extend_from_slice(&kept);
-            return Ok(());
+            return Ok(Some(kept));
         }
         self.tile_ints(file, k, at, count, code, raw, pixels)?;
-        tile_memo::put(hdu, k, pixels);
-        Ok(())
+        Ok(Some(tile_memo::put(hdu, k, std::mem::take(pixels))))
     }
 
     /// Decodes the stored integers of tile `k` (`count` pixels, its code at `at` in the heap)
@@ -681,6 +693,11 @@ impl NativeTiles {
                 Ok((width, matches!(ty, FitsType::Float | FitsType::Double)))
             }
         }
+    }
+
+    /// Whether tile `row` has a null value (its ZBLANK) that [`Self::nulls_as_blank`] marks.
+    fn has_nulls(&self, row: &TileRow, scaling: Scaling) -> bool {
+        row.blank.is_some() && self.blank.is_some() && scaling.blank.is_some()
     }
 
     /// An integer tile's nulls (its ZBLANK column's value) as the image's BLANK, which is what a
