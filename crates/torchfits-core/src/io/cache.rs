@@ -99,7 +99,8 @@ impl FileCache {
         let key = FileKey::of(path, self.options.takes_urls())?;
         {
             let mut state = self.state();
-            let at = state.entries.iter().position(|(p, _, _)| p == path);
+            // paths compare as bytes: `Path`'s == parses both into components, and this runs per read
+            let at = state.entries.iter().position(|(p, _, _)| p.as_os_str() == path.as_os_str());
             match at {
                 Some(i) if state.entries.get(i).is_some_and(|e| e.1 == key) => {
                     state.stats.hits += 1;
@@ -119,7 +120,7 @@ impl FileCache {
         let file = self.options.open(path)?;
         let mut state = self.state();
         // another thread may have opened it meanwhile: keep one entry, the newer
-        state.entries.retain(|(p, _, _)| p != path);
+        state.entries.retain(|(p, _, _)| p.as_os_str() != path.as_os_str());
         if state.entries.len() >= self.capacity {
             state.entries.remove(0);
             state.stats.evicted += 1;
@@ -145,7 +146,7 @@ impl FileCache {
 
     /// Whether `path` is held (without checking whether it changed).
     pub fn contains(&self, path: impl AsRef<Path>) -> bool {
-        self.state().entries.iter().any(|(p, _, _)| p == path.as_ref())
+        self.state().entries.iter().any(|(p, _, _)| p.as_os_str() == path.as_ref().as_os_str())
     }
 
     /// Drops every held file (clones handed out stay open until dropped).

@@ -83,16 +83,21 @@ impl BufferPool {
         let lines = bytes.div_ceil(64);
         let reused = {
             let mut shared = self.lock();
-            let best = shared
-                .idle
-                .iter()
-                .enumerate()
-                .filter(|(_, b)| b.len() >= lines && b.len() <= lines.saturating_mul(2).max(1))
-                .min_by_key(|(_, b)| b.len())
+            // of the smallest that fit, the one given back last: its lines are the likeliest
+            // to be in a cache still (an exact fit ends the search: none is smaller)
+            let idle = shared.idle.iter().enumerate().rev();
+            let best = idle
+                .clone()
+                .find(|(_, b)| b.len() == lines)
+                .or_else(|| {
+                    idle.filter(|(_, b)| b.len() >= lines && b.len() <= lines.saturating_mul(2).max(1))
+                        .min_by_key(|(_, b)| b.len())
+                })
                 .map(|(i, _)| i);
             match best {
                 Some(i) => {
-                    let buf = shared.idle.swap_remove(i);
+                    // removed in place: the others keep the order they were given back in
+                    let buf = shared.idle.remove(i);
                     shared.stats.reuses += 1;
                     shared.stats.idle_bytes -= buf.len() * 64;
                     Some(buf)
@@ -199,5 +204,20 @@ mod tests {
         assert_eq!(s.dropped, 1);
         assert!(s.idle_bytes <= 1000);
         assert!(pool.get::<u64>(usize::MAX / 4).is_err());
+    }
+
+    #[test]
+    fn the_buffer_given_back_last_is_handed_out_first() {
+        let pool = BufferPool::new(1 << 20);
+        let (a, b) = (pool.get::<f32>(256).expect("a"), pool.get::<f32>(256).expect("b"));
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        drop(a);
+        drop(b);
+        assert_eq!(pool.get::<f32>(256).expect("again").as_ptr(), pb, "b went back last");
+        let big = pool.get::<f32>(1024).expect("big");
+        drop(big);
+        // an exact fit (b, back again) is preferred to the larger buffer given back after it
+        assert_eq!(pool.get::<f32>(256).expect("fit").as_ptr(), pb);
+        assert_ne!(pa, pb);
     }
 }
