@@ -14,6 +14,7 @@ use burn::data::dataset::DatasetError;
 use burn::tensor::Device;
 
 use super::cache::StampCache;
+use super::handoff::{Handoff, Numbered, ReaderGuard};
 use super::order::{EpochOrder, ShardIndex};
 use super::source::ShardedStamps;
 use crate::batch::{StampBatch, StampBatcher};
@@ -25,6 +26,8 @@ use crate::stamp::Stamp;
 /// `MIN_CHUNK` items where pieces are small, at most `MAX_CHUNK` (a longer piece is cut).
 const MIN_CHUNK: u64 = 256;
 const MAX_CHUNK: u64 = 2048;
+/// Chunks each reader may read past the first the batching thread still waits for.
+const AHEAD_PER_WORKER: usize = 3;
 
 /// Burn's `DataLoader` over a sharded dataset of stamps, read as a stream: each epoch visits the
 /// shards (the images) in an order drawn from the seed and the epoch, takes this loader's share of
@@ -234,23 +237,22 @@ impl StreamIter {
         let sequence = Arc::new(Sequence::new(pieces.into_iter().map(|(_, items)| items).collect()));
         let chunks = sequence.chunks.len();
         let workers = stream.workers.min(chunks.max(1));
-        let readers: Vec<Receiver<Chunk>> = (0..workers)
-            .map(|w| {
-                let (to, from) = sync_channel(2);
-                let source = Source { dataset: stream.dataset.clone(), cache: stream.cache.clone() };
-                let (sequence, given) = (sequence.clone(), given.clone());
-                std::thread::spawn(move || read_chunks(&source, &sequence, &given, (w, workers), &to));
-                from
-            })
-            .collect();
+        let (handoff, to_batcher, in_order) = Handoff::new(chunks, AHEAD_PER_WORKER * workers);
+        for _ in 0..workers {
+            let source = Source { dataset: stream.dataset.clone(), cache: stream.cache.clone() };
+            let (sequence, given, handoff, to) = (sequence.clone(), given.clone(), handoff.clone(), to_batcher.clone());
+            std::thread::spawn(move || read_chunks(&source, &sequence, &given, &handoff, &to));
+        }
+        drop(to_batcher);
         let (to, batches) = sync_channel(2);
         let (batcher, device) = (stream.batcher.clone(), stream.device.clone());
         std::thread::spawn(move || {
-            // chunk k comes from reader k % workers: the sequence in order, whatever the workers
-            // a reader gone before its last chunk (a panic) ends the epoch with an error, not short
-            let items = (0..chunks).map(|k| match readers.get(k % workers).map(Receiver::recv) {
-                Some(Ok(chunk)) => chunk,
-                _ => Err(DatasetError::new(std::io::Error::other("a reader thread of the stream stopped"))),
+            // the sequence in order, whatever reader read each chunk; a chunk no reader sends (a
+            // reader panicked) ends the epoch with an error, not short
+            let items = in_order.map(|chunk| {
+                chunk.unwrap_or_else(|| {
+                    Err(DatasetError::new(std::io::Error::other("a reader thread of the stream stopped")))
+                })
             });
             let after = order.shuffle(items.flat_map(flatten)).skip(skipped).map(|item| {
                 item.and_then(|stamp| stamp.ok_or_else(|| DatasetError::new(std::io::Error::other(PASSED_OVER))))
@@ -383,18 +385,20 @@ fn chunks(pieces: &[Range<u64>]) -> Vec<Range<u64>> {
     out
 }
 
-/// Reader `w` of `workers`: chunks `w`, `w + workers`, ... of `sequence`, each sent whole (the
+/// A reader: takes the next chunk of `sequence` until none is left, and sends each whole (the
 /// items `given` before a resumed epoch stopped as `None`, unread); stops at the first error or
-/// when the receiver is gone. The shard pieces a chunk touches are fetched ahead at its first
-/// item the cache does not hold.
+/// when the batching thread is gone. The shard pieces a chunk touches are fetched ahead at its
+/// first item the cache does not hold.
 fn read_chunks(
     source: &Source,
     sequence: &Sequence,
     given: &HashSet<u64>,
-    (w, workers): (usize, usize),
-    to: &SyncSender<Chunk>,
+    handoff: &Arc<Handoff>,
+    to: &SyncSender<Numbered<Chunk>>,
 ) {
-    for positions in sequence.chunks.iter().skip(w).step_by(workers) {
+    let _guard = ReaderGuard(handoff.clone());
+    while let Some(k) = handoff.take() {
+        let Some(positions) = sequence.chunks.get(k) else { return };
         let mut fetched = false;
         let mut read = |i: u64| {
             if given.contains(&i) {
@@ -411,7 +415,7 @@ fn read_chunks(
         };
         let items = sequence.items(positions.clone()).map(&mut read).collect::<Result<Vec<_>, _>>();
         let failed = items.is_err();
-        if to.send(items).is_err() || failed {
+        if to.send((k, items)).is_err() || failed {
             return;
         }
     }

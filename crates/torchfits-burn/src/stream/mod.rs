@@ -21,6 +21,7 @@
 //! ```
 
 mod cache;
+mod handoff;
 mod loader;
 mod order;
 mod source;
