@@ -4,11 +4,11 @@
 //!
 //! cargo bench -p torchfits-burn --bench stream -- [--dir DIR] [--images 200] [--positions 100000]
 //!
-//! Timed, one pass each: the bare reads of the same stamps (`read_section_into`, on as many
-//! threads as the stream has workers, image by image), epoch 1 from local files, epoch 1 filling
-//! a decoded-stamp cache and epoch 2 from it, and, where the object servers run
-//! (`python3 scripts/remote_servers.py -- cargo bench ...`), epoch 1 from S3 (moto) and HTTP
-//! (nginx) with the requests and bytes it fetched. The survey is made once into DIR (default
+//! Timed: the bare reads of the same stamps (`read_section_into`, on as many threads as the
+//! stream has workers, image by image) and epoch 1 from local files, three passes each taken in
+//! turn (their medians); then one pass each of epoch 1 filling a decoded-stamp cache, epoch 2
+//! from it and, where the object servers run (`python3 scripts/remote_servers.py -- cargo bench
+//! ...`), epoch 1 from S3 (moto) and HTTP (nginx) with the requests and bytes it fetched. The survey is made once into DIR (default
 //! target/tmp/stream-bench, ~0.7 GB). The last line:
 //! `stream: epoch 1 <L> items/s local (<B>x bare), <R> items/s S3 (<Q> requests/image);
 //! epoch 2 <C> items/s from cache; peak RSS <M> MiB` (torchfits-py's figure comes from
@@ -33,6 +33,8 @@ const SIDE: usize = 2048;
 /// Pixels on a side of a stamp.
 const STAMP: usize = 64;
 const WORKERS: usize = 2;
+/// Passes of the bare reads and of epoch 1 from local files, taken in turn.
+const ROUNDS: usize = 3;
 /// Degrees per pixel (0.2 arcsec).
 const SCALE: f64 = 0.2 / 3600.0;
 
@@ -61,9 +63,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::hint::black_box(std::fs::read(f)?);
     }
     let local = dataset(&catalog, &names, false, &survey)?;
-    let bare = bare_rate(&local)?;
-    println!("bare reads: {bare:.0} items/s ({WORKERS} threads)");
-    let epoch1 = epoch_rate(&stream(&local), "epoch 1, local files")?;
+    // this machine's speed drifts between passes: the bare reads and the stream take turns,
+    // and each rate is the median of its passes
+    let (mut bares, mut epochs) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        bares.push(bare_rate(&local)?);
+        epochs.push(epoch_rate(&stream(&local), "epoch 1, local files")?);
+    }
+    let (bare, epoch1) = (median(bares), median(epochs));
+    println!(
+        "bare reads: {bare:.0} items/s ({WORKERS} threads); epoch 1, local files: {epoch1:.0} items/s (medians of {ROUNDS})"
+    );
     let cache = survey.join("stamp-cache");
     let _ = std::fs::remove_dir_all(&cache);
     let cached = stream(&local).cache(&cache, u64::MAX)?;
@@ -98,6 +108,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         peak_rss_mib()
     );
     Ok(())
+}
+
+/// The middle of `rates`.
+fn median(mut rates: Vec<f64>) -> f64 {
+    rates.sort_by(f64::total_cmp);
+    rates[rates.len() / 2]
 }
 
 /// The survey stamps of a plan of `catalog` on `images` (paths or URLs), whole pixels (the bare
