@@ -1,6 +1,7 @@
 //! Integration tests of the core reader, compiled into one binary.
 
 mod bad;
+mod compressed_tables;
 mod common;
 mod direct;
 mod files;

@@ -72,6 +72,10 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Show a tile-compressed table as the table it holds (by default it is shown as it is
+        /// stored, one row of compressed cells per tile, as astropy shows it).
+        #[arg(long)]
+        decompress_tables: bool,
     },
     /// Print the header of one HDU.
     Header {
@@ -83,6 +87,10 @@ enum Command {
         /// Print JSON (typed values) instead of card text.
         #[arg(long)]
         json: bool,
+        /// Show a tile-compressed table as the table it holds (by default it is shown as it is
+        /// stored, one row of compressed cells per tile, as astropy shows it).
+        #[arg(long)]
+        decompress_tables: bool,
     },
     /// Read an image (or a section of one) into a NumPy .npy file, or a table into Parquet or
     /// Arrow IPC.
@@ -109,6 +117,10 @@ enum Command {
         /// rather than astropy's values (the stored value; false).
         #[arg(long)]
         nulls: bool,
+        /// Show a tile-compressed table as the table it holds (by default it is shown as it is
+        /// stored, one row of compressed cells per tile, as astropy shows it).
+        #[arg(long)]
+        decompress_tables: bool,
         /// Output file: .npy for an image, .parquet, .arrow or .csv for a table.
         #[arg(short = 'o', long = "output")]
         output: PathBuf,
@@ -233,11 +245,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result = match cli.command {
-        Command::Info { file, json } => info(&file, json),
-        Command::Header { file, hdu, json } => header(&file, hdu, json),
-        Command::Read { file, hdu, section, columns, rows, filter, nulls, output } => {
+        Command::Info { file, json, decompress_tables } => info(&file, json, decompress_tables),
+        Command::Header { file, hdu, json, decompress_tables } => header(&file, hdu, json, decompress_tables),
+        Command::Read { file, hdu, section, columns, rows, filter, nulls, decompress_tables, output } => {
             let table = TableOptions { columns, rows: rows.as_deref(), filter: filter.as_deref(), nulls };
-            read(&file, hdu, section.as_deref(), table, &output)
+            read(&file, hdu, section.as_deref(), table, decompress_tables, &output)
         }
         Command::Write { input, output, compress, tile, quantize_level, extname, overwrite, append, checksum } => {
             write::write(write::WriteArgs {
@@ -479,6 +491,12 @@ fn open_named(name: &Path) -> Result<FitsFile, Error> {
     OpenOptions::new().urls(true).open(name)
 }
 
+/// [`open_named`], its tile-compressed tables shown as stored (as astropy shows them) unless
+/// `decompress_tables`.
+fn open_shown(name: &Path, decompress_tables: bool) -> Result<FitsFile, Error> {
+    OpenOptions::new().urls(true).stored_tables(!decompress_tables).open(name)
+}
+
 fn print_json(value: &Json) -> Result<(), Error> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| Error::new(ErrorKind::Io, format!("cannot format JSON: {e}")))?;
@@ -516,8 +534,8 @@ fn warn_truncated(file: &FitsFile, hdus: usize) -> Result<(), Error> {
     Ok(())
 }
 
-fn info(path: &Path, as_json: bool) -> Result<(), Error> {
-    let file = open_named(path)?;
+fn info(path: &Path, as_json: bool, decompress_tables: bool) -> Result<(), Error> {
+    let file = open_shown(path, decompress_tables)?;
     let hdus = file.hdus()?;
     warn_truncated(&file, hdus.len())?;
     if as_json {
@@ -574,8 +592,8 @@ fn value_text(v: &Value) -> String {
     }
 }
 
-fn header(path: &Path, hdu: HduSelector, as_json: bool) -> Result<(), Error> {
-    let header: Header = open_named(path)?.header(hdu)?;
+fn header(path: &Path, hdu: HduSelector, as_json: bool, decompress_tables: bool) -> Result<(), Error> {
+    let header: Header = open_shown(path, decompress_tables)?.header(hdu)?;
     if as_json {
         let cards: Vec<Json> = header
             .iter()
@@ -615,9 +633,10 @@ fn read(
     hdu: HduSelector,
     section: Option<&str>,
     table: TableOptions<'_>,
+    decompress_tables: bool,
     output: &Path,
 ) -> Result<(), Error> {
-    let file = open_named(path)?;
+    let file = open_shown(path, decompress_tables)?;
     let info = file.hdu(hdu.clone())?;
     let in_hdu = |e: Error| e.in_hdu(info.index).in_file(path);
     let ext = extension(output);

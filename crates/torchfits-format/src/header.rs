@@ -386,6 +386,68 @@ impl Header {
         Ok(out)
     }
 
+    /// Whether this is a tile-compressed binary table (`ZTABLE = T`, FITS 4.0 section 10.3).
+    pub fn is_compressed_table(&self) -> bool {
+        self.get_bool("ZTABLE") == Some(true)
+    }
+
+    /// The header of the table a tile-compressed binary table holds, as cfitsio's
+    /// `fits_uncompress_table` writes it: `ZNAXIS1`, `ZNAXIS2`, `ZPCOUNT` and `ZFORMn` become
+    /// `NAXIS1`, `NAXIS2`, `PCOUNT` and `TFORMn` in place; `ZTHEAP`, `ZHECKSUM` and `ZDATASUM`
+    /// become `THEAP`, `CHECKSUM` and `DATASUM`; the compression's own keywords (`ZTABLE`,
+    /// `ZTILELEN`, `ZCTYPn`, `ZHEAPPTR`) and the stored table's `THEAP`, `CHECKSUM` and `DATASUM`
+    /// are dropped.
+    pub fn compressed_table_header(&self) -> Result<Header> {
+        let tfields = self.get_i64("TFIELDS").filter(|n| (0..=999).contains(n)).unwrap_or(0);
+        let mut out = Header::default();
+        for c in &self.cards {
+            if c.field.is_some() {
+                out.cards.push(c.clone());
+                continue;
+            }
+            let k = c.keyword.as_str();
+            let renamed = match k {
+                "NAXIS1" | "NAXIS2" | "PCOUNT" => Some(format!("Z{k}")),
+                // TFORMn from ZFORMn
+                _ => indexed_label(k).filter(|&l| l == "TFORM").and_then(|_| k.get(1..)).map(|n| format!("Z{n}")),
+            };
+            if let Some(z) = renamed {
+                let from = self.card(&z).ok_or_else(|| Error::decoding(format!("compressed table without {z}")))?;
+                out.cards.push(Card::new(k, from.value.clone(), from.comment().map(str::to_string)));
+                continue;
+            }
+            let dropped = matches!(
+                k,
+                "ZTABLE"
+                    | "ZTILELEN"
+                    | "ZNAXIS1"
+                    | "ZNAXIS2"
+                    | "ZPCOUNT"
+                    | "ZHEAPPTR"
+                    | "ZTHEAP"
+                    | "THEAP"
+                    | "CHECKSUM"
+                    | "DATASUM"
+                    | "ZHECKSUM"
+                    | "ZDATASUM"
+            ) || indexed_label(k).is_some_and(|l| l == "ZFORM" || l == "ZCTYP");
+            if !dropped {
+                out.cards.push(c.clone());
+            }
+        }
+        for i in 1..=tfields {
+            if self.card(&format!("TFORM{i}")).is_none() {
+                return Err(Error::decoding(format!("compressed table without TFORM{i}")));
+            }
+        }
+        for (z, k) in [("ZTHEAP", "THEAP"), ("ZHECKSUM", "CHECKSUM"), ("ZDATASUM", "DATASUM")] {
+            if let Some(c) = self.card(z) {
+                out.push(k, c.value.clone(), c.comment());
+            }
+        }
+        Ok(out)
+    }
+
     /// astropy's normalisation of a random-groups primary header: such an HDU always has at
     /// least one axis, so `NAXIS = 0` reads as `NAXIS = 1`, `NAXIS1 = 0`.
     pub fn normalise_random_groups(&mut self) {

@@ -10,6 +10,7 @@ use crate::ffi::cfitsio::Handle;
 use crate::io::image::ImageReader;
 use crate::io::index::{HduSpan, Index};
 use crate::io::table::TableReader;
+use crate::io::table::tiles::TableTiles;
 use crate::io::tile_memo;
 use crate::io::tiled::{NativeTiles, Undecoded};
 use crate::source::{self, ByteSource, InMemory};
@@ -38,6 +39,7 @@ pub struct OpenOptions {
     threads: usize,
     urls: bool,
     tile_memo: bool,
+    stored_tables: bool,
 }
 
 impl Default for OpenOptions {
@@ -50,6 +52,7 @@ impl Default for OpenOptions {
             threads: default_threads(),
             urls: false,
             tile_memo: false,
+            stored_tables: false,
         }
     }
 }
@@ -105,6 +108,20 @@ impl OpenOptions {
     /// ```
     pub fn tile_memo(mut self, yes: bool) -> Self {
         self.tile_memo = yes;
+        self
+    }
+
+    /// Shows tile-compressed binary tables (`ZTABLE = T`) as they are stored, one row of
+    /// compressed cells per tile, as astropy does, instead of as the tables they hold (the
+    /// default: [`FitsFile::table`] reads the rows, [`FitsFile::header`] gives the held table's
+    /// header and [`FitsFile::hdu`] its rows, with `compressed` set).
+    ///
+    /// ```no_run
+    /// let f = torchfits_core::OpenOptions::new().stored_tables(true).open("catalog.fits.fz")?;
+    /// # Ok::<(), torchfits_core::Error>(())
+    /// ```
+    pub fn stored_tables(mut self, yes: bool) -> Self {
+        self.stored_tables = yes;
         self
     }
 
@@ -349,6 +366,9 @@ struct Loaded {
     native: Option<std::result::Result<NativeTiles, Undecoded>>,
     /// For an uncompressed image of a plain file, the byte offset of its data.
     data_start: Option<u64>,
+    /// For a tile-compressed table shown as the table it holds: the stored header, and where
+    /// the stored rows begin (in a plain file).
+    stored_table: Option<(Arc<Header>, Option<u64>)>,
 }
 
 impl FitsFile {
@@ -576,10 +596,16 @@ impl FitsFile {
                 (Arc::new(Header::parse_limited(&bytes, limits.max_header_cards).map_err(wrap)?), None)
             }
         };
-        let (kind, compressed) = classify(index, &header).map_err(wrap)?;
+        let (kind, mut compressed) = classify(index, &header).map_err(wrap)?;
+        let mut stored_table = None;
+        if kind == HduKind::BinTable && header.is_compressed_table() && !self.inner.options.stored_tables {
+            let held = Arc::new(header.compressed_table_header().map_err(wrap)?);
+            stored_table = Some((std::mem::replace(&mut header, held), data_start));
+            compressed = true;
+        }
         let mut tiles = None;
         let mut native = None;
-        if compressed {
+        if compressed && kind == HduKind::Image {
             tiles = TileCompression::from_header(&header).ok().map(|d| d.tile_shape());
             let memo = self.inner.tile_memo.map(|file| (file, index));
             native = data_start.map(|start| NativeTiles::from_header(&header, start, limits).map(|t| t.kept(memo)));
@@ -589,7 +615,7 @@ impl FitsFile {
             Arc::make_mut(&mut header).normalise_random_groups();
         }
         let data_start = if compressed { None } else { data_start };
-        Ok(Loaded { kind, compressed, header, tiles, native, data_start })
+        Ok(Loaded { kind, compressed, header, tiles, native, data_start, stored_table })
     }
 
     /// The HDU `selector` names, loaded. A name is looked up by reading headers from the start.
@@ -635,7 +661,7 @@ impl FitsFile {
     /// [`TableReader`]). Fails with a [`Parameter`](ErrorKind::Parameter) error for an image.
     /// The reader holds a clone of this open file.
     pub fn table(&self, selector: impl Into<HduSelector>) -> Result<TableReader> {
-        let (i, Loaded { kind, header, data_start, .. }) = self.find(selector.into())?;
+        let (i, Loaded { kind, header, data_start, stored_table, .. }) = self.find(selector.into())?;
         let wrap = |e: Error| self.in_file(e.in_hdu(i));
         match kind {
             HduKind::BinTable | HduKind::AsciiTable => {}
@@ -644,6 +670,13 @@ impl FitsFile {
             }
         }
         let schema = TableSchema::from_header(&header).map_err(wrap)?;
+        if let Some((stored, start)) = stored_table {
+            let start = start.ok_or_else(|| {
+                wrap(Error::unsupported("a compressed table is read from a plain file, not through cfitsio"))
+            })?;
+            let tiles = TableTiles::new(&stored, &schema, start, *self.limits()).map_err(wrap)?;
+            return Ok(TableReader::new(self.clone(), i, schema, None).with_tiles(tiles));
+        }
         let heap = schema.data_len.saturating_sub(schema.heap_offset);
         let max_heap = self.limits().max_heap;
         if schema.columns.iter().any(|c| c.variable.is_some()) && heap > max_heap {

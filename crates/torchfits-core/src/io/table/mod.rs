@@ -27,6 +27,7 @@ mod decode;
 mod filter;
 mod pool;
 mod reader;
+pub(crate) mod tiles;
 
 pub use filter::Filter;
 pub use pool::ColumnPool;

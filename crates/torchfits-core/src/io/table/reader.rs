@@ -1,11 +1,13 @@
 //! Reading binary tables: blocks of raw rows, decoded column by column into typed buffers.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use crate::io::file::FitsFile;
 use crate::io::table::decode::{Cells, Out, decode_into, push_nulls, push_trimmed};
 use crate::io::table::filter::Filter;
 use crate::io::table::pool::ColumnPool;
+use crate::io::table::tiles::{TableTiles, Unpacked};
 use crate::source::ByteSource;
 use torchfits_format::error::{Error, Result};
 use torchfits_format::limits::Limits;
@@ -286,6 +288,8 @@ pub struct TableReader {
     batch_rows: usize,
     filter: Option<Filter>,
     pool: ColumnPool,
+    /// For a tile-compressed table: where its tiles are (the rows are decoded from them).
+    tiles: Option<Arc<TableTiles>>,
 }
 
 impl TableReader {
@@ -303,7 +307,14 @@ impl TableReader {
             batch_rows: DEFAULT_BATCH_ROWS,
             filter: None,
             pool,
+            tiles: None,
         }
+    }
+
+    /// This reader reads the rows of a tile-compressed table from its tiles.
+    pub(crate) fn with_tiles(mut self, tiles: TableTiles) -> Self {
+        self.tiles = Some(Arc::new(tiles));
+        self
     }
 
     fn err(&self, e: Error) -> Error {
@@ -386,7 +397,7 @@ impl TableReader {
         let bytes = (batch_rows as u64).saturating_mul(self.schema.row_bytes as u64);
         self.file.limits().check_alloc(bytes, "a batch of table rows").map_err(|e| self.err(e))?;
         let next = self.rows.start;
-        Ok(TableBatches { reader: self, next, batch_rows, block: Vec::new(), heap: None })
+        Ok(TableBatches { reader: self, next, batch_rows, block: Vec::new(), heap: None, arrays: Vec::new() })
     }
 }
 
@@ -400,6 +411,8 @@ pub struct TableBatches {
     block: Vec<u8>,
     /// For a file read through cfitsio, the table's heap, read once when a batch first needs it.
     heap: Option<Vec<u8>>,
+    /// For a tile-compressed table, the current batch's variable-length arrays, decoded.
+    arrays: Vec<u8>,
 }
 
 impl Drop for TableBatches {
@@ -486,10 +499,17 @@ impl TableBatches {
             if self.block.len() < len {
                 r.file.limits().resize_vec(&mut self.block, len, 0, "a batch's rows")?;
             }
-            r.file.read_table_rows(r.index, r.data_start, first, row_bytes, &mut self.block[..len])?;
+            match (&r.tiles, source) {
+                (Some(tiles), Some(source)) => {
+                    self.arrays.clear();
+                    let out = Unpacked { rows: &mut self.block[..len], heap: &mut self.arrays };
+                    tiles.unpack(source, &r.schema, first, n, &wanted, out)?;
+                }
+                _ => r.file.read_table_rows(r.index, r.data_start, first, row_bytes, &mut self.block[..len])?,
+            }
         }
         let needs_heap = other.iter().any(|&k| columns[k].variable.is_some());
-        if needs_heap && self.heap.is_none() && (source.is_none() || r.data_start.is_none()) {
+        if needs_heap && r.tiles.is_none() && self.heap.is_none() && (source.is_none() || r.data_start.is_none()) {
             let bytes = r.schema.data_len.saturating_sub(r.schema.heap_offset);
             let mut heap =
                 r.file.limits().zeroed_vec(usize::try_from(bytes).unwrap_or(usize::MAX), "the table's heap")?;
@@ -509,7 +529,11 @@ impl TableBatches {
         let heap = HeapSource {
             plain: source,
             data_start: r.data_start,
-            memory: self.heap.as_deref(),
+            memory: if r.tiles.is_some() { Some(&self.arrays) } else { self.heap.as_deref() },
+            len: match r.tiles {
+                Some(_) => self.arrays.len() as u64,
+                None => r.schema.data_len.saturating_sub(r.schema.heap_offset),
+            },
             schema: &r.schema,
             limits: *file.limits(),
         };
@@ -543,8 +567,11 @@ const PARALLEL_MIN_ROWS: usize = 16_384;
 struct HeapSource<'a> {
     plain: Option<&'a dyn ByteSource>,
     data_start: Option<u64>,
-    /// The whole heap, for a file read through cfitsio (which holds it in memory anyway).
+    /// The whole heap, for a file read through cfitsio (which holds it in memory anyway), or a
+    /// compressed table's batch's arrays, decoded.
     memory: Option<&'a [u8]>,
+    /// Bytes of the heap: every array lies in them.
+    len: u64,
     schema: &'a TableSchema,
     limits: Limits,
 }
@@ -557,12 +584,10 @@ fn read_heap(heap: &HeapSource<'_>, c: &ColumnSchema, spans: &[(u64, u64)]) -> R
     let mut total = 0u64;
     let (mut lo, mut hi) = (u64::MAX, 0u64);
     for &(offset, bytes) in spans.iter().filter(|s| s.1 > 0) {
-        let end = schema.heap_offset.checked_add(offset).and_then(|o| o.checked_add(bytes));
-        if end.is_none_or(|e| e > schema.data_len) {
+        if offset.checked_add(bytes).is_none_or(|e| e > heap.len) {
             return Err(Error::decoding(format!(
                 "column {}: an array descriptor ({bytes} bytes at heap offset {offset}) points outside the heap of {} bytes",
-                c.name,
-                schema.data_len - schema.heap_offset
+                c.name, heap.len
             )));
         }
         total += bytes;
