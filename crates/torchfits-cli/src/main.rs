@@ -132,10 +132,12 @@ enum Command {
         /// Output FITS file (written to a temporary file, moved into place when complete).
         #[arg(short = 'o', long = "output")]
         output: PathBuf,
-        /// Tile-compress the image: rice, gzip, gzip2, hcompress or plio.
+        /// Tile-compress the image (rice, gzip, gzip2, hcompress or plio) or the table (rice,
+        /// gzip or gzip2: the columns that algorithm codes; the others as fpack codes them).
         #[arg(long)]
         compress: Option<String>,
-        /// Tile shape, C order, comma-separated (default: one image row per tile).
+        /// Tile shape, C order, comma-separated (default: one image row per tile); for a table,
+        /// rows per tile (default: about 10 MB of rows).
         #[arg(long, value_delimiter = ',')]
         tile: Option<Vec<usize>>,
         /// Quantisation level of compressed floats (default 4; 0: lossless, gzip only).

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use arrow_ipc::reader::FileReader;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use torchfits_core::table::TableBatch;
-use torchfits_core::write::{ChecksumStatus, ColumnSpec, Compression, WriteOptions, verify};
+use torchfits_core::write::{
+    ChecksumStatus, ColumnSpec, Compression, TableAlgorithm, TableCompression, WriteOptions, verify,
+};
 use torchfits_core::{Error, ErrorKind, Header, Limits, Pixels};
 
 use crate::npy;
@@ -45,8 +47,8 @@ pub fn write(args: WriteArgs) -> Result<(), Error> {
     match ext.as_str() {
         "npy" => image(&args, options, &header),
         "parquet" | "arrow" | "ipc" | "feather" => {
-            if args.compress.is_some() || args.tile.is_some() || args.quantize_level.is_some() {
-                return Err(Error::new(ErrorKind::Parameter, "--compress, --tile and --quantize-level are for images"));
+            if args.quantize_level.is_some() {
+                return Err(Error::new(ErrorKind::Parameter, "--quantize-level is for images"));
             }
             table(&args, options, &header, ext == "parquet")
         }
@@ -142,8 +144,12 @@ fn table(args: &WriteArgs, options: WriteOptions, header: &Header, parquet: bool
     }
     let specs = specs.unwrap_or_default();
     // second pass: the rows
+    let compression = table_compression(args)?;
     let mut writer = options.create(&args.output)?;
-    let mut table = writer.table(specs, Some(header))?;
+    let mut table = match &compression {
+        Some(c) => writer.compressed_table(specs, Some(header), c)?,
+        None => writer.table(specs, Some(header))?,
+    };
     let mut progress = Progress::new(rows, &args.output);
     let (_, all) = batches(&args.input, parquet)?;
     for batch in all {
@@ -155,6 +161,30 @@ fn table(args: &WriteArgs, options: WriteOptions, header: &Header, parquet: bool
     table.finish()?;
     writer.finish()?;
     Ok(())
+}
+
+/// The table compression `--compress` and `--tile` ask for, if any.
+fn table_compression(args: &WriteArgs) -> Result<Option<TableCompression>, Error> {
+    let algorithm = match args.compress.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None if args.tile.is_some() => return Err(Error::new(ErrorKind::Parameter, "--tile needs --compress")),
+        None => return Ok(None),
+        Some("rice") => TableAlgorithm::Rice1,
+        Some("gzip") => TableAlgorithm::Gzip1,
+        Some("gzip2") => TableAlgorithm::Gzip2,
+        Some(other) => {
+            return Err(Error::new(
+                ErrorKind::Parameter,
+                format!("--compress {other}: a table is compressed with rice, gzip or gzip2"),
+            ));
+        }
+    };
+    let mut c = TableCompression::new().algorithm(algorithm);
+    match args.tile.as_deref() {
+        None => {}
+        Some(&[rows]) if rows > 0 => c = c.tile_rows(rows),
+        Some(_) => return Err(Error::new(ErrorKind::Parameter, "--tile for a table is one number: rows per tile")),
+    }
+    Ok(Some(c))
 }
 
 /// Prints each HDU's checksums; an error when any is wrong.

@@ -279,14 +279,25 @@ fn write_round_trips_npy_and_parquet_and_never_clobbers() {
         r.get_row_iter(None).expect("rows").map(|row| row.expect("row").to_string()).collect::<Vec<_>>()
     };
     assert_eq!(rows(&pq), rows(&pq2));
-    // an input it cannot write: exit 1; compression options on a table: exit 1
+    // the table tile-compressed (tiles of 1 row: several tiles), read back decompressed
+    let packed = dir.join("cat.fits.fz");
+    let args = ["write", &s(&pq), "-o", &s(&packed), "--extname", "CATALOG", "--compress", "rice", "--tile", "1"];
+    let out = torchfits(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pq3 = dir.join("cat3.parquet");
+    let back = torchfits(&["read", &s(&packed), "--hdu", "CATALOG", "--decompress-tables", "-o", &s(&pq3)]);
+    assert!(back.status.success(), "{}", String::from_utf8_lossy(&back.stderr));
+    assert_eq!(rows(&pq), rows(&pq3));
+    // an input it cannot write: exit 1; an image's compression or quantisation on a table: exit 1
     let txt = dir.join("x.txt");
     std::fs::write(&txt, "x").expect("write");
     assert_eq!(torchfits(&["write", &s(&txt), "-o", &s(&dir.join("x.fits"))]).status.code(), Some(1));
-    assert_eq!(
-        torchfits(&["write", &s(&pq), "-o", &s(&dir.join("y.fits")), "--compress", "rice"]).status.code(),
-        Some(1)
-    );
+    let (pq_s, y) = (s(&pq), s(&dir.join("y.fits")));
+    for image_only in [&["--compress", "plio"][..], &["--compress", "gzip", "--quantize-level", "4"]] {
+        let mut args = vec!["write", &pq_s, "-o", &y];
+        args.extend_from_slice(image_only);
+        assert_eq!(torchfits(&args).status.code(), Some(1), "{image_only:?}");
+    }
     assert!(!dir.join("x.fits").exists() && !dir.join("y.fits").exists());
 }
 

@@ -10,6 +10,7 @@ use std::fs::File;
 use std::io::{BufWriter, Read, Seek, Write};
 use std::path::PathBuf;
 
+use super::compressed_table::{Layout, Packer, TableCompression};
 use super::{Cleanup, FitsWriter, OpenHdu, TMP_COUNTER};
 use crate::io::table::{ColumnData, ColumnType, ColumnValues, TableBatch};
 use torchfits_format::cards::{Record, raw_card, structural};
@@ -119,12 +120,12 @@ impl ColumnSpec {
     }
 
     /// Bytes of one element (a string's byte; bits count whole bytes separately).
-    fn size(&self) -> usize {
+    pub(super) fn size(&self) -> usize {
         self.column_type.value_size()
     }
 
     /// Bytes of the column in a row.
-    fn width(&self) -> usize {
+    pub(super) fn width(&self) -> usize {
         match (self.variable, self.column_type) {
             (true, _) => 8,
             (false, ColumnType::Bits) => self.repeat.div_ceil(8),
@@ -229,14 +230,53 @@ pub struct TableWrite<'w> {
     pcount_at: usize,
     tform_at: Vec<usize>,
     buf: Vec<u8>,
+    /// For a compressed table: the tiles so far, and where ZNAXIS2, ZPCOUNT and each ZFORMn
+    /// are among the header's records.
+    packer: Option<Packer>,
+    zcounts_at: (usize, usize),
+    zform_at: Vec<usize>,
 }
 
 impl FitsWriter {
     /// Starts a binary-table HDU of `columns`, with `header`'s cards besides the structural ones
     /// (EXTNAME among them).
     pub fn table(&mut self, columns: Vec<ColumnSpec>, header: Option<&Header>) -> Result<TableWrite<'_>> {
-        let result = TableWrite::begin(self, columns, header);
+        let result = TableWrite::begin_packed(self, columns, header, None);
         match result {
+            Ok(t) => Ok(t),
+            Err((w, e)) => Err(w.err(e)),
+        }
+    }
+
+    /// Starts a tile-compressed binary-table HDU of `columns` (FITS 4.0 section 10.3, as fpack
+    /// writes one): written as [`FitsWriter::table`] writes, read back as the table it holds.
+    ///
+    /// ```
+    /// use torchfits_core::table::{ColumnData, ColumnValues, TableBatch};
+    /// use torchfits_core::write::{ColumnSpec, TableCompression};
+    /// use torchfits_core::{FitsFile, FitsWriter};
+    /// # let dir = std::env::temp_dir().join(format!("tf-doc-ztable-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// let path = dir.join("catalog.fits.fz");
+    /// let batch = TableBatch::new(vec![ColumnData::new("id", ColumnValues::I32((0..5000).collect()))])?;
+    /// let mut writer = FitsWriter::create(&path)?;
+    /// let columns = batch.columns.iter().map(ColumnSpec::of).collect();
+    /// let mut table = writer.compressed_table(columns, None, &TableCompression::new().tile_rows(1000))?;
+    /// table.write(&batch)?;
+    /// table.finish()?;
+    /// writer.finish()?;
+    /// let back = FitsFile::open(&path)?.table(1)?.build()?.next().expect("a batch")?;
+    /// assert_eq!(back.columns[0].values, batch.columns[0].values);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn compressed_table(
+        &mut self,
+        columns: Vec<ColumnSpec>,
+        header: Option<&Header>,
+        compression: &TableCompression,
+    ) -> Result<TableWrite<'_>> {
+        match TableWrite::begin_packed(self, columns, header, Some(compression)) {
             Ok(t) => Ok(t),
             Err((w, e)) => Err(w.err(e)),
         }
@@ -257,11 +297,13 @@ impl FitsWriter {
 }
 
 impl<'w> TableWrite<'w> {
+    /// Starts the table, compressed where `compression` is given.
     #[allow(clippy::result_large_err)]
-    fn begin(
+    fn begin_packed(
         writer: &'w mut FitsWriter,
         columns: Vec<ColumnSpec>,
         header: Option<&Header>,
+        compression: Option<&TableCompression>,
     ) -> std::result::Result<Self, (&'w mut FitsWriter, Error)> {
         let plan = (|| {
             if columns.len() > 999 {
@@ -294,7 +336,9 @@ impl<'w> TableWrite<'w> {
             records.push(structural("XTENSION", Value::Str("BINTABLE".into()), "binary table extension"));
             records.push(structural("BITPIX", Value::Int(8), "8-bit bytes"));
             records.push(structural("NAXIS", Value::Int(2), "2-dimensional binary table"));
-            records.push(structural("NAXIS1", Value::Int(row_bytes as i64), "width of table in bytes"));
+            let stored_row = 16 * columns.len() as i64;
+            let naxis1 = if compression.is_some() { stored_row } else { row_bytes as i64 };
+            records.push(structural("NAXIS1", Value::Int(naxis1), "width of table in bytes"));
             let naxis2_at = records.len();
             records.push(structural("NAXIS2", Value::Int(0), "number of rows in table"));
             let pcount_at = records.len();
@@ -310,7 +354,8 @@ impl<'w> TableWrite<'w> {
                     Some(format!("label for field {n}")),
                 ))?);
                 tform_at.push(records.len());
-                records.push(structural(&format!("TFORM{n}"), Value::Str(tform(c, 0)), "data format of field"));
+                let form = if compression.is_some() { "1QB".to_string() } else { tform(c, 0) };
+                records.push(structural(&format!("TFORM{n}"), Value::Str(form), "data format of field"));
                 if let Some(u) = &c.unit {
                     records.extend(torchfits_format::cards::format_card(&torchfits_format::header::Card::new(
                         format!("TUNIT{n}"),
@@ -330,10 +375,43 @@ impl<'w> TableWrite<'w> {
                     records.push(raw_card(&format!("TZERO{n}"), z, "offset for unsigned integers"));
                 }
             }
+            let mut packed = None;
+            if let Some(compression) = compression {
+                let packer = Packer::new(compression, &columns, row_bytes);
+                records.push(structural("ZTABLE", Value::Bool(true), "this is a compressed table"));
+                records.push(structural(
+                    "ZTILELEN",
+                    Value::Int(packer.tile_rows() as i64),
+                    "number of rows in each tile",
+                ));
+                records.push(structural(
+                    "ZNAXIS1",
+                    Value::Int(row_bytes as i64),
+                    "length of uncompressed row in bytes",
+                ));
+                let znaxis2_at = records.len();
+                records.push(structural("ZNAXIS2", Value::Int(0), "number of rows in uncompressed table"));
+                records.push(structural("ZPCOUNT", Value::Int(0), "size of heap in uncompressed table"));
+                let mut zform_at = Vec::with_capacity(columns.len());
+                for (i, (c, algorithm)) in columns.iter().zip(packer.algorithm_names()).enumerate() {
+                    zform_at.push(records.len());
+                    records.push(structural(
+                        &format!("ZFORM{}", i + 1),
+                        Value::Str(tform(c, 0)),
+                        "format of uncompressed column",
+                    ));
+                    records.push(structural(
+                        &format!("ZCTYP{}", i + 1),
+                        Value::Str(algorithm.into()),
+                        "compression algorithm for column",
+                    ));
+                }
+                packed = Some((packer, (znaxis2_at, znaxis2_at + 1), zform_at));
+            }
             records.extend(FitsWriter::user_records(header)?);
-            Ok((records, offsets, row_bytes, naxis2_at, pcount_at, tform_at))
+            Ok((records, offsets, row_bytes, naxis2_at, pcount_at, tform_at, packed))
         })();
-        let (records, offsets, row_bytes, naxis2_at, pcount_at, tform_at) = match plan {
+        let (records, offsets, row_bytes, naxis2_at, pcount_at, tform_at, packed) = match plan {
             Ok(p) => p,
             Err(e) => return Err((writer, e)),
         };
@@ -347,6 +425,10 @@ impl<'w> TableWrite<'w> {
             Err(e) => return Err((writer, e)),
         };
         let max_len = vec![0; columns.len()];
+        let (packer, zcounts_at, zform_at) = match packed {
+            Some((packer, counts, forms)) => (Some(packer), counts, forms),
+            None => (None, (0, 0), Vec::new()),
+        };
         Ok(TableWrite {
             writer,
             columns,
@@ -361,6 +443,9 @@ impl<'w> TableWrite<'w> {
             pcount_at,
             tform_at,
             buf: Vec::new(),
+            packer,
+            zcounts_at,
+            zform_at,
         })
     }
 
@@ -436,6 +521,13 @@ impl<'w> TableWrite<'w> {
                 self.buf[at..at + w].copy_from_slice(cell);
             }
         }
+        if let Some(packer) = &mut self.packer {
+            let layout = Layout { columns: &self.columns, offsets: &self.offsets, row_bytes: self.row_bytes };
+            packer.push(&layout, &self.buf, &heap, &|| scratch_path(&self.writer.tmp, "stored-heap"))?;
+            self.heap_len += heap.len() as u64;
+            self.rows += n as u64;
+            return Ok(());
+        }
         let buf = std::mem::take(&mut self.buf);
         let put = self.writer.put(&buf);
         self.buf = buf;
@@ -469,6 +561,9 @@ impl<'w> TableWrite<'w> {
     }
 
     fn complete(&mut self) -> Result<()> {
+        if self.packer.is_some() {
+            return self.complete_packed();
+        }
         if let Some((spool, path)) = self.heap.take() {
             let _cleanup = Cleanup(&path);
             let mut f = spool.into_inner().map_err(|e| Error::io(e.into_error(), "cannot write the heap"))?;
@@ -496,10 +591,55 @@ impl<'w> TableWrite<'w> {
     }
 }
 
+impl TableWrite<'_> {
+    /// Completes a compressed table: the last tile, the stored rows and heap, then the stored
+    /// and the held table's counts and array lengths in the header.
+    fn complete_packed(&mut self) -> Result<()> {
+        let Some(mut packer) = self.packer.take() else { return Ok(()) };
+        let layout = Layout { columns: &self.columns, offsets: &self.offsets, row_bytes: self.row_bytes };
+        let tmp = self.writer.tmp.clone();
+        packer.flush(&layout, &|| scratch_path(&tmp, "stored-heap"))?;
+        self.writer.put(&packer.stored_rows)?;
+        let writer = &mut *self.writer;
+        packer.copy_heap(&mut |bytes| writer.put(bytes))?;
+        let Some(mut hdu) = self.hdu.take() else {
+            return Err(Error::parameter("the table is already complete"));
+        };
+        let int = |k: &str, v: u64, note: &str| structural(k, Value::Int(v as i64), note);
+        hdu.records[self.naxis2_at] = int("NAXIS2", packer.tiles, "number of rows in table");
+        hdu.records[self.pcount_at] = int("PCOUNT", packer.stored_heap_len, "size of special data area");
+        let (znaxis2, zpcount) = self.zcounts_at;
+        hdu.records[znaxis2] = int("ZNAXIS2", self.rows, "number of rows in uncompressed table");
+        hdu.records[zpcount] = int("ZPCOUNT", self.heap_len, "size of heap in uncompressed table");
+        for (k, c) in self.columns.iter().enumerate() {
+            let longest = packer.longest.get(k).copied().unwrap_or(0);
+            hdu.records[self.tform_at[k]] =
+                structural(&format!("TFORM{}", k + 1), Value::Str(format!("1QB({longest})")), "data format of field");
+            if c.variable {
+                hdu.records[self.zform_at[k]] = structural(
+                    &format!("ZFORM{}", k + 1),
+                    Value::Str(tform(c, self.max_len[k])),
+                    "format of uncompressed column",
+                );
+            }
+        }
+        self.writer.end_hdu(hdu, true)
+    }
+}
+
+/// A scratch file's path beside the writer's temporary file.
+fn scratch_path(tmp: &std::path::Path, what: &str) -> PathBuf {
+    let n = TMP_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    PathBuf::from(format!("{}.{n}.{what}", tmp.display()))
+}
+
 impl Drop for TableWrite<'_> {
     fn drop(&mut self) {
         if let Some((_, path)) = self.heap.take() {
             let _ = std::fs::remove_file(path);
+        }
+        if let Some(packer) = &mut self.packer {
+            packer.discard();
         }
     }
 }
