@@ -10,15 +10,19 @@ Cases: `write_f32_4096` (the 4096x4096 float32 image of img_f32_4096.fits, uncom
 `wcs_pix2world_16M` (astropy's `WCS(header).all_pix2world` of every pixel of img_f32_4096.fits,
 16.8M points, 0-based), and whole reads of two images this script writes once with python fitsio
 (cfitsio's coders, its default tiles): `hcompress_i16_4096_full` (that int16 image, HCOMPRESS_1)
-and `plio_i32_4096_full` (a mask made from it, PLIO_1). OUT gets {"cases": {id: {"fitsio": ms, "astropy": ms}}}. Runs in the
+and `plio_i32_4096_full` (a mask made from it, PLIO_1); and the compressed-table cases
+(`ztable_1M_*`: the standard table through `fpack -table`, read by python fitsio after `funpack`
+and by rustfits where installed). OUT gets {"cases": {id: {"fitsio": ms, "astropy": ms}}}. Runs in the
 peers' virtual environment (../shared/peers/peer_bench.py makes it; $TORCHFITS_PEERS_VENV).
 """
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 VENV = os.environ.get(
@@ -122,11 +126,63 @@ def main():
     pix = np.stack([x.ravel(), y.ravel()], axis=1).astype("f8")
     del x, y
     cases["wcs_pix2world_16M"] = {"astropy": timed(lambda: wcs.all_pix2world(pix, 0), max(3, a.runs // 2))}
+    cases.update(compressed_table_cases(a.dir, a.runs))
     for cid, v in cases.items():
         line = "  ".join(f"{k} {ms:9.3f} ms" for k, ms in v.items())
         print(f"{cid:28} {line}", file=sys.stderr)
     with open(a.json, "w") as fh:
         json.dump({"cases": cases}, fh, indent=2)
+
+
+def compressed_table_cases(d, runs):
+    """The standard table tile-compressed by cfitsio's own tool (`fpack -table`, made once into
+    DIR/table_1M.fits.fz), read whole, two columns, and rows 500000-600000: by python fitsio after
+    `funpack` (cfitsio does the decompressing; python fitsio does not read a compressed table) and
+    by rustfits where it is installed in the peers' environment. Nothing where fpack is missing
+    (Debian: libcfitsio-bin)."""
+    ztab = os.path.join(d, "table_1M.fits.fz")
+    if not os.path.exists(ztab):
+        if not shutil.which("fpack"):
+            print("compressed-table cases skipped: fpack is not installed (libcfitsio-bin)", file=sys.stderr)
+            return {}
+        with tempfile.TemporaryDirectory(dir=d) as tmp:
+            src = os.path.join(tmp, "table_1M.fits")
+            shutil.copy(os.path.join(d, "table_1M.fits"), src)
+            subprocess.run(["fpack", "-table", src], check=True)
+            shutil.move(src + ".fz", ztab)
+    names = ["id", "ra", "dec", "flux", "flag", "nobs", "band", "mag16"]
+    rows = np.arange(500_000, 600_000)
+    shapes = {"ztable_1M_full": (None, None), "ztable_1M_2cols": (["ra", "flux"], None),
+              "ztable_1M_rows_100k": (None, rows)}
+
+    def funpacked(columns, rows):
+        def f():
+            with tempfile.TemporaryDirectory(dir=d) as tmp:
+                plain = os.path.join(tmp, "table.fits")
+                subprocess.run(["funpack", "-O", plain, ztab], check=True)
+                with fitsio.FITS(plain) as fh:
+                    t = fh[1].read(columns=columns, rows=rows)
+                    return [np.ascontiguousarray(t[c]) for c in (columns or names)]
+        return f
+
+    try:
+        import rustfits
+    except ImportError:
+        rustfits = None
+
+    def rust(columns, rows):
+        def f():
+            with rustfits.FITS(ztab) as fh:
+                t = fh[1].read(columns=columns, rows=rows)
+                return [np.ascontiguousarray(t[c]) for c in (columns or names)]
+        return f
+
+    cases = {}
+    for cid, (columns, rows_) in shapes.items():
+        cases[cid] = {"fitsio": timed(funpacked(columns, rows_), runs)}
+        if rustfits is not None:
+            cases[cid]["rustfits"] = timed(rust(columns, rows_), runs)
+    return cases
 
 
 if __name__ == "__main__":

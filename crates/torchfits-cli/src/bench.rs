@@ -298,8 +298,8 @@ fn cases(dir: &Path) -> Vec<Case> {
         let rice = p("rice_i16_4096_t256.fits");
         out.push(Case { id: rice_id, ways: shared_cutouts::<i16>(rice, 1, &sections, threads) });
     }
-    let table = p("table_1M.fits");
-    let table_case = |columns: Option<&'static [&'static str]>, rows: Option<std::ops::Range<u64>>| -> Vec<Way> {
+    let table_case = |file: &str, columns: Option<&'static [&'static str]>, rows: Option<std::ops::Range<u64>>| -> Vec<Way> {
+        let table = p(file);
         ways()
             .into_iter()
             .map(|(name, options)| {
@@ -339,9 +339,14 @@ fn cases(dir: &Path) -> Vec<Case> {
         out.push(Case { id: "wcs_pix2world_16M_flex", ways: wcs_tensor_case(p("img_f32_4096.fits"), "cpu", false) });
         out.push(Case { id: "wcs_grid_256x64x64_wgpu", ways: wcs_tensor_case(p("img_f32_4096.fits"), "wgpu", true) });
     }
-    out.push(Case { id: "table_1M_full", ways: table_case(None, None) });
-    out.push(Case { id: "table_1M_2cols", ways: table_case(Some(&["ra", "flux"]), None) });
-    out.push(Case { id: "table_1M_rows_100k", ways: table_case(None, Some(500_000..600_000)) });
+    out.push(Case { id: "table_1M_full", ways: table_case("table_1M.fits", None, None) });
+    out.push(Case { id: "table_1M_2cols", ways: table_case("table_1M.fits", Some(&["ra", "flux"]), None) });
+    out.push(Case { id: "table_1M_rows_100k", ways: table_case("table_1M.fits", None, Some(500_000..600_000)) });
+    // the same table tile-compressed by fpack -table (benches/peer_cases.py makes it)
+    let packed = "table_1M.fits.fz";
+    out.push(Case { id: "ztable_1M_full", ways: table_case(packed, None, None) });
+    out.push(Case { id: "ztable_1M_2cols", ways: table_case(packed, Some(&["ra", "flux"]), None) });
+    out.push(Case { id: "ztable_1M_rows_100k", ways: table_case(packed, None, Some(500_000..600_000)) });
     let path = img.clone();
     let header: Way = (
         "open+header",

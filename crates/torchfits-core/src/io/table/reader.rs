@@ -492,7 +492,10 @@ impl TableBatches {
                 .prefetch(std::slice::from_ref(&(at..at + len as u64)))
                 .map_err(|e| Error::io(e, "cannot read the rows"))?;
         }
-        if !mapped && !streamed && len > 0 {
+        // a compressed table's fixed-width columns decode straight from their tiles' cells: the
+        // rows are put together only for the columns that need them
+        let block_needed = r.tiles.is_none() || !other.is_empty();
+        if !mapped && !streamed && len > 0 && block_needed {
             if self.block.capacity() == 0 {
                 self.block = r.pool.bytes(len);
             }
@@ -503,7 +506,8 @@ impl TableBatches {
                 (Some(tiles), Some(source)) => {
                     self.arrays.clear();
                     let out = Unpacked { rows: &mut self.block[..len], heap: &mut self.arrays };
-                    tiles.unpack(source, &r.schema, first, n, &wanted, out)?;
+                    let assembled: Vec<usize> = other.iter().map(|&k| columns[k].index).collect();
+                    tiles.unpack(source, &r.schema, (first, n), &assembled, out)?;
                 }
                 _ => r.file.read_table_rows(r.index, r.data_start, first, row_bytes, &mut self.block[..len])?,
             }
@@ -519,7 +523,7 @@ impl TableBatches {
         let file: &FitsFile = &r.file;
         let block: &[u8] = match source.and_then(|s| s.slice(at, len)) {
             Some(rows) if mapped => rows,
-            _ if streamed => &[],
+            _ if streamed || !block_needed => &[],
             _ => &self.block[..len],
         };
         let rows = match (source, at) {
@@ -540,8 +544,23 @@ impl TableBatches {
         let parts = if n >= PARALLEL_MIN_ROWS { file.threads().max(1) } else { 1 };
         let fixed_columns: Vec<&ColumnSchema> = fixed.iter().map(|&k| columns[k]).collect();
         let mut decoded: Vec<Option<ColumnData>> = (0..columns.len()).map(|_| None).collect();
-        for (k, d) in fixed.iter().zip(decode_fixed(&fixed_columns, rows, n, parts, &r.pool)?) {
-            decoded[*k] = Some(d);
+        match (&r.tiles, source) {
+            (Some(tiles), Some(source)) => {
+                let indices: Vec<usize> = fixed_columns.iter().map(|c| c.index).collect();
+                let cells = tiles.column_cells(source, &r.schema, (first, n), &indices, file.threads().max(1))?;
+                for ((k, c), bytes) in fixed.iter().zip(&fixed_columns).zip(cells) {
+                    // the column alone, its cells one after the other
+                    let mut alone = (*c).clone();
+                    alone.offset = 0;
+                    let rows = Rows::Memory(Cells { rows: &bytes, stride: c.width, offset: 0, width: 0 });
+                    decoded[*k] = decode_fixed(&[&alone], rows, n, parts, &r.pool)?.pop();
+                }
+            }
+            _ => {
+                for (k, d) in fixed.iter().zip(decode_fixed(&fixed_columns, rows, n, parts, &r.pool)?) {
+                    decoded[*k] = Some(d);
+                }
+            }
         }
         for k in other {
             decoded[k] = Some(decode_other(columns[k], block, row_bytes, n, &heap, &r.pool)?);

@@ -10,8 +10,10 @@
 //! compressed alone with the column's algorithm, in the stored heap (stored as it is when
 //! compressing did not make it smaller).
 //!
-//! Only the tiles a batch's rows touch are decoded, and only for the columns it reads; the rows
-//! are put together in the layout of the table held, so the reader decodes them as any other.
+//! Only the tiles a batch's rows touch are decoded, and only for the columns it reads, on every
+//! thread: a fixed-width column's cells then decode as the reader decodes any column; the rows
+//! of the variable-length columns are put together in the layout of the table held, their
+//! descriptors pointing into the batch's decoded arrays.
 
 use std::ops::Range;
 
@@ -21,6 +23,7 @@ use torchfits_format::table_schema::{ColumnSchema, FitsType, TableSchema, VarArr
 use crate::compression::{gzip, rice};
 use crate::source::ByteSource;
 use torchfits_format::error::{Error, Result};
+use torchfits_format::threads::caught;
 
 /// How a column's cells are compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,15 +114,15 @@ impl TableTiles {
         Ok(TableTiles { stored, data_start, tile_rows, rows, algorithms, limits })
     }
 
-    /// Rows `first..first + n` of `columns` (indices into `schema`'s) into `out.rows`, laid out
-    /// as `schema` says (other columns' bytes left as they are); their variable-length arrays
-    /// appended to `out.heap`, their descriptors pointing there.
+    /// The descriptors of rows `first..first + n` of the variable-length columns of `columns`
+    /// (indices into `schema`'s) into `out.rows`, laid out as `schema` says (other bytes left as
+    /// they are), pointing into `out.heap`, where their arrays are appended decoded. (Fixed-width
+    /// columns come from [`TableTiles::column_cells`].)
     pub(crate) fn unpack(
         &self,
         file: &dyn ByteSource,
         schema: &TableSchema,
-        first: u64,
-        n: usize,
+        (first, n): (u64, usize),
         columns: &[usize],
         out: Unpacked<'_>,
     ) -> Result<()> {
@@ -127,45 +130,122 @@ impl TableTiles {
         if first >= end {
             return Ok(());
         }
-        let mut cell = Vec::new();
-        let mut values = Vec::new();
-        for tile in first / self.tile_rows..=(end - 1) / self.tile_rows {
-            let tile_first = tile * self.tile_rows;
-            let tile_len = (self.rows - tile_first).min(self.tile_rows) as usize;
+        let jobs: Vec<(u64, usize)> = (first / self.tile_rows..=(end - 1) / self.tile_rows)
+            .flat_map(|tile| columns.iter().map(move |&k| (tile, k)))
+            .filter(|&(_, k)| schema.columns.get(k).is_some_and(|c| c.variable.is_some()))
+            .collect();
+        let decoded = self.descriptor_cells(file, schema, &jobs)?;
+        for (&(tile, k), values) in jobs.iter().zip(decoded) {
+            let Some(c) = schema.columns.get(k) else { continue };
+            let (tile_first, tile_len) = self.tile_extent(tile);
             let wanted = first.max(tile_first)..end.min(tile_first + tile_len as u64);
-            for &k in columns {
-                let (Some(c), Some(&algorithm)) = (schema.columns.get(k), self.algorithms.get(k)) else { continue };
-                if c.width == 0 {
-                    continue;
-                }
-                let in_tile = |e: Error| Error::decoding(format!("column {}, tile {tile}: {e}", c.name));
-                self.cell(file, tile, k, &mut cell).map_err(in_tile)?;
-                let place = Place { tile_first, wanted: wanted.clone(), first, row_bytes: schema.row_bytes };
-                match c.variable {
-                    None => {
-                        self.column_values(c, algorithm, &cell, tile_len, &mut values).map_err(in_tile)?;
-                        place.fixed(c, &values, out.rows);
-                    }
-                    Some(kind) => {
-                        let want = self.tile_bytes(tile_len, c.width + 16).map_err(in_tile)?;
-                        gzip::inflate_exact(&cell, want, false, 1, &mut values)
-                            .map_err(|e| in_tile(Error::decoding(e)))?;
-                        self.arrays(
-                            file,
-                            c,
-                            kind,
-                            algorithm,
-                            &values,
-                            &place,
-                            tile_len,
-                            Unpacked { rows: &mut *out.rows, heap: &mut *out.heap },
-                        )
-                        .map_err(in_tile)?;
-                    }
-                }
-            }
+            let place = Place { tile_first, wanted, first, row_bytes: schema.row_bytes };
+            let Some(kind) = c.variable else { continue };
+            let algorithm = self.algorithms.get(k).copied().unwrap_or(Algorithm::Gzip1);
+            let arrays = Unpacked { rows: &mut *out.rows, heap: &mut *out.heap };
+            self.arrays(file, c, kind, algorithm, &values, &place, tile_len, arrays)
+                .map_err(|e| Error::decoding(format!("column {}, tile {tile}: {e}", c.name)))?;
         }
         Ok(())
+    }
+
+    /// The cells of rows `first..first + n` of each fixed-width column of `columns` (indices into
+    /// `schema`'s), one after the other as the table held stores them (big-endian): each
+    /// (tile, column) decoded on one of `threads` threads straight into its place.
+    pub(crate) fn column_cells(
+        &self,
+        file: &dyn ByteSource,
+        schema: &TableSchema,
+        (first, n): (u64, usize),
+        columns: &[usize],
+        threads: usize,
+    ) -> Result<Vec<Vec<u8>>> {
+        let end = first.saturating_add(n as u64).min(self.rows);
+        let rows = end.saturating_sub(first) as usize;
+        let mut out = Vec::with_capacity(columns.len());
+        for &k in columns {
+            let width = schema.columns.get(k).map_or(0, |c| c.width);
+            out.push(self.limits.zeroed_vec::<u8>(self.tile_bytes(rows, width)?, "a batch of a compressed column")?);
+        }
+        let mut jobs = Vec::new();
+        for (&k, column) in columns.iter().zip(out.iter_mut()) {
+            let Some(c) = schema.columns.get(k).filter(|c| c.width > 0 && rows > 0) else { continue };
+            let mut rest: &mut [u8] = column;
+            for tile in first / self.tile_rows..=(end - 1) / self.tile_rows {
+                let (tile_first, tile_len) = self.tile_extent(tile);
+                let skip = (first.max(tile_first) - tile_first) as usize;
+                let take = (end.min(tile_first + tile_len as u64) - first.max(tile_first)) as usize;
+                let (here, after) = std::mem::take(&mut rest).split_at_mut(take * c.width);
+                rest = after;
+                jobs.push(CellJob { tile, column: c, skip, out: here });
+            }
+        }
+        let jobs = std::sync::Mutex::new(jobs);
+        let work = || -> Result<()> {
+            let (mut cell, mut tile_values, mut scratch) = (Vec::new(), Vec::new(), Scratch::default());
+            loop {
+                let job = jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+                let Some(CellJob { tile, column: c, skip, out }) = job else { return Ok(()) };
+                let in_tile = |e: Error| Error::decoding(format!("column {}, tile {tile}: {e}", c.name));
+                self.cell(file, tile, c.index, &mut cell).map_err(in_tile)?;
+                let algorithm = self.algorithms.get(c.index).copied().unwrap_or(Algorithm::Gzip1);
+                let tile_bytes = self.tile_bytes(self.tile_extent(tile).1, c.width).map_err(in_tile)?;
+                let decoded = if skip == 0 && out.len() == tile_bytes {
+                    decode(c.fits_type, algorithm, &cell, out, &mut scratch)
+                } else {
+                    // a tile the batch holds part of: decoded whole, its rows of the batch kept
+                    tile_values.resize(tile_bytes, 0);
+                    let at = skip * c.width;
+                    decode(c.fits_type, algorithm, &cell, &mut tile_values, &mut scratch).map(|()| {
+                        if let Some(part) = tile_values.get(at..at + out.len()) {
+                            out.copy_from_slice(part);
+                        }
+                    })
+                };
+                decoded.map_err(|e| in_tile(Error::decoding(e)))?;
+            }
+        };
+        if threads <= 1 {
+            work()?;
+        } else {
+            std::thread::scope(|s| {
+                let workers: Vec<_> =
+                    (0..threads).map(|_| s.spawn(|| caught("decoding a compressed table's tiles", work))).collect();
+                workers
+                    .into_iter()
+                    .map(|w| w.join().unwrap_or_else(|_| Err(Error::decoding("a decoding thread panicked"))))
+                    .collect::<Result<Vec<()>>>()
+            })?;
+        }
+        Ok(out)
+    }
+
+    /// The first row and the rows of tile `tile`.
+    fn tile_extent(&self, tile: u64) -> (u64, usize) {
+        let first = tile * self.tile_rows;
+        (first, (self.rows - first).min(self.tile_rows) as usize)
+    }
+
+    /// The inflated cell of each (tile, variable-length column) of `jobs`, in order: the tile's
+    /// own descriptors, then each row's (length, offset) in the stored heap.
+    fn descriptor_cells(
+        &self,
+        file: &dyn ByteSource,
+        schema: &TableSchema,
+        jobs: &[(u64, usize)],
+    ) -> Result<Vec<Vec<u8>>> {
+        let mut cell = Vec::new();
+        let mut out = Vec::with_capacity(jobs.len());
+        for &(tile, k) in jobs {
+            let c = schema.columns.get(k).ok_or_else(|| Error::decoding("no such column"))?;
+            let in_tile = |e: Error| Error::decoding(format!("column {}, tile {tile}: {e}", c.name));
+            self.cell(file, tile, k, &mut cell).map_err(in_tile)?;
+            let want = self.tile_bytes(self.tile_extent(tile).1, c.width + 16).map_err(in_tile)?;
+            let mut values = Vec::new();
+            gzip::inflate_exact(&cell, want, false, 1, &mut values).map_err(|e| in_tile(Error::decoding(e)))?;
+            out.push(values);
+        }
+        Ok(out)
     }
 
     /// The compressed bytes of column `k`'s cell in tile `tile`, into `cell`.
@@ -202,20 +282,6 @@ impl TableTiles {
         let bytes = rows.checked_mul(width).ok_or_else(|| Error::limits("a tile's cells do not fit in memory"))?;
         self.limits.check_alloc(bytes as u64, "a tile of a compressed table")?;
         Ok(bytes)
-    }
-
-    /// A fixed-width column's values for the tile's `rows` rows, in row order (big-endian, as in
-    /// the table held), from its cell `code`.
-    fn column_values(
-        &self,
-        c: &ColumnSchema,
-        algorithm: Algorithm,
-        code: &[u8],
-        rows: usize,
-        values: &mut Vec<u8>,
-    ) -> Result<()> {
-        let want = self.tile_bytes(rows, c.width)?;
-        decode(c.fits_type, algorithm, code, want, values).map_err(Error::decoding)
     }
 
     /// A variable-length array column's rows of a tile: `inflated` is the tile's descriptors and
@@ -278,17 +344,6 @@ impl Place {
         let at = (row - self.first) as usize * self.row_bytes + c.offset;
         rows.get_mut(at..at + c.width).unwrap_or_default()
     }
-
-    /// The tile's `values` of fixed-width column `c` (row order) into the wanted rows.
-    fn fixed(&self, c: &ColumnSchema, values: &[u8], rows: &mut [u8]) {
-        for row in self.wanted.clone() {
-            let r = (row - self.tile_first) as usize;
-            let cell = self.cell(c, row, rows);
-            if let Some(v) = values.get(r * c.width..(r + 1) * c.width).filter(|v| v.len() == cell.len()) {
-                cell.copy_from_slice(v);
-            }
-        }
-    }
 }
 
 /// Bytes per value RICE_1 codes a column of `t` in, where it may.
@@ -318,25 +373,40 @@ fn array_value_bytes(t: FitsType) -> usize {
     t.size().max(1)
 }
 
-/// `want` bytes of values of `t` (big-endian, in order) from `code`.
-fn decode(t: FitsType, algorithm: Algorithm, code: &[u8], want: usize, out: &mut Vec<u8>) -> Result<(), String> {
+/// What a decoding thread reuses from cell to cell.
+#[derive(Default)]
+struct Scratch {
+    ints: Vec<i32>,
+    bytes: Vec<u8>,
+}
+
+/// A (tile, column) to decode and where its rows of the batch go.
+struct CellJob<'a> {
+    tile: u64,
+    column: &'a ColumnSchema,
+    /// Rows of the tile before the batch's first.
+    skip: usize,
+    out: &'a mut [u8],
+}
+
+/// The values of `t` coded in `code`, big-endian and in order, into exactly `out`.
+fn decode(t: FitsType, algorithm: Algorithm, code: &[u8], out: &mut [u8], scratch: &mut Scratch) -> Result<(), String> {
     match algorithm {
         Algorithm::Rice => {
             let bytes = rice_bytes(t).ok_or_else(|| format!("RICE_1 does not code {t:?} values"))?;
-            let mut ints = Vec::new();
-            rice::decode(code, bytes, 32, want / bytes, &mut ints)?;
-            out.clear();
-            out.reserve(want);
-            for v in ints {
-                out.extend_from_slice(v.to_be_bytes().get(4 - bytes..).unwrap_or_default());
+            rice::decode(code, bytes, 32, out.len() / bytes, &mut scratch.ints)?;
+            for (o, v) in out.chunks_exact_mut(bytes).zip(&scratch.ints) {
+                o.copy_from_slice(v.to_be_bytes().get(4 - bytes..).unwrap_or_default());
             }
             Ok(())
         }
-        Algorithm::Gzip2 => match shuffle_width(t) {
-            Some(width) => gzip::inflate_exact(code, want, true, width, out),
-            None => gzip::inflate_exact(code, want, false, 1, out),
-        },
-        Algorithm::Gzip1 => gzip::inflate_exact(code, want, false, 1, out),
+        Algorithm::Gzip2 if shuffle_width(t).is_some() => {
+            scratch.bytes.resize(out.len(), 0);
+            gzip::inflate_into(code, &mut scratch.bytes)?;
+            gzip::unshuffle_into(&scratch.bytes, shuffle_width(t).unwrap_or(1), out);
+            Ok(())
+        }
+        Algorithm::Gzip1 | Algorithm::Gzip2 => gzip::inflate_into(code, out),
     }
 }
 
@@ -344,9 +414,17 @@ fn decode(t: FitsType, algorithm: Algorithm, code: &[u8], want: usize, out: &mut
 /// cfitsio shuffles any array of 2-, 4- or 8-byte elements for GZIP_2 (complex floats too).
 fn decode_array(t: FitsType, algorithm: Algorithm, code: &[u8], want: usize, out: &mut Vec<u8>) -> Result<(), String> {
     let width = array_value_bytes(t);
+    out.clear();
+    out.resize(want, 0);
+    let mut scratch = Scratch::default();
     match algorithm {
-        Algorithm::Gzip2 if matches!(width, 2 | 4 | 8) => gzip::inflate_exact(code, want, true, width, out),
-        _ => decode(t, algorithm, code, want, out),
+        Algorithm::Gzip2 if matches!(width, 2 | 4 | 8) => {
+            scratch.bytes.resize(want, 0);
+            gzip::inflate_into(code, &mut scratch.bytes)?;
+            gzip::unshuffle_into(&scratch.bytes, width, out);
+            Ok(())
+        }
+        _ => decode(t, algorithm, code, out, &mut scratch),
     }
 }
 
