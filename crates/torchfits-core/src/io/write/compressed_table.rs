@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use torchfits_format::error::{Error, Result};
 
-use super::table::ColumnSpec;
+use super::column::ColumnSpec;
 use crate::compression::rice;
 use crate::io::table::ColumnType;
 

@@ -27,6 +27,7 @@
 // its shape on entry, and its own headers, tile grids and strides; it reads no file content.
 #![allow(clippy::indexing_slicing)]
 
+mod column;
 mod compressed_table;
 mod table;
 mod verify;
@@ -38,8 +39,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::compression::{Codec, TileCompression, rice};
+pub use column::ColumnSpec;
 pub use compressed_table::{TableAlgorithm, TableCompression};
-pub use table::{ColumnSpec, TableWrite};
+pub use table::TableWrite;
 use torchfits_format::cards::{Record, end, format_card, raw_card, structural};
 use torchfits_format::checksum;
 use torchfits_format::header::is_reserved;
