@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use crate::cfitsio::{HandlePool, cfitsio_can_take, check_tile_descriptors};
 use crate::compression::TileCompression;
 use crate::ffi::cfitsio::Handle;
-use crate::io::image::ImageReader;
 use crate::io::index::{HduSpan, Index};
 use crate::io::table::TableReader;
 use crate::io::table::tiles::TableTiles;
@@ -15,7 +14,7 @@ use crate::io::tile_memo;
 use crate::io::tiled::{NativeTiles, Undecoded};
 use crate::source::{self, ByteSource, InMemory};
 use torchfits_format::error::{Error, ErrorKind, Result};
-use torchfits_format::hdu::{HduInfo, HduKind, HduSelector, ImageLayout, classify};
+use torchfits_format::hdu::{HduInfo, HduKind, HduSelector, classify};
 use torchfits_format::header::Header;
 use torchfits_format::limits::Limits;
 use torchfits_format::table_schema::TableSchema;
@@ -353,22 +352,22 @@ struct Shared {
 
 /// One HDU's header, read and classified.
 #[derive(Clone, Debug)]
-struct Loaded {
-    kind: HduKind,
-    compressed: bool,
+pub(crate) struct Loaded {
+    pub(crate) kind: HduKind,
+    pub(crate) compressed: bool,
     /// The header (for a compressed image, the header of the image it holds), shared with the
     /// HDU index: copied only when it must change.
-    header: Arc<Header>,
+    pub(crate) header: Arc<Header>,
     /// For a compressed image, the tile shape in C order.
-    tiles: Option<Vec<usize>>,
+    pub(crate) tiles: Option<Vec<usize>>,
     /// For a compressed image of a plain file: where its tiles are (decoded without cfitsio), or
     /// why torchfits does not decode them.
-    native: Option<std::result::Result<NativeTiles, Undecoded>>,
+    pub(crate) native: Option<std::result::Result<NativeTiles, Undecoded>>,
     /// For an uncompressed image of a plain file, the byte offset of its data.
-    data_start: Option<u64>,
+    pub(crate) data_start: Option<u64>,
     /// For a tile-compressed table shown as the table it holds: the stored header, and where
     /// the stored rows begin (in a plain file).
-    stored_table: Option<(Arc<Header>, Option<u64>)>,
+    pub(crate) stored_table: Option<(Arc<Header>, Option<u64>)>,
 }
 
 impl FitsFile {
@@ -425,10 +424,15 @@ impl FitsFile {
 
     /// The bytes for direct image reads: [`FitsFile::source`], unless direct reads are off.
     pub(crate) fn direct_source(&self) -> Option<&dyn ByteSource> {
-        self.source().filter(|_| self.inner.options.direct)
+        self.source().filter(|_| self.direct_reads())
     }
 
-    fn in_file(&self, e: Error) -> Error {
+    /// Whether images are read without cfitsio where torchfits can ([`OpenOptions::direct_reads`]).
+    pub(crate) fn direct_reads(&self) -> bool {
+        self.inner.options.direct
+    }
+
+    pub(crate) fn in_file(&self, e: Error) -> Error {
         e.in_file(&self.inner.path)
     }
 
@@ -619,7 +623,7 @@ impl FitsFile {
     }
 
     /// The HDU `selector` names, loaded. A name is looked up by reading headers from the start.
-    fn find(&self, selector: HduSelector) -> Result<(usize, Loaded)> {
+    pub(crate) fn find(&self, selector: HduSelector) -> Result<(usize, Loaded)> {
         if let HduSelector::Index(i) = selector {
             return Ok((i, self.load(i)?));
         }
@@ -735,39 +739,6 @@ impl FitsFile {
             });
         }
         self.with_cfitsio(index, |handle| handle.read_table_bytes(first_row, out))
-    }
-
-    /// A reader for the image in HDU `selector` (reads its header). Fails with a
-    /// [`Parameter`](ErrorKind::Parameter) error for a table, an
-    /// [`Unsupported`](ErrorKind::Unsupported) one for random groups. The reader holds a clone
-    /// of this open file, and reads take `&self`: share one reader between threads.
-    pub fn image(&self, selector: impl Into<HduSelector>) -> Result<ImageReader> {
-        let (i, Loaded { kind, header, tiles, native, data_start, .. }) = self.find(selector.into())?;
-        let wrap = |e: Error| self.in_file(e.in_hdu(i));
-        match kind {
-            HduKind::Image => {}
-            HduKind::RandomGroups => {
-                return Err(wrap(Error::unsupported("random-groups arrays are not read as images")));
-            }
-            other => {
-                return Err(wrap(Error::parameter(format!("the HDU is a {other}, not an image"))));
-            }
-        }
-        let layout = ImageLayout::from_header(&header, self.limits()).map_err(wrap)?;
-        if let Some(tiles) = &tiles {
-            // a decoder holds one whole tile (ZTILEn, cut to the image) per thread
-            let bytepix = u64::from(layout.bitpix.unsigned_abs() / 8);
-            let bytes = tiles
-                .iter()
-                .zip(layout.shape.iter().chain(std::iter::repeat(&usize::MAX)))
-                .try_fold(bytepix, |acc, (&t, &n)| acc.checked_mul(t.min(n) as u64))
-                .unwrap_or(u64::MAX);
-            self.limits().check_tile(bytes).map_err(wrap)?;
-        }
-        let direct = self.inner.options.direct;
-        let data_start = if direct { data_start } else { None };
-        let native = if direct { native } else { None };
-        Ok(ImageReader::new(self.clone(), i, layout, header, data_start, tiles, native))
     }
 }
 

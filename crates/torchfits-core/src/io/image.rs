@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use crate::io::convert::{Conversion, Plan, doubles_into, read_section, section_ranges};
-use crate::io::file::FitsFile;
+use crate::io::file::{FitsFile, Loaded};
 use crate::io::tiled::{NativeTiles, Undecoded};
 use crate::source::ByteSource;
 use torchfits_format::error::{Error, Result};
-use torchfits_format::hdu::{ImageLayout, checked_len};
+use torchfits_format::hdu::{HduKind, HduSelector, ImageLayout, checked_len};
 use torchfits_format::header::Header;
 use torchfits_format::pixel::{Dtype, ImageData, Pixel, Pixels, Scaling, Section};
 use torchfits_format::threads::caught;
@@ -393,6 +393,43 @@ impl ImageReader {
         section.check(&self.layout.shape).map_err(|e| self.err(e))?;
         let n = checked_len(&section.shape()).map_err(|e| self.err(e))?;
         self.file.limits().zeroed_vec(n, "the image read").map_err(|e| self.err(e))
+    }
+}
+
+/// Opening an image HDU: here, beside the reader it makes, so that the open file does not
+/// depend on its readers.
+impl FitsFile {
+    /// A reader for the image in HDU `selector` (reads its header). Fails with a
+    /// [`Parameter`](crate::ErrorKind::Parameter) error for a table, an
+    /// [`Unsupported`](crate::ErrorKind::Unsupported) one for random groups. The reader holds a clone
+    /// of this open file, and reads take `&self`: share one reader between threads.
+    pub fn image(&self, selector: impl Into<HduSelector>) -> Result<ImageReader> {
+        let (i, Loaded { kind, header, tiles, native, data_start, .. }) = self.find(selector.into())?;
+        let wrap = |e: Error| self.in_file(e.in_hdu(i));
+        match kind {
+            HduKind::Image => {}
+            HduKind::RandomGroups => {
+                return Err(wrap(Error::unsupported("random-groups arrays are not read as images")));
+            }
+            other => {
+                return Err(wrap(Error::parameter(format!("the HDU is a {other}, not an image"))));
+            }
+        }
+        let layout = ImageLayout::from_header(&header, self.limits()).map_err(wrap)?;
+        if let Some(tiles) = &tiles {
+            // a decoder holds one whole tile (ZTILEn, cut to the image) per thread
+            let bytepix = u64::from(layout.bitpix.unsigned_abs() / 8);
+            let bytes = tiles
+                .iter()
+                .zip(layout.shape.iter().chain(std::iter::repeat(&usize::MAX)))
+                .try_fold(bytepix, |acc, (&t, &n)| acc.checked_mul(t.min(n) as u64))
+                .unwrap_or(u64::MAX);
+            self.limits().check_tile(bytes).map_err(wrap)?;
+        }
+        let direct = self.direct_reads();
+        let data_start = if direct { data_start } else { None };
+        let native = if direct { native } else { None };
+        Ok(ImageReader::new(self.clone(), i, layout, header, data_start, tiles, native))
     }
 }
 
