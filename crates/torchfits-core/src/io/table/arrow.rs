@@ -21,7 +21,7 @@ use arrow_array::{
 use arrow_buffer::{BooleanBuffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Fields, Schema};
 
-use crate::io::table::reader::{ColumnData, ColumnValues, TableBatch};
+use crate::io::table::batch::{ColumnData, ColumnValues, TableBatch};
 use torchfits_format::error::{Error, Result};
 
 pub use crate::ffi::mmap::map_file;

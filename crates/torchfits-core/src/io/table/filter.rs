@@ -13,7 +13,7 @@
 //! up to 2^53), strings and bools by equality or order. An undefined value (TNULL, a logical
 //! stored as 0, an ASCII blank) makes every comparison false, as in SQL; NaN compares false too.
 
-use crate::io::table::reader::{ColumnData, ColumnValues};
+use crate::io::table::batch::{ColumnData, ColumnValues};
 use torchfits_format::error::{Error, Result};
 
 /// A parsed filter.

@@ -23,13 +23,15 @@
 
 #[cfg(feature = "arrow")]
 pub mod arrow;
+mod batch;
 mod decode;
 mod filter;
 mod pool;
 mod reader;
 pub(crate) mod tiles;
 
+pub use batch::{ColumnData, ColumnValues, TableBatch};
 pub use filter::Filter;
 pub use pool::ColumnPool;
-pub use reader::{ColumnData, ColumnValues, DEFAULT_BATCH_ROWS, TableBatch, TableBatches, TableReader};
+pub use reader::{DEFAULT_BATCH_ROWS, TableBatches, TableReader};
 pub use torchfits_format::table_schema::{ColumnSchema, ColumnType, FitsType, TableSchema, VarArray};

@@ -8,7 +8,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::io::pool::PoolStats;
-use crate::io::table::reader::{ColumnData, ColumnValues, TableBatch};
+use crate::io::table::batch::{ColumnData, ColumnValues, TableBatch};
 use torchfits_format::table_schema::ColumnType;
 
 #[derive(Debug, Default)]

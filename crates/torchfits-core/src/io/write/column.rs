@@ -30,7 +30,7 @@ pub struct ColumnSpec {
     pub unit: Option<String>,
     /// A variable-length array per row (TFORM `P`): the elements go to the heap.
     pub variable: bool,
-    /// Integer columns: write TNULLn so undefined values can be stored (see [`TableWrite`]).
+    /// Integer columns: write TNULLn so undefined values can be stored (see [`super::TableWrite`]).
     pub nullable: bool,
 }
 
