@@ -83,6 +83,21 @@ fn table_and_compressed(dir: &Path, algorithm: &str, tile_rows: usize) -> (std::
 
 /// cfitsio's `fits_compress_table` of HDU 1 of `input` into a new file `output`.
 fn compress_table(input: &Path, output: &Path) {
+    cfitsio_table_copy(input, output, fitsio::sys::fits_compress_table);
+}
+
+/// cfitsio's `fits_uncompress_table` of HDU 1 of `input` into a new file `output`.
+fn uncompress_table(input: &Path, output: &Path) {
+    cfitsio_table_copy(input, output, fitsio::sys::fits_uncompress_table);
+}
+
+/// The primary HDU of `input` copied into a new file `output`, then HDU 1 through cfitsio's
+/// `op` (its compression or uncompression of a table); a failure names cfitsio's messages.
+fn cfitsio_table_copy(
+    input: &Path,
+    output: &Path,
+    op: unsafe extern "C" fn(*mut fitsio::sys::fitsfile, *mut fitsio::sys::fitsfile, *mut i32) -> i32,
+) {
     use fitsio::sys;
     let cin = CString::new(input.to_str().expect("path")).expect("path");
     let cout = CString::new(format!("!{}", output.display())).expect("path");
@@ -96,12 +111,21 @@ fn compress_table(input: &Path, output: &Path) {
         sys::ffcopy(fin, fout, 0, &mut status);
         let mut kind = 0;
         sys::ffmahd(fin, 2, &mut kind, &mut status);
-        sys::fits_compress_table(fin, fout, &mut status);
+        op(fin, fout, &mut status);
         let mut close = 0;
         sys::ffclos(fout, &mut close);
         sys::ffclos(fin, &mut close);
     }
-    assert_eq!(status, 0, "cfitsio could not compress {}", input.display());
+    let mut messages = String::new();
+    let mut text = [0 as std::os::raw::c_char; 81];
+    // SAFETY: ffgmsg writes at most 80 characters and a NUL into the buffer
+    while unsafe { sys::ffgmsg(text.as_mut_ptr()) } != 0 {
+        // SAFETY: the buffer holds the NUL-terminated message ffgmsg wrote
+        let line = unsafe { std::ffi::CStr::from_ptr(text.as_ptr()) };
+        messages.push_str(&line.to_string_lossy());
+        messages.push('\n');
+    }
+    assert_eq!(status, 0, "cfitsio failed on {}:\n{messages}", input.display());
 }
 
 /// Every batch of the table `CATALOG` of `file`, read `batch_rows` at a time.
@@ -190,36 +214,6 @@ fn a_corrupt_tile_is_an_error_naming_the_column_and_tile() {
         .expect_err("a garbled tile does not read");
     let text = err.to_string();
     assert!(text.contains("corrupt.fits.fz") && text.contains("tile"), "{text}");
-}
-
-/// cfitsio's `fits_uncompress_table` of HDU 1 of `input` into a new file `output`.
-fn uncompress_table(input: &Path, output: &Path) {
-    use fitsio::sys;
-    let cin = CString::new(input.to_str().expect("path")).expect("path");
-    let cout = CString::new(format!("!{}", output.display())).expect("path");
-    let mut status = 0;
-    // SAFETY: as in compress_table
-    unsafe {
-        let (mut fin, mut fout) = (std::ptr::null_mut(), std::ptr::null_mut());
-        sys::ffopen(&mut fin, cin.as_ptr(), 0, &mut status);
-        sys::ffinit(&mut fout, cout.as_ptr(), &mut status);
-        sys::ffcopy(fin, fout, 0, &mut status);
-        let mut kind = 0;
-        sys::ffmahd(fin, 2, &mut kind, &mut status);
-        sys::fits_uncompress_table(fin, fout, &mut status);
-        let mut close = 0;
-        sys::ffclos(fout, &mut close);
-        sys::ffclos(fin, &mut close);
-    }
-    let mut messages = String::new();
-    let mut text = [0 as std::os::raw::c_char; 81];
-    // SAFETY: ffgmsg writes at most 80 characters and a NUL into the buffer
-    while unsafe { fitsio::sys::ffgmsg(text.as_mut_ptr()) } != 0 {
-        let line = unsafe { std::ffi::CStr::from_ptr(text.as_ptr()) };
-        messages.push_str(&line.to_string_lossy());
-        messages.push('\n');
-    }
-    assert_eq!(status, 0, "cfitsio could not uncompress {}:\n{messages}", input.display());
 }
 
 #[test]

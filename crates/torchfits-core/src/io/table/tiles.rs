@@ -180,6 +180,7 @@ impl TableTiles {
                 jobs.push(CellJob { tile, column: c, skip, out: here });
             }
         }
+        let threads = threads.min(jobs.len());
         let jobs = std::sync::Mutex::new(jobs);
         let work = || -> Result<()> {
             let (mut cell, mut tile_values, mut scratch) = (Vec::new(), Vec::new(), Scratch::default());
@@ -299,7 +300,9 @@ impl TableTiles {
         tile_len: usize,
         out: Unpacked<'_>,
     ) -> Result<()> {
-        let (own, stored) = inflated.split_at(tile_len * c.width);
+        let (own, stored) = inflated
+            .split_at_checked(tile_len * c.width)
+            .ok_or_else(|| Error::decoding("the cell holds fewer descriptors than the tile has rows"))?;
         let mut code = Vec::new();
         let mut array = Vec::new();
         for row in place.wanted.clone() {
