@@ -171,6 +171,23 @@ fn a_tab_axis_is_refused_before_wcslib() {
     );
 }
 
+/// Keywords without a value (`MJDREF =`, `DATEREF =`) before and after axis keywords made wcslib
+/// build a WCS that frees a pointer it never allocated (an abort, heap corruption): they are not
+/// handed to wcslib, which would reject them anyway.
+#[test]
+fn keywords_without_values_around_axis_keywords_do_not_reach_wcslib() {
+    for key in ["MJDREF", "DATEREF"] {
+        let cards = [format!("{key:<8}="), "CRPIX3  =                125.0".into(), "CDELT1  = -0.0033".into()];
+        let cards: Vec<String> = cards.iter().cloned().chain([format!("{key:<8}=")]).collect();
+        let text: String = cards.iter().map(String::as_str).chain(["END"]).map(|c| format!("{c:<80}")).collect();
+        let header = Header::parse(text.as_bytes()).expect("parse");
+        let wcs = Wcs::from_header(&header).expect("the primary WCS");
+        assert_eq!(wcs.naxis(), 3, "{key}");
+        let options = torchfits::WcsOptions::new().alt('B');
+        assert!(Wcs::with_options(&header, options).is_err(), "{key}: no alternate B");
+    }
+}
+
 fn tan_header(extra: &[(&str, Value)]) -> Header {
     let mut h = Header::new();
     for (k, v) in [
@@ -369,7 +386,12 @@ fn a_pixel_list_wcs_is_refused_before_wcslib() {
     for cards in [
         &["TCTYP5  = 'RA---TAN'", "CRPIX1  =                  1.0"][..],
         &["TCTYP5  = 'RA---TAN'", "1CUNI7  = 'deg'"],
-        &["TCTYP5  = 'RA---TAN'", "TCTYP6  = 'DEC--TAN'", "TCRVL5  =                 10.0", "TCRPX6  =                100.0"],
+        &[
+            "TCTYP5  = 'RA---TAN'",
+            "TCTYP6  = 'DEC--TAN'",
+            "TCRVL5  =                 10.0",
+            "TCRPX6  =                100.0",
+        ],
     ] {
         let e = Wcs::with_options(&header(cards), table).expect_err("a pixel list");
         assert_eq!(e.kind(), ErrorKind::Unsupported, "{cards:?}: {e}");

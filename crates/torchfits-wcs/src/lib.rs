@@ -280,6 +280,12 @@ impl Wcs {
             if !keywords::for_wcslib(card.base_keyword(), options.table) {
                 continue;
             }
+            // a keyword without a value says nothing wcslib would keep (it rejects the card), and
+            // wcslib 7.12 frees a pointer it never allocated after some of them (`MJDREF =` or
+            // `DATEREF =` before and after axis keywords)
+            if matches!(card.value(), torchfits_format::header::Value::Undefined) {
+                continue;
+            }
             // a card that cannot be written back (non-ASCII text) is one wcslib would reject too
             if let Ok(records) = torchfits_format::cards::format_card(card) {
                 let own = options.table && keywords::is_binary_table_form(card.base_keyword());
