@@ -6,13 +6,13 @@
 //! or stored as it is when that is smaller) lies in the stored heap. Uncompressed, the table is
 //! byte for byte the one [`super::TableWrite`] writes without compression.
 
-use std::fs::File;
-use std::io::{BufWriter, Read, Seek, Write};
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::Path;
 
 use torchfits_format::error::{Error, Result};
 
 use super::column::ColumnSpec;
+use super::spool::Spool;
 use crate::compression::rice;
 use crate::io::table::ColumnType;
 
@@ -117,8 +117,7 @@ pub(super) struct Packer {
     /// The stored table's rows: one per tile, a 16-byte descriptor per column.
     pub(super) stored_rows: Vec<u8>,
     pub(super) tiles: u64,
-    stored_heap: Option<(BufWriter<File>, PathBuf)>,
-    pub(super) stored_heap_len: u64,
+    pub(super) stored_heap: Spool,
     /// Per column, the longest cell of the stored table.
     pub(super) longest: Vec<u64>,
 }
@@ -131,7 +130,8 @@ pub(super) struct Layout<'a> {
 }
 
 impl Packer {
-    pub(super) fn new(compression: &TableCompression, columns: &[ColumnSpec], row_bytes: usize) -> Packer {
+    /// A packer of `columns` whose stored heap spools beside `near`.
+    pub(super) fn new(compression: &TableCompression, columns: &[ColumnSpec], row_bytes: usize, near: &Path) -> Packer {
         Packer {
             tile_rows: compression.rows_per_tile(row_bytes),
             algorithms: columns.iter().map(|c| compression.algorithm_of(c)).collect(),
@@ -140,8 +140,7 @@ impl Packer {
             heap_base: 0,
             stored_rows: Vec::new(),
             tiles: 0,
-            stored_heap: None,
-            stored_heap_len: 0,
+            stored_heap: Spool::new(near, "stored-heap"),
             longest: vec![0; columns.len()],
         }
     }
@@ -157,56 +156,27 @@ impl Packer {
     }
 
     /// Takes rows `rows` (and their arrays, `heap`, the next bytes of the uncompressed heap) and
-    /// packs every whole tile they complete; `scratch` names the stored heap's scratch file.
-    pub(super) fn push(
-        &mut self,
-        layout: &Layout<'_>,
-        rows: &[u8],
-        heap: &[u8],
-        scratch: &dyn Fn() -> PathBuf,
-    ) -> Result<()> {
+    /// packs every whole tile they complete.
+    pub(super) fn push(&mut self, layout: &Layout<'_>, rows: &[u8], heap: &[u8]) -> Result<()> {
         self.pending.extend_from_slice(rows);
         self.heap.extend_from_slice(heap);
         let tile = self.tile_rows * layout.row_bytes;
         while tile > 0 && self.pending.len() >= tile {
-            self.pack(layout, tile, scratch)?;
+            self.pack(layout, tile)?;
         }
         Ok(())
     }
 
     /// Packs the rows left as the last, shorter tile.
-    pub(super) fn flush(&mut self, layout: &Layout<'_>, scratch: &dyn Fn() -> PathBuf) -> Result<()> {
+    pub(super) fn flush(&mut self, layout: &Layout<'_>) -> Result<()> {
         if !self.pending.is_empty() {
-            self.pack(layout, self.pending.len(), scratch)?;
+            self.pack(layout, self.pending.len())?;
         }
         Ok(())
     }
 
-    /// Copies the stored heap into `out` and removes its scratch file.
-    pub(super) fn copy_heap(&mut self, out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
-        let Some((spool, path)) = self.stored_heap.take() else { return Ok(()) };
-        let _cleanup = super::Cleanup(&path);
-        let mut f = spool.into_inner().map_err(|e| Error::io(e.into_error(), "cannot write the stored heap"))?;
-        f.rewind().map_err(|e| Error::io(e, "cannot read the stored heap back"))?;
-        let mut chunk = vec![0u8; 1 << 20];
-        loop {
-            let k = f.read(&mut chunk).map_err(|e| Error::io(e, "cannot read the stored heap back"))?;
-            if k == 0 {
-                return Ok(());
-            }
-            out(chunk.get(..k).unwrap_or_default())?;
-        }
-    }
-
-    /// Removes the stored heap's scratch file of a table left incomplete.
-    pub(super) fn discard(&mut self) {
-        if let Some((_, path)) = self.stored_heap.take() {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-
     /// Packs the first `bytes` bytes of the pending rows as one tile.
-    fn pack(&mut self, layout: &Layout<'_>, bytes: usize, scratch: &dyn Fn() -> PathBuf) -> Result<()> {
+    fn pack(&mut self, layout: &Layout<'_>, bytes: usize) -> Result<()> {
         let rows: Vec<u8> = self.pending.drain(..bytes).collect();
         let n = bytes / layout.row_bytes.max(1);
         let mut descriptors = Vec::with_capacity(16 * layout.columns.len());
@@ -219,14 +189,14 @@ impl Packer {
                 .collect();
             let algorithm = self.algorithms.get(k).copied().unwrap_or(TableAlgorithm::Gzip1);
             let code = if c.variable {
-                let pointers = self.arrays(c, algorithm, &cells, scratch)?;
+                let pointers = self.arrays(c, algorithm, &cells)?;
                 gzip(&[&cells, &pointers])?
             } else if width == 0 {
                 Vec::new()
             } else {
                 compress(c.column_type, algorithm, &cells)?
             };
-            let at = self.put(&code, scratch)?;
+            let at = self.stored_heap.append(&code)?;
             if let Some(longest) = self.longest.get_mut(k) {
                 *longest = (*longest).max(code.len() as u64);
             }
@@ -241,13 +211,7 @@ impl Packer {
 
     /// Each row's array of a variable-length column (its `P` descriptors `cells`), compressed
     /// alone into the stored heap: the 16-byte (length, offset) of each, in row order.
-    fn arrays(
-        &mut self,
-        c: &ColumnSpec,
-        algorithm: TableAlgorithm,
-        cells: &[u8],
-        scratch: &dyn Fn() -> PathBuf,
-    ) -> Result<Vec<u8>> {
+    fn arrays(&mut self, c: &ColumnSpec, algorithm: TableAlgorithm, cells: &[u8]) -> Result<Vec<u8>> {
         let size = c.size();
         let mut pointers = Vec::with_capacity(cells.len() * 2);
         for d in cells.chunks_exact(8) {
@@ -260,7 +224,7 @@ impl Packer {
             } else {
                 let code = compress_array(c.column_type, algorithm, raw)?;
                 let kept = if code.len() < raw.len() { code } else { raw.to_vec() };
-                let at = self.put(&kept, scratch)?;
+                let at = self.stored_heap.append(&kept)?;
                 (kept.len() as u64, at)
             };
             pointers.extend_from_slice(&len.to_be_bytes());
@@ -283,30 +247,6 @@ impl Packer {
         let drop = (first - self.heap_base) as usize;
         self.heap.drain(..drop.min(self.heap.len()));
         self.heap_base = first;
-    }
-
-    /// Appends `code` to the stored heap; its offset there.
-    fn put(&mut self, code: &[u8], scratch: &dyn Fn() -> PathBuf) -> Result<u64> {
-        let at = self.stored_heap_len;
-        if code.is_empty() {
-            return Ok(at);
-        }
-        let spool = match &mut self.stored_heap {
-            Some((f, _)) => f,
-            None => {
-                let path = scratch();
-                let f = File::options()
-                    .read(true)
-                    .write(true)
-                    .create_new(true)
-                    .open(&path)
-                    .map_err(|e| Error::io(e, "cannot create the stored heap's scratch file"))?;
-                &mut self.stored_heap.insert((BufWriter::new(f), path)).0
-            }
-        };
-        spool.write_all(code).map_err(|e| Error::io(e, "cannot write the stored heap's scratch file"))?;
-        self.stored_heap_len += code.len() as u64;
-        Ok(at)
     }
 }
 

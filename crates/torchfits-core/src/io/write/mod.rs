@@ -29,6 +29,7 @@
 
 mod column;
 mod compressed_table;
+mod spool;
 mod table;
 mod verify;
 

@@ -6,13 +6,10 @@
 // `TableBatch::new`) and its own header records.
 #![allow(clippy::indexing_slicing)]
 
-use std::fs::File;
-use std::io::{BufWriter, Read, Seek, Write};
-use std::path::PathBuf;
-
 use super::column::ColumnSpec;
 use super::compressed_table::{Layout, Packer, TableCompression};
-use super::{Cleanup, FitsWriter, OpenHdu, TMP_COUNTER};
+use super::spool::Spool;
+use super::{FitsWriter, OpenHdu};
 use crate::io::table::{ColumnData, ColumnType, ColumnValues, TableBatch};
 use torchfits_format::cards::{Record, raw_card, structural};
 use torchfits_format::error::{Error, Result};
@@ -59,7 +56,8 @@ pub struct TableWrite<'w> {
     /// Per variable-length column, the longest array so far.
     max_len: Vec<u64>,
     heap_len: u64,
-    heap: Option<(BufWriter<File>, PathBuf)>,
+    /// The heap of the rows written, until the rows are all in.
+    heap: Spool,
     /// Where NAXIS2, PCOUNT and each TFORMn are among the header's records.
     naxis2_at: usize,
     pcount_at: usize,
@@ -212,7 +210,7 @@ impl<'w> TableWrite<'w> {
             }
             let mut packed = None;
             if let Some(compression) = compression {
-                let packer = Packer::new(compression, &columns, row_bytes);
+                let packer = Packer::new(compression, &columns, row_bytes, &writer.tmp);
                 records.push(structural("ZTABLE", Value::Bool(true), "this is a compressed table"));
                 records.push(structural(
                     "ZTILELEN",
@@ -264,6 +262,7 @@ impl<'w> TableWrite<'w> {
             Some((packer, counts, forms)) => (Some(packer), counts, forms),
             None => (None, (0, 0), Vec::new()),
         };
+        let heap = Spool::new(&writer.tmp, "heap");
         Ok(TableWrite {
             writer,
             columns,
@@ -273,7 +272,7 @@ impl<'w> TableWrite<'w> {
             rows: 0,
             max_len,
             heap_len: 0,
-            heap: None,
+            heap,
             naxis2_at,
             pcount_at,
             tform_at,
@@ -358,7 +357,7 @@ impl<'w> TableWrite<'w> {
         }
         if let Some(packer) = &mut self.packer {
             let layout = Layout { columns: &self.columns, offsets: &self.offsets, row_bytes: self.row_bytes };
-            packer.push(&layout, &self.buf, &heap, &|| scratch_path(&self.writer.tmp, "stored-heap"))?;
+            packer.push(&layout, &self.buf, &heap)?;
             self.heap_len += heap.len() as u64;
             self.rows += n as u64;
             return Ok(());
@@ -367,24 +366,8 @@ impl<'w> TableWrite<'w> {
         let put = self.writer.put(&buf);
         self.buf = buf;
         put?;
-        if !heap.is_empty() {
-            let spool = match &mut self.heap {
-                Some((f, _)) => f,
-                None => {
-                    let n = TMP_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let path = PathBuf::from(format!("{}.{n}.heap", self.writer.tmp.display()));
-                    let f = File::options()
-                        .read(true)
-                        .write(true)
-                        .create_new(true)
-                        .open(&path)
-                        .map_err(|e| Error::io(e, "cannot create the heap's scratch file"))?;
-                    &mut self.heap.insert((BufWriter::new(f), path)).0
-                }
-            };
-            spool.write_all(&heap).map_err(|e| Error::io(e, "cannot write the heap's scratch file"))?;
-            self.heap_len += heap.len() as u64;
-        }
+        self.heap.append(&heap)?;
+        self.heap_len += heap.len() as u64;
         self.rows += n as u64;
         Ok(())
     }
@@ -399,19 +382,8 @@ impl<'w> TableWrite<'w> {
         if self.packer.is_some() {
             return self.complete_packed();
         }
-        if let Some((spool, path)) = self.heap.take() {
-            let _cleanup = Cleanup(&path);
-            let mut f = spool.into_inner().map_err(|e| Error::io(e.into_error(), "cannot write the heap"))?;
-            f.rewind().map_err(|e| Error::io(e, "cannot read the heap back"))?;
-            let mut chunk = vec![0u8; 1 << 20];
-            loop {
-                let k = f.read(&mut chunk).map_err(|e| Error::io(e, "cannot read the heap back"))?;
-                if k == 0 {
-                    break;
-                }
-                self.writer.put(&chunk[..k])?;
-            }
-        }
+        let (heap, writer) = (&mut self.heap, &mut *self.writer);
+        heap.drain_into(&mut |bytes| writer.put(bytes))?;
         let Some(mut hdu) = self.hdu.take() else {
             return Err(Error::parameter("the table is already complete"));
         };
@@ -432,17 +404,16 @@ impl TableWrite<'_> {
     fn complete_packed(&mut self) -> Result<()> {
         let Some(mut packer) = self.packer.take() else { return Ok(()) };
         let layout = Layout { columns: &self.columns, offsets: &self.offsets, row_bytes: self.row_bytes };
-        let tmp = self.writer.tmp.clone();
-        packer.flush(&layout, &|| scratch_path(&tmp, "stored-heap"))?;
+        packer.flush(&layout)?;
         self.writer.put(&packer.stored_rows)?;
         let writer = &mut *self.writer;
-        packer.copy_heap(&mut |bytes| writer.put(bytes))?;
+        packer.stored_heap.drain_into(&mut |bytes| writer.put(bytes))?;
         let Some(mut hdu) = self.hdu.take() else {
             return Err(Error::parameter("the table is already complete"));
         };
         let int = |k: &str, v: u64, note: &str| structural(k, Value::Int(v as i64), note);
         hdu.records[self.naxis2_at] = int("NAXIS2", packer.tiles, "number of rows in table");
-        hdu.records[self.pcount_at] = int("PCOUNT", packer.stored_heap_len, "size of special data area");
+        hdu.records[self.pcount_at] = int("PCOUNT", packer.stored_heap.len(), "size of special data area");
         let (znaxis2, zpcount) = self.zcounts_at;
         hdu.records[znaxis2] = int("ZNAXIS2", self.rows, "number of rows in uncompressed table");
         hdu.records[zpcount] = int("ZPCOUNT", self.heap_len, "size of heap in uncompressed table");
@@ -459,23 +430,6 @@ impl TableWrite<'_> {
             }
         }
         self.writer.end_hdu(hdu, true)
-    }
-}
-
-/// A scratch file's path beside the writer's temporary file.
-fn scratch_path(tmp: &std::path::Path, what: &str) -> PathBuf {
-    let n = TMP_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    PathBuf::from(format!("{}.{n}.{what}", tmp.display()))
-}
-
-impl Drop for TableWrite<'_> {
-    fn drop(&mut self) {
-        if let Some((_, path)) = self.heap.take() {
-            let _ = std::fs::remove_file(path);
-        }
-        if let Some(packer) = &mut self.packer {
-            packer.discard();
-        }
     }
 }
 
